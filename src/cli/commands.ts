@@ -1,0 +1,24 @@
+/**
+ * The commands `cog` offers, with the issue that builds each one. Commands listed here but not yet
+ * built fail with a NotImplementedError naming their issue, so `--help` shows the whole plan.
+ */
+export interface PlannedCommand {
+  readonly name: string;
+  readonly aliases?: readonly string[];
+  readonly describe: string;
+  readonly issue: number;
+}
+
+export const plannedCommands: readonly PlannedCommand[] = [
+  { name: 'init', describe: 'Write a starter cog.yaml, predict.py and requirements.txt', issue: 4 },
+  { name: 'build', describe: 'Build an image from cog.yaml with BuildKit (no Docker daemon)', issue: 4 },
+  { name: 'debug', describe: 'Print the build plan and the LLB graph for cog.yaml', issue: 4 },
+  { name: 'predict', aliases: ['run'], describe: 'Run a prediction on a model image', issue: 5 },
+  { name: 'serve', describe: "Serve a model's HTTP API on a local port", issue: 5 },
+  { name: 'exec', describe: "Run a command in the model's environment", issue: 5 },
+  { name: 'train', describe: 'Run a training on a model image', issue: 5 },
+  { name: 'push', describe: 'Build and push a model image to an OCI registry', issue: 6 },
+  { name: 'login', describe: 'Log in to r8.im or another OCI registry', issue: 6 },
+  { name: 'logout', describe: 'Remove stored registry credentials', issue: 6 },
+  { name: 'inspect', describe: "Show a model image's labels, schema and size without pulling it", issue: 6 },
+];
