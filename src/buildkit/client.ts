@@ -1,0 +1,190 @@
+/**
+ * A client of buildkitd's Control API over gRPC: info, workers, solve, status and the session stream.
+ * Every call can be cancelled with an AbortSignal.
+ */
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type {
+  moby_buildkit_v1_BytesMessage,
+  moby_buildkit_v1_InfoResponse,
+  moby_buildkit_v1_ListWorkersResponse,
+  moby_buildkit_v1_SolveRequest,
+  moby_buildkit_v1_SolveResponse,
+  moby_buildkit_v1_StatusResponse,
+} from '../gen/types.js';
+import { BuildkitError } from './errors.js';
+import { serviceDefinition } from './grpc-services.js';
+
+/** BuildKit's daemon sends and accepts messages up to 16 MiB; grpc-js defaults to 4 MiB. */
+const messageLimit = 16 * 1024 * 1024;
+
+export interface TlsOptions {
+  readonly caCert?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  readonly serverName?: string;
+}
+
+export interface BuildkitAddress {
+  /** the grpc-js target */
+  readonly target: string;
+  readonly credentials: grpc.ChannelCredentials;
+  /** what the user gave, for messages */
+  readonly display: string;
+  readonly serverName: string | undefined;
+}
+
+/** Parses a BUILDKIT_HOST value: `unix:///path/to/buildkitd.sock` or `tcp://host:port` (TLS if given). */
+export function parseBuildkitHost(host: string, tls?: TlsOptions): BuildkitAddress {
+  const unix = /^unix:\/\/(\/.*)$/.exec(host);
+  if (unix) {
+    return {
+      target: `unix://${unix[1]}`,
+      credentials: grpc.credentials.createInsecure(),
+      display: host,
+      serverName: undefined,
+    };
+  }
+  const tcp = /^tcp:\/\/([^/]+)\/?$/.exec(host);
+  if (tcp) {
+    const credentials =
+      tls && (tls.caCert || tls.cert)
+        ? grpc.credentials.createSsl(tls.caCert ?? null, tls.key ?? null, tls.cert ?? null)
+        : grpc.credentials.createInsecure();
+    return { target: tcp[1] as string, credentials, display: host, serverName: tls?.serverName };
+  }
+  throw new BuildkitError(`unsupported BUILDKIT_HOST "${host}"`, {
+    hint: 'use unix:///path/to/buildkitd.sock or tcp://host:port',
+  });
+}
+
+/** A random build/session id like BuildKit's identity.NewID (25 base-36 characters). */
+export function newId(): string {
+  const bytes = randomBytes(16);
+  return BigInt(`0x${bytes.toString('hex')}`)
+    .toString(36)
+    .padStart(25, '0')
+    .slice(0, 25);
+}
+
+type Unary<Req, Res> = (
+  req: Req,
+  md: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: grpc.requestCallback<Res>,
+) => grpc.ClientUnaryCall;
+
+interface ControlStub extends grpc.Client {
+  Info: Unary<object, moby_buildkit_v1_InfoResponse>;
+  ListWorkers: Unary<object, moby_buildkit_v1_ListWorkersResponse>;
+  Solve: Unary<moby_buildkit_v1_SolveRequest, moby_buildkit_v1_SolveResponse>;
+  Status(
+    req: { Ref: string },
+    md?: grpc.Metadata,
+  ): grpc.ClientReadableStream<moby_buildkit_v1_StatusResponse>;
+  Session(
+    md: grpc.Metadata,
+  ): grpc.ClientDuplexStream<moby_buildkit_v1_BytesMessage, moby_buildkit_v1_BytesMessage>;
+}
+
+const ControlClientCtor = grpc.makeGenericClientConstructor(
+  serviceDefinition('moby.buildkit.v1.Control'),
+  'Control',
+);
+
+export class BuildkitClient {
+  private constructor(
+    private readonly stub: ControlStub,
+    readonly address: BuildkitAddress,
+  ) {}
+
+  /** Connects and waits until the daemon answers, failing within `timeoutMs` with what was tried. */
+  static async connect(
+    host: string,
+    options: { timeoutMs?: number; tls?: TlsOptions } = {},
+  ): Promise<BuildkitClient> {
+    const address = parseBuildkitHost(host, options.tls);
+    const channelOptions: grpc.ChannelOptions = {
+      'grpc.max_receive_message_length': messageLimit,
+      'grpc.max_send_message_length': messageLimit,
+      ...(address.serverName ? { 'grpc.ssl_target_name_override': address.serverName } : {}),
+    };
+    const stub = new ControlClientCtor(
+      address.target,
+      address.credentials,
+      channelOptions,
+    ) as unknown as ControlStub;
+    const timeoutMs = options.timeoutMs ?? 5000;
+    try {
+      await new Promise<void>((resolve, reject) =>
+        stub.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve())),
+      );
+    } catch (err) {
+      stub.close();
+      throw new BuildkitError(
+        `cannot reach buildkitd at ${address.display} (no answer within ${timeoutMs / 1000}s)`,
+        {
+          hint: 'start buildkitd there, or point BUILDKIT_HOST at a running one (e.g. `eval "$(scripts/testbed env)"`)',
+          cause: err,
+        },
+      );
+    }
+    return new BuildkitClient(stub, address);
+  }
+
+  private unary<Req, Res>(method: Unary<Req, Res>, request: Req, signal?: AbortSignal): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const call = method.call(this.stub, request, new grpc.Metadata(), {}, (err, res) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(toBuildkitError(err, this.address.display));
+        else resolve(res as Res);
+      });
+      const onAbort = () => call.cancel();
+      if (signal?.aborted) call.cancel();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  info(signal?: AbortSignal): Promise<moby_buildkit_v1_InfoResponse> {
+    return this.unary(this.stub.Info, {}, signal);
+  }
+
+  listWorkers(signal?: AbortSignal): Promise<moby_buildkit_v1_ListWorkersResponse> {
+    return this.unary(this.stub.ListWorkers, {}, signal);
+  }
+
+  solve(
+    request: moby_buildkit_v1_SolveRequest,
+    signal?: AbortSignal,
+  ): Promise<moby_buildkit_v1_SolveResponse> {
+    return this.unary(this.stub.Solve, request, signal);
+  }
+
+  /** The status stream of build `ref`: incremental vertex, status and log updates. */
+  status(ref: string): grpc.ClientReadableStream<moby_buildkit_v1_StatusResponse> {
+    return this.stub.Status({ Ref: ref });
+  }
+
+  /** Opens the raw session stream; `Session` wraps it. */
+  openSession(
+    metadata: grpc.Metadata,
+  ): grpc.ClientDuplexStream<moby_buildkit_v1_BytesMessage, moby_buildkit_v1_BytesMessage> {
+    return this.stub.Session(metadata);
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+}
+
+function toBuildkitError(err: grpc.ServiceError, where: string): BuildkitError {
+  if (err.code === grpc.status.CANCELLED)
+    return new BuildkitError('cancelled', { cause: err, exitCode: 130 });
+  if (err.code === grpc.status.UNAVAILABLE) {
+    return new BuildkitError(`lost the connection to buildkitd at ${where}: ${err.details}`, {
+      hint: 'check that buildkitd is still running (its log says why it stopped)',
+      cause: err,
+    });
+  }
+  return new BuildkitError(err.details || err.message, { cause: err });
+}

@@ -1,0 +1,74 @@
+/** One build: Control.Solve of a Definition, with the status stream followed alongside. */
+import type {
+  moby_buildkit_v1_CacheOptionsEntry,
+  moby_buildkit_v1_Exporter,
+  moby_buildkit_v1_SolveResponse,
+  moby_buildkit_v1_StatusResponse,
+  pb_Definition,
+} from '../gen/types.js';
+import { type BuildkitClient, newId } from './client.js';
+import type { Session } from './session.js';
+
+export interface SolveOptions {
+  readonly definition: pb_Definition;
+  readonly session?: Session;
+  readonly exporters?: readonly moby_buildkit_v1_Exporter[];
+  readonly cacheExports?: readonly moby_buildkit_v1_CacheOptionsEntry[];
+  readonly cacheImports?: readonly moby_buildkit_v1_CacheOptionsEntry[];
+  readonly frontendAttrs?: Readonly<Record<string, string>>;
+  /** e.g. `network.host`, `security.insecure` (the daemon must allow them too) */
+  readonly entitlements?: readonly string[];
+  readonly signal?: AbortSignal;
+  /** called with every status update, in order */
+  readonly onStatus?: (status: moby_buildkit_v1_StatusResponse) => void;
+}
+
+export interface SolveResult {
+  readonly ref: string;
+  readonly exporterResponse: Record<string, string>;
+}
+
+/** How long to keep reading status after the solve returned, when nothing more arrives. */
+const statusDrainMs = 5000;
+
+export async function solve(client: BuildkitClient, options: SolveOptions): Promise<SolveResult> {
+  const ref = newId();
+  const status = client.status(ref);
+  const statusDone = new Promise<void>((resolve) => {
+    status.on('data', (update: moby_buildkit_v1_StatusResponse) => options.onStatus?.(update));
+    status.on('end', resolve);
+    status.on('error', () => resolve()); // the solve's own result carries the error that matters
+  });
+  let response: moby_buildkit_v1_SolveResponse;
+  try {
+    response = await client.solve(
+      {
+        Ref: ref,
+        Definition: options.definition,
+        ...(options.session ? { Session: options.session.id } : {}),
+        Exporters: [...(options.exporters ?? [])],
+        Cache: { Exports: [...(options.cacheExports ?? [])], Imports: [...(options.cacheImports ?? [])] },
+        FrontendAttrs: { ...(options.frontendAttrs ?? {}) },
+        Entitlements: [...(options.entitlements ?? [])],
+      },
+      options.signal,
+    );
+  } catch (err) {
+    await drain(statusDone, status);
+    throw err;
+  }
+  await drain(statusDone, status);
+  return { ref, exporterResponse: response.ExporterResponse ?? {} };
+}
+
+async function drain(done: Promise<void>, stream: { cancel(): void }): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      stream.cancel();
+      resolve();
+    }, statusDrainMs);
+  });
+  await Promise.race([done, timeout]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,12 @@
+export {
+  type MarshalledDefinition,
+  type MarshalledOp,
+  digestOf,
+  marshalDefinition,
+  readDefinition,
+} from './definition.js';
+export type { CacheSharing, Mount, RunOptions } from './exec.js';
+export { FileActions } from './file.js';
+export { git, http, image, local, normalizeImageRef } from './source.js';
+export { diff, ExecState, merge, resolvePath, scratch, State } from './state.js';
+export type { Output, StepOptions } from './vertex.js';
