@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { CogError, NotImplementedError } from '../errors.js';
 import { cogVersion } from '../version.js';
 import { plannedCommands } from './commands.js';
+import { debugLlb } from './debug-llb.js';
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -18,7 +19,46 @@ export async function main(argv: readonly string[]): Promise<number> {
     .fail((msg, err) => {
       throw err ?? new CogError(msg, { hint: 'run `cog --help` for usage' });
     });
-  for (const command of plannedCommands) {
+  cli.command('debug', 'Print the build plan and the LLB graph for cog.yaml', (y) =>
+    y
+      .command(
+        'llb',
+        'Write an LLB Definition to stdout (readable by `buildctl debug dump-llb` and `buildctl build`)',
+        (c) =>
+          c
+            .option('example', {
+              type: 'string',
+              demandOption: true,
+              describe: 'name of a graph of the LLB corpus',
+            })
+            .option('format', { choices: ['definition', 'json'] as const, default: 'definition' as const })
+            .option('http-url', {
+              type: 'string',
+              default: 'http://127.0.0.1:5055/v2/',
+              describe: 'URL for the http source',
+            })
+            .option('git-url', {
+              type: 'string',
+              default: 'git://127.0.0.1/repo.git',
+              describe: 'URL for the git source',
+            }),
+        (argv) =>
+          debugLlb(
+            {
+              example: argv.example,
+              format: argv.format,
+              httpUrl: argv['http-url'],
+              gitUrl: argv['git-url'],
+            },
+            process.stdout,
+          ),
+      )
+      .demandCommand(
+        1,
+        'Name what to debug: `cog debug llb`. (`cog debug` of cog.yaml comes with issue #4.)',
+      ),
+  );
+  for (const command of plannedCommands.filter((c) => c.name !== 'debug')) {
     cli.command(
       [command.name, ...(command.aliases ?? [])],
       command.describe,

@@ -122,11 +122,24 @@ export interface GitOptions extends StepOptions {
   readonly checksum?: string;
 }
 
+/** host[:port]/path of a git remote: https and ssh URLs of one repository give the same id. */
+function gitRemoteId(url: string): string {
+  const scpLike = /^(?:[^@/:]+@)?([^/:]+):(?!\/\/)(.+)$/.exec(url);
+  let hostPath: string;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    const parsed = new URL(url);
+    hostPath = `${parsed.host}${parsed.pathname}`;
+  } else if (scpLike) {
+    hostPath = `${scpLike[1]}/${scpLike[2]}`;
+  } else {
+    throw new Error(`invalid git URL "${url}"`);
+  }
+  return hostPath.replace(/\/+$/, '');
+}
+
 /** A git repository (the daemon clones it). */
 export function git(url: string, options: GitOptions = {}): State {
-  const parsed = /^(?:[a-z+]+:\/\/)?(?:[^@/]+@)?([^/:]+)[:/](.+?)(?:\.git)?$/.exec(url);
-  if (!parsed) throw new Error(`invalid git URL "${url}"`);
-  let identifier = `git://${parsed[1]}/${parsed[2]}`;
+  let identifier = `git://${gitRemoteId(url)}`;
   if (options.ref || options.subdir)
     identifier += `#${options.ref ?? ''}${options.subdir ? `:${options.subdir}` : ''}`;
   const attrs: Record<string, string> = { 'git.fullurl': url };
