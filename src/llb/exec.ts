@@ -8,6 +8,7 @@ import {
   type Output,
   type StepOptions,
   type Vertex,
+  InputList,
   stepMetadata,
 } from './vertex.js';
 
@@ -187,14 +188,9 @@ export class ExecVertex implements Vertex {
 
   marshal(ctx: MarshalContext): MarshalledVertex {
     const settings = this.base.settings;
-    const inputs: Output[] = [];
-    const inputIndex = (output: Output | undefined): number => {
-      if (!output) return -1;
-      const found = inputs.findIndex((o) => o.vertex === output.vertex && o.index === output.index);
-      if (found >= 0) return found;
-      inputs.push(output);
-      return inputs.length - 1;
-    };
+    const inputList = new InputList();
+    const inputs = inputList.outputs;
+    const inputIndex = (output: Output | undefined) => inputList.indexOf(output);
     let nextOutput = 0;
     const mounts: pb_Mount[] = this.regular.map((m) => ({
       input: inputIndex(m.input),

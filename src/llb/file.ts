@@ -8,6 +8,7 @@ import {
   type Output,
   type StepOptions,
   type Vertex,
+  InputList,
   stepMetadata,
 } from './vertex.js';
 
@@ -142,14 +143,9 @@ export class FileVertex implements Vertex {
   ) {}
 
   marshal(_ctx: MarshalContext): MarshalledVertex {
-    const inputs: Output[] = [];
-    const inputIndex = (output: Output | undefined): number => {
-      if (!output) return -1;
-      const found = inputs.findIndex((o) => o.vertex === output.vertex && o.index === output.index);
-      if (found >= 0) return found;
-      inputs.push(output);
-      return inputs.length - 1;
-    };
+    const inputList = new InputList();
+    const inputs = inputList.outputs;
+    const inputIndex = (output: Output | undefined) => inputList.indexOf(output);
     // inputs first: the base, then every copy source, so action indexes can follow them
     const baseIndex = inputIndex(this.base.output);
     const sources = this.chain.actions.map((a) => (a.kind === 'copy' ? inputIndex(a.from.output) : -1));

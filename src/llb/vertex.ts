@@ -60,3 +60,16 @@ export function stepMetadata(options: StepOptions | undefined, caps: readonly st
   }
   return metadata;
 }
+
+/** An op's inputs in order of first use; the same output used twice is one input. Scratch is -1. */
+export class InputList {
+  readonly outputs: Output[] = [];
+
+  indexOf(output: Output | undefined): number {
+    if (!output) return -1;
+    const found = this.outputs.findIndex((o) => o.vertex === output.vertex && o.index === output.index);
+    if (found >= 0) return found;
+    this.outputs.push(output);
+    return this.outputs.length - 1;
+  }
+}
