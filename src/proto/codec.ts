@@ -50,11 +50,12 @@ function isSyntheticOneof(oneof: protobuf.OneOf): boolean {
   return oneof.fieldsArray.length === 1 && oneof.name === `_${oneof.fieldsArray[0]?.name ?? ''}`;
 }
 
-function isZero(value: unknown): boolean {
-  if (value === 0 || value === '' || value === false || value === '0') return true;
+/** Whether a scalar holds its proto3 default. A decimal string is a number only in 64-bit fields. */
+function isZero(scalarType: string, value: unknown): boolean {
+  if (value === 0 || value === '' || value === false) return true;
   if (typeof value === 'bigint') return value === 0n;
   if (value instanceof Uint8Array) return value.length === 0;
-  return false;
+  return value === '0' && scalarType.endsWith('64') && scalarType !== 'double';
 }
 
 function enumNumber(field: protobuf.Field, value: unknown): number {
@@ -160,8 +161,9 @@ function writeMessage(w: protobuf.Writer, type: protobuf.Type, message: Plain): 
       continue;
     }
     const inRealOneof = field.partOf !== null && !isSyntheticOneof(field.partOf);
-    const isMessage = scalarTypeOf(field, field.type) === undefined;
-    if (!inRealOneof && !isMessage && isZero(value) && !field.options?.proto3_optional) continue;
+    const scalarType = scalarTypeOf(field, field.type);
+    const keepZero = inRealOneof || field.options?.proto3_optional === true;
+    if (scalarType !== undefined && !keepZero && isZero(scalarType, value)) continue;
     writeValue(w, field, field.id, field.type, value);
   }
 }

@@ -42,6 +42,11 @@ describe('deterministic protobuf encoding', () => {
     assert.equal(hex(codec('pb.Input').encode({ index: -1 })), '10ffffffffffffffffff01');
   });
 
+  test('"0" is a zero only in 64-bit integer fields, not in strings', () => {
+    assert.equal(hex(codec('pb.Input').encode({ index: '0' })), '');
+    assert.equal(hex(codec('pb.Meta').encode({ user: '0' })), '220130');
+  });
+
   test('a oneof member is written even when it holds a zero value', () => {
     assert.equal(hex(codec('pb.UserOpt').encode({ byID: 0 })), '1000');
   });
