@@ -50,11 +50,11 @@ const scalar = {
   sint32: 'number',
   fixed32: 'number',
   sfixed32: 'number',
-  int64: 'number',
-  uint64: 'number',
-  sint64: 'number',
-  fixed64: 'number',
-  sfixed64: 'number',
+  int64: 'Int64',
+  uint64: 'Int64',
+  sint64: 'Int64',
+  fixed64: 'Int64',
+  sfixed64: 'Int64',
   bool: 'boolean',
   string: 'string',
   bytes: 'Uint8Array',
@@ -70,7 +70,11 @@ function fieldType(field) {
   return base;
 }
 
-const out = [header];
+const out = [
+  header,
+  '/** A 64-bit integer: a number, or a decimal string for values beyond 2^53 (decoding gives numbers). */',
+  'export type Int64 = number | string;\n',
+];
 const messageNames = [];
 function visit(ns) {
   for (const nested of ns.nestedArray) {

@@ -82,7 +82,8 @@ async function* walk(root: string, rel = ''): AsyncGenerator<Entry> {
     const abs = join(root, path);
     const st = await lstat(abs, { bigint: true });
     const mode = toGoMode(st);
-    const stat: fsutil_types_Stat = { path, mode, modTime: Number(st.mtimeNs) };
+    // mtimes in full nanoseconds (past 2^53, so as a string): the daemon's differ compares them
+    const stat: fsutil_types_Stat = { path, mode, modTime: st.mtimeNs.toString() };
     let file: string | undefined;
     if (st.isSymbolicLink()) stat.linkname = await readlink(abs);
     else if (st.isFile()) {

@@ -1,5 +1,5 @@
 /** File actions (mkdir, mkfile, rm, copy, symlink) chained into one FileOp, run inside buildkitd. */
-import type { pb_ChownOpt, pb_FileAction, pb_UserOpt } from '../gen/types.js';
+import type { Int64, pb_ChownOpt, pb_FileAction, pb_UserOpt } from '../gen/types.js';
 import type { State } from './state.js';
 import { resolvePath } from './state.js';
 import {
@@ -129,7 +129,7 @@ function chown(owner: Owner | undefined): pb_ChownOpt | undefined {
 }
 
 /** Times travel as unix nanoseconds; -1 means "not set" (the daemon picks). */
-function timestamp(ms: number | undefined): number | string {
+function timestamp(ms: number | undefined): Int64 {
   return ms === undefined ? -1 : (BigInt(ms) * 1_000_000n).toString();
 }
 
@@ -164,7 +164,7 @@ export class FileVertex implements Vertex {
             makeParents: action.options.parents ?? false,
             owner: chown(action.options.owner),
             timestamp: timestamp(action.options.time),
-          } as pb_FileAction['mkdir'];
+          };
           break;
         case 'mkfile':
           file.mkfile = {
@@ -173,7 +173,7 @@ export class FileVertex implements Vertex {
             data: action.data,
             owner: chown(action.options.owner),
             timestamp: timestamp(action.options.time),
-          } as pb_FileAction['mkfile'];
+          };
           break;
         case 'rm':
           file.rm = {
@@ -200,7 +200,7 @@ export class FileVertex implements Vertex {
             include_patterns: [...(o.include ?? [])],
             exclude_patterns: [...(o.exclude ?? [])],
             alwaysReplaceExistingDestPaths: o.replaceExisting ?? false,
-          } as pb_FileAction['copy'];
+          };
           break;
         }
         case 'symlink':
@@ -209,7 +209,7 @@ export class FileVertex implements Vertex {
             newpath: action.link,
             owner: chown(action.options.owner),
             timestamp: timestamp(action.options.time),
-          } as pb_FileAction['symlink'];
+          };
           break;
       }
       return file;
