@@ -16,7 +16,7 @@ import { BuildkitError } from './errors.js';
 import { serviceDefinition } from './grpc-services.js';
 
 /** BuildKit's daemon sends and accepts messages up to 16 MiB; grpc-js defaults to 4 MiB. */
-const messageLimit = 16 * 1024 * 1024;
+export const messageLimit = 16 * 1024 * 1024;
 
 export interface TlsOptions {
   readonly caCert?: Buffer;

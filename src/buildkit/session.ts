@@ -6,7 +6,7 @@
 import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { moby_buildkit_v1_BytesMessage } from '../gen/types.js';
-import { type BuildkitClient, newId } from './client.js';
+import { type BuildkitClient, messageLimit, newId } from './client.js';
 import { methodPaths, serviceDefinition } from './grpc-services.js';
 
 export interface SessionService {
@@ -75,8 +75,8 @@ export class Session {
     const id = newId();
     const all = [healthService, ...services];
     const server = new grpc.Server({
-      'grpc.max_receive_message_length': 16 * 1024 * 1024,
-      'grpc.max_send_message_length': 16 * 1024 * 1024,
+      'grpc.max_receive_message_length': messageLimit,
+      'grpc.max_send_message_length': messageLimit,
     });
     const metadata = new grpc.Metadata();
     metadata.set('x-docker-expose-session-uuid', id);

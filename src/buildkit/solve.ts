@@ -53,11 +53,9 @@ export async function solve(client: BuildkitClient, options: SolveOptions): Prom
       },
       options.signal,
     );
-  } catch (err) {
+  } finally {
     await drain(statusDone, status);
-    throw err;
   }
-  await drain(statusDone, status);
   return { ref, exporterResponse: response.ExporterResponse ?? {} };
 }
 
