@@ -11,6 +11,8 @@ import type { Session } from './session.js';
 
 export interface SolveOptions {
   readonly definition: pb_Definition;
+  /** the build's id (default: a new one); `buildctl debug histories` lists it */
+  readonly ref?: string;
   readonly session?: Session;
   readonly exporters?: readonly moby_buildkit_v1_Exporter[];
   readonly cacheExports?: readonly moby_buildkit_v1_CacheOptionsEntry[];
@@ -32,7 +34,7 @@ export interface SolveResult {
 const statusDrainMs = 5000;
 
 export async function solve(client: BuildkitClient, options: SolveOptions): Promise<SolveResult> {
-  const ref = newId();
+  const ref = options.ref ?? newId();
   const status = client.status(ref);
   const statusDone = new Promise<void>((resolve) => {
     status.on('data', (update: moby_buildkit_v1_StatusResponse) => options.onStatus?.(update));
@@ -54,6 +56,8 @@ export async function solve(client: BuildkitClient, options: SolveOptions): Prom
       options.signal,
     );
   } finally {
+    // a cancelled build says nothing more worth waiting for
+    if (options.signal?.aborted) status.cancel();
     await drain(statusDone, status);
   }
   return { ref, exporterResponse: response.ExporterResponse ?? {} };

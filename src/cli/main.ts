@@ -3,6 +3,7 @@ import { CogError, NotImplementedError } from '../errors.js';
 import { cogVersion } from '../version.js';
 import { plannedCommands } from './commands.js';
 import { debugLlb } from './debug-llb.js';
+import { debugSolve } from './debug-solve.js';
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -53,9 +54,52 @@ export async function main(argv: readonly string[]): Promise<number> {
             process.stdout,
           ),
       )
+      .command(
+        'solve',
+        'Solve an LLB Definition with our BuildKit client, like `buildctl build` (no Docker)',
+        (c) =>
+          c
+            .option('example', { type: 'string', describe: 'name of a graph of the LLB corpus' })
+            .option('llb', {
+              type: 'string',
+              nargs: 1,
+              describe: 'a Definition file written by `cog debug llb` (- = stdin)',
+            })
+            .option('output', {
+              alias: 'o',
+              type: 'string',
+              array: true,
+              default: [] as string[],
+              describe: 'type=image,name=REF,push=true | type=oci|docker|tar,dest=FILE | type=local,dest=DIR',
+            })
+            .option('local', { type: 'string', array: true, default: [] as string[], describe: 'NAME=DIR' })
+            .option('secret', {
+              type: 'string',
+              array: true,
+              default: [] as string[],
+              describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
+            })
+            .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
+            .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
+            .option('git-url', { type: 'string', default: 'git://127.0.0.1/repo.git' }),
+        (argv) =>
+          debugSolve(
+            {
+              example: argv.example,
+              llb: argv.llb,
+              outputs: argv.output,
+              locals: argv.local,
+              secrets: argv.secret,
+              metadataFile: argv['metadata-file'],
+              httpUrl: argv['http-url'],
+              gitUrl: argv['git-url'],
+            },
+            { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+          ),
+      )
       .demandCommand(
         1,
-        'Name what to debug: `cog debug llb`. (`cog debug` of cog.yaml comes with issue #4.)',
+        'Name what to debug: `cog debug llb` or `cog debug solve`. (`cog debug` of cog.yaml comes with issue #4.)',
       ),
   );
   for (const command of plannedCommands.filter((c) => c.name !== 'debug')) {

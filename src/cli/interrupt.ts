@@ -1,0 +1,39 @@
+/**
+ * Ctrl-C for long-running commands: the first SIGINT (or SIGTERM) aborts the work's AbortSignal so the
+ * build is cancelled on the daemon and the session closes; a second one exits at once.
+ */
+import { CogError } from '../errors.js';
+
+export class InterruptedError extends CogError {
+  constructor(signal: NodeJS.Signals) {
+    super(`interrupted (${signal}): the build was cancelled`, { exitCode: 130 });
+  }
+}
+
+export async function withInterrupt<T>(
+  stderr: NodeJS.WritableStream,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  let received: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received) {
+      stderr.write(`cog: ${signal} again, exiting now\n`);
+      process.exit(130);
+    }
+    received = signal;
+    stderr.write(`cog: ${signal}: cancelling the build (press Ctrl-C again to exit at once)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await work(controller.signal);
+  } catch (err) {
+    if (received) throw new InterruptedError(received);
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

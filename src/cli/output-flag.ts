@@ -1,0 +1,69 @@
+/** `--output` values like buildctl's: `type=image,name=REF,push=true`, `type=oci,dest=FILE`, `type=local,dest=DIR`. */
+import { CogError } from '../errors.js';
+
+export type OutputType = 'image' | 'oci' | 'docker' | 'tar' | 'local';
+const outputTypes: readonly OutputType[] = ['image', 'oci', 'docker', 'tar', 'local'];
+
+export interface OutputSpec {
+  readonly type: OutputType;
+  /** file or directory on the client (`-` = stdout for tarballs); absent for image outputs */
+  readonly dest: string | undefined;
+  /** the exporter's attributes, everything but `type` and `dest` */
+  readonly attrs: Readonly<Record<string, string>>;
+}
+
+/** Splits `a=b,c=d` honouring double-quoted values (`name="a,b"`), like buildx's CSV parsing. */
+export function splitCsv(value: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const char of value) {
+    if (char === '"') quoted = !quoted;
+    else if (char === ',' && !quoted) {
+      parts.push(current);
+      current = '';
+    } else current += char;
+  }
+  if (quoted) throw new CogError(`unbalanced quote in "${value}"`, { hint: 'close the double quote' });
+  parts.push(current);
+  return parts.filter((p) => p.length > 0);
+}
+
+export function parseOutputFlag(value: string): OutputSpec {
+  const attrs: Record<string, string> = {};
+  for (const part of splitCsv(value)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) {
+      throw new CogError(`--output "${value}": "${part}" is not key=value`, {
+        hint: 'write e.g. type=local,dest=out or type=image,name=registry/repo:tag,push=true',
+      });
+    }
+    attrs[part.slice(0, eq).trim()] = part.slice(eq + 1);
+  }
+  const { type, dest, ...rest } = attrs;
+  if (!type || !outputTypes.includes(type as OutputType)) {
+    throw new CogError(`--output "${value}": type must be one of ${outputTypes.join(', ')}`, {
+      hint: 'start the value with type=..., e.g. type=oci,dest=image.tar',
+    });
+  }
+  if (type === 'image') {
+    if (dest !== undefined) throw new CogError(`--output "${value}": type=image takes name=, not dest=`);
+    if (!rest.name) {
+      throw new CogError(`--output "${value}": type=image needs name=REF`, {
+        hint: 'add name=registry/repo:tag (and push=true to push)',
+      });
+    }
+    return { type, dest: undefined, attrs: rest };
+  }
+  if (!dest) {
+    throw new CogError(`--output "${value}": type=${type} needs dest=`, {
+      hint: type === 'local' ? 'add dest=DIRECTORY' : 'add dest=FILE.tar (or dest=- for stdout)',
+    });
+  }
+  if (type === 'local' && dest === '-') {
+    throw new CogError(`--output "${value}": a local output needs a directory, not stdout`, {
+      hint: 'use type=tar,dest=- to stream a tarball to stdout',
+    });
+  }
+  return { type: type as OutputType, dest, attrs: rest };
+}

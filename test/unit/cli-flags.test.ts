@@ -1,0 +1,62 @@
+// Parsing of CLI flag values (--output) and the default daemon addresses.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { defaultBuildkitHosts, findOnPath } from '../../src/buildkit/daemon.js';
+import { parseOutputFlag, splitCsv } from '../../src/cli/output-flag.js';
+import { CogError } from '../../src/errors.js';
+
+test('--output parses image, tarball and local outputs', () => {
+  assert.deepEqual(parseOutputFlag('type=image,name=r/x:1,push=true'), {
+    type: 'image',
+    dest: undefined,
+    attrs: { name: 'r/x:1', push: 'true' },
+  });
+  assert.deepEqual(parseOutputFlag('type=oci,dest=out.tar,name=a'), {
+    type: 'oci',
+    dest: 'out.tar',
+    attrs: { name: 'a' },
+  });
+  assert.deepEqual(parseOutputFlag('type=local,dest=dir'), { type: 'local', dest: 'dir', attrs: {} });
+  assert.deepEqual(parseOutputFlag('type=tar,dest=-').dest, '-');
+});
+
+test('--output keeps quoted commas inside one value', () => {
+  assert.deepEqual(splitCsv('type=image,"name=a,b",push=true'), ['type=image', 'name=a,b', 'push=true']);
+  assert.throws(() => splitCsv('name="a'), /unbalanced quote/);
+});
+
+test('--output errors name the flag and what is missing', () => {
+  const cases: [string, RegExp][] = [
+    ['dest=x', /type must be one of/],
+    ['type=zip,dest=x', /type must be one of image, oci, docker, tar, local/],
+    ['type=image', /type=image needs name=REF/],
+    ['type=image,name=a,dest=b', /takes name=, not dest=/],
+    ['type=oci', /type=oci needs dest=/],
+    ['type=local,dest=-', /needs a directory, not stdout/],
+    ['type=local,junk', /"junk" is not key=value/],
+  ];
+  for (const [value, message] of cases) {
+    assert.throws(
+      () => parseOutputFlag(value),
+      (err: unknown) =>
+        err instanceof CogError && message.test(err.message) && err.message.includes('--output'),
+      value,
+    );
+  }
+});
+
+test('default daemon addresses: rootless socket first for non-root users', () => {
+  assert.deepEqual(defaultBuildkitHosts({ XDG_RUNTIME_DIR: '/run/user/1000' }, 1000), [
+    'unix:///run/user/1000/buildkit/buildkitd.sock',
+    'unix:///run/buildkit/buildkitd.sock',
+  ]);
+  assert.deepEqual(defaultBuildkitHosts({ XDG_RUNTIME_DIR: '/run/user/0' }, 0), [
+    'unix:///run/buildkit/buildkitd.sock',
+  ]);
+});
+
+test('findOnPath finds executables only', async () => {
+  assert.equal(await findOnPath('sh', '/nonexistent:/bin'), '/bin/sh');
+  assert.equal(await findOnPath('no-such-program-cogts', '/bin:/usr/bin'), undefined);
+  assert.equal(await findOnPath('sh', ''), undefined);
+});
