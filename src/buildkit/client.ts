@@ -172,12 +172,20 @@ export class BuildkitClient {
     return this.stub.Session(metadata);
   }
 
+  /** A client of another service served on the same connection (e.g. the gateway's LLBBridge). */
+  serviceClient(name: string): grpc.Client {
+    const Ctor = grpc.makeGenericClientConstructor(serviceDefinition(name), name);
+    return new Ctor(this.address.target, this.address.credentials, {
+      channelOverride: this.stub.getChannel(),
+    });
+  }
+
   close(): void {
     this.stub.close();
   }
 }
 
-function toBuildkitError(err: grpc.ServiceError, where: string): BuildkitError {
+export function toBuildkitError(err: grpc.ServiceError, where: string): BuildkitError {
   if (err.code === grpc.status.CANCELLED)
     return new BuildkitError('cancelled', { cause: err, exitCode: 130 });
   if (err.code === grpc.status.UNAVAILABLE) {

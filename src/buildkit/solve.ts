@@ -10,7 +10,8 @@ import { type BuildkitClient, newId } from './client.js';
 import type { Session } from './session.js';
 
 export interface SolveOptions {
-  readonly definition: pb_Definition;
+  /** the graph to build; omit it and give `build` to drive the build through the gateway instead */
+  readonly definition?: pb_Definition;
   /** the build's id (default: a new one); `buildctl debug histories` lists it */
   readonly ref?: string;
   readonly session?: Session;
@@ -33,7 +34,16 @@ export interface SolveResult {
 /** How long to keep reading status after the solve returned, when nothing more arrives. */
 const statusDrainMs = 5000;
 
-export async function solve(client: BuildkitClient, options: SolveOptions): Promise<SolveResult> {
+/**
+ * Runs Control.Solve with the status stream followed alongside. With `definition` the daemon builds it;
+ * without, `whilePending` runs while the solve is open (the gateway build function) and the daemon
+ * exports what it returns.
+ */
+export async function solve(
+  client: BuildkitClient,
+  options: SolveOptions,
+  whilePending?: (ref: string) => Promise<void>,
+): Promise<SolveResult> {
   const ref = options.ref ?? newId();
   const status = client.status(ref);
   const statusDone = new Promise<void>((resolve) => {
@@ -43,10 +53,10 @@ export async function solve(client: BuildkitClient, options: SolveOptions): Prom
   });
   let response: moby_buildkit_v1_SolveResponse;
   try {
-    response = await client.solve(
+    const solving = client.solve(
       {
         Ref: ref,
-        Definition: options.definition,
+        ...(options.definition ? { Definition: options.definition } : {}),
         ...(options.session ? { Session: options.session.id } : {}),
         Exporters: [...(options.exporters ?? [])],
         Cache: { Exports: [...(options.cacheExports ?? [])], Imports: [...(options.cacheImports ?? [])] },
@@ -55,6 +65,14 @@ export async function solve(client: BuildkitClient, options: SolveOptions): Prom
       },
       options.signal,
     );
+    if (whilePending) {
+      // when the solve fails first (bad request, cancelled), that is the error to report
+      const solveFailed = new Promise<never>((_resolve, reject) => {
+        solving.catch(reject);
+      });
+      await Promise.race([whilePending(ref), solveFailed]);
+    }
+    response = await solving;
   } finally {
     // a cancelled build says nothing more worth waiting for
     if (options.signal?.aborted) status.cancel();

@@ -74,7 +74,7 @@ test('debug solve rejects bad flags with a hint', async () => {
 test(
   'Ctrl-C during a long step exits within 2 s and leaves no running build',
   { timeout: 300_000 },
-  async () => {
+  async (t) => {
     // a unique sleep length lets us find the step's process on the host
     const seconds = 3000 + Math.floor(Math.random() * 5000);
     const definition = image('python:3.11-slim')

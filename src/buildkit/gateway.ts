@@ -1,0 +1,217 @@
+/**
+ * Client-side builds through BuildKit's gateway (LLBBridge): a build function resolves image configs,
+ * solves definitions to refs, reads files from them, and returns the ref (with image config metadata)
+ * that the daemon then exports. All in one Control.Solve, so nothing is built or pushed twice.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type {
+  moby_buildkit_v1_frontend_PongResponse,
+  moby_buildkit_v1_frontend_ReadFileResponse,
+  moby_buildkit_v1_frontend_ResolveImageConfigResponse,
+  moby_buildkit_v1_frontend_ReturnRequest,
+  moby_buildkit_v1_frontend_SolveResponse,
+  moby_buildkit_v1_frontend_StatFileResponse,
+  pb_Definition,
+  pb_Platform,
+} from '../gen/types.js';
+import { type BuildkitClient, toBuildkitError } from './client.js';
+import { BuildkitError } from './errors.js';
+import { type SolveOptions, type SolveResult, solve } from './solve.js';
+
+export interface ImageConfigResult {
+  /** manifest digest for the platform */
+  readonly digest: string;
+  /** the OCI image config, parsed */
+  readonly config: OciImageConfig;
+  readonly ref: string;
+}
+
+/** The parts of an OCI image config a build reads and writes. */
+export interface OciImageConfig {
+  architecture?: string;
+  os?: string;
+  variant?: string;
+  config?: {
+    Env?: string[];
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    WorkingDir?: string;
+    User?: string;
+    Labels?: Record<string, string>;
+    ExposedPorts?: Record<string, object>;
+    [key: string]: unknown;
+  };
+  rootfs?: { type: string; diff_ids: string[] };
+  history?: { created?: string; created_by?: string; empty_layer?: boolean; comment?: string }[];
+  [key: string]: unknown;
+}
+
+/** What a build function returns: the ref to export and exporter metadata (e.g. the image config). */
+export interface GatewayResult {
+  readonly ref: string;
+  readonly metadata?: Readonly<Record<string, string | Uint8Array>>;
+}
+
+export interface Gateway {
+  /** the daemon resolves `ref` with its registry config and mirrors and the session's credentials */
+  resolveImageConfig(
+    ref: string,
+    options?: { platform?: pb_Platform; resolveMode?: 'default' | 'pull' | 'local'; logName?: string },
+  ): Promise<ImageConfigResult>;
+  /** solves a definition and returns the result's ref id; lazily unless `evaluate` */
+  solve(definition: pb_Definition, options?: { evaluate?: boolean }): Promise<string>;
+  readFile(ref: string, path: string, range?: { offset: number; length: number }): Promise<Buffer>;
+  /** true when `path` exists in `ref` */
+  exists(ref: string, path: string): Promise<boolean>;
+}
+
+type Unary = (
+  req: unknown,
+  md: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: grpc.requestCallback<unknown>,
+) => grpc.ClientUnaryCall;
+
+class LlbBridge implements Gateway {
+  private readonly stub: Record<string, Unary> & grpc.Client;
+
+  constructor(
+    client: BuildkitClient,
+    private readonly buildRef: string,
+    private readonly display: string,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.stub = client.serviceClient('moby.buildkit.v1.frontend.LLBBridge') as never;
+  }
+
+  call<Res>(method: string, request: unknown): Promise<Res> {
+    const metadata = new grpc.Metadata();
+    metadata.set('buildkit-controlapi-buildid', this.buildRef);
+    return new Promise((resolve, reject) => {
+      const fn = this.stub[method] as Unary;
+      const call = fn.call(this.stub, request, metadata, {}, (err, res) => {
+        this.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(toBuildkitError(err, this.display));
+        else resolve(res as Res);
+      });
+      const onAbort = () => call.cancel();
+      if (this.signal?.aborted) call.cancel();
+      else this.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async ping(): Promise<moby_buildkit_v1_frontend_PongResponse> {
+    // the daemon registers the pending solve asynchronously; it waits up to 3 s for it per call
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        return await this.call<moby_buildkit_v1_frontend_PongResponse>('Ping', {});
+      } catch (err) {
+        lastError = err;
+        if (this.signal?.aborted) break;
+      }
+    }
+    throw lastError;
+  }
+
+  async resolveImageConfig(
+    ref: string,
+    options: { platform?: pb_Platform; resolveMode?: 'default' | 'pull' | 'local'; logName?: string } = {},
+  ): Promise<ImageConfigResult> {
+    const response = await this.call<moby_buildkit_v1_frontend_ResolveImageConfigResponse>(
+      'ResolveImageConfig',
+      {
+        Ref: ref,
+        ...(options.platform ? { Platform: options.platform } : {}),
+        ResolveMode: options.resolveMode ?? 'default',
+        LogName: options.logName ?? `[internal] load metadata for ${ref}`,
+      },
+    );
+    let config: OciImageConfig;
+    try {
+      config = JSON.parse(Buffer.from(response.Config ?? []).toString('utf8')) as OciImageConfig;
+    } catch (err) {
+      throw new BuildkitError(`the image config of ${ref} is not JSON`, { cause: err });
+    }
+    return { digest: response.Digest ?? '', config, ref: response.Ref || ref };
+  }
+
+  async solve(definition: pb_Definition, options: { evaluate?: boolean } = {}): Promise<string> {
+    const response = await this.call<moby_buildkit_v1_frontend_SolveResponse>('Solve', {
+      Definition: definition,
+      allowResultReturn: true,
+      allowResultArrayRef: true,
+      ...(options.evaluate ? { Evaluate: true } : {}),
+    });
+    const id = response.result?.ref?.id ?? response.result?.refDeprecated ?? response.ref;
+    if (id === undefined) throw new BuildkitError('the gateway solve returned no ref');
+    return id;
+  }
+
+  async readFile(ref: string, path: string, range?: { offset: number; length: number }): Promise<Buffer> {
+    const response = await this.call<moby_buildkit_v1_frontend_ReadFileResponse>('ReadFile', {
+      Ref: ref,
+      FilePath: path,
+      ...(range ? { Range: { Offset: range.offset, Length: range.length } } : {}),
+    });
+    return Buffer.from(response.Data ?? []);
+  }
+
+  async exists(ref: string, path: string): Promise<boolean> {
+    try {
+      await this.call<moby_buildkit_v1_frontend_StatFileResponse>('StatFile', { Ref: ref, Path: path });
+      return true;
+    } catch (err) {
+      if (/no such file|not found/i.test((err as Error).message)) return false;
+      throw err;
+    }
+  }
+
+  async return(result: GatewayResult | { error: Error }): Promise<void> {
+    const request: moby_buildkit_v1_frontend_ReturnRequest =
+      'error' in result
+        ? { error: { code: grpc.status.UNKNOWN, message: result.error.message } }
+        : {
+            result: {
+              ref: { id: result.ref },
+              metadata: Object.fromEntries(
+                Object.entries(result.metadata ?? {}).map(([k, v]) => [
+                  k,
+                  typeof v === 'string' ? Buffer.from(v) : v,
+                ]),
+              ),
+            },
+          };
+    await this.call('Return', request);
+  }
+}
+
+/**
+ * Runs `build` as a client-side frontend. Exporters, cache, session and progress come from `options`;
+ * the ref the function returns is exported. A failing function fails the build with its error.
+ */
+export async function gatewayBuild(
+  client: BuildkitClient,
+  options: Omit<SolveOptions, 'definition'>,
+  build: (gateway: Gateway) => Promise<GatewayResult>,
+): Promise<SolveResult> {
+  let buildError: unknown;
+  const result = await solve(client, options, async (ref) => {
+    // the bridge shares the client's channel: closing it would close the client too
+    const bridge = new LlbBridge(client, ref, client.address.display, options.signal);
+    await bridge.ping();
+    let returned: GatewayResult;
+    try {
+      returned = await build(bridge);
+    } catch (err) {
+      buildError = err;
+      await bridge.return({ error: err instanceof Error ? err : new Error(String(err)) }).catch(() => {});
+      return;
+    }
+    await bridge.return(returned);
+  }).catch((err: unknown) => {
+    // the daemon reports the function's error back; prefer the original, typed one
+    throw buildError ?? err;
+  });
+  return result;
+}
