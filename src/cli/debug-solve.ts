@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { writeFile } from 'node:fs/promises';
+import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
@@ -14,6 +15,7 @@ import { CogError } from '../errors.js';
 import type { pb_Definition } from '../gen/types.js';
 import { examples, findExample } from '../llb/examples.js';
 import { codec } from '../proto/schema.js';
+import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import { parseOutputFlag } from './output-flag.js';
 import { withInterrupt } from './interrupt.js';
 
@@ -24,6 +26,7 @@ export interface DebugSolveArgs {
   readonly locals: readonly string[];
   readonly secrets: readonly string[];
   readonly metadataFile: string | undefined;
+  readonly progress: string | undefined;
   readonly httpUrl: string;
   readonly gitUrl: string;
 }
@@ -32,7 +35,7 @@ export interface CommandIo {
   readonly env: NodeJS.ProcessEnv;
   readonly stdin: NodeJS.ReadableStream;
   readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream & { readonly isTTY?: boolean; readonly columns?: number };
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
@@ -101,10 +104,15 @@ export async function debugSolve(args: DebugSolveArgs, io: CommandIo): Promise<v
     });
   }
 
-  const services: SessionService[] = [];
+  const services: SessionService[] = [authService({ env: io.env })];
   if (Object.keys(localDirs).length > 0) services.push(fileSyncService(localDirs));
   if (Object.keys(secrets).length > 0) services.push(secretsService(secrets));
 
+  const progress = createProgressRenderer(
+    resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true),
+    io.stderr,
+    { env: io.env },
+  );
   const connection = await connectBuildkit({ env: io.env, stderr: io.stderr });
   try {
     const session = Session.start(connection.client, services);
@@ -112,14 +120,24 @@ export async function debugSolve(args: DebugSolveArgs, io: CommandIo): Promise<v
     io.stderr.write(`cog: build ${ref} on ${connection.client.address.display}\n`);
     try {
       const result = await withInterrupt(io.stderr, (signal) =>
-        solve(connection.client, { ref, definition, session, exporters, signal }),
-      );
+        solve(connection.client, {
+          ref,
+          definition,
+          session,
+          exporters,
+          signal,
+          onStatus: (status) => progress.update(status),
+        }),
+      ).catch((err: unknown) => {
+        throw explainRegistryAuthError(err, { env: io.env });
+      });
       if (args.metadataFile) {
         await writeFile(args.metadataFile, `${JSON.stringify(result.exporterResponse, null, 2)}\n`);
       }
       const digest = result.exporterResponse['containerimage.digest'];
       if (digest) io.stdout.write(`${digest}\n`);
     } finally {
+      await progress.close();
       session.close();
     }
   } finally {

@@ -80,6 +80,10 @@ export async function main(argv: readonly string[]): Promise<number> {
               describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
             })
             .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
+            .option('progress', {
+              type: 'string',
+              describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
+            })
             .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
             .option('git-url', { type: 'string', default: 'git://127.0.0.1/repo.git' }),
         (argv) =>
@@ -91,6 +95,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               locals: argv.local,
               secrets: argv.secret,
               metadataFile: argv['metadata-file'],
+              progress: argv.progress,
               httpUrl: argv['http-url'],
               gitUrl: argv['git-url'],
             },
