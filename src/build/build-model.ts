@@ -1,0 +1,113 @@
+/**
+ * One `cog build` on BuildKit, as a gateway build: resolve the base image through the daemon, plan and
+ * compile, solve the image and a pip-freeze probe side by side, read the probe, and return the image
+ * with its config and labels for the exporters. One Control.Solve; nothing is built twice.
+ */
+import type { BuildkitClient } from '../buildkit/client.js';
+import { type Gateway, type OciImageConfig, gatewayBuild } from '../buildkit/gateway.js';
+import type { Session } from '../buildkit/session.js';
+import type { SolveOptions } from '../buildkit/solve.js';
+import { image, normalizeImageRef } from '../llb/index.js';
+import { compilePlan } from '../plan/compile.js';
+import { distroPython } from '../plan/distro.js';
+import { planBuild } from '../plan/plan.js';
+import type { BuildPlan, PlanInput } from '../plan/types.js';
+
+export interface BuildModelOptions {
+  readonly input: PlanInput;
+  readonly session: Session;
+  readonly exporters: SolveOptions['exporters'];
+  readonly cacheExports?: SolveOptions['cacheExports'];
+  readonly cacheImports?: SolveOptions['cacheImports'];
+  /** e.g. no-cache, source-date-epoch */
+  readonly frontendAttrs?: Readonly<Record<string, string>>;
+  /** a stable key for the project, so context transfers are incremental */
+  readonly sharedKeyHint: string;
+  readonly signal?: AbortSignal;
+  readonly onStatus?: SolveOptions['onStatus'];
+  readonly ref?: string;
+  /** called with the plan once the base image is known */
+  readonly onPlan?: (plan: BuildPlan) => void;
+}
+
+export interface BuiltModel {
+  readonly ref: string;
+  readonly plan: BuildPlan;
+  readonly config: OciImageConfig;
+  readonly exporterResponse: Record<string, string>;
+}
+
+const majorMinor = (version: string) => version.split('.').slice(0, 2).join('.');
+
+async function osRelease(gw: Gateway, ref: string): Promise<string> {
+  const id = await gw.solve(image(ref).marshal().definition);
+  for (const path of ['/etc/os-release', '/usr/lib/os-release']) {
+    if (await gw.exists(id, path)) return (await gw.readFile(id, path)).toString('utf8');
+  }
+  return '';
+}
+
+/** Plans against the resolved base image and compiles the graph; shared by build and `cog debug`. */
+export async function planAgainstBase(gw: Gateway, input: PlanInput) {
+  const platform = input.platform ?? { os: 'linux', architecture: 'amd64' };
+  const baseRef = normalizeImageRef(input.baseImage);
+  const base = await gw.resolveImageConfig(baseRef, {
+    platform: { OS: platform.os, Architecture: platform.architecture },
+  });
+  let cudaPython: PlanInput['cudaPython'] = input.cudaPython;
+  if (input.baseKind === 'cuda' && cudaPython === undefined) {
+    const pinned = `${baseRef}@${base.digest}`;
+    cudaPython =
+      distroPython(await osRelease(gw, pinned)) === majorMinor(input.pythonVersion) ? 'distro' : 'uv';
+  }
+  const plan = planBuild({ ...input, ...(cudaPython ? { cudaPython } : {}) });
+  return { plan, base };
+}
+
+export async function buildModel(client: BuildkitClient, options: BuildModelOptions): Promise<BuiltModel> {
+  let built: { plan: BuildPlan; config: OciImageConfig } | undefined;
+  const result = await gatewayBuild(
+    client,
+    {
+      session: options.session,
+      ...(options.ref ? { ref: options.ref } : {}),
+      ...(options.exporters ? { exporters: options.exporters } : {}),
+      ...(options.cacheExports ? { cacheExports: options.cacheExports } : {}),
+      ...(options.cacheImports ? { cacheImports: options.cacheImports } : {}),
+      ...(options.frontendAttrs ? { frontendAttrs: options.frontendAttrs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onStatus ? { onStatus: options.onStatus } : {}),
+    },
+    async (gw) => {
+      const { plan, base } = await planAgainstBase(gw, options.input);
+      options.onPlan?.(plan);
+      const compiled = compilePlan(plan, {
+        baseConfig: base.config,
+        baseDigest: base.digest,
+        sharedKeyHint: options.sharedKeyHint,
+      });
+      const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
+      const [imageId, freezeId] = await Promise.all([
+        gw.solve(compiled.image.marshal({ platform }).definition),
+        gw.solve(compiled.freeze.marshal({ platform }).definition, { evaluate: true }),
+      ]);
+      const pipFreeze = (await gw.readFile(freezeId, '/pip-freeze.txt')).toString('utf8').trim();
+      const config: OciImageConfig = {
+        ...compiled.config,
+        config: {
+          ...compiled.config.config,
+          Labels: { ...(compiled.config.config?.Labels ?? {}), 'run.cog.pip_freeze': pipFreeze },
+        },
+      };
+      built = { plan, config };
+      return { ref: imageId, metadata: { 'containerimage.config': JSON.stringify(config) } };
+    },
+  );
+  if (!built) throw new Error('the build returned without a plan');
+  return {
+    ref: result.ref,
+    plan: built.plan,
+    config: built.config,
+    exporterResponse: result.exporterResponse,
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * BuildPlan → LLB. Steps that depend on nothing before them (files from other images, the project
+ * source) are built as separate layers and merged, so BuildKit runs them in parallel with the
+ * dependency installs, and a source change re-runs nothing but the source copy.
+ */
+import type { OciImageConfig } from '../buildkit/gateway.js';
+import { FileActions, type Mount, type State, image, local, merge, scratch } from '../llb/index.js';
+import type { BuildPlan, PlanStep } from './types.js';
+
+export interface CompileOptions {
+  /** the base image's config (from the registry), whose env later steps inherit */
+  readonly baseConfig: OciImageConfig;
+  /** the base image's manifest digest: pins the base so the graph is reproducible */
+  readonly baseDigest?: string;
+  /** a stable key per project, so repeated transfers of the context are incremental */
+  readonly sharedKeyHint?: string;
+}
+
+export interface CompiledBuild {
+  /** the model image's filesystem */
+  readonly image: State;
+  /** a small filesystem holding /pip-freeze.txt, built beside the image */
+  readonly freeze: State;
+  /** the image config to export with (labels are added by the caller) */
+  readonly config: OciImageConfig;
+}
+
+/** Expands $VAR and ${VAR} like a Dockerfile ENV does, from the variables set so far. */
+export function expandEnv(value: string, env: ReadonlyMap<string, string>): string {
+  return value.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, braced, bare) => {
+    return env.get((braced ?? bare) as string) ?? '';
+  });
+}
+
+function pinned(ref: string, digest: string | undefined): string {
+  if (!digest || ref.includes('@')) return ref;
+  return `${ref}@${digest}`;
+}
+
+function parentDirs(paths: readonly string[]): string[] {
+  const dirs = new Set<string>();
+  for (const path of paths) {
+    const parts = path.split('/').filter(Boolean);
+    for (let i = 1; i < parts.length; i++) dirs.add(`/${parts.slice(0, i).join('/')}`);
+  }
+  return [...dirs].sort();
+}
+
+function applyStep(state: State, step: PlanStep, env: Map<string, string>, sharedKeyHint: string): State {
+  switch (step.kind) {
+    case 'env': {
+      let next = state;
+      for (const [name, raw] of step.env) {
+        const value = expandEnv(raw, env);
+        env.set(name, value);
+        next = next.withEnv(name, value);
+      }
+      return next;
+    }
+    case 'files': {
+      let actions = new FileActions('/');
+      for (const dir of parentDirs(step.files.map((f) => f.path)))
+        actions = actions.mkdir(dir, { parents: true });
+      for (const file of step.files)
+        actions = actions.mkfile(file.path, file.content, { mode: file.mode ?? 0o644 });
+      return state.file(actions, { name: step.name });
+    }
+    case 'context-files': {
+      const source = local(step.context, {
+        include: step.paths,
+        sharedKeyHint: `${sharedKeyHint}:${step.context}`,
+        name: `load ${step.context} files`,
+      });
+      let actions = new FileActions('/');
+      for (const path of step.paths) {
+        actions = actions.copy(source, `/${path}`, `${step.dest.replace(/\/?$/, '/')}${path}`, {
+          createDestPath: true,
+        });
+      }
+      return state.file(actions, { name: step.name });
+    }
+    case 'image-files': {
+      const from = image(step.image);
+      let actions = new FileActions('/');
+      for (const path of step.paths) actions = actions.copy(from, path, step.dest, { createDestPath: true });
+      return merge([state, scratch().file(actions, { name: step.name })]);
+    }
+    case 'run': {
+      const mounts: Mount[] = [
+        ...(step.cache ?? []).map((c): Mount => ({
+          type: 'cache',
+          dest: c.target,
+          id: c.target,
+          sharing: c.sharing,
+        })),
+        ...(step.secrets ?? []).map((s): Mount => ({
+          type: 'secret',
+          id: s.id,
+          dest: s.target,
+          required: true,
+        })),
+      ];
+      return state.run({ shell: step.shell, mounts, name: step.name }).root();
+    }
+  }
+}
+
+export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledBuild {
+  const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
+  const baseEnv = options.baseConfig.config?.Env ?? [];
+  const env = new Map<string, string>();
+  for (const entry of baseEnv) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  const sharedKeyHint = options.sharedKeyHint ?? 'cog';
+  let state = image(pinned(plan.base, options.baseDigest), {
+    config: options.baseConfig.config ?? {},
+  }).withPlatform(platform);
+  for (const step of plan.steps) state = applyStep(state, step, env, sharedKeyHint);
+  const beforeSource = state;
+
+  const context = local('context', {
+    exclude: plan.source.exclude,
+    sharedKeyHint: `${sharedKeyHint}:context`,
+    name: 'load the project',
+  });
+  let sourceActions = new FileActions('/')
+    .mkdir('/src', { parents: true })
+    .copy(context, '/', '/src/', { contentsOnly: true, createDestPath: true });
+  for (const dir of parentDirs(plan.source.files.map((f) => f.path)).filter((d) => d !== '/src'))
+    sourceActions = sourceActions.mkdir(dir, { parents: true });
+  for (const file of plan.source.files)
+    sourceActions = sourceActions.mkfile(file.path, file.content, { mode: file.mode ?? 0o644 });
+  state = merge([state, scratch().file(sourceActions, { name: 'copy the project to /src' })]);
+  state = state.withCwd('/src');
+  for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint);
+
+  const freeze = beforeSource
+    .run({
+      shell: `(${plan.freezeCommand}) > /out/pip-freeze.txt`,
+      mounts: [{ type: 'bind', dest: '/out', source: scratch() }],
+      name: 'pip freeze',
+    })
+    .mount('/out');
+
+  // the image's env: the base's, updated in place, new names appended (as Dockerfile ENV does)
+  const finalEnv = [...env].map(([k, v]) => `${k}=${v}`);
+  const exposed: Record<string, object> = {};
+  for (const port of plan.image.exposedPorts) exposed[port] = {};
+  const base = options.baseConfig;
+  const config: OciImageConfig = {
+    ...base,
+    architecture: plan.platform.architecture,
+    os: plan.platform.os,
+    config: {
+      ...base.config,
+      Env: finalEnv,
+      Entrypoint: [...plan.image.entrypoint],
+      Cmd: [...plan.image.cmd],
+      WorkingDir: plan.image.workdir,
+      ExposedPorts: { ...(base.config?.ExposedPorts ?? {}), ...exposed },
+      Labels: { ...(base.config?.Labels ?? {}), ...plan.image.labels },
+    },
+  };
+  return { image: state.withPlatform(platform), freeze, config };
+}

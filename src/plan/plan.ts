@@ -1,0 +1,291 @@
+/**
+ * PlanInput → BuildPlan: the steps of upstream Cog's generated Dockerfile (python-slim or nvidia/cuda
+ * base), in the same order and with the same commands, except where upstream reaches past package
+ * indexes: tini comes from apt instead of a GitHub download.
+ */
+import type { BuildPlan, CacheMount, PlanInput, PlanStep, WheelSource } from './types.js';
+
+export const defaultUvImage = 'ghcr.io/astral-sh/uv:0.9.26';
+export const aptCache: CacheMount = { target: '/var/cache/apt', sharing: 'locked' };
+const pipCache: CacheMount = { target: '/root/.cache/pip', sharing: 'shared' };
+const uvCache: CacheMount = { target: '/root/.cache/uv', sharing: 'shared' };
+const optimisingCflags = '-O3 -funroll-loops -fno-strict-aliasing -flto -S';
+const caCertPath = '/usr/local/share/ca-certificates/cog-ca-cert.crt';
+const systemBundle = '/etc/ssl/certs/ca-certificates.crt';
+
+/** Local directories (besides the project, `context`) that file wheels are copied from. */
+export const wheelContext = (name: 'cog' | 'coglet') => `${name}-wheel`;
+
+function stripSuffix(strip: boolean | undefined): string {
+  return strip
+    ? ' && find / -type f -name "*python*.so" -not -name "*cpython*.so" -exec strip -S {} \\;'
+    : '';
+}
+
+/** Quotes a word for /bin/sh when it is not plainly safe. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;
+}
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+function wheelInstall(
+  name: 'cog' | 'coglet',
+  source: WheelSource,
+  flags: { breakSystem: string; pre: boolean; strip: boolean | undefined },
+): PlanStep[] {
+  const pre = flags.pre ? ' --pre' : '';
+  const install = `uv pip install${flags.breakSystem}${pre} --no-cache`;
+  const steps: PlanStep[] = [
+    { kind: 'env', name: 'optimise native builds', env: [['CFLAGS', optimisingCflags]] },
+  ];
+  if (source.kind === 'file') {
+    const file = baseName(source.path);
+    steps.push({
+      kind: 'context-files',
+      name: `copy the ${name} wheel`,
+      context: wheelContext(name),
+      paths: [file],
+      dest: '/tmp',
+    });
+    steps.push({
+      kind: 'run',
+      name: `install ${name} from ${file}`,
+      shell: `${install} /tmp/${shellQuote(file)}${stripSuffix(flags.strip)}`,
+      cache: [uvCache],
+    });
+  } else {
+    const target =
+      source.kind === 'url' ? shellQuote(source.url) : source.version ? `${name}==${source.version}` : name;
+    steps.push({
+      kind: 'run',
+      name: `install ${source.kind === 'url' ? `${name} from ${source.url}` : target}`,
+      shell: `${install} ${target}${stripSuffix(flags.strip)}`,
+      cache: [uvCache],
+    });
+  }
+  steps.push({ kind: 'env', name: 'reset CFLAGS', env: [['CFLAGS', '']] });
+  return steps;
+}
+
+export function planBuild(input: PlanInput): BuildPlan {
+  const cuda = input.baseKind === 'cuda';
+  const breakSystem = cuda ? ' --break-system-packages' : '';
+  const uvImage = input.uvImage ?? defaultUvImage;
+  const steps: PlanStep[] = [];
+
+  steps.push({
+    kind: 'env',
+    name: 'preamble',
+    env: [
+      ['DEBIAN_FRONTEND', 'noninteractive'],
+      ['PYTHONUNBUFFERED', '1'],
+      [
+        'LD_LIBRARY_PATH',
+        '$LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:/usr/local/nvidia/bin',
+      ],
+      ['NVIDIA_DRIVER_CAPABILITIES', 'all'],
+    ],
+  });
+
+  if (input.caCert) {
+    steps.push({
+      kind: 'files',
+      name: 'add the CA certificate',
+      files: [{ path: caCertPath, content: input.caCert }],
+    });
+    steps.push({
+      kind: 'run',
+      name: 'trust the CA certificate',
+      shell: `(update-ca-certificates >/dev/null 2>&1 || true) && cat ${caCertPath} >> ${systemBundle}`,
+    });
+    steps.push({
+      kind: 'env',
+      name: 'CA bundle',
+      env: [
+        ['SSL_CERT_FILE', systemBundle],
+        ['REQUESTS_CA_BUNDLE', systemBundle],
+      ],
+    });
+  }
+
+  steps.push({
+    kind: 'run',
+    name: 'install tini',
+    shell:
+      'set -eux; apt-get update -qq; apt-get install -qqy --no-install-recommends tini; ' +
+      'rm -rf /var/lib/apt/lists/*; ln -sf /usr/bin/tini /sbin/tini',
+    cache: [aptCache],
+  });
+
+  if (input.environment.length > 0) {
+    const sorted = [...input.environment].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    steps.push({ kind: 'env', name: 'cog.yaml environment', env: sorted });
+  }
+
+  if (input.systemPackages.length > 0) {
+    steps.push({
+      kind: 'run',
+      name: 'install system packages',
+      shell: `apt-get update -qq && apt-get install -qqy ${input.systemPackages.map(shellQuote).join(' ')} && rm -rf /var/lib/apt/lists/*`,
+      cache: [aptCache],
+    });
+  }
+
+  if (cuda) {
+    steps.push({
+      kind: 'run',
+      name: 'install Python build tools',
+      shell:
+        'apt-get update -qq && apt-get install -qqy --no-install-recommends wget curl xz-utils git ca-certificates ' +
+        '&& rm -rf /var/lib/apt/lists/*',
+      cache: [aptCache],
+    });
+  }
+  steps.push({
+    kind: 'image-files',
+    name: 'copy uv',
+    image: uvImage,
+    paths: ['/uv', '/uvx'],
+    dest: '/usr/local/bin/',
+  });
+  steps.push({ kind: 'env', name: 'uv uses the system Python', env: [['UV_SYSTEM_PYTHON', 'true']] });
+  if (cuda && input.cudaPython === 'distro') {
+    steps.push({
+      kind: 'run',
+      name: `install Python ${input.pythonVersion} from the distribution`,
+      shell:
+        'apt-get update -qq && apt-get install -qqy --no-install-recommends python3 python3-pip python3-venv ' +
+        '&& rm -rf /var/lib/apt/lists/* && ln -sf /usr/bin/python3 /usr/local/bin/python',
+      cache: [aptCache],
+    });
+  } else if (cuda) {
+    const py = input.pythonVersion;
+    steps.push({
+      kind: 'run',
+      name: `install Python ${py} with uv`,
+      shell:
+        `uv python install ${py} && ln -sf $(uv python find ${py}) /usr/bin/python3 && ` +
+        `ln -sf $(uv python find ${py}) /usr/local/bin/python`,
+      cache: [uvCache],
+    });
+    steps.push({
+      kind: 'env',
+      name: 'Python on PATH',
+      env: [
+        ['UV_PYTHON', py],
+        ['PATH', '/usr/local/bin:$PATH'],
+      ],
+    });
+  }
+
+  const requirements = input.requirements?.trim();
+  if (requirements) {
+    const artifacts = input.localArtifacts ?? [];
+    if (artifacts.length > 0) {
+      steps.push({
+        kind: 'context-files',
+        name: 'copy local package artifacts',
+        context: 'context',
+        paths: artifacts,
+        dest: '/tmp/local_package_artifacts/',
+      });
+    }
+    steps.push({
+      kind: 'files',
+      name: 'requirements.txt',
+      files: [{ path: '/tmp/requirements.txt', content: `${requirements}\n` }],
+    });
+    steps.push({ kind: 'env', name: 'optimise native builds', env: [['CFLAGS', optimisingCflags]] });
+    // relative artifact paths in requirements.txt resolve against the copied project layout
+    const cd = artifacts.length > 0 ? 'cd /tmp/local_package_artifacts && ' : '';
+    steps.push({
+      kind: 'run',
+      name: 'install requirements',
+      shell: `${cd}uv run pip install${breakSystem} --cache-dir /root/.cache/pip -r /tmp/requirements.txt${stripSuffix(input.strip)}`,
+      cache: [pipCache],
+    });
+    steps.push({ kind: 'env', name: 'reset CFLAGS', env: [['CFLAGS', '']] });
+    if (artifacts.length > 0) {
+      steps.push({
+        kind: 'run',
+        name: 'keep the managed cog and coglet',
+        shell: `uv pip uninstall${breakSystem} cog coglet`,
+      });
+    }
+  }
+
+  const pre =
+    (input.sdk.kind === 'pypi' && input.sdk.pre === true) ||
+    (input.coglet?.kind === 'pypi' && input.coglet.pre === true);
+  const flags = { breakSystem, pre, strip: input.strip };
+  if (input.coglet) steps.push(...wheelInstall('coglet', input.coglet, flags));
+  steps.push(...wheelInstall('cog', input.sdk, flags));
+
+  if (input.precompile) {
+    steps.push({
+      kind: 'run',
+      name: 'precompile Python',
+      shell:
+        'find / -type f -name "*.py[co]" -delete 2>/dev/null; ' +
+        'find / -type f -name "*.py" -exec touch -t 197001010000 {} + 2>/dev/null; ' +
+        'find / -type f -name "*.py" -printf "%h\\n" 2>/dev/null | sort -u | ' +
+        'xargs /usr/bin/python3 -m compileall --invalidation-mode timestamp -o 2 -j 0 -q || true',
+    });
+  }
+
+  steps.push({
+    kind: 'run',
+    name: 'register Python shared libraries',
+    shell:
+      'find / -type f -name "*python*.so" -printf "%h\\n" | sort -u > /etc/ld.so.conf.d/cog.conf && ldconfig',
+  });
+
+  for (const [index, run] of input.runCommands.entries()) {
+    steps.push({
+      kind: 'run',
+      name: `build.run[${index}]: ${run.command.trim()}`,
+      shell: run.command.trim(),
+      ...(run.secrets.length > 0 ? { secrets: run.secrets } : {}),
+    });
+  }
+
+  const stubs: [string, string][] = [];
+  if (input.predict) stubs.push(['COG_PREDICT_TYPE_STUB', input.predict]);
+  if (input.train) stubs.push(['COG_TRAIN_TYPE_STUB', input.train]);
+  if (input.concurrencyMax !== undefined && input.concurrencyMax > 0)
+    stubs.push(['COG_MAX_CONCURRENCY', String(input.concurrencyMax)]);
+  if (stubs.length > 0) steps.push({ kind: 'env', name: 'predictor', env: stubs });
+
+  const afterSource: PlanStep[] = [];
+  if (input.configFileName && input.configFileName !== 'cog.yaml') {
+    afterSource.push({
+      kind: 'run',
+      name: `use ${input.configFileName} as cog.yaml`,
+      shell: `cp /src/${shellQuote(input.configFileName)} /src/cog.yaml`,
+    });
+  }
+
+  return {
+    platform: input.platform ?? { os: 'linux', architecture: 'amd64' },
+    base: input.baseImage,
+    steps,
+    source: {
+      exclude: ['.cog', ...input.sourceExclude],
+      files: input.openapiSchema
+        ? [{ path: '/src/.cog/openapi_schema.json', content: input.openapiSchema }]
+        : [],
+    },
+    afterSource,
+    freezeCommand: 'python -m pip freeze --disable-pip-version-check 2>/dev/null || uv pip freeze',
+    image: {
+      entrypoint: ['/sbin/tini', '--'],
+      cmd: ['python', '-m', 'cog.server.http'],
+      workdir: '/src',
+      exposedPorts: ['5000/tcp'],
+      labels: { ...input.labels },
+    },
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * The build plan: everything `cog build` will do, as plain JSON, before any BuildKit type appears.
+ * `cog debug` prints it; the LLB compiler consumes it; golden tests pin it.
+ */
+
+/** Where a Python package (the cog SDK, coglet) is installed from. */
+export type WheelSource =
+  | { readonly kind: 'pypi'; readonly version?: string; readonly pre?: boolean }
+  | { readonly kind: 'url'; readonly url: string }
+  /** a wheel on the client: project-relative or absolute path */
+  | { readonly kind: 'file'; readonly path: string };
+
+/** What the planner needs from the completed cog.yaml and the build flags. */
+export interface PlanInput {
+  /** "3.11" or "3.11.9" */
+  readonly pythonVersion: string;
+  readonly gpu: boolean;
+  /** e.g. python:3.11-slim or nvidia/cuda:12.8.1-cudnn9-devel-ubuntu24.04 */
+  readonly baseImage: string;
+  readonly baseKind: 'python-slim' | 'cuda';
+  /**
+   * How a CUDA base gets Python: `uv` downloads a standalone build (upstream's way, needs GitHub);
+   * `distro` installs the base distribution's python3 with apt, when that is the version asked for.
+   */
+  readonly cudaPython?: 'uv' | 'distro';
+  /** resolved CUDA version, for the config label */
+  readonly cuda?: string;
+  /** PEM text of an extra CA certificate (COG_CA_CERT) */
+  readonly caCert?: string;
+  /** cog.yaml `environment`, in file order */
+  readonly environment: readonly (readonly [string, string])[];
+  readonly systemPackages: readonly string[];
+  /** the rewritten requirements.txt text; absent or empty = no user requirements */
+  readonly requirements?: string;
+  /** project-relative paths of local wheels/sdists the requirements name */
+  readonly localArtifacts?: readonly string[];
+  readonly sdk: WheelSource;
+  /** coglet is installed explicitly only when given; otherwise it comes with cog >= 0.17 */
+  readonly coglet?: WheelSource;
+  readonly runCommands: readonly {
+    readonly command: string;
+    readonly secrets: readonly { readonly id: string; readonly target: string }[];
+  }[];
+  readonly predict?: string;
+  readonly train?: string;
+  readonly concurrencyMax?: number;
+  /** the config file's name relative to the project, when it is not cog.yaml */
+  readonly configFileName?: string;
+  /** .dockerignore patterns of the project */
+  readonly sourceExclude: readonly string[];
+  /** the OpenAPI schema JSON, written to /src/.cog/openapi_schema.json */
+  readonly openapiSchema?: string;
+  /** labels known before the build (version, config, schema, revision...) */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly precompile?: boolean;
+  readonly strip?: boolean;
+  readonly platform?: { readonly os: 'linux'; readonly architecture: 'amd64' | 'arm64' };
+  /** the uv image the binaries are copied from */
+  readonly uvImage?: string;
+}
+
+export interface CacheMount {
+  readonly target: string;
+  readonly sharing: 'shared' | 'private' | 'locked';
+}
+
+export interface EmbeddedFile {
+  readonly path: string;
+  readonly content: string;
+  readonly mode?: number;
+}
+
+/** One step, in the order upstream Cog's Dockerfile would run it. */
+export type PlanStep =
+  | { readonly kind: 'env'; readonly name: string; readonly env: readonly (readonly [string, string])[] }
+  | { readonly kind: 'files'; readonly name: string; readonly files: readonly EmbeddedFile[] }
+  /** files from a client directory (`context` = the project), copied to `dest` keeping relative paths */
+  | {
+      readonly kind: 'context-files';
+      readonly name: string;
+      readonly context: string;
+      readonly paths: readonly string[];
+      readonly dest: string;
+    }
+  /** files from another image, e.g. uv; independent of earlier steps, so it is built in parallel */
+  | {
+      readonly kind: 'image-files';
+      readonly name: string;
+      readonly image: string;
+      readonly paths: readonly string[];
+      readonly dest: string;
+    }
+  | {
+      readonly kind: 'run';
+      readonly name: string;
+      readonly shell: string;
+      readonly cache?: readonly CacheMount[];
+      readonly secrets?: readonly { readonly id: string; readonly target: string }[];
+    };
+
+export interface BuildPlan {
+  readonly platform: { readonly os: 'linux'; readonly architecture: 'amd64' | 'arm64' };
+  readonly base: string;
+  readonly steps: readonly PlanStep[];
+  /** the project copied to /src, with the schema file added in the same step */
+  readonly source: { readonly exclude: readonly string[]; readonly files: readonly EmbeddedFile[] };
+  /** steps after the source copy (e.g. copying a renamed config file to cog.yaml) */
+  readonly afterSource: readonly PlanStep[];
+  /** the command whose output becomes the run.cog.pip_freeze label; run beside the image, not in it */
+  readonly freezeCommand: string;
+  readonly image: {
+    readonly entrypoint: readonly string[];
+    readonly cmd: readonly string[];
+    readonly workdir: string;
+    readonly exposedPorts: readonly string[];
+    readonly labels: Readonly<Record<string, string>>;
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * A smoke test of a built model without Docker: a BuildKit exec on the image starts the Cog HTTP
+ * server as the image would (its env, /src, `python -m cog.server.http`), waits for /health-check to
+ * say READY, optionally runs one prediction, and writes what it saw to /out/smoke.json.
+ */
+import { type State, scratch } from '../llb/index.js';
+
+export interface SmokeOptions {
+  /** the port the server listens on inside the exec (the test bed shares the host network) */
+  readonly port: number;
+  /** seconds to wait for READY */
+  readonly setupTimeout?: number;
+  /** a prediction input to POST once READY */
+  readonly input?: Readonly<Record<string, unknown>>;
+  /** the mode: `predict` (default) or `train` */
+  readonly mode?: 'predict' | 'train';
+}
+
+export interface SmokeReport {
+  readonly health: { status?: string; setup?: { status?: string; logs?: string } } | null;
+  readonly prediction?: { status?: string; output?: unknown; error?: unknown } | null;
+  readonly openapi?: unknown;
+  readonly error?: string;
+}
+
+const probe = String.raw`
+import json, os, subprocess, sys, time, urllib.request
+port = os.environ["COG_SMOKE_PORT"]
+mode = os.environ.get("COG_SMOKE_MODE", "predict")
+base = "http://127.0.0.1:" + port
+args = [sys.executable, "-m", "cog.server.http"] + (["--x-mode", "train"] if mode == "train" else [])
+server = subprocess.Popen(args, env=dict(os.environ, PORT=port), stdout=sys.stderr, stderr=sys.stderr)
+report = {"health": None}
+def get(path):
+    with urllib.request.urlopen(base + path, timeout=5) as r:
+        return json.load(r)
+deadline = time.time() + float(os.environ.get("COG_SMOKE_TIMEOUT", "300"))
+try:
+    while time.time() < deadline:
+        if server.poll() is not None:
+            report["error"] = "the server exited with code %d" % server.returncode
+            break
+        try:
+            report["health"] = get("/health-check")
+            if report["health"].get("status") in ("READY", "SETUP_FAILED", "DEFUNCT"):
+                break
+        except Exception:
+            pass
+        time.sleep(0.1)
+    else:
+        report["error"] = "no READY within the timeout"
+    if report["health"] and report["health"].get("status") == "READY":
+        report["openapi"] = get("/openapi.json")
+        if "COG_SMOKE_INPUT" in os.environ:
+            body = json.dumps({"input": json.loads(os.environ["COG_SMOKE_INPUT"])}).encode()
+            path = "/trainings" if mode == "train" else "/predictions"
+            req = urllib.request.Request(base + path, data=body, headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=300) as r:
+                    report["prediction"] = json.load(r)
+            except urllib.error.HTTPError as e:
+                report["prediction"] = {"status": "http %d" % e.code, "error": e.read().decode()}
+finally:
+    server.terminate()
+    try:
+        server.wait(10)
+    except Exception:
+        server.kill()
+with open("/out/smoke.json", "w") as f:
+    json.dump(report, f)
+`;
+
+/** The state whose /smoke.json holds the report. Never cached: a smoke test must really run. */
+export function smokeTest(model: State, options: SmokeOptions): State {
+  return model
+    .run({
+      args: ['python', '-c', probe],
+      env: {
+        COG_SMOKE_PORT: String(options.port),
+        COG_SMOKE_MODE: options.mode ?? 'predict',
+        COG_SMOKE_TIMEOUT: String(options.setupTimeout ?? 300),
+        ...(options.input ? { COG_SMOKE_INPUT: JSON.stringify(options.input) } : {}),
+      },
+      cwd: '/src',
+      mounts: [{ type: 'bind', dest: '/out', source: scratch() }],
+      ignoreCache: true,
+      name: `smoke test: /health-check${options.input ? ' and one prediction' : ''}`,
+    })
+    .mount('/out');
+}

@@ -1,0 +1,168 @@
+// The build plan follows upstream Cog's step order; the compiler turns it into a graph with the source
+// step on its own branch.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compilePlan, expandEnv } from '../../src/plan/compile.js';
+import { distroPython, parseOsRelease } from '../../src/plan/distro.js';
+import { planBuild, shellQuote } from '../../src/plan/plan.js';
+import type { PlanInput } from '../../src/plan/types.js';
+
+const cpuInput: PlanInput = {
+  pythonVersion: '3.11',
+  gpu: false,
+  baseImage: 'python:3.11-slim',
+  baseKind: 'python-slim',
+  environment: [
+    ['ZED', 'last'],
+    ['ALPHA', 'first'],
+  ],
+  systemPackages: ['jq', 'libgl1'],
+  requirements: 'six==1.16.0\n./wheels/tiny-0.1-py3-none-any.whl',
+  localArtifacts: ['wheels/tiny-0.1-py3-none-any.whl'],
+  sdk: { kind: 'pypi', version: '0.23.1' },
+  runCommands: [{ command: ' echo hi ', secrets: [{ id: 'token', target: '/run/secrets/token' }] }],
+  predict: 'predict.py:Predictor',
+  concurrencyMax: 2,
+  sourceExclude: ['.git'],
+  openapiSchema: '{"openapi":"3.0.2"}',
+  labels: { 'run.cog.version': '0.1.0' },
+};
+
+test('a CPU plan has upstream order: preamble, tini, env, apt, uv, requirements, SDK, ldconfig, run, stubs', () => {
+  const plan = planBuild(cpuInput);
+  assert.deepEqual(
+    plan.steps.map((s) => s.name),
+    [
+      'preamble',
+      'install tini',
+      'cog.yaml environment',
+      'install system packages',
+      'copy uv',
+      'uv uses the system Python',
+      'copy local package artifacts',
+      'requirements.txt',
+      'optimise native builds',
+      'install requirements',
+      'reset CFLAGS',
+      'keep the managed cog and coglet',
+      'optimise native builds',
+      'install cog==0.23.1',
+      'reset CFLAGS',
+      'register Python shared libraries',
+      'build.run[0]: echo hi',
+      'predictor',
+    ],
+  );
+  const env = plan.steps.find((s) => s.name === 'cog.yaml environment');
+  assert.deepEqual(env?.kind === 'env' && env.env, [
+    ['ALPHA', 'first'],
+    ['ZED', 'last'],
+  ]);
+  const install = plan.steps.find((s) => s.name === 'install requirements');
+  assert.equal(
+    install?.kind === 'run' && install.shell,
+    'cd /tmp/local_package_artifacts && uv run pip install --cache-dir /root/.cache/pip -r /tmp/requirements.txt',
+  );
+  assert.deepEqual(plan.source.exclude, ['.cog', '.git']);
+  assert.deepEqual(plan.image.entrypoint, ['/sbin/tini', '--']);
+  assert.deepEqual(plan.image.cmd, ['python', '-m', 'cog.server.http']);
+  const stubs = plan.steps.at(-1);
+  assert.deepEqual(stubs?.kind === 'env' && stubs.env, [
+    ['COG_PREDICT_TYPE_STUB', 'predict.py:Predictor'],
+    ['COG_MAX_CONCURRENCY', '2'],
+  ]);
+});
+
+test('a CUDA plan adds --break-system-packages and installs Python (uv or the distribution)', () => {
+  const cuda: PlanInput = { ...cpuInput, baseKind: 'cuda', gpu: true, baseImage: 'nvidia/cuda:x' };
+  const uv = planBuild(cuda);
+  const uvPython = uv.steps.find((s) => s.name === 'install Python 3.11 with uv');
+  assert.match(uvPython?.kind === 'run' ? uvPython.shell : '', /^uv python install 3\.11 /);
+  const install = uv.steps.find((s) => s.name === 'install requirements');
+  assert.match(install?.kind === 'run' ? install.shell : '', /pip install --break-system-packages/);
+  const distro = planBuild({ ...cuda, cudaPython: 'distro' });
+  assert.ok(distro.steps.some((s) => s.name === 'install Python 3.11 from the distribution'));
+  assert.ok(!distro.steps.some((s) => s.name.includes('with uv')));
+});
+
+test('the CA certificate is added before anything reaches the network', () => {
+  const plan = planBuild({
+    ...cpuInput,
+    caCert: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n',
+  });
+  const names = plan.steps.map((s) => s.name);
+  assert.ok(names.indexOf('trust the CA certificate') < names.indexOf('install tini'));
+  const bundle = plan.steps.find((s) => s.name === 'CA bundle');
+  assert.deepEqual(bundle?.kind === 'env' && bundle.env.map(([k]) => k), [
+    'SSL_CERT_FILE',
+    'REQUESTS_CA_BUNDLE',
+  ]);
+});
+
+test('file wheels are copied from their own context and pre-releases add --pre', () => {
+  const plan = planBuild({
+    ...cpuInput,
+    sdk: { kind: 'file', path: '/dist/cog-0.24.0a1-py3-none-any.whl' },
+    coglet: { kind: 'pypi', version: '0.24.0a1', pre: true },
+  });
+  const names = plan.steps.map((s) => s.name);
+  assert.ok(names.indexOf('install coglet==0.24.0a1') < names.indexOf('copy the cog wheel'));
+  const cog = plan.steps.find((s) => s.name.startsWith('install cog from'));
+  assert.equal(
+    cog?.kind === 'run' && cog.shell,
+    'uv pip install --pre --no-cache /tmp/cog-0.24.0a1-py3-none-any.whl',
+  );
+  const copy = plan.steps.find((s) => s.name === 'copy the cog wheel');
+  assert.equal(copy?.kind === 'context-files' && copy.context, 'cog-wheel');
+});
+
+test('the compiled graph keeps the source copy off the dependency chain', () => {
+  const plan = planBuild(cpuInput);
+  const compiled = compilePlan(plan, {
+    baseConfig: {
+      config: { Env: ['PATH=/usr/local/bin:/usr/bin', 'LANG=C.UTF-8'], Labels: { base: 'yes' } },
+    },
+    baseDigest: `sha256:${'a'.repeat(64)}`,
+  });
+  const env = compiled.config.config?.Env ?? [];
+  assert.equal(env[0], 'PATH=/usr/local/bin:/usr/bin');
+  assert.ok(
+    env.includes('LD_LIBRARY_PATH=:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:/usr/local/nvidia/bin'),
+  );
+  assert.ok(env.includes('CFLAGS='));
+  assert.ok(env.includes('COG_PREDICT_TYPE_STUB=predict.py:Predictor'));
+  assert.deepEqual(compiled.config.config?.Labels, { base: 'yes', 'run.cog.version': '0.1.0' });
+  assert.deepEqual(compiled.config.config?.ExposedPorts, { '5000/tcp': {} });
+  assert.equal(compiled.config.config?.WorkingDir, '/src');
+
+  const marshalled = compiled.image.marshal();
+  const kinds = marshalled.ops.map((o) => o.kind);
+  assert.ok(kinds.includes('merge'));
+  // the source copy's only input is the local context: editing the project cannot invalidate the deps
+  const copy = marshalled.ops.find(
+    (o) => o.metadata.description?.['llb.customname'] === 'copy the project to /src',
+  );
+  assert.ok(copy);
+  assert.equal(copy.op.inputs?.length, 1);
+  const sourceOp = marshalled.ops.find(
+    (o) => o.op.source?.identifier === 'local://context' && o.op.source.attrs?.['local.excludepatterns'],
+  );
+  assert.ok(sourceOp);
+  assert.equal(copy.op.inputs?.[0]?.digest, sourceOp.digest);
+  // the base is pinned by digest
+  assert.ok(marshalled.ops.some((o) => o.op.source?.identifier?.endsWith(`@sha256:${'a'.repeat(64)}`)));
+});
+
+test('env expansion and shell quoting', () => {
+  const env = new Map([['A', 'x']]);
+  assert.equal(expandEnv('$A:${A}:$B', env), 'x:x:');
+  assert.equal(shellQuote('libgl1'), 'libgl1');
+  assert.equal(shellQuote("it's"), `'it'"'"'s'`);
+});
+
+test('the distribution python3 from os-release', () => {
+  assert.equal(distroPython('ID=debian\nVERSION_ID="12"\n'), '3.11');
+  assert.equal(distroPython('ID=ubuntu\nVERSION_ID="24.04"\n'), '3.12');
+  assert.equal(distroPython('ID=alpine\nVERSION_ID=3.20\n'), undefined);
+  assert.equal(parseOsRelease("PRETTY_NAME='Debian 12'").get('PRETTY_NAME'), 'Debian 12');
+});
