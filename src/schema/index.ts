@@ -1,0 +1,130 @@
+/**
+ * Static OpenAPI schema generation for Cog models: reads the predictor's Python source (without
+ * running Python) and produces the document Cog's runtime serves at GET /openapi.json and uses to
+ * validate inputs. Mirrors upstream Cog's pkg/schema generator.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, normalize, sep } from 'node:path';
+import { analyzePredictor, Analyzer, type FileLoader, type Mode, type PredictorInfo } from './analyze.js';
+import { SchemaError } from './errors.js';
+import { buildOpenApi, mergeSchemas } from './openapi.js';
+import { deepSortKeys, type JsonObject } from './types.js';
+
+export { SchemaError } from './errors.js';
+export type { FileLoader, Mode, PredictorInfo } from './analyze.js';
+export type { JsonObject, JsonValue } from './types.js';
+
+export interface SchemaFromSourceOptions {
+  /** the Cog CLI version written to info.version (default "0.0.0") */
+  cogVersion?: string;
+  /** reads other project files for cross-file imports (`from .types import Output`); paths are relative to the project root */
+  loadFile?: FileLoader;
+}
+
+/**
+ * Pure core: the OpenAPI schema for `className` (a class with run()/predict()/train(), or a
+ * module-level function) defined in `source`. `fileName` is used in error messages and as the
+ * module's own path for relative imports.
+ */
+export function schemaFromSource(
+  source: string,
+  fileName: string,
+  className: string,
+  mode: Mode,
+  options: SchemaFromSourceOptions = {},
+): JsonObject {
+  const info = predictorInfoFromSource(source, fileName, className, mode, options.loadFile);
+  return buildOpenApi(info, options.cogVersion ?? '0.0.0');
+}
+
+/** The extracted signature (inputs and output) without building the OpenAPI document. */
+export function predictorInfoFromSource(
+  source: string,
+  fileName: string,
+  className: string,
+  mode: Mode,
+  loadFile: FileLoader = () => undefined,
+): PredictorInfo {
+  const analyzer = new Analyzer(loadFile);
+  return analyzePredictor(analyzer, source, fileName, className, mode);
+}
+
+export interface GenerateOptions {
+  projectDir: string;
+  /** predictor reference from cog.yaml `run`/`predict`, e.g. 'predict.py:Predictor' */
+  predict?: string | undefined;
+  /** trainer reference from cog.yaml `train`, e.g. 'train.py:Trainer' */
+  train?: string | undefined;
+  /** written to info.version */
+  cogVersion: string;
+}
+
+/** Splits 'predict.py:Predictor' into file and name. */
+export function parseRef(ref: string): { file: string; name: string } {
+  const colon = ref.indexOf(':');
+  const file = colon < 0 ? '' : ref.slice(0, colon);
+  const name = colon < 0 ? '' : ref.slice(colon + 1);
+  if (file === '' || name === '') {
+    throw new SchemaError(
+      'invalid-ref',
+      `invalid predict reference '${ref}' — expected format: file.py:ClassName or file.py:function_name`,
+    );
+  }
+  return { file, name };
+}
+
+/**
+ * Generates the schema for a project: predict and/or train. With both set, the train schema's
+ * paths and components are merged into the predict schema (keys sorted throughout, as upstream's
+ * merge round-trips through Go maps).
+ */
+export async function generateOpenApiSchema(options: GenerateOptions): Promise<JsonObject> {
+  const { projectDir, predict, train, cogVersion } = options;
+  if (predict === undefined && train === undefined) {
+    throw new SchemaError('invalid-ref', 'no predict or train reference found in cog.yaml', {
+      hint: "set `run: 'predict.py:Predictor'` (or `train:`) in cog.yaml",
+    });
+  }
+  const loadFile = projectLoader(projectDir);
+  const one = async (ref: string, mode: Mode): Promise<JsonObject> => {
+    const { file, name } = parseRef(ref);
+    const path = safeJoin(projectDir, file);
+    let source: string;
+    try {
+      source = await readFile(path, 'utf8');
+    } catch (e) {
+      throw new SchemaError(
+        'file-not-found',
+        `failed to read predictor source ${file}: ${(e as Error).message}`,
+        { file },
+      );
+    }
+    return schemaFromSource(source, normalize(file).split(sep).join('/'), name, mode, {
+      cogVersion,
+      loadFile,
+    });
+  };
+  if (train === undefined) return one(predict ?? '', 'predict');
+  if (predict === undefined) return one(train, 'train');
+  const merged = mergeSchemas(await one(predict, 'predict'), await one(train, 'train'));
+  return deepSortKeys(merged) as JsonObject;
+}
+
+function safeJoin(root: string, rel: string): string {
+  const n = normalize(rel);
+  if (isAbsolute(n) || n === '..' || n.startsWith(`..${sep}`)) {
+    throw new SchemaError('invalid-ref', `predictor file '${rel}' must be inside the project directory`);
+  }
+  return join(root, n);
+}
+
+function projectLoader(root: string): FileLoader {
+  return (rel) => {
+    try {
+      return readFileSync(safeJoin(root, rel), 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+}
