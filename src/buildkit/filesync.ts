@@ -4,14 +4,19 @@
  * We stat every entry (depth-first, each directory's entries sorted byte-wise, a directory before its
  * children) and send one STAT packet each, then an empty STAT. The daemon compares them with what it
  * has and asks for the files it lacks by index (REQ); we stream those as DATA packets, an empty DATA
- * ending each file. FIN from the daemon is answered with FIN. File contents are streamed from disk in
- * chunks; only the list of paths is kept in memory.
+ * ending each file, several files at a time. FIN from the daemon is answered with FIN. File contents
+ * are streamed from disk in chunks; only the list of paths is kept in memory.
+ *
+ * The daemon passes the local source's include/exclude patterns and follow paths as request metadata;
+ * like fsutil, we apply them while walking (see patterns.ts). A second path to an inode already sent
+ * goes as a hardlink: a regular-file STAT whose linkname is the first path.
  */
-import { createReadStream } from 'node:fs';
-import { lstat, opendir, readlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import type { fsutil_types_Packet, fsutil_types_Stat } from '../gen/types.js';
+import { type ContextFilter, type DirFilterState, byteOrder, contextFilter } from './patterns.js';
 import type { SessionService } from './session.js';
 
 const PACKET_STAT = 0;
@@ -32,12 +37,16 @@ const goMode = {
   sticky: 0x00100000,
 };
 
-const chunkSize = 32 * 1024;
+/** Bytes per DATA packet. */
+const chunkSize = 128 * 1024;
+/** Files streamed at the same time (fsutil: 4). */
+const parallelFiles = 4;
 
-interface Entry {
+/** One entry of a context, as sent. */
+export interface ContextEntry {
   readonly path: string;
   readonly stat: fsutil_types_Stat;
-  /** absolute path, for regular files only */
+  /** absolute path, for regular files (hardlinks included) only */
   readonly file?: string;
 }
 
@@ -67,112 +76,301 @@ function toGoMode(st: { mode: bigint }): number {
   return out >>> 0;
 }
 
-function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-/** Entries under `root` in fsutil's order: depth-first, names sorted byte-wise within each directory. */
-async function* walk(root: string, rel = ''): AsyncGenerator<Entry> {
-  const dir = await opendir(join(root, rel));
-  const names: string[] = [];
-  for await (const dirent of dir) names.push(dirent.name);
-  names.sort(byteOrder);
-  for (const name of names) {
-    const path = rel ? `${rel}/${name}` : name;
-    const abs = join(root, path);
-    const st = await lstat(abs, { bigint: true });
-    const mode = toGoMode(st);
+/**
+ * The entries of the context `root` in fsutil's order (depth-first, names sorted byte-wise within each
+ * directory), filtered like fsutil filters them: a directory that is not sent itself is still sent,
+ * before its first entry that is. Entries that vanish during the walk are left out.
+ */
+export async function* walkContext(root: string, filter?: ContextFilter): AsyncGenerator<ContextEntry> {
+  /** directories walked but not sent (yet): sent when something below them is */
+  const pending: ContextEntry[] = [];
+  /** `dev:ino` of regular files with several links -> the first path sent */
+  const inodes = new Map<string, string>();
+
+  const entry = async (path: string, abs: string, st: BigIntStats): Promise<ContextEntry> => {
     // mtimes in full nanoseconds (past 2^53, so as a string): the daemon's differ compares them
-    const stat: fsutil_types_Stat = { path, mode, modTime: st.mtimeNs.toString() };
-    let file: string | undefined;
-    if (st.isSymbolicLink()) stat.linkname = await readlink(abs);
-    else if (st.isFile()) {
+    const stat: fsutil_types_Stat = { path, mode: toGoMode(st), modTime: st.mtimeNs.toString() };
+    if (st.isSymbolicLink()) {
+      stat.linkname = await readlink(abs);
       stat.size = Number(st.size);
-      file = abs;
+    } else if (st.isFile()) {
+      stat.size = Number(st.size);
+      if (st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = inodes.get(key);
+        // as fsutil: the link keeps its size, the daemon links it to the first path instead of asking
+        if (first !== undefined) stat.linkname = first;
+        else inodes.set(key, path);
+      }
+      return { path, stat, file: abs };
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      stat.devmajor = Number(st.rdev >> 8n) & 0xfff;
-      stat.devminor = Number(st.rdev & 0xffn);
+      stat.devmajor = Number((st.rdev >> 8n) & 0xfffn);
+      stat.devminor = Number((st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n));
     }
-    yield file ? { path, stat, file } : { path, stat };
-    if (st.isDirectory()) yield* walk(root, path);
+    return { path, stat };
+  };
+
+  async function* walkDir(rel: string, state: DirFilterState): AsyncGenerator<ContextEntry> {
+    let names: string[];
+    try {
+      names = await readdir(join(root, rel));
+    } catch (err) {
+      if (rel !== '' && isNotFound(err)) return;
+      throw err;
+    }
+    names.sort(byteOrder);
+    for (const name of names) {
+      const path = rel ? `${rel}/${name}` : name;
+      const abs = join(root, path);
+      let st: BigIntStats;
+      try {
+        st = await lstat(abs, { bigint: true });
+      } catch (err) {
+        if (isNotFound(err)) continue;
+        throw err;
+      }
+      const isDir = st.isDirectory();
+      const checked = filter?.check(path, isDir, state);
+      if (checked?.decision === 'skip') continue;
+      if (checked?.decision === 'hide') {
+        if (!isDir) continue;
+        pending.push(await entry(path, abs, st));
+        yield* walkDir(path, checked.state);
+        if (pending[pending.length - 1]?.path === path) pending.pop();
+        continue;
+      }
+      for (const parent of pending) yield parent;
+      pending.length = 0;
+      yield await entry(path, abs, st);
+      if (isDir) yield* walkDir(path, checked?.state ?? {});
+    }
   }
+
+  yield* walkDir('', {});
 }
 
 type PacketStream = grpc.ServerDuplexStream<fsutil_types_Packet, fsutil_types_Packet>;
 
-function write(call: PacketStream, packet: fsutil_types_Packet): Promise<void> {
+/**
+ * Writes a packet, waiting for the stream to drain when its buffer is full. `written` is called once
+ * the packet has been serialised (its data may then be reused).
+ */
+function write(call: PacketStream, packet: fsutil_types_Packet, written?: () => void): Promise<void> {
   return new Promise((resolve) => {
-    if (call.write(packet)) resolve();
+    if (call.write(packet, written)) resolve();
     else call.once('drain', resolve);
   });
 }
 
-async function sendFile(call: PacketStream, id: number, file: string): Promise<void> {
-  for await (const chunk of createReadStream(file, { highWaterMark: chunkSize })) {
-    await write(call, { type: PACKET_DATA, ID: id, data: chunk as Buffer });
+/** Read buffers shared by a transfer's file senders, so that a gigabyte does not become garbage. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly waiting: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
+  private allocated = 0;
+  private closed: Error | undefined;
+
+  constructor(
+    private readonly size: number,
+    private readonly max: number,
+  ) {}
+
+  take(): Promise<Buffer> {
+    if (this.closed) return Promise.reject(this.closed);
+    const buffer = this.free.pop();
+    if (buffer) return Promise.resolve(buffer);
+    if (this.allocated < this.max) {
+      this.allocated++;
+      return Promise.resolve(Buffer.allocUnsafeSlow(this.size));
+    }
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  give(buffer: Buffer): void {
+    const waiter = this.waiting.shift();
+    if (waiter) waiter.resolve(buffer);
+    else this.free.push(buffer);
+  }
+
+  /** Fails every pending and later take(). */
+  close(err: Error): void {
+    this.closed ??= err;
+    for (const waiter of this.waiting.splice(0)) waiter.reject(err);
+  }
+}
+
+async function sendFile(call: PacketStream, id: number, file: string, buffers: BufferPool): Promise<void> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    // as fsutil: a file that cannot be opened any more arrives empty
+    if (!isNotFound(err)) throw err;
+  }
+  if (handle) {
+    try {
+      for (;;) {
+        const buffer = await buffers.take();
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) {
+          buffers.give(buffer);
+          break;
+        }
+        // the buffer is reused once grpc-js has serialised the packet (the write callback)
+        await write(call, { type: PACKET_DATA, ID: id, data: buffer.subarray(0, bytesRead) }, () =>
+          buffers.give(buffer),
+        );
+      }
+    } finally {
+      await handle.close();
+    }
   }
   await write(call, { type: PACKET_DATA, ID: id });
 }
 
+/** What the daemon asks for in a DiffCopy call's metadata (from the local source's attributes). */
+export interface TransferRequest {
+  /** the `local://NAME` */
+  readonly dirName: string;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly followPaths: readonly string[];
+}
+
+/** Go's url.QueryUnescape. */
+function queryUnescape(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * Reads the request metadata. The daemon sends a list as repeated header fields, which Node's HTTP/2
+ * layer joins with ", " into one value: we split on that. A pattern that itself contains ", " cannot be
+ * told apart (unless the daemon URL-escaped the values, which it does when any has non-ASCII text).
+ */
+export function transferRequest(metadata: grpc.Metadata): TransferRequest {
+  const values = (key: string): string[] => {
+    const encoded = metadata.get(`${key}-encoded`).some((v) => /^(1|t|true)$/i.test(String(v)));
+    const out: string[] = [];
+    for (const value of metadata.get(key)) {
+      for (const part of String(value).split(', ')) out.push(encoded ? queryUnescape(part) : part);
+    }
+    return out.filter((v) => v !== '');
+  };
+  return {
+    dirName: values('dir-name')[0] ?? '',
+    include: values('include-patterns'),
+    exclude: values('exclude-patterns'),
+    followPaths: values('followpaths'),
+  };
+}
+
 export interface FileSyncOptions {
-  /** called with the relative path of every file the daemon asks for */
-  readonly onFileRequested?: (path: string) => void;
+  /** called with the relative path of every file the daemon asks for, and the directory's name */
+  readonly onFileRequested?: (path: string, dirName: string) => void;
+  /** called for each DiffCopy call with what the daemon asked for */
+  readonly onTransfer?: (request: TransferRequest) => void;
 }
 
 /** Serves one DiffCopy call for the directory `root`. */
-async function diffCopy(call: PacketStream, root: string, options: FileSyncOptions): Promise<void> {
-  const files = new Map<number, Entry>();
-  const requests: number[] = [];
-  let wake: (() => void) | undefined;
+async function diffCopy(
+  call: PacketStream,
+  root: string,
+  request: TransferRequest,
+  options: FileSyncOptions,
+): Promise<void> {
+  const filter = await contextFilter(root, request);
+  const files = new Map<number, ContextEntry>();
+  const queue: number[] = [];
+  let active = 0;
   let finished = false;
-  let failed: Error | undefined;
+  let settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  let failure: Error | undefined;
+
+  const buffers = new BufferPool(chunkSize, parallelFiles * 3);
+  const fail = (err: Error): void => {
+    failure ??= err;
+    buffers.close(err);
+    settle?.reject(err);
+  };
+  const check = (): void => {
+    if (finished && queue.length === 0 && active === 0) settle?.resolve();
+  };
+  const pump = (): void => {
+    while (!failure && active < parallelFiles && queue.length > 0) {
+      const id = queue.shift() as number;
+      const file = files.get(id);
+      if (!file?.file) {
+        fail(new Error(`invalid file id ${id}`));
+        return;
+      }
+      files.delete(id);
+      active++;
+      options.onFileRequested?.(file.path, request.dirName);
+      sendFile(call, id, file.file, buffers).then(
+        () => {
+          active--;
+          pump();
+          check();
+        },
+        (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
+      );
+    }
+  };
+
   call.on('data', (packet: fsutil_types_Packet) => {
-    if ((packet.type ?? 0) === PACKET_REQ) requests.push(packet.ID ?? 0);
-    else if (packet.type === PACKET_FIN) finished = true;
-    else if (packet.type === PACKET_ERR) failed = new Error(Buffer.from(packet.data ?? []).toString());
-    wake?.();
+    switch (packet.type ?? PACKET_STAT) {
+      case PACKET_REQ:
+        queue.push(packet.ID ?? 0);
+        pump();
+        break;
+      case PACKET_FIN:
+        finished = true;
+        check();
+        break;
+      case PACKET_ERR:
+        fail(new Error(`error from receiver: ${Buffer.from(packet.data ?? []).toString()}`));
+        break;
+    }
   });
   call.on('end', () => {
     finished = true;
-    wake?.();
+    check();
   });
-  call.on('error', (err) => {
-    failed = err;
-    wake?.();
+  call.on('error', (err: Error) => fail(err));
+  call.on('cancelled', () => fail(new Error('transfer cancelled by the daemon')));
+
+  const done = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
   });
+  done.catch(() => {}); // observed below; a failure during the walk must not go unhandled
 
-  let id = 0;
-  for await (const entry of walk(root)) {
-    if (entry.file) files.set(id, entry);
-    await write(call, { type: PACKET_STAT, stat: entry.stat });
-    id++;
-  }
-  await write(call, { type: PACKET_STAT });
-
-  for (;;) {
-    const next = requests.shift();
-    if (next !== undefined) {
-      const file = files.get(next);
-      if (!file?.file) {
-        await write(call, { type: PACKET_ERR, data: Buffer.from(`no file with id ${next}`) });
-        call.end();
-        return;
-      }
-      options.onFileRequested?.(file.path);
-      await sendFile(call, next, file.file);
-      continue;
+  try {
+    let id = 0;
+    for await (const entry of walkContext(root, filter)) {
+      if (failure) throw failure;
+      if (entry.file) files.set(id, entry);
+      await write(call, { type: PACKET_STAT, stat: entry.stat });
+      id++;
     }
-    if (failed) throw failed;
-    if (finished) {
-      await write(call, { type: PACKET_FIN });
-      call.end();
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-    wake = undefined;
+    await write(call, { type: PACKET_STAT });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (!failure) await write(call, { type: PACKET_ERR, data: Buffer.from(message) });
+    throw err;
   }
+  if (failure) throw failure;
+  check();
+  await done;
+  await write(call, { type: PACKET_FIN });
+  call.end();
 }
 
 /** A FileSync service that serves the given directories by name (the `local://NAME` of LLB). */
@@ -184,13 +382,16 @@ export function fileSyncService(
     name: 'moby.filesync.v1.FileSync',
     implementation: {
       DiffCopy: (call: PacketStream) => {
-        const name = String(call.metadata.get('dir-name')[0] ?? '');
-        const root = dirs[name];
+        const request = transferRequest(call.metadata);
+        const root = Object.hasOwn(dirs, request.dirName) ? dirs[request.dirName] : undefined;
         if (!root) {
-          call.destroy(Object.assign(new Error(`no access allowed to dir "${name}"`), { code: 5 }));
+          call.destroy(
+            Object.assign(new Error(`no access allowed to dir "${request.dirName}"`), { code: 5 }),
+          );
           return;
         }
-        diffCopy(call, root, options).catch((err: unknown) => {
+        options.onTransfer?.(request);
+        diffCopy(call, root, request, options).catch((err: unknown) => {
           call.destroy(err instanceof Error ? err : new Error(String(err)));
         });
       },
