@@ -12,6 +12,8 @@ import { compilePlan } from '../plan/compile.js';
 import { distroPython } from '../plan/distro.js';
 import { planBuild } from '../plan/plan.js';
 import type { BuildPlan, PlanInput } from '../plan/types.js';
+import { type SmokeOptions, type SmokeReport, smokeTest } from '../runtime/smoke.js';
+import { CogError } from '../errors.js';
 
 export interface BuildModelOptions {
   readonly input: PlanInput;
@@ -26,6 +28,10 @@ export interface BuildModelOptions {
   readonly signal?: AbortSignal;
   readonly onStatus?: SolveOptions['onStatus'];
   readonly ref?: string;
+  /** re-run every step */
+  readonly noCache?: boolean;
+  /** start the server in the built image and require READY (and a successful prediction) before export */
+  readonly smoke?: SmokeOptions;
   /** called with the plan once the base image is known */
   readonly onPlan?: (plan: BuildPlan) => void;
 }
@@ -35,6 +41,7 @@ export interface BuiltModel {
   readonly plan: BuildPlan;
   readonly config: OciImageConfig;
   readonly exporterResponse: Record<string, string>;
+  readonly smoke?: SmokeReport;
 }
 
 const majorMinor = (version: string) => version.split('.').slice(0, 2).join('.');
@@ -65,7 +72,7 @@ export async function planAgainstBase(gw: Gateway, input: PlanInput) {
 }
 
 export async function buildModel(client: BuildkitClient, options: BuildModelOptions): Promise<BuiltModel> {
-  let built: { plan: BuildPlan; config: OciImageConfig } | undefined;
+  let built: { plan: BuildPlan; config: OciImageConfig; smoke?: SmokeReport } | undefined;
   const result = await gatewayBuild(
     client,
     {
@@ -87,9 +94,10 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
         sharedKeyHint: options.sharedKeyHint,
       });
       const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
+      const marshal = { platform, ...(options.noCache ? { ignoreCache: true } : {}) };
       const [imageId, freezeId] = await Promise.all([
-        gw.solve(compiled.image.marshal({ platform }).definition),
-        gw.solve(compiled.freeze.marshal({ platform }).definition, { evaluate: true }),
+        gw.solve(compiled.image.marshal(marshal).definition),
+        gw.solve(compiled.freeze.marshal(marshal).definition, { evaluate: true }),
       ]);
       const pipFreeze = (await gw.readFile(freezeId, '/pip-freeze.txt')).toString('utf8').trim();
       const config: OciImageConfig = {
@@ -99,7 +107,15 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
           Labels: { ...(compiled.config.config?.Labels ?? {}), 'run.cog.pip_freeze': pipFreeze },
         },
       };
-      built = { plan, config };
+      let smoke: SmokeReport | undefined;
+      if (options.smoke) {
+        const probeId = await gw.solve(smokeTest(compiled.image, options.smoke).marshal(marshal).definition, {
+          evaluate: true,
+        });
+        smoke = JSON.parse((await gw.readFile(probeId, '/smoke.json')).toString('utf8')) as SmokeReport;
+        checkSmoke(smoke, options.smoke.input !== undefined);
+      }
+      built = { plan, config, ...(smoke ? { smoke } : {}) };
       return { ref: imageId, metadata: { 'containerimage.config': JSON.stringify(config) } };
     },
   );
@@ -109,5 +125,26 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
     plan: built.plan,
     config: built.config,
     exporterResponse: result.exporterResponse,
+    ...(built.smoke ? { smoke: built.smoke } : {}),
   };
+}
+
+/** Fails the build unless the server became READY (and the prediction, when asked, succeeded). */
+export function checkSmoke(report: SmokeReport, predicted: boolean): void {
+  const status = report.health?.status;
+  if (status !== 'READY') {
+    const logs = report.health?.setup?.logs?.trim();
+    throw new CogError(
+      `smoke test: the model server did not become READY (${report.error ?? `status ${status ?? 'unknown'}`})`,
+      { hint: logs ? `setup logs:\n${logs}` : 'run the image and look at its setup logs' },
+    );
+  }
+  if (predicted && report.prediction?.status !== 'succeeded') {
+    throw new CogError(
+      `smoke test: the prediction did not succeed (${report.prediction?.status ?? 'no answer'})`,
+      {
+        hint: JSON.stringify(report.prediction?.error ?? report.prediction ?? null),
+      },
+    );
+  }
 }

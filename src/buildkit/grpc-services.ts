@@ -2,21 +2,71 @@
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { type MessageName, codec, service } from '../proto/schema.js';
 
+/**
+ * Methods whose messages pass through as raw Buffers, undecoded: FileSend.DiffCopy carries BytesMessage
+ * frames for tar/oci/docker exports but fsutil Packets for local exports, so its handler decodes per kind.
+ */
+const rawMethods: ReadonlySet<string> = new Set(['/moby.filesync.v1.FileSend/DiffCopy']);
+
+const identity = (bytes: unknown) => bytes as Buffer;
+
+/** A Buffer over freshly encoded bytes, without copying them. */
+const view = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/**
+ * BytesMessage{1: data} carries every byte of the session tunnel: encoded by hand, one copy, instead
+ * of through the generic encoder.
+ */
+function encodeBytesMessage(value: unknown): Buffer {
+  const data = (value as { data?: Uint8Array }).data;
+  if (!data || data.length === 0) return Buffer.alloc(0);
+  const header = [0x0a];
+  for (let n = data.length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      header.push(n);
+      break;
+    }
+    header.push((n % 128) | 0x80);
+  }
+  const out = Buffer.allocUnsafe(header.length + data.length);
+  out.set(header, 0);
+  out.set(data, header.length);
+  return out;
+}
+
 /** A grpc-js ServiceDefinition for a service of proto/, e.g. `serviceDefinition('moby.buildkit.v1.Control')`. */
 export function serviceDefinition(name: string): ServiceDefinition {
   const svc = service(name);
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const method of svc.methodsArray) {
     method.resolve();
-    const request = codec(method.resolvedRequestType?.fullName.slice(1) as MessageName);
+    const path = `/${name}/${method.name}`;
+    if (rawMethods.has(path)) {
+      definition[method.name] = {
+        path,
+        requestStream: method.requestStream === true,
+        responseStream: method.responseStream === true,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+        originalName: method.name,
+      };
+      continue;
+    }
+    const requestName = method.resolvedRequestType?.fullName.slice(1) as MessageName;
+    const request = codec(requestName);
     const response = codec(method.resolvedResponseType?.fullName.slice(1) as MessageName);
     definition[method.name] = {
-      path: `/${name}/${method.name}`,
+      path,
       requestStream: method.requestStream === true,
       responseStream: method.responseStream === true,
-      requestSerialize: (value: unknown) => Buffer.from(request.encode(value as never)),
+      requestSerialize:
+        requestName === 'moby.buildkit.v1.BytesMessage'
+          ? encodeBytesMessage
+          : (value: unknown) => view(request.encode(value as never)),
       requestDeserialize: (bytes: Buffer) => request.decode(bytes),
-      responseSerialize: (value: unknown) => Buffer.from(response.encode(value as never)),
+      responseSerialize: (value: unknown) => view(response.encode(value as never)),
       responseDeserialize: (bytes: Buffer) => response.decode(bytes),
       originalName: method.name,
     };

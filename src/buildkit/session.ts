@@ -3,6 +3,10 @@
  * it (HTTP/2 over BytesMessage frames) to call the services the client serves: health always, and
  * FileSync, FileSend, Auth, Secrets when given.
  */
+import { unlink } from 'node:fs';
+import { type Socket, connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { moby_buildkit_v1_BytesMessage } from '../gen/types.js';
@@ -43,10 +47,72 @@ class SessionTunnel extends Duplex {
     else this.call.once('drain', () => callback());
   }
 
+  /** Everything written since the last send goes out as one message (HTTP/2 writes many small frames). */
+  override _writev(
+    chunks: { chunk: Buffer; encoding: BufferEncoding }[],
+    callback: (error?: Error | null) => void,
+  ): void {
+    const data =
+      chunks.length === 1
+        ? (chunks[0] as { chunk: Buffer }).chunk
+        : Buffer.concat(chunks.map((c) => c.chunk));
+    if (this.call.write({ data })) callback();
+    else this.call.once('drain', () => callback());
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.call.end();
     callback();
   }
+}
+
+type SessionCall = grpc.ClientDuplexStream<moby_buildkit_v1_BytesMessage, moby_buildkit_v1_BytesMessage>;
+
+/**
+ * Carries the session's HTTP/2 through a local socket pair instead of a JS Duplex: grpc-js then reads
+ * and writes a native socket (Node's JS-stream wrapper cost about 2.5x the CPU per byte), and we
+ * shuttle large socket reads into BytesMessages. `onClose` runs when either side ends.
+ */
+function bridgeThroughSocket(
+  call: SessionCall,
+  injector: ReturnType<grpc.Server['createConnectionInjector']>,
+  id: string,
+): void {
+  call.pause();
+  const path = join(tmpdir(), `cog-${id.slice(0, 12)}.sock`);
+  const listener = createServer();
+  const fail = (err: Error) => {
+    listener.close();
+    call.cancel();
+    void err;
+  };
+  listener.once('error', fail);
+  listener.once('connection', (serverSide: Socket) => {
+    listener.close();
+    unlink(path, () => {});
+    injector.injectConnection(serverSide);
+  });
+  listener.listen(path, () => {
+    const client = connect(path);
+    client.once('error', fail);
+    client.on('data', (chunk: Buffer) => {
+      if (!call.write({ data: chunk })) {
+        client.pause();
+        call.once('drain', () => client.resume());
+      }
+    });
+    call.on('data', (message: moby_buildkit_v1_BytesMessage) => {
+      if (!message.data || message.data.length === 0) return;
+      if (!client.write(message.data)) {
+        call.pause();
+        client.once('drain', () => call.resume());
+      }
+    });
+    client.once('end', () => call.end());
+    call.once('end', () => client.end());
+    call.once('error', () => client.destroy());
+    client.once('connect', () => call.resume());
+  });
 }
 
 const healthService: SessionService = {
@@ -88,7 +154,8 @@ export class Session {
     }
     const call = client.openSession(metadata);
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    injector.injectConnection(new SessionTunnel(call));
+    if (process.env.COG_SESSION_TUNNEL === 'js') injector.injectConnection(new SessionTunnel(call));
+    else bridgeThroughSocket(call, injector, id);
     return new Session(id, call, server, injector);
   }
 

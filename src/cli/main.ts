@@ -4,6 +4,8 @@ import { cogVersion } from '../version.js';
 import { plannedCommands } from './commands.js';
 import { debugLlb } from './debug-llb.js';
 import { debugSolve } from './debug-solve.js';
+import { build } from './build.js';
+import { init } from './init.js';
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -107,7 +109,116 @@ export async function main(argv: readonly string[]): Promise<number> {
         'Name what to debug: `cog debug llb` or `cog debug solve`. (`cog debug` of cog.yaml comes with issue #4.)',
       ),
   );
-  for (const command of plannedCommands.filter((c) => c.name !== 'debug')) {
+  cli.command(
+    'build',
+    'Build an image from cog.yaml with BuildKit (no Docker daemon)',
+    (c) =>
+      c
+        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
+        .option('tag', {
+          alias: 't',
+          type: 'string',
+          describe: 'image name (default: cog.yaml image, model, or cog-<dir>)',
+        })
+        .option('push', {
+          type: 'boolean',
+          default: false,
+          describe: 'push the image to the registry in its name',
+        })
+        .option('output', {
+          alias: 'o',
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: 'type=oci|docker,dest=FILE (- = stdout) instead of the local image store',
+        })
+        .option('secret', {
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
+        })
+        .option('no-cache', { type: 'boolean', default: false, describe: 'run every step again' })
+        .option('progress', {
+          type: 'string',
+          describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
+        })
+        .option('openapi-schema', {
+          type: 'string',
+          describe: 'use this OpenAPI schema file instead of generating one',
+        })
+        .option('use-cuda-base-image', {
+          type: 'string',
+          default: 'auto',
+          describe: 'false builds GPU models on python:X-slim',
+        })
+        .option('use-cog-base-image', {
+          type: 'boolean',
+          describe: 'cog-base images are not supported yet; false is the behaviour',
+        })
+        .option('precompile', {
+          type: 'boolean',
+          default: false,
+          describe: 'compile Python files to bytecode in the image',
+        })
+        .option('strip', {
+          type: 'boolean',
+          default: false,
+          describe: 'strip debug symbols from Python extension modules',
+        })
+        .option('smoke-test', {
+          type: 'boolean',
+          default: false,
+          describe: 'start the model server in the image and require READY before exporting',
+        })
+        .option('cache-from', {
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: 'type=registry,ref=REF (or type=local,src=DIR)',
+        })
+        .option('cache-to', {
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: 'type=registry,ref=REF,mode=max | type=inline',
+        })
+        .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
+        .option('metadata-file', { type: 'string', describe: 'write the build result as JSON' }),
+    (argv) =>
+      build(
+        {
+          file: argv.file,
+          tag: argv.tag,
+          push: argv.push,
+          outputs: argv.output,
+          secrets: argv.secret,
+          noCache: argv['no-cache'],
+          progress: argv.progress,
+          openapiSchema: argv['openapi-schema'],
+          useCudaBaseImage: argv['use-cuda-base-image'],
+          useCogBaseImage: argv['use-cog-base-image'],
+          precompile: argv.precompile,
+          strip: argv.strip,
+          smokeTest: argv['smoke-test'],
+          cacheFrom: argv['cache-from'],
+          cacheTo: argv['cache-to'],
+          timestamp:
+            argv.timestamp ??
+            (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
+          metadataFile: argv['metadata-file'],
+        },
+        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+      ),
+  );
+  cli.command(
+    'init',
+    'Write a starter cog.yaml, run.py, requirements.txt and .dockerignore',
+    (c) => c,
+    () => init(process.cwd(), process.stdout),
+  );
+  const built = new Set(['debug', 'build', 'init']);
+  for (const command of plannedCommands.filter((c) => !built.has(c.name))) {
     cli.command(
       [command.name, ...(command.aliases ?? [])],
       command.describe,

@@ -33,6 +33,8 @@ export function digestOf(bytes: Uint8Array): string {
 export interface MarshalOptions {
   readonly platform?: pb_Platform;
   readonly localUniqueId?: string;
+  /** run every op again, ignoring the cache (metadata only: digests do not change) */
+  readonly ignoreCache?: boolean;
 }
 
 /** Marshals the graph that produces `result`. */
@@ -81,7 +83,8 @@ export function marshalDefinition(result: Output, options: MarshalOptions = {}):
   };
   const ops = [...ordered, terminalOp];
   const metadata: Record<string, pb_OpMetadata> = {};
-  for (const entry of ordered) metadata[entry.digest] = entry.metadata;
+  for (const entry of ordered)
+    metadata[entry.digest] = options.ignoreCache ? { ...entry.metadata, ignore_cache: true } : entry.metadata;
   return {
     definition: { def: ops.map((o) => o.bytes), metadata },
     ops,

@@ -6,8 +6,8 @@
 import { type State, scratch } from '../llb/index.js';
 
 export interface SmokeOptions {
-  /** the port the server listens on inside the exec (the test bed shares the host network) */
-  readonly port: number;
+  /** the port the server listens on inside the exec; 0 (default) picks a free one */
+  readonly port?: number;
   /** seconds to wait for READY */
   readonly setupTimeout?: number;
   /** a prediction input to POST once READY */
@@ -25,7 +25,13 @@ export interface SmokeReport {
 
 const probe = String.raw`
 import json, os, subprocess, sys, time, urllib.request
+import socket
 port = os.environ["COG_SMOKE_PORT"]
+if port == "0":
+    # a free port: the exec may share the host's network with other builds
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
 mode = os.environ.get("COG_SMOKE_MODE", "predict")
 base = "http://127.0.0.1:" + port
 args = [sys.executable, "-m", "cog.server.http"] + (["--x-mode", "train"] if mode == "train" else [])
@@ -76,7 +82,7 @@ export function smokeTest(model: State, options: SmokeOptions): State {
     .run({
       args: ['python', '-c', probe],
       env: {
-        COG_SMOKE_PORT: String(options.port),
+        COG_SMOKE_PORT: String(options.port ?? 0),
         COG_SMOKE_MODE: options.mode ?? 'predict',
         COG_SMOKE_TIMEOUT: String(options.setupTimeout ?? 300),
         ...(options.input ? { COG_SMOKE_INPUT: JSON.stringify(options.input) } : {}),

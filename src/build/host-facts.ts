@@ -1,0 +1,61 @@
+/** Facts a build reads from the host: the extra CA certificate and the project's git revision. */
+import { execFile } from 'node:child_process';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CogError } from '../errors.js';
+
+const pemBlock = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * COG_CA_CERT, like upstream: inline PEM, a PEM file, or a directory of .crt/.pem files. Returns the
+ * certificates as one PEM bundle, or undefined when the variable is unset.
+ */
+export async function readCaCert(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const value = env.COG_CA_CERT?.trim();
+  if (!value) return undefined;
+  let text: string;
+  if (value.startsWith('-----BEGIN')) {
+    text = value;
+  } else {
+    let info;
+    try {
+      info = await stat(value);
+    } catch {
+      throw new CogError(`COG_CA_CERT: ${value} is not PEM text and no such file or directory exists`, {
+        hint: 'set COG_CA_CERT to a PEM certificate, a .crt/.pem file, or a directory of them',
+      });
+    }
+    if (info.isDirectory()) {
+      const names = (await readdir(value)).filter((n) => /\.(crt|pem)$/.test(n)).sort();
+      text = (await Promise.all(names.map((n) => readFile(join(value, n), 'utf8')))).join('\n');
+    } else {
+      text = await readFile(value, 'utf8');
+    }
+  }
+  const certs = text.match(pemBlock);
+  if (!certs) {
+    throw new CogError(
+      `COG_CA_CERT: no PEM certificate found in ${value.startsWith('-----') ? 'the value' : value}`,
+      {
+        hint: 'a certificate starts with -----BEGIN CERTIFICATE-----',
+      },
+    );
+  }
+  return `${certs.join('\n')}\n`;
+}
+
+function git(cwd: string, args: string[]): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile('git', args, { cwd, timeout: 5000 }, (err, stdout) => resolve(err ? undefined : stdout.trim()));
+  });
+}
+
+/** org.opencontainers.image.revision/version: from GitHub Actions' env, else git, else nothing. */
+export async function gitLabels(
+  projectDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ revision?: string; version?: string }> {
+  const revision = env.GITHUB_SHA || (await git(projectDir, ['rev-parse', 'HEAD']));
+  const version = env.GITHUB_REF_NAME || (await git(projectDir, ['describe', '--tags', '--dirty']));
+  return { ...(revision ? { revision } : {}), ...(version ? { version } : {}) };
+}

@@ -1,0 +1,249 @@
+/**
+ * `cog build`: cog.yaml → plan → LLB → BuildKit, then the image goes to the local image store, a
+ * registry (--push) or a tarball (--output). No Docker daemon anywhere.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
+import { newId } from '../buildkit/client.js';
+import { connectBuildkit } from '../buildkit/daemon.js';
+import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
+import { fileSyncService } from '../buildkit/filesync.js';
+import { readDockerignore } from '../buildkit/patterns.js';
+import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
+import { Session, type SessionService } from '../buildkit/session.js';
+import { buildModel } from '../build/build-model.js';
+import { gitLabels, readCaCert } from '../build/host-facts.js';
+import { planInputFor } from '../build/plan-input.js';
+import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
+import { defaultImageName } from '../config/reference.js';
+import { CogError } from '../errors.js';
+import { ImageStore, imageStoreDir } from '../image/store.js';
+import { wheelContext } from '../plan/plan.js';
+import type { PlanInput } from '../plan/types.js';
+import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
+import { generateOpenApiSchema } from '../schema/index.js';
+import { cogVersion } from '../version.js';
+import type { SmokeOptions } from '../runtime/smoke.js';
+import type { CommandIo } from './debug-solve.js';
+import { withInterrupt } from './interrupt.js';
+import { parseOutputFlag } from './output-flag.js';
+
+export interface BuildArgs {
+  readonly file: string;
+  readonly tag: string | undefined;
+  readonly push: boolean;
+  readonly outputs: readonly string[];
+  readonly secrets: readonly string[];
+  readonly noCache: boolean;
+  readonly progress: string | undefined;
+  readonly openapiSchema: string | undefined;
+  readonly useCudaBaseImage: string;
+  readonly useCogBaseImage: boolean | undefined;
+  readonly precompile: boolean;
+  readonly strip: boolean;
+  readonly smokeTest: boolean;
+  readonly cacheFrom: readonly string[];
+  readonly cacheTo: readonly string[];
+  readonly timestamp: number | undefined;
+  readonly metadataFile: string | undefined;
+}
+
+export interface PreparedBuild {
+  readonly loaded: LoadedConfig;
+  readonly input: PlanInput;
+  readonly imageName: string;
+}
+
+async function schemaFor(
+  loaded: LoadedConfig,
+  args: { openapiSchema: string | undefined },
+  env: NodeJS.ProcessEnv,
+) {
+  const file = args.openapiSchema ?? env.COG_OPENAPI_SCHEMA;
+  if (file) {
+    const path = isAbsolute(file) ? file : resolve(file);
+    try {
+      return JSON.stringify(JSON.parse(await readFile(path, 'utf8')));
+    } catch (err) {
+      throw new CogError(`--openapi-schema ${file}: not a readable JSON file (${(err as Error).message})`);
+    }
+  }
+  const { predict, train } = loaded.completed;
+  if (!predict && !train) return undefined;
+  const schema = await generateOpenApiSchema({
+    projectDir: loaded.projectDir,
+    ...(predict ? { predict } : {}),
+    ...(train ? { train } : {}),
+    cogVersion: cogVersion(),
+  });
+  return JSON.stringify(schema);
+}
+
+/** Loads cog.yaml and everything the plan needs from disk; shared by build, push and debug. */
+export async function prepareBuild(
+  args: Pick<
+    BuildArgs,
+    'file' | 'tag' | 'openapiSchema' | 'useCudaBaseImage' | 'useCogBaseImage' | 'precompile' | 'strip'
+  >,
+  io: CommandIo,
+  cwd: string,
+): Promise<PreparedBuild> {
+  if (args.useCogBaseImage === true) {
+    throw new CogError('--use-cog-base-image=true: cog-base images are not supported by cog-ts yet', {
+      hint: 'leave the flag out; cog-ts builds on python:X-slim or nvidia/cuda like --use-cog-base-image=false',
+    });
+  }
+  const loaded = loadConfig({ cwd, file: args.file, env: io.env });
+  for (const warning of loaded.warnings) io.stderr.write(`cog: warning: ${formatIssue(warning)}\n`);
+  const [openapiSchema, caCert, sourceExclude, git] = await Promise.all([
+    schemaFor(loaded, args, io.env),
+    readCaCert(io.env),
+    readDockerignore(loaded.projectDir),
+    gitLabels(loaded.projectDir, io.env),
+  ]);
+  const input = planInputFor(loaded.completed, {
+    cogVersion: cogVersion(),
+    sourceExclude,
+    ...(caCert ? { caCert } : {}),
+    ...(openapiSchema ? { openapiSchema } : {}),
+    ...git,
+    useCudaBaseImage: args.useCudaBaseImage !== 'false',
+    precompile: args.precompile,
+    strip: args.strip,
+  });
+  const imageName =
+    args.tag ??
+    loaded.completed.image ??
+    loaded.completed.model ??
+    defaultImageName(basename(loaded.projectDir));
+  return { loaded, input, imageName };
+}
+
+function cacheEntry(flag: string, value: string) {
+  const attrs: Record<string, string> = {};
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0)
+      throw new CogError(`${flag} "${value}": "${part}" is not key=value`, {
+        hint: `e.g. ${flag} type=registry,ref=registry/repo:cache`,
+      });
+    attrs[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  const { type, ...rest } = attrs;
+  if (!type || !['registry', 'inline', 'local'].includes(type)) {
+    throw new CogError(`${flag} "${value}": type must be registry, inline or local`);
+  }
+  return { Type: type, Attrs: rest };
+}
+
+/** The smoke test also runs one prediction with default inputs when the model needs none. */
+export function smokeOptions(schemaJson: string | undefined): SmokeOptions {
+  const options: SmokeOptions = { setupTimeout: 300 };
+  if (!schemaJson) return options;
+  const schema = JSON.parse(schemaJson) as {
+    paths?: Record<string, unknown>;
+    components?: { schemas?: { Input?: { required?: string[] } } };
+  };
+  const predicts = schema.paths !== undefined && '/predictions' in schema.paths;
+  const required = schema.components?.schemas?.Input?.required ?? [];
+  return predicts && required.length === 0 ? { ...options, input: {} } : options;
+}
+
+export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
+  const prepared = await prepareBuild(args, io, cwd);
+  const { loaded, input, imageName } = prepared;
+
+  const specs: ExportSpec[] = [];
+  if (args.push) specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
+  for (const value of args.outputs) {
+    const spec = parseOutputFlag(value);
+    if (spec.type === 'image') specs.push({ type: 'image', attrs: spec.attrs });
+    else if (spec.type === 'local')
+      throw new CogError('--output type=local is not supported by cog build', {
+        hint: 'use type=oci or type=docker with dest=FILE',
+      });
+    else
+      specs.push({
+        type: spec.type,
+        output: spec.dest === '-' ? (io.stdout as never) : (spec.dest as string),
+        attrs: { name: imageName, ...spec.attrs },
+      });
+  }
+  const store = new ImageStore(imageStoreDir(io.env));
+  const toStore = specs.length === 0;
+  if (toStore)
+    specs.push({ type: 'oci', output: () => store.importer(imageName), attrs: { name: imageName } });
+  const timestampAttrs =
+    args.timestamp !== undefined
+      ? { 'source-date-epoch': String(args.timestamp), 'rewrite-timestamp': 'true' }
+      : {};
+  const exports = exportsFor(
+    specs.map((s) => ({ ...s, attrs: { ...(s.attrs ?? {}), ...timestampAttrs } }) as ExportSpec),
+  );
+
+  const secrets: Record<string, SecretSource> = Object.fromEntries(args.secrets.map(parseSecretFlag));
+  const dirs: Record<string, string> = { context: loaded.projectDir };
+  if (input.sdk.kind === 'file') dirs[wheelContext('cog')] = dirname(resolve(cwd, input.sdk.path));
+  if (input.coglet?.kind === 'file') dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
+  const services: SessionService[] = [
+    fileSyncService(dirs),
+    secretsService(secrets),
+    authService({ env: io.env }),
+    exports.service,
+  ];
+
+  const progress = createProgressRenderer(
+    resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true),
+    io.stderr,
+    {
+      env: io.env,
+    },
+  );
+  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr });
+  const ref = newId();
+  try {
+    const session = Session.start(connection.client, services, `cog:${loaded.projectDir}`);
+    try {
+      const built = await withInterrupt(io.stderr, (signal) =>
+        buildModel(connection.client, {
+          input,
+          session,
+          ref,
+          exporters: exports.exporters,
+          cacheImports: args.cacheFrom.map((v) => cacheEntry('--cache-from', v)),
+          cacheExports: args.cacheTo.map((v) => cacheEntry('--cache-to', v)),
+          sharedKeyHint: `cog:${loaded.projectDir}`,
+          noCache: args.noCache,
+          signal,
+          onStatus: (status) => progress.update(status),
+          ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
+        }),
+      ).catch((err: unknown) => {
+        throw explainRegistryAuthError(err, { env: io.env });
+      });
+      await progress.close();
+      const digest = built.exporterResponse['containerimage.digest'] ?? '';
+      if (args.metadataFile) {
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(
+          args.metadataFile,
+          `${JSON.stringify({ ...built.exporterResponse, 'image.name': imageName, 'cog.build.ref': ref }, null, 2)}\n`,
+        );
+      }
+      if (built.smoke) {
+        const prediction = built.smoke.prediction
+          ? `; prediction ${built.smoke.prediction.status ?? '?'}, output ${JSON.stringify(built.smoke.prediction.output)}`
+          : '';
+        io.stderr.write(`Smoke test: /health-check ${built.smoke.health?.status ?? '?'}${prediction}\n`);
+      }
+      const where = toStore ? ` (local image store ${store.root})` : args.push ? ' and pushed' : '';
+      io.stderr.write(`Image built as ${imageName}${digest ? `@${digest}` : ''}${where}\n`);
+    } finally {
+      await progress.close();
+      session.close();
+    }
+  } finally {
+    await connection.close();
+  }
+}

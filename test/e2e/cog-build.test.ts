@@ -1,0 +1,249 @@
+// `cog build` of every fixture model on the test bed: labels, a READY server inside the image, the
+// local image store, and caching (no-op rebuild, source-only rebuild).
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { exec, execOk } from '../support/exec.js';
+import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+
+const cog = join(repoRoot, 'bin', 'cog');
+const fixtures = join(repoRoot, 'fixtures', 'models');
+let tb: Testbed;
+let scratchDir: string;
+const tag = Date.now().toString(36);
+
+before(async () => {
+  tb = await ensureTestbed();
+  scratchDir = await mkdtemp(join(tmpdir(), 'cogts-build-'));
+});
+
+after(async () => {
+  await rm(scratchDir, { recursive: true, force: true });
+});
+
+function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...tb.env, COG_IMAGE_STORE: join(scratchDir, 'store'), ...extra };
+}
+
+interface Labels {
+  [name: string]: string;
+}
+
+async function labelsOf(ref: string): Promise<Labels> {
+  const config = JSON.parse(
+    (await execOk('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${ref}`])).stdout,
+  ) as { config: { Labels: Labels; Entrypoint: string[]; Cmd: string[]; WorkingDir: string; Env: string[] } };
+  return {
+    ...config.config.Labels,
+    '@entrypoint': JSON.stringify(config.config.Entrypoint),
+    '@cmd': JSON.stringify(config.config.Cmd),
+    '@env': JSON.stringify(config.config.Env),
+  };
+}
+
+/** Steps by name from plain progress output, and which of them ran (rather than came from the cache). */
+function stepsOf(progress: string): { ran: string[]; cached: string[] } {
+  const names = new Map<string, string>();
+  const cached = new Set<string>();
+  const done = new Set<string>();
+  for (const line of progress.split('\n')) {
+    const header = /^#(\d+) (.+)$/.exec(line);
+    if (header?.[1] && header[2] && !names.has(header[1])) names.set(header[1], header[2]);
+    if (/^#\d+ CACHED$/.test(line)) cached.add(line.split(' ')[0]?.slice(1) ?? '');
+    if (/^#\d+ DONE /.test(line)) done.add(line.split(' ')[0]?.slice(1) ?? '');
+  }
+  // sources and exports, not build steps; an image source shared with a concurrent Dockerfile build on
+  // the same daemon carries that build's name ("[stage-0 1/9] FROM ...")
+  const bookkeeping =
+    /^(\[internal\]|load |exporting |sending |docker-image:\/\/|local:\/\/|resolve |\[[^\]]+\] FROM )/;
+  const ran = [...done].filter((n) => !cached.has(n)).map((n) => names.get(n) ?? n);
+  return {
+    ran: ran.filter((name) => !bookkeeping.test(name)),
+    cached: [...cached].map((n) => names.get(n) ?? n),
+  };
+}
+
+const models: {
+  name: string;
+  flags?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** the smoke test's prediction with default inputs (absent: the model has required inputs) */
+  output?: RegExp;
+  check?: (labels: Labels) => void;
+}[] = [
+  { name: 'hello', output: /^"hello world"$/ },
+  {
+    name: 'requirements',
+    output: /^"six 1\.17\.0: x"$/,
+    check: (l) => assert.match(l['run.cog.pip_freeze'] ?? '', /^six==1\.17\.0$/m),
+  },
+  { name: 'system-packages', output: /^"\[\\"a\\"\]"$/ },
+  {
+    name: 'build-run-secret',
+    flags: ['--secret', 'id=token,env=COGTS_BUILD_TOKEN'],
+    env: { COGTS_BUILD_TOKEN: 'not-a-real-token-but-secret' },
+    // sha256 of the secret, cut to 12 characters by the build.run command
+    output: /^"[0-9a-f]{12}"$/,
+  },
+  {
+    name: 'environment',
+    output: /^"hi there\|small\|hi there"$/,
+    check: (l) => {
+      const envList = JSON.parse(l['@env'] ?? '[]') as string[];
+      assert.ok(envList.includes('GREETING=hi there') && envList.includes('MODEL_SIZE=small'));
+    },
+  },
+  {
+    name: 'local-wheel',
+    output: /^"greetings, wheel"$/,
+    check: (l) => assert.match(l['run.cog.pip_freeze'] ?? '', /tinygreet/),
+  },
+  {
+    name: 'path-io',
+    check: (l) => {
+      const schema = JSON.parse(l['run.cog.openapi_schema'] ?? '{}') as {
+        components: {
+          schemas: {
+            Input: { properties: Record<string, { format?: string }> };
+            Output: { format?: string };
+          };
+        };
+      };
+      assert.equal(schema.components.schemas.Input.properties.text_file?.format, 'uri');
+      assert.equal(schema.components.schemas.Output.format, 'uri');
+    },
+  },
+  {
+    name: 'train',
+    output: /^"predicting"$/,
+    check: (l) => {
+      const schema = JSON.parse(l['run.cog.openapi_schema'] ?? '{}') as { paths: Record<string, unknown> };
+      assert.ok('/trainings' in schema.paths && '/predictions' in schema.paths);
+      assert.match(l['@env'] ?? '', /COG_TRAIN_TYPE_STUB=train\.py:train/);
+    },
+  },
+  {
+    name: 'gpu',
+    output: /^"cuda base: 11\.8\.0"$/,
+    check: (l) => {
+      const config = JSON.parse(l['run.cog.config'] ?? '{}') as { build: { cuda?: string; cudnn?: string } };
+      assert.equal(config.build.cuda, '11.8');
+      assert.equal(config.build.cudnn, '8');
+      assert.match(l['@env'] ?? '', /CUDA_VERSION=11\.8\.0/);
+    },
+  },
+];
+
+describe('every fixture builds, carries the labels and starts READY', { concurrency: 1 }, () => {
+  for (const model of models) {
+    test(model.name, { timeout: 900_000 }, async () => {
+      const ref = `${tb.registry}/cogts-test/model-${model.name}:${tag}`;
+      const out = await exec(
+        cog,
+        ['build', '-t', ref, '--push', '--smoke-test', '--progress', 'plain', ...(model.flags ?? [])],
+        { env: env(model.env), cwd: join(fixtures, model.name) },
+      );
+      assert.equal(out.code, 0, out.stderr.slice(-4000));
+      const smoke = /^Smoke test: \/health-check (\w+)(?:; prediction (\w+), output (.*))?$/m.exec(
+        out.stderr,
+      );
+      assert.ok(smoke, out.stderr.slice(-2000));
+      assert.equal(smoke[1], 'READY');
+      if (model.output) {
+        assert.equal(smoke[2], 'succeeded');
+        assert.match(smoke[3] ?? '', model.output);
+      } else assert.equal(smoke[2], undefined);
+      assert.match(
+        out.stderr,
+        new RegExp(`Image built as ${ref.replace(/[.]/g, '\\.')}@sha256:[0-9a-f]{64} and pushed`),
+      );
+      const labels = await labelsOf(ref);
+      assert.match(labels['run.cog.version'] ?? '', /^\d+\.\d+\.\d+/);
+      const config = JSON.parse(labels['run.cog.config'] ?? '') as { build: { python_version: string } };
+      assert.equal(config.build.python_version, '3.11');
+      const schema = JSON.parse(labels['run.cog.openapi_schema'] ?? '') as {
+        openapi: string;
+        info: { title: string };
+      };
+      assert.equal(schema.openapi, '3.0.2');
+      assert.equal(schema.info.title, 'Cog');
+      assert.match(labels['run.cog.pip_freeze'] ?? '', /^cog==\d/m);
+      assert.equal(labels['run.cog.has_init'], 'true');
+      assert.equal(labels['@entrypoint'], '["/sbin/tini","--"]');
+      assert.equal(labels['@cmd'], '["python","-m","cog.server.http"]');
+      model.check?.(labels);
+      if (model.name === 'build-run-secret') {
+        // the secret's value is in no layer and no label
+        const dir = join(scratchDir, 'secret-image');
+        await execOk('skopeo', ['copy', '--src-tls-verify=false', `docker://${ref}`, `dir:${dir}`]);
+        const hits = await execOk('bash', [
+          '-c',
+          `for f in "${dir}"/*; do (zcat -f "$f" 2>/dev/null || cat "$f"); done | grep -a -c not-a-real-token-but-secret || true`,
+        ]);
+        assert.equal(hits.stdout.trim(), '0');
+      }
+    });
+  }
+});
+
+test('without --push the image lands in the local OCI image store', { timeout: 600_000 }, async () => {
+  const out = await exec(cog, ['build', '-t', 'hello-store:dev', '--progress', 'quiet'], {
+    env: env(),
+    cwd: join(fixtures, 'hello'),
+  });
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stderr, /local image store/);
+  const inspected = JSON.parse(
+    (await execOk('skopeo', ['inspect', `oci:${join(scratchDir, 'store')}:hello-store:dev`])).stdout,
+  ) as { Labels: Labels };
+  assert.equal(inspected.Labels['run.cog.has_init'], 'true');
+});
+
+test(
+  'a no-op rebuild runs nothing; a predict.py edit runs only the source copy',
+  { timeout: 600_000 },
+  async () => {
+    const project = join(scratchDir, 'cache-project');
+    await cp(join(fixtures, 'requirements'), project, { recursive: true });
+    const ref = `${tb.registry}/cogts-test/cache-check:${tag}`;
+    const buildOnce = async () => {
+      const out = await exec(cog, ['build', '-t', ref, '--push', '--progress', 'plain'], {
+        env: env(),
+        cwd: project,
+      });
+      assert.equal(out.code, 0, out.stderr.slice(-3000));
+      return stepsOf(out.stderr);
+    };
+    await buildOnce();
+    const noop = await buildOnce();
+    assert.deepEqual(noop.ran, [], `a no-op rebuild ran: ${noop.ran.join(', ')}`);
+    assert.ok(noop.cached.includes('install requirements'));
+
+    const runPy = join(project, 'run.py');
+    await writeFile(
+      runPy,
+      `${await readFile(runPy, 'utf8')}\n# an edit that changes no signature (${Date.now()})\n`,
+    );
+    const edited = await buildOnce();
+    assert.deepEqual(
+      edited.ran.filter((name) => !name.startsWith('merge ')),
+      ['copy the project to /src'],
+      `after editing run.py these ran: ${edited.ran.join(', ')}`,
+    );
+  },
+);
+
+test('invalid cog.yaml fails before building, naming the field and line', async () => {
+  const project = join(scratchDir, 'invalid');
+  await cp(join(fixtures, 'hello'), project, { recursive: true });
+  await writeFile(
+    join(project, 'cog.yaml'),
+    'build:\n  python_version: "3.9"\nrun: "predict.py:Predictor"\n',
+  );
+  const out = await exec(cog, ['build'], { env: env(), cwd: project });
+  assert.notEqual(out.code, 0);
+  assert.match(out.stderr, /build\.python_version/);
+  assert.match(out.stderr, /cog\.yaml:2/);
+});
