@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { writeFile } from 'node:fs/promises';
 import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
+import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
+import type { Writable } from 'node:stream';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
 import { Session, type SessionService } from '../buildkit/session.js';
@@ -97,14 +99,20 @@ export async function debugSolve(args: DebugSolveArgs, io: CommandIo): Promise<v
   const outputs = args.outputs.map(parseOutputFlag);
   const localDirs = Object.fromEntries(args.locals.map(parseLocal));
   const secrets: Record<string, SecretSource> = Object.fromEntries(args.secrets.map(parseSecretFlag));
-  const exporters = outputs.map((o) => ({ Type: o.type, Attrs: { ...o.attrs } }));
-  if (outputs.some((o) => o.type !== 'image')) {
-    throw new CogError('exporting to the client (oci/docker/tar/local outputs) is not wired up yet', {
-      hint: 'use type=image,name=REF,push=true',
-    });
-  }
+  const exports = exportsFor(
+    outputs.map((o): ExportSpec => {
+      if (o.type === 'image') return { type: 'image', attrs: o.attrs };
+      if (o.type === 'local') return { type: 'local', dir: o.dest as string, attrs: o.attrs };
+      return {
+        type: o.type,
+        output: o.dest === '-' ? (io.stdout as Writable) : (o.dest as string),
+        attrs: o.attrs,
+      };
+    }),
+  );
+  const exporters = exports.exporters;
 
-  const services: SessionService[] = [authService({ env: io.env })];
+  const services: SessionService[] = [authService({ env: io.env }), exports.service];
   if (Object.keys(localDirs).length > 0) services.push(fileSyncService(localDirs));
   if (Object.keys(secrets).length > 0) services.push(secretsService(secrets));
 

@@ -166,3 +166,37 @@ test('with no BUILDKIT_HOST and no buildkitd on PATH the error says how to insta
   assert.match(out.stderr, /buildkitd is not on PATH/);
   assert.match(out.stderr, /hint: install BuildKit/);
 });
+
+test(
+  'debug solve exports to a local directory and an OCI tarball in one solve',
+  { timeout: 300_000 },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cogts-cli-export-'));
+    try {
+      await execOk(
+        cog,
+        [
+          'debug',
+          'solve',
+          '--example',
+          'file-mkdir-mkfile-chain',
+          '--progress',
+          'quiet',
+          '-o',
+          `type=local,dest=${join(dir, 'out')}`,
+          '-o',
+          `type=oci,dest=${join(dir, 'image.tar')}`,
+        ],
+        { env: tb.env },
+      );
+      const { readFile } = await import('node:fs/promises');
+      assert.equal(await readFile(join(dir, 'out', 'a', 'b', 'c.txt'), 'utf8'), 'hello');
+      const inspected = JSON.parse(
+        (await execOk('skopeo', ['inspect', `oci-archive:${join(dir, 'image.tar')}`])).stdout,
+      ) as { Layers: string[] };
+      assert.equal(inspected.Layers.length, 1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
