@@ -4,6 +4,7 @@ import { cogVersion } from '../version.js';
 import { plannedCommands } from './commands.js';
 import { debugLlb } from './debug-llb.js';
 import { debugSolve } from './debug-solve.js';
+import { debugPlan } from './debug-plan.js';
 import { build } from './build.js';
 import { init } from './init.js';
 
@@ -104,9 +105,23 @@ export async function main(argv: readonly string[]): Promise<number> {
             { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
           ),
       )
-      .demandCommand(
-        1,
-        'Name what to debug: `cog debug llb` or `cog debug solve`. (`cog debug` of cog.yaml comes with issue #4.)',
+      .command(
+        ['plan', '$0'],
+        'Print what `cog build` would do for cog.yaml (the default)',
+        (c) =>
+          c
+            .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+            .option('format', {
+              choices: ['text', 'json', 'llb'] as const,
+              default: 'text' as const,
+              describe: 'text: readable steps; json: input, plan and LLB ops; llb: the Definition bytes',
+            })
+            .option('use-cuda-base-image', { type: 'string', default: 'auto' }),
+        (argv) =>
+          debugPlan(
+            { file: argv.file, format: argv.format, useCudaBaseImage: argv['use-cuda-base-image'] },
+            { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+          ),
       ),
   );
   cli.command(

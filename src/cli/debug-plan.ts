@@ -1,0 +1,98 @@
+/**
+ * `cog debug` (plan): what `cog build` would do for cog.yaml — the plan as readable steps, as JSON with
+ * every input kept (for other builders), or the LLB Definition itself. Offline: the base image's own
+ * config is not fetched, so the LLB's env holds only what cog adds.
+ */
+import { compilePlan } from '../plan/compile.js';
+import { planBuild } from '../plan/plan.js';
+import type { BuildPlan, PlanStep } from '../plan/types.js';
+import { codec } from '../proto/schema.js';
+import { prepareBuild } from './build.js';
+import type { CommandIo } from './debug-solve.js';
+
+export interface DebugPlanArgs {
+  readonly file: string;
+  readonly format: 'text' | 'json' | 'llb';
+  readonly useCudaBaseImage: string;
+}
+
+function shorten(text: string, max = 100): string {
+  const flat = text.replace(/\s+/g, ' ');
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+function describeStep(step: PlanStep): string {
+  switch (step.kind) {
+    case 'env':
+      return `ENV   ${step.env.map(([k, v]) => `${k}=${shorten(v, 60)}`).join(' ')}`;
+    case 'files':
+      return `FILE  ${step.files.map((f) => `${f.path} (${f.content.length} bytes)`).join(', ')}`;
+    case 'context-files':
+      return `COPY  ${step.paths.join(' ')} from ${step.context} -> ${step.dest}`;
+    case 'image-files':
+      return `COPY  ${step.paths.join(' ')} from ${step.image} -> ${step.dest}   [parallel branch]`;
+    case 'run': {
+      const mounts = [
+        ...(step.cache ?? []).map((c) => `cache ${c.target}`),
+        ...(step.secrets ?? []).map((s) => `secret ${s.id} at ${s.target}`),
+      ];
+      return `RUN   ${shorten(step.shell)}${mounts.length ? `   [${mounts.join(', ')}]` : ''}`;
+    }
+  }
+}
+
+export function formatPlan(plan: BuildPlan): string {
+  const lines = [`base  ${plan.base} (${plan.platform.os}/${plan.platform.architecture})`];
+  for (const [index, step] of plan.steps.entries())
+    lines.push(`${String(index + 1).padStart(2)}. ${step.name}\n    ${describeStep(step)}`);
+  lines.push(
+    `source  project -> /src (excluding ${plan.source.exclude.join(', ')})${
+      plan.source.files.length ? ` + ${plan.source.files.map((f) => f.path).join(', ')}` : ''
+    }   [parallel branch, merged last]`,
+  );
+  for (const step of plan.afterSource) lines.push(`after source: ${step.name}\n    ${describeStep(step)}`);
+  lines.push(
+    `image  entrypoint ${JSON.stringify(plan.image.entrypoint)} cmd ${JSON.stringify(plan.image.cmd)}`,
+  );
+  lines.push(`       workdir ${plan.image.workdir}, exposes ${plan.image.exposedPorts.join(', ')}`);
+  for (const [name, value] of Object.entries(plan.image.labels))
+    lines.push(`label  ${name}=${shorten(value, 80)}`);
+  lines.push('label  run.cog.pip_freeze=(read from the built image)');
+  return `${lines.join('\n')}\n`;
+}
+
+export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
+  const { input } = await prepareBuild(
+    {
+      file: args.file,
+      tag: undefined,
+      openapiSchema: undefined,
+      useCudaBaseImage: args.useCudaBaseImage,
+      useCogBaseImage: undefined,
+      precompile: false,
+      strip: false,
+    },
+    io,
+    cwd,
+  );
+  const plan = planBuild(input);
+  if (args.format === 'text') {
+    io.stdout.write(formatPlan(plan));
+    return;
+  }
+  const compiled = compilePlan(plan, { baseConfig: {} });
+  // a fixed local-source id keeps the output reproducible (the real build's id only names the transfer)
+  const marshalled = compiled.image.marshal({ localUniqueId: 'cog-debug' });
+  if (args.format === 'llb') {
+    io.stdout.write(codec('pb.Definition').encode(marshalled.definition));
+    return;
+  }
+  const llb = marshalled.ops.map((o) => ({ digest: o.digest, kind: o.kind, op: o.op, metadata: o.metadata }));
+  io.stdout.write(
+    `${JSON.stringify(
+      { input, plan, imageConfig: compiled.config, llb },
+      (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v),
+      2,
+    )}\n`,
+  );
+}

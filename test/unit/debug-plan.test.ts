@@ -1,0 +1,62 @@
+// Golden plans and LLB for every fixture model: `cog debug --format json` must not change unnoticed.
+// Regenerate with COG_UPDATE_GOLDEN=1 after an intended change, and review the diff.
+import assert from 'node:assert/strict';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { debugPlan, formatPlan } from '../../src/cli/debug-plan.js';
+import { planBuild } from '../../src/plan/plan.js';
+import { repoRoot } from '../support/testbed.js';
+
+const models = join(repoRoot, 'fixtures', 'models');
+const golden = join(repoRoot, 'fixtures', 'golden');
+// no CA certificate, fixed git labels: the output depends on the fixture alone
+const env: NodeJS.ProcessEnv = {
+  PATH: process.env.PATH,
+  HOME: process.env.HOME,
+  GITHUB_SHA: 'golden-sha',
+  GITHUB_REF_NAME: 'golden-ref',
+};
+
+async function debugJson(name: string): Promise<string> {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  await debugPlan(
+    { file: 'cog.yaml', format: 'json', useCudaBaseImage: 'auto' },
+    { env, stdin: new PassThrough(), stdout: out, stderr: new PassThrough() },
+    join(models, name),
+  );
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+for (const name of await readdir(models)) {
+  test(`golden plan and LLB: ${name}`, async () => {
+    const actual = await debugJson(name);
+    const file = join(golden, `${name}.json`);
+    if (process.env.COG_UPDATE_GOLDEN === '1') await writeFile(file, actual);
+    assert.equal(
+      actual,
+      await readFile(file, 'utf8'),
+      `${file} differs; rerun with COG_UPDATE_GOLDEN=1 if intended`,
+    );
+    const parsed = JSON.parse(actual) as {
+      plan: Parameters<typeof formatPlan>[0];
+      llb: { digest: string }[];
+    };
+    assert.ok(parsed.llb.length > 5);
+    assert.equal(
+      formatPlan(parsed.plan),
+      formatPlan(planBuild((JSON.parse(actual) as { input: Parameters<typeof planBuild>[0] }).input)),
+    );
+  });
+}
+
+test('the gpu fixture plans a CUDA base with --break-system-packages', async () => {
+  const parsed = JSON.parse(await debugJson('gpu')) as {
+    plan: { base: string; steps: { shell?: string }[] };
+  };
+  assert.equal(parsed.plan.base, 'nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04');
+  assert.ok(parsed.plan.steps.some((s) => s.shell?.includes('uv pip install --break-system-packages')));
+});
