@@ -47,6 +47,8 @@ export interface BuildArgs {
   readonly cacheTo: readonly string[];
   readonly timestamp: number | undefined;
   readonly metadataFile: string | undefined;
+  /** linux/amd64 (default) or linux/arm64 (CPU models) */
+  readonly platform: string | undefined;
 }
 
 export interface PreparedBuild {
@@ -80,11 +82,25 @@ async function schemaFor(
   return JSON.stringify(schema);
 }
 
+/** --platform: linux/amd64 or linux/arm64. */
+export function parsePlatform(value: string | undefined): { os: 'linux'; architecture: 'amd64' | 'arm64' } {
+  if (value === undefined || value === 'linux/amd64') return { os: 'linux', architecture: 'amd64' };
+  if (value === 'linux/arm64') return { os: 'linux', architecture: 'arm64' };
+  throw new CogError(`--platform ${value} is not supported`, { hint: 'use linux/amd64 or linux/arm64' });
+}
+
 /** Loads cog.yaml and everything the plan needs from disk; shared by build, push and debug. */
 export async function prepareBuild(
   args: Pick<
     BuildArgs,
-    'file' | 'tag' | 'openapiSchema' | 'useCudaBaseImage' | 'useCogBaseImage' | 'precompile' | 'strip'
+    | 'platform'
+    | 'file'
+    | 'tag'
+    | 'openapiSchema'
+    | 'useCudaBaseImage'
+    | 'useCogBaseImage'
+    | 'precompile'
+    | 'strip'
   >,
   io: CommandIo,
   cwd: string,
@@ -94,7 +110,13 @@ export async function prepareBuild(
       hint: 'leave the flag out; cog-ts builds on python:X-slim or nvidia/cuda like --use-cog-base-image=false',
     });
   }
+  const platform = parsePlatform(args.platform);
   const loaded = loadConfig({ cwd, file: args.file, env: io.env });
+  if (platform.architecture !== 'amd64' && loaded.completed.gpu) {
+    throw new CogError(`--platform ${args.platform}: GPU models build for linux/amd64 only`, {
+      hint: 'drop --platform, or set build.gpu: false for a CPU image',
+    });
+  }
   for (const warning of loaded.warnings) io.stderr.write(`cog: warning: ${formatIssue(warning)}\n`);
   const [openapiSchema, caCert, sourceExclude, git] = await Promise.all([
     schemaFor(loaded, args, io.env),
@@ -111,6 +133,7 @@ export async function prepareBuild(
     useCudaBaseImage: args.useCudaBaseImage !== 'false',
     precompile: args.precompile,
     strip: args.strip,
+    platform,
   });
   const imageName =
     args.tag ??
@@ -131,8 +154,15 @@ function cacheEntry(flag: string, value: string) {
     attrs[part.slice(0, eq)] = part.slice(eq + 1);
   }
   const { type, ...rest } = attrs;
-  if (!type || !['registry', 'inline', 'local'].includes(type)) {
-    throw new CogError(`${flag} "${value}": type must be registry, inline or local`);
+  if (type === 'local') {
+    throw new CogError(`${flag} "${value}": type=local caches are not supported by cog-ts yet`, {
+      hint: 'use type=registry,ref=REGISTRY/REPO:cache (any OCI registry; mode=max keeps every layer)',
+    });
+  }
+  if (!type || !['registry', 'inline'].includes(type)) {
+    throw new CogError(`${flag} "${value}": type must be registry or inline`, {
+      hint: `e.g. ${flag} type=registry,ref=REGISTRY/REPO:cache`,
+    });
   }
   return { Type: type, Attrs: rest };
 }

@@ -69,6 +69,7 @@ export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = proces
       openapiSchema: undefined,
       useCudaBaseImage: args.useCudaBaseImage,
       useCogBaseImage: undefined,
+      platform: undefined,
       precompile: false,
       strip: false,
     },

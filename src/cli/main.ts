@@ -199,7 +199,11 @@ export async function main(argv: readonly string[]): Promise<number> {
           describe: 'type=registry,ref=REF,mode=max | type=inline',
         })
         .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
-        .option('metadata-file', { type: 'string', describe: 'write the build result as JSON' }),
+        .option('metadata-file', { type: 'string', describe: 'write the build result as JSON' })
+        .option('platform', {
+          type: 'string',
+          describe: 'linux/amd64 (default) or linux/arm64 for CPU models',
+        }),
     (argv) =>
       build(
         {
@@ -222,6 +226,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             argv.timestamp ??
             (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
           metadataFile: argv['metadata-file'],
+          platform: argv.platform,
         },
         { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
       ),

@@ -11,6 +11,7 @@ import {
   readFile,
   readdir,
   readlink,
+  rm,
   stat,
   symlink,
   writeFile,
@@ -37,6 +38,19 @@ before(async () => {
 });
 
 after(() => client.close());
+
+const temps: string[] = [];
+
+/** A fresh temporary directory, removed after the tests. */
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+
+after(async () => {
+  for (const dir of temps) await rm(dir, { recursive: true, force: true });
+});
 
 async function exportState(state: State, specs: ExportSpec[]): Promise<Record<string, string>> {
   const { exporters, service } = exportsFor(specs);
@@ -127,7 +141,7 @@ interface OciManifest {
 }
 
 test('oci exporter: an OCI tarball streamed to a file', { timeout: 600_000 }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'cogts-oci-'));
+  const dir = await tempDir('cogts-oci-');
   const file = join(dir, 'image.tar');
   const marker = `oci-marker-${randomBytes(6).toString('hex')}`;
   const started = Date.now();
@@ -183,7 +197,7 @@ test('oci exporter: an OCI tarball streamed to a file', { timeout: 600_000 }, as
 });
 
 test('docker exporter: a docker tarball with its name in manifest.json', { timeout: 600_000 }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'cogts-docker-'));
+  const dir = await tempDir('cogts-docker-');
   const file = join(dir, 'image.tar');
   const started = Date.now();
   await exportState(markedImage('docker-marker'), [
@@ -206,7 +220,7 @@ test('docker exporter: a docker tarball with its name in manifest.json', { timeo
 });
 
 test('tar exporter: the filesystem as a tar into a stream we keep open', { timeout: 300_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'cogts-tar-'));
+  const dir = await tempDir('cogts-tar-');
   const file = join(dir, 'fs.tar');
   const stream = createWriteStream(file);
   await exportState(filesStage(), [{ type: 'tar', output: stream }]);
@@ -222,7 +236,7 @@ test(
   'local exporter: files, modes, mtimes, symlinks and a multi-chunk file',
   { timeout: 300_000 },
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'cogts-local-'));
+    const dir = await tempDir('cogts-local-');
     const started = Date.now();
     await exportState(filesStage(), [{ type: 'local', dir: join(dir, 'out') }]);
     t.diagnostic(`local export in ${Date.now() - started} ms`);
@@ -234,7 +248,7 @@ test(
   'local exporter merges into an existing dir without following its symlinks',
   { timeout: 300_000 },
   async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cogts-local-merge-'));
+    const dir = await tempDir('cogts-local-merge-');
     const out = join(dir, 'out');
     const outside = join(dir, 'outside');
     await mkdir(outside);
@@ -257,7 +271,7 @@ test('local exporter: hardlinks and setuid bits from a run step', { timeout: 300
         'mkdir -p /hl && echo linked > /hl/a && ln /hl/a /hl/b && chmod 0604 /hl/a && cp /bin/true /hl/suid && chmod 4751 /hl/suid',
     })
     .root();
-  const dir = await mkdtemp(join(tmpdir(), 'cogts-local-hl-'));
+  const dir = await tempDir('cogts-local-hl-');
   await exportState(diff(base, upper), [{ type: 'local', dir }]);
   const a = await lstat(join(dir, 'hl/a'));
   const b = await lstat(join(dir, 'hl/b'));
@@ -269,7 +283,7 @@ test('local exporter: hardlinks and setuid bits from a run step', { timeout: 300
 });
 
 test('two exporters in one solve land in their own targets', { timeout: 300_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'cogts-two-'));
+  const dir = await tempDir('cogts-two-');
   const file = join(dir, 'fs-oci.tar');
   const response = await exportState(filesStage(), [
     { type: 'oci', output: file, attrs: { name: 'example.com/cogts/files:test' } },
@@ -281,7 +295,7 @@ test('two exporters in one solve land in their own targets', { timeout: 300_000 
 });
 
 test('a failing target fails the solve with its error', { timeout: 300_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'cogts-fail-'));
+  const dir = await tempDir('cogts-fail-');
   await writeFile(join(dir, 'file'), '');
   // a tar output that fails on its first chunk
   const broken = new Writable({

@@ -1,7 +1,7 @@
 // FileSend pieces that need no daemon: mode conversion, path checks, atomic files, exporter indexes,
 // and the local receiver driven by a fake daemon over loopback gRPC (including hostile paths).
 import assert from 'node:assert/strict';
-import { lstat, mkdtemp, readFile, readdir, readlink, symlink, mkdir } from 'node:fs/promises';
+import { lstat, mkdtemp, rm, readFile, readdir, readlink, symlink, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +18,19 @@ import {
 } from '../../src/buildkit/filesend.js';
 import { serviceDefinition } from '../../src/buildkit/grpc-services.js';
 import { codec } from '../../src/proto/schema.js';
+
+const temps: string[] = [];
+
+/** A fresh temporary directory, removed after the tests. */
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+
+after(async () => {
+  for (const dir of temps) await rm(dir, { recursive: true, force: true });
+});
 
 const DIR = 0x80000000;
 const SYMLINK = 0x08000000;
@@ -56,7 +69,7 @@ describe('safeRelativePath', () => {
 
 describe('AtomicFileWriter', () => {
   test('the file appears under its name only when ended', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cogts-atomic-'));
+    const dir = await tempDir('cogts-atomic-');
     const path = join(dir, 'out.tar');
     const w = new AtomicFileWriter(path);
     w.write('hello ');
@@ -73,7 +86,7 @@ describe('AtomicFileWriter', () => {
   });
 
   test('a destroyed writer leaves nothing behind', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cogts-atomic-'));
+    const dir = await tempDir('cogts-atomic-');
     const w = new AtomicFileWriter(join(dir, 'out.tar'));
     await new Promise((resolve) => w.write('partial', resolve));
     const failed = new Promise((resolve) => w.on('error', resolve));
@@ -205,7 +218,7 @@ const link = (path: string, target: string): Entry => ({
 
 describe('local receiver', () => {
   test('writes dirs, files, symlinks and hardlinks, then FIN', async () => {
-    const out = join(await mkdtemp(join(tmpdir(), 'cogts-recv-')), 'out');
+    const out = join(await tempDir('cogts-recv-'), 'out');
     setTargets([{ kind: 'local', dir: out }]);
     const { error, got } = await fakeDaemon(0, [
       dir('a', 0o700),
@@ -234,7 +247,7 @@ describe('local receiver', () => {
   });
 
   test('picks the target by exporter id', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'cogts-recv-'));
+    const root = await tempDir('cogts-recv-');
     setTargets([
       { kind: 'local', dir: join(root, 'zero') },
       undefined,
@@ -259,7 +272,7 @@ describe('local receiver', () => {
     ['a duplicate path', [file('f', 'x'), file('f', 'y')], /twice/],
   ] as const) {
     test(`rejects ${name}, writing nothing outside the dir`, async () => {
-      const root = await mkdtemp(join(tmpdir(), 'cogts-recv-'));
+      const root = await tempDir('cogts-recv-');
       const out = join(root, 'out');
       await mkdir(out);
       setTargets([{ kind: 'local', dir: out }]);
@@ -278,7 +291,7 @@ describe('local receiver', () => {
   }
 
   test('an existing symlink in the target is replaced, not followed', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'cogts-recv-'));
+    const root = await tempDir('cogts-recv-');
     const out = join(root, 'out');
     await mkdir(out);
     await mkdir(join(root, 'elsewhere'));
@@ -307,7 +320,7 @@ function tarCall(metadata = new grpc.Metadata()) {
 describe('tar receiver', () => {
   for (const delay of [0, 50]) {
     test(`an output that fails to open fails the call (chunks after ${delay} ms)`, async () => {
-      const root = await mkdtemp(join(tmpdir(), 'cogts-recv-tar-'));
+      const root = await tempDir('cogts-recv-tar-');
       setTargets([{ kind: 'tar', open: () => new AtomicFileWriter(join(root, 'missing', 'x.tar')) }]);
       const { stream, status, send } = tarCall();
       await new Promise((resolve) => setTimeout(resolve, delay));
@@ -321,7 +334,7 @@ describe('tar receiver', () => {
   }
 
   test('a cancelled export leaves no file behind', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'cogts-recv-tar-'));
+    const root = await tempDir('cogts-recv-tar-');
     let opened: AtomicFileWriter | undefined;
     setTargets([{ kind: 'tar', open: () => (opened = new AtomicFileWriter(join(root, 'x.tar'))) }]);
     const { stream, status, send } = tarCall();
@@ -334,7 +347,7 @@ describe('tar receiver', () => {
   });
 
   test('streams BytesMessage chunks to the Writable and passes exporter metadata', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'cogts-recv-tar-'));
+    const root = await tempDir('cogts-recv-tar-');
     let seen: Record<string, string> = {};
     setTargets([
       {
