@@ -20,6 +20,7 @@ export interface PlanExtras {
   readonly precompile?: boolean;
   readonly strip?: boolean;
   readonly platform?: PlanInput['platform'];
+  readonly sourceDateEpoch?: number;
 }
 
 function wheelSource(spec: WheelSpec): WheelSource {
@@ -83,5 +84,6 @@ export function planInputFor(completed: CompletedConfig, extras: PlanExtras): Pl
     ...(extras.precompile ? { precompile: true } : {}),
     ...(extras.strip ? { strip: true } : {}),
     ...(extras.platform ? { platform: extras.platform } : {}),
+    ...(extras.sourceDateEpoch !== undefined ? { sourceDateEpoch: extras.sourceDateEpoch } : {}),
   };
 }

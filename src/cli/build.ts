@@ -94,6 +94,7 @@ export async function prepareBuild(
   args: Pick<
     BuildArgs,
     | 'platform'
+    | 'timestamp'
     | 'file'
     | 'tag'
     | 'openapiSchema'
@@ -134,6 +135,7 @@ export async function prepareBuild(
     precompile: args.precompile,
     strip: args.strip,
     platform,
+    ...(args.timestamp !== undefined ? { sourceDateEpoch: args.timestamp } : {}),
   });
   const imageName =
     args.tag ??

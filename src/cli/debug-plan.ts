@@ -70,6 +70,7 @@ export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = proces
       useCudaBaseImage: args.useCudaBaseImage,
       useCogBaseImage: undefined,
       platform: undefined,
+      timestamp: undefined,
       precompile: false,
       strip: false,
     },

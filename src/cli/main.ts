@@ -153,7 +153,11 @@ export async function main(argv: readonly string[]): Promise<number> {
           default: [] as string[],
           describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
         })
-        .option('no-cache', { type: 'boolean', default: false, describe: 'run every step again' })
+        .option('cache', {
+          type: 'boolean',
+          default: true,
+          describe: 'use the build cache (--no-cache runs every step again)',
+        })
         .option('progress', {
           type: 'string',
           describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
@@ -212,7 +216,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           push: argv.push,
           outputs: argv.output,
           secrets: argv.secret,
-          noCache: argv['no-cache'],
+          noCache: !argv.cache,
           progress: argv.progress,
           openapiSchema: argv['openapi-schema'],
           useCudaBaseImage: argv['use-cuda-base-image'],

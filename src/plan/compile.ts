@@ -46,7 +46,13 @@ function parentDirs(paths: readonly string[]): string[] {
   return [...dirs].sort();
 }
 
-function applyStep(state: State, step: PlanStep, env: Map<string, string>, sharedKeyHint: string): State {
+function applyStep(
+  state: State,
+  step: PlanStep,
+  env: Map<string, string>,
+  sharedKeyHint: string,
+  stepEnv: Readonly<Record<string, string>>,
+): State {
   switch (step.kind) {
     case 'env': {
       let next = state;
@@ -100,7 +106,14 @@ function applyStep(state: State, step: PlanStep, env: Map<string, string>, share
           required: true,
         })),
       ];
-      return state.run({ shell: step.shell, mounts, name: step.name }).root();
+      return state
+        .run({
+          shell: step.shell,
+          mounts,
+          name: step.name,
+          ...(Object.keys(stepEnv).length ? { env: stepEnv } : {}),
+        })
+        .root();
     }
   }
 }
@@ -117,7 +130,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   let state = image(pinned(plan.base, options.baseDigest), {
     config: options.baseConfig.config ?? {},
   }).withPlatform(platform);
-  for (const step of plan.steps) state = applyStep(state, step, env, sharedKeyHint);
+  for (const step of plan.steps) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
   const beforeSource = state;
 
   const context = local('context', {
@@ -134,7 +147,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
     sourceActions = sourceActions.mkfile(file.path, file.content, { mode: file.mode ?? 0o644 });
   state = merge([state, scratch().file(sourceActions, { name: 'copy the project to /src' })]);
   state = state.withCwd('/src');
-  for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint);
+  for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
 
   const freeze = beforeSource
     .run({

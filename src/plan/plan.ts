@@ -10,6 +10,12 @@ export const aptCache: CacheMount = { target: '/var/cache/apt', sharing: 'locked
 const pipCache: CacheMount = { target: '/root/.cache/pip', sharing: 'shared' };
 const uvCache: CacheMount = { target: '/root/.cache/uv', sharing: 'shared' };
 const optimisingCflags = '-O3 -funroll-loops -fno-strict-aliasing -flto -S';
+/**
+ * After apt: drop the package lists and the logs and caches that record when they were written, so a
+ * rebuild from scratch (with --timestamp) produces the same layer.
+ */
+const aptCleanup =
+  'rm -rf /var/lib/apt/lists/* && rm -f /var/log/apt/*.log /var/log/dpkg.log /var/cache/ldconfig/aux-cache';
 const caCertPath = '/usr/local/share/ca-certificates/cog-ca-cert.crt';
 const systemBundle = '/etc/ssl/certs/ca-certificates.crt';
 
@@ -116,7 +122,7 @@ export function planBuild(input: PlanInput): BuildPlan {
     name: 'install tini',
     shell:
       'set -eux; apt-get update -qq; apt-get install -qqy --no-install-recommends tini; ' +
-      'rm -rf /var/lib/apt/lists/*; ln -sf /usr/bin/tini /sbin/tini',
+      `${aptCleanup}; ln -sf /usr/bin/tini /sbin/tini`,
     cache: [aptCache],
   });
 
@@ -129,7 +135,7 @@ export function planBuild(input: PlanInput): BuildPlan {
     steps.push({
       kind: 'run',
       name: 'install system packages',
-      shell: `apt-get update -qq && apt-get install -qqy ${input.systemPackages.map(shellQuote).join(' ')} && rm -rf /var/lib/apt/lists/*`,
+      shell: `apt-get update -qq && apt-get install -qqy ${input.systemPackages.map(shellQuote).join(' ')} && ${aptCleanup}`,
       cache: [aptCache],
     });
   }
@@ -140,7 +146,7 @@ export function planBuild(input: PlanInput): BuildPlan {
       name: 'install Python build tools',
       shell:
         'apt-get update -qq && apt-get install -qqy --no-install-recommends wget curl xz-utils git ca-certificates ' +
-        '&& rm -rf /var/lib/apt/lists/*',
+        `&& ${aptCleanup}`,
       cache: [aptCache],
     });
   }
@@ -158,7 +164,7 @@ export function planBuild(input: PlanInput): BuildPlan {
       name: `install Python ${input.pythonVersion} from the distribution`,
       shell:
         'apt-get update -qq && apt-get install -qqy --no-install-recommends python3 python3-pip python3-venv ' +
-        '&& rm -rf /var/lib/apt/lists/* && ln -sf /usr/bin/python3 /usr/local/bin/python',
+        `&& ${aptCleanup} && ln -sf /usr/bin/python3 /usr/local/bin/python`,
       cache: [aptCache],
     });
   } else if (cuda) {
@@ -240,7 +246,8 @@ export function planBuild(input: PlanInput): BuildPlan {
     kind: 'run',
     name: 'register Python shared libraries',
     shell:
-      'find / -type f -name "*python*.so" -printf "%h\\n" | sort -u > /etc/ld.so.conf.d/cog.conf && ldconfig',
+      'find / -type f -name "*python*.so" -printf "%h\\n" | sort -u > /etc/ld.so.conf.d/cog.conf && ldconfig ' +
+      '&& rm -f /var/cache/ldconfig/aux-cache',
   });
 
   for (const [index, run] of input.runCommands.entries()) {
@@ -279,6 +286,7 @@ export function planBuild(input: PlanInput): BuildPlan {
         : [],
     },
     afterSource,
+    stepEnv: input.sourceDateEpoch !== undefined ? { SOURCE_DATE_EPOCH: String(input.sourceDateEpoch) } : {},
     freezeCommand: 'python -m pip freeze --disable-pip-version-check 2>/dev/null || uv pip freeze',
     image: {
       entrypoint: ['/sbin/tini', '--'],

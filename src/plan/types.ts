@@ -54,6 +54,8 @@ export interface PlanInput {
   readonly labels: Readonly<Record<string, string>>;
   readonly precompile?: boolean;
   readonly strip?: boolean;
+  /** --timestamp: exported into every build step, so Python writes hash-checked .pyc files */
+  readonly sourceDateEpoch?: number;
   readonly platform?: { readonly os: 'linux'; readonly architecture: 'amd64' | 'arm64' };
   /** the uv image the binaries are copied from */
   readonly uvImage?: string;
@@ -106,6 +108,8 @@ export interface BuildPlan {
   readonly source: { readonly exclude: readonly string[]; readonly files: readonly EmbeddedFile[] };
   /** steps after the source copy (e.g. copying a renamed config file to cog.yaml) */
   readonly afterSource: readonly PlanStep[];
+  /** extra environment for every build step (not the image), e.g. SOURCE_DATE_EPOCH */
+  readonly stepEnv: Readonly<Record<string, string>>;
   /** the command whose output becomes the run.cog.pip_freeze label; run beside the image, not in it */
   readonly freezeCommand: string;
   readonly image: {

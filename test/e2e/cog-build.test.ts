@@ -247,3 +247,24 @@ test('invalid cog.yaml fails before building, naming the field and line', async 
   assert.match(out.stderr, /build\.python_version/);
   assert.match(out.stderr, /cog\.yaml:2/);
 });
+
+test(
+  '--timestamp makes a rebuild from scratch give the same image digest',
+  { timeout: 900_000 },
+  async () => {
+    const digests: string[] = [];
+    for (const round of [1, 2]) {
+      const ref = `${tb.registry}/cogts-test/reproducible:${tag}-${round}`;
+      const out = await exec(
+        cog,
+        ['build', '-t', ref, '--push', '--no-cache', '--timestamp', '1700000000', '--progress', 'quiet'],
+        { env: env(), cwd: join(fixtures, 'requirements') },
+      );
+      assert.equal(out.code, 0, out.stderr.slice(-3000));
+      const digest = /@(sha256:[0-9a-f]{64}) and pushed/.exec(out.stderr)?.[1];
+      assert.ok(digest, out.stderr);
+      digests.push(digest);
+    }
+    assert.equal(digests[0], digests[1]);
+  },
+);
