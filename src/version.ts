@@ -1,9 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from './package-root.js';
 
-/** The cog-ts version, read once from package.json at the repository root. */
+let version: string | undefined;
+
+/** The cog-ts version, read once from the package's package.json. */
 export function cogVersion(): string {
-  const pkgUrl = new URL('../../package.json', import.meta.url);
-  const pkg = JSON.parse(readFileSync(pkgUrl, 'utf8')) as { version?: unknown };
-  if (typeof pkg.version !== 'string') throw new Error(`no version in ${pkgUrl.pathname}`);
-  return pkg.version;
+  if (version) return version;
+  const root = packageRoot();
+  if (!root) throw new Error('cannot find the cog-ts package.json');
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: unknown };
+  if (typeof pkg.version !== 'string') throw new Error(`no version in ${join(root, 'package.json')}`);
+  return (version = pkg.version);
 }

@@ -2,29 +2,22 @@
 // directory named by COG_COMPAT_DIR (any of the three files found there replaces the bundled one),
 // so the matrices can be refreshed without a release.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { COMPAT_FILES, CompatDataError, parseCompatData } from './compat.js';
 import type { CompatData } from './compat.js';
 
+import { packageRoot } from '../package-root.js';
+
 export const COMPAT_DIR_ENV = 'COG_COMPAT_DIR';
 
-/** The package root: the nearest directory above this module with a package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 10; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  throw new CompatDataError('cannot find the cog-ts package root to read compat/*.json from', {
-    hint: `set ${COMPAT_DIR_ENV} to a directory holding ${Object.values(COMPAT_FILES).join(', ')}`,
-  });
-}
-
 export function bundledCompatDir(): string {
-  return join(packageRoot(), 'compat');
+  const root = packageRoot();
+  if (!root) {
+    throw new CompatDataError('cannot find the cog-ts package root to read compat/*.json from', {
+      hint: `set ${COMPAT_DIR_ENV} to a directory holding ${Object.values(COMPAT_FILES).join(', ')}`,
+    });
+  }
+  return join(root, 'compat');
 }
 
 const cache = new Map<string, CompatData>();

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
+import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
@@ -40,28 +41,6 @@ async function labelsOf(ref: string): Promise<Labels> {
     '@entrypoint': JSON.stringify(config.config.Entrypoint),
     '@cmd': JSON.stringify(config.config.Cmd),
     '@env': JSON.stringify(config.config.Env),
-  };
-}
-
-/** Steps by name from plain progress output, and which of them ran (rather than came from the cache). */
-function stepsOf(progress: string): { ran: string[]; cached: string[] } {
-  const names = new Map<string, string>();
-  const cached = new Set<string>();
-  const done = new Set<string>();
-  for (const line of progress.split('\n')) {
-    const header = /^#(\d+) (.+)$/.exec(line);
-    if (header?.[1] && header[2] && !names.has(header[1])) names.set(header[1], header[2]);
-    if (/^#\d+ CACHED$/.test(line)) cached.add(line.split(' ')[0]?.slice(1) ?? '');
-    if (/^#\d+ DONE /.test(line)) done.add(line.split(' ')[0]?.slice(1) ?? '');
-  }
-  // sources and exports, not build steps; an image source shared with a concurrent Dockerfile build on
-  // the same daemon carries that build's name ("[stage-0 1/9] FROM ...")
-  const bookkeeping =
-    /^(\[internal\]|load |exporting |sending |docker-image:\/\/|local:\/\/|resolve |\[[^\]]+\] FROM )/;
-  const ran = [...done].filter((n) => !cached.has(n)).map((n) => names.get(n) ?? n);
-  return {
-    ran: ran.filter((name) => !bookkeeping.test(name)),
-    cached: [...cached].map((n) => names.get(n) ?? n),
   };
 }
 
@@ -214,7 +193,7 @@ test(
         cwd: project,
       });
       assert.equal(out.code, 0, out.stderr.slice(-3000));
-      return stepsOf(out.stderr);
+      return stepsFromPlainProgress(out.stderr);
     };
     await buildOnce();
     const noop = await buildOnce();
@@ -228,7 +207,7 @@ test(
     );
     const edited = await buildOnce();
     assert.deepEqual(
-      edited.ran.filter((name) => !name.startsWith('merge ')),
+      edited.ran,
       ['copy the project to /src'],
       `after editing run.py these ran: ${edited.ran.join(', ')}`,
     );
