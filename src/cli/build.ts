@@ -7,6 +7,7 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
 import { newId } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
+import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { readDockerignore } from '../buildkit/patterns.js';
@@ -49,6 +50,8 @@ export interface BuildArgs {
   readonly metadataFile: string | undefined;
   /** linux/amd64 (default) or linux/arm64 (CPU models) */
   readonly platform: string | undefined;
+  /** buildctl-style TLS flags for a tcp:// BUILDKIT_HOST */
+  readonly tls?: TlsFlags;
 }
 
 export interface PreparedBuild {
@@ -232,7 +235,7 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
       env: io.env,
     },
   );
-  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr });
+  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(args.tls) });
   const ref = newId();
   try {
     const session = Session.start(connection.client, services, `cog:${loaded.projectDir}`);

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFile } from 'node:fs/promises';
 import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
+import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
 import type { Writable } from 'node:stream';
 import { fileSyncService } from '../buildkit/filesync.js';
@@ -31,6 +32,8 @@ export interface DebugSolveArgs {
   readonly progress: string | undefined;
   readonly httpUrl: string;
   readonly gitUrl: string;
+  /** buildctl-style TLS flags for a tcp:// BUILDKIT_HOST */
+  readonly tls?: TlsFlags;
 }
 
 export interface CommandIo {
@@ -121,7 +124,7 @@ export async function debugSolve(args: DebugSolveArgs, io: CommandIo): Promise<v
     io.stderr,
     { env: io.env },
   );
-  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr });
+  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(args.tls) });
   try {
     const session = Session.start(connection.client, services);
     const ref = newId();

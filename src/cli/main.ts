@@ -7,6 +7,30 @@ import { debugSolve } from './debug-solve.js';
 import { debugPlan } from './debug-plan.js';
 import { build } from './build.js';
 import { init } from './init.js';
+import type { TlsFlags } from '../buildkit/tls.js';
+
+/** buildctl's TLS flags, for a tcp:// BUILDKIT_HOST. */
+function withTlsOptions<T>(y: import('yargs').Argv<T>) {
+  return y
+    .option('tlscacert', { type: 'string', describe: 'CA certificate to verify buildkitd (tcp://)' })
+    .option('tlscert', { type: 'string', describe: 'client certificate for buildkitd' })
+    .option('tlskey', { type: 'string', describe: 'client key for buildkitd' })
+    .option('tlsservername', { type: 'string', describe: 'server name to verify buildkitd as' })
+    .option('tlsdir', {
+      type: 'string',
+      describe: 'directory with ca.pem, cert.pem, key.pem (or ca.crt, tls.crt, tls.key)',
+    });
+}
+
+function tlsFlags(argv: TlsFlags): TlsFlags {
+  return {
+    tlscacert: argv.tlscacert,
+    tlscert: argv.tlscert,
+    tlskey: argv.tlskey,
+    tlsservername: argv.tlsservername,
+    tlsdir: argv.tlsdir,
+  };
+}
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -61,7 +85,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         'solve',
         'Solve an LLB Definition with our BuildKit client, like `buildctl build` (no Docker)',
         (c) =>
-          c
+          withTlsOptions(c)
             .option('example', { type: 'string', describe: 'name of a graph of the LLB corpus' })
             .option('llb', {
               type: 'string',
@@ -99,6 +123,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               secrets: argv.secret,
               metadataFile: argv['metadata-file'],
               progress: argv.progress,
+              tls: tlsFlags(argv),
               httpUrl: argv['http-url'],
               gitUrl: argv['git-url'],
             },
@@ -128,7 +153,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     'build',
     'Build an image from cog.yaml with BuildKit (no Docker daemon)',
     (c) =>
-      c
+      withTlsOptions(c)
         .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
         .option('tag', {
           alias: 't',
@@ -231,6 +256,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
           metadataFile: argv['metadata-file'],
           platform: argv.platform,
+          tls: tlsFlags(argv),
         },
         { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
       ),
