@@ -1,4 +1,4 @@
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { CogError, NotImplementedError } from '../errors.js';
 import { cogVersion } from '../version.js';
 import { plannedCommands } from './commands.js';
@@ -10,7 +10,7 @@ import { init } from './init.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
 /** buildctl's TLS flags, for a tcp:// BUILDKIT_HOST. */
-function withTlsOptions<T>(y: import('yargs').Argv<T>) {
+function withTlsOptions<T>(y: Argv<T>) {
   return y
     .option('tlscacert', { type: 'string', describe: 'CA certificate to verify buildkitd (tcp://)' })
     .option('tlscert', { type: 'string', describe: 'client certificate for buildkitd' })
