@@ -104,7 +104,7 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
         ...compiled.config,
         config: {
           ...compiled.config.config,
-          Labels: { ...(compiled.config.config?.Labels ?? {}), 'run.cog.pip_freeze': pipFreeze },
+          Labels: { ...(compiled.config.config?.Labels ?? {}), ...freezeLabels(pipFreeze) },
         },
       };
       let smoke: SmokeReport | undefined;
@@ -147,4 +147,14 @@ export function checkSmoke(report: SmokeReport, predicted: boolean): void {
       },
     );
   }
+}
+
+/**
+ * run.cog.pip_freeze, and run.cog.version from the cog SDK actually installed (what consumers of the
+ * label compare against SDK features); the planner's value (cog-ts's own version) stays when cog is
+ * not a plain `cog==X` line, e.g. installed from a URL.
+ */
+export function freezeLabels(pipFreeze: string): Record<string, string> {
+  const sdk = /^cog==(\S+)$/m.exec(pipFreeze)?.[1];
+  return { 'run.cog.pip_freeze': pipFreeze, ...(sdk ? { 'run.cog.version': sdk } : {}) };
 }

@@ -50,6 +50,7 @@ export function planInputFor(completed: CompletedConfig, extras: PlanExtras): Pl
   }
   const labels: Record<string, string> = {
     'run.cog.version': extras.cogVersion,
+    'run.cog-ts.version': extras.cogVersion,
     'run.cog.config': JSON.stringify(configLabel(completed)),
     'run.cog.has_init': 'true',
   };

@@ -139,7 +139,11 @@ describe('every fixture builds, carries the labels and starts READY', { concurre
         new RegExp(`Image built as ${ref.replace(/[.]/g, '\\.')}@sha256:[0-9a-f]{64} and pushed`),
       );
       const labels = await labelsOf(ref);
-      assert.match(labels['run.cog.version'] ?? '', /^\d+\.\d+\.\d+/);
+      // the installed SDK's version, as in pip freeze; cog-ts's own version has its own label
+      const sdk = /^cog==(\S+)$/m.exec(labels['run.cog.pip_freeze'] ?? '')?.[1];
+      assert.ok(sdk);
+      assert.equal(labels['run.cog.version'], sdk);
+      assert.match(labels['run.cog-ts.version'] ?? '', /^\d+\.\d+\.\d+/);
       const config = JSON.parse(labels['run.cog.config'] ?? '') as { build: { python_version: string } };
       assert.equal(config.build.python_version, '3.11');
       const schema = JSON.parse(labels['run.cog.openapi_schema'] ?? '') as {

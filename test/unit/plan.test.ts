@@ -166,3 +166,14 @@ test('the distribution python3 from os-release', () => {
   assert.equal(distroPython('ID=alpine\nVERSION_ID=3.20\n'), undefined);
   assert.equal(parseOsRelease("PRETTY_NAME='Debian 12'").get('PRETTY_NAME'), 'Debian 12');
 });
+
+test('run.cog.version follows the installed cog SDK', async () => {
+  const { freezeLabels } = await import('../../src/build/build-model.js');
+  assert.deepEqual(freezeLabels('coglet==0.23.1\ncog==0.23.1\nsix==1.17.0'), {
+    'run.cog.pip_freeze': 'coglet==0.23.1\ncog==0.23.1\nsix==1.17.0',
+    'run.cog.version': '0.23.1',
+  });
+  assert.deepEqual(freezeLabels('cog @ file:///tmp/cog.whl'), {
+    'run.cog.pip_freeze': 'cog @ file:///tmp/cog.whl',
+  });
+});
