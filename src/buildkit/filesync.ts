@@ -203,7 +203,13 @@ class BufferPool {
   }
 }
 
-async function sendFile(call: PacketStream, id: number, file: string, buffers: BufferPool): Promise<void> {
+async function sendFile(
+  call: PacketStream,
+  id: number,
+  file: string,
+  buffers: BufferPool,
+  expectedSize: number,
+): Promise<void> {
   let handle;
   try {
     handle = await open(file, 'r');
@@ -213,6 +219,7 @@ async function sendFile(call: PacketStream, id: number, file: string, buffers: B
   }
   if (handle) {
     try {
+      let sent = 0;
       for (;;) {
         const buffer = await buffers.take();
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
@@ -220,10 +227,13 @@ async function sendFile(call: PacketStream, id: number, file: string, buffers: B
           buffers.give(buffer);
           break;
         }
+        sent += bytesRead;
         // the buffer is reused once grpc-js has serialised the packet (the write callback)
         await write(call, { type: PACKET_DATA, ID: id, data: buffer.subarray(0, bytesRead) }, () =>
           buffers.give(buffer),
         );
+        // a short read that completes the size we announced is the end: no read just to see EOF
+        if (bytesRead < buffer.length && sent === expectedSize) break;
       }
     } finally {
       await handle.close();
@@ -314,7 +324,7 @@ async function diffCopy(
       files.delete(id);
       active++;
       options.onFileRequested?.(file.path, request.dirName);
-      sendFile(call, id, file.file, buffers).then(
+      sendFile(call, id, file.file, buffers, Number(file.stat.size ?? 0)).then(
         () => {
           active--;
           pump();
