@@ -7,6 +7,7 @@ import { debugSolve } from './debug-solve.js';
 import { debugPlan } from './debug-plan.js';
 import { build } from './build.js';
 import { init } from './init.js';
+import { predict } from './predict.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
 /** buildctl's TLS flags, for a tcp:// BUILDKIT_HOST. */
@@ -267,7 +268,60 @@ export async function main(argv: readonly string[]): Promise<number> {
     (c) => c,
     () => init(process.cwd(), process.stdout),
   );
-  const built = new Set(['debug', 'build', 'init']);
+  for (const [names, mode, describe] of [
+    [['predict [image]', 'run'], 'predict', 'Run a prediction on the project (built first) or on IMAGE'],
+    [['train [image]'], 'train', 'Run a training on the project (built first) or on IMAGE'],
+  ] as const) {
+    cli.command(
+      [...names],
+      describe,
+      (c) =>
+        withTlsOptions(c)
+          .positional('image', {
+            type: 'string',
+            describe: 'a model image in a registry (default: build the project)',
+          })
+          .option('input', {
+            alias: 'i',
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'name=value; @file sends a file',
+          })
+          .option('json', { type: 'string', describe: 'all inputs as JSON, @file, or - for stdin' })
+          .option('output', { alias: 'o', type: 'string', describe: 'where to write a file output' })
+          .option('env', {
+            alias: 'e',
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'NAME=VALUE for the model',
+          })
+          .option('setup-timeout', { type: 'number', default: 300, describe: 'seconds to wait for setup()' })
+          .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+          .option('progress', {
+            type: 'string',
+            describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
+          }),
+      (argv) =>
+        predict(
+          {
+            image: argv.image,
+            mode,
+            inputs: argv.input,
+            json: argv.json,
+            output: argv.output,
+            env: argv.env,
+            setupTimeout: argv['setup-timeout'],
+            file: argv.file,
+            progress: argv.progress,
+            tls: tlsFlags(argv),
+          },
+          { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+        ),
+    );
+  }
+  const built = new Set(['debug', 'build', 'init', 'predict', 'train']);
   for (const command of plannedCommands.filter((c) => !built.has(c.name))) {
     cli.command(
       [command.name, ...(command.aliases ?? [])],

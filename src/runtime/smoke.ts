@@ -14,6 +14,12 @@ export interface SmokeOptions {
   readonly input?: Readonly<Record<string, unknown>>;
   /** the mode: `predict` (default) or `train` */
   readonly mode?: 'predict' | 'train';
+  /** a filesystem holding /request.json (the whole request body's `input`), for inputs too big for env */
+  readonly inputFrom?: State;
+  /** extra environment for the server (`cog predict -e`) */
+  readonly env?: Readonly<Record<string, string>>;
+  /** the step's name in progress output */
+  readonly name?: string;
 }
 
 export interface SmokeReport {
@@ -57,8 +63,14 @@ try:
         report["error"] = "no READY within the timeout"
     if report["health"] and report["health"].get("status") == "READY":
         report["openapi"] = get("/openapi.json")
-        if "COG_SMOKE_INPUT" in os.environ:
-            body = json.dumps({"input": json.loads(os.environ["COG_SMOKE_INPUT"])}).encode()
+        given = None
+        if "COG_SMOKE_INPUT_FILE" in os.environ:
+            with open(os.environ["COG_SMOKE_INPUT_FILE"]) as f:
+                given = json.load(f)
+        elif "COG_SMOKE_INPUT" in os.environ:
+            given = json.loads(os.environ["COG_SMOKE_INPUT"])
+        if given is not None:
+            body = json.dumps({"input": given}).encode()
             path = "/trainings" if mode == "train" else "/predictions"
             req = urllib.request.Request(base + path, data=body, headers={"Content-Type": "application/json"})
             try:
@@ -82,15 +94,22 @@ export function smokeTest(model: State, options: SmokeOptions): State {
     .run({
       args: ['python', '-c', probe],
       env: {
+        ...(options.env ?? {}),
         COG_SMOKE_PORT: String(options.port ?? 0),
         COG_SMOKE_MODE: options.mode ?? 'predict',
         COG_SMOKE_TIMEOUT: String(options.setupTimeout ?? 300),
         ...(options.input ? { COG_SMOKE_INPUT: JSON.stringify(options.input) } : {}),
+        ...(options.inputFrom ? { COG_SMOKE_INPUT_FILE: '/cog-input/request.json' } : {}),
       },
       cwd: '/src',
-      mounts: [{ type: 'bind', dest: '/out', source: scratch() }],
+      mounts: [
+        { type: 'bind', dest: '/out', source: scratch() },
+        ...(options.inputFrom
+          ? [{ type: 'bind' as const, dest: '/cog-input', source: options.inputFrom, readonly: true }]
+          : []),
+      ],
       ignoreCache: true,
-      name: `smoke test: /health-check${options.input ? ' and one prediction' : ''}`,
+      name: options.name ?? `smoke test: /health-check${options.input ? ' and one prediction' : ''}`,
     })
     .mount('/out');
 }

@@ -1,0 +1,187 @@
+/**
+ * `cog predict` / `cog run` and `cog train`: run the model once without Docker. With IMAGE, the image is
+ * resolved through buildkitd; without, the project is built (cached steps are reused) and run. Inputs
+ * are parsed and validated against the model's schema before anything starts.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { authService } from '../buildkit/auth.js';
+import { connectBuildkit } from '../buildkit/daemon.js';
+import { fileSyncService } from '../buildkit/filesync.js';
+import { gatewayBuild } from '../buildkit/gateway.js';
+import { Session, type SessionService } from '../buildkit/session.js';
+import { type TlsFlags, withTls } from '../buildkit/tls.js';
+import { planAgainstBase } from '../build/build-model.js';
+import { CogError } from '../errors.js';
+import { compilePlan } from '../plan/compile.js';
+import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
+import {
+  format422,
+  formatValidationErrors,
+  parseInputFlags,
+  parseJsonInput,
+  validateInputs,
+} from '../runtime/inputs.js';
+import { jsonModeResult, planOutputs, writeOutputs } from '../runtime/outputs.js';
+import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
+import type { SmokeReport } from '../runtime/smoke.js';
+import { prepareBuild } from './build.js';
+import type { CommandIo } from './debug-solve.js';
+import { withInterrupt } from './interrupt.js';
+
+export interface PredictArgs {
+  readonly image: string | undefined;
+  readonly mode: 'predict' | 'train';
+  readonly inputs: readonly string[];
+  readonly json: string | undefined;
+  readonly output: string | undefined;
+  readonly env: readonly string[];
+  readonly setupTimeout: number;
+  readonly file: string;
+  readonly progress: string | undefined;
+  readonly tls?: TlsFlags;
+}
+
+type OpenApiDoc = Parameters<typeof parseInputFlags>[1];
+
+function parseEnv(values: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    if (eq <= 0) throw new CogError(`-e "${value}" is not NAME=VALUE`, { hint: 'e.g. -e HF_TOKEN=...' });
+    env[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return env;
+}
+
+async function inputsFor(args: PredictArgs, schema: OpenApiDoc | undefined, io: CommandIo, cwd: string) {
+  if (args.json !== undefined && args.inputs.length > 0) {
+    throw new CogError('--json and -i cannot be combined', { hint: 'put every input in the --json object' });
+  }
+  const input =
+    args.json !== undefined
+      ? await parseJsonInput(args.json, { cwd, stdin: io.stdin })
+      : await parseInputFlags([...args.inputs], schema, { cwd, mode: args.mode });
+  if (schema) {
+    const problems = validateInputs(input, schema, args.mode);
+    if (problems.length > 0)
+      throw new CogError(formatValidationErrors(problems), { hint: 'fix the inputs; nothing was started' });
+  }
+  return input;
+}
+
+export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
+  if (args.image?.includes('=')) {
+    throw new CogError(`invalid image name "${args.image}"`, {
+      hint: 'did you forget -i? e.g. cog predict -i name=value',
+    });
+  }
+  const env = parseEnv(args.env);
+  // without IMAGE: the project's config and schema are known before connecting, so inputs fail fast
+  const prepared =
+    args.image === undefined
+      ? await prepareBuild({ ...projectDefaults, file: args.file }, io, cwd)
+      : undefined;
+  let input: Record<string, unknown> | undefined;
+  if (prepared) {
+    const schema = prepared.input.openapiSchema
+      ? (JSON.parse(prepared.input.openapiSchema) as OpenApiDoc)
+      : undefined;
+    input = await inputsFor(args, schema, io, cwd);
+  }
+
+  const inputDir = await mkdtemp(join(tmpdir(), 'cog-input-'));
+  const progress = createProgressRenderer(
+    resolveProgressMode(args.progress ?? 'quiet', io.env, io.stderr.isTTY === true),
+    io.stderr,
+    { env: io.env },
+  );
+  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(args.tls) });
+  const dirs: Record<string, string> = { [inputDirName]: inputDir };
+  if (prepared) dirs.context = prepared.loaded.projectDir;
+  const services: SessionService[] = [fileSyncService(dirs), authService({ env: io.env })];
+  let report: SmokeReport | undefined;
+  let schemaForOutputs: unknown;
+  try {
+    const session = Session.start(connection.client, services);
+    try {
+      await withInterrupt(io.stderr, (signal) =>
+        gatewayBuild(
+          connection.client,
+          { session, signal, onStatus: (s) => progress.update(s) },
+          async (gw) => {
+            let model;
+            if (prepared) {
+              const { plan, base } = await planAgainstBase(gw, prepared.input);
+              model = compilePlan(plan, {
+                baseConfig: base.config,
+                baseDigest: base.digest,
+                sharedKeyHint: `cog:${prepared.loaded.projectDir}`,
+              }).image;
+              schemaForOutputs = prepared.input.openapiSchema
+                ? JSON.parse(prepared.input.openapiSchema)
+                : undefined;
+            } else {
+              const resolved = await resolveModelImage(gw, args.image as string);
+              model = resolved.state;
+              schemaForOutputs = resolved.schema;
+              input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);
+            }
+            await writeFile(join(inputDir, 'request.json'), JSON.stringify(input ?? {}));
+            const run = await runOnce(gw, model, { mode: args.mode, setupTimeout: args.setupTimeout, env });
+            report = run.report;
+            return { ref: run.ref };
+          },
+        ),
+      );
+    } finally {
+      await progress.close();
+      session.close();
+    }
+  } finally {
+    await connection.close();
+    await rm(inputDir, { recursive: true, force: true });
+  }
+
+  if (!report) throw new CogError('the model did not run');
+  const failure = runFailure(report);
+  if (failure) throw failure;
+  const answer = report.prediction as { status?: string; error?: unknown; output?: unknown };
+  if (answer.status === 'http 422') throw new CogError(format422(answer.error), { hint: 'fix the inputs' });
+  if (answer.status?.startsWith('http ')) {
+    throw new CogError(
+      `/${args.mode === 'train' ? 'trainings' : 'predictions'} call returned status ${answer.status.slice(5)}`,
+      {
+        hint: String(answer.error ?? ''),
+      },
+    );
+  }
+  if (args.json !== undefined) {
+    const result = jsonModeResult(answer as never);
+    io.stdout.write(`${result.text}\n`);
+    if (result.exitCode !== 0)
+      throw new CogError(`Prediction failed with status ${answer.status ?? 'unknown'}`, {
+        exitCode: result.exitCode,
+      });
+    return;
+  }
+  const planned = planOutputs(
+    answer as never,
+    schemaForOutputs as never,
+    args.output ? { outputPath: args.output } : {},
+  );
+  const printed = await writeOutputs(planned, { cwd });
+  if (printed) io.stdout.write(printed.endsWith('\n') ? printed : `${printed}\n`);
+}
+
+const projectDefaults = {
+  tag: undefined,
+  openapiSchema: undefined,
+  useCudaBaseImage: 'auto',
+  useCogBaseImage: undefined,
+  precompile: false,
+  strip: false,
+  platform: undefined,
+  timestamp: undefined,
+} as const;

@@ -1,0 +1,314 @@
+/**
+ * Client-side output handling for `cog predict` / `cog train`, following upstream Cog's CLI
+ * (pkg/cli/predict.go): the prediction response is turned into a plan — text to print and files
+ * to write — by the output schema, and {@link writeOutputs} carries the plan out. Planning is pure;
+ * the writer is the only function that touches the file system.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { CogError } from '../errors.js';
+import {
+  deref,
+  extensionForMimeType,
+  isRecord,
+  isUriSchema,
+  resolveSchema,
+  schemaTypes,
+  type JsonSchema,
+  type OpenApiDoc,
+  type RunMode,
+} from './inputs.js';
+
+/** The fields of a prediction (or training) response the CLI uses. */
+export interface PredictionResponse {
+  readonly status: string;
+  readonly output?: unknown;
+  readonly error?: string | null;
+  readonly logs?: string | null;
+  readonly metrics?: unknown;
+}
+
+/** One step of an output plan. */
+export type OutputAction =
+  /** text for stdout (the writer adds the trailing newline) */
+  | { readonly kind: 'print'; readonly text: string }
+  /** a file to write; `path` is relative to the writer's cwd unless absolute (`~` is expanded) */
+  | { readonly kind: 'file'; readonly path: string; readonly data: Buffer }
+  /** a note for stderr, e.g. "No output generated" */
+  | { readonly kind: 'warn'; readonly text: string };
+
+export interface PlanOptions {
+  /** the -o value; default file names start with "output" */
+  readonly outputPath?: string;
+  /** which endpoint's schema to read; defaults to predict */
+  readonly mode?: RunMode;
+}
+
+/** A decoded data URL. */
+export interface DataUrl {
+  readonly mimeType: string;
+  readonly data: Buffer;
+}
+
+/** Decodes a `data:` URL (base64 or percent-encoded); undefined when the string is not one. */
+export function decodeDataUrl(url: string): DataUrl | undefined {
+  if (!url.startsWith('data:')) return undefined;
+  const comma = url.indexOf(',');
+  if (comma < 0) return undefined;
+  const meta = url.slice(5, comma).split(';');
+  const isBase64 = meta.length > 1 && meta[meta.length - 1]?.toLowerCase() === 'base64';
+  const params = isBase64 ? meta.slice(0, -1) : meta;
+  const mimeType = params.join(';') === '' ? 'text/plain;charset=US-ASCII' : params.join(';');
+  const payload = url.slice(comma + 1);
+  let data: Buffer;
+  if (isBase64) {
+    data = Buffer.from(payload, 'base64');
+  } else {
+    try {
+      data = Buffer.from(decodeURIComponent(payload), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  return { mimeType, data };
+}
+
+/**
+ * The output schema: paths./predictions (or /trainings).post.responses.200 → … → properties.output,
+ * falling back to the Output (or TrainingOutput) component. Undefined when the document has neither.
+ */
+export function outputSchemaOf(
+  doc: OpenApiDoc | undefined,
+  mode: RunMode = 'predict',
+): JsonSchema | undefined {
+  if (doc === undefined) return undefined;
+  const endpoint = mode === 'train' ? '/trainings' : '/predictions';
+  const path = isRecord(doc.paths) ? doc.paths[endpoint] : undefined;
+  const post = isRecord(path) ? path.post : undefined;
+  const responses = isRecord(post) ? post.responses : undefined;
+  const ok = isRecord(responses) ? deref(doc, responses['200']) : undefined;
+  const content = isRecord(ok?.content) ? ok.content['application/json'] : undefined;
+  const response = isRecord(content) ? resolveSchema(doc, content.schema) : undefined;
+  const props = isRecord(response?.properties) ? response.properties : undefined;
+  if (props !== undefined && props.output !== undefined) {
+    const s = resolveSchema(doc, props.output);
+    if (s !== undefined) return s;
+  }
+  const schemas = isRecord(doc.components) ? doc.components.schemas : undefined;
+  if (!isRecord(schemas)) return undefined;
+  if (mode === 'train') {
+    const t = resolveSchema(doc, schemas.TrainingOutput);
+    if (t !== undefined) return t;
+  }
+  return resolveSchema(doc, schemas.Output);
+}
+
+function trimExt(p: string): string {
+  const ext = extname(p);
+  return ext === '' ? p : p.slice(0, -ext.length);
+}
+
+/** Destination of a decoded file: the -o value as given when it has an extension, else + the MIME's. */
+function fileDestination(base: string, mimeType: string, explicit: boolean): string {
+  if (explicit && extname(basename(base)) !== '') return base;
+  return base + extensionForMimeType(mimeType);
+}
+
+/** Destination of element `i` of a list of files: output.0.png, or foo.0.png for -o foo.png. */
+function itemDestination(base: string, i: number, mimeType: string, explicit: boolean): string {
+  const ext = explicit ? extname(basename(base)) : '';
+  if (ext !== '') return `${trimExt(base)}.${i}${ext}`;
+  return `${base}.${i}${extensionForMimeType(mimeType)}`;
+}
+
+function pretty(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}
+
+function uriAction(value: unknown, dest: string, explicit: boolean): OutputAction {
+  if (typeof value !== 'string') {
+    throw new CogError(
+      `Failed to convert prediction output to a file: expected a URI string, got ${pretty(value)}`,
+    );
+  }
+  const decoded = decodeDataUrl(value);
+  if (decoded === undefined) {
+    // an uploaded file (--upload-url) or another URL: show it
+    return { kind: 'print', text: value };
+  }
+  return { kind: 'file', path: fileDestination(dest, decoded.mimeType, explicit), data: decoded.data };
+}
+
+function isStringSchema(s: JsonSchema | undefined): boolean {
+  return s !== undefined && schemaTypes(s).includes('string');
+}
+
+/**
+ * Plans what to do with a prediction response:
+ * - a failed/canceled status throws "Prediction failed with status …" with the error text;
+ * - a URI output (string, format uri) given as a data URL is written to -o, default "output" + an
+ *   extension from the MIME type; a list of URIs to output.0.ext, output.1.ext, …; http(s) URLs are
+ *   printed;
+ * - a string is printed raw (or written to -o); an iterator with x-cog-array-display concatenate
+ *   is printed joined;
+ * - anything else is printed as 2-space JSON (or written to -o).
+ */
+export function planOutputs(
+  response: PredictionResponse,
+  schema: OpenApiDoc | undefined,
+  opts: PlanOptions = {},
+): OutputAction[] {
+  if (response.status !== 'succeeded') {
+    const error = response.error ?? '';
+    throw new CogError(
+      `Prediction failed with status "${response.status}"${error === '' ? '' : `: ${error}`}`,
+      {
+        hint: "the model's logs above show what went wrong",
+      },
+    );
+  }
+  const output = response.output;
+  if (output === undefined || output === null) return [{ kind: 'warn', text: 'No output generated' }];
+
+  const explicit = opts.outputPath !== undefined && opts.outputPath !== '';
+  const dest = explicit ? (opts.outputPath ?? '').replace(/^@/, '') : 'output';
+  const outSchema = outputSchemaOf(schema, opts.mode ?? 'predict');
+  const items = outSchema === undefined ? undefined : resolveSchema(schema, outSchema.items);
+  const isArray = outSchema !== undefined && schemaTypes(outSchema).includes('array');
+
+  const textOrFile = (text: string): OutputAction[] =>
+    explicit ? [{ kind: 'file', path: dest, data: Buffer.from(text, 'utf8') }] : [{ kind: 'print', text }];
+
+  // Path / File
+  if (
+    isUriSchema(outSchema) ||
+    (outSchema === undefined && typeof output === 'string' && output.startsWith('data:'))
+  ) {
+    return [uriAction(output, dest, explicit)];
+  }
+
+  // list[Path], Iterator[Path]
+  const untypedFileList =
+    outSchema === undefined &&
+    Array.isArray(output) &&
+    output.length > 0 &&
+    output.every((o) => typeof o === 'string' && o.startsWith('data:'));
+  if ((isArray && isUriSchema(items)) || untypedFileList) {
+    if (!Array.isArray(output)) {
+      throw new CogError(`Failed to decode output: expected a list of files, got ${pretty(output)}`);
+    }
+    return output.map((item: unknown, i) => {
+      if (typeof item === 'string') {
+        const decoded = decodeDataUrl(item);
+        if (decoded !== undefined) {
+          return {
+            kind: 'file',
+            path: itemDestination(dest, i, decoded.mimeType, explicit),
+            data: decoded.data,
+          };
+        }
+      }
+      return uriAction(item, `${dest}.${i}`, false);
+    });
+  }
+
+  // Iterator[str] / ConcatenateIterator[str]
+  if (
+    isArray &&
+    outSchema?.['x-cog-array-display'] === 'concatenate' &&
+    Array.isArray(output) &&
+    output.every((o) => typeof o === 'string')
+  ) {
+    return textOrFile(output.join(''));
+  }
+
+  if (typeof output === 'string' && (isStringSchema(outSchema) || outSchema === undefined)) {
+    return textOrFile(output);
+  }
+  return textOrFile(pretty(output));
+}
+
+/** `--json` mode: the whole response, indented, and exit code 1 when it did not succeed. */
+export function jsonModeResult(response: PredictionResponse): { text: string; exitCode: 0 | 1 } {
+  const shown: Record<string, unknown> = {
+    status: response.status,
+    output: response.output ?? null,
+    error: response.error ?? null,
+  };
+  if (response.metrics !== undefined) shown.metrics = response.metrics;
+  return { text: pretty(shown), exitCode: response.status === 'succeeded' ? 0 : 1 };
+}
+
+export interface WriteOptions {
+  /** directory relative paths are resolved against */
+  readonly cwd: string;
+  /** receives notes meant for stderr: "Written output to: <path>" and warn actions */
+  readonly onNote?: (line: string) => void;
+}
+
+function expandHome(p: string): string {
+  if (p === '~') return homedir();
+  if (p.startsWith('~/')) return join(homedir(), p.slice(2));
+  return p;
+}
+
+async function writeAtomic(target: string, data: Buffer): Promise<void> {
+  const existing = await stat(target).catch(() => undefined);
+  if (existing?.isDirectory() === true) {
+    throw new CogError(`Output path ${target} is a directory`, {
+      hint: 'pass a file name with -o, e.g. -o out.png',
+    });
+  }
+  const tmp = join(
+    dirname(target),
+    `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, target);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    const code = isRecord(err) && typeof err.code === 'string' ? err.code : '';
+    const why =
+      code === 'ENOENT'
+        ? 'its directory does not exist'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'its directory is not writable'
+          : err instanceof Error
+            ? err.message
+            : String(err);
+    throw new CogError(`Failed to write output ${target}: ${why}`, {
+      hint: 'choose another output path with -o',
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Carries out a plan: files are written atomically (a temp file in the same directory, then
+ * rename), relative paths resolved against cwd. Returns the text to print on stdout: the print
+ * actions, each followed by a newline ("" when there is nothing to print).
+ */
+export async function writeOutputs(plan: readonly OutputAction[], opts: WriteOptions): Promise<string> {
+  let text = '';
+  for (const action of plan) {
+    switch (action.kind) {
+      case 'print':
+        text += `${action.text}\n`;
+        break;
+      case 'warn':
+        opts.onNote?.(action.text);
+        break;
+      case 'file': {
+        const target = resolve(opts.cwd, expandHome(action.path));
+        await writeAtomic(target, action.data);
+        opts.onNote?.(`Written output to: ${target}`);
+        break;
+      }
+    }
+  }
+  return text;
+}
