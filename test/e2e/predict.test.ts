@@ -74,3 +74,56 @@ test('cog train posts to /trainings', { timeout: 600_000 }, async () => {
   const out = await execOk(cog, ['train', '-i', 'steps=5'], { env: tb.env, cwd: join(fixtures, 'train') });
   assert.equal(out.stdout, 'trained for 5 steps\n');
 });
+
+test(
+  'int, float, bool, list and dict inputs are coerced; an iterator output prints as a list',
+  { timeout: 600_000 },
+  async () => {
+    const out = await execOk(
+      cog,
+      [
+        'predict',
+        '-i',
+        'n=3',
+        '-i',
+        'x=2.5',
+        '-i',
+        'flag=true',
+        '-i',
+        'words=b',
+        '-i',
+        'words=c',
+        '-i',
+        'meta={"k": 1}',
+      ],
+      { env: tb.env, cwd: join(fixtures, 'types') },
+    );
+    assert.deepEqual(JSON.parse(out.stdout), ['n=3 x=2.5 flag=True', 'words=b,c', 'meta={"k": 1}']);
+  },
+);
+
+test(
+  'an input below its minimum is refused per field before the model starts',
+  { timeout: 300_000 },
+  async () => {
+    const out = await exec(cog, ['predict', '-i', 'n=0', '-i', 'meta={}'], {
+      env: tb.env,
+      cwd: join(fixtures, 'types'),
+    });
+    assert.notEqual(out.code, 0);
+    assert.match(out.stderr, /could not be validated/);
+    assert.match(out.stderr, /- n: /);
+  },
+);
+
+test('two predictions at once do not collide', { timeout: 600_000 }, async () => {
+  const runs = await Promise.all(
+    ['left', 'right'].map((name) =>
+      execOk(cog, ['predict', '-i', `name=${name}`], { env: tb.env, cwd: join(fixtures, 'hello') }),
+    ),
+  );
+  assert.deepEqual(
+    runs.map((r) => r.stdout),
+    ['hello left\n', 'hello right\n'],
+  );
+});
