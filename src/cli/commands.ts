@@ -10,13 +10,22 @@ export interface PlannedCommand {
 }
 
 export const plannedCommands: readonly PlannedCommand[] = [
-  { name: 'init', describe: 'Write a starter cog.yaml, predict.py and requirements.txt', issue: 4 },
+  {
+    name: 'init',
+    describe: 'Write a starter cog.yaml, run.py, requirements.txt and .dockerignore',
+    issue: 4,
+  },
   { name: 'build', describe: 'Build an image from cog.yaml with BuildKit (no Docker daemon)', issue: 4 },
   { name: 'debug', describe: 'Print the build plan and the LLB graph for cog.yaml', issue: 4 },
-  { name: 'predict', aliases: ['run'], describe: 'Run a prediction on a model image', issue: 5 },
+  {
+    name: 'predict',
+    aliases: ['run'],
+    describe: 'Run a prediction on the project (built first) or on IMAGE',
+    issue: 5,
+  },
   { name: 'serve', describe: "Serve a model's HTTP API on a local port", issue: 5 },
   { name: 'exec', describe: "Run a command in the model's environment", issue: 5 },
-  { name: 'train', describe: 'Run a training on a model image', issue: 5 },
+  { name: 'train', describe: 'Run a training on the project (built first) or on IMAGE', issue: 5 },
   { name: 'push', describe: 'Build and push a model image to an OCI registry', issue: 6 },
   { name: 'login', describe: 'Log in to r8.im or another OCI registry', issue: 6 },
   { name: 'logout', describe: 'Remove stored registry credentials', issue: 6 },

@@ -40,6 +40,15 @@ if port == "0":
         port = str(s.getsockname()[1])
 mode = os.environ.get("COG_SMOKE_MODE", "predict")
 base = "http://127.0.0.1:" + port
+# coglet names its worker sockets (abstract unix sockets) after its pid; execs that share the host's
+# network namespace (buildkitd with host networking) but each start at pid 1 would collide, so the
+# server starts at a random pid
+import random
+for _ in range(random.randrange(0, 1000)):
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    os.waitpid(child, 0)
 args = [sys.executable, "-m", "cog.server.http"] + (["--x-mode", "train"] if mode == "train" else [])
 server = subprocess.Popen(args, env=dict(os.environ, PORT=port), stdout=sys.stderr, stderr=sys.stderr)
 report = {"health": None}
