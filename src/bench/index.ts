@@ -1,12 +1,14 @@
 /**
- * `npm run bench`: runs the benchmarks in turn, or one of them with BENCH=filesync|build.
+ * `npm run bench`: runs the benchmarks in turn, or one of them with BENCH=filesync|build|predict.
  *
  *   filesync  our FileSync client against buildctl sending the same large context (filesync-bench.ts)
  *   build     `cog build` against upstream Cog's Dockerfile: cold, no-op, source-only (build-bench.ts)
+ *   predict   `cog run IMAGE` on hello, split into resolve, exec start, setup, predict (predict-bench.ts)
  */
 const benches = {
   filesync: () => import('./filesync-bench.js'),
   build: () => import('./build-bench.js'),
+  predict: () => import('./predict-bench.js'),
 } as const;
 
 type Name = keyof typeof benches;
@@ -15,7 +17,7 @@ function isName(name: string): name is Name {
   return Object.hasOwn(benches, name);
 }
 
-const selected = (process.env.BENCH ?? 'filesync,build')
+const selected = (process.env.BENCH ?? 'filesync,build,predict')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean);

@@ -27,10 +27,13 @@ export interface SmokeReport {
   readonly prediction?: { status?: string; output?: unknown; error?: unknown } | null;
   readonly openapi?: unknown;
   readonly error?: string;
+  /** epoch seconds inside the exec: the probe started, the server said READY, the request was answered */
+  readonly timings?: { probe_started?: number; ready?: number; answered?: number };
 }
 
 const probe = String.raw`
 import json, os, subprocess, sys, time, urllib.request
+probe_started = time.time()
 import socket
 port = os.environ["COG_SMOKE_PORT"]
 if port == "0":
@@ -40,18 +43,23 @@ if port == "0":
         port = str(s.getsockname()[1])
 mode = os.environ.get("COG_SMOKE_MODE", "predict")
 base = "http://127.0.0.1:" + port
-# coglet names its worker sockets (abstract unix sockets) after its pid; execs that share the host's
-# network namespace (buildkitd with host networking) but each start at pid 1 would collide, so the
-# server starts at a random pid
+# coglet names its worker sockets (abstract unix sockets) after its pid: execs that share the host's
+# network namespace (buildkitd with host networking) each start at pid 1, so two at once can collide.
+# Then the server is started again at a random pid (a clash is rare: retrying is cheaper than always
+# moving the pid).
 import random
-for _ in range(random.randrange(0, 1000)):
-    child = os.fork()
-    if child == 0:
-        os._exit(0)
-    os.waitpid(child, 0)
 args = [sys.executable, "-m", "cog.server.http"] + (["--x-mode", "train"] if mode == "train" else [])
-server = subprocess.Popen(args, env=dict(os.environ, PORT=port), stdout=sys.stderr, stderr=sys.stderr)
-report = {"health": None}
+def start_server():
+    return subprocess.Popen(args, env=dict(os.environ, PORT=port), stdout=sys.stderr, stderr=sys.stderr)
+def move_pid():
+    for _ in range(random.randrange(1, 500)):
+        child = os.fork()
+        if child == 0:
+            os._exit(0)
+        os.waitpid(child, 0)
+server = start_server()
+restarts = 0
+report = {"health": None, "timings": {"probe_started": probe_started}}
 def get(path):
     with urllib.request.urlopen(base + path, timeout=5) as r:
         return json.load(r)
@@ -63,11 +71,20 @@ try:
             break
         try:
             report["health"] = get("/health-check")
+            logs = (report["health"].get("setup") or {}).get("logs") or ""
+            if report["health"].get("status") == "SETUP_FAILED" and "Address already in use" in logs and restarts < 5:
+                restarts += 1
+                server.terminate()
+                server.wait(10)
+                move_pid()
+                server = start_server()
+                continue
             if report["health"].get("status") in ("READY", "SETUP_FAILED", "DEFUNCT"):
+                report["timings"]["ready"] = time.time()
                 break
         except Exception:
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
     else:
         report["error"] = "no READY within the timeout"
     if report["health"] and report["health"].get("status") == "READY":
@@ -85,6 +102,7 @@ try:
             try:
                 with urllib.request.urlopen(req, timeout=300) as r:
                     report["prediction"] = json.load(r)
+                report["timings"]["answered"] = time.time()
             except urllib.error.HTTPError as e:
                 report["prediction"] = {"status": "http %d" % e.code, "error": e.read().decode()}
 finally:
