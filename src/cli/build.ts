@@ -2,17 +2,14 @@
  * `cog build`: cog.yaml → plan → LLB → BuildKit, then the image goes to the local image store, a
  * registry (--push) or a tarball (--output). No Docker daemon anywhere.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
-import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
-import { newId } from '../buildkit/client.js';
-import { connectBuildkit } from '../buildkit/daemon.js';
-import { type TlsFlags, withTls } from '../buildkit/tls.js';
+import type { TlsFlags } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
-import { Session, type SessionService } from '../buildkit/session.js';
+import type { SessionService } from '../buildkit/session.js';
 import { buildModel } from '../build/build-model.js';
 import { gitLabels, readCaCert } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
@@ -22,13 +19,12 @@ import { CogError } from '../errors.js';
 import { ImageStore, imageStoreDir } from '../image/store.js';
 import { wheelContext } from '../plan/plan.js';
 import type { PlanInput } from '../plan/types.js';
-import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import { generateOpenApiSchema } from '../schema/index.js';
 import { cogVersion } from '../version.js';
 import type { SmokeOptions } from '../runtime/smoke.js';
 import type { CommandIo } from './debug-solve.js';
-import { withInterrupt } from './interrupt.js';
 import { parseOutputFlag } from './output-flag.js';
+import { withBuildkit } from './buildkit-command.js';
 
 export interface BuildArgs {
   readonly file: string;
@@ -91,6 +87,19 @@ export function parsePlatform(value: string | undefined): { os: 'linux'; archite
   if (value === 'linux/arm64') return { os: 'linux', architecture: 'arm64' };
   throw new CogError(`--platform ${value} is not supported`, { hint: 'use linux/amd64 or linux/arm64' });
 }
+
+/** prepareBuild's settings when a command has no build flags of its own (predict, debug). */
+export const defaultBuildSettings = {
+  file: 'cog.yaml',
+  tag: undefined,
+  openapiSchema: undefined,
+  useCudaBaseImage: 'auto',
+  useCogBaseImage: undefined,
+  precompile: false,
+  strip: false,
+  platform: undefined,
+  timestamp: undefined,
+} as const;
 
 /** Loads cog.yaml and everything the plan needs from disk; shared by build, push and debug. */
 export async function prepareBuild(
@@ -221,64 +230,38 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
   const dirs: Record<string, string> = { context: loaded.projectDir };
   if (input.sdk.kind === 'file') dirs[wheelContext('cog')] = dirname(resolve(cwd, input.sdk.path));
   if (input.coglet?.kind === 'file') dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
-  const services: SessionService[] = [
-    fileSyncService(dirs),
-    secretsService(secrets),
-    authService({ env: io.env }),
-    exports.service,
-  ];
-
-  const progress = createProgressRenderer(
-    resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true),
-    io.stderr,
-    {
-      env: io.env,
-    },
+  const services: SessionService[] = [fileSyncService(dirs), secretsService(secrets), exports.service];
+  const built = await withBuildkit(
+    io,
+    { progress: args.progress, tls: args.tls, services, sharedKey: `cog:${loaded.projectDir}` },
+    ({ client, session, ref, signal, onStatus }) =>
+      buildModel(client, {
+        input,
+        session,
+        ref,
+        exporters: exports.exporters,
+        cacheImports: args.cacheFrom.map((v) => cacheEntry('--cache-from', v)),
+        cacheExports: args.cacheTo.map((v) => cacheEntry('--cache-to', v)),
+        sharedKeyHint: `cog:${loaded.projectDir}`,
+        noCache: args.noCache,
+        signal,
+        onStatus,
+        ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
+      }),
   );
-  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(args.tls) });
-  const ref = newId();
-  try {
-    const session = Session.start(connection.client, services, `cog:${loaded.projectDir}`);
-    try {
-      const built = await withInterrupt(io.stderr, (signal) =>
-        buildModel(connection.client, {
-          input,
-          session,
-          ref,
-          exporters: exports.exporters,
-          cacheImports: args.cacheFrom.map((v) => cacheEntry('--cache-from', v)),
-          cacheExports: args.cacheTo.map((v) => cacheEntry('--cache-to', v)),
-          sharedKeyHint: `cog:${loaded.projectDir}`,
-          noCache: args.noCache,
-          signal,
-          onStatus: (status) => progress.update(status),
-          ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
-        }),
-      ).catch((err: unknown) => {
-        throw explainRegistryAuthError(err, { env: io.env });
-      });
-      await progress.close();
-      const digest = built.exporterResponse['containerimage.digest'] ?? '';
-      if (args.metadataFile) {
-        const { writeFile } = await import('node:fs/promises');
-        await writeFile(
-          args.metadataFile,
-          `${JSON.stringify({ ...built.exporterResponse, 'image.name': imageName, 'cog.build.ref': ref }, null, 2)}\n`,
-        );
-      }
-      if (built.smoke) {
-        const prediction = built.smoke.prediction
-          ? `; prediction ${built.smoke.prediction.status ?? '?'}, output ${JSON.stringify(built.smoke.prediction.output)}`
-          : '';
-        io.stderr.write(`Smoke test: /health-check ${built.smoke.health?.status ?? '?'}${prediction}\n`);
-      }
-      const where = toStore ? ` (local image store ${store.root})` : args.push ? ' and pushed' : '';
-      io.stderr.write(`Image built as ${imageName}${digest ? `@${digest}` : ''}${where}\n`);
-    } finally {
-      await progress.close();
-      session.close();
-    }
-  } finally {
-    await connection.close();
+  const digest = built.exporterResponse['containerimage.digest'] ?? '';
+  if (args.metadataFile) {
+    await writeFile(
+      args.metadataFile,
+      `${JSON.stringify({ ...built.exporterResponse, 'image.name': imageName, 'cog.build.ref': built.ref }, null, 2)}\n`,
+    );
   }
+  if (built.smoke) {
+    const prediction = built.smoke.prediction
+      ? `; prediction ${built.smoke.prediction.status ?? '?'}, output ${JSON.stringify(built.smoke.prediction.output)}`
+      : '';
+    io.stderr.write(`Smoke test: /health-check ${built.smoke.health?.status ?? '?'}${prediction}\n`);
+  }
+  const where = toStore ? ` (local image store ${store.root})` : args.push ? ' and pushed' : '';
+  io.stderr.write(`Image built as ${imageName}${digest ? `@${digest}` : ''}${where}\n`);
 }

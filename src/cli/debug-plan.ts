@@ -7,7 +7,7 @@ import { compilePlan } from '../plan/compile.js';
 import { planBuild } from '../plan/plan.js';
 import type { BuildPlan, PlanStep } from '../plan/types.js';
 import { codec } from '../proto/schema.js';
-import { prepareBuild } from './build.js';
+import { defaultBuildSettings, prepareBuild } from './build.js';
 import type { CommandIo } from './debug-solve.js';
 
 export interface DebugPlanArgs {
@@ -63,17 +63,7 @@ export function formatPlan(plan: BuildPlan): string {
 
 export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   const { input } = await prepareBuild(
-    {
-      file: args.file,
-      tag: undefined,
-      openapiSchema: undefined,
-      useCudaBaseImage: args.useCudaBaseImage,
-      useCogBaseImage: undefined,
-      platform: undefined,
-      timestamp: undefined,
-      precompile: false,
-      strip: false,
-    },
+    { ...defaultBuildSettings, file: args.file, useCudaBaseImage: args.useCudaBaseImage },
     io,
     cwd,
   );

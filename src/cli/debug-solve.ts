@@ -4,23 +4,19 @@
  */
 import { readFile } from 'node:fs/promises';
 import { writeFile } from 'node:fs/promises';
-import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
-import { connectBuildkit } from '../buildkit/daemon.js';
-import { type TlsFlags, withTls } from '../buildkit/tls.js';
+import type { TlsFlags } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
 import type { Writable } from 'node:stream';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
-import { Session, type SessionService } from '../buildkit/session.js';
-import { newId } from '../buildkit/client.js';
+import type { SessionService } from '../buildkit/session.js';
 import { solve } from '../buildkit/solve.js';
 import { CogError } from '../errors.js';
 import type { pb_Definition } from '../gen/types.js';
 import { examples, findExample } from '../llb/examples.js';
 import { codec } from '../proto/schema.js';
-import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import { parseOutputFlag } from './output-flag.js';
-import { withInterrupt } from './interrupt.js';
+import { withBuildkit } from './buildkit-command.js';
 
 export interface DebugSolveArgs {
   readonly example: string | undefined;
@@ -115,43 +111,23 @@ export async function debugSolve(args: DebugSolveArgs, io: CommandIo): Promise<v
   );
   const exporters = exports.exporters;
 
-  const services: SessionService[] = [authService({ env: io.env }), exports.service];
+  const services: SessionService[] = [exports.service];
   if (Object.keys(localDirs).length > 0) services.push(fileSyncService(localDirs));
   if (Object.keys(secrets).length > 0) services.push(secretsService(secrets));
 
-  const progress = createProgressRenderer(
-    resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true),
-    io.stderr,
-    { env: io.env },
+  const result = await withBuildkit(io, { progress: args.progress, tls: args.tls, services }, (buildkit) =>
+    solve(buildkit.client, {
+      ref: buildkit.ref,
+      definition,
+      session: buildkit.session,
+      exporters,
+      signal: buildkit.signal,
+      onStatus: buildkit.onStatus,
+    }),
   );
-  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(args.tls) });
-  try {
-    const session = Session.start(connection.client, services);
-    const ref = newId();
-    io.stderr.write(`cog: build ${ref} on ${connection.client.address.display}\n`);
-    try {
-      const result = await withInterrupt(io.stderr, (signal) =>
-        solve(connection.client, {
-          ref,
-          definition,
-          session,
-          exporters,
-          signal,
-          onStatus: (status) => progress.update(status),
-        }),
-      ).catch((err: unknown) => {
-        throw explainRegistryAuthError(err, { env: io.env });
-      });
-      if (args.metadataFile) {
-        await writeFile(args.metadataFile, `${JSON.stringify(result.exporterResponse, null, 2)}\n`);
-      }
-      const digest = result.exporterResponse['containerimage.digest'];
-      if (digest) io.stdout.write(`${digest}\n`);
-    } finally {
-      await progress.close();
-      session.close();
-    }
-  } finally {
-    await connection.close();
+  if (args.metadataFile) {
+    await writeFile(args.metadataFile, `${JSON.stringify(result.exporterResponse, null, 2)}\n`);
   }
+  const digest = result.exporterResponse['containerimage.digest'];
+  if (digest) io.stdout.write(`${digest}\n`);
 }

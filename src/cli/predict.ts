@@ -6,16 +6,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authService } from '../buildkit/auth.js';
-import { connectBuildkit } from '../buildkit/daemon.js';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { gatewayBuild } from '../buildkit/gateway.js';
-import { Session, type SessionService } from '../buildkit/session.js';
-import { type TlsFlags, withTls } from '../buildkit/tls.js';
+import type { TlsFlags } from '../buildkit/tls.js';
 import { planAgainstBase } from '../build/build-model.js';
 import { CogError } from '../errors.js';
 import { compilePlan } from '../plan/compile.js';
-import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import {
   format422,
   formatValidationErrors,
@@ -26,9 +22,9 @@ import {
 import { jsonModeResult, planOutputs, writeOutputs } from '../runtime/outputs.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
 import type { SmokeReport } from '../runtime/smoke.js';
-import { prepareBuild } from './build.js';
+import { defaultBuildSettings, prepareBuild } from './build.js';
+import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
-import { withInterrupt } from './interrupt.js';
 
 export interface PredictArgs {
   readonly image: string | undefined;
@@ -81,7 +77,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   // without IMAGE: the project's config and schema are known before connecting, so inputs fail fast
   const prepared =
     args.image === undefined
-      ? await prepareBuild({ ...projectDefaults, file: args.file }, io, cwd)
+      ? await prepareBuild({ ...defaultBuildSettings, file: args.file }, io, cwd)
       : undefined;
   let input: Record<string, unknown> | undefined;
   if (prepared) {
@@ -92,55 +88,40 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   }
 
   const inputDir = await mkdtemp(join(tmpdir(), 'cog-input-'));
-  const progress = createProgressRenderer(
-    resolveProgressMode(args.progress ?? 'quiet', io.env, io.stderr.isTTY === true),
-    io.stderr,
-    { env: io.env },
-  );
-  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(args.tls) });
   const dirs: Record<string, string> = { [inputDirName]: inputDir };
   if (prepared) dirs.context = prepared.loaded.projectDir;
-  const services: SessionService[] = [fileSyncService(dirs), authService({ env: io.env })];
   let report: SmokeReport | undefined;
   let schemaForOutputs: unknown;
   try {
-    const session = Session.start(connection.client, services);
-    try {
-      await withInterrupt(io.stderr, (signal) =>
-        gatewayBuild(
-          connection.client,
-          { session, signal, onStatus: (s) => progress.update(s) },
-          async (gw) => {
-            let model;
-            if (prepared) {
-              const { plan, base } = await planAgainstBase(gw, prepared.input);
-              model = compilePlan(plan, {
-                baseConfig: base.config,
-                baseDigest: base.digest,
-                sharedKeyHint: `cog:${prepared.loaded.projectDir}`,
-              }).image;
-              schemaForOutputs = prepared.input.openapiSchema
-                ? JSON.parse(prepared.input.openapiSchema)
-                : undefined;
-            } else {
-              const resolved = await resolveModelImage(gw, args.image as string);
-              model = resolved.state;
-              schemaForOutputs = resolved.schema;
-              input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);
-            }
-            await writeFile(join(inputDir, 'request.json'), JSON.stringify(input ?? {}));
-            const run = await runOnce(gw, model, { mode: args.mode, setupTimeout: args.setupTimeout, env });
-            report = run.report;
-            return { ref: run.ref };
-          },
-        ),
-      );
-    } finally {
-      await progress.close();
-      session.close();
-    }
+    await withBuildkit(
+      io,
+      { progress: args.progress, defaultProgress: 'quiet', tls: args.tls, services: [fileSyncService(dirs)] },
+      ({ client, session, ref, signal, onStatus }) =>
+        gatewayBuild(client, { session, ref, signal, onStatus }, async (gw) => {
+          let model;
+          if (prepared) {
+            const { plan, base } = await planAgainstBase(gw, prepared.input);
+            model = compilePlan(plan, {
+              baseConfig: base.config,
+              baseDigest: base.digest,
+              sharedKeyHint: `cog:${prepared.loaded.projectDir}`,
+            }).image;
+            schemaForOutputs = prepared.input.openapiSchema
+              ? JSON.parse(prepared.input.openapiSchema)
+              : undefined;
+          } else {
+            const resolved = await resolveModelImage(gw, args.image as string);
+            model = resolved.state;
+            schemaForOutputs = resolved.schema;
+            input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);
+          }
+          await writeFile(join(inputDir, 'request.json'), JSON.stringify(input ?? {}));
+          const run = await runOnce(gw, model, { mode: args.mode, setupTimeout: args.setupTimeout, env });
+          report = run.report;
+          return { ref: run.ref };
+        }),
+    );
   } finally {
-    await connection.close();
     await rm(inputDir, { recursive: true, force: true });
   }
 
@@ -174,14 +155,3 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   const printed = await writeOutputs(planned, { cwd });
   if (printed) io.stdout.write(printed.endsWith('\n') ? printed : `${printed}\n`);
 }
-
-const projectDefaults = {
-  tag: undefined,
-  openapiSchema: undefined,
-  useCudaBaseImage: 'auto',
-  useCogBaseImage: undefined,
-  precompile: false,
-  strip: false,
-  platform: undefined,
-  timestamp: undefined,
-} as const;

@@ -1,0 +1,80 @@
+/**
+ * What every command that talks to buildkitd does around its work: render progress, connect (or start
+ * a private daemon), open a session with the command's services, cancel on Ctrl-C, explain registry
+ * refusals, and close everything in order whatever happens.
+ */
+import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
+import { type BuildkitClient, newId } from '../buildkit/client.js';
+import { connectBuildkit } from '../buildkit/daemon.js';
+import type { SolveOptions } from '../buildkit/solve.js';
+import { Session, type SessionService } from '../buildkit/session.js';
+import { type TlsFlags, withTls } from '../buildkit/tls.js';
+import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
+import type { CommandIo } from './debug-solve.js';
+import { withInterrupt } from './interrupt.js';
+
+export interface BuildkitCommandOptions {
+  /** --progress; undefined falls back to BUILDKIT_PROGRESS, then `defaultProgress` */
+  readonly progress: string | undefined;
+  /** what to show when neither the flag nor BUILDKIT_PROGRESS chooses (default: auto) */
+  readonly defaultProgress?: string;
+  readonly tls?: TlsFlags | undefined;
+  /** the session's services; registry auth is always added */
+  readonly services: readonly SessionService[];
+  /** keeps context transfers of the same project incremental */
+  readonly sharedKey?: string;
+}
+
+export interface BuildkitContext {
+  readonly client: BuildkitClient;
+  readonly session: Session;
+  /** the build's id, printed on stderr so `buildctl debug histories` can find it */
+  readonly ref: string;
+  readonly signal: AbortSignal;
+  readonly onStatus: NonNullable<SolveOptions['onStatus']>;
+}
+
+export async function withBuildkit<T>(
+  io: CommandIo,
+  options: BuildkitCommandOptions,
+  work: (context: BuildkitContext) => Promise<T>,
+): Promise<T> {
+  const mode = resolveProgressMode(
+    options.progress ?? (io.env.BUILDKIT_PROGRESS ? undefined : options.defaultProgress),
+    io.env,
+    io.stderr.isTTY === true,
+  );
+  const progress = createProgressRenderer(mode, io.stderr, { env: io.env });
+  try {
+    const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(options.tls) });
+    try {
+      const session = Session.start(
+        connection.client,
+        [authService({ env: io.env }), ...options.services],
+        options.sharedKey ?? '',
+      );
+      try {
+        const ref = newId();
+        io.stderr.write(`cog: build ${ref} on ${connection.client.address.display}\n`);
+        return await withInterrupt(io.stderr, (signal) =>
+          work({
+            client: connection.client,
+            session,
+            ref,
+            signal,
+            onStatus: (status) => progress.update(status),
+          }),
+        ).catch((err: unknown) => {
+          throw explainRegistryAuthError(err, { env: io.env });
+        });
+      } finally {
+        await progress.close();
+        session.close();
+      }
+    } finally {
+      await connection.close();
+    }
+  } finally {
+    await progress.close();
+  }
+}
