@@ -54,8 +54,8 @@ async function osRelease(gw: Gateway, ref: string): Promise<string> {
   return '';
 }
 
-/** Plans against the resolved base image and compiles the graph; shared by build and `cog debug`. */
-export async function planAgainstBase(gw: Gateway, input: PlanInput) {
+/** Plans against the resolved base image and compiles the graph; shared by build and predict. */
+export async function compileAgainstBase(gw: Gateway, input: PlanInput, sharedKeyHint: string) {
   const platform = input.platform ?? { os: 'linux', architecture: 'amd64' };
   const baseRef = normalizeImageRef(input.baseImage);
   const base = await gw.resolveImageConfig(baseRef, {
@@ -68,7 +68,8 @@ export async function planAgainstBase(gw: Gateway, input: PlanInput) {
       distroPython(await osRelease(gw, pinned)) === majorMinor(input.pythonVersion) ? 'distro' : 'uv';
   }
   const plan = planBuild({ ...input, ...(cudaPython ? { cudaPython } : {}) });
-  return { plan, base };
+  const compiled = compilePlan(plan, { baseConfig: base.config, baseDigest: base.digest, sharedKeyHint });
+  return { plan, compiled };
 }
 
 export async function buildModel(client: BuildkitClient, options: BuildModelOptions): Promise<BuiltModel> {
@@ -86,13 +87,8 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
       ...(options.onStatus ? { onStatus: options.onStatus } : {}),
     },
     async (gw) => {
-      const { plan, base } = await planAgainstBase(gw, options.input);
+      const { plan, compiled } = await compileAgainstBase(gw, options.input, options.sharedKeyHint);
       options.onPlan?.(plan);
-      const compiled = compilePlan(plan, {
-        baseConfig: base.config,
-        baseDigest: base.digest,
-        sharedKeyHint: options.sharedKeyHint,
-      });
       const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
       const marshal = { platform, ...(options.noCache ? { ignoreCache: true } : {}) };
       const [imageId, freezeId] = await Promise.all([

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { gatewayBuild } from '../buildkit/gateway.js';
 import type { TlsFlags } from '../buildkit/tls.js';
-import { planAgainstBase } from '../build/build-model.js';
+import { compileAgainstBase } from '../build/build-model.js';
 import { CogError } from '../errors.js';
-import { compilePlan } from '../plan/compile.js';
 import {
   format422,
   formatValidationErrors,
@@ -100,12 +99,8 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         gatewayBuild(client, { session, ref, signal, onStatus }, async (gw) => {
           let model;
           if (prepared) {
-            const { plan, base } = await planAgainstBase(gw, prepared.input);
-            model = compilePlan(plan, {
-              baseConfig: base.config,
-              baseDigest: base.digest,
-              sharedKeyHint: `cog:${prepared.loaded.projectDir}`,
-            }).image;
+            const sharedKey = `cog:${prepared.loaded.projectDir}`;
+            model = (await compileAgainstBase(gw, prepared.input, sharedKey)).compiled.image;
             schemaForOutputs = prepared.input.openapiSchema
               ? JSON.parse(prepared.input.openapiSchema)
               : undefined;
