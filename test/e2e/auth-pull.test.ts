@@ -2,8 +2,7 @@
 // credentials: from config.json auths, from a credential helper, or given directly.
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type AuthServiceOptions, authService, explainRegistryAuthError } from '../../src/buildkit/auth.js';
@@ -14,6 +13,7 @@ import { CogError } from '../../src/errors.js';
 import { image } from '../../src/llb/index.js';
 import { execOk } from '../support/exec.js';
 import { ensureTestbed, type Testbed } from '../support/testbed.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
 let tb: Testbed;
 let client: BuildkitClient;
@@ -41,17 +41,9 @@ before(async () => {
 });
 
 /** temp dirs holding test credentials, removed at the end */
-const tempDirs: string[] = [];
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirsRemovedAfterTests();
 
-after(async () => {
-  client.close();
-  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+after(() => client.close());
 
 /** A DOCKER_CONFIG directory holding `config` as config.json. */
 async function dockerConfig(config: unknown): Promise<string> {

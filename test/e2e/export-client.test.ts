@@ -4,19 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import {
-  lstat,
-  mkdir,
-  mkdtemp,
-  readFile,
-  readdir,
-  readlink,
-  rm,
-  stat,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, readFile, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -28,6 +16,7 @@ import { Session } from '../../src/buildkit/session.js';
 import { solve } from '../../src/buildkit/solve.js';
 import { diff, FileActions, image, scratch, type State } from '../../src/llb/index.js';
 import { ensureTestbed, type Testbed } from '../support/testbed.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
 let tb: Testbed;
 let client: BuildkitClient;
@@ -39,18 +28,8 @@ before(async () => {
 
 after(() => client.close());
 
-const temps: string[] = [];
-
 /** A fresh temporary directory, removed after the tests. */
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
-}
-
-after(async () => {
-  for (const dir of temps) await rm(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterTests();
 
 async function exportState(state: State, specs: ExportSpec[]): Promise<Record<string, string>> {
   const { exporters, service } = exportsFor(specs);

@@ -25,6 +25,18 @@ function freePort(): Promise<number> {
   });
 }
 
+/** buildctl's (and cog's) flags for the CA and the client certificate made in before() */
+function clientTlsFlags(): string[] {
+  return [
+    '--tlscacert',
+    join(dir, 'ca.pem'),
+    '--tlscert',
+    join(dir, 'client.pem'),
+    '--tlskey',
+    join(dir, 'client.key'),
+  ];
+}
+
 async function openssl(...args: string[]) {
   await execOk('openssl', args, { cwd: dir });
 }
@@ -103,22 +115,9 @@ before(async () => {
   // ready when buildctl (with the client certificate) gets an answer
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const probe = await exec(
-      'buildctl',
-      [
-        '--addr',
-        host,
-        '--tlscacert',
-        join(dir, 'ca.pem'),
-        '--tlscert',
-        join(dir, 'client.pem'),
-        '--tlskey',
-        join(dir, 'client.key'),
-        'debug',
-        'workers',
-      ],
-      { env: tb.env },
-    );
+    const probe = await exec('buildctl', ['--addr', host, ...clientTlsFlags(), 'debug', 'workers'], {
+      env: tb.env,
+    });
     if (probe.code === 0) break;
     if (Date.now() > deadline) throw new Error(`the TLS buildkitd did not start: ${probe.stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -141,20 +140,7 @@ test(
     const env = { ...tb.env, BUILDKIT_HOST: host };
     const out = await exec(
       cog,
-      [
-        'debug',
-        'solve',
-        '--example',
-        'file-symlink',
-        '--progress',
-        'quiet',
-        '--tlscacert',
-        join(dir, 'ca.pem'),
-        '--tlscert',
-        join(dir, 'client.pem'),
-        '--tlskey',
-        join(dir, 'client.key'),
-      ],
+      ['debug', 'solve', '--example', 'file-symlink', '--progress', 'quiet', ...clientTlsFlags()],
       { env },
     );
     assert.equal(out.code, 0, out.stderr);

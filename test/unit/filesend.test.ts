@@ -1,8 +1,7 @@
 // FileSend pieces that need no daemon: mode conversion, path checks, atomic files, exporter indexes,
 // and the local receiver driven by a fake daemon over loopback gRPC (including hostile paths).
 import assert from 'node:assert/strict';
-import { lstat, mkdtemp, rm, readFile, readdir, readlink, symlink, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile, readdir, readlink, symlink, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -18,19 +17,10 @@ import {
 } from '../../src/buildkit/filesend.js';
 import { serviceDefinition } from '../../src/buildkit/grpc-services.js';
 import { codec } from '../../src/proto/schema.js';
-
-const temps: string[] = [];
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
 /** A fresh temporary directory, removed after the tests. */
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
-}
-
-after(async () => {
-  for (const dir of temps) await rm(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterTests();
 
 const DIR = 0x80000000;
 const SYMLINK = 0x08000000;
