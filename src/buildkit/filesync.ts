@@ -11,11 +11,12 @@
  * like fsutil, we apply them while walking (see patterns.ts). A second path to an inode already sent
  * goes as a hardlink: a regular-file STAT whose linkname is the first path.
  */
-import type { BigIntStats } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { type BigIntStats, closeSync, lstatSync, openSync, readSync } from 'node:fs';
+import { open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import type { fsutil_types_Packet, fsutil_types_Stat } from '../gen/types.js';
+import { BufferPool, encodeAroundPayload, varintField } from './buffer-pool.js';
 import { type ContextFilter, type DirFilterState, byteOrder, contextFilter } from './patterns.js';
 import type { SessionService } from './session.js';
 
@@ -41,6 +42,15 @@ const goMode = {
 const chunkSize = 128 * 1024;
 /** Files streamed at the same time (fsutil: 4). */
 const parallelFiles = 4;
+/** Room in front of the file bytes in a read buffer for a DATA packet's other fields. */
+export const dataHeadroom = 16;
+/** Packet.data: field 4, length-delimited. */
+const dataTag = (4 << 3) | 2;
+
+/** The fields of a DATA packet before its data, in field-number order: type (1), ID (3). */
+function dataPrefix(id: number): number[] {
+  return [0x08, PACKET_DATA, ...varintField(3, id)];
+}
 
 /** One entry of a context, as sent. */
 export interface ContextEntry {
@@ -129,7 +139,8 @@ export async function* walkContext(root: string, filter?: ContextFilter): AsyncG
       const abs = join(root, path);
       let st: BigIntStats;
       try {
-        st = await lstat(abs, { bigint: true });
+        // sync: a metadata call costs less than a thread-pool round trip
+        st = lstatSync(abs, { bigint: true });
       } catch (err) {
         if (isNotFound(err)) continue;
         throw err;
@@ -160,49 +171,96 @@ type PacketStream = grpc.ServerDuplexStream<fsutil_types_Packet, fsutil_types_Pa
  * Writes a packet, waiting for the stream to drain when its buffer is full. `written` is called once
  * the packet has been serialised (its data may then be reused).
  */
-function write(call: PacketStream, packet: fsutil_types_Packet, written?: () => void): Promise<void> {
+function write(
+  call: PacketStream,
+  packet: fsutil_types_Packet | Buffer,
+  written?: () => void,
+): Promise<void> {
   return new Promise((resolve) => {
-    if (call.write(packet, written)) resolve();
+    // a Buffer is an already-encoded Packet, which the service's serializer passes through
+    if (call.write(packet as fsutil_types_Packet, written)) resolve();
     else call.once('drain', resolve);
   });
 }
 
-/** Read buffers shared by a transfer's file senders, so that a gigabyte does not become garbage. */
-class BufferPool {
-  private readonly free: Buffer[] = [];
-  private readonly waiting: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
-  private allocated = 0;
-  private closed: Error | undefined;
+/**
+ * The DATA packet for file `id` whose `length` bytes were read into `buffer` after `dataHeadroom`
+ * bytes: encoded in place around them (a view of `buffer`, no copy).
+ */
+export function dataPacketInPlace(buffer: Buffer, length: number, id: number): Buffer {
+  return encodeAroundPayload(buffer, dataHeadroom, length, dataPrefix(id), dataTag);
+}
 
-  constructor(
-    private readonly size: number,
-    private readonly max: number,
-  ) {}
+/** Sends one buffer read from a file as a DATA packet; the buffer returns to the pool once framed. */
+function sendChunk(call: PacketStream, id: number, buffer: Buffer, length: number, buffers: BufferPool) {
+  return write(call, dataPacketInPlace(buffer, length, id), () => buffers.give(buffer));
+}
 
-  take(): Promise<Buffer> {
-    if (this.closed) return Promise.reject(this.closed);
-    const buffer = this.free.pop();
-    if (buffer) return Promise.resolve(buffer);
-    if (this.allocated < this.max) {
-      this.allocated++;
-      return Promise.resolve(Buffer.allocUnsafeSlow(this.size));
+/**
+ * A file that fits one buffer is read synchronously: a thread-pool round trip each for open, read and
+ * close costs more than reading a small cached file. (A file that grew since its STAT is cut there.)
+ */
+async function sendSmallFile(call: PacketStream, id: number, file: string, buffers: BufferPool) {
+  const buffer = await buffers.take();
+  let length = 0;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      length = readSync(fd, buffer, dataHeadroom, buffers.payload, null);
+    } finally {
+      closeSync(fd);
     }
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  } catch (err) {
+    // as fsutil: a file that cannot be opened any more arrives empty
+    if (!isNotFound(err)) {
+      buffers.give(buffer);
+      throw err;
+    }
   }
+  if (length > 0) await sendChunk(call, id, buffer, length, buffers);
+  else buffers.give(buffer);
+}
 
-  give(buffer: Buffer): void {
-    const waiter = this.waiting.shift();
-    if (waiter) waiter.resolve(buffer);
-    else this.free.push(buffer);
+async function sendLargeFile(
+  call: PacketStream,
+  id: number,
+  file: string,
+  buffers: BufferPool,
+  expectedSize: number,
+) {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
   }
-
-  /** Fails every pending and later take(). */
-  close(err: Error): void {
-    this.closed ??= err;
-    for (const waiter of this.waiting.splice(0)) waiter.reject(err);
+  try {
+    let sent = 0;
+    for (;;) {
+      const buffer = await buffers.take();
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await handle.read(buffer, dataHeadroom, buffers.payload, null));
+      } catch (err) {
+        buffers.give(buffer);
+        throw err;
+      }
+      if (bytesRead === 0) {
+        buffers.give(buffer);
+        break;
+      }
+      sent += bytesRead;
+      await sendChunk(call, id, buffer, bytesRead, buffers);
+      // a short read that completes the size we announced is the end: no read just to see EOF
+      if (bytesRead < buffers.payload && sent === expectedSize) break;
+    }
+  } finally {
+    await handle.close();
   }
 }
 
+/** Sends a file's contents as DATA packets and the empty DATA packet that ends it. */
 async function sendFile(
   call: PacketStream,
   id: number,
@@ -210,35 +268,8 @@ async function sendFile(
   buffers: BufferPool,
   expectedSize: number,
 ): Promise<void> {
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch (err) {
-    // as fsutil: a file that cannot be opened any more arrives empty
-    if (!isNotFound(err)) throw err;
-  }
-  if (handle) {
-    try {
-      let sent = 0;
-      for (;;) {
-        const buffer = await buffers.take();
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-        if (bytesRead === 0) {
-          buffers.give(buffer);
-          break;
-        }
-        sent += bytesRead;
-        // the buffer is reused once grpc-js has serialised the packet (the write callback)
-        await write(call, { type: PACKET_DATA, ID: id, data: buffer.subarray(0, bytesRead) }, () =>
-          buffers.give(buffer),
-        );
-        // a short read that completes the size we announced is the end: no read just to see EOF
-        if (bytesRead < buffer.length && sent === expectedSize) break;
-      }
-    } finally {
-      await handle.close();
-    }
-  }
+  if (expectedSize < buffers.payload) await sendSmallFile(call, id, file, buffers);
+  else await sendLargeFile(call, id, file, buffers, expectedSize);
   await write(call, { type: PACKET_DATA, ID: id });
 }
 
@@ -304,7 +335,7 @@ async function diffCopy(
   let settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
   let failure: Error | undefined;
 
-  const buffers = new BufferPool(chunkSize, parallelFiles * 3);
+  const buffers = new BufferPool(chunkSize, parallelFiles * 3, dataHeadroom);
   const fail = (err: Error): void => {
     failure ??= err;
     buffers.close(err);

@@ -14,10 +14,20 @@ const identity = (bytes: unknown) => bytes as Buffer;
 const view = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 /**
+ * A message the caller encoded itself (bulk data framed in place, see buffer-pool.ts) is written as a
+ * Buffer and passes through. Decoded messages are plain objects, never Buffers.
+ */
+function preEncoded(value: unknown): Buffer | undefined {
+  return Buffer.isBuffer(value) ? value : undefined;
+}
+
+/**
  * BytesMessage{1: data} carries every byte of the session tunnel: encoded by hand, one copy, instead
  * of through the generic encoder.
  */
 function encodeBytesMessage(value: unknown): Buffer {
+  const encoded = preEncoded(value);
+  if (encoded) return encoded;
   const data = (value as { data?: Uint8Array }).data;
   if (!data || data.length === 0) return Buffer.alloc(0);
   const header = [0x0a];
@@ -64,9 +74,9 @@ export function serviceDefinition(name: string): ServiceDefinition {
       requestSerialize:
         requestName === 'moby.buildkit.v1.BytesMessage'
           ? encodeBytesMessage
-          : (value: unknown) => view(request.encode(value as never)),
+          : (value: unknown) => preEncoded(value) ?? view(request.encode(value as never)),
       requestDeserialize: (bytes: Buffer) => request.decode(bytes),
-      responseSerialize: (value: unknown) => view(response.encode(value as never)),
+      responseSerialize: (value: unknown) => preEncoded(value) ?? view(response.encode(value as never)),
       responseDeserialize: (bytes: Buffer) => response.decode(bytes),
       originalName: method.name,
     };

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { moby_buildkit_v1_BytesMessage } from '../gen/types.js';
+import { BufferPool, encodeAroundPayload } from './buffer-pool.js';
 import { type BuildkitClient, messageLimit, newId } from './client.js';
 import { methodPaths, serviceDefinition } from './grpc-services.js';
 
@@ -68,10 +69,18 @@ class SessionTunnel extends Duplex {
 
 type SessionCall = grpc.ClientDuplexStream<moby_buildkit_v1_BytesMessage, moby_buildkit_v1_BytesMessage>;
 
+/** Room in front of each tunnel read for the BytesMessage field header (tag + length varint). */
+export const tunnelHeadroom = 8;
+/** Bytes per tunnel read, and so at most per BytesMessage we send. */
+const tunnelReadSize = 128 * 1024;
+/** BytesMessage.data: field 1, length-delimited. */
+export const bytesTag = (1 << 3) | 2;
+
 /**
  * Carries the session's HTTP/2 through a local socket pair instead of a JS Duplex: grpc-js then reads
- * and writes a native socket (Node's JS-stream wrapper cost about 2.5x the CPU per byte), and we
- * shuttle large socket reads into BytesMessages. `onClose` runs when either side ends.
+ * and writes a native socket (Node's JS-stream wrapper cost about 2.5x the CPU per byte). Our end of
+ * the pair reads into pooled buffers with room in front, and each read becomes one BytesMessage
+ * encoded in place: no allocation or copy per read. The buffer is reused once grpc-js has framed it.
  */
 function bridgeThroughSocket(
   call: SessionCall,
@@ -81,6 +90,7 @@ function bridgeThroughSocket(
   call.pause();
   const path = join(tmpdir(), `cog-${id.slice(0, 12)}.sock`);
   const listener = createServer();
+  const frames = new BufferPool(tunnelReadSize, 64, tunnelHeadroom);
   const fail = (err: Error) => {
     listener.close();
     call.cancel();
@@ -93,14 +103,25 @@ function bridgeThroughSocket(
     injector.injectConnection(serverSide);
   });
   listener.listen(path, () => {
-    const client = connect(path);
-    client.once('error', fail);
-    client.on('data', (chunk: Buffer) => {
-      if (!call.write({ data: chunk })) {
-        client.pause();
-        call.once('drain', () => client.resume());
-      }
+    const client = connect({
+      path,
+      onread: {
+        buffer: () => frames.takeNow().subarray(tunnelHeadroom),
+        callback: (nread: number, read: Uint8Array): boolean => {
+          const frame = Buffer.from(read.buffer, read.byteOffset - tunnelHeadroom, tunnelHeadroom + nread);
+          const message = encodeAroundPayload(frame, tunnelHeadroom, nread, [], bytesTag);
+          const more = call.write(message as moby_buildkit_v1_BytesMessage, () =>
+            frames.give(
+              Buffer.from(read.buffer, read.byteOffset - tunnelHeadroom, frames.headroom + frames.payload),
+            ),
+          );
+          // returning false pauses the socket
+          if (!more) call.once('drain', () => client.resume());
+          return more;
+        },
+      },
     });
+    client.once('error', fail);
     call.on('data', (message: moby_buildkit_v1_BytesMessage) => {
       if (!message.data || message.data.length === 0) return;
       if (!client.write(message.data)) {
