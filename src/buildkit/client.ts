@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type {
-  moby_buildkit_v1_BytesMessage,
   moby_buildkit_v1_InfoResponse,
   moby_buildkit_v1_ListWorkersResponse,
   moby_buildkit_v1_SolveRequest,
@@ -14,6 +13,7 @@ import type {
 } from '../gen/types.js';
 import { BuildkitError } from './errors.js';
 import { serviceDefinition } from './grpc-services.js';
+import { type SessionEndpoint, SessionStream, type StreamMetadata } from './session-stream.js';
 
 /** BuildKit's daemon sends and accepts messages up to 16 MiB; grpc-js defaults to 4 MiB. */
 export const messageLimit = 16 * 1024 * 1024;
@@ -32,6 +32,8 @@ export interface BuildkitAddress {
   /** what the user gave, for messages */
   readonly display: string;
   readonly serverName: string | undefined;
+  /** the same address for the session stream, which has a connection of its own */
+  readonly endpoint: SessionEndpoint;
 }
 
 /** Parses a BUILDKIT_HOST value: `unix:///path/to/buildkitd.sock` or `tcp://host:port` (TLS if given). */
@@ -43,6 +45,7 @@ export function parseBuildkitHost(host: string, tls?: TlsOptions): BuildkitAddre
       credentials: grpc.credentials.createInsecure(),
       display: host,
       serverName: undefined,
+      endpoint: { kind: 'unix', path: unix[1] as string, display: host },
     };
   }
   const tcp = /^tcp:\/\/([^/]+)\/?$/.exec(host);
@@ -51,7 +54,27 @@ export function parseBuildkitHost(host: string, tls?: TlsOptions): BuildkitAddre
       tls && (tls.caCert || tls.cert)
         ? grpc.credentials.createSsl(tls.caCert ?? null, tls.key ?? null, tls.cert ?? null)
         : grpc.credentials.createInsecure();
-    return { target: tcp[1] as string, credentials, display: host, serverName: tls?.serverName };
+    const hostPort = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(tcp[1] as string);
+    if (!hostPort) {
+      throw new BuildkitError(`BUILDKIT_HOST "${host}" has no port`, { hint: 'use tcp://host:port' });
+    }
+    const endpoint: SessionEndpoint = {
+      kind: 'tcp',
+      host: (hostPort[1] ?? hostPort[2]) as string,
+      port: Number(hostPort[3]),
+      display: host,
+      ...(tls && (tls.caCert || tls.cert)
+        ? {
+            tls: {
+              ...(tls.caCert ? { ca: tls.caCert } : {}),
+              ...(tls.cert ? { cert: tls.cert } : {}),
+              ...(tls.key ? { key: tls.key } : {}),
+              ...(tls.serverName ? { servername: tls.serverName } : {}),
+            },
+          }
+        : {}),
+    };
+    return { target: tcp[1] as string, credentials, display: host, serverName: tls?.serverName, endpoint };
   }
   throw new BuildkitError(`unsupported BUILDKIT_HOST "${host}"`, {
     hint: 'use unix:///path/to/buildkitd.sock or tcp://host:port',
@@ -82,9 +105,6 @@ interface ControlStub extends grpc.Client {
     req: { Ref: string },
     md?: grpc.Metadata,
   ): grpc.ClientReadableStream<moby_buildkit_v1_StatusResponse>;
-  Session(
-    md: grpc.Metadata,
-  ): grpc.ClientDuplexStream<moby_buildkit_v1_BytesMessage, moby_buildkit_v1_BytesMessage>;
 }
 
 const ControlClientCtor = grpc.makeGenericClientConstructor(
@@ -93,6 +113,8 @@ const ControlClientCtor = grpc.makeGenericClientConstructor(
 );
 
 export class BuildkitClient {
+  private readonly sessions = new Set<SessionStream>();
+
   private constructor(
     private readonly stub: ControlStub,
     readonly address: BuildkitAddress,
@@ -165,11 +187,12 @@ export class BuildkitClient {
     return this.stub.Status({ Ref: ref });
   }
 
-  /** Opens the raw session stream; `Session` wraps it. */
-  openSession(
-    metadata: grpc.Metadata,
-  ): grpc.ClientDuplexStream<moby_buildkit_v1_BytesMessage, moby_buildkit_v1_BytesMessage> {
-    return this.stub.Session(metadata);
+  /** Opens the session stream (on a connection of its own); `Session` wraps it. */
+  openSession(metadata: StreamMetadata): SessionStream {
+    const stream = new SessionStream(this.address.endpoint, metadata);
+    this.sessions.add(stream);
+    stream.once('close', () => this.sessions.delete(stream));
+    return stream;
   }
 
   /** A client of another service served on the same connection (e.g. the gateway's LLBBridge). */
@@ -180,7 +203,9 @@ export class BuildkitClient {
     });
   }
 
+  /** Closes the connection, and the session streams still open (each has a connection of its own). */
   close(): void {
+    for (const stream of this.sessions) stream.cancel();
     this.stub.close();
   }
 }
