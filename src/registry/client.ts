@@ -1,0 +1,361 @@
+/**
+ * One client per process (or per command): an undici Agent speaking HTTP/1.1 over several connections,
+ * plus the per-registry auth state (the /v2/ ping's challenge and bearer tokens per scope). `send` makes
+ * one authorised request; callers decide what to retry. Tokens and credentials never leave this file
+ * except in the Authorization header sent to the registry's own origin or its token realm.
+ */
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher, request } from 'undici';
+import { CogError } from '../errors.js';
+import { type Challenge, pickChallenge } from './challenge.js';
+import { type ErrorContext, RegistryError, headerValue, redactUrl, responseError } from './errors.js';
+import { type Keychain, type RegistryCredentials, defaultKeychain } from './keychain.js';
+import { apiHost } from './reference.js';
+import { type RetryPolicy, defaultRetryPolicy, withRetry } from './retry.js';
+import { insecureRegistries, isInsecureHost } from './settings.js';
+
+/** A request body: bytes, or a function that opens a fresh stream (so the request can be replayed). */
+export type RequestBody = Buffer | string | (() => Readable) | undefined;
+
+export interface RegistryRequest {
+  /** the registry as in a Reference (`docker.io`, `127.0.0.1:5000`) */
+  readonly registry: string;
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** a path starting with /v2/, or an absolute URL (an upload Location) */
+  readonly url: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: RequestBody;
+  /** token scopes, e.g. `repository:user/model:pull,push` */
+  readonly scopes: readonly string[];
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface RegistryClientOptions {
+  /** where credentials come from (default: COG_REGISTRY_* variables, then docker's config.json) */
+  readonly keychain?: Keychain;
+  /** environment for defaults: COG_INSECURE_REGISTRIES and the default keychain (default process.env) */
+  readonly env?: NodeJS.ProcessEnv;
+  /** hosts to reach over plain HTTP, in addition to loopback (default from COG_INSECURE_REGISTRIES) */
+  readonly insecureRegistries?: readonly string[];
+  /** connections per registry origin (default 8) */
+  readonly connections?: number;
+  /** an undici dispatcher to use instead of our own Agent (not closed by close()) */
+  readonly dispatcher?: Dispatcher;
+  readonly retry?: RetryPolicy;
+  readonly userAgent?: string;
+}
+
+interface Token {
+  readonly value: string;
+  readonly expiresAt: number;
+}
+
+interface HostState {
+  ping?: Promise<Challenge | undefined> | undefined;
+  credentials?: Promise<RegistryCredentials | undefined> | undefined;
+  readonly tokens: Map<string, Promise<Token>>;
+}
+
+/** Tokens are renewed this long before they expire. */
+const tokenSlackMs = 15_000;
+
+function isAbort(err: unknown): boolean {
+  const { name, code } = (err ?? {}) as { name?: string; code?: string };
+  return name === 'AbortError' || code === 'ABORT_ERR' || code === 'UND_ERR_ABORTED';
+}
+
+function errorCode(err: unknown): string {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return (err as Error)?.message ?? String(err);
+}
+
+export class RegistryClient {
+  readonly retry: RetryPolicy;
+  private readonly keychain: Keychain;
+  private readonly insecure: readonly string[];
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly userAgent: string;
+  private readonly hosts = new Map<string, HostState>();
+
+  constructor(options: RegistryClientOptions = {}) {
+    const env = options.env ?? process.env;
+    this.keychain = options.keychain ?? defaultKeychain(env);
+    this.insecure = options.insecureRegistries ?? insecureRegistries(env);
+    this.retry = options.retry ?? defaultRetryPolicy;
+    this.userAgent = options.userAgent ?? 'cog-ts';
+    this.ownsDispatcher = options.dispatcher === undefined;
+    this.dispatcher =
+      options.dispatcher ??
+      new Agent({
+        connections: options.connections ?? 8,
+        pipelining: 1,
+        allowH2: false,
+        keepAliveTimeout: 30_000,
+      });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+
+  /** `http(s)://<api host>`: plain HTTP for loopback and the insecure list, HTTPS otherwise. */
+  baseUrl(registry: string): string {
+    const host = apiHost(registry);
+    return `${isInsecureHost(host, this.insecure) || isInsecureHost(registry, this.insecure) ? 'http' : 'https'}://${host}`;
+  }
+
+  /** An absolute URL for a path or (possibly relative) Location. */
+  resolveUrl(registry: string, url: string): string {
+    return new URL(url, this.baseUrl(registry)).toString();
+  }
+
+  private host(registry: string): HostState {
+    let state = this.hosts.get(registry);
+    if (!state) {
+      state = { tokens: new Map() };
+      this.hosts.set(registry, state);
+    }
+    return state;
+  }
+
+  /** Credentials for the registry (looked up once). */
+  credentials(registry: string): Promise<RegistryCredentials | undefined> {
+    const state = this.host(registry);
+    state.credentials ??= this.keychain.resolve(registry).catch((err: unknown) => {
+      state.credentials = undefined;
+      throw err;
+    });
+    return state.credentials;
+  }
+
+  async hasCredentials(registry: string): Promise<boolean> {
+    return (await this.credentials(registry).catch(() => undefined)) !== undefined;
+  }
+
+  /** Context for error messages about a request to `registry`. */
+  async errorContext(
+    registry: string,
+    what: string,
+    method: string,
+    url: string,
+    repository?: string,
+  ): Promise<ErrorContext> {
+    return {
+      what,
+      method,
+      url: this.resolveUrl(registry, url),
+      registry,
+      ...(repository === undefined ? {} : { repository }),
+      hadCredentials: await this.hasCredentials(registry),
+    };
+  }
+
+  /** One raw request through our dispatcher; socket failures become RegistryErrors (status undefined). */
+  private async raw(
+    registry: string,
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: RequestBody,
+    signal: AbortSignal | undefined,
+  ): Promise<Dispatcher.ResponseData> {
+    const stream = typeof body === 'function' ? body() : body;
+    try {
+      return await request(url, {
+        method: method as Dispatcher.HttpMethod,
+        headers: { 'user-agent': this.userAgent, ...headers },
+        ...(stream === undefined ? {} : { body: stream }),
+        ...(signal ? { signal } : {}),
+        dispatcher: this.dispatcher,
+      });
+    } catch (err) {
+      if (stream && typeof stream === 'object' && 'destroy' in stream) stream.destroy();
+      if (isAbort(err) || signal?.aborted) throw signal?.reason ?? err;
+      throw new RegistryError(
+        `cannot reach ${registry}: ${method} ${redactUrl(url)} failed (${errorCode(err)})`,
+        {
+          status: undefined,
+          method,
+          url,
+          cause: err,
+          hint: `check the registry address and your network${
+            url.startsWith('https:') ? '; for a plain-HTTP registry add it to COG_INSECURE_REGISTRIES' : ''
+          }`,
+        },
+      );
+    }
+  }
+
+  /** GET /v2/: which challenge the registry sets, if any. Cached per registry; failures are not. */
+  private ping(registry: string, signal: AbortSignal | undefined): Promise<Challenge | undefined> {
+    const state = this.host(registry);
+    state.ping ??= withRetry(
+      async () => {
+        const url = `${this.baseUrl(registry)}/v2/`;
+        const res = await this.raw(registry, 'GET', url, {}, undefined, signal);
+        if (res.statusCode === 401) {
+          await res.body.dump();
+          const challenge = pickChallenge(headerValue(res.headers, 'www-authenticate'));
+          if (!challenge)
+            throw new CogError(`${registry} asks for authentication with a scheme cog-ts does not speak`, {
+              hint: 'cog-ts supports Bearer token and Basic authentication',
+            });
+          return challenge;
+        }
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          await res.body.dump();
+          return undefined;
+        }
+        throw await responseError(
+          res,
+          await this.errorContext(registry, `checking registry ${registry}`, 'GET', url),
+        );
+      },
+      { policy: this.retry, signal },
+    ).catch((err: unknown) => {
+      state.ping = undefined;
+      throw err;
+    });
+    return state.ping;
+  }
+
+  private async fetchToken(
+    registry: string,
+    challenge: Challenge,
+    scopes: readonly string[],
+    signal: AbortSignal | undefined,
+  ): Promise<Token> {
+    const realm = challenge.params.realm;
+    if (!realm)
+      throw new CogError(`${registry} asked for a bearer token but named no token service (realm)`, {
+        hint: 'the registry is misconfigured; contact its operator',
+      });
+    const creds = await this.credentials(registry);
+    const service = challenge.params.service;
+    const url = new URL(realm);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    let body: string | undefined;
+    let method: 'GET' | 'POST' = 'GET';
+    if (creds && creds.username === '') {
+      // an identity (refresh) token: the OAuth2 form exchange
+      method = 'POST';
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: creds.secret,
+        client_id: this.userAgent,
+      });
+      if (service) form.set('service', service);
+      if (scopes.length) form.set('scope', scopes.join(' '));
+      body = form.toString();
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    } else {
+      if (service) url.searchParams.set('service', service);
+      for (const scope of scopes) url.searchParams.append('scope', scope);
+      if (creds)
+        headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`;
+    }
+    return withRetry(
+      async () => {
+        const started = Date.now();
+        const res = await this.raw(registry, method, url.toString(), headers, body, signal);
+        if (res.statusCode !== 200)
+          throw await responseError(
+            res,
+            await this.errorContext(registry, `getting a token for ${registry}`, method, url.toString()),
+          );
+        const json = (await res.body.json()) as {
+          token?: unknown;
+          access_token?: unknown;
+          expires_in?: unknown;
+        };
+        const value =
+          typeof json.token === 'string' && json.token
+            ? json.token
+            : typeof json.access_token === 'string'
+              ? json.access_token
+              : '';
+        if (!value)
+          throw new CogError(
+            `the token service of ${registry} (${redactUrl(realm)}) answered without a token`,
+            {
+              hint: 'the registry is misconfigured; contact its operator',
+            },
+          );
+        const expiresIn = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;
+        return {
+          value,
+          expiresAt: started + expiresIn * 1000 - Math.min(tokenSlackMs, (expiresIn * 1000) / 4),
+        };
+      },
+      { policy: this.retry, signal },
+    );
+  }
+
+  /** A cached bearer token for these scopes, fetched when missing, expired, or `fresh` is asked. */
+  private async token(
+    registry: string,
+    challenge: Challenge,
+    scopes: readonly string[],
+    signal: AbortSignal | undefined,
+    fresh: boolean,
+  ): Promise<string> {
+    const key = [...scopes].sort().join(' ');
+    const tokens = this.host(registry).tokens;
+    const cached = tokens.get(key);
+    if (cached && !fresh) {
+      const token = await cached.catch(() => undefined);
+      if (token && token.expiresAt > Date.now()) return token.value;
+    }
+    const pending = this.fetchToken(registry, challenge, scopes, signal);
+    tokens.set(key, pending);
+    pending.catch(() => {
+      if (tokens.get(key) === pending) tokens.delete(key);
+    });
+    return (await pending).value;
+  }
+
+  private async authorization(
+    registry: string,
+    challenge: Challenge | undefined,
+    scopes: readonly string[],
+    signal: AbortSignal | undefined,
+    fresh = false,
+  ): Promise<string | undefined> {
+    if (!challenge) return undefined;
+    if (challenge.scheme === 'basic') {
+      const creds = await this.credentials(registry);
+      return creds
+        ? `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`
+        : undefined;
+    }
+    return `Bearer ${await this.token(registry, challenge, scopes, signal, fresh)}`;
+  }
+
+  /**
+   * Sends one request with authorisation. A 401 from a bearer registry is answered once more with a
+   * fresh token covering the scopes the new challenge names (expired or too-narrow tokens).
+   */
+  async send(req: RegistryRequest): Promise<Dispatcher.ResponseData> {
+    const url = this.resolveUrl(req.registry, req.url);
+    const sameOrigin = new URL(url).origin === new URL(this.baseUrl(req.registry)).origin;
+    const challenge = sameOrigin ? await this.ping(req.registry, req.signal) : undefined;
+    const headers = { ...(req.headers ?? {}) };
+    const auth = await this.authorization(req.registry, challenge, req.scopes, req.signal);
+    if (auth) headers.authorization = auth;
+    const res = await this.raw(req.registry, req.method, url, headers, req.body, req.signal);
+    if (res.statusCode !== 401 || challenge?.scheme !== 'bearer') return res;
+    const replayable = typeof req.body !== 'object' || Buffer.isBuffer(req.body);
+    if (!replayable) return res;
+    const again = pickChallenge(headerValue(res.headers, 'www-authenticate'));
+    const scope = again?.scheme === 'bearer' ? again.params.scope : undefined;
+    const scopes = scope && !req.scopes.includes(scope) ? [...req.scopes, scope] : req.scopes;
+    await res.body.dump();
+    const renewed = await this.authorization(req.registry, again ?? challenge, scopes, req.signal, true);
+    if (renewed) headers.authorization = renewed;
+    return this.raw(req.registry, req.method, url, headers, req.body, req.signal);
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Registry failures as typed errors. A registry answers errors as `{"errors":[{code,message,detail}]}`;
+ * we keep the codes, the status and the request (URL without query: upload URLs carry state tokens),
+ * and give a hint that says what to do. Nothing here ever includes a credential or a token.
+ */
+import type { Dispatcher } from 'undici';
+import { CogError } from '../errors.js';
+
+export interface RegistryErrorInit {
+  readonly status: number | undefined;
+  readonly method: string;
+  readonly url: string;
+  readonly codes?: readonly string[];
+  readonly retryAfterMs?: number | undefined;
+  readonly hint?: string;
+  readonly cause?: unknown;
+}
+
+export class RegistryError extends CogError {
+  readonly status: number | undefined;
+  readonly method: string;
+  /** redacted: no query, no user-info */
+  readonly url: string;
+  readonly codes: readonly string[];
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, init: RegistryErrorInit) {
+    super(message, {
+      ...(init.hint === undefined ? {} : { hint: init.hint }),
+      ...(init.cause === undefined ? {} : { cause: init.cause }),
+    });
+    this.status = init.status;
+    this.method = init.method;
+    this.url = redactUrl(init.url);
+    this.codes = init.codes ?? [];
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** The URL without user-info and query string. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return url.replace(/[?#].*$/, '');
+  }
+}
+
+/** Seconds or an HTTP date, as milliseconds from `now`; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+export function headerValue(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+  const value = headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Context for turning a failed response into a RegistryError. */
+export interface ErrorContext {
+  /** what we were doing, e.g. "uploading blob sha256:ab…" */
+  readonly what: string;
+  readonly method: string;
+  readonly url: string;
+  /** `host[:port]` of the registry, for hints */
+  readonly registry: string;
+  readonly repository?: string;
+  /** whether credentials were found for the registry */
+  readonly hadCredentials?: boolean;
+}
+
+function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): string {
+  const repo = ctx.repository ?? 'the repository';
+  if (status === 401)
+    return ctx.hadCredentials
+      ? `the registry rejected the credentials for ${ctx.registry}: run \`docker login ${ctx.registry}\` again, or fix COG_REGISTRY_USERNAME / COG_REGISTRY_PASSWORD`
+      : `log in first: \`docker login ${ctx.registry}\`, or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD`;
+  if (status === 403 || codes.includes('DENIED'))
+    return `your account has no access to ${repo} on ${ctx.registry}; check the repository name and your permissions`;
+  if (status === 404)
+    return `check that ${repo} exists on ${ctx.registry} and that the tag or digest is right`;
+  if (status === 429) return 'the registry is rate limiting requests; wait a little and try again';
+  if (status >= 500) return 'the registry had an internal problem; try again later';
+  return 'the registry rejected the request; check the reference and the registry address';
+}
+
+const maxBody = 64 * 1024;
+
+/** Reads (at most 64 KiB of) the error body and builds the error. Consumes the response body. */
+export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorContext): Promise<RegistryError> {
+  let text = '';
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      if (text.length < maxBody) text += chunk.toString('utf8');
+    }
+  } catch {
+    // the body is only decoration
+  }
+  const codes: string[] = [];
+  const messages: string[] = [];
+  try {
+    const json = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[] };
+    for (const e of json.errors ?? []) {
+      if (typeof e.code === 'string') codes.push(e.code);
+      if (typeof e.message === 'string' && e.message) messages.push(e.message);
+    }
+  } catch {
+    // not the spec's error body
+  }
+  const said = (messages.length ? messages.join('; ') : codes.join(', ')).slice(0, 300);
+  const status = res.statusCode;
+  return new RegistryError(
+    `${ctx.what}: ${ctx.method} ${redactUrl(ctx.url)} answered HTTP ${status}${said ? ` (${said})` : ''}`,
+    {
+      status,
+      method: ctx.method,
+      url: ctx.url,
+      codes,
+      retryAfterMs: parseRetryAfter(headerValue(res.headers, 'retry-after')),
+      hint: hintFor(status, ctx, codes),
+    },
+  );
+}

@@ -1,0 +1,48 @@
+/**
+ * Where registry credentials come from. A Keychain answers for a registry host; several compose, the
+ * first answer wins. The default is CI variables first, then docker's config.json (and its helpers).
+ */
+import {
+  type CredentialOptions,
+  type RegistryCredentials,
+  credentialResolver,
+} from '../buildkit/docker-config.js';
+
+export type { RegistryCredentials };
+
+export interface Keychain {
+  /** credentials for `host[:port]` (`docker.io` for Docker Hub); undefined means anonymous */
+  resolve(host: string): Promise<RegistryCredentials | undefined>;
+}
+
+export const anonymousKeychain: Keychain = { resolve: () => Promise.resolve(undefined) };
+
+/** COG_REGISTRY_USERNAME + COG_REGISTRY_PASSWORD, for every registry (meant for CI). */
+export function envKeychain(env: NodeJS.ProcessEnv): Keychain {
+  const username = env.COG_REGISTRY_USERNAME;
+  const secret = env.COG_REGISTRY_PASSWORD;
+  const creds = username && secret ? { username, secret } : undefined;
+  return { resolve: () => Promise.resolve(creds) };
+}
+
+/** docker's config.json: credHelpers, credsStore, auths (read once, cached per host). */
+export function dockerKeychain(options: CredentialOptions = {}): Keychain {
+  const resolve = credentialResolver(options);
+  return { resolve };
+}
+
+export function multiKeychain(...keychains: readonly Keychain[]): Keychain {
+  return {
+    async resolve(host) {
+      for (const k of keychains) {
+        const found = await k.resolve(host);
+        if (found) return found;
+      }
+      return undefined;
+    },
+  };
+}
+
+export function defaultKeychain(env: NodeJS.ProcessEnv = process.env): Keychain {
+  return multiKeychain(envKeychain(env), dockerKeychain({ env }));
+}

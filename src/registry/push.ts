@@ -1,0 +1,262 @@
+/**
+ * Push an image (a manifest with its config and layers) or an index (with its child manifests) from an
+ * OCI layout to a registry: every blob is HEAD-checked and skipped when present, mounted from a sibling
+ * repository when the caller names candidates, else uploaded; `concurrency` blobs at a time. Child
+ * manifests go up by digest, then the top one by tag.
+ */
+import { CogError } from '../errors.js';
+import { type BlobSource, type UploadSession, blobExists, mountBlob, uploadBlob } from './blobs.js';
+import type { RegistryClient } from './client.js';
+import { type Descriptor, OciLayout } from './layout.js';
+import { isIndexMediaType, putManifest } from './manifests.js';
+import { type Reference, formatReference } from './reference.js';
+import { pushChunkSize, pushConcurrency } from './settings.js';
+
+export type BlobState = 'waiting' | 'checking' | 'exists' | 'mounted' | 'uploading' | 'pushed';
+
+export interface PushProgress {
+  readonly blob: {
+    readonly digest: string;
+    readonly size: number;
+    readonly done: number;
+    readonly state: BlobState;
+  };
+  /** all blobs: bytes present in the registry so far, of `size`; throughput of this push's uploads */
+  readonly total: { readonly done: number; readonly size: number; readonly bytesPerSecond: number };
+}
+
+export interface PushOptions {
+  readonly signal?: AbortSignal | undefined;
+  /** blobs at once (default COG_PUSH_CONCURRENCY, else 5) */
+  readonly concurrency?: number;
+  /** preferred PATCH size (default COG_PUSH_DEFAULT_CHUNK_SIZE, else 96 MiB) */
+  readonly chunkSize?: number;
+  /** repositories on the same registry that may hold the blobs: mounted from instead of uploaded */
+  readonly mountFrom?: readonly string[];
+  readonly onProgress?: ((event: PushProgress) => void) | undefined;
+  /** where COG_PUSH_* are read from (default process.env) */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface PushResult {
+  /** `registry/repo:tag@digest` */
+  readonly reference: string;
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly size: number;
+  readonly blobs: { readonly uploaded: number; readonly existed: number; readonly mounted: number };
+  /** bytes of blobs uploaded (their sizes) and body bytes actually sent (retries included) */
+  readonly bytesUploaded: number;
+  readonly bytesSent: number;
+  readonly resumes: number;
+  readonly restarts: number;
+  readonly seconds: number;
+}
+
+interface Plan {
+  /** config and layer descriptors, each digest once */
+  readonly blobs: Map<string, Descriptor>;
+  /** child manifests to PUT by digest, children before parents */
+  readonly manifests: { descriptor: Descriptor; bytes: Buffer }[];
+}
+
+async function plan(layout: OciLayout, top: Descriptor, topBytes: Buffer): Promise<Plan> {
+  const blobs = new Map<string, Descriptor>();
+  const manifests: Plan['manifests'] = [];
+  const seen = new Set<string>();
+  const visit = async (descriptor: Descriptor, bytes: Buffer, isTop: boolean) => {
+    if (seen.has(descriptor.digest)) return;
+    seen.add(descriptor.digest);
+    const json = JSON.parse(bytes.toString('utf8')) as {
+      mediaType?: string;
+      config?: Descriptor;
+      layers?: Descriptor[];
+      manifests?: Descriptor[];
+    };
+    if (isIndexMediaType(descriptor.mediaType) || Array.isArray(json.manifests)) {
+      for (const child of json.manifests ?? [])
+        await visit(child, await layout.readBlob(child.digest), false);
+    } else {
+      if (!json.config)
+        throw new CogError(`manifest ${descriptor.digest} in ${layout.root} has no config`, {
+          hint: 'the image layout is corrupt; rebuild the image',
+        });
+      for (const blob of [json.config, ...(json.layers ?? [])]) blobs.set(blob.digest, blob);
+    }
+    if (!isTop) manifests.push({ descriptor, bytes });
+  };
+  await visit(top, topBytes, true);
+  return { blobs, manifests };
+}
+
+/** Runs `tasks` with at most `limit` at once; the first failure aborts the others through `controller`. */
+async function runLimited(
+  tasks: readonly (() => Promise<void>)[],
+  limit: number,
+  controller: AbortController,
+): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (next < tasks.length && !failure) {
+      const task = tasks[next++]!;
+      try {
+        await task();
+      } catch (error) {
+        if (!failure) {
+          failure = { error };
+          controller.abort(error);
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failure) throw failure.error;
+}
+
+/** Pushes the image `descriptor` names in `layout` to `target`; resolves with its digest and counts. */
+export async function pushImage(
+  client: RegistryClient,
+  layout: OciLayout,
+  descriptor: Descriptor,
+  target: Reference,
+  options: PushOptions = {},
+): Promise<PushResult> {
+  const env = options.env ?? process.env;
+  const concurrency = options.concurrency ?? pushConcurrency(env);
+  const chunkSize = options.chunkSize ?? pushChunkSize(env);
+  if (!target.tag && target.digest !== descriptor.digest)
+    throw new CogError(`cannot push ${descriptor.digest} to ${formatReference(target)}`, {
+      hint: 'push to a tag, e.g. registry/repo:latest',
+    });
+  const started = Date.now();
+  // one controller: Ctrl-C (the caller's signal) or the first failed blob stops every upload
+  const controller = new AbortController();
+  const outer = options.signal;
+  const onOuterAbort = () => controller.abort(outer?.reason);
+  if (outer?.aborted) onOuterAbort();
+  outer?.addEventListener('abort', onOuterAbort, { once: true });
+  const signal = controller.signal;
+
+  try {
+    const topBytes = await layout.readBlob(descriptor.digest);
+    const { blobs, manifests } = await plan(layout, descriptor, topBytes);
+    const sources = new Map<string, BlobSource>();
+    for (const blob of blobs.values()) sources.set(blob.digest, await layout.blobSource(blob));
+
+    const totalSize = [...blobs.values()].reduce((sum, b) => sum + b.size, 0);
+    const doneBy = new Map<string, number>();
+    let totalDone = 0;
+    /** bytes that reached the registry through uploads (for throughput) */
+    let uploadedBytes = 0;
+    let uploadedBlobBytes = 0;
+    const counts = { uploaded: 0, existed: 0, mounted: 0 };
+    const sent = { bytesSent: 0, resumes: 0, restarts: 0 };
+    const emit = (digest: string, size: number, done: number, state: BlobState) => {
+      totalDone += done - (doneBy.get(digest) ?? 0);
+      doneBy.set(digest, done);
+      const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+      options.onProgress?.({
+        blob: { digest, size, done, state },
+        total: { done: totalDone, size: totalSize, bytesPerSecond: uploadedBytes / seconds },
+      });
+    };
+
+    const pushBlob = async (blob: Descriptor) => {
+      const source = sources.get(blob.digest)!;
+      emit(blob.digest, blob.size, 0, 'checking');
+      if (await blobExists(client, target, blob.digest, signal)) {
+        counts.existed++;
+        emit(blob.digest, blob.size, blob.size, 'exists');
+        return;
+      }
+      let session: UploadSession | undefined;
+      for (const from of options.mountFrom ?? []) {
+        if (from === target.repository) continue;
+        const mounted = await mountBlob(client, target, blob.digest, from, signal).catch((err: unknown) => {
+          if (signal.aborted) throw err;
+          return undefined; // no access to `from`, or no mount support: upload instead
+        });
+        if (mounted?.mounted) {
+          counts.mounted++;
+          emit(blob.digest, blob.size, blob.size, 'mounted');
+          return;
+        }
+        if (mounted) {
+          session = mounted.session;
+          break;
+        }
+      }
+      let before = 0;
+      const stats = await uploadBlob(client, target, source, {
+        signal,
+        chunkSize,
+        location: session?.location,
+        onProgress: (done) => {
+          if (done === before) return;
+          if (done > before) uploadedBytes += done - before;
+          before = done;
+          emit(blob.digest, blob.size, done, 'uploading');
+        },
+      });
+      sent.bytesSent += stats.bytesSent;
+      sent.resumes += stats.resumes;
+      sent.restarts += stats.restarts;
+      counts.uploaded++;
+      uploadedBlobBytes += blob.size;
+      emit(blob.digest, blob.size, blob.size, 'pushed');
+    };
+
+    for (const blob of blobs.values()) emit(blob.digest, blob.size, 0, 'waiting');
+    await runLimited(
+      [...blobs.values()].map((blob) => () => pushBlob(blob)),
+      concurrency,
+      controller,
+    );
+    await runLimited(
+      manifests.map(({ descriptor: child, bytes }) => async () => {
+        await putManifest(client, target, child.digest, bytes, child.mediaType, signal);
+      }),
+      concurrency,
+      controller,
+    );
+    const digest = await putManifest(
+      client,
+      target,
+      target.tag ?? descriptor.digest,
+      topBytes,
+      descriptor.mediaType,
+      signal,
+    );
+    if (digest !== descriptor.digest)
+      throw new CogError(`manifest ${descriptor.digest} in ${layout.root} has the content of ${digest}`, {
+        hint: 'the image layout is corrupt; rebuild the image',
+      });
+    return {
+      reference: `${formatReference({ ...target, digest: undefined })}@${digest}`,
+      digest,
+      mediaType: descriptor.mediaType,
+      size: topBytes.length,
+      blobs: counts,
+      bytesUploaded: uploadedBlobBytes,
+      bytesSent: sent.bytesSent,
+      resumes: sent.resumes,
+      restarts: sent.restarts,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    outer?.removeEventListener('abort', onOuterAbort);
+  }
+}
+
+/** Pushes the image stored under `name` (or the only one) in the layout at `dir`. */
+export async function pushFromLayout(
+  client: RegistryClient,
+  dir: string,
+  name: string | undefined,
+  target: Reference,
+  options: PushOptions = {},
+): Promise<PushResult> {
+  const layout = new OciLayout(dir);
+  return pushImage(client, layout, await layout.resolve(name), target, options);
+}

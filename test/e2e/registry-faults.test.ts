@@ -1,0 +1,181 @@
+// A large blob pushed through a proxy that cuts uploads mid-chunk and answers 500 and 429 at random
+// (seeded) still lands with the right digest, and resumes at the registry's offset instead of starting
+// over: the bytes sent beyond the blob's size stay under 10 %. COG_TEST_FAULT_BLOB_MIB sets the size
+// (default 256; 2048 for the full-size run), COG_TEST_FAULT_CHUNK_MIB the chunk size (default 16).
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { CogError } from '../../src/errors.js';
+import {
+  RegistryClient,
+  type RetryPolicy,
+  anonymousKeychain,
+  blobExists,
+  fileBlobSource,
+  parseReference,
+  uploadBlob,
+} from '../../src/registry/index.js';
+import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
+import { type Blob, writePseudoRandomFile } from '../support/registry-fixtures.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { ensureTestbed, type Testbed } from '../support/testbed.js';
+
+const MiB = 1024 * 1024;
+const blobMiB = Number(process.env.COG_TEST_FAULT_BLOB_MIB || 256);
+const chunkMiB = Number(process.env.COG_TEST_FAULT_CHUNK_MIB || 16);
+const policy: RetryPolicy = {
+  attempts: 8,
+  initialDelayMs: 50,
+  factor: 2,
+  maxDelayMs: 1000,
+  jitter: 0.2,
+  maxRetryAfterMs: 1500,
+};
+const tempDir = tempDirsRemovedAfterTests();
+const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+let tb: Testbed;
+let blob: Blob;
+
+before(async () => {
+  tb = await ensureTestbed();
+  blob = await writePseudoRandomFile(
+    join(await tempDir('cogts-faults-'), 'blob.bin'),
+    blobMiB * MiB,
+    `faults-${run}`,
+  );
+});
+
+/** sha256 of the blob as the registry serves it, streamed. */
+async function servedDigest(repo: string, digest: string): Promise<string> {
+  const res = await request(`http://${tb.registry}/v2/${repo}/blobs/${digest}`);
+  assert.equal(res.statusCode, 200);
+  const hash = createHash('sha256');
+  for await (const chunk of res.body as AsyncIterable<Buffer>) hash.update(chunk);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+describe('large blob uploads', () => {
+  let c: RegistryClient;
+  let proxy: FaultProxy;
+  before(async () => {
+    c = new RegistryClient({ env: {}, keychain: anonymousKeychain, retry: policy });
+    proxy = await startFaultProxy(tb.registry, {
+      seed: 20261122,
+      faults: { cutPatch: 0.08, status500: 0.03, status429: 0.02, cutPatchNumbers: [2] },
+    });
+  });
+  after(async () => {
+    await c.close();
+    await proxy.close();
+  });
+
+  test(`a ${blobMiB} MiB blob lands through cuts, 500s and 429s, resuming rather than restarting`, async (t) => {
+    const repo = `cogts-test/faults-${run}`;
+    const started = Date.now();
+    const stats = await uploadBlob(
+      c,
+      parseReference(`${proxy.host}/${repo}`),
+      fileBlobSource(blob.path, blob.digest, blob.size),
+      { chunkSize: chunkMiB * MiB },
+    );
+    const seconds = (Date.now() - started) / 1000;
+    const received = (proxy.stats.bodyBytes.PATCH ?? 0) + (proxy.stats.bodyBytes.PUT ?? 0);
+    const overhead = (received - blob.size) / blob.size;
+    t.diagnostic(
+      `faults ${JSON.stringify(proxy.stats.faults)}, resumes ${stats.resumes}, restarts ${stats.restarts}, ` +
+        `sent ${stats.bytesSent}, proxy received ${received}, overhead ${(overhead * 100).toFixed(2)} %, ` +
+        `${(blob.size / MiB / seconds).toFixed(1)} MiB/s`,
+    );
+    assert.ok(proxy.stats.faults.cuts >= 1, 'at least one chunk was cut');
+    assert.ok(stats.resumes >= 1);
+    assert.equal(stats.restarts, 0);
+    assert.ok(overhead < 0.1, `overhead ${(overhead * 100).toFixed(2)} % is not under 10 %`);
+    assert.equal(await blobExists(c, parseReference(`${tb.registry}/${repo}`), blob.digest), true);
+    assert.equal(await servedDigest(repo, blob.digest), blob.digest);
+  });
+
+  test('without faults the same blob streams straight to the registry', async (t) => {
+    const repo = `cogts-test/fast-${run}`;
+    const started = Date.now();
+    const progress: number[] = [];
+    const stats = await uploadBlob(
+      c,
+      parseReference(`${tb.registry}/${repo}`),
+      fileBlobSource(blob.path, blob.digest, blob.size),
+      { chunkSize: chunkMiB * MiB, onProgress: (done) => progress.push(done) },
+    );
+    const seconds = (Date.now() - started) / 1000;
+    t.diagnostic(
+      `${(blob.size / MiB / seconds).toFixed(1)} MiB/s in ${Math.ceil(blob.size / (chunkMiB * MiB))} chunks`,
+    );
+    assert.equal(stats.bytesSent, blob.size);
+    assert.equal(progress.at(-1), blob.size);
+    assert.equal(await servedDigest(repo, blob.digest), blob.digest);
+  });
+
+  test('cancelling stops the upload promptly', async () => {
+    const controller = new AbortController();
+    const repo = `cogts-test/cancel-${run}`;
+    let sent = 0;
+    const upload = uploadBlob(
+      c,
+      parseReference(`${tb.registry}/${repo}`),
+      fileBlobSource(blob.path, blob.digest, blob.size),
+      {
+        chunkSize: chunkMiB * MiB,
+        signal: controller.signal,
+        onProgress: (done) => {
+          sent = done;
+          if (done > 4 * MiB) controller.abort();
+        },
+      },
+    );
+    const aborted = Date.now();
+    await assert.rejects(upload, (err: Error) => err.name === 'AbortError');
+    assert.ok(Date.now() - aborted < 5000);
+    assert.ok(sent < blob.size);
+    assert.equal(await blobExists(c, parseReference(`${tb.registry}/${repo}`), blob.digest), false);
+  });
+
+  test('when a cut chunk reached the registry in part and it drops the session, the upload starts over', async () => {
+    const medium = await writePseudoRandomFile(
+      join(await tempDir('cogts-faults-medium-'), 'b'),
+      40 * MiB,
+      `restart-${run}`,
+    );
+    const streaming = await startFaultProxy(tb.registry, {
+      faults: { cutPatchNumbers: [3], streamPatches: true },
+    });
+    try {
+      const repo = `cogts-test/restart-${run}`;
+      const stats = await uploadBlob(
+        c,
+        parseReference(`${streaming.host}/${repo}`),
+        fileBlobSource(medium.path, medium.digest, medium.size),
+        { chunkSize: 8 * MiB },
+      );
+      assert.equal(streaming.stats.faults.cuts, 1);
+      assert.equal(stats.restarts, 1);
+      assert.equal(await servedDigest(repo, medium.digest), medium.digest);
+    } finally {
+      await streaming.close();
+    }
+  });
+
+  test('a source whose bytes do not match the claimed digest is not committed', async () => {
+    const small = await writePseudoRandomFile(
+      join(await tempDir('cogts-faults-small-'), 'b'),
+      3 * MiB,
+      `x-${run}`,
+    );
+    const claimed = `sha256:${'0'.repeat(64)}`;
+    const repo = parseReference(`${tb.registry}/cogts-test/mismatch-${run}`);
+    await assert.rejects(
+      uploadBlob(c, repo, fileBlobSource(small.path, claimed, small.size), { chunkSize: MiB }),
+      (err: unknown) => err instanceof CogError && /has the content of/.test(err.message),
+    );
+    assert.equal(await blobExists(c, repo, claimed), false);
+  });
+});

@@ -1,0 +1,376 @@
+// Pushing images to real registries (Debian's distribution 2.8 from the test bed): digests match what
+// skopeo reads back, a second push uploads nothing, a push to a sibling repository mounts, and basic and
+// bearer-token authentication work (the token flow through a proxy that issues and checks tokens).
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  type PushResult,
+  RegistryClient,
+  RegistryError,
+  type RetryPolicy,
+  anonymousKeychain,
+  defaultKeychain,
+  fetchImage,
+  parseReference,
+  pushFromLayout,
+} from '../../src/registry/index.js';
+import { execOk } from '../support/exec.js';
+import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
+import { type LayoutImage, writeLayout } from '../support/registry-fixtures.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { ensureTestbed, type Testbed } from '../support/testbed.js';
+
+const fast: RetryPolicy = {
+  attempts: 3,
+  initialDelayMs: 50,
+  factor: 2,
+  maxDelayMs: 500,
+  jitter: 0.1,
+  maxRetryAfterMs: 1000,
+};
+const tempDir = tempDirsRemovedAfterTests();
+const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+let tb: Testbed;
+let image: LayoutImage;
+let multi: LayoutImage;
+
+before(async () => {
+  tb = await ensureTestbed();
+  image = await writeLayout(join(await tempDir('cogts-reg-layout-'), 'layout'), {
+    layerSizes: [300_000, 2_000_000, 5_000],
+    seed: `img-${run}`,
+  });
+  multi = await writeLayout(join(await tempDir('cogts-reg-multi-'), 'layout'), {
+    layerSizes: [100_000],
+    seed: `multi-${run}`,
+    platforms: ['amd64', 'arm64'],
+  });
+});
+
+const skopeo = (args: string[]) => execOk('skopeo', args, { env: tb.env });
+
+async function rawDigest(ref: string, creds?: string): Promise<string> {
+  const args = [
+    'inspect',
+    '--raw',
+    '--tls-verify=false',
+    ...(creds ? ['--creds', creds] : []),
+    `docker://${ref}`,
+  ];
+  const { stdout } = await skopeo(args);
+  return `sha256:${createHash('sha256').update(stdout).digest('hex')}`;
+}
+
+/** A DOCKER_CONFIG directory with a login for `host`. */
+async function dockerConfigFor(host: string, user: string, password: string): Promise<string> {
+  const dir = await tempDir('cogts-reg-dockercfg-');
+  const auth = Buffer.from(`${user}:${password}`).toString('base64');
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [host]: { auth } } }));
+  return dir;
+}
+
+function client(env: NodeJS.ProcessEnv = {}) {
+  return new RegistryClient({ env, keychain: defaultKeychain(env), retry: fast });
+}
+
+const uploads = (proxy: FaultProxy) =>
+  proxy.stats.requests.filter(
+    (r) => r.method === 'POST' && r.path.includes('/blobs/uploads/') && !r.path.includes('mount='),
+  ).length;
+
+describe('push to the plain registry', () => {
+  let proxy: FaultProxy;
+  let c: RegistryClient;
+  let first: PushResult;
+  const repo = `cogts-test/push-${run}`;
+  before(async () => {
+    proxy = await startFaultProxy(tb.registry);
+    c = client();
+  });
+  after(async () => {
+    await c.close();
+    await proxy.close();
+  });
+
+  test('an image lands with the digest skopeo reads back, and copies back out', async () => {
+    const events: number[] = [];
+    let size = 0;
+    first = await pushFromLayout(c, image.dir, undefined, parseReference(`${proxy.host}/${repo}:v1`), {
+      onProgress: (e) => {
+        events.push(e.total.done);
+        size = e.total.size;
+      },
+    });
+    assert.equal(first.digest, image.digest);
+    assert.deepEqual(first.blobs, { uploaded: 4, existed: 0, mounted: 0 });
+    assert.equal(await rawDigest(`${tb.registry}/${repo}:v1`), image.digest);
+    const out = await tempDir('cogts-reg-copy-');
+    await skopeo([
+      'copy',
+      '-q',
+      '--src-tls-verify=false',
+      `docker://${tb.registry}/${repo}:v1`,
+      `oci:${out}:x`,
+    ]);
+    // totals never go backwards without a retry and end at the full size
+    assert.equal(events.at(-1), size);
+    assert.ok(size > image.layers.reduce((s, l) => s + l.size, 0)); // layers and the config
+    for (let i = 1; i < events.length; i++) assert.ok(events[i]! >= events[i - 1]!);
+  });
+
+  test('pushing the same image again uploads no blob', async () => {
+    const before = uploads(proxy);
+    const again = await pushFromLayout(c, image.dir, undefined, parseReference(`${proxy.host}/${repo}:v2`));
+    assert.equal(again.digest, image.digest);
+    assert.deepEqual(again.blobs, { uploaded: 0, existed: 4, mounted: 0 });
+    assert.equal(uploads(proxy), before);
+    assert.equal(await rawDigest(`${tb.registry}/${repo}:v2`), image.digest);
+  });
+
+  test('pushing to a sibling repository mounts instead of uploading', async () => {
+    const before = uploads(proxy);
+    const patchBytes = proxy.stats.bodyBytes.PATCH ?? 0;
+    const sibling = `cogts-test/mount-${run}`;
+    const result = await pushFromLayout(
+      c,
+      image.dir,
+      undefined,
+      parseReference(`${proxy.host}/${sibling}:v1`),
+      {
+        mountFrom: [repo],
+      },
+    );
+    assert.deepEqual(result.blobs, { uploaded: 0, existed: 0, mounted: 4 });
+    assert.equal(uploads(proxy), before);
+    assert.equal(proxy.stats.bodyBytes.PATCH ?? 0, patchBytes);
+    assert.equal(await rawDigest(`${tb.registry}/${sibling}:v1`), image.digest);
+  });
+
+  test('an index goes up with its children; the read side picks linux/amd64 and reads its config', async () => {
+    const ref = parseReference(`${tb.registry}/cogts-test/multi-${run}:v1`);
+    const result = await pushFromLayout(c, multi.dir, undefined, ref, { concurrency: 2 });
+    assert.equal(result.digest, multi.digest);
+    assert.equal(result.blobs.uploaded, 5); // shared layer, two own layers, two configs
+    assert.equal(await rawDigest(`${tb.registry}/cogts-test/multi-${run}:v1`), multi.digest);
+    const remote = await fetchImage(c, ref);
+    assert.equal(remote.index?.digest, multi.digest);
+    assert.deepEqual((remote.config.config as { Labels: Record<string, string> }).Labels, {
+      'org.cogts.test': 'amd64',
+    });
+    const arm = await fetchImage(c, ref, { platform: { os: 'linux', architecture: 'arm64' } });
+    assert.equal(arm.config.architecture, 'arm64');
+  });
+
+  test('cancelling a push stops it with an AbortError', async () => {
+    const requests = proxy.stats.requests.length;
+    const ref = parseReference(`${proxy.host}/${repo}-cancel:v1`);
+    await assert.rejects(
+      pushFromLayout(c, image.dir, undefined, ref, { signal: AbortSignal.abort() }),
+      (err: Error) => err.name === 'AbortError',
+    );
+    assert.equal(proxy.stats.requests.length, requests, 'nothing was sent');
+    const controller = new AbortController();
+    await assert.rejects(
+      pushFromLayout(c, image.dir, undefined, ref, {
+        signal: controller.signal,
+        onProgress: (e) => {
+          if (e.blob.state === 'checking') controller.abort();
+        },
+      }),
+      (err: Error) => err.name === 'AbortError',
+    );
+  });
+
+  test('the read side follows a testbed image by tag', async () => {
+    const remote = await fetchImage(c, parseReference(`${tb.registry}/library/python:3.11-slim`));
+    assert.equal(
+      (remote.config.config as { Labels?: Record<string, string> }).Labels?.['org.cogts.testbed'],
+      'true',
+    );
+  });
+});
+
+describe('basic auth registry', () => {
+  const repo = `cogts-test/basic-${run}`;
+
+  test('without credentials the push fails with a hint to log in, and no secret in the message', async () => {
+    const c = new RegistryClient({ env: {}, keychain: anonymousKeychain, retry: fast });
+    try {
+      await assert.rejects(
+        pushFromLayout(c, image.dir, undefined, parseReference(`${tb.authRegistry}/${repo}:v1`)),
+        (err: unknown) => {
+          assert.ok(err instanceof RegistryError, String(err));
+          assert.equal(err.status, 401);
+          assert.match(err.message, new RegExp(tb.authRegistry.replace(/\./g, '\\.')));
+          assert.match(err.hint ?? '', /docker login 127\.0\.0\.1:5056|COG_REGISTRY_USERNAME/);
+          return true;
+        },
+      );
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('wrong credentials say they were rejected, and never appear in the error', async () => {
+    const cfg = await dockerConfigFor(tb.authRegistry, tb.authUser, 'not-the-password-42');
+    const c = client({ DOCKER_CONFIG: cfg });
+    try {
+      await assert.rejects(
+        pushFromLayout(c, image.dir, undefined, parseReference(`${tb.authRegistry}/${repo}:v1`)),
+        (err: unknown) => {
+          assert.ok(err instanceof RegistryError);
+          assert.match(err.hint ?? '', /rejected the credentials/);
+          assert.doesNotMatch(`${err.message} ${err.hint} ${err.url}`, /not-the-password-42/);
+          return true;
+        },
+      );
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('credentials from a DOCKER_CONFIG login push the image', async () => {
+    const cfg = await dockerConfigFor(tb.authRegistry, tb.authUser, tb.authPassword);
+    const c = client({ DOCKER_CONFIG: cfg });
+    try {
+      const result = await pushFromLayout(
+        c,
+        image.dir,
+        undefined,
+        parseReference(`${tb.authRegistry}/${repo}:v1`),
+      );
+      assert.equal(result.digest, image.digest);
+      assert.equal(
+        await rawDigest(`${tb.authRegistry}/${repo}:v1`, `${tb.authUser}:${tb.authPassword}`),
+        image.digest,
+      );
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('COG_REGISTRY_USERNAME / COG_REGISTRY_PASSWORD work for CI', async () => {
+    const empty = await tempDir('cogts-reg-nocfg-');
+    const c = client({
+      DOCKER_CONFIG: empty,
+      COG_REGISTRY_USERNAME: tb.authUser,
+      COG_REGISTRY_PASSWORD: tb.authPassword,
+    });
+    try {
+      const result = await pushFromLayout(
+        c,
+        image.dir,
+        undefined,
+        parseReference(`${tb.authRegistry}/${repo}:ci`),
+      );
+      assert.equal(result.blobs.existed, 4);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe('bearer token registry', () => {
+  const user = 'tokenuser';
+  const password = `pw-${randomBytes(6).toString('hex')}`;
+
+  test('no credentials: an anonymous token is fetched, the push is denied with a login hint', async () => {
+    const proxy = await startFaultProxy(tb.registry, { bearer: { username: user, password } });
+    const c = client({ DOCKER_CONFIG: await tempDir('cogts-reg-nocfg-') });
+    try {
+      await assert.rejects(
+        pushFromLayout(c, image.dir, undefined, parseReference(`${proxy.host}/cogts-test/tok-${run}:v1`)),
+        (err: unknown) => {
+          assert.ok(err instanceof RegistryError, String(err));
+          assert.equal(err.status, 401);
+          assert.match(err.hint ?? '', /docker login/);
+          return true;
+        },
+      );
+      assert.ok(proxy.stats.tokens.length > 0 && proxy.stats.tokens.every((t) => !t.basic));
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
+  });
+
+  test('with credentials: tokens per scope, mounts ask for pull on the source, expired tokens are renewed', async () => {
+    const proxy = await startFaultProxy(tb.registry, {
+      bearer: { username: user, password, expiresIn: 2, accessTokenField: true },
+    });
+    const cfg = await dockerConfigFor(proxy.host, user, password);
+    const c = client({ DOCKER_CONFIG: cfg });
+    const repo = `cogts-test/tok-${run}`;
+    try {
+      const result = await pushFromLayout(
+        c,
+        image.dir,
+        undefined,
+        parseReference(`${proxy.host}/${repo}:v1`),
+      );
+      assert.equal(result.digest, image.digest);
+      assert.ok(proxy.stats.tokens.every((t) => t.basic));
+      assert.ok(proxy.stats.tokens.some((t) => t.scopes.includes(`repository:${repo}:pull,push`)));
+      const tokensBefore = proxy.stats.tokens.length;
+
+      await new Promise((r) => setTimeout(r, 2100)); // the token expires
+      const mounted = await pushFromLayout(
+        c,
+        image.dir,
+        undefined,
+        parseReference(`${proxy.host}/${repo}-copy:v1`),
+        {
+          mountFrom: [repo],
+        },
+      );
+      assert.equal(mounted.blobs.mounted, 4);
+      assert.ok(proxy.stats.tokens.length > tokensBefore);
+      assert.ok(
+        proxy.stats.tokens.some(
+          (t) =>
+            t.scopes.includes(`repository:${repo}-copy:pull,push`) &&
+            t.scopes.includes(`repository:${repo}:pull`),
+        ),
+      );
+      assert.equal(await rawDigest(`${tb.registry}/${repo}-copy:v1`), image.digest);
+      const remote = await fetchImage(c, parseReference(`${proxy.host}/${repo}:v1`));
+      assert.equal(remote.manifest.digest, image.digest);
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
+  });
+
+  test('an identity token from config.json is exchanged (POST, refresh_token grant); revoked tokens are renewed on 401', async () => {
+    const identityToken = `idt-${randomBytes(8).toString('hex')}`;
+    const proxy = await startFaultProxy(tb.registry, { bearer: { username: user, password, identityToken } });
+    const cfg = await tempDir('cogts-reg-idt-');
+    await writeFile(
+      join(cfg, 'config.json'),
+      JSON.stringify({ auths: { [proxy.host]: { identitytoken: identityToken } } }),
+    );
+    const c = client({ DOCKER_CONFIG: cfg });
+    const repo = `cogts-test/idt-${run}`;
+    try {
+      const result = await pushFromLayout(
+        c,
+        image.dir,
+        undefined,
+        parseReference(`${proxy.host}/${repo}:v1`),
+      );
+      assert.equal(result.digest, image.digest);
+      assert.ok(proxy.stats.tokens.length > 0 && proxy.stats.tokens.every((t) => t.refresh));
+      proxy.revokeTokens();
+      const unauthorized = proxy.stats.unauthorized;
+      const remote = await fetchImage(c, parseReference(`${proxy.host}/${repo}:v1`));
+      assert.equal(remote.manifest.digest, image.digest);
+      assert.ok(proxy.stats.unauthorized > unauthorized, 'the revoked token was refused once');
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
+  });
+});
