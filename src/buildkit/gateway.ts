@@ -1,10 +1,13 @@
 /**
  * Client-side builds through BuildKit's gateway (LLBBridge): a build function resolves image configs,
  * solves definitions to refs, reads files from them, and returns the ref (with image config metadata)
- * that the daemon then exports. All in one Control.Solve, so nothing is built or pushed twice.
+ * that the daemon then exports. All in one Control.Solve, so nothing is built or pushed twice. Containers
+ * made of solved refs run processes for `cog serve` and `cog exec` (see runtime/container.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import type {
+  moby_buildkit_v1_frontend_ExecMessage,
+  moby_buildkit_v1_frontend_NewContainerRequest,
   moby_buildkit_v1_frontend_PongResponse,
   moby_buildkit_v1_frontend_ReadFileResponse,
   moby_buildkit_v1_frontend_ResolveImageConfigResponse,
@@ -63,7 +66,24 @@ export interface Gateway {
   readFile(ref: string, path: string, range?: { offset: number; length: number }): Promise<Buffer>;
   /** true when `path` exists in `ref` */
   exists(ref: string, path: string): Promise<boolean>;
+  /**
+   * Creates a container from solved refs (its mounts name them by ResultID); the client picks its
+   * ContainerID. It lives until releaseContainer or the end of the build.
+   */
+  newContainer(request: moby_buildkit_v1_frontend_NewContainerRequest): Promise<void>;
+  /** Stops every process of the container and releases its mounts. */
+  releaseContainer(id: string): Promise<void>;
+  /**
+   * Opens an ExecProcess stream: the first message is an Init for a new process, then stdin, resize
+   * and signal messages go up, and Started, output, Exit and Done come down.
+   */
+  execProcess(): ExecStream;
 }
+
+export type ExecStream = grpc.ClientDuplexStream<
+  moby_buildkit_v1_frontend_ExecMessage,
+  moby_buildkit_v1_frontend_ExecMessage
+>;
 
 type Unary = (
   req: unknown,
@@ -84,9 +104,15 @@ class LlbBridge implements Gateway {
     this.stub = client.serviceClient('moby.buildkit.v1.frontend.LLBBridge') as never;
   }
 
-  call<Res>(method: string, request: unknown): Promise<Res> {
+  /** every call names the build it belongs to: the daemon finds the bridge by it */
+  private metadata(): grpc.Metadata {
     const metadata = new grpc.Metadata();
     metadata.set('buildkit-controlapi-buildid', this.buildRef);
+    return metadata;
+  }
+
+  call<Res>(method: string, request: unknown): Promise<Res> {
+    const metadata = this.metadata();
     return new Promise((resolve, reject) => {
       const fn = this.stub[method] as Unary;
       const call = fn.call(this.stub, request, metadata, {}, (err, res) => {
@@ -165,6 +191,26 @@ class LlbBridge implements Gateway {
       if (/no such file|not found/i.test((err as Error).message)) return false;
       throw err;
     }
+  }
+
+  async newContainer(request: moby_buildkit_v1_frontend_NewContainerRequest): Promise<void> {
+    await this.call('NewContainer', request);
+  }
+
+  async releaseContainer(id: string): Promise<void> {
+    await this.call('ReleaseContainer', { ContainerID: id });
+  }
+
+  execProcess(): ExecStream {
+    const open = (this.stub as unknown as Record<string, (md: grpc.Metadata) => ExecStream>).ExecProcess;
+    const stream = (open as (md: grpc.Metadata) => ExecStream).call(this.stub, this.metadata());
+    const onAbort = () => stream.cancel();
+    if (this.signal?.aborted) stream.cancel();
+    else {
+      this.signal?.addEventListener('abort', onAbort, { once: true });
+      stream.on('close', () => this.signal?.removeEventListener('abort', onAbort));
+    }
+    return stream;
   }
 
   async return(result: GatewayResult | { error: Error }): Promise<void> {

@@ -8,6 +8,8 @@ import { debugPlan } from './debug-plan.js';
 import { build } from './build.js';
 import { init } from './init.js';
 import { predict } from './predict.js';
+import { serve } from './serve.js';
+import { ProcessExitError, execCommand, splitExecArgv } from './exec.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
 /** buildctl's TLS flags, for a tcp:// BUILDKIT_HOST. */
@@ -35,6 +37,13 @@ function tlsFlags(argv: TlsFlags): TlsFlags {
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  // `cog exec`: everything from the command on is the command's, options included
+  let execArgv: string[] = [];
+  if (argv[0] === 'exec') {
+    const split = splitExecArgv(argv.slice(1));
+    execArgv = split.command;
+    argv = ['exec', ...split.options];
+  }
   const cli = yargs([...argv])
     .scriptName('cog')
     .usage('$0 <command> [options]\n\nPackage machine-learning models into container images with BuildKit.')
@@ -321,7 +330,80 @@ export async function main(argv: readonly string[]): Promise<number> {
         ),
     );
   }
-  const built = new Set(['debug', 'build', 'init', 'predict', 'train']);
+  cli.command(
+    'serve [image]',
+    "Serve a model's HTTP API on a local port",
+    (c) =>
+      withTlsOptions(c)
+        .positional('image', {
+          type: 'string',
+          describe: 'a model image in a registry (default: build the project and mount it at /src)',
+        })
+        .option('port', { alias: 'p', type: 'number', default: 8393, describe: 'the port to serve on' })
+        .option('host', {
+          type: 'string',
+          default: '127.0.0.1',
+          describe: 'the address to bind (on the buildkitd host, whose network the server shares)',
+        })
+        .option('upload-url', { type: 'string', describe: 'PUT file outputs to this URL' })
+        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+        .option('progress', {
+          type: 'string',
+          describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
+        }),
+    (argv) =>
+      serve(
+        {
+          image: argv.image,
+          port: argv.port,
+          host: argv.host,
+          uploadUrl: argv['upload-url'],
+          file: argv.file,
+          progress: argv.progress,
+          tls: tlsFlags(argv),
+        },
+        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+      ),
+  );
+  cli.command(
+    'exec',
+    "Run a command in the model's environment (the project mounted at /src)",
+    (c) =>
+      withTlsOptions(c)
+        .usage("$0 exec [options] <command> [args...]\n\nOptions after the command are the command's.")
+        .option('publish', {
+          alias: 'p',
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: 'PORT, HOST:PORT or [IPV6]:PORT (implicit: the container shares the daemon host network)',
+        })
+        .option('env', {
+          alias: 'e',
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: 'NAME=VALUE for the command',
+        })
+        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+        .option('progress', {
+          type: 'string',
+          describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
+        }),
+    (argv) =>
+      execCommand(
+        {
+          command: execArgv,
+          publish: argv.publish,
+          env: argv.env,
+          file: argv.file,
+          progress: argv.progress,
+          tls: tlsFlags(argv),
+        },
+        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+      ),
+  );
+  const built = new Set(['debug', 'build', 'init', 'predict', 'train', 'serve', 'exec']);
   for (const command of plannedCommands.filter((c) => !built.has(c.name))) {
     cli.command(
       [command.name, ...(command.aliases ?? [])],
@@ -341,6 +423,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 function reportError(err: unknown): number {
+  // `cog exec`: the command's own exit code, which it has explained itself
+  if (err instanceof ProcessExitError) return err.exitCode;
   if (err instanceof CogError) {
     process.stderr.write(`cog: error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);

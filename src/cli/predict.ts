@@ -40,7 +40,7 @@ export interface PredictArgs {
 
 type OpenApiDoc = Parameters<typeof parseInputFlags>[1];
 
-function parseEnv(values: readonly string[]): Record<string, string> {
+export function parseEnv(values: readonly string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const value of values) {
     const eq = value.indexOf('=');

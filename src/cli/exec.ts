@@ -1,0 +1,168 @@
+/**
+ * `cog exec CMD [ARGS…]`: a command in the model's environment (the project built, mounted at /src),
+ * in a BuildKit gateway container. stdin is passed through; on a terminal the command gets a TTY (raw
+ * mode, resizes follow the window). The command's exit code is cog's exit code.
+ *
+ * -p/--publish: containers share the daemon host's network, so a port the command listens on is
+ * already reachable there; the flag is accepted (and checked) for upstream compatibility. With a remote
+ * daemon (tcp://) the port opens on the daemon's host; nothing forwards it here.
+ */
+import type { ReadStream, WriteStream } from 'node:tty';
+import type { TlsFlags } from '../buildkit/tls.js';
+import { CogError } from '../errors.js';
+import type { ContainerProcess } from '../runtime/container.js';
+import type { CommandIo } from './debug-solve.js';
+import { processEnv, withModelContainer } from './model-container.js';
+import { parseEnv } from './predict.js';
+
+export interface ExecArgs {
+  readonly command: readonly string[];
+  readonly publish: readonly string[];
+  readonly env: readonly string[];
+  readonly file: string;
+  readonly progress: string | undefined;
+  readonly tls?: TlsFlags;
+}
+
+/** cog's own options of `cog exec` that take a value (the next argument, unless given as --opt=value). */
+const valueOptions = new Set([
+  '-p',
+  '--publish',
+  '-e',
+  '--env',
+  '-f',
+  '--file',
+  '--progress',
+  '--tlscacert',
+  '--tlscert',
+  '--tlskey',
+  '--tlsservername',
+  '--tlsdir',
+]);
+
+/**
+ * Splits the arguments after `exec` into cog's options and the command: the command starts at the
+ * first argument that is not an option of cog's (or after `--`), and everything from there on is the
+ * command's, options included.
+ */
+export function splitExecArgv(argv: readonly string[]): { options: string[]; command: string[] } {
+  const options: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') return { options, command: argv.slice(i + 1) };
+    if (!arg.startsWith('-') || arg === '-') return { options, command: argv.slice(i) };
+    options.push(arg);
+    if (valueOptions.has(arg) && i + 1 < argv.length) options.push(argv[++i] as string);
+  }
+  return { options, command: [] };
+}
+
+/** The command exited non-zero: cog exits with its code and says nothing more. */
+export class ProcessExitError extends CogError {
+  constructor(code: number) {
+    super(`the command exited with code ${code}`, { exitCode: code });
+  }
+}
+
+export interface Published {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** -p PORT, HOST:PORT or [V6]:PORT (the container port is the host port, as upstream). */
+export function parsePublish(value: string): Published {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:[\]]+):)?(\d+)$/.exec(value);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < 1 || port > 65535) {
+    throw new CogError(`-p "${value}" is not PORT, HOST:PORT or [IPV6]:PORT`, { hint: 'e.g. -p 8888' });
+  }
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
+}
+
+export function publishNote(published: readonly Published[], buildkitHost: string | undefined): string {
+  const ports = published.map((p) => p.port).join(', ');
+  const where = buildkitHost?.startsWith('tcp://')
+    ? `on the host of buildkitd (${buildkitHost}); nothing forwards them here`
+    : 'on this host';
+  return `cog: the container shares the daemon host's network: port(s) ${ports} are reachable ${where}\n`;
+}
+
+interface Terminal {
+  readonly stdin: ReadStream;
+  readonly stdout: WriteStream;
+}
+
+function terminalOf(io: CommandIo): Terminal | undefined {
+  const stdin = io.stdin as Partial<ReadStream>;
+  const stdout = io.stdout as Partial<WriteStream>;
+  if (stdin.isTTY && stdout.isTTY && typeof stdin.setRawMode === 'function') {
+    return { stdin: io.stdin as ReadStream, stdout: io.stdout as WriteStream };
+  }
+  return undefined;
+}
+
+/** Wires the process to our stdin/stdout/stderr (and the terminal); returns the undo. */
+function attach(process: ContainerProcess, io: CommandIo, terminal: Terminal | undefined): () => void {
+  process.stdout.pipe(io.stdout, { end: false });
+  process.stderr.pipe(io.stderr, { end: false });
+  const stdin = process.stdin;
+  if (stdin) io.stdin.pipe(stdin);
+  const onResize = () => {
+    if (terminal) process.resize(terminal.stdout.rows, terminal.stdout.columns);
+  };
+  if (terminal) {
+    terminal.stdin.setRawMode(true);
+    terminal.stdout.on('resize', onResize);
+    process.started.then(onResize, () => {});
+  }
+  return () => {
+    if (stdin) io.stdin.unpipe(stdin);
+    io.stdin.pause();
+    if (terminal) {
+      terminal.stdout.off('resize', onResize);
+      terminal.stdin.setRawMode(false);
+    }
+  };
+}
+
+export async function execCommand(args: ExecArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
+  if (args.command.length === 0) {
+    throw new CogError('name a command to run', { hint: 'e.g. cog exec python -c "import torch"' });
+  }
+  const env = parseEnv(args.env);
+  const published = args.publish.map(parsePublish);
+  const terminal = terminalOf(io);
+  const exit = await withModelContainer(
+    io,
+    { image: undefined, file: args.file, progress: args.progress, tls: args.tls },
+    cwd,
+    async ({ container, config, cwd: workdir, onInterrupt }) => {
+      const process = container.exec({
+        args: [...(config.Entrypoint ?? []), ...args.command],
+        env: processEnv(config.Env, {
+          LOG_FORMAT: 'console',
+          ...(terminal && io.env.TERM ? { TERM: io.env.TERM } : {}),
+          ...env,
+        }),
+        cwd: workdir,
+        ...(config.User ? { user: config.User } : {}),
+        tty: terminal !== undefined,
+        stdin: true,
+      });
+      // without a terminal, Ctrl-C goes to the command (with one, it is a keystroke the TTY sends)
+      onInterrupt(() => process.signal('SIGINT'));
+      const detach = attach(process, io, terminal);
+      try {
+        await process.started;
+        if (published.length > 0) io.stderr.write(publishNote(published, io.env.BUILDKIT_HOST));
+        return await process.exited;
+      } finally {
+        detach();
+      }
+    },
+  );
+  if (exit.code !== 0) {
+    if (exit.error && !/exit code/i.test(exit.error)) io.stderr.write(`cog: ${exit.error}\n`);
+    throw new ProcessExitError(exit.code);
+  }
+}

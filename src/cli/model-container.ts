@@ -1,0 +1,181 @@
+/**
+ * The model's environment as a BuildKit gateway container, shared by `cog serve` and `cog exec`: the
+ * project is built (cached steps are reused) or IMAGE is resolved, a container is created on the
+ * daemon with the host's network, the caller runs its processes in it, and the container and the
+ * build are released whatever happens. Ctrl-C while building cancels the build; once the container
+ * runs, the caller's `onInterrupt` decides (e.g. stop the server gracefully).
+ *
+ * The project: upstream bind-mounts the directory at /src. A daemon may be remote, so here /src is
+ * the image's copy of the project, sent over the session when the command starts (with the generated
+ * .cog/openapi_schema.json, which a mount of the bare directory would hide). Edits made afterwards
+ * need a restart, and files the command writes under /src stay in the container.
+ */
+import { dirname, resolve } from 'node:path';
+import { fileSyncService } from '../buildkit/filesync.js';
+import { type OciImageConfig, gatewayBuild } from '../buildkit/gateway.js';
+import type { TlsFlags } from '../buildkit/tls.js';
+import { compileAgainstBase } from '../build/build-model.js';
+import { GatewayContainer } from '../runtime/container.js';
+import { resolveModelImage } from '../runtime/run-model.js';
+import { wheelContext } from '../plan/plan.js';
+import { CogError } from '../errors.js';
+import { defaultBuildSettings, prepareBuild } from './build.js';
+import { withBuildkit } from './buildkit-command.js';
+import type { CommandIo } from './debug-solve.js';
+
+export interface ModelContainerOptions {
+  /** run this image instead of building the project */
+  readonly image: string | undefined;
+  /** cog.yaml */
+  readonly file: string;
+  readonly progress: string | undefined;
+  readonly tls?: TlsFlags | undefined;
+}
+
+export interface ModelContainer {
+  readonly container: GatewayContainer;
+  /** the image config: Env, Entrypoint, WorkingDir, User */
+  readonly config: NonNullable<OciImageConfig['config']>;
+  /** the working directory processes start in */
+  readonly cwd: string;
+  /**
+   * Sets what the first Ctrl-C does from now on, instead of cancelling the build. A second Ctrl-C
+   * always exits at once (the daemon then drops the build and its container).
+   */
+  onInterrupt(handler: () => void): void;
+}
+
+/** How long a graceful stop may take before the build is cancelled under the process. */
+const stopGraceMs = 15_000;
+
+export async function withModelContainer<T>(
+  io: CommandIo,
+  options: ModelContainerOptions,
+  cwd: string,
+  run: (model: ModelContainer) => Promise<T>,
+): Promise<T> {
+  const prepared =
+    options.image === undefined
+      ? await prepareBuild({ ...defaultBuildSettings, file: options.file }, io, cwd)
+      : undefined;
+  const dirs: Record<string, string> = {};
+  if (prepared) {
+    const { loaded, input } = prepared;
+    dirs.context = loaded.projectDir;
+    if (input.sdk.kind === 'file') dirs[wheelContext('cog')] = dirname(resolve(cwd, input.sdk.path));
+    if (input.coglet?.kind === 'file')
+      dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
+    io.stderr.write(`cog: building ${loaded.projectDir} (--progress plain shows the steps)\n`);
+  }
+  const sharedKey = prepared ? `cog:${prepared.loaded.projectDir}` : undefined;
+
+  let result: { value: T } | undefined;
+  await withBuildkit(
+    io,
+    {
+      progress: options.progress,
+      defaultProgress: 'quiet',
+      tls: options.tls,
+      services: [fileSyncService(dirs)],
+      ...(sharedKey ? { sharedKey } : {}),
+    },
+    async ({ client, session, ref, signal, onStatus }) => {
+      // the solve gets its own signal: once the container runs, Ctrl-C first stops the process
+      const solveController = new AbortController();
+      let interruptHandler: (() => void) | undefined;
+      let graceTimer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        if (!interruptHandler) {
+          solveController.abort();
+          return;
+        }
+        graceTimer = setTimeout(() => solveController.abort(), stopGraceMs);
+        interruptHandler();
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        await gatewayBuild(
+          client,
+          {
+            session,
+            ref,
+            signal: solveController.signal,
+            onStatus,
+            // the server must be reachable on the daemon host's ports
+            entitlements: ['network.host'],
+          },
+          async (gw) => {
+            let model;
+            let config: OciImageConfig;
+            if (prepared) {
+              const { compiled } = await compileAgainstBase(gw, prepared.input, sharedKey ?? '');
+              model = compiled.image;
+              config = compiled.config;
+            } else {
+              const resolved = await resolveModelImage(gw, options.image as string);
+              model = resolved.state;
+              config = resolved.config;
+            }
+            const platform = {
+              OS: config.os ?? 'linux',
+              Architecture: config.architecture ?? 'amd64',
+            };
+            const rootRef = await gw.solve(model.marshal({ platform }).definition);
+            const container = await GatewayContainer.create(gw, {
+              mounts: [{ dest: '/', ref: rootRef }],
+              network: 'host',
+              platform,
+            });
+            try {
+              const value = await run({
+                container,
+                config: config.config ?? {},
+                cwd: config.config?.WorkingDir || '/src',
+                onInterrupt: (handler) => {
+                  interruptHandler = handler;
+                },
+              });
+              result = { value };
+            } finally {
+              await container.release().catch(() => {});
+            }
+            return { ref: rootRef };
+          },
+        ).catch((err: unknown) => {
+          throw explainEntitlementError(err);
+        });
+      } finally {
+        clearTimeout(graceTimer);
+        signal.removeEventListener('abort', onAbort);
+      }
+    },
+  );
+  if (!result) throw new Error('the model container finished without a result');
+  return result.value;
+}
+
+/** A daemon that refuses host networking says so; tell the user how to allow it. */
+function explainEntitlementError(err: unknown): unknown {
+  if (err instanceof Error && !(err instanceof CogError && err.hint) && /network\.host/.test(err.message)) {
+    return new CogError(`buildkitd refused host networking: ${err.message}`, {
+      hint: 'start buildkitd with --allow-insecure-entitlement network.host (or insecure-entitlements in buildkitd.toml)',
+      cause: err,
+    });
+  }
+  return err;
+}
+
+/** NAME=VALUE entries of an OCI config's Env with `extra` set on top (later names win). */
+export function processEnv(
+  base: readonly string[] | undefined,
+  extra: Readonly<Record<string, string>>,
+): string[] {
+  const env = new Map<string, string>();
+  for (const entry of base ?? []) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  for (const [k, v] of Object.entries(extra)) env.set(k, v);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}

@@ -1,0 +1,105 @@
+/**
+ * `cog serve`: the model's HTTP API on a local port, without Docker. The Cog server runs in a BuildKit
+ * gateway container that shares the daemon host's network, so it binds the port on that host directly
+ * (there is no port mapping: --host is the address the server binds). Ctrl-C stops the server, releases
+ * the container and ends the build; like upstream, that is a clean exit.
+ *
+ * With a remote daemon (BUILDKIT_HOST=tcp://…) the port opens on the daemon's host, not this one.
+ */
+import type { TlsFlags } from '../buildkit/tls.js';
+import { CogError } from '../errors.js';
+import type { CommandIo } from './debug-solve.js';
+import { processEnv, withModelContainer } from './model-container.js';
+
+export interface ServeArgs {
+  readonly image: string | undefined;
+  readonly port: number;
+  readonly host: string;
+  readonly uploadUrl: string | undefined;
+  readonly file: string;
+  readonly progress: string | undefined;
+  readonly tls?: TlsFlags;
+}
+
+/** The server's command line after the image's entrypoint (tini). */
+export function serverArgs(args: Pick<ServeArgs, 'host' | 'uploadUrl'>): string[] {
+  return [
+    'python',
+    '--check-hash-based-pycs',
+    'never',
+    '-m',
+    'cog.server.http',
+    '--host',
+    args.host,
+    ...(args.uploadUrl ? ['--upload-url', args.uploadUrl] : []),
+  ];
+}
+
+export function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new CogError(`--port ${port} is not a TCP port`, {
+      hint: 'give a number from 1 to 65535, e.g. -p 8393',
+    });
+  }
+  return port;
+}
+
+/** A note for daemons elsewhere: the port opens on their host. */
+export function remoteDaemonNote(buildkitHost: string | undefined, port: number): string | undefined {
+  if (!buildkitHost?.startsWith('tcp://')) return undefined;
+  return `cog: note: buildkitd at ${buildkitHost} is remote; port ${port} opens on its host, not here\n`;
+}
+
+/** How long the server gets to stop after SIGTERM before its container is released anyway. */
+const stopTimeoutMs = 10_000;
+
+export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
+  const port = checkPort(args.port);
+  if (args.image?.includes('=')) {
+    throw new CogError(`invalid image name "${args.image}"`, {
+      hint: 'cog serve takes an image name, or none',
+    });
+  }
+  const note = remoteDaemonNote(io.env.BUILDKIT_HOST, port);
+  const exit = await withModelContainer(
+    io,
+    { image: args.image, file: args.file, progress: args.progress, tls: args.tls },
+    cwd,
+    async ({ container, config, cwd: workdir, onInterrupt }) => {
+      const server = container.exec({
+        args: [...(config.Entrypoint ?? []), ...serverArgs(args)],
+        env: processEnv(config.Env, {
+          PORT: String(port),
+          LOG_FORMAT: 'console',
+          ...(io.env.RUST_LOG ? { RUST_LOG: io.env.RUST_LOG } : {}),
+        }),
+        cwd: workdir,
+        ...(config.User ? { user: config.User } : {}),
+      });
+      server.stdout.pipe(io.stdout, { end: false });
+      server.stderr.pipe(io.stderr, { end: false });
+      let stopping = false;
+      onInterrupt(() => {
+        stopping = true;
+        io.stderr.write('cog: stopping the server\n');
+        server.signal('SIGTERM');
+        setTimeout(() => {
+          container.release().catch(() => {});
+        }, stopTimeoutMs).unref();
+      });
+      await server.started;
+      io.stderr.write(`Serving at http://${args.host}:${port} (Ctrl-C stops it)\n`);
+      if (note) io.stderr.write(note);
+      const exited = await server.exited;
+      return { ...exited, stopping };
+    },
+  );
+  if (exit.stopping) return;
+  throw new CogError(
+    `the model server exited with code ${exit.code}${exit.error ? ` (${exit.error})` : ''}`,
+    {
+      hint: 'its output above says why (e.g. the port is taken: try another -p)',
+      exitCode: exit.code === 0 ? 1 : exit.code,
+    },
+  );
+}

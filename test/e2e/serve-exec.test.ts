@@ -1,0 +1,215 @@
+// `cog serve` and `cog exec` without Docker: the model's environment runs in a BuildKit gateway
+// container on the daemon host's network. serve answers HTTP on the host port and stops cleanly on
+// Ctrl-C; exec passes stdin, env and the exit code through.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { exec, execOk } from '../support/exec.js';
+import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+
+const cog = join(repoRoot, 'bin', 'cog');
+const hello = join(repoRoot, 'fixtures', 'models', 'hello');
+let tb: Testbed;
+let dir: string;
+
+before(async () => {
+  tb = await ensureTestbed();
+  dir = await mkdtemp(join(tmpdir(), 'cogts-serve-'));
+});
+
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** pids of Cog servers listening on `port` (found by the PORT in their environment). */
+async function serversOnPort(port: number): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).replaceAll('\0', ' ');
+      if (!cmdline.includes('cog.server.http')) continue;
+      const environ = (await readFile(`/proc/${entry}/environ`, 'utf8')).split('\0');
+      if (environ.includes(`PORT=${port}`)) found.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+
+interface Served {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+function startServe(args: string[], cwd: string): Served {
+  const child = spawn(cog, ['serve', ...args], { env: tb.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function waitReady(base: string, served: Served, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (served.child.exitCode !== null) throw new Error(`cog serve exited early:\n${served.output()}`);
+    try {
+      const response = await fetch(`${base}/health-check`, { signal: AbortSignal.timeout(1000) });
+      const body = (await response.json()) as { status?: string };
+      if (body.status === 'READY') return;
+      if (body.status === 'SETUP_FAILED') throw new Error(`setup failed:\n${JSON.stringify(body)}`);
+    } catch (err) {
+      if ((err as Error).message.startsWith('setup failed')) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no READY within ${timeoutMs} ms:\n${served.output()}`);
+}
+
+async function checkServeAndStop(served: Served, port: number): Promise<void> {
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(base, served, 300_000);
+    const openapi = (await (await fetch(`${base}/openapi.json`)).json()) as { paths?: object };
+    assert.ok(openapi.paths && '/predictions' in openapi.paths, JSON.stringify(openapi).slice(0, 300));
+    const response = await fetch(`${base}/predictions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { name: 'curl' } }),
+    });
+    assert.equal(response.status, 200);
+    const prediction = (await response.json()) as { status?: string; output?: unknown };
+    assert.equal(prediction.status, 'succeeded');
+    assert.equal(prediction.output, 'hello curl');
+    assert.equal((await serversOnPort(port)).length > 0, true, 'the server runs on the daemon host');
+  } catch (err) {
+    served.child.kill('SIGKILL');
+    throw err;
+  }
+  const stopped = Date.now();
+  served.child.kill('SIGINT');
+  const code = await Promise.race([
+    served.exited,
+    new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000)),
+  ]);
+  if (code === 'timeout') served.child.kill('SIGKILL');
+  assert.notEqual(code, 'timeout', `cog serve did not stop within 20 s:\n${served.output()}`);
+  // upstream: Ctrl-C is a clean exit
+  assert.equal(code, 0, served.output());
+  process.stderr.write(`# cog serve: stopped ${Date.now() - stopped} ms after SIGINT\n`);
+  await assert.rejects(fetch(`${base}/health-check`, { signal: AbortSignal.timeout(2000) }));
+  assert.deepEqual(await serversOnPort(port), []);
+}
+
+test('cog serve builds the project and serves its HTTP API until Ctrl-C', { timeout: 600_000 }, async () => {
+  const port = await freePort();
+  const started = Date.now();
+  const served = startServe(['-p', String(port)], hello);
+  await waitReady(`http://127.0.0.1:${port}`, served, 300_000);
+  process.stderr.write(`# cog serve (hello, dev mode): READY after ${Date.now() - started} ms\n`);
+  assert.match(served.output(), new RegExp(`Serving at http://127\\.0\\.0\\.1:${port}`));
+  await checkServeAndStop(served, port);
+});
+
+test('cog serve IMAGE serves a pushed image', { timeout: 600_000 }, async () => {
+  const ref = `${tb.registry}/cogts-test/serve-hello:${Date.now().toString(36)}`;
+  await execOk(cog, ['build', '-t', ref, '--push', '--progress', 'quiet'], { env: tb.env, cwd: hello });
+  const port = await freePort();
+  const served = startServe([ref, '-p', String(port)], dir);
+  await checkServeAndStop(served, port);
+});
+
+test('cog serve fails clearly when the port is taken', { timeout: 600_000 }, async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const address = blocker.address();
+  const port = address && typeof address !== 'string' ? address.port : 0;
+  try {
+    const out = await exec(cog, ['serve', '-p', String(port)], { env: tb.env, cwd: hello });
+    assert.notEqual(out.code, 0);
+    assert.match(out.stderr, /the model server exited with code/);
+  } finally {
+    await new Promise((resolve) => blocker.close(resolve));
+  }
+});
+
+test('cog exec passes stdin, env and the exit code through', { timeout: 600_000 }, async () => {
+  const script = [
+    'import os, sys',
+    'data = sys.stdin.read()',
+    'print(data.upper(), end="")',
+    'print("FOO=" + os.environ.get("FOO", ""))',
+    'print("cwd=" + os.getcwd())',
+    'print(open("/src/predict.py").readline().strip())',
+    'sys.exit(3)',
+  ].join('\n');
+  const out = await exec(cog, ['exec', '-e', 'FOO=bar', 'python', '-c', script], {
+    env: tb.env,
+    cwd: hello,
+    input: 'quiet words\nsecond line\n',
+  });
+  assert.equal(out.code, 3, out.stderr);
+  assert.equal(
+    out.stdout,
+    'QUIET WORDS\nSECOND LINE\nFOO=bar\ncwd=/src\nfrom cog import BasePredictor, Input\n',
+  );
+  assert.doesNotMatch(out.stderr, /error/i);
+});
+
+test(
+  'cog exec: options after the command are the command’s; -p is accepted',
+  { timeout: 600_000 },
+  async () => {
+    const out = await execOk(
+      cog,
+      ['exec', '-p', '8899', 'python', '-c', 'import sys; print(sys.argv[1:])', '-e', 'x'],
+      {
+        env: tb.env,
+        cwd: hello,
+      },
+    );
+    assert.equal(out.stdout, "['-e', 'x']\n");
+    assert.match(out.stderr, /8899/);
+  },
+);
+
+test('cog exec: Ctrl-C reaches the command', { timeout: 600_000 }, async () => {
+  const child = spawn(cog, ['exec', 'python', '-c', 'import time; print("up", flush=True); time.sleep(60)'], {
+    env: tb.env,
+    cwd: hello,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('up')) resolve();
+    });
+    child.on('close', () => reject(new Error(`exited before running:\n${stderr}`)));
+  });
+  const interrupted = Date.now();
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.ok(Date.now() - interrupted < 15_000, 'stopped promptly');
+  assert.equal(code, 130, stderr);
+});
