@@ -23,6 +23,8 @@ export interface BuildkitCommandOptions {
   readonly services: readonly SessionService[];
   /** keeps context transfers of the same project incremental */
   readonly sharedKey?: string;
+  /** what the first Ctrl-C does, for its message (default: cancelling the build) */
+  readonly onInterruptDoing?: () => string;
 }
 
 export interface BuildkitContext {
@@ -56,14 +58,17 @@ export async function withBuildkit<T>(
       try {
         const ref = newId();
         io.stderr.write(`cog: build ${ref} on ${connection.client.address.display}\n`);
-        return await withInterrupt(io.stderr, (signal) =>
-          work({
-            client: connection.client,
-            session,
-            ref,
-            signal,
-            onStatus: (status) => progress.update(status),
-          }),
+        return await withInterrupt(
+          io.stderr,
+          (signal) =>
+            work({
+              client: connection.client,
+              session,
+              ref,
+              signal,
+              onStatus: (status) => progress.update(status),
+            }),
+          options.onInterruptDoing,
         ).catch((err: unknown) => {
           throw explainRegistryAuthError(err, { env: io.env });
         });

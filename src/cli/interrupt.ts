@@ -10,9 +10,14 @@ export class InterruptedError extends CogError {
   }
 }
 
+/**
+ * @param doing what the first Ctrl-C does, for the message (default: cancelling the build); asked at
+ * the time, since a command's answer changes as it goes (building, then serving)
+ */
 export async function withInterrupt<T>(
   stderr: NodeJS.WritableStream,
   work: (signal: AbortSignal) => Promise<T>,
+  doing: () => string = () => 'cancelling the build',
 ): Promise<T> {
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
@@ -22,7 +27,7 @@ export async function withInterrupt<T>(
       process.exit(130);
     }
     received = signal;
-    stderr.write(`cog: ${signal}: cancelling the build (press Ctrl-C again to exit at once)\n`);
+    stderr.write(`cog: ${signal}: ${doing()} (press Ctrl-C again to exit at once)\n`);
     controller.abort();
   };
   process.on('SIGINT', onSignal);

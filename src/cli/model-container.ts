@@ -70,6 +70,8 @@ export async function withModelContainer<T>(
   const sharedKey = prepared ? `cog:${prepared.loaded.projectDir}` : undefined;
 
   let result: { value: T } | undefined;
+  /** set once the container runs: what the first Ctrl-C does instead of cancelling the build */
+  let interruptHandler: (() => void) | undefined;
   await withBuildkit(
     io,
     {
@@ -78,11 +80,11 @@ export async function withModelContainer<T>(
       tls: options.tls,
       services: [fileSyncService(dirs)],
       ...(sharedKey ? { sharedKey } : {}),
+      onInterruptDoing: () => (interruptHandler ? 'stopping the model' : 'cancelling the build'),
     },
     async ({ client, session, ref, signal, onStatus }) => {
       // the solve gets its own signal: once the container runs, Ctrl-C first stops the process
       const solveController = new AbortController();
-      let interruptHandler: (() => void) | undefined;
       let graceTimer: NodeJS.Timeout | undefined;
       const onAbort = () => {
         if (!interruptHandler) {

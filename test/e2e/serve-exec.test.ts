@@ -113,6 +113,8 @@ async function checkServeAndStop(served: Served, port: number): Promise<void> {
   assert.notEqual(code, 'timeout', `cog serve did not stop within 20 s:\n${served.output()}`);
   // upstream: Ctrl-C is a clean exit
   assert.equal(code, 0, served.output());
+  assert.match(served.output(), /SIGINT: stopping the model/, 'the message says what Ctrl-C does here');
+  assert.doesNotMatch(served.output(), /cancelling the build/);
   process.stderr.write(`# cog serve: stopped ${Date.now() - stopped} ms after SIGINT\n`);
   await assert.rejects(fetch(`${base}/health-check`, { signal: AbortSignal.timeout(2000) }));
   assert.deepEqual(await serversOnPort(port), []);
