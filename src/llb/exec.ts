@@ -71,6 +71,8 @@ export interface RunOptions extends StepOptions {
   readonly hostname?: string;
   readonly extraHosts?: Readonly<Record<string, string>>;
   readonly validExitCodes?: readonly number[];
+  /** CDI devices for the process, e.g. `nvidia.com/gpu=all` (optional ones may be missing on the worker) */
+  readonly devices?: readonly { readonly name: string; readonly optional?: boolean }[];
 }
 
 const netModes = { sandbox: 0, host: 1, none: 2 } as const;
@@ -228,6 +230,9 @@ export class ExecVertex implements Vertex {
         name,
         optional: !s.required,
       })),
+      ...(this.options.devices?.length
+        ? { cdiDevices: this.options.devices.map((d) => ({ name: d.name, optional: d.optional === true })) }
+        : {}),
     };
     const metadata: pb_OpMetadata = stepMetadata(this.options, []);
     return {

@@ -20,6 +20,8 @@ export interface SmokeOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** the step's name in progress output */
   readonly name?: string;
+  /** CDI devices (GPUs) for the server, see gpu.ts */
+  readonly devices?: readonly string[];
 }
 
 export interface SmokeReport {
@@ -136,6 +138,7 @@ export function smokeTest(model: State, options: SmokeOptions): State {
           : []),
       ],
       ignoreCache: true,
+      ...(options.devices?.length ? { devices: options.devices.map((name) => ({ name })) } : {}),
       name: options.name ?? `smoke test: /health-check${options.input ? ' and one prediction' : ''}`,
     })
     .mount('/out');
