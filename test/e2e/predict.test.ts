@@ -127,3 +127,75 @@ test('two predictions at once do not collide', { timeout: 600_000 }, async () =>
     ['hello left\n', 'hello right\n'],
   );
 });
+
+/** Host pids whose command line contains `marker` (processes in the daemon's containers are visible here). */
+async function pidsWith(marker: string): Promise<number[]> {
+  const out = await exec('pgrep', ['-f', marker]);
+  return out.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => pid !== process.pid);
+}
+
+test('Ctrl-C during a prediction stops it and leaves nothing running', { timeout: 600_000 }, async () => {
+  const marker = `cogts-ctrl-c-${Date.now().toString(36)}`;
+  const project = await mkdtemp(join(tmpdir(), 'cogts-predict-ctrlc-'));
+  try {
+    await writeFile(
+      join(project, 'cog.yaml'),
+      "build:\n  python_version: '3.11'\npredict: 'predict.py:Predictor'\n",
+    );
+    await writeFile(
+      join(project, 'predict.py'),
+      [
+        'import subprocess',
+        'from cog import BasePredictor',
+        '',
+        'class Predictor(BasePredictor):',
+        '    def predict(self, tag: str) -> str:',
+        '        subprocess.run(["sh", "-c", f"sleep 600 # {tag}-running"])',
+        '        return tag',
+        '',
+      ].join('\n'),
+    );
+    const { spawn } = await import('node:child_process');
+    const child = spawn(cog, ['predict', '-i', `tag=${marker}`], { env: tb.env, cwd: project });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // the prediction runs once its process shows on the host (the CLI's own command line has no "-running")
+    const running = `${marker}-running`;
+    const deadline = Date.now() + 300_000;
+    while ((await pidsWith(running)).length === 0) {
+      assert.ok(Date.now() < deadline, `the prediction never started:\n${stderr}`);
+      assert.equal(child.exitCode, null, `cog predict exited early:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const interrupted = Date.now();
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.ok(Date.now() - interrupted < 20_000, `stopped within 20 s (took ${Date.now() - interrupted} ms)`);
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /SIGINT: cancelling the build/);
+    // the exec and everything in it are gone from the daemon host
+    const gone = Date.now() + 10_000;
+    while ((await pidsWith(running)).length > 0) {
+      assert.ok(Date.now() < gone, `the prediction's processes still run: ${await pidsWith(running)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const ref = /cog: build (\w+) on/.exec(stderr)?.[1];
+    assert.ok(ref, stderr);
+    // the daemon records the cancelled build as finished (it may take a moment to settle)
+    const settled = Date.now() + 15_000;
+    for (;;) {
+      const histories = await execOk('buildctl', ['debug', 'histories'], { env: tb.env });
+      const line = histories.stdout.split('\n').find((l) => l.includes(ref));
+      if (!line || !/STARTED|RUNNING/.test(line)) break;
+      assert.ok(Date.now() < settled, `the build is still running on the daemon: ${line}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await rm(project, { recursive: true, force: true });
+  }
+});
