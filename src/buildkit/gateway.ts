@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type {
+  moby_buildkit_v1_CacheOptionsEntry,
   moby_buildkit_v1_frontend_ExecMessage,
   moby_buildkit_v1_frontend_NewContainerRequest,
   moby_buildkit_v1_frontend_PongResponse,
@@ -55,12 +56,20 @@ export interface GatewayResult {
   readonly metadata?: Readonly<Record<string, string | Uint8Array>>;
 }
 
+export interface ResolveImageConfigOptions {
+  readonly platform?: pb_Platform;
+  readonly resolveMode?: 'default' | 'pull' | 'local';
+  readonly logName?: string;
+  /**
+   * Where to look: a registry (default), or an OCI layout the client serves over the session as the
+   * content store `oci:<storeId>` (then `ref` must carry a digest: NAME@sha256:…).
+   */
+  readonly ociLayout?: { readonly sessionId: string; readonly storeId: string };
+}
+
 export interface Gateway {
   /** the daemon resolves `ref` with its registry config and mirrors and the session's credentials */
-  resolveImageConfig(
-    ref: string,
-    options?: { platform?: pb_Platform; resolveMode?: 'default' | 'pull' | 'local'; logName?: string },
-  ): Promise<ImageConfigResult>;
+  resolveImageConfig(ref: string, options?: ResolveImageConfigOptions): Promise<ImageConfigResult>;
   /** solves a definition and returns the result's ref id; lazily unless `evaluate` */
   solve(definition: pb_Definition, options?: { evaluate?: boolean }): Promise<string>;
   readFile(ref: string, path: string, range?: { offset: number; length: number }): Promise<Buffer>;
@@ -100,6 +109,7 @@ class LlbBridge implements Gateway {
     private readonly buildRef: string,
     private readonly display: string,
     private readonly signal: AbortSignal | undefined,
+    private readonly cacheImports: readonly moby_buildkit_v1_CacheOptionsEntry[] = [],
   ) {
     this.stub = client.serviceClient('moby.buildkit.v1.frontend.LLBBridge') as never;
   }
@@ -140,10 +150,7 @@ class LlbBridge implements Gateway {
     throw lastError;
   }
 
-  async resolveImageConfig(
-    ref: string,
-    options: { platform?: pb_Platform; resolveMode?: 'default' | 'pull' | 'local'; logName?: string } = {},
-  ): Promise<ImageConfigResult> {
+  async resolveImageConfig(ref: string, options: ResolveImageConfigOptions = {}): Promise<ImageConfigResult> {
     const response = await this.call<moby_buildkit_v1_frontend_ResolveImageConfigResponse>(
       'ResolveImageConfig',
       {
@@ -151,6 +158,10 @@ class LlbBridge implements Gateway {
         ...(options.platform ? { Platform: options.platform } : {}),
         ResolveMode: options.resolveMode ?? 'default',
         LogName: options.logName ?? `[internal] load metadata for ${ref}`,
+        // sourceresolver.ResolverType: 0 registry, 1 OCI layout
+        ...(options.ociLayout
+          ? { ResolverType: 1, SessionID: options.ociLayout.sessionId, StoreID: options.ociLayout.storeId }
+          : {}),
       },
     );
     let config: OciImageConfig;
@@ -167,6 +178,9 @@ class LlbBridge implements Gateway {
       Definition: definition,
       allowResultReturn: true,
       allowResultArrayRef: true,
+      // the daemon applies the build's cache imports only to solves that name them (buildctl's
+      // client-side frontends pass them on every solve too)
+      ...(this.cacheImports.length > 0 ? { CacheImports: [...this.cacheImports] } : {}),
       ...(options.evaluate ? { Evaluate: true } : {}),
     });
     const id = response.result?.ref?.id ?? response.result?.refDeprecated ?? response.ref;
@@ -244,7 +258,7 @@ export async function gatewayBuild(
   let buildError: unknown;
   const result = await solve(client, options, async (ref) => {
     // the bridge shares the client's channel: closing it would close the client too
-    const bridge = new LlbBridge(client, ref, client.address.display, options.signal);
+    const bridge = new LlbBridge(client, ref, client.address.display, options.signal, options.cacheImports);
     await bridge.ping();
     let returned: GatewayResult;
     try {

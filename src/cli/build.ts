@@ -7,6 +7,7 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
 import { fileSyncService } from '../buildkit/filesync.js';
+import { localCaches } from '../buildkit/local-cache.js';
 import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
 import type { SessionService } from '../buildkit/session.js';
@@ -168,14 +169,9 @@ function cacheEntry(flag: string, value: string) {
     attrs[part.slice(0, eq)] = part.slice(eq + 1);
   }
   const { type, ...rest } = attrs;
-  if (type === 'local') {
-    throw new CogError(`${flag} "${value}": type=local caches are not supported by cog-ts yet`, {
-      hint: 'use type=registry,ref=REGISTRY/REPO:cache (any OCI registry; mode=max keeps every layer)',
-    });
-  }
-  if (!type || !['registry', 'inline'].includes(type)) {
-    throw new CogError(`${flag} "${value}": type must be registry or inline`, {
-      hint: `e.g. ${flag} type=registry,ref=REGISTRY/REPO:cache`,
+  if (!type || !['registry', 'inline', 'local'].includes(type)) {
+    throw new CogError(`${flag} "${value}": type must be registry, local or inline`, {
+      hint: `e.g. ${flag} type=registry,ref=REGISTRY/REPO:cache or type=local,${flag === '--cache-to' ? 'dest' : 'src'}=DIR`,
     });
   }
   return { Type: type, Attrs: rest };
@@ -194,7 +190,19 @@ export function smokeOptions(schemaJson: string | undefined): SmokeOptions {
   return predicts && required.length === 0 ? { ...options, input: {} } : options;
 }
 
+/** What a build made: the name, the manifest digest, and the store it went to (undefined: pushed or a file). */
+export interface BuildOutcome {
+  readonly imageName: string;
+  readonly digest: string;
+  readonly storeDir: string | undefined;
+}
+
 export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
+  await buildImage(args, io, cwd);
+}
+
+/** `cog build`, telling the caller what it made (`cog push` builds into the store with this). */
+export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<BuildOutcome> {
   const prepared = await prepareBuild(args, io, cwd);
   const { loaded, input, imageName } = prepared;
 
@@ -230,7 +238,14 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
   const dirs: Record<string, string> = { context: loaded.projectDir };
   if (input.sdk.kind === 'file') dirs[wheelContext('cog')] = dirname(resolve(cwd, input.sdk.path));
   if (input.coglet?.kind === 'file') dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
+  // local caches are directories the session serves as content stores
+  const caches = await localCaches(
+    args.cacheFrom.map((v) => cacheEntry('--cache-from', v)),
+    args.cacheTo.map((v) => cacheEntry('--cache-to', v)),
+    { cwd, warn: (message) => io.stderr.write(`cog: warning: ${message}\n`) },
+  );
   const services: SessionService[] = [fileSyncService(dirs), secretsService(secrets), exports.service];
+  if (caches.service) services.push(caches.service);
   const built = await withBuildkit(
     io,
     { progress: args.progress, tls: args.tls, services, sharedKey: `cog:${loaded.projectDir}` },
@@ -240,8 +255,8 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
         session,
         ref,
         exporters: exports.exporters,
-        cacheImports: args.cacheFrom.map((v) => cacheEntry('--cache-from', v)),
-        cacheExports: args.cacheTo.map((v) => cacheEntry('--cache-to', v)),
+        cacheImports: caches.imports,
+        cacheExports: caches.exports,
         sharedKeyHint: `cog:${loaded.projectDir}`,
         noCache: args.noCache,
         signal,
@@ -249,6 +264,7 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
         ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
       }),
   );
+  await caches.finish(built.exporterResponse);
   const digest = built.exporterResponse['containerimage.digest'] ?? '';
   if (args.metadataFile) {
     await writeFile(
@@ -264,4 +280,5 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
   }
   const where = toStore ? ` (local image store ${store.root})` : args.push ? ' and pushed' : '';
   io.stderr.write(`Image built as ${imageName}${digest ? `@${digest}` : ''}${where}\n`);
+  return { imageName, digest, storeDir: toStore ? store.root : undefined };
 }

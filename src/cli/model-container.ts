@@ -16,6 +16,7 @@ import { type OciImageConfig, gatewayBuild } from '../buildkit/gateway.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
 import { GatewayContainer } from '../runtime/container.js';
+import { localImages } from '../runtime/local-images.js';
 import { resolveModelImage } from '../runtime/run-model.js';
 import { wheelContext } from '../plan/plan.js';
 import { CogError } from '../errors.js';
@@ -68,6 +69,8 @@ export async function withModelContainer<T>(
     io.stderr.write(`cog: building ${loaded.projectDir} (--progress plain shows the steps)\n`);
   }
   const sharedKey = prepared ? `cog:${prepared.loaded.projectDir}` : undefined;
+  // IMAGE comes from the local image store when it is there, else from its registry
+  const images = options.image === undefined ? undefined : localImages(io.env);
 
   let result: { value: T } | undefined;
   /** set once the container runs: what the first Ctrl-C does instead of cancelling the build */
@@ -78,7 +81,7 @@ export async function withModelContainer<T>(
       progress: options.progress,
       defaultProgress: 'quiet',
       tls: options.tls,
-      services: [fileSyncService(dirs)],
+      services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
       ...(sharedKey ? { sharedKey } : {}),
       onInterruptDoing: () => (interruptHandler ? 'stopping the model' : 'cancelling the build'),
     },
@@ -115,7 +118,9 @@ export async function withModelContainer<T>(
               model = compiled.image;
               config = compiled.config;
             } else {
-              const resolved = await resolveModelImage(gw, options.image as string);
+              const resolved = await resolveModelImage(gw, options.image as string, {
+                ...(images ? { local: { ...images, sessionId: session.id } } : {}),
+              });
               model = resolved.state;
               config = resolved.config;
             }

@@ -19,6 +19,7 @@ import {
   validateInputs,
 } from '../runtime/inputs.js';
 import { jsonModeResult, planOutputs, writeOutputs } from '../runtime/outputs.js';
+import { localImages } from '../runtime/local-images.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
 import type { SmokeReport } from '../runtime/smoke.js';
 import { defaultBuildSettings, prepareBuild } from './build.js';
@@ -86,6 +87,8 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     input = await inputsFor(args, schema, io, cwd);
   }
 
+  // IMAGE comes from the local image store when it is there, else from its registry
+  const images = args.image === undefined ? undefined : localImages(io.env);
   const inputDir = await mkdtemp(join(tmpdir(), 'cog-input-'));
   const dirs: Record<string, string> = { [inputDirName]: inputDir };
   if (prepared) dirs.context = prepared.loaded.projectDir;
@@ -94,7 +97,12 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   try {
     await withBuildkit(
       io,
-      { progress: args.progress, defaultProgress: 'quiet', tls: args.tls, services: [fileSyncService(dirs)] },
+      {
+        progress: args.progress,
+        defaultProgress: 'quiet',
+        tls: args.tls,
+        services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
+      },
       ({ client, session, ref, signal, onStatus }) =>
         gatewayBuild(client, { session, ref, signal, onStatus }, async (gw) => {
           let model;
@@ -105,7 +113,9 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
               ? JSON.parse(prepared.input.openapiSchema)
               : undefined;
           } else {
-            const resolved = await resolveModelImage(gw, args.image as string);
+            const resolved = await resolveModelImage(gw, args.image as string, {
+              ...(images ? { local: { ...images, sessionId: session.id } } : {}),
+            });
             model = resolved.state;
             schemaForOutputs = resolved.schema;
             input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);

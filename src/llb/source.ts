@@ -16,6 +16,7 @@ class SourceVertex implements Vertex {
     private readonly source: (ctx: MarshalContext) => pb_SourceOp,
     private readonly withPlatform: boolean,
     private readonly step: StepOptions | undefined,
+    private readonly caps: readonly string[] = [],
   ) {}
 
   marshal(ctx: MarshalContext): MarshalledVertex {
@@ -23,7 +24,7 @@ class SourceVertex implements Vertex {
     return {
       op: { source, ...(this.withPlatform ? { platform: ctx.platform } : {}), constraints: {} },
       inputs: [],
-      metadata: stepMetadata(this.step, []),
+      metadata: stepMetadata(this.step, this.caps),
     };
   }
 }
@@ -32,8 +33,9 @@ function sourceState(
   source: (ctx: MarshalContext) => pb_SourceOp,
   withPlatform: boolean,
   step?: StepOptions,
+  caps: readonly string[] = [],
 ) {
-  return new State({ vertex: new SourceVertex(source, withPlatform, step), index: 0 });
+  return new State({ vertex: new SourceVertex(source, withPlatform, step, caps), index: 0 });
 }
 
 /**
@@ -72,14 +74,47 @@ export function image(ref: string, options: ImageOptions = {}): State {
   const attrs: Record<string, string> = {};
   if (options.resolveMode && options.resolveMode !== 'default')
     attrs['image.resolvemode'] = options.resolveMode;
-  let state = sourceState(() => ({ identifier, attrs }), true, options);
-  for (const entry of options.config?.Env ?? []) {
+  return withImageConfig(
+    sourceState(() => ({ identifier, attrs }), true, options),
+    options.config,
+  );
+}
+
+/** Seeds env, working directory and user from an image config, so later `run`s inherit them. */
+function withImageConfig(source: State, config: ImageConfig | undefined): State {
+  let state = source;
+  for (const entry of config?.Env ?? []) {
     const eq = entry.indexOf('=');
     if (eq > 0) state = state.withEnv(entry.slice(0, eq), entry.slice(eq + 1));
   }
-  if (options.config?.WorkingDir) state = state.withCwd(options.config.WorkingDir);
-  if (options.config?.User) state = state.withUser(options.config.User);
+  if (config?.WorkingDir) state = state.withCwd(config.WorkingDir);
+  if (config?.User) state = state.withUser(config.User);
   return state;
+}
+
+export interface OciLayoutOptions extends StepOptions {
+  /** the session serving the store (otherwise any session of the build that serves it can answer) */
+  readonly sessionId?: string;
+  /** the store's id; the daemon asks the session's content service for store `oci:<storeId>` */
+  readonly storeId: string;
+  /** the image's config, so later `run`s inherit its env, working directory and user */
+  readonly config?: ImageConfig;
+}
+
+/**
+ * An image from an OCI layout the client serves over the session (BuildKit's llb.OCILayout). `ref`
+ * must be pinned by digest, `NAME@sha256:…`; the daemon reads only the digest, NAME is for display.
+ */
+export function ociLayout(ref: string, options: OciLayoutOptions): State {
+  if (!/@sha256:[0-9a-f]{64}$/.test(ref)) {
+    throw new Error(`ociLayout: "${ref}" is not pinned by digest (NAME@sha256:…)`);
+  }
+  const attrs: Record<string, string> = { 'oci.store': options.storeId };
+  if (options.sessionId) attrs['oci.session'] = options.sessionId;
+  const source = sourceState(() => ({ identifier: `oci-layout://${ref}`, attrs }), true, options, [
+    'source.ocilayout',
+  ]);
+  return withImageConfig(source, options.config);
 }
 
 export interface LocalOptions extends StepOptions {

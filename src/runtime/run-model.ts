@@ -3,9 +3,11 @@
  * READY, POSTs one request read from a client directory (so inputs of any size stream over the
  * session), and leaves the server's answers in a small filesystem the caller reads back.
  */
-import type { Gateway, OciImageConfig } from '../buildkit/gateway.js';
+import type { Gateway, ImageConfigResult, OciImageConfig } from '../buildkit/gateway.js';
 import { CogError } from '../errors.js';
-import { type State, image, local, normalizeImageRef } from '../llb/index.js';
+import { findStoredImage } from '../image/find.js';
+import type { ImageStore } from '../image/store.js';
+import { type State, image, local, normalizeImageRef, ociLayout } from '../llb/index.js';
 import { type SmokeReport, smokeTest } from './smoke.js';
 
 /** The name under which the session serves the directory holding request.json. */
@@ -47,10 +49,48 @@ export interface ResolvedModelImage {
   readonly schema: unknown;
 }
 
-/** An image by reference, resolved through the daemon (its mirrors and the session's credentials). */
-export async function resolveModelImage(gw: Gateway, ref: string): Promise<ResolvedModelImage> {
-  const normalized = normalizeImageRef(ref);
-  const resolved = await gw.resolveImageConfig(normalized);
+/** The local image store as the session serves it to the daemon (see runtime/local-images.ts). */
+export interface LocalImageSource {
+  readonly store: ImageStore;
+  /** the content store id: the daemon asks the session for store `oci:<storeId>` */
+  readonly storeId: string;
+  readonly sessionId: string;
+}
+
+/** `docker.io/library/x:tag` → `docker.io/library/x`: the name part of a normalised reference. */
+function repository(normalized: string): string {
+  const name = normalized.split('@')[0] as string;
+  const slash = name.lastIndexOf('/');
+  const colon = name.lastIndexOf(':');
+  return colon > slash ? name.slice(0, colon) : name;
+}
+
+/**
+ * An image by reference: from the local image store when it holds `ref` (like `docker run` prefers local
+ * images), read by the daemon over the session; else through the daemon's registry access (its mirrors
+ * and the session's credentials).
+ */
+export async function resolveModelImage(
+  gw: Gateway,
+  ref: string,
+  options: { readonly local?: LocalImageSource } = {},
+): Promise<ResolvedModelImage & { readonly from: 'local' | 'registry' }> {
+  const stored = options.local ? await findStoredImage(options.local.store, ref) : undefined;
+  let resolved: ImageConfigResult;
+  let source: (config: OciImageConfig['config']) => State;
+  if (stored && options.local) {
+    const { storeId, sessionId } = options.local;
+    const pinned = `${repository(normalizeImageRef(stored.name))}@${stored.manifest.digest}`;
+    resolved = await gw.resolveImageConfig(pinned, {
+      ociLayout: { sessionId, storeId },
+      logName: `[internal] load metadata for ${stored.name} (local image store)`,
+    });
+    source = (config) => ociLayout(pinned, { sessionId, storeId, config: config ?? {} });
+  } else {
+    const normalized = normalizeImageRef(ref);
+    resolved = await gw.resolveImageConfig(normalized);
+    source = (config) => image(`${normalized}@${resolved.digest}`, { config: config ?? {} });
+  }
   const labels = resolved.config.config?.Labels ?? {};
   if (!labels['run.cog.config'] && !labels['org.cogmodel.config']) {
     throw new CogError(`${ref} does not appear to be a Cog model (it has no run.cog.config label)`, {
@@ -65,10 +105,8 @@ export async function resolveModelImage(gw: Gateway, ref: string): Promise<Resol
       schema = undefined;
     }
   }
-  const state = image(`${normalized}@${resolved.digest}`, { config: resolved.config.config ?? {} }).withCwd(
-    resolved.config.config?.WorkingDir || '/src',
-  );
-  return { state, config: resolved.config, schema };
+  const state = source(resolved.config.config).withCwd(resolved.config.config?.WorkingDir || '/src');
+  return { state, config: resolved.config, schema, from: stored ? 'local' : 'registry' };
 }
 
 /** Why a run did not produce an answer, as a user-facing error; undefined when it did. */
