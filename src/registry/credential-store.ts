@@ -1,0 +1,289 @@
+/**
+ * Writing registry credentials where docker (and our reader in buildkit/docker-config.ts) finds them:
+ * the credential helper for the registry (`credHelpers[host]`, else `credsStore`), run as
+ * `docker-credential-<helper> store|erase`; without a helper, config.json `auths[key].auth` =
+ * base64("user:secret"). config.json is rewritten atomically (temp file + rename, mode 0600) with every
+ * other field kept. No secret is ever part of a message: helper output is redacted before it is shown.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import {
+  type RegistryCredentials,
+  configKeyFor,
+  dockerConfigDir,
+  helperFor,
+  normalizeRegistryHost,
+  parseDockerConfig,
+} from '../buildkit/docker-config.js';
+import { CogError } from '../errors.js';
+
+export interface CredentialStoreOptions {
+  /** the directory holding config.json; default $DOCKER_CONFIG, else ~/.docker */
+  readonly configDir?: string;
+  /** environment for DOCKER_CONFIG/HOME and the helper's process (default process.env) */
+  readonly env?: NodeJS.ProcessEnv;
+  /** how long a credential helper may take, in ms (default 30 s) */
+  readonly helperTimeoutMs?: number;
+}
+
+/** Where credentials went (or came from): a helper program, or the config file. */
+export type CredentialLocation =
+  { readonly kind: 'helper'; readonly program: string } | { readonly kind: 'file'; readonly file: string };
+
+/** The raw config.json as a JSON object (unknown fields kept), and where it lives. */
+interface RawConfig {
+  readonly file: string;
+  readonly json: Record<string, unknown>;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function configFile(options: CredentialStoreOptions): string {
+  return join(options.configDir ?? dockerConfigDir(options.env ?? process.env), 'config.json');
+}
+
+/** Reads config.json as an object; a missing or empty file is `{}`. Validates it like the reader does. */
+async function readRawConfig(file: string): Promise<RawConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { file, json: {} };
+    throw new CogError(`cannot read ${file} (${code ?? 'error'})`, {
+      hint: 'check its permissions, or point DOCKER_CONFIG at another directory',
+    });
+  }
+  // the reader's checks, so a file we would misread is never rewritten
+  parseDockerConfig(text, file);
+  if (text.trim() === '') return { file, json: {} };
+  return { file, json: JSON.parse(text) as Record<string, unknown> };
+}
+
+/**
+ * Writes config.json atomically: a temp file (mode 0600) next to it, then rename. A symlinked
+ * config.json is followed, so the link stays and its target is replaced. The directory is created
+ * (mode 0700) when missing.
+ */
+async function writeRawConfig(file: string, json: Record<string, unknown>): Promise<void> {
+  let target = file;
+  try {
+    if ((await lstat(file)).isSymbolicLink()) target = await realpath(file);
+  } catch {
+    // missing: written fresh
+  }
+  const dir = dirname(target);
+  const temp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(temp, `${JSON.stringify(json, null, '\t')}\n`, { mode: 0o600, flag: 'wx' });
+    await chmod(temp, 0o600); // the umask may have narrowed it; never widened
+    await rename(temp, target);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CogError(`cannot write ${target} (${code ?? (err as Error).message})`, {
+      hint: 'check the permissions of the directory, or point DOCKER_CONFIG at another directory',
+    });
+  }
+}
+
+/** The `auths` keys that name `host` (exact key, or any alias that normalises to the same host). */
+function authKeysFor(auths: Record<string, unknown>, host: string): string[] {
+  const normal = normalizeRegistryHost(host);
+  return Object.keys(auths).filter((key) => normalizeRegistryHost(key) === normal);
+}
+
+/** base64("user:secret"), the `auth` field docker writes. */
+export function encodeAuthField(username: string, secret: string): string {
+  return Buffer.from(`${username}:${secret}`, 'utf8').toString('base64');
+}
+
+/**
+ * config.json with `auths[configKeyFor(host)]` set to the credentials (pure: returns a new object).
+ * Other keys for the same host are dropped, so an old alias entry cannot shadow the new login.
+ */
+export function withAuthEntry(
+  json: Readonly<Record<string, unknown>>,
+  host: string,
+  credentials: RegistryCredentials,
+): Record<string, unknown> {
+  const auths = isRecord(json.auths) ? { ...json.auths } : {};
+  for (const key of authKeysFor(auths, host)) delete auths[key];
+  auths[configKeyFor(host)] = { auth: encodeAuthField(credentials.username, credentials.secret) };
+  return { ...json, auths };
+}
+
+/**
+ * config.json without any `auths` entry for `host` (pure). `removed` says whether one held a secret
+ * (an empty `{}` entry, which docker writes next to a helper login, does not count as a login).
+ */
+export function withoutAuthEntries(
+  json: Readonly<Record<string, unknown>>,
+  host: string,
+): { readonly json: Record<string, unknown>; readonly changed: boolean; readonly removed: boolean } {
+  if (!isRecord(json.auths)) return { json: { ...json }, changed: false, removed: false };
+  const auths = { ...json.auths };
+  const keys = authKeysFor(auths, host);
+  const removed = keys.some((key) => {
+    const entry = auths[key];
+    return (
+      isRecord(entry) &&
+      ['auth', 'password', 'identitytoken', 'registrytoken'].some(
+        (f) => typeof entry[f] === 'string' && entry[f] !== '',
+      )
+    );
+  });
+  for (const key of keys) delete auths[key];
+  return { json: { ...json, auths }, changed: keys.length > 0, removed };
+}
+
+/** Replaces every occurrence of the secrets (and their base64 forms) in `text` with `***`. */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length < 3) continue;
+    for (const form of [secret, Buffer.from(secret).toString('base64'), JSON.stringify(secret).slice(1, -1)])
+      out = out.split(form).join('***');
+  }
+  return out;
+}
+
+/** What helpers print when they have nothing for the server (docker-credential-helpers' texts vary). */
+const notFoundPattern = /credentials not found|could not be found|not found in (native )?keychain/i;
+
+interface HelperResult {
+  readonly code: number | null;
+  readonly output: string;
+}
+
+/** Runs `docker-credential-<helper> <action>` with `input` on stdin; rejects only when it cannot run. */
+function runHelper(
+  helper: string,
+  action: 'store' | 'erase',
+  input: string,
+  serverUrl: string,
+  options: CredentialStoreOptions,
+): Promise<HelperResult> {
+  const program = `docker-credential-${helper}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, [action], {
+      env: options.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const timeoutMs = options.helperTimeoutMs ?? 30_000;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    timer.unref();
+    let output = '';
+    const collect = (chunk: string) => {
+      if (output.length < 4096) output += chunk;
+    };
+    child.stdout.setEncoding('utf8').on('data', collect);
+    child.stderr.setEncoding('utf8').on('data', collect);
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        err.code === 'ENOENT'
+          ? new CogError(`credential helper ${program} is not installed (not found on PATH)`, {
+              hint: `install ${program}, or remove "${helper}" from credsStore/credHelpers in config.json`,
+            })
+          : new CogError(`credential helper ${program} could not run for ${serverUrl}: ${err.message}`, {
+              hint: `check \`${program}\`, or remove it from config.json`,
+            }),
+      );
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (timedOut)
+        reject(
+          new CogError(`credential helper ${program} gave no answer within ${timeoutMs / 1000} s`, {
+            hint: `check that \`${program} ${action}\` works (a keychain may be locked)`,
+          }),
+        );
+      else resolve({ code, output: output.trim() });
+    });
+  });
+}
+
+function helperFailure(
+  helper: string,
+  action: string,
+  serverUrl: string,
+  result: HelperResult,
+  secrets: readonly string[],
+) {
+  const program = `docker-credential-${helper}`;
+  const said = redactSecrets(result.output, secrets).slice(0, 300);
+  return new CogError(
+    `credential helper ${program} failed to ${action} credentials for ${serverUrl}: exit status ${result.code ?? '?'}${said ? `: ${said}` : ''}`,
+    {
+      hint: `check that ${program} works (a keychain may be locked), or remove "${helper}" from credsStore/credHelpers in config.json to store credentials in the file`,
+    },
+  );
+}
+
+/**
+ * Stores credentials for `host`: through its credential helper when one is configured
+ * (`credHelpers[host]` wins over `credsStore`), else in config.json `auths`. With a helper, any
+ * plain-text entry left in `auths` for the host is removed, so the file holds no stale secret.
+ */
+export async function storeCredentials(
+  host: string,
+  credentials: RegistryCredentials,
+  options: CredentialStoreOptions = {},
+): Promise<CredentialLocation> {
+  const file = configFile(options);
+  const raw = await readRawConfig(file);
+  const config = parseDockerConfig(JSON.stringify(raw.json), file);
+  const helper = helperFor(config, host);
+  const serverUrl = configKeyFor(host);
+  if (helper) {
+    const input = JSON.stringify({
+      ServerURL: serverUrl,
+      Username: credentials.username,
+      Secret: credentials.secret,
+    });
+    const result = await runHelper(helper, 'store', input, serverUrl, options);
+    if (result.code !== 0) throw helperFailure(helper, 'store', serverUrl, result, [credentials.secret]);
+    const cleaned = withoutAuthEntries(raw.json, host);
+    if (cleaned.removed) await writeRawConfig(file, cleaned.json);
+    return { kind: 'helper', program: `docker-credential-${helper}` };
+  }
+  await writeRawConfig(file, withAuthEntry(raw.json, host, credentials));
+  return { kind: 'file', file };
+}
+
+/**
+ * Removes the credentials for `host`: `erase` through its helper (if any) and every `auths` entry for
+ * the host. Resolves with where something was removed; empty when there was no login to remove.
+ */
+export async function eraseCredentials(
+  host: string,
+  options: CredentialStoreOptions = {},
+): Promise<CredentialLocation[]> {
+  const file = configFile(options);
+  const raw = await readRawConfig(file);
+  const config = parseDockerConfig(JSON.stringify(raw.json), file);
+  const helper = helperFor(config, host);
+  const serverUrl = configKeyFor(host);
+  const removed: CredentialLocation[] = [];
+  if (helper) {
+    const result = await runHelper(helper, 'erase', serverUrl, serverUrl, options);
+    if (result.code === 0) removed.push({ kind: 'helper', program: `docker-credential-${helper}` });
+    else if (!notFoundPattern.test(result.output))
+      throw helperFailure(helper, 'erase', serverUrl, result, []);
+  }
+  const cleaned = withoutAuthEntries(raw.json, host);
+  if (cleaned.changed) await writeRawConfig(file, cleaned.json);
+  if (cleaned.removed) removed.push({ kind: 'file', file });
+  return removed;
+}

@@ -1,0 +1,142 @@
+/**
+ * Replicate's CLI-token login for its registry (r8.im):
+ *   GET  /cog/v1/display-token-url  -> {"url": "<page that shows the CLI token>"}; 404: not Replicate
+ *   POST /cog/v1/verify-token       form token=<token> -> {"username": …}; 404: no such user
+ * The token then serves as the registry password for that username. API tokens (`r8_…`) are a
+ * different thing and are refused before anything is sent.
+ *
+ * Which flow `cog login` uses: the Replicate one when the host is `r8.im`, or when COG_REPLICATE_LOGIN=1
+ * (for Replicate-compatible hosts and tests); every other host gets the username/password flow. We do
+ * not probe unknown registries for the Replicate endpoints.
+ */
+import { request } from 'undici';
+import { normalizeRegistryHost } from '../buildkit/docker-config.js';
+import { CogError } from '../errors.js';
+import { insecureRegistries, isInsecureHost } from './settings.js';
+
+/** The registry `cog login`/`cog push` talk to when none is named. */
+export const defaultReplicateHost = 'r8.im';
+/** Where a Replicate user finds the CLI token. */
+export const replicateTokenPage = 'https://replicate.com/auth/token';
+
+/** COG_REGISTRY_HOST, else r8.im. */
+export function defaultRegistryHost(env: NodeJS.ProcessEnv): string {
+  return env.COG_REGISTRY_HOST?.trim() || defaultReplicateHost;
+}
+
+/** Whether to use the Replicate token flow for `host` (see the file comment). */
+export function usesReplicateLogin(host: string, env: NodeJS.ProcessEnv): boolean {
+  return normalizeRegistryHost(host) === defaultReplicateHost || env.COG_REPLICATE_LOGIN === '1';
+}
+
+/** Whether a token is a Replicate API token rather than a CLI token. */
+export function isApiToken(token: string): boolean {
+  return token.startsWith('r8_');
+}
+
+export interface ReplicateAuthOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly signal?: AbortSignal;
+}
+
+/** `https://host`, or `http://host` for loopback and COG_INSECURE_REGISTRIES hosts. */
+export function replicateBaseUrl(host: string, env: NodeJS.ProcessEnv): string {
+  const normal = normalizeRegistryHost(host);
+  return `${isInsecureHost(normal, insecureRegistries(env)) ? 'http' : 'https'}://${normal}`;
+}
+
+async function call(
+  host: string,
+  path: string,
+  init: { method: 'GET' | 'POST'; body?: string; headers?: Record<string, string> },
+  options: ReplicateAuthOptions,
+): Promise<{ status: number; json: unknown }> {
+  const url = `${replicateBaseUrl(host, options.env ?? process.env)}${path}`;
+  let res;
+  try {
+    res = await request(url, {
+      method: init.method,
+      headers: { 'user-agent': 'cog-ts', accept: 'application/json', ...(init.headers ?? {}) },
+      ...(init.body === undefined ? {} : { body: init.body }),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? (err as Error).message;
+    throw new CogError(
+      `cannot reach ${normalizeRegistryHost(host)}: ${init.method} ${url} failed (${code})`,
+      {
+        hint: 'check the registry address and your network',
+        cause: err,
+      },
+    );
+  }
+  const text = await res.body.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.statusCode, json };
+}
+
+const stringField = (json: unknown, name: string): string | undefined => {
+  const value = (json as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' && value ? value : undefined;
+};
+
+/** The URL of the page that shows the user's CLI token. */
+export async function displayTokenUrl(host: string, options: ReplicateAuthOptions = {}): Promise<string> {
+  const registry = normalizeRegistryHost(host);
+  const { status, json } = await call(registry, '/cog/v1/display-token-url', { method: 'GET' }, options);
+  if (status === 404)
+    throw new CogError(`${registry} is not a Replicate registry (it has no token login)`, {
+      hint:
+        (options.env ?? process.env).COG_REPLICATE_LOGIN === '1'
+          ? `unset COG_REPLICATE_LOGIN and run \`cog login ${registry}\` to log in with a username and password (or use \`docker login ${registry}\`)`
+          : `log in with a username and password: \`cog login ${registry}\` or \`docker login ${registry}\``,
+    });
+  const url = status === 200 ? stringField(json, 'url') : undefined;
+  if (!url)
+    throw new CogError(
+      `${registry} did not say where to get a login token (GET /cog/v1/display-token-url answered HTTP ${status})`,
+      { hint: 'try again later; if it persists, check the registry address' },
+    );
+  return url;
+}
+
+/** Exchanges a CLI token for the username it belongs to; rejects API tokens without sending them. */
+export async function verifyReplicateToken(
+  host: string,
+  token: string,
+  options: ReplicateAuthOptions = {},
+): Promise<string> {
+  const registry = normalizeRegistryHost(host);
+  if (isApiToken(token))
+    throw new CogError('that is a Replicate API token (it starts with r8_), not a CLI login token', {
+      hint: `get the CLI token from ${replicateTokenPage} and run \`cog login\` again`,
+    });
+  const { status, json } = await call(
+    registry,
+    '/cog/v1/verify-token',
+    {
+      method: 'POST',
+      body: new URLSearchParams({ token }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    },
+    options,
+  );
+  if (status === 404)
+    throw new CogError(`login to ${registry} failed: no user has that token`, {
+      hint: `copy the token again from ${replicateTokenPage}; nothing was stored`,
+    });
+  const username = status === 200 ? stringField(json, 'username') : undefined;
+  if (!username)
+    throw new CogError(`login to ${registry} failed: verifying the token answered HTTP ${status}`, {
+      hint:
+        status === 401 || status === 403
+          ? `the token was refused; copy it again from ${replicateTokenPage}; nothing was stored`
+          : 'try again later; nothing was stored',
+    });
+  return username;
+}

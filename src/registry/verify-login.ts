@@ -1,0 +1,71 @@
+/**
+ * Checks credentials against a registry before they are stored, the way `docker login` does: GET /v2/
+ * through the registry client with a keychain that answers only these credentials, so both Basic
+ * registries (the credentials go with the request) and Bearer registries (the token service must
+ * accept them) are covered.
+ */
+import { normalizeRegistryHost } from '../buildkit/docker-config.js';
+import { CogError } from '../errors.js';
+import { RegistryClient } from './client.js';
+import { RegistryError } from './errors.js';
+import type { Keychain, RegistryCredentials } from './keychain.js';
+import { defaultRetryPolicy } from './retry.js';
+
+export interface VerifyLoginOptions {
+  /** environment for COG_INSECURE_REGISTRIES (default process.env) */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly signal?: AbortSignal;
+}
+
+/** The credentials were refused by the registry (or its token service). Nothing was stored. */
+export class LoginRejectedError extends CogError {
+  constructor(registry: string, status: number) {
+    super(`login to ${registry} failed: the registry rejected the credentials (HTTP ${status})`, {
+      hint: 'check the username and the password or token; nothing was stored',
+    });
+  }
+}
+
+/** A keychain that gives these credentials for every host. */
+export function fixedKeychain(credentials: RegistryCredentials): Keychain {
+  return { resolve: () => Promise.resolve(credentials) };
+}
+
+/** Resolves when the registry accepts the credentials; rejects with LoginRejectedError when it refuses. */
+export async function verifyRegistryLogin(
+  host: string,
+  credentials: RegistryCredentials,
+  options: VerifyLoginOptions = {},
+): Promise<void> {
+  const registry = normalizeRegistryHost(host);
+  const client = new RegistryClient({
+    keychain: fixedKeychain(credentials),
+    env: options.env ?? process.env,
+    retry: { ...defaultRetryPolicy, attempts: 3, initialDelayMs: 500, maxDelayMs: 4000 },
+  });
+  try {
+    let status: number;
+    try {
+      const res = await client.send({
+        registry,
+        method: 'GET',
+        url: '/v2/',
+        scopes: [],
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      status = res.statusCode;
+      await res.body.dump();
+    } catch (err) {
+      if (err instanceof RegistryError && (err.status === 401 || err.status === 403))
+        throw new LoginRejectedError(registry, err.status);
+      throw err;
+    }
+    if (status === 401 || status === 403) throw new LoginRejectedError(registry, status);
+    if (status < 200 || status >= 300)
+      throw new CogError(`login to ${registry} failed: GET /v2/ answered HTTP ${status}`, {
+        hint: `check that ${registry} is an OCI registry; nothing was stored`,
+      });
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { chmod, lstat, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { resolveRegistryHost } from '../../src/cli/login.js';
+import {
+  encodeAuthField,
+  eraseCredentials,
+  redactSecrets,
+  storeCredentials,
+  withAuthEntry,
+  withoutAuthEntries,
+} from '../../src/registry/credential-store.js';
+import { isApiToken, replicateBaseUrl, usesReplicateLogin } from '../../src/registry/replicate-auth.js';
+import { CogError } from '../../src/errors.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+
+const tempDir = tempDirsRemovedAfterTests();
+const creds = { username: 'ann', secret: 's3cret:with:colons' };
+
+describe('config.json edits (pure)', () => {
+  test('withAuthEntry adds base64(user:secret) under the host and keeps other fields', () => {
+    const before = { psFormat: 'x', auths: { 'a.example': { auth: 'YTpi' } }, credsStore: 'desktop' };
+    const after = withAuthEntry(before, 'Registry.Example:5000', creds);
+    assert.deepEqual(after, {
+      psFormat: 'x',
+      credsStore: 'desktop',
+      auths: {
+        'a.example': { auth: 'YTpi' },
+        'registry.example:5000': { auth: encodeAuthField('ann', creds.secret) },
+      },
+    });
+    assert.equal(
+      Buffer.from(encodeAuthField('ann', creds.secret), 'base64').toString(),
+      'ann:s3cret:with:colons',
+    );
+    assert.deepEqual(before.auths, { 'a.example': { auth: 'YTpi' } }, 'the input is not modified');
+  });
+
+  test('Docker Hub aliases are stored under https://index.docker.io/v1/ and replace old alias keys', () => {
+    for (const host of [
+      'docker.io',
+      'index.docker.io',
+      'registry-1.docker.io',
+      'https://index.docker.io/v1/',
+    ]) {
+      const after = withAuthEntry({ auths: { 'index.docker.io': { auth: 'b2xkOm9sZA==' } } }, host, creds);
+      assert.deepEqual(Object.keys(after.auths as object), ['https://index.docker.io/v1/'], host);
+    }
+  });
+
+  test('withAuthEntry drops URL-style keys for the same host', () => {
+    const after = withAuthEntry(
+      { auths: { 'http://127.0.0.1:5000/v2/': { auth: 'YTpi' } } },
+      '127.0.0.1:5000',
+      creds,
+    );
+    assert.deepEqual(Object.keys(after.auths as object), ['127.0.0.1:5000']);
+  });
+
+  test('withoutAuthEntries removes every key for the host and says whether a secret went', () => {
+    const json = {
+      auths: { 'h.example': { auth: 'YTpi' }, 'https://h.example/v1/': {}, 'k.example': {} },
+      x: 1,
+    };
+    const out = withoutAuthEntries(json, 'h.example');
+    assert.deepEqual(out.json, { auths: { 'k.example': {} }, x: 1 });
+    assert.equal(out.changed, true);
+    assert.equal(out.removed, true);
+    const empty = withoutAuthEntries({ auths: { 'h.example': {} } }, 'h.example');
+    assert.equal(empty.changed, true);
+    assert.equal(empty.removed, false);
+    const none = withoutAuthEntries({ credsStore: 'x' }, 'h.example');
+    assert.equal(none.changed, false);
+  });
+
+  test('redactSecrets hides the secret and its base64 form', () => {
+    const b64 = Buffer.from('hunter22').toString('base64');
+    assert.equal(redactSecrets(`bad hunter22 and ${b64}`, ['hunter22']), 'bad *** and ***');
+    assert.equal(redactSecrets('ab', ['a']), 'ab', 'very short secrets are not hunted');
+  });
+});
+
+describe('registry host and provider choice', () => {
+  test('REGISTRY, else COG_REGISTRY_HOST, else r8.im; normalised', () => {
+    assert.equal(resolveRegistryHost(undefined, {}), 'r8.im');
+    assert.equal(resolveRegistryHost(undefined, { COG_REGISTRY_HOST: 'R.example:5000' }), 'r.example:5000');
+    assert.equal(resolveRegistryHost('https://Quay.io/v2/', { COG_REGISTRY_HOST: 'x' }), 'quay.io');
+    assert.equal(resolveRegistryHost('index.docker.io', {}), 'docker.io');
+    assert.throws(() => resolveRegistryHost('a b', {}), CogError);
+  });
+
+  test('the Replicate flow is for r8.im, or any host with COG_REPLICATE_LOGIN=1', () => {
+    assert.equal(usesReplicateLogin('r8.im', {}), true);
+    assert.equal(usesReplicateLogin('https://R8.IM', {}), true);
+    assert.equal(usesReplicateLogin('ghcr.io', {}), false);
+    assert.equal(usesReplicateLogin('127.0.0.1:9', { COG_REPLICATE_LOGIN: '1' }), true);
+    assert.equal(usesReplicateLogin('127.0.0.1:9', { COG_REPLICATE_LOGIN: '0' }), false);
+  });
+
+  test('API tokens are recognised; loopback hosts are spoken to over plain HTTP', () => {
+    assert.equal(isApiToken('r8_abc'), true);
+    assert.equal(isApiToken('abc'), false);
+    assert.equal(replicateBaseUrl('r8.im', {}), 'https://r8.im');
+    assert.equal(replicateBaseUrl('127.0.0.1:8080', {}), 'http://127.0.0.1:8080');
+    assert.equal(
+      replicateBaseUrl('r.internal', { COG_INSECURE_REGISTRIES: 'r.internal' }),
+      'http://r.internal',
+    );
+  });
+});
+
+describe('storeCredentials / eraseCredentials in config.json', () => {
+  test('rewrites atomically with mode 0600, no temp file left', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    const file = join(dir, 'config.json');
+    await writeFile(file, JSON.stringify({ detachKeys: 'ctrl-e' }), { mode: 0o644 });
+    await chmod(file, 0o644);
+    const where = await storeCredentials('r.example', creds, { configDir: dir, env: {} });
+    assert.deepEqual(where, { kind: 'file', file });
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    assert.deepEqual(await readdir(dir), ['config.json']);
+    const json = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    assert.equal(json.detachKeys, 'ctrl-e');
+    assert.deepEqual(json.auths, { 'r.example': { auth: encodeAuthField('ann', creds.secret) } });
+  });
+
+  test('a symlinked config.json stays a link; its target is updated', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    const target = join(dir, 'real.json');
+    await writeFile(target, '{}');
+    await symlink(target, join(dir, 'config.json'));
+    await storeCredentials('r.example', creds, { configDir: dir, env: {} });
+    assert.equal((await lstat(join(dir, 'config.json'))).isSymbolicLink(), true);
+    assert.ok((await readFile(target, 'utf8')).includes('r.example'));
+  });
+
+  test('an invalid config.json is reported and left alone', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    await writeFile(join(dir, 'config.json'), '{"auths": [');
+    await assert.rejects(storeCredentials('r.example', creds, { configDir: dir, env: {} }), (err: Error) => {
+      assert.ok(err instanceof CogError);
+      assert.match(err.message, /not valid JSON/);
+      return true;
+    });
+    assert.equal(await readFile(join(dir, 'config.json'), 'utf8'), '{"auths": [');
+  });
+
+  test('erase reports nothing when there is no login, and does not create the file', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    assert.deepEqual(await eraseCredentials('r.example', { configDir: dir, env: {} }), []);
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  test('a helper that is not installed is named in the error', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ credsStore: 'cogts-missing-helper' }));
+    await assert.rejects(
+      storeCredentials('r.example', creds, { configDir: dir, env: { PATH: dir } }),
+      /docker-credential-cogts-missing-helper is not installed/,
+    );
+  });
+});
