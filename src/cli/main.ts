@@ -10,6 +10,9 @@ import { init } from './init.js';
 import { predict } from './predict.js';
 import { serve } from './serve.js';
 import { ProcessExitError, execCommand, splitExecArgv } from './exec.js';
+import { registerLoginCommands } from './login.js';
+import { push } from './push.js';
+import { inspect } from './inspect.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
 /** buildctl's TLS flags, for a tcp:// BUILDKIT_HOST. */
@@ -403,7 +406,117 @@ export async function main(argv: readonly string[]): Promise<number> {
         { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
       ),
   );
-  const built = new Set(['debug', 'build', 'init', 'predict', 'train', 'serve', 'exec']);
+  cli.command(
+    'push [image]',
+    'Build and push a model image to an OCI registry',
+    (c) =>
+      withTlsOptions(c)
+        .positional('image', {
+          type: 'string',
+          describe: 'where to push, e.g. r8.im/user/model (default: image in cog.yaml)',
+        })
+        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
+        .option('secret', {
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
+        })
+        .option('cache', {
+          type: 'boolean',
+          default: true,
+          describe: 'use the build cache (--no-cache runs every step again)',
+        })
+        .option('progress', {
+          type: 'string',
+          describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
+        })
+        .option('openapi-schema', {
+          type: 'string',
+          describe: 'use this OpenAPI schema file instead of generating one',
+        })
+        .option('use-cuda-base-image', {
+          type: 'string',
+          default: 'auto',
+          describe: 'false builds GPU models on python:X-slim',
+        })
+        .option('use-cog-base-image', {
+          type: 'boolean',
+          describe: 'cog-base images are not supported yet; false is the behaviour',
+        })
+        .option('precompile', { type: 'boolean', default: false, hidden: true })
+        .option('strip', { type: 'boolean', default: false, hidden: true })
+        .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
+        .option('platform', {
+          type: 'string',
+          describe: 'linux/amd64 (default) or linux/arm64 for CPU models',
+        }),
+    async (argv) => {
+      await push(
+        {
+          image: argv.image,
+          file: argv.file,
+          secrets: argv.secret,
+          noCache: !argv.cache,
+          progress: argv.progress,
+          openapiSchema: argv['openapi-schema'],
+          useCudaBaseImage: argv['use-cuda-base-image'],
+          useCogBaseImage: argv['use-cog-base-image'],
+          precompile: argv.precompile,
+          strip: argv.strip,
+          timestamp:
+            argv.timestamp ??
+            (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
+          platform: argv.platform,
+          tls: tlsFlags(argv),
+        },
+        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+      );
+    },
+  );
+  cli.command(
+    'inspect <image>',
+    "Show a model image's labels, schema and size without pulling it",
+    (c) =>
+      c
+        .positional('image', {
+          type: 'string',
+          demandOption: true,
+          describe: 'a name in the local image store, or a registry reference',
+        })
+        .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
+        .option('local', { type: 'boolean', default: false, describe: 'only look in the local image store' })
+        .option('remote', { type: 'boolean', default: false, describe: 'only look in the registry' })
+        .option('platform', {
+          type: 'string',
+          describe: 'the image to pick from a multi-platform index (default linux/amd64)',
+        }),
+    (argv) =>
+      inspect(
+        {
+          image: argv.image,
+          json: argv.json,
+          local: argv.local,
+          remote: argv.remote,
+          platform: argv.platform,
+        },
+        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+      ),
+  );
+  registerLoginCommands(cli);
+  const built = new Set([
+    'debug',
+    'build',
+    'init',
+    'predict',
+    'train',
+    'serve',
+    'exec',
+    'push',
+    'inspect',
+    'login',
+    'logout',
+  ]);
   for (const command of plannedCommands.filter((c) => !built.has(c.name))) {
     cli.command(
       [command.name, ...(command.aliases ?? [])],

@@ -1,0 +1,131 @@
+/**
+ * `cog inspect IMAGE`: a model image's labels, cog config, OpenAPI schema and size, read from its
+ * manifest and config only (never a layer). IMAGE is looked up in the local image store first (by the
+ * name `cog build -t` gave it), then in its registry; `--local` / `--remote` pick one source.
+ */
+import { CogError } from '../errors.js';
+import { type ImageInspection, formatInspection, inspectImage, inspectionJson } from '../image/inspect.js';
+import { ImageStore, imageStoreDir } from '../image/store.js';
+import {
+  type Platform,
+  RegistryClient,
+  fetchImage,
+  formatReference,
+  isIndexMediaType,
+  parseReference,
+  pickChild,
+} from '../registry/index.js';
+import type { CommandIo } from './debug-solve.js';
+import { withInterrupt } from './interrupt.js';
+
+export interface InspectArgs {
+  readonly image: string;
+  readonly json: boolean;
+  /** only the local image store / only the registry; neither: the store first, then the registry */
+  readonly local: boolean;
+  readonly remote: boolean;
+  /** os/arch[/variant] picked from an index (default linux/amd64) */
+  readonly platform: string | undefined;
+}
+
+function parsePlatform(value: string | undefined): Platform {
+  if (value === undefined) return { os: 'linux', architecture: 'amd64' };
+  const [os, architecture, variant] = value.split('/');
+  if (!os || !architecture)
+    throw new CogError(`--platform ${value} is not os/architecture[/variant]`, {
+      hint: 'e.g. --platform linux/arm64',
+    });
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+interface JsonManifest {
+  mediaType?: string;
+  config?: { digest: string; size?: number; mediaType?: string };
+  layers?: { digest: string; size: number; mediaType?: string }[];
+  manifests?: { digest: string; mediaType?: string; platform?: Partial<Platform> }[];
+}
+
+/** The image stored under `name` in the local store, or undefined when the store has no such name. */
+export async function inspectLocal(
+  store: ImageStore,
+  name: string,
+  platform: Platform,
+): Promise<ImageInspection | undefined> {
+  const top = await store.resolve(name);
+  if (!top) return undefined;
+  const readJson = async (digest: string) =>
+    JSON.parse((await store.readBlob(digest)).toString('utf8')) as JsonManifest;
+  let manifestDigest = top.digest;
+  let manifest = await readJson(top.digest);
+  if (isIndexMediaType(top.mediaType) || Array.isArray(manifest.manifests)) {
+    const child = pickChild(manifest as never, platform);
+    if (!child) throw new CogError(`${name} in the local image store is an empty index`);
+    manifestDigest = child;
+    manifest = await readJson(child);
+  }
+  if (!manifest.config?.digest)
+    throw new CogError(`${name} in the local image store has no image config`, {
+      hint: 'rebuild it with `cog build`',
+    });
+  const config = JSON.parse((await store.readBlob(manifest.config.digest)).toString('utf8')) as Record<
+    string,
+    unknown
+  >;
+  return inspectImage({
+    reference: name,
+    source: 'local',
+    digest: top.digest,
+    mediaType: top.mediaType,
+    manifestDigest,
+    manifest,
+    config,
+  });
+}
+
+export async function inspectRemote(
+  client: RegistryClient,
+  image: string,
+  platform: Platform,
+  signal: AbortSignal,
+): Promise<ImageInspection> {
+  const reference = parseReference(image);
+  const fetched = await fetchImage(client, reference, { platform, signal });
+  const top = fetched.index ?? fetched.manifest;
+  return inspectImage({
+    reference: formatReference(reference),
+    source: 'registry',
+    digest: top.digest,
+    mediaType: top.mediaType,
+    manifestDigest: fetched.manifest.digest,
+    manifest: fetched.manifest.json,
+    config: fetched.config,
+  });
+}
+
+export async function inspect(args: InspectArgs, io: CommandIo): Promise<void> {
+  if (args.local && args.remote)
+    throw new CogError('--local and --remote exclude each other', {
+      hint: 'leave both out to look in the local image store first, then the registry',
+    });
+  const platform = parsePlatform(args.platform);
+  let found: ImageInspection | undefined;
+  if (!args.remote) {
+    const store = new ImageStore(imageStoreDir(io.env));
+    found = await inspectLocal(store, args.image, platform);
+    if (!found && args.local)
+      throw new CogError(`no image named ${args.image} in the local image store (${store.root})`, {
+        hint: `build it first with \`cog build -t ${args.image}\`, or drop --local to read it from its registry`,
+      });
+  }
+  if (!found) {
+    const client = new RegistryClient({ env: io.env });
+    try {
+      found = await withInterrupt(io.stderr, (signal) => inspectRemote(client, args.image, platform, signal));
+    } finally {
+      await client.close();
+    }
+  }
+  io.stdout.write(
+    args.json ? `${JSON.stringify(inspectionJson(found), null, 2)}\n` : formatInspection(found),
+  );
+}

@@ -1,0 +1,193 @@
+/**
+ * Progress of a registry push (the events `pushImage` emits), on stderr:
+ *
+ * - tty: one row per blob (short digest, state, bytes done / size) under a header with the total and
+ *   the upload throughput, redrawn in place at most every `refreshMs`;
+ *
+ *       Pushing r8.im/user/model:latest  41.1 MiB / 113.2 MiB  23.4 MiB/s
+ *        sha256:316bb65d37d0  uploading  12.3 MiB / 77.6 MiB
+ *        sha256:de2f17728474  exists     2.3 KiB
+ *
+ * - plain: a stable line whenever a blob reaches a new state (`pushing …`, `exists …`, `mounted …`,
+ *   `pushed … in 1.2s`); no line for waiting and checking, no repeated lines while bytes flow;
+ * - rawjson: each event as one JSON line; quiet: nothing.
+ */
+import type { BlobState, PushProgress } from '../registry/push.js';
+import { formatSize } from '../image/inspect.js';
+import type { ResolvedProgressMode } from './index.js';
+import { type ProgressOutput, writeText } from './output.js';
+
+export interface PushProgressRenderer {
+  readonly onProgress: (event: PushProgress) => void;
+  /** draws the final view; resolves once written. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface BlobView {
+  readonly digest: string;
+  size: number;
+  done: number;
+  state: BlobState;
+  /** when the upload started and ended (ms), for `pushed … in 1.2s` */
+  startedMs?: number;
+  endedMs?: number;
+}
+
+export interface PushView {
+  readonly target: string;
+  readonly blobs: Map<string, BlobView>;
+  total: PushProgress['total'];
+}
+
+/** `sha256:` and the first 12 hex digits. */
+export function shortDigest(digest: string): string {
+  const colon = digest.indexOf(':');
+  return colon < 0
+    ? digest.slice(0, 12)
+    : `${digest.slice(0, colon + 1)}${digest.slice(colon + 1, colon + 13)}`;
+}
+
+/** Throughput in binary units per second: `23.4 MiB/s`. */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatSize(Math.round(bytesPerSecond))}/s`;
+}
+
+/** Applies an event to the view; returns the blob's previous state (undefined for a new blob). */
+export function applyPushEvent(view: PushView, event: PushProgress, nowMs: number): BlobState | undefined {
+  const { digest, size, done, state } = event.blob;
+  let blob = view.blobs.get(digest);
+  const previous = blob?.state;
+  if (!blob) {
+    blob = { digest, size, done, state };
+    view.blobs.set(digest, blob);
+  }
+  blob.size = size;
+  blob.done = done;
+  blob.state = state;
+  if (state === 'uploading' && blob.startedMs === undefined) blob.startedMs = nowMs;
+  if (state === 'pushed' || state === 'exists' || state === 'mounted') blob.endedMs ??= nowMs;
+  view.total = event.total;
+  return previous;
+}
+
+/** The plain-mode line for a blob that just reached `blob.state`, or undefined when none is due. */
+export function plainPushLine(blob: BlobView): string | undefined {
+  const id = shortDigest(blob.digest);
+  const size = formatSize(blob.size);
+  switch (blob.state) {
+    case 'uploading':
+      return `pushing ${id} ${size}`;
+    case 'exists':
+      return `exists  ${id} ${size}`;
+    case 'mounted':
+      return `mounted ${id} ${size}`;
+    case 'pushed': {
+      const ms =
+        blob.startedMs !== undefined && blob.endedMs !== undefined ? blob.endedMs - blob.startedMs : 0;
+      return `pushed  ${id} ${size} in ${(ms / 1000).toFixed(1)}s`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+const stateWidth = 'uploading'.length;
+
+/** The lines of one tty frame, each cut to `width` columns. */
+export function renderPushFrame(view: PushView, width: number): string[] {
+  const { done, size, bytesPerSecond } = view.total;
+  const header = `Pushing ${view.target}  ${formatSize(done)} / ${formatSize(size)}  ${formatRate(bytesPerSecond)}`;
+  const rows = [...view.blobs.values()].map((b) => {
+    const bytes =
+      b.state === 'uploading' ? `${formatSize(b.done)} / ${formatSize(b.size)}` : formatSize(b.size);
+    return ` ${shortDigest(b.digest)}  ${b.state.padEnd(stateWidth)}  ${bytes}`;
+  });
+  return [header, ...rows].map((line) => (line.length > width ? line.slice(0, Math.max(1, width)) : line));
+}
+
+export interface PushProgressOptions {
+  /** what is being pushed, for the tty header */
+  readonly target: string;
+  readonly refreshMs?: number;
+  readonly now?: () => number;
+}
+
+export function createPushProgress(
+  mode: ResolvedProgressMode,
+  out: ProgressOutput,
+  options: PushProgressOptions,
+): PushProgressRenderer {
+  const now = options.now ?? Date.now;
+  const view: PushView = {
+    target: options.target,
+    blobs: new Map(),
+    total: { done: 0, size: 0, bytesPerSecond: 0 },
+  };
+  let closed = false;
+  if (mode === 'quiet')
+    return {
+      onProgress: () => {},
+      close: () => Promise.resolve(),
+    };
+  if (mode === 'rawjson')
+    return {
+      onProgress: (event) => {
+        if (!closed) out.write(`${JSON.stringify({ push: event })}\n`);
+      },
+      close: () => {
+        closed = true;
+        return Promise.resolve();
+      },
+    };
+  if (mode === 'plain')
+    return {
+      onProgress: (event) => {
+        if (closed) return;
+        const previous = applyPushEvent(view, event, now());
+        const blob = view.blobs.get(event.blob.digest)!;
+        if (previous === blob.state) return;
+        const line = plainPushLine(blob);
+        if (line) out.write(`${line}\n`);
+      },
+      close: () => {
+        closed = true;
+        return Promise.resolve();
+      },
+    };
+
+  // tty: redraw in place, throttled
+  const refreshMs = options.refreshMs ?? 120;
+  let drawnLines = 0;
+  let lastDraw = 0;
+  let timer: NodeJS.Timeout | undefined;
+  /** a terminal that reports no size (some ptys say 0) gets 100 columns */
+  const width = () => (out.columns !== undefined && out.columns >= 20 ? out.columns - 1 : 100);
+  const draw = () => {
+    timer = undefined;
+    lastDraw = now();
+    const lines = renderPushFrame(view, width());
+    const up = drawnLines > 0 ? `\x1b[${drawnLines}A\r` : '';
+    out.write(`${up}${lines.map((l) => `${l}\x1b[K\n`).join('')}`);
+    drawnLines = lines.length;
+  };
+  return {
+    onProgress: (event) => {
+      if (closed) return;
+      applyPushEvent(view, event, now());
+      if (timer) return;
+      const wait = lastDraw + refreshMs - now();
+      if (wait <= 0) draw();
+      else timer = setTimeout(draw, wait);
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      if (timer) clearTimeout(timer);
+      if (view.blobs.size === 0) return;
+      lastDraw = 0;
+      const lines = renderPushFrame(view, width());
+      const up = drawnLines > 0 ? `\x1b[${drawnLines}A\r` : '';
+      await writeText(out, `${up}${lines.map((l) => `${l}\x1b[K\n`).join('')}`);
+    },
+  };
+}

@@ -1,0 +1,252 @@
+// `cog push` and `cog inspect` on the test bed: the hello fixture built and pushed through a counting
+// proxy in front of the plain registry reads back with the same digest in skopeo; a second push uploads
+// no blob, a push to another repository mounts; the htpasswd registry refuses without credentials (with
+// a `cog login` hint) and accepts them, never echoing the password; inspect reads labels, config and
+// schema from the registry and the local store, and refuses a non-Cog image.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type ExecResult, exec, execOk } from '../support/exec.js';
+import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+
+const cog = join(repoRoot, 'bin', 'cog');
+const hello = join(repoRoot, 'fixtures', 'models', 'hello');
+const tempDir = tempDirsRemovedAfterTests();
+const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+let tb: Testbed;
+let store: string;
+let noCreds: string;
+
+before(async () => {
+  tb = await ensureTestbed();
+  store = join(await tempDir('cogts-push-store-'), 'store');
+  noCreds = await tempDir('cogts-push-nocfg-');
+});
+
+/** The test bed's environment with our store and no ambient registry credentials. */
+function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = { ...tb.env, COG_IMAGE_STORE: store, DOCKER_CONFIG: noCreds };
+  delete base.COG_REGISTRY_USERNAME;
+  delete base.COG_REGISTRY_PASSWORD;
+  delete base.BUILDKIT_PROGRESS;
+  return { ...base, ...extra };
+}
+
+const cogIn = (cwd: string, args: string[], extra: NodeJS.ProcessEnv = {}) =>
+  exec(cog, args, { cwd, env: env(extra) });
+
+function explain(r: ExecResult): string {
+  return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+async function pushOk(
+  target: string,
+  extra: NodeJS.ProcessEnv = {},
+): Promise<ExecResult & { digest: string }> {
+  const r = await cogIn(hello, ['push', target, '--progress', 'plain'], extra);
+  assert.equal(r.code, 0, explain(r));
+  const last = r.stdout.trim().split('\n').at(-1) ?? '';
+  const match = /@(sha256:[0-9a-f]{64})$/.exec(last);
+  assert.ok(match?.[1], `stdout ends with the pushed reference and digest: ${last}`);
+  assert.ok(last.startsWith(`${target}@`), last);
+  return { ...r, digest: match[1] };
+}
+
+async function rawDigest(ref: string, creds?: string): Promise<string> {
+  const { stdout } = await execOk(
+    'skopeo',
+    ['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), `docker://${ref}`],
+    { env: tb.env },
+  );
+  return `sha256:${createHash('sha256').update(stdout).digest('hex')}`;
+}
+
+/** blob and manifest bytes the proxy received (a blob up to the chunk size goes in one PUT) */
+const bodyBytes = (proxy: FaultProxy) =>
+  (proxy.stats.bodyBytes.PATCH ?? 0) + (proxy.stats.bodyBytes.PUT ?? 0);
+
+const uploads = (proxy: FaultProxy) =>
+  proxy.stats.requests.filter(
+    (r) => r.method === 'POST' && r.path.includes('/blobs/uploads/') && !r.path.includes('mount='),
+  ).length;
+
+describe('cog push to the plain registry', () => {
+  let proxy: FaultProxy;
+  let digest: string;
+  const repo = `cogts-push/hello-${run}`;
+  before(async () => {
+    proxy = await startFaultProxy(tb.registry);
+  });
+  after(async () => {
+    await proxy.close();
+  });
+
+  test('pushes the built fixture; skopeo reads back the printed digest and copies it', async () => {
+    const started = Date.now();
+    const r = await pushOk(`${proxy.host}/${repo}:v1`);
+    digest = r.digest;
+    const seconds = (Date.now() - started) / 1000;
+    const sent = bodyBytes(proxy);
+    process.stderr.write(`# cog push (build + push) of hello: ${seconds.toFixed(1)}s, ${sent} bytes sent\n`);
+    assert.match(r.stderr, /^pushing sha256:[0-9a-f]{12} /m);
+    assert.match(r.stderr, /^pushed {2}sha256:[0-9a-f]{12} .* in \d+\.\ds$/m);
+    assert.match(r.stderr, /Pushed \d+ blobs \(\d+ uploaded, 0 already there, 0 mounted\)/);
+    assert.equal(await rawDigest(`${tb.registry}/${repo}:v1`), digest);
+    const out = await tempDir('cogts-push-copy-');
+    await execOk(
+      'skopeo',
+      ['copy', '-q', '--src-tls-verify=false', `docker://${tb.registry}/${repo}:v1`, `oci:${out}:x`],
+      { env: tb.env },
+    );
+    const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as {
+      manifests: { digest: string }[];
+    };
+    assert.equal(index.manifests[0]?.digest, digest);
+  });
+
+  test('pushing the same image again uploads no blob', async () => {
+    const before = uploads(proxy);
+    const sent = bodyBytes(proxy);
+    const r = await pushOk(`${proxy.host}/${repo}:v2`);
+    assert.equal(r.digest, digest);
+    assert.equal(uploads(proxy), before);
+    assert.ok(bodyBytes(proxy) - sent < 10_000, 'only the manifest went up');
+    assert.match(r.stderr, /^exists {2}sha256:/m);
+    assert.match(r.stderr, /\(0 uploaded, \d+ already there, 0 mounted\)/);
+    assert.equal(await rawDigest(`${tb.registry}/${repo}:v2`), digest);
+  });
+
+  test('pushing to a second repository mounts instead of uploading', async () => {
+    const before = uploads(proxy);
+    const sent = bodyBytes(proxy);
+    const sibling = `cogts-push/sibling-${run}`;
+    const r = await pushOk(`${proxy.host}/${sibling}:v1`);
+    assert.equal(r.digest, digest);
+    assert.equal(uploads(proxy), before);
+    assert.ok(bodyBytes(proxy) - sent < 10_000, 'only the manifest went up');
+    assert.ok(proxy.stats.requests.some((q) => q.path.includes(`mount=`) && q.status === 201));
+    assert.match(r.stderr, /^mounted sha256:/m);
+    assert.match(r.stderr, /\(0 uploaded, 0 already there, \d+ mounted\)/);
+    assert.equal(await rawDigest(`${tb.registry}/${sibling}:v1`), digest);
+  });
+
+  test('cog inspect reads the pushed image from the registry without the local store', async () => {
+    const ref = `${tb.registry}/${repo}:v1`;
+    const empty = join(await tempDir('cogts-push-empty-'), 'store');
+    const human = await cogIn(hello, ['inspect', ref], { COG_IMAGE_STORE: empty });
+    assert.equal(human.code, 0, explain(human));
+    assert.match(human.stdout, new RegExp(`^Digest: +${digest}$`, 'm'));
+    assert.match(human.stdout, /^Source: +registry$/m);
+    assert.match(human.stdout, /^Platform: +linux\/amd64$/m);
+    assert.match(human.stdout, /^Python: +3\.11$/m);
+    assert.match(human.stdout, /^ {2}name: string = "world" — Who to greet$/m);
+    assert.match(human.stdout, /^Output: string$/m);
+
+    const json = await cogIn(hello, ['inspect', '--json', ref], { COG_IMAGE_STORE: empty });
+    assert.equal(json.code, 0, explain(json));
+    const parsed = JSON.parse(json.stdout) as {
+      reference: string;
+      digest: string;
+      source: string;
+      size: number;
+      platform: string;
+      labels: Record<string, string>;
+      config: { predict?: string; build?: { python_version?: string } };
+      openapiSchema: { components?: { schemas?: Record<string, unknown> } } | null;
+      layers: { digest: string; size: number; mediaType: string }[];
+    };
+    assert.equal(parsed.reference, ref);
+    assert.equal(parsed.digest, digest);
+    assert.equal(parsed.source, 'registry');
+    assert.ok(parsed.size > 1_000_000, `size ${parsed.size}`);
+    const layerBytes = parsed.layers.reduce((s, l) => s + l.size, 0);
+    assert.ok(parsed.size > layerBytes && parsed.size < layerBytes + 100_000, 'layers plus the config');
+    assert.ok(parsed.labels['run.cog.config']);
+    assert.equal(parsed.config.predict, 'predict.py:Predictor');
+    assert.equal(parsed.config.build?.python_version, '3.11');
+    assert.ok(parsed.openapiSchema?.components?.schemas?.Input);
+    assert.ok(parsed.layers.length > 0 && parsed.layers.every((l) => l.digest.startsWith('sha256:')));
+  });
+
+  test('cog inspect --local reads the same image from the local store', async () => {
+    const r = await cogIn(hello, ['inspect', '--local', '--json', `${proxy.host}/${repo}:v1`]);
+    assert.equal(r.code, 0, explain(r));
+    const parsed = JSON.parse(r.stdout) as { source: string; digest: string };
+    assert.equal(parsed.source, 'local');
+    assert.equal(parsed.digest, digest);
+    const missing = await cogIn(hello, ['inspect', '--local', `${proxy.host}/cogts-push/none-${run}:v1`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no image named .* in the local image store/);
+  });
+});
+
+describe('cog push to the htpasswd registry', () => {
+  const repo = `cogts-push/auth-${run}`;
+
+  test('without credentials it fails naming the registry, with a cog login hint', async () => {
+    const r = await cogIn(hello, ['push', `${tb.authRegistry}/${repo}:v1`, '--progress', 'plain']);
+    assert.notEqual(r.code, 0, explain(r));
+    assert.match(r.stderr, /127\.0\.0\.1:5056 requires authentication to push to 127\.0\.0\.1:5056\//);
+    assert.match(r.stderr, /^hint: .*`cog login 127\.0\.0\.1:5056`/m);
+    assert.equal(r.stdout, '');
+  });
+
+  test('with credentials in DOCKER_CONFIG it pushes, and the password appears nowhere', async () => {
+    const cfg = await tempDir('cogts-push-cfg-');
+    const auth = Buffer.from(`${tb.authUser}:${tb.authPassword}`).toString('base64');
+    await writeFile(join(cfg, 'config.json'), JSON.stringify({ auths: { [tb.authRegistry]: { auth } } }));
+    const r = await pushOk(`${tb.authRegistry}/${repo}:v1`, { DOCKER_CONFIG: cfg });
+    for (const secret of [tb.authPassword, auth]) {
+      assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'no credential in the output');
+    }
+    assert.equal(
+      await rawDigest(`${tb.authRegistry}/${repo}:v1`, `${tb.authUser}:${tb.authPassword}`),
+      r.digest,
+    );
+  });
+
+  test('COG_REGISTRY_USERNAME / COG_REGISTRY_PASSWORD work too', async () => {
+    const r = await pushOk(`${tb.authRegistry}/${repo}:v2`, {
+      COG_REGISTRY_USERNAME: tb.authUser,
+      COG_REGISTRY_PASSWORD: tb.authPassword,
+    });
+    assert.ok(!r.stdout.includes(tb.authPassword) && !r.stderr.includes(tb.authPassword));
+    assert.match(r.stderr, /\(0 uploaded/);
+  });
+});
+
+describe('cog push and cog inspect refusals', () => {
+  test('no IMAGE and no image in cog.yaml: an error naming the image option', async () => {
+    const dir = await tempDir('cogts-push-noimage-');
+    await cp(hello, dir, { recursive: true });
+    const r = await cogIn(dir, ['push']);
+    assert.equal(r.code, 1, explain(r));
+    assert.match(r.stderr, /cog push needs an image name/);
+    assert.match(r.stderr, /^hint: set the 'image' option in cog\.yaml/m);
+  });
+
+  test('image in cog.yaml is the default target', async () => {
+    const dir = await tempDir('cogts-push-yamlimage-');
+    await cp(hello, dir, { recursive: true });
+    const target = `${tb.registry}/cogts-push/yaml-${run}:latest`;
+    const yaml = await readFile(join(dir, 'cog.yaml'), 'utf8');
+    await writeFile(join(dir, 'cog.yaml'), `${yaml}image: ${target}\n`);
+    const r = await cogIn(dir, ['push', '--progress', 'quiet']);
+    assert.equal(r.code, 0, explain(r));
+    assert.match(r.stdout.trim(), new RegExp(`^${target.replace(/[.]/g, '\\.')}@sha256:[0-9a-f]{64}$`));
+  });
+
+  test('inspecting a non-Cog image fails with a hint', async () => {
+    for (const args of [[], ['--json']]) {
+      const r = await cogIn(hello, ['inspect', ...args, `${tb.registry}/library/python:3.11-slim`]);
+      assert.equal(r.code, 1, explain(r));
+      assert.match(r.stderr, /is not a Cog model image \(it has no run\.cog\.config label\)/);
+      assert.match(r.stderr, /^hint: .*skopeo inspect/m);
+      assert.equal(r.stdout, '');
+    }
+  });
+});

@@ -1,0 +1,199 @@
+// Push progress rendering, the push history that picks mount sources, and the pure parts of `cog push`.
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { explainPushError, pushSummary, pushTarget, replicateModelUrl } from '../../src/cli/push.js';
+import type { CogError } from '../../src/errors.js';
+import { mountCandidates, withPush } from '../../src/image/push-history.js';
+import {
+  type PushView,
+  applyPushEvent,
+  createPushProgress,
+  formatRate,
+  plainPushLine,
+  renderPushFrame,
+  shortDigest,
+} from '../../src/progress/push-progress.js';
+import { type PushProgress, RegistryError, parseReference } from '../../src/registry/index.js';
+
+const d1 = `sha256:${'a'.repeat(64)}`;
+const d2 = `sha256:${'b'.repeat(64)}`;
+const MiB = 1024 * 1024;
+
+function event(digest: string, size: number, done: number, state: PushProgress['blob']['state'], total = 0) {
+  return {
+    blob: { digest, size, done, state },
+    total: { done: total, size: 200 * MiB, bytesPerSecond: 10 * MiB },
+  } satisfies PushProgress;
+}
+
+function capture() {
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (c: Buffer) => (text += c.toString()));
+  return { out: Object.assign(out, { columns: 80 }), text: () => text };
+}
+
+describe('push progress', () => {
+  test('short digests and rates', () => {
+    assert.equal(shortDigest(d1), 'sha256:aaaaaaaaaaaa');
+    assert.equal(formatRate(1.5 * MiB), '1.5 MiB/s');
+  });
+
+  test('plain lines come once per state change, with sizes and upload time', () => {
+    let now = 1000;
+    const { out, text } = capture();
+    const p = createPushProgress('plain', out, { target: 'r/x:y', now: () => now });
+    p.onProgress(event(d1, 12.3 * MiB, 0, 'waiting'));
+    p.onProgress(event(d1, 12.3 * MiB, 0, 'checking'));
+    p.onProgress(event(d1, 12.3 * MiB, MiB, 'uploading'));
+    p.onProgress(event(d1, 12.3 * MiB, 2 * MiB, 'uploading'));
+    now += 1200;
+    p.onProgress(event(d1, 12.3 * MiB, 12.3 * MiB, 'pushed'));
+    p.onProgress(event(d2, 2048, 2048, 'exists'));
+    p.onProgress(event(`sha256:${'c'.repeat(64)}`, 512, 512, 'mounted'));
+    assert.equal(
+      text(),
+      [
+        'pushing sha256:aaaaaaaaaaaa 12.3 MiB',
+        'pushed  sha256:aaaaaaaaaaaa 12.3 MiB in 1.2s',
+        'exists  sha256:bbbbbbbbbbbb 2.0 KiB',
+        'mounted sha256:cccccccccccc 512 B',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('plainPushLine says nothing for waiting and checking', () => {
+    assert.equal(plainPushLine({ digest: d1, size: 1, done: 0, state: 'waiting' }), undefined);
+    assert.equal(plainPushLine({ digest: d1, size: 1, done: 0, state: 'checking' }), undefined);
+  });
+
+  test('a tty frame: header with totals and rate, a row per blob, cut to the width', () => {
+    const view: PushView = {
+      target: 'r8.im/u/m:latest',
+      blobs: new Map(),
+      total: { done: 0, size: 0, bytesPerSecond: 0 },
+    };
+    applyPushEvent(view, event(d1, 80 * MiB, 20 * MiB, 'uploading', 41 * MiB), 0);
+    applyPushEvent(view, event(d2, 2048, 2048, 'exists', 41 * MiB), 0);
+    assert.deepEqual(renderPushFrame(view, 200), [
+      'Pushing r8.im/u/m:latest  41.0 MiB / 200.0 MiB  10.0 MiB/s',
+      ' sha256:aaaaaaaaaaaa  uploading  20.0 MiB / 80.0 MiB',
+      ' sha256:bbbbbbbbbbbb  exists     2.0 KiB',
+    ]);
+    assert.ok(renderPushFrame(view, 20).every((l) => l.length <= 20));
+  });
+
+  test('tty mode redraws in place and draws a final frame on close', async () => {
+    const { out, text } = capture();
+    const p = createPushProgress('tty', out, { target: 't', refreshMs: 0 });
+    p.onProgress(event(d1, 100, 0, 'checking'));
+    p.onProgress(event(d1, 100, 100, 'exists'));
+    await p.close();
+    const esc = String.fromCharCode(27);
+    assert.ok(text().includes(`${esc}[2A\r`), 'the cursor goes back over the first frame');
+    assert.ok(text().endsWith(`exists     100 B${esc}[K\n`), JSON.stringify(text()));
+  });
+
+  test('quiet writes nothing; rawjson writes JSON lines', async () => {
+    const q = capture();
+    const quiet = createPushProgress('quiet', q.out, { target: 't' });
+    quiet.onProgress(event(d1, 1, 1, 'exists'));
+    await quiet.close();
+    assert.equal(q.text(), '');
+    const r = capture();
+    const raw = createPushProgress('rawjson', r.out, { target: 't' });
+    raw.onProgress(event(d1, 1, 1, 'exists'));
+    await raw.close();
+    assert.equal((JSON.parse(r.text()) as { push: PushProgress }).push.blob.state, 'exists');
+  });
+});
+
+describe('push history', () => {
+  const rec = (repository: string, digest: string, at: number, registry = 'reg:5000') => ({
+    registry,
+    repository,
+    digest,
+    at,
+  });
+
+  test('mount sources: same image first, newest first, not the target, same registry, unique', () => {
+    const records = [
+      rec('a', d2, 1),
+      rec('b', d1, 2),
+      rec('c', d2, 3),
+      rec('target', d1, 4),
+      rec('d', d1, 5, 'other:1'),
+      rec('b', d2, 6),
+    ];
+    assert.deepEqual(mountCandidates(records, 'reg:5000', 'target', d1), ['b', 'c', 'a']);
+    assert.deepEqual(mountCandidates(records, 'reg:5000', 'target', d1, 1), ['b']);
+    assert.deepEqual(mountCandidates(records, 'nowhere', 'target', d1), []);
+  });
+
+  test('a repeated push replaces its record', () => {
+    const once = withPush([rec('a', d1, 1)], rec('a', d1, 2));
+    assert.deepEqual(once, [rec('a', d1, 2)]);
+  });
+});
+
+describe('cog push: target, errors, summary', () => {
+  test('IMAGE wins over image:, image: is the default, neither is an error naming image', () => {
+    assert.equal(pushTarget('r/x', { image: 'r/y', model: null }), 'r/x');
+    assert.equal(pushTarget(undefined, { image: 'r/y', model: null }), 'r/y');
+    assert.throws(
+      () => pushTarget(undefined, { image: null, model: null }),
+      (e: CogError) => /'image' option in cog\.yaml/.test(e.hint ?? ''),
+    );
+    assert.throws(() => pushTarget(undefined, { image: null, model: 'r8.im/u/m' }), /not supported yet/);
+  });
+
+  test('the replicate.com page for r8.im only', () => {
+    assert.equal(
+      replicateModelUrl(parseReference('r8.im/user/model:v2')),
+      'https://replicate.com/user/model',
+    );
+    assert.equal(replicateModelUrl(parseReference('ghcr.io/user/model')), undefined);
+  });
+
+  test('a 401 becomes a cog login hint naming the registry', () => {
+    const ref = parseReference('127.0.0.1:5056/u/m:v1');
+    const err = new RegistryError('HEAD … answered HTTP 401', {
+      status: 401,
+      method: 'HEAD',
+      url: 'http://x/v2/',
+    });
+    const anon = explainPushError(err, ref, false) as CogError;
+    assert.match(anon.message, /127\.0\.0\.1:5056 requires authentication/);
+    assert.match(anon.hint ?? '', /`cog login 127\.0\.0\.1:5056`/);
+    const rejected = explainPushError(err, ref, true) as CogError;
+    assert.match(rejected.message, /rejected the credentials/);
+    const r8 = explainPushError(
+      new RegistryError('x', { status: 404, method: 'PUT', url: 'https://r8.im/v2/' }),
+      parseReference('r8.im/u/m'),
+      true,
+    ) as CogError;
+    assert.match(r8.message, /unable to find an existing Replicate model at r8\.im\/u\/m/);
+    const other = new Error('boom');
+    assert.equal(explainPushError(other, ref, false), other);
+  });
+
+  test('the summary counts blobs and bytes', () => {
+    assert.equal(
+      pushSummary({
+        reference: 'r/x:y@sha256:1',
+        digest: 'sha256:1',
+        mediaType: 'm',
+        size: 1,
+        blobs: { uploaded: 2, existed: 3, mounted: 1 },
+        bytesUploaded: 3 * MiB,
+        bytesSent: 3 * MiB,
+        resumes: 0,
+        restarts: 0,
+        seconds: 1.25,
+      }),
+      'Pushed 6 blobs (2 uploaded, 3 already there, 1 mounted): 3.0 MiB uploaded in 1.3s',
+    );
+  });
+});
