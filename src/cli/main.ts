@@ -310,6 +310,10 @@ export async function main(argv: readonly string[]): Promise<number> {
             describe: 'NAME=VALUE for the model',
           })
           .option('setup-timeout', { type: 'number', default: 300, describe: 'seconds to wait for setup()' })
+          .option('gpus', {
+            type: 'string',
+            describe: 'GPUs as CDI devices: all, a count, device=0,1 or none (default: all when build.gpu)',
+          })
           .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
           .option('progress', {
             type: 'string',
@@ -328,6 +332,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             file: argv.file,
             progress: argv.progress,
             tls: tlsFlags(argv),
+            gpus: argv.gpus,
           },
           { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
         ),

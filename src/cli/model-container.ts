@@ -17,6 +17,7 @@ import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
 import { GatewayContainer } from '../runtime/container.js';
 import { localImages } from '../runtime/local-images.js';
+import { imageNeedsGpu } from '../runtime/gpu.js';
 import { resolveModelImage } from '../runtime/run-model.js';
 import { wheelContext } from '../plan/plan.js';
 import { CogError } from '../errors.js';
@@ -123,6 +124,12 @@ export async function withModelContainer<T>(
               });
               model = resolved.state;
               config = resolved.config;
+            }
+            if (imageNeedsGpu(config.config?.Labels)) {
+              // BuildKit's gateway containers (NewContainerRequest, v0.32) have no CDI devices field
+              io.stderr.write(
+                'cog: warning: the model has build.gpu: true, but BuildKit cannot attach GPUs to the containers `cog serve`/`cog exec` run (only to build steps, which `cog predict` uses); it runs without a GPU\n',
+              );
             }
             const platform = {
               OS: config.os ?? 'linux',

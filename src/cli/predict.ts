@@ -20,6 +20,7 @@ import {
 } from '../runtime/inputs.js';
 import { jsonModeResult, planOutputs, writeOutputs } from '../runtime/outputs.js';
 import { localImages } from '../runtime/local-images.js';
+import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
 import type { SmokeReport } from '../runtime/smoke.js';
 import { defaultBuildSettings, prepareBuild } from './build.js';
@@ -37,6 +38,8 @@ export interface PredictArgs {
   readonly file: string;
   readonly progress: string | undefined;
   readonly tls?: TlsFlags;
+  /** `--gpus` (all, a count, device=0,1, none); default: all when the model has build.gpu */
+  readonly gpus?: string | undefined;
 }
 
 type OpenApiDoc = Parameters<typeof parseInputFlags>[1];
@@ -103,9 +106,18 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         tls: args.tls,
         services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
       },
-      ({ client, session, ref, signal, onStatus }) =>
-        gatewayBuild(client, { session, ref, signal, onStatus }, async (gw) => {
+      async ({ client, session, ref, signal, onStatus }) => {
+        const offered = offeredDevices((await client.listWorkers(signal)).record ?? []);
+        // the device entitlement must be on the solve: known up front for the project, or from --gpus
+        const upfront =
+          prepared || args.gpus !== undefined
+            ? gpuRequest(prepared?.loaded.completed.gpu === true, args.gpus, offered)
+            : undefined;
+        const entitlements = upfront?.needsEntitlement ? ['device'] : [];
+        return gatewayBuild(client, { session, ref, signal, onStatus, entitlements }, async (gw) => {
           let model;
+          /** the image's labels, in IMAGE mode */
+          let resolvedLabels: Record<string, string> | undefined;
           if (prepared) {
             const sharedKey = `cog:${prepared.loaded.projectDir}`;
             model = (await compileAgainstBase(gw, prepared.input, sharedKey)).compiled.image;
@@ -117,14 +129,27 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
               ...(images ? { local: { ...images, sessionId: session.id } } : {}),
             });
             model = resolved.state;
+            resolvedLabels = resolved.config.config?.Labels;
             schemaForOutputs = resolved.schema;
             input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);
           }
+          const gpus = upfront ?? gpuRequest(imageNeedsGpu(resolvedLabels), args.gpus, offered);
+          if (gpus.needsEntitlement && !entitlements.includes('device')) {
+            throw new CogError(`${args.image} needs a GPU, and the worker's GPU device is not auto-allowed`, {
+              hint: 'pass --gpus all (the solve then asks for the device entitlement, which buildkitd must allow)',
+            });
+          }
           await writeFile(join(inputDir, 'request.json'), JSON.stringify(input ?? {}));
-          const run = await runOnce(gw, model, { mode: args.mode, setupTimeout: args.setupTimeout, env });
+          const run = await runOnce(gw, model, {
+            mode: args.mode,
+            setupTimeout: args.setupTimeout,
+            env,
+            devices: gpus.devices,
+          });
           report = run.report;
           return { ref: run.ref };
-        }),
+        });
+      },
     );
   } finally {
     await rm(inputDir, { recursive: true, force: true });

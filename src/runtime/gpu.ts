@@ -84,3 +84,24 @@ function parseGpusFlag(flag: string | undefined, needsGpu: boolean): Wanted {
     hint: 'use all, a count (2), device indexes (0,1 or device=0,1), or none',
   });
 }
+
+/** The CDI devices the daemon's workers offer. */
+export function offeredDevices(
+  workers: readonly {
+    CDIDevices?: readonly { Name?: string | undefined; AutoAllow?: boolean | undefined }[] | undefined;
+  }[],
+): OfferedDevice[] {
+  return workers.flatMap((w) =>
+    (w.CDIDevices ?? []).map((d) => ({ name: d.Name ?? '', autoAllow: d.AutoAllow === true })),
+  );
+}
+
+/** Whether an image's run.cog.config label says `build.gpu: true`. */
+export function imageNeedsGpu(labels: Readonly<Record<string, string>> | undefined): boolean {
+  try {
+    const config = JSON.parse(labels?.['run.cog.config'] ?? '{}') as { build?: { gpu?: unknown } };
+    return config.build?.gpu === true;
+  } catch {
+    return false;
+  }
+}

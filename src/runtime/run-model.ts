@@ -20,6 +20,8 @@ export interface RunOnceOptions {
   /** `-e NAME=VALUE` */
   readonly env: Readonly<Record<string, string>>;
   readonly platform?: { readonly OS: string; readonly Architecture: string };
+  /** CDI devices (GPUs) for the server */
+  readonly devices?: readonly string[];
 }
 
 export async function runOnce(
@@ -32,6 +34,7 @@ export async function runOnce(
     setupTimeout: options.setupTimeout,
     env: options.env,
     inputFrom: local(inputDirName, { name: 'load the inputs' }),
+    ...(options.devices?.length ? { devices: options.devices } : {}),
     name: options.mode === 'train' ? 'run the model: /trainings' : 'run the model: /predictions',
   });
   const id = await gw.solve(
