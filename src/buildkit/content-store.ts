@@ -39,6 +39,8 @@ export const storeIdHeader = 'buildkit-attachable-store-id';
 export const ociStoreId = (name: string) => `oci:${name}`;
 /** …and `local:` + the dest/src attribute of a local cache. */
 export const localCacheStoreId = (dir: string) => `local:${dir}`;
+/** The store an oci/docker export with tar=false writes into. */
+export const exportStoreId = 'export';
 
 export interface ContentStoreSpec {
   readonly root: string;

@@ -566,6 +566,11 @@ export type TarOutput = string | Writable | TarTarget['open'];
 export type ExportSpec =
   /** pushed or stored by the daemon; nothing comes back to the client */
   | { readonly type: 'image'; readonly attrs: Readonly<Record<string, string>> }
+  /**
+   * an OCI image written blob by blob into the session's content store "export" (tar=false): the
+   * daemon skips blobs the store has. The caller serves that store and files the manifest afterwards.
+   */
+  | { readonly type: 'oci-store'; readonly attrs: Readonly<Record<string, string>> }
   /** an OCI or docker image tarball (set attrs.name for docker's RepoTags), or the filesystem as a tar */
   | {
       readonly type: 'oci' | 'docker' | 'tar';
@@ -603,6 +608,10 @@ export function exportsFor(specs: readonly ExportSpec[]): {
       case 'image':
         targets.push(undefined);
         break;
+      case 'oci-store':
+        targets.push(undefined);
+        exporters.push({ Type: 'oci', Attrs: { ...attrs, tar: 'false' } });
+        continue;
       case 'oci':
       case 'docker':
         if (attrs.tar === 'false')

@@ -8,8 +8,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
-import { type ContentStoreSpec, contentService, localCacheStoreId } from './content-store.js';
-import type { SessionService } from './session.js';
+import { type ContentStoreSpec, localCacheStoreId } from './content-store.js';
 
 export interface CacheEntry {
   readonly Type: string;
@@ -37,8 +36,8 @@ export interface LocalCaches {
   /** the entries for the solve, local ones rewritten (absolute paths, the digest to import) */
   readonly imports: CacheEntry[];
   readonly exports: CacheEntry[];
-  /** the content stores of the local caches, when there are any */
-  readonly service: SessionService | undefined;
+  /** the content stores of the local caches, by store id (one content service serves them all) */
+  readonly stores: Readonly<Record<string, ContentStoreSpec>>;
   /** After the build: records the exported cache manifest in each export directory's index.json. */
   finish(exporterResponse: Readonly<Record<string, string>>): Promise<void>;
 }
@@ -154,7 +153,7 @@ export async function localCaches(
   return {
     imports: outImports,
     exports: outExports,
-    service: Object.keys(stores).length > 0 ? contentService(stores) : undefined,
+    stores,
     async finish(exporterResponse) {
       if (exportDirs.size === 0) return;
       const json = exporterResponse['cache.manifest'];

@@ -7,6 +7,7 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
 import { fileSyncService } from '../buildkit/filesync.js';
+import { contentService, exportStoreId } from '../buildkit/content-store.js';
 import { localCaches } from '../buildkit/local-cache.js';
 import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
@@ -17,7 +18,7 @@ import { planInputFor } from '../build/plan-input.js';
 import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
 import { defaultImageName } from '../config/reference.js';
 import { CogError } from '../errors.js';
-import { ImageStore, imageStoreDir } from '../image/store.js';
+import { type Descriptor, ImageStore, imageStoreDir } from '../image/store.js';
 import { wheelContext } from '../plan/plan.js';
 import type { PlanInput } from '../plan/types.js';
 import { generateOpenApiSchema } from '../schema/index.js';
@@ -197,6 +198,13 @@ export interface BuildOutcome {
   readonly storeDir: string | undefined;
 }
 
+/** The manifest descriptor an oci export reports (base64 JSON in containerimage.descriptor). */
+function exportedManifest(response: Readonly<Record<string, string>>): Descriptor {
+  const encoded = response['containerimage.descriptor'];
+  if (!encoded) throw new CogError('buildkitd did not report the exported image’s manifest');
+  return JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Descriptor;
+}
+
 export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   await buildImage(args, io, cwd);
 }
@@ -224,8 +232,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   }
   const store = new ImageStore(imageStoreDir(io.env));
   const toStore = specs.length === 0;
-  if (toStore)
-    specs.push({ type: 'oci', output: () => store.importer(imageName), attrs: { name: imageName } });
+  // into the store blob by blob: the daemon writes only the blobs the store lacks
+  if (toStore) specs.push({ type: 'oci-store', attrs: { name: imageName } });
   const timestampAttrs =
     args.timestamp !== undefined
       ? { 'source-date-epoch': String(args.timestamp), 'rewrite-timestamp': 'true' }
@@ -245,7 +253,12 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     { cwd, warn: (message) => io.stderr.write(`cog: warning: ${message}\n`) },
   );
   const services: SessionService[] = [fileSyncService(dirs), secretsService(secrets), exports.service];
-  if (caches.service) services.push(caches.service);
+  // one content service for every store the daemon may use: local caches, and the image store
+  const stores = {
+    ...caches.stores,
+    ...(toStore ? { [exportStoreId]: { root: store.root, writable: true } } : {}),
+  };
+  if (Object.keys(stores).length > 0) services.push(contentService(stores));
   const built = await withBuildkit(
     io,
     { progress: args.progress, tls: args.tls, services, sharedKey: `cog:${loaded.projectDir}` },
@@ -266,6 +279,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   );
   await caches.finish(built.exporterResponse);
   const digest = built.exporterResponse['containerimage.digest'] ?? '';
+  if (toStore) await store.tag(imageName, exportedManifest(built.exporterResponse));
   if (args.metadataFile) {
     await writeFile(
       args.metadataFile,

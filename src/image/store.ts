@@ -1,17 +1,14 @@
 /**
  * The local image store: an OCI image layout directory (oci-layout, index.json, blobs/sha256/…)
- * where `cog build` keeps images when it neither pushes nor writes a tarball. Images arrive as the
- * OCI exporter's tar stream and are unpacked as they stream: blobs are hashed on the way to disk,
- * verified, and renamed into place; only index.json is held in memory.
+ * where `cog build` keeps images when it neither pushes nor writes a tarball. Images arrive blob by
+ * blob: the daemon's oci exporter (tar=false) writes into this directory served as the session's
+ * content store "export" (see buildkit/content-store.ts), which hashes and verifies each blob before
+ * renaming it into place and skips blobs already here; `tag` then files the manifest under its name.
  */
-import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Parser, type ReadEntry } from 'tar';
 import { CogError } from '../errors.js';
 
 export const refNameAnnotation = 'org.opencontainers.image.ref.name';
@@ -112,100 +109,19 @@ export class ImageStore {
   }
 
   /**
-   * A Writable that takes an OCI image tarball (as BuildKit's oci exporter streams it) and stores its
-   * image under `name`. It finishes only once every blob is verified and the index is updated.
+   * Files the image whose manifest the daemon wrote into this store (an oci export with tar=false,
+   * through the session's content store) under `name`, once its manifest blob is here.
    */
-  importer(name: string): Writable {
-    const pending: Promise<void>[] = [];
-    let tarIndex: OciIndex | undefined;
-    let failure: Error | undefined;
-    const parser = new Parser({ strict: true });
-    const ready = this.ensureLayout();
-
-    parser.on('entry', (entry: ReadEntry) => {
-      const path = entry.path.replace(/^\.\//, '');
-      if (path === 'index.json') {
-        const chunks: Buffer[] = [];
-        entry.on('data', (c: Buffer) => chunks.push(c));
-        pending.push(
-          new Promise<void>((resolve) =>
-            entry.on('end', () => {
-              tarIndex = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OciIndex;
-              resolve();
-            }),
-          ),
-        );
-        return;
-      }
-      const blob = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(path);
-      if (!blob?.[1] || entry.type !== 'File') {
-        entry.resume();
-        return;
-      }
-      pending.push(
-        this.storeBlob(`sha256:${blob[1]}`, entry, ready).catch((err: Error) => {
-          failure ??= err;
-        }),
-      );
-    });
-    parser.on('error', (err: Error) => {
-      failure ??= err;
-    });
-
-    return new Writable({
-      write: (chunk: Buffer, _encoding, callback) => {
-        if (parser.write(chunk)) callback();
-        else parser.once('drain', () => callback());
-      },
-      final: (callback) => {
-        // the parser may emit 'end' synchronously inside end(): listen first
-        const finished = new Promise<void>((resolve) => parser.once('end', () => resolve()));
-        parser.end();
-        finished
-          .then(() => Promise.all(pending))
-          .then(async () => {
-            if (failure) throw failure;
-            const manifest = tarIndex?.manifests[0];
-            if (!manifest) throw new CogError('the exported image tarball has no index.json manifest');
-            if (!this.hasBlob(manifest.digest))
-              throw new CogError(`the exported image tarball lacks its manifest ${manifest.digest}`);
-            const plain: Descriptor = { ...manifest };
-            delete plain.annotations; // the exporter's own name annotations give way to `name`
-            await this.updateIndex((index) => withTaggedManifest(index, name, plain));
-          })
-          .then(
-            () => callback(),
-            (err: Error) => callback(err),
-          );
-      },
-    });
-  }
-
-  private async storeBlob(digest: string, entry: ReadEntry, ready: Promise<void>): Promise<void> {
-    await ready;
-    const target = blobPath(this.root, digest);
-    if (existsSync(target)) {
-      entry.resume(); // content-addressed: already here
-      await new Promise<void>((resolve) => entry.on('end', () => resolve()));
-      return;
-    }
-    const temp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    const hash = createHash('sha256');
-    // one consumer for the entry: a second listener attached later would miss what the first saw
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
-    try {
-      await pipeline(entry, hashing, createWriteStream(temp));
-      const actual = `sha256:${hash.digest('hex')}`;
-      if (actual !== digest) throw new CogError(`blob ${digest} arrived with content ${actual}`);
-      await rename(temp, target);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
+  async tag(name: string, manifest: Descriptor): Promise<void> {
+    await this.ensureLayout();
+    if (!this.hasBlob(manifest.digest))
+      throw new CogError(`the image store lacks the exported manifest ${manifest.digest}`, {
+        hint: 'build again; if it persists, remove the store directory',
+      });
+    const plain: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
+    if (manifest.platform) plain.platform = manifest.platform;
+    await this.updateIndex((index) => withTaggedManifest(index, name, plain));
+    // the content store's staging directory, when no other write is in progress
+    await rmdir(join(this.root, 'ingest')).catch(() => {});
   }
 }
