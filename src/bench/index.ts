@@ -1,14 +1,16 @@
 /**
- * `npm run bench`: runs the benchmarks in turn, or one of them with BENCH=filesync|build|predict.
+ * `npm run bench`: runs the benchmarks in turn, or some of them with BENCH=filesync|build|predict|push.
  *
  *   filesync  our FileSync client against buildctl sending the same large context (filesync-bench.ts)
  *   build     `cog build` against upstream Cog's Dockerfile: cold, no-op, source-only (build-bench.ts)
  *   predict   `cog run IMAGE` on hello, split into resolve, exec start, setup, predict (predict-bench.ts)
+ *   push      our registry client against `crane push` and BuildKit's image push (push-bench.ts)
  */
 const benches = {
   filesync: () => import('./filesync-bench.js'),
   build: () => import('./build-bench.js'),
   predict: () => import('./predict-bench.js'),
+  push: () => import('./push-bench.js'),
 } as const;
 
 type Name = keyof typeof benches;
@@ -17,7 +19,7 @@ function isName(name: string): name is Name {
   return Object.hasOwn(benches, name);
 }
 
-const selected = (process.env.BENCH ?? 'filesync,build,predict')
+const selected = (process.env.BENCH ?? 'filesync,build,predict,push')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean);

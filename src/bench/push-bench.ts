@@ -1,0 +1,487 @@
+/**
+ * `BENCH=push npm run bench`: pushing an image to the test bed's registry (plain HTTP, on loopback) with
+ * our registry client, with `crane push`, and with BuildKit's own image exporter (`push=true`), in the
+ * same run, alternating the order per iteration. Two images: one big single layer (2 GiB) and many small
+ * layers (500 × 1 MiB). Layers are uncompressed tars of pseudo-random bytes, fresh for every run (a new
+ * seed, a new repository): no tool can skip a blob because the registry or its own store has seen it.
+ *
+ *   ours      pushFromLayout in a child Node process (push-child.ts): time of the push inside
+ *             it, peak RSS of that whole process (VmHWM)
+ *   crane     `crane push LAYOUT_DIR REF --insecure` (an OCI layout); peak RSS from /proc VmHWM
+ *   buildkit  the raw files as local sources (one per layer, merged), exported with the image exporter,
+ *             compression=uncompressed; timed from its status stream: the first "pushing …" status
+ *             started to the last one completed (the layer tars are made before, in "exporting layers")
+ *
+ * crane is used from PATH, else from the test bed's tool dir (COG_TESTBED_CACHE/bin), else installed
+ * there with `go install github.com/google/go-containerregistry/cmd/crane@$BENCH_CRANE_VERSION` (v0.22.1).
+ * The registry's storage for the bench's repositories is deleted after each run.
+ *
+ * Settings: BENCH_ITERATIONS (3), BENCH_PUSH_BIG_MIB (2048), BENCH_PUSH_SMALL_COUNT (500),
+ * BENCH_PUSH_SMALL_MIB (1), BENCH_PUSH_TOOLS (ours,crane,buildkit), BENCH_PUSH_IMAGES (big,small).
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BuildkitClient } from '../buildkit/client.js';
+import { fileSyncService } from '../buildkit/filesync.js';
+import { Session } from '../buildkit/session.js';
+import { solve } from '../buildkit/solve.js';
+import type { moby_buildkit_v1_StatusResponse } from '../gen/types.js';
+import { type State, local, merge } from '../llb/index.js';
+import { pseudoRandomStream } from '../../test/support/registry-fixtures.js';
+import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
+
+type Tool = 'ours' | 'crane' | 'buildkit';
+type ImageKind = 'big' | 'small';
+
+interface Run {
+  readonly tool: Tool;
+  readonly image: ImageKind;
+  readonly iteration: number;
+  /** whole push: process start to exit for crane, the push statuses for BuildKit */
+  readonly seconds: number;
+  readonly peakRssMb: number | undefined;
+  /** ours: the child process's whole life (Node start and module loading included) */
+  readonly processSeconds?: number;
+}
+
+const MiB = 2 ** 20;
+const iterations = Number(process.env.BENCH_ITERATIONS ?? 3);
+const bigMiB = Number(process.env.BENCH_PUSH_BIG_MIB ?? 2048);
+const smallCount = Number(process.env.BENCH_PUSH_SMALL_COUNT ?? 500);
+const smallMiB = Number(process.env.BENCH_PUSH_SMALL_MIB ?? 1);
+const tools = (process.env.BENCH_PUSH_TOOLS ?? 'ours,crane,buildkit')
+  .split(',')
+  .map((s) => s.trim()) as Tool[];
+const imageKinds = (process.env.BENCH_PUSH_IMAGES ?? 'big,small')
+  .split(',')
+  .map((s) => s.trim()) as ImageKind[];
+const craneVersion = process.env.BENCH_CRANE_VERSION ?? 'v0.22.1';
+const runId = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+
+const layerSizes = (kind: ImageKind): number[] =>
+  kind === 'big' ? [bigMiB * MiB] : Array.from({ length: smallCount }, () => smallMiB * MiB);
+
+const imageLabel = (kind: ImageKind) =>
+  kind === 'big' ? `${bigMiB} MiB × 1` : `${smallCount} × ${smallMiB} MiB`;
+
+// ---------------------------------------------------------------------------------------------
+// data: raw files (BuildKit's input) and an OCI layout of uncompressed tar layers (ours and crane)
+// ---------------------------------------------------------------------------------------------
+
+/** A ustar header for a regular file (sizes up to 8 GiB). */
+function tarHeader(name: string, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  const field = (value: string, offset: number, length: number) => h.write(value, offset, length, 'ascii');
+  const octal = (value: number, length: number) => value.toString(8).padStart(length - 1, '0') + '\0';
+  field(name, 0, 100);
+  field(octal(0o644, 8), 100, 8);
+  field(octal(0, 8), 108, 8);
+  field(octal(0, 8), 116, 8);
+  field(octal(size, 12), 124, 12);
+  field(octal(0, 12), 136, 12);
+  field('        ', 148, 8);
+  field('0', 156, 1);
+  field('ustar\0', 257, 6);
+  field('00', 263, 2);
+  let sum = 0;
+  for (const byte of h) sum += byte;
+  field(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
+  return h;
+}
+
+/** Streams `stream` to `path`, resolving with its sha256 and size. */
+async function writeHashed(path: string, stream: Readable): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    stream,
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    }),
+    createWriteStream(path),
+  );
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
+/** A tar of one file `name` holding `size` pseudo-random bytes of `seed`, as a stream. */
+function tarStream(name: string, size: number, seed: string): Readable {
+  const pad = (512 - (size % 512)) % 512;
+  return Readable.from(
+    (async function* () {
+      yield tarHeader(name, size);
+      for await (const chunk of pseudoRandomStream(size, seed)) yield chunk as Buffer;
+      yield Buffer.alloc(pad + 1024);
+    })(),
+  );
+}
+
+const fileName = (i: number) => `f${String(i).padStart(4, '0')}.bin`;
+
+/** An OCI layout in `dir` with one image whose layers are tars of the given sizes. */
+async function writeLayout(dir: string, sizes: readonly number[], seed: string): Promise<void> {
+  const blobs = join(dir, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  const put = async (bytes: Buffer) => {
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(join(blobs, hex), bytes);
+    return { digest: `sha256:${hex}`, size: bytes.length };
+  };
+  const layers: { digest: string; size: number }[] = [];
+  for (const [i, size] of sizes.entries()) {
+    const tmp = join(dir, `layer-${i}.tmp`);
+    const layer = await writeHashed(tmp, tarStream(fileName(i), size, `${seed}-${i}`));
+    await rename(tmp, join(blobs, layer.digest.slice('sha256:'.length)));
+    layers.push(layer);
+  }
+  const config = await put(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: {},
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+      }),
+    ),
+  );
+  const manifest = await put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
+      }),
+    ),
+  );
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }],
+    }),
+  );
+}
+
+/** The raw files for BuildKit: `dir/l0000/f0000.bin`, one directory (one local source) per layer. */
+async function writeFiles(dir: string, sizes: readonly number[], seed: string): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const [i, size] of sizes.entries()) {
+    const sub = join(dir, `l${String(i).padStart(4, '0')}`);
+    await mkdir(sub, { recursive: true });
+    await writeHashed(join(sub, fileName(i)), pseudoRandomStream(size, `${seed}-${i}`));
+    dirs.push(sub);
+  }
+  return dirs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------------------------
+
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ out: string; peakKb: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let peakKb = 0;
+    const sample = () => {
+      if (child.pid === undefined) return;
+      readFile(`/proc/${child.pid}/status`, 'utf8').then(
+        (status) => {
+          const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+          if (hwm?.[1]) peakKb = Math.max(peakKb, Number(hwm[1]));
+        },
+        () => undefined,
+      );
+    };
+    const sampler = setInterval(sample, 20);
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', (err) => {
+      clearInterval(sampler);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearInterval(sampler);
+      if (code === 0) resolve({ out, peakKb });
+      else reject(new Error(`${command} ${args.join(' ')} failed (${code}):\n${out}`));
+    });
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+function testbedCache(): string {
+  return (
+    process.env.COG_TESTBED_CACHE ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cog-ts-testbed')
+  );
+}
+
+/** crane from PATH, else the test bed's tool dir, else `go install` into it. */
+async function findCrane(tb: Testbed): Promise<string> {
+  for (const dir of (tb.env.PATH ?? '').split(':')) {
+    if (dir && (await exists(join(dir, 'crane')))) return join(dir, 'crane');
+  }
+  const bin = join(testbedCache(), 'bin');
+  const crane = join(bin, 'crane');
+  if (await exists(crane)) return crane;
+  console.log(`installing crane ${craneVersion} into ${bin} (go install, once)`);
+  await mkdir(bin, { recursive: true });
+  await run('go', ['install', `github.com/google/go-containerregistry/cmd/crane@${craneVersion}`], {
+    ...tb.env,
+    GOBIN: bin,
+    GOFLAGS: '-mod=mod',
+  });
+  return crane;
+}
+
+/**
+ * Deletes a repository the bench pushed, and the blobs it links, from the registry's storage (their
+ * content is fresh, so no other repository links them). Best effort.
+ */
+async function dropRepository(repository: string): Promise<void> {
+  const root = join(testbedCache(), 'registry', 'docker', 'registry', 'v2');
+  const repoDir = join(root, 'repositories', repository);
+  const linked = async (sub: string) => readdir(join(repoDir, sub, 'sha256')).catch(() => [] as string[]);
+  const hexes = [...(await linked('_layers')), ...(await linked(join('_manifests', 'revisions')))];
+  for (const hex of hexes)
+    await rm(join(root, 'blobs', 'sha256', hex.slice(0, 2), hex), { recursive: true, force: true });
+  await rm(repoDir, { recursive: true, force: true });
+}
+
+function ms(ts: unknown): number | undefined {
+  if (typeof ts === 'string') return Date.parse(ts);
+  if (ts && typeof ts === 'object' && 'seconds' in ts) {
+    const t = ts as { seconds?: number | string; nanos?: number };
+    return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the three pushes
+// ---------------------------------------------------------------------------------------------
+
+interface Context {
+  readonly tb: Testbed;
+  readonly buildkit: BuildkitClient;
+  readonly crane: string;
+  readonly work: string;
+}
+
+/**
+ * Our push runs in a child process (push-child.ts), so its peak RSS is the push's own
+ * and not what generating data or serving BuildKit's file transfers left in this process.
+ */
+async function runOurs(ctx: Context, kind: ImageKind, iteration: number, repository: string): Promise<Run> {
+  const layout = join(ctx.work, 'layout');
+  await writeLayout(layout, layerSizes(kind), repository);
+  const started = performance.now();
+  const { out } = await run(
+    process.execPath,
+    [
+      fileURLToPath(new URL('./push-child.js', import.meta.url)),
+      layout,
+      `${ctx.tb.registry}/${repository}:bench`,
+    ],
+    ctx.tb.env,
+  );
+  const line = out.split('\n').find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`ours: the push child printed no result:\n${out}`);
+  const result = JSON.parse(line) as { seconds: number; peakRssMb: number };
+  const processSeconds = (performance.now() - started) / 1000;
+  return { tool: 'ours', image: kind, iteration, ...result, processSeconds };
+}
+
+async function runCrane(ctx: Context, kind: ImageKind, iteration: number, repository: string): Promise<Run> {
+  const layout = join(ctx.work, 'layout');
+  await writeLayout(layout, layerSizes(kind), repository);
+  const start = performance.now();
+  const { peakKb } = await run(
+    ctx.crane,
+    ['push', layout, `${ctx.tb.registry}/${repository}:bench`, '--insecure'],
+    ctx.tb.env,
+  );
+  const seconds = (performance.now() - start) / 1000;
+  return { tool: 'crane', image: kind, iteration, seconds, peakRssMb: peakKb ? peakKb / 1024 : undefined };
+}
+
+async function runBuildkit(
+  ctx: Context,
+  kind: ImageKind,
+  iteration: number,
+  repository: string,
+): Promise<Run> {
+  const dirs = await writeFiles(join(ctx.work, 'files'), layerSizes(kind), repository);
+  const prefix = `bench-push-${repository.replace(/[^a-z0-9]+/g, '-')}`;
+  const names = dirs.map((_, i) => `${prefix}-${i}`);
+  const states: State[] = names.map((name) => local(name, { sharedKeyHint: name }));
+  const root = states.length === 1 ? states[0]! : merge(states);
+  const session = Session.start(
+    ctx.buildkit,
+    [fileSyncService(Object.fromEntries(names.map((name, i) => [name, dirs[i]!])))],
+    `bench-${prefix}`,
+  );
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  const onStatus = (s: moby_buildkit_v1_StatusResponse) => {
+    for (const st of s.statuses ?? []) {
+      if (!st.ID?.startsWith('pushing')) continue;
+      const started = ms(st.started);
+      const completed = ms(st.completed);
+      if (started !== undefined) first = Math.min(first, started);
+      if (completed !== undefined) last = Math.max(last, completed);
+    }
+  };
+  try {
+    await solve(ctx.buildkit, {
+      definition: root.marshal({ localUniqueId: prefix }).definition,
+      session,
+      onStatus,
+      exporters: [
+        {
+          Type: 'image',
+          Attrs: {
+            name: `${ctx.tb.registry}/${repository}:bench`,
+            push: 'true',
+            'registry.insecure': 'true',
+            compression: 'uncompressed',
+            'force-compression': 'true',
+            'oci-mediatypes': 'true',
+          },
+        },
+      ],
+    });
+  } finally {
+    session.close();
+  }
+  await run(
+    'buildctl',
+    ['prune', '--filter', `description~="local source for ${prefix}-"`],
+    ctx.tb.env,
+  ).catch((err: unknown) => console.warn(`  (buildctl prune failed: ${(err as Error).message})`));
+  if (!Number.isFinite(first) || !Number.isFinite(last))
+    throw new Error('buildkit: no "pushing" status in the status stream');
+  return { tool: 'buildkit', image: kind, iteration, seconds: (last - first) / 1000, peakRssMb: undefined };
+}
+
+// ---------------------------------------------------------------------------------------------
+// report
+// ---------------------------------------------------------------------------------------------
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+async function main(): Promise<void> {
+  const tb = await ensureTestbed();
+  const crane = tools.includes('crane') ? await findCrane(tb) : '';
+  if (crane) console.log(`crane: ${crane} (${(await run(crane, ['version'], tb.env)).out.trim()})`);
+  const buildkit = await BuildkitClient.connect(tb.buildkitHost);
+  const runs: Run[] = [];
+  try {
+    for (const kind of imageKinds) {
+      for (let i = 0; i < iterations; i++) {
+        // rotate the order so each tool goes first, second, third in turn
+        const order = tools.map((_, k) => tools[(k + i) % tools.length]!);
+        for (const tool of order) {
+          const repository = `cogts-bench/push-${tool}-${kind}-${runId}-${i}`;
+          const work = await mkdtemp(join(tmpdir(), 'cogts-push-bench-'));
+          const ctx: Context = { tb, buildkit, crane, work };
+          try {
+            const r =
+              tool === 'ours'
+                ? await runOurs(ctx, kind, i, repository)
+                : tool === 'crane'
+                  ? await runCrane(ctx, kind, i, repository)
+                  : await runBuildkit(ctx, kind, i, repository);
+            runs.push(r);
+            console.log(
+              `  ${pad(imageLabel(kind), 14)} ${pad(tool, 8)} #${i}: ${r.seconds.toFixed(2)} s` +
+                (r.peakRssMb === undefined ? '' : `, peak RSS ${r.peakRssMb.toFixed(0)} MB`) +
+                (r.processSeconds === undefined ? '' : ` (child process ${r.processSeconds.toFixed(2)} s)`),
+            );
+          } finally {
+            await rm(work, { recursive: true, force: true });
+            await dropRepository(repository);
+          }
+        }
+      }
+    }
+  } finally {
+    buildkit.close();
+  }
+
+  const rows: string[][] = [['image', 'tool', 'wall s', 'MB/s', 'peak RSS MB']];
+  const verdicts: string[] = [];
+  for (const kind of imageKinds) {
+    const bytes = layerSizes(kind).reduce((a, b) => a + b, 0);
+    const stats = new Map<Tool, { seconds: number; rss: number | undefined }>();
+    for (const tool of tools) {
+      const mine = runs.filter((r) => r.tool === tool && r.image === kind);
+      if (!mine.length) continue;
+      const seconds = median(mine.map((r) => r.seconds));
+      const rssValues = mine.map((r) => r.peakRssMb).filter((v): v is number => v !== undefined);
+      const rss = rssValues.length ? Math.max(...rssValues) : undefined;
+      stats.set(tool, { seconds, rss });
+      rows.push([
+        imageLabel(kind),
+        tool === 'ours' ? 'ours (Node)' : tool === 'buildkit' ? 'buildkit (push)' : 'crane',
+        seconds.toFixed(2),
+        (bytes / 1e6 / seconds).toFixed(0),
+        rss === undefined ? '-' : rss.toFixed(0),
+      ]);
+    }
+    const ours = stats.get('ours');
+    for (const peer of ['crane', 'buildkit'] as const) {
+      const theirs = stats.get(peer);
+      if (!ours || !theirs) continue;
+      const ratio = theirs.seconds / ours.seconds;
+      rows.push([imageLabel(kind), `ours/${peer}`, '', `${ratio.toFixed(2)}x`, '']);
+      if (peer === 'crane')
+        verdicts.push(
+          `${imageLabel(kind)}: throughput >= 1.0x crane: ${ratio >= 1 ? 'met' : 'NOT met'} (${ratio.toFixed(2)}x)`,
+        );
+    }
+    if (ours?.rss !== undefined)
+      verdicts.push(
+        `${imageLabel(kind)}: Node peak RSS <= 200 MB: ${ours.rss <= 200 ? 'met' : 'NOT met'} (${ours.rss.toFixed(0)} MB)`,
+      );
+  }
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+  console.log(
+    `\npush to ${tb.registry} (plain HTTP, loopback), uncompressed tar layers, ${iterations} iterations (medians; ratio = ours/peer throughput)`,
+  );
+  for (const row of rows) console.log(row.map((cell, c) => pad(cell, widths[c] ?? 0)).join('  '));
+  console.log('targets:');
+  for (const v of verdicts) console.log(`  ${v}`);
+}
+
+await main();
