@@ -4,7 +4,7 @@
  * `credsStore`), plus the DOCKER_AUTH_CONFIG variable. Nothing here logs or prints a secret; errors name
  * the file, field, helper and registry, never a value.
  */
-import { spawn } from 'node:child_process';
+import { execCredentialHelper } from './credential-helper.js';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -227,69 +227,40 @@ export function runCredentialHelper(
     new CogError(`credential helper ${program} failed for ${serverUrl}: ${problem}`, {
       hint: hint ?? `check that \`echo ${serverUrl} | ${program} get\` works, or remove it from config.json`,
     });
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, ['get'], {
-      env: options.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    // our own timer: spawn's `timeout` keeps running when the program never started
-    const timeoutMs = options.timeoutMs ?? 30_000;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    timer.unref();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (err.code === 'ENOENT')
-        reject(
-          fail(
-            `${program} is not installed (not found on PATH)`,
-            `install ${program}, or remove "${helper}" from credsStore/credHelpers in config.json`,
-          ),
-        );
-      else reject(fail(err.message));
-    });
-    child.stdin.on('error', () => undefined); // a helper that exits without reading stdin
-    child.stdin.end(serverUrl);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const out = stdout.trim();
-      if (code !== 0) {
-        if (out === notFoundMessage || stderr.trim() === notFoundMessage) return resolve(undefined);
-        const said = (out || stderr.trim()).slice(0, 300);
-        return reject(
-          fail(
-            timedOut
-              ? `no answer within ${timeoutMs / 1000} s`
-              : signal
-                ? `killed by ${signal}`
-                : `exit status ${code ?? '?'}${said ? `: ${said}` : ''}`,
-          ),
+  return execCredentialHelper(helper, 'get', serverUrl, options).then(
+    (run) => {
+      if (run.code !== 0) {
+        if (run.stdout === notFoundMessage || run.stderr === notFoundMessage) return undefined;
+        const said = (run.stdout || run.stderr).slice(0, 300);
+        throw fail(
+          run.timedOut
+            ? `no answer within ${(options.timeoutMs ?? 30_000) / 1000} s`
+            : run.signal
+              ? `killed by ${run.signal}`
+              : `exit status ${run.code ?? '?'}${said ? `: ${said}` : ''}`,
         );
       }
       let parsed: unknown;
       try {
-        parsed = JSON.parse(out);
+        parsed = JSON.parse(run.stdout);
       } catch {
-        return reject(fail('its output is not JSON'));
+        throw fail('its output is not JSON');
       }
       if (!isRecord(parsed) || typeof parsed.Secret !== 'string')
-        return reject(fail('its output has no "Secret" string'));
+        throw fail('its output has no "Secret" string');
       const username = typeof parsed.Username === 'string' ? parsed.Username : '';
-      if (parsed.Secret === '' && username === '') return resolve(undefined);
-      resolve(
-        username === tokenUsername
-          ? { username: '', secret: parsed.Secret }
-          : { username, secret: parsed.Secret },
-      );
-    });
-  });
+      if (parsed.Secret === '' && username === '') return undefined;
+      return username === tokenUsername
+        ? { username: '', secret: parsed.Secret }
+        : { username, secret: parsed.Secret };
+    },
+    (err: unknown) => {
+      // not installed, or could not start: say which server it was asked about
+      throw err instanceof CogError && err.message.includes('not installed')
+        ? fail(`${program} is not installed (not found on PATH)`, err.hint)
+        : err;
+    },
+  );
 }
 
 /**

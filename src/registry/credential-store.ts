@@ -5,7 +5,6 @@
  * base64("user:secret"). config.json is rewritten atomically (temp file + rename, mode 0600) with every
  * other field kept. No secret is ever part of a message: helper output is redacted before it is shown.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -17,6 +16,7 @@ import {
   normalizeRegistryHost,
   parseDockerConfig,
 } from '../buildkit/docker-config.js';
+import { execCredentialHelper } from '../buildkit/credential-helper.js';
 import { CogError } from '../errors.js';
 
 export interface CredentialStoreOptions {
@@ -161,57 +161,25 @@ interface HelperResult {
 }
 
 /** Runs `docker-credential-<helper> <action>` with `input` on stdin; rejects only when it cannot run. */
-function runHelper(
+async function runHelper(
   helper: string,
   action: 'store' | 'erase',
   input: string,
-  serverUrl: string,
   options: CredentialStoreOptions,
 ): Promise<HelperResult> {
-  const program = `docker-credential-${helper}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, [action], {
-      env: options.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const timeoutMs = options.helperTimeoutMs ?? 30_000;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    timer.unref();
-    let output = '';
-    const collect = (chunk: string) => {
-      if (output.length < 4096) output += chunk;
-    };
-    child.stdout.setEncoding('utf8').on('data', collect);
-    child.stderr.setEncoding('utf8').on('data', collect);
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(
-        err.code === 'ENOENT'
-          ? new CogError(`credential helper ${program} is not installed (not found on PATH)`, {
-              hint: `install ${program}, or remove "${helper}" from credsStore/credHelpers in config.json`,
-            })
-          : new CogError(`credential helper ${program} could not run for ${serverUrl}: ${err.message}`, {
-              hint: `check \`${program}\`, or remove it from config.json`,
-            }),
-      );
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (timedOut)
-        reject(
-          new CogError(`credential helper ${program} gave no answer within ${timeoutMs / 1000} s`, {
-            hint: `check that \`${program} ${action}\` works (a keychain may be locked)`,
-          }),
-        );
-      else resolve({ code, output: output.trim() });
-    });
+  const run = await execCredentialHelper(helper, action, input, {
+    env: options.env,
+    timeoutMs: options.helperTimeoutMs,
   });
+  if (run.timedOut) {
+    throw new CogError(
+      `credential helper ${run.program} gave no answer within ${(options.helperTimeoutMs ?? 30_000) / 1000} s`,
+      {
+        hint: `check that \`${run.program} ${action}\` works (a keychain may be locked)`,
+      },
+    );
+  }
+  return { code: run.code, output: [run.stdout, run.stderr].filter(Boolean).join('\n').slice(0, 4096) };
 }
 
 function helperFailure(
@@ -252,7 +220,7 @@ export async function storeCredentials(
       Username: credentials.username,
       Secret: credentials.secret,
     });
-    const result = await runHelper(helper, 'store', input, serverUrl, options);
+    const result = await runHelper(helper, 'store', input, options);
     if (result.code !== 0) throw helperFailure(helper, 'store', serverUrl, result, [credentials.secret]);
     const cleaned = withoutAuthEntries(raw.json, host);
     if (cleaned.removed) await writeRawConfig(file, cleaned.json);
@@ -277,7 +245,7 @@ export async function eraseCredentials(
   const serverUrl = configKeyFor(host);
   const removed: CredentialLocation[] = [];
   if (helper) {
-    const result = await runHelper(helper, 'erase', serverUrl, serverUrl, options);
+    const result = await runHelper(helper, 'erase', serverUrl, options);
     if (result.code === 0) removed.push({ kind: 'helper', program: `docker-credential-${helper}` });
     else if (!notFoundPattern.test(result.output))
       throw helperFailure(helper, 'erase', serverUrl, result, []);
