@@ -38,6 +38,88 @@ function tlsFlags(argv: TlsFlags): TlsFlags {
   };
 }
 
+/** The options `cog build` and `cog push` share: how the image is built. */
+function withImageBuildOptions<T>(y: Argv<T>) {
+  return withTlsOptions(y)
+    .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
+    .option('secret', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
+    })
+    .option('cache', {
+      type: 'boolean',
+      default: true,
+      describe: 'use the build cache (--no-cache runs every step again)',
+    })
+    .option('progress', {
+      type: 'string',
+      describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
+    })
+    .option('openapi-schema', {
+      type: 'string',
+      describe: 'use this OpenAPI schema file instead of generating one',
+    })
+    .option('use-cuda-base-image', {
+      type: 'string',
+      default: 'auto',
+      describe: 'false builds GPU models on python:X-slim',
+    })
+    .option('use-cog-base-image', {
+      type: 'boolean',
+      describe: 'cog-base images are not supported yet; false is the behaviour',
+    })
+    .option('precompile', {
+      type: 'boolean',
+      default: false,
+      describe: 'compile Python files to bytecode in the image',
+    })
+    .option('strip', {
+      type: 'boolean',
+      default: false,
+      describe: 'strip debug symbols from Python extension modules',
+    })
+    .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
+    .option('platform', {
+      type: 'string',
+      describe: 'linux/amd64 (default) or linux/arm64 for CPU models',
+    });
+}
+
+/** The shared build settings from parsed `withImageBuildOptions` flags. */
+function imageBuildArgs(
+  argv: {
+    file: string;
+    secret: string[];
+    cache: boolean;
+    progress: string | undefined;
+    'openapi-schema': string | undefined;
+    'use-cuda-base-image': string;
+    'use-cog-base-image': boolean | undefined;
+    precompile: boolean;
+    strip: boolean;
+    timestamp: number | undefined;
+    platform: string | undefined;
+  } & TlsFlags,
+) {
+  return {
+    file: argv.file,
+    secrets: argv.secret,
+    noCache: !argv.cache,
+    progress: argv.progress,
+    openapiSchema: argv['openapi-schema'],
+    useCudaBaseImage: argv['use-cuda-base-image'],
+    useCogBaseImage: argv['use-cog-base-image'],
+    precompile: argv.precompile,
+    strip: argv.strip,
+    timestamp:
+      argv.timestamp ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
+    platform: argv.platform,
+    tls: tlsFlags(argv),
+  };
+}
+
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   // `cog exec`: everything from the command on is the command's, options included
@@ -166,8 +248,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     'build',
     'Build an image from cog.yaml with BuildKit (no Docker daemon)',
     (c) =>
-      withTlsOptions(c)
-        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
+      withImageBuildOptions(c)
         .option('tag', {
           alias: 't',
           type: 'string',
@@ -185,44 +266,6 @@ export async function main(argv: readonly string[]): Promise<number> {
           default: [] as string[],
           describe: 'type=oci|docker,dest=FILE (- = stdout) instead of the local image store',
         })
-        .option('secret', {
-          type: 'string',
-          array: true,
-          default: [] as string[],
-          describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
-        })
-        .option('cache', {
-          type: 'boolean',
-          default: true,
-          describe: 'use the build cache (--no-cache runs every step again)',
-        })
-        .option('progress', {
-          type: 'string',
-          describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
-        })
-        .option('openapi-schema', {
-          type: 'string',
-          describe: 'use this OpenAPI schema file instead of generating one',
-        })
-        .option('use-cuda-base-image', {
-          type: 'string',
-          default: 'auto',
-          describe: 'false builds GPU models on python:X-slim',
-        })
-        .option('use-cog-base-image', {
-          type: 'boolean',
-          describe: 'cog-base images are not supported yet; false is the behaviour',
-        })
-        .option('precompile', {
-          type: 'boolean',
-          default: false,
-          describe: 'compile Python files to bytecode in the image',
-        })
-        .option('strip', {
-          type: 'boolean',
-          default: false,
-          describe: 'strip debug symbols from Python extension modules',
-        })
         .option('smoke-test', {
           type: 'boolean',
           default: false,
@@ -232,44 +275,26 @@ export async function main(argv: readonly string[]): Promise<number> {
           type: 'string',
           array: true,
           default: [] as string[],
-          describe: 'type=registry,ref=REF (or type=local,src=DIR)',
+          describe: 'type=registry,ref=REF | type=local,src=DIR',
         })
         .option('cache-to', {
           type: 'string',
           array: true,
           default: [] as string[],
-          describe: 'type=registry,ref=REF,mode=max | type=inline',
+          describe: 'type=registry,ref=REF,mode=max | type=local,dest=DIR | type=inline',
         })
-        .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
-        .option('metadata-file', { type: 'string', describe: 'write the build result as JSON' })
-        .option('platform', {
-          type: 'string',
-          describe: 'linux/amd64 (default) or linux/arm64 for CPU models',
-        }),
+        .option('metadata-file', { type: 'string', describe: 'write the build result as JSON' }),
     (argv) =>
       build(
         {
-          file: argv.file,
+          ...imageBuildArgs(argv),
           tag: argv.tag,
           push: argv.push,
           outputs: argv.output,
-          secrets: argv.secret,
-          noCache: !argv.cache,
-          progress: argv.progress,
-          openapiSchema: argv['openapi-schema'],
-          useCudaBaseImage: argv['use-cuda-base-image'],
-          useCogBaseImage: argv['use-cog-base-image'],
-          precompile: argv.precompile,
-          strip: argv.strip,
           smokeTest: argv['smoke-test'],
           cacheFrom: argv['cache-from'],
           cacheTo: argv['cache-to'],
-          timestamp:
-            argv.timestamp ??
-            (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
           metadataFile: argv['metadata-file'],
-          platform: argv.platform,
-          tls: tlsFlags(argv),
         },
         { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
       ),
@@ -415,66 +440,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     'push [image]',
     'Build and push a model image to an OCI registry',
     (c) =>
-      withTlsOptions(c)
-        .positional('image', {
-          type: 'string',
-          describe: 'where to push, e.g. r8.im/user/model (default: image in cog.yaml)',
-        })
-        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
-        .option('secret', {
-          type: 'string',
-          array: true,
-          default: [] as string[],
-          describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
-        })
-        .option('cache', {
-          type: 'boolean',
-          default: true,
-          describe: 'use the build cache (--no-cache runs every step again)',
-        })
-        .option('progress', {
-          type: 'string',
-          describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
-        })
-        .option('openapi-schema', {
-          type: 'string',
-          describe: 'use this OpenAPI schema file instead of generating one',
-        })
-        .option('use-cuda-base-image', {
-          type: 'string',
-          default: 'auto',
-          describe: 'false builds GPU models on python:X-slim',
-        })
-        .option('use-cog-base-image', {
-          type: 'boolean',
-          describe: 'cog-base images are not supported yet; false is the behaviour',
-        })
-        .option('precompile', { type: 'boolean', default: false, hidden: true })
-        .option('strip', { type: 'boolean', default: false, hidden: true })
-        .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
-        .option('platform', {
-          type: 'string',
-          describe: 'linux/amd64 (default) or linux/arm64 for CPU models',
-        }),
+      withImageBuildOptions(c).positional('image', {
+        type: 'string',
+        describe: 'where to push, e.g. r8.im/user/model (default: image in cog.yaml)',
+      }),
     async (argv) => {
       await push(
-        {
-          image: argv.image,
-          file: argv.file,
-          secrets: argv.secret,
-          noCache: !argv.cache,
-          progress: argv.progress,
-          openapiSchema: argv['openapi-schema'],
-          useCudaBaseImage: argv['use-cuda-base-image'],
-          useCogBaseImage: argv['use-cog-base-image'],
-          precompile: argv.precompile,
-          strip: argv.strip,
-          timestamp:
-            argv.timestamp ??
-            (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
-          platform: argv.platform,
-          tls: tlsFlags(argv),
-        },
+        { ...imageBuildArgs(argv), image: argv.image },
         { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
       );
     },
