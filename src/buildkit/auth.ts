@@ -90,7 +90,7 @@ export function explainRegistryAuthError(
   return new BuildkitError(`registry ${host} refused access (${err.message})`, {
     cause: err,
     hint:
-      `log in with \`docker login ${host}\` (credentials are read from ${configFile}; set DOCKER_CONFIG ` +
+      `log in with \`cog login ${host}\` (or docker login; credentials are read from ${configFile}; set DOCKER_CONFIG ` +
       'to use another directory), and check that the account can read the image',
   });
 }

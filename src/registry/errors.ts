@@ -78,8 +78,8 @@ function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): s
   const repo = ctx.repository ?? 'the repository';
   if (status === 401)
     return ctx.hadCredentials
-      ? `the registry rejected the credentials for ${ctx.registry}: run \`docker login ${ctx.registry}\` again, or fix COG_REGISTRY_USERNAME / COG_REGISTRY_PASSWORD`
-      : `log in first: \`docker login ${ctx.registry}\`, or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD`;
+      ? `the registry rejected the credentials for ${ctx.registry}: run \`cog login ${ctx.registry}\` again, or fix COG_REGISTRY_USERNAME / COG_REGISTRY_PASSWORD`
+      : `log in first: \`cog login ${ctx.registry}\`, or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD`;
   if (status === 403 || codes.includes('DENIED'))
     return `your account has no access to ${repo} on ${ctx.registry}; check the repository name and your permissions`;
   if (status === 404)

@@ -95,7 +95,7 @@ async function assertRefused(options: AuthServiceOptions, expectedOutcome: strin
     const explained = explainRegistryAuthError(err, { configDir: options.configDir ?? '' });
     assert.ok(explained instanceof CogError);
     assert.ok(explained.message.startsWith(`registry ${tb.authRegistry} refused access`), explained.message);
-    assert.ok(explained.hint?.includes(`docker login ${tb.authRegistry}`));
+    assert.ok(explained.hint?.includes(`cog login ${tb.authRegistry}`));
     assert.ok(explained.hint?.includes(join(options.configDir ?? '', 'config.json')));
     return true;
   });

@@ -205,7 +205,7 @@ describe('basic auth registry', () => {
           assert.ok(err instanceof RegistryError, String(err));
           assert.equal(err.status, 401);
           assert.match(err.message, new RegExp(tb.authRegistry.replace(/\./g, '\\.')));
-          assert.match(err.hint ?? '', /docker login 127\.0\.0\.1:5056|COG_REGISTRY_USERNAME/);
+          assert.match(err.hint ?? '', /cog login 127\.0\.0\.1:5056|COG_REGISTRY_USERNAME/);
           return true;
         },
       );
@@ -286,7 +286,7 @@ describe('bearer token registry', () => {
         (err: unknown) => {
           assert.ok(err instanceof RegistryError, String(err));
           assert.equal(err.status, 401);
-          assert.match(err.hint ?? '', /docker login/);
+          assert.match(err.hint ?? '', /cog login/);
           return true;
         },
       );

@@ -329,7 +329,7 @@ describe('registry auth failures in solve errors', () => {
     const explained = explainRegistryAuthError(original, { env: { DOCKER_CONFIG: '/cfg' } });
     assert.ok(explained instanceof CogError);
     assert.match(explained.message, /^registry 127\.0\.0\.1:5056 refused access \(/);
-    assert.match(explained.hint ?? '', /docker login 127\.0\.0\.1:5056.*\/cfg\/config\.json/);
+    assert.match(explained.hint ?? '', /cog login 127\.0\.0\.1:5056.*\/cfg\/config\.json/);
     assert.equal(explained.cause, original);
     const other = new Error('process "/bin/sh -c exit 1" did not complete successfully: exit code: 1');
     assert.equal(explainRegistryAuthError(other), other);
