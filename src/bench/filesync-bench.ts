@@ -23,6 +23,7 @@ import { image, local } from '../llb/index.js';
 import { codec } from '../proto/schema.js';
 import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
 import { generateLargeContext } from './large-context.js';
+import { statusTimeMs } from './status-time.js';
 
 interface Run {
   readonly who: 'ours' | 'buildctl';
@@ -49,15 +50,6 @@ function graph(name: string): pb_Definition {
     .marshal({ localUniqueId: name }).definition;
 }
 
-function ms(ts: unknown): number | undefined {
-  if (typeof ts === 'string') return Date.parse(ts);
-  if (ts && typeof ts === 'object' && 'seconds' in ts) {
-    const t = ts as { seconds?: number | string; nanos?: number };
-    return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
-  }
-  return undefined;
-}
-
 /** Tracks the local source vertex's start and completion in status updates. */
 class VertexTimer {
   private started: number | undefined;
@@ -68,8 +60,8 @@ class VertexTimer {
   ): void {
     for (const v of vertexes ?? []) {
       if (v.name !== this.vertexName) continue;
-      this.started = ms(v.started) ?? this.started;
-      this.completed = ms(v.completed) ?? this.completed;
+      this.started = statusTimeMs(v.started) ?? this.started;
+      this.completed = statusTimeMs(v.completed) ?? this.completed;
     }
   }
   get durationMs(): number {

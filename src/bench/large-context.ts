@@ -7,6 +7,7 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { prng } from '../../test/support/prng.js';
 
 export interface LargeContextOptions {
   readonly dirs?: number;
@@ -28,18 +29,6 @@ export interface LargeContext {
 
 const chunk = 1024 * 1024;
 const zeros = Buffer.alloc(chunk);
-
-/** A small deterministic PRNG (mulberry32) for sizes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Writes `size` keystream bytes of (seed, name) to `path`; returns the sha256. */
 export async function writeSeededFile(

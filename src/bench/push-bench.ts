@@ -36,6 +36,7 @@ import type { moby_buildkit_v1_StatusResponse } from '../gen/types.js';
 import { type State, local, merge } from '../llb/index.js';
 import { pseudoRandomStream } from '../../test/support/registry-fixtures.js';
 import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
+import { statusTimeMs } from './status-time.js';
 
 type Tool = 'ours' | 'crane' | 'buildkit';
 type ImageKind = 'big' | 'small';
@@ -270,15 +271,6 @@ async function dropRepository(repository: string): Promise<void> {
   await rm(repoDir, { recursive: true, force: true });
 }
 
-function ms(ts: unknown): number | undefined {
-  if (typeof ts === 'string') return Date.parse(ts);
-  if (ts && typeof ts === 'object' && 'seconds' in ts) {
-    const t = ts as { seconds?: number | string; nanos?: number };
-    return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
-  }
-  return undefined;
-}
-
 // ---------------------------------------------------------------------------------------------
 // the three pushes
 // ---------------------------------------------------------------------------------------------
@@ -348,8 +340,8 @@ async function runBuildkit(
   const onStatus = (s: moby_buildkit_v1_StatusResponse) => {
     for (const st of s.statuses ?? []) {
       if (!st.ID?.startsWith('pushing')) continue;
-      const started = ms(st.started);
-      const completed = ms(st.completed);
+      const started = statusTimeMs(st.started);
+      const completed = statusTimeMs(st.completed);
       if (started !== undefined) first = Math.min(first, started);
       if (completed !== undefined) last = Math.max(last, completed);
     }

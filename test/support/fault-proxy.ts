@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { prng } from './prng.js';
 
 export interface FaultRates {
   /** chance that a PATCH is cut at a random point of its body */
@@ -58,18 +59,6 @@ export interface FaultProxy {
   /** forgets every token issued, as a registry restart or key rotation would */
   revokeTokens(): void;
   close(): Promise<void>;
-}
-
-/** mulberry32: small, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Grant {
