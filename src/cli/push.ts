@@ -16,6 +16,8 @@ import {
   type Reference,
   RegistryClient,
   RegistryError,
+  type RetryInfo,
+  defaultRetryPolicy,
   formatReference,
   parseReference,
   pushFromLayout,
@@ -60,6 +62,12 @@ export function pushTarget(
       hint: "set the 'image' option in cog.yaml (e.g. `image: r8.im/your-username/your-model`) or pass one: cog push REGISTRY/REPO[:TAG]",
     });
   return target;
+}
+
+/** What a retry says: the (already redacted) error, the attempt, and the wait. */
+export function retryLine(info: RetryInfo): string {
+  const what = info.error instanceof Error ? info.error.message : String(info.error);
+  return `cog: ${what.split('\n')[0]}; retrying (${info.attempt}/${info.attempts - 1}) in ${(info.delayMs / 1000).toFixed(1)}s`;
 }
 
 /** The model page for an r8.im image (`https://replicate.com/owner/model`), else undefined. */
@@ -128,7 +136,13 @@ export async function push(args: PushArgs, io: CommandIo, cwd = process.cwd()): 
 
   const mode = resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true);
   const progress = createPushProgress(mode, io.stderr, { target: formatReference(ref) });
-  const client = new RegistryClient({ env: io.env });
+  const client = new RegistryClient({
+    env: io.env,
+    retry: {
+      ...defaultRetryPolicy,
+      onRetry: (info) => progress.note(retryLine(info)),
+    },
+  });
   const mountFrom = mountCandidates(
     await readPushHistory(built.storeDir),
     ref.registry,

@@ -19,6 +19,8 @@ import { type ProgressOutput, writeText } from './output.js';
 
 export interface PushProgressRenderer {
   readonly onProgress: (event: PushProgress) => void;
+  /** a line of its own (e.g. a retry), above the live view on a terminal */
+  readonly note: (line: string) => void;
   /** draws the final view; resolves once written. Idempotent. */
   close(): Promise<void>;
 }
@@ -127,12 +129,16 @@ export function createPushProgress(
   if (mode === 'quiet')
     return {
       onProgress: () => {},
+      note: () => {},
       close: () => Promise.resolve(),
     };
   if (mode === 'rawjson')
     return {
       onProgress: (event) => {
         if (!closed) out.write(`${JSON.stringify({ push: event })}\n`);
+      },
+      note: (line) => {
+        if (!closed) out.write(`${JSON.stringify({ note: line })}\n`);
       },
       close: () => {
         closed = true;
@@ -148,6 +154,9 @@ export function createPushProgress(
         if (previous === blob.state) return;
         const line = plainPushLine(blob);
         if (line) out.write(`${line}\n`);
+      },
+      note: (line) => {
+        if (!closed) out.write(`${line}\n`);
       },
       close: () => {
         closed = true;
@@ -178,6 +187,14 @@ export function createPushProgress(
       const wait = lastDraw + refreshMs - now();
       if (wait <= 0) draw();
       else timer = setTimeout(draw, wait);
+    },
+    note: (line) => {
+      if (closed) return;
+      // over the live view, which is drawn again below it
+      const up = drawnLines > 0 ? `\x1b[${drawnLines}A\r\x1b[J` : '';
+      out.write(`${up}${line}\n`);
+      drawnLines = 0;
+      if (view.blobs.size > 0 && !timer) draw();
     },
     close: async () => {
       if (closed) return;

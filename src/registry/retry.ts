@@ -15,6 +15,8 @@ export interface RetryPolicy {
   readonly jitter: number;
   /** the most we wait for a Retry-After */
   readonly maxRetryAfterMs: number;
+  /** told before each wait, when the call site gives no onRetry of its own (e.g. to show "retrying") */
+  readonly onRetry?: ((info: RetryInfo) => void) | undefined;
 }
 
 export const defaultRetryPolicy: RetryPolicy = {
@@ -126,7 +128,7 @@ export async function withRetry<T>(
       if (options.signal?.aborted) throw abortError(options.signal);
       if (attempt >= policy.attempts || !retryable(err)) throw err;
       const delayMs = delayAfter(err, attempt, policy);
-      options.onRetry?.({ attempt, attempts: policy.attempts, delayMs, error: err });
+      (options.onRetry ?? policy.onRetry)?.({ attempt, attempts: policy.attempts, delayMs, error: err });
       await sleep(delayMs, options.signal);
     }
   }

@@ -197,3 +197,60 @@ describe('cog push: target, errors, summary', () => {
     );
   });
 });
+
+describe('retries during a push', () => {
+  test('a retry line names the error, the retry number and the wait', async () => {
+    const { retryLine } = await import('../../src/cli/push.js');
+    const line = retryLine({
+      attempt: 2,
+      attempts: 5,
+      delayMs: 4200,
+      error: new Error('read ECONNRESET\nmore'),
+    });
+    assert.equal(line, 'cog: read ECONNRESET; retrying (2/4) in 4.2s');
+  });
+
+  test('plain progress prints notes as lines; tty prints them above the live view and redraws it', async () => {
+    const plain = capture();
+    const p = createPushProgress('plain', plain.out, { target: 'r/x:1' });
+    p.note('cog: retrying (1/4) in 2.0s');
+    await p.close();
+    assert.equal(plain.text(), 'cog: retrying (1/4) in 2.0s\n');
+
+    const tty = capture();
+    const t = createPushProgress('tty', tty.out, { target: 'r/x:1', refreshMs: 0 });
+    t.onProgress(event(d1, 10 * MiB, 5 * MiB, 'uploading', 5 * MiB));
+    const before = tty.text().length;
+    t.note('cog: retrying (1/4) in 2.0s');
+    const after = tty.text().slice(before);
+    await t.close();
+    const esc = String.fromCharCode(27);
+    assert.ok(
+      new RegExp(`^${esc}\\[\\d+A\r${esc}\\[Jcog: retrying \\(1/4\\) in 2\\.0s\n`).test(after),
+      JSON.stringify(after),
+    );
+    assert.ok(after.includes(shortDigest(d1)), 'the view is drawn again below the note');
+  });
+
+  test('the client-wide retry policy hears retries that call sites do not handle themselves', async () => {
+    const { withRetry, defaultRetryPolicy } = await import('../../src/registry/index.js');
+    const heard: number[] = [];
+    let calls = 0;
+    const result = await withRetry(
+      async () => {
+        if (++calls < 3) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+        return 'ok';
+      },
+      {
+        policy: {
+          ...defaultRetryPolicy,
+          initialDelayMs: 1,
+          maxDelayMs: 2,
+          onRetry: (i) => heard.push(i.attempt),
+        },
+      },
+    );
+    assert.equal(result, 'ok');
+    assert.deepEqual(heard, [1, 2]);
+  });
+});
