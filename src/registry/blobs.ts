@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { Transform, type Readable, pipeline } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { CogError } from '../errors.js';
-import { repositoryScope } from './challenge.js';
+import { pullScopes, pushScopes } from './challenge.js';
 import {
   chooseChunkSize,
   contentRange,
@@ -19,7 +19,7 @@ import {
   parseUploadedRange,
 } from './chunks.js';
 import type { RegistryClient } from './client.js';
-import { type RegistryError, headerValue, responseError } from './errors.js';
+import { headerValue } from './errors.js';
 import type { RepositoryRef } from './reference.js';
 import { delayAfter, isRetryableError, sleep, withRetry } from './retry.js';
 
@@ -65,26 +65,6 @@ export interface UploadOptions {
 
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 
-function pullScopes(repo: RepositoryRef) {
-  return [repositoryScope(repo.repository, ['pull'])];
-}
-function pushScopes(repo: RepositoryRef, from?: string) {
-  const scopes = [repositoryScope(repo.repository, ['pull', 'push'])];
-  if (from && from !== repo.repository) scopes.push(repositoryScope(from, ['pull']));
-  return scopes;
-}
-
-async function fail(
-  client: RegistryClient,
-  repo: RepositoryRef,
-  res: Dispatcher.ResponseData,
-  what: string,
-  method: string,
-  url: string,
-): Promise<RegistryError> {
-  return responseError(res, await client.errorContext(repo.registry, what, method, url, repo.repository));
-}
-
 /** HEAD /v2/<repo>/blobs/<digest>: true when the registry has it. */
 export async function blobExists(
   client: RegistryClient,
@@ -99,13 +79,13 @@ export async function blobExists(
         registry: repo.registry,
         method: 'HEAD',
         url,
-        scopes: pullScopes(repo),
+        scopes: pullScopes(repo.repository),
         signal,
       });
       await res.body.dump();
       if (res.statusCode === 200) return true;
       if (res.statusCode === 404) return false;
-      throw await fail(client, repo, res, `checking blob ${short(digest)}`, 'HEAD', url);
+      throw await client.repositoryError(res, repo, `checking blob ${short(digest)}`, 'HEAD', url);
     },
     { policy: client.retry, signal },
   );
@@ -141,10 +121,11 @@ export async function startUpload(
         method: 'POST',
         url,
         headers: { 'content-length': '0' },
-        scopes: pushScopes(repo),
+        scopes: pushScopes(repo.repository),
         signal,
       });
-      if (res.statusCode !== 202) throw await fail(client, repo, res, 'starting a blob upload', 'POST', url);
+      if (res.statusCode !== 202)
+        throw await client.repositoryError(res, repo, 'starting a blob upload', 'POST', url);
       await res.body.dump();
       const session = sessionFrom(res);
       if (!session)
@@ -179,7 +160,7 @@ export async function mountBlob(
         method: 'POST',
         url,
         headers: { 'content-length': '0' },
-        scopes: pushScopes(repo, from),
+        scopes: pushScopes(repo.repository, from),
         signal,
       });
       if (res.statusCode === 201) {
@@ -191,7 +172,13 @@ export async function mountBlob(
         const session = sessionFrom(res);
         if (session) return { mounted: false, session };
       }
-      throw await fail(client, repo, res, `mounting blob ${short(digest)} from ${from}`, 'POST', url);
+      throw await client.repositoryError(
+        res,
+        repo,
+        `mounting blob ${short(digest)} from ${from}`,
+        'POST',
+        url,
+      );
     },
     { policy: client.retry, signal },
   );
@@ -270,7 +257,7 @@ export async function uploadBlob(
   const commitHeaders: Record<string, string> = options.layerMediaType
     ? { 'oci-layer-media-type': options.layerMediaType }
     : {};
-  const scopes = pushScopes(repo);
+  const scopes = pushScopes(repo.repository);
 
   /** Sends `start..end` of the blob; resolves with the response. */
   const send = (
@@ -331,7 +318,7 @@ export async function uploadBlob(
               })
             : await send('PUT', url, 0, source.size - 1, commitHeaders);
         if (res.statusCode !== 201 && res.statusCode !== 204)
-          throw await fail(client, repo, res, what, 'PUT', url);
+          throw await client.repositoryError(res, repo, what, 'PUT', url);
         await res.body.dump();
       },
       { policy: client.retry, signal },
@@ -361,7 +348,7 @@ export async function uploadBlob(
       }
       // 416: our offset is not the registry's; ask where it is, as after a reset
       offsetRejected = res.statusCode === 416;
-      error = await fail(client, repo, res, what, 'PATCH', session.location);
+      error = await client.repositoryError(res, repo, what, 'PATCH', session.location);
     } catch (err) {
       error = err;
     }
@@ -403,7 +390,7 @@ export async function uploadBlob(
         signal,
       });
       if (res.statusCode !== 201 && res.statusCode !== 204)
-        throw await fail(client, repo, res, what, 'PUT', url);
+        throw await client.repositoryError(res, repo, what, 'PUT', url);
       await res.body.dump();
     },
     { policy: client.retry, signal },
@@ -424,7 +411,7 @@ export async function uploadStatus(
         registry: repo.registry,
         method: 'GET',
         url: location,
-        scopes: pushScopes(repo),
+        scopes: pushScopes(repo.repository),
         signal,
       });
       if (res.statusCode === 204 || res.statusCode === 200) {
@@ -438,7 +425,7 @@ export async function uploadStatus(
         await res.body.dump();
         return undefined;
       }
-      throw await fail(client, repo, res, 'checking an upload session', 'GET', location);
+      throw await client.repositoryError(res, repo, 'checking an upload session', 'GET', location);
     },
     { policy: client.retry, signal },
   );
@@ -456,7 +443,7 @@ export async function cancelUpload(
       registry: repo.registry,
       method: 'DELETE',
       url: location,
-      scopes: pushScopes(repo),
+      scopes: pushScopes(repo.repository),
       signal,
     });
     await res.body.dump();
@@ -481,7 +468,7 @@ export async function fetchBlob(
         registry: repo.registry,
         method: 'GET',
         url,
-        scopes: pullScopes(repo),
+        scopes: pullScopes(repo.repository),
         signal,
       });
       for (let hops = 0; [301, 302, 303, 307, 308].includes(res.statusCode) && hops < 5; hops++) {
@@ -493,7 +480,7 @@ export async function fetchBlob(
         res = await client.send({ registry: repo.registry, method: 'GET', url, scopes: [], signal });
       }
       if (res.statusCode !== 200)
-        throw await fail(client, repo, res, `fetching blob ${short(digest)}`, 'GET', url);
+        throw await client.repositoryError(res, repo, `fetching blob ${short(digest)}`, 'GET', url);
       const chunks: Buffer[] = [];
       let size = 0;
       const hash = createHash('sha256');

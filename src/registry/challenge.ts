@@ -76,3 +76,15 @@ export function pickChallenge(header: string | undefined): Challenge | undefined
 export function repositoryScope(repository: string, actions: readonly ('pull' | 'push')[]): string {
   return `repository:${repository}:${actions.join(',')}`;
 }
+
+/** The scopes to read from `repository`. */
+export function pullScopes(repository: string): string[] {
+  return [repositoryScope(repository, ['pull'])];
+}
+
+/** The scopes to write to `repository`, plus reading `from` (a mount's source) when it is another one. */
+export function pushScopes(repository: string, from?: string): string[] {
+  const scopes = [repositoryScope(repository, ['pull', 'push'])];
+  if (from && from !== repository) scopes.push(repositoryScope(from, ['pull']));
+  return scopes;
+}

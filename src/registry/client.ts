@@ -10,7 +10,7 @@ import { CogError } from '../errors.js';
 import { type Challenge, pickChallenge } from './challenge.js';
 import { type ErrorContext, RegistryError, headerValue, redactUrl, responseError } from './errors.js';
 import { type Keychain, type RegistryCredentials, defaultKeychain } from './keychain.js';
-import { apiHost } from './reference.js';
+import { type RepositoryRef, apiHost } from './reference.js';
 import { type RetryPolicy, defaultRetryPolicy, withRetry } from './retry.js';
 import { insecureRegistries, isInsecureHost } from './settings.js';
 
@@ -152,6 +152,17 @@ export class RegistryClient {
       ...(repository === undefined ? {} : { repository }),
       hadCredentials: await this.hasCredentials(registry),
     };
+  }
+
+  /** The error for an unexpected answer to a request about `repo` (`what` we were doing). */
+  async repositoryError(
+    res: Dispatcher.ResponseData,
+    repo: RepositoryRef,
+    what: string,
+    method: string,
+    url: string,
+  ): Promise<RegistryError> {
+    return responseError(res, await this.errorContext(repo.registry, what, method, url, repo.repository));
   }
 
   /** One raw request through our dispatcher; socket failures become RegistryErrors (status undefined). */

@@ -1,9 +1,9 @@
 /** Manifests and indexes: GET, HEAD and PUT by tag or digest, in OCI and Docker media types. */
 import { createHash } from 'node:crypto';
 import { CogError } from '../errors.js';
-import { repositoryScope } from './challenge.js';
+import { pullScopes, pushScopes } from './challenge.js';
 import type { RegistryClient } from './client.js';
-import { headerValue, responseError } from './errors.js';
+import { headerValue } from './errors.js';
 import type { RepositoryRef } from './reference.js';
 import { withRetry } from './retry.js';
 
@@ -56,6 +56,11 @@ function embeddedMediaType(bytes: Buffer): string | undefined {
   }
 }
 
+/** `repo:tag` or `repo@digest`, for messages. */
+function manifestName(repo: RepositoryRef, reference: string): string {
+  return `${repo.repository}${reference.includes(':') ? '@' : ':'}${reference}`;
+}
+
 function contentType(value: string | undefined): string | undefined {
   return value?.split(';')[0]?.trim() || undefined;
 }
@@ -75,19 +80,16 @@ export async function getManifest(
         method: 'GET',
         url,
         headers: { accept: manifestAccept },
-        scopes: [repositoryScope(repo.repository, ['pull'])],
+        scopes: pullScopes(repo.repository),
         signal,
       });
       if (res.statusCode !== 200)
-        throw await responseError(
+        throw await client.repositoryError(
           res,
-          await client.errorContext(
-            repo.registry,
-            `fetching manifest ${repo.repository}${reference.includes(':') ? '@' : ':'}${reference}`,
-            'GET',
-            url,
-            repo.repository,
-          ),
+          repo,
+          `fetching manifest ${manifestName(repo, reference)}`,
+          'GET',
+          url,
         );
       const parts: Buffer[] = [];
       let size = 0;
@@ -135,7 +137,7 @@ export async function headManifest(
         method: 'HEAD',
         url,
         headers: { accept: manifestAccept },
-        scopes: [repositoryScope(repo.repository, ['pull'])],
+        scopes: pullScopes(repo.repository),
         signal,
       });
       await res.body.dump();
@@ -151,15 +153,12 @@ export async function headManifest(
         return (({ mediaType, digest, bytes }) => ({ mediaType, digest, size: bytes.length }))(
           await getManifest(client, repo, reference, signal),
         );
-      throw await responseError(
+      throw await client.repositoryError(
         res,
-        await client.errorContext(
-          repo.registry,
-          `checking manifest ${repo.repository}${reference.includes(':') ? '@' : ':'}${reference}`,
-          'HEAD',
-          url,
-          repo.repository,
-        ),
+        repo,
+        `checking manifest ${manifestName(repo, reference)}`,
+        'HEAD',
+        url,
       );
     },
     { policy: client.retry, signal },
@@ -185,19 +184,16 @@ export async function putManifest(
         url,
         headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
         body: bytes,
-        scopes: [repositoryScope(repo.repository, ['pull', 'push'])],
+        scopes: pushScopes(repo.repository),
         signal,
       });
       if (res.statusCode !== 201 && res.statusCode !== 200 && res.statusCode !== 202)
-        throw await responseError(
+        throw await client.repositoryError(
           res,
-          await client.errorContext(
-            repo.registry,
-            `pushing manifest ${repo.repository}${reference.includes(':') ? '@' : ':'}${reference}`,
-            'PUT',
-            url,
-            repo.repository,
-          ),
+          repo,
+          `pushing manifest ${manifestName(repo, reference)}`,
+          'PUT',
+          url,
         );
       await res.body.dump();
       const answered = headerValue(res.headers, 'docker-content-digest');
