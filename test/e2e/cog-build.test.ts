@@ -1,13 +1,13 @@
 // `cog build` of every fixture model on the test bed: labels, a READY server inside the image, the
 // local image store, and caching (no-op rebuild, source-only rebuild).
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
 const fixtures = join(repoRoot, 'fixtures', 'models');
@@ -15,13 +15,11 @@ let tb: Testbed;
 let scratchDir: string;
 const tag = Date.now().toString(36);
 
+const tempDir = tempDirsRemovedAfterTests();
+
 before(async () => {
   tb = await ensureTestbed();
-  scratchDir = await mkdtemp(join(tmpdir(), 'cogts-build-'));
-});
-
-after(async () => {
-  await rm(scratchDir, { recursive: true, force: true });
+  scratchDir = await tempDir('cogts-build-');
 });
 
 function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {

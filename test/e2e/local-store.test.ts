@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
@@ -16,13 +17,11 @@ let tb: Testbed;
 let scratchDir: string;
 const tag = Date.now().toString(36);
 
+const tempDir = tempDirsRemovedAfterTests();
+
 before(async () => {
   tb = await ensureTestbed();
-  scratchDir = await mkdtemp(join(tmpdir(), 'cogts-local-store-'));
-});
-
-after(async () => {
-  await rm(scratchDir, { recursive: true, force: true });
+  scratchDir = await tempDir('cogts-local-store-');
 });
 
 /** The CLI's private buildkitd with an empty cache and the test bed's registry config. */

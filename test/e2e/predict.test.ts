@@ -1,25 +1,23 @@
 // `cog predict`/`cog run`/`cog train` without Docker: the project is built and run in a BuildKit exec,
 // or a pushed image is run; inputs are checked before anything starts; outputs are written like upstream.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
 const fixtures = join(repoRoot, 'fixtures', 'models');
 let tb: Testbed;
 let dir: string;
 
+const tempDir = tempDirsRemovedAfterTests();
+
 before(async () => {
   tb = await ensureTestbed();
-  dir = await mkdtemp(join(tmpdir(), 'cogts-predict-'));
-});
-
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = await tempDir('cogts-predict-');
 });
 
 test('cog predict builds the project and prints a string output', { timeout: 600_000 }, async () => {
@@ -140,8 +138,8 @@ async function pidsWith(marker: string): Promise<number[]> {
 
 test('Ctrl-C during a prediction stops it and leaves nothing running', { timeout: 600_000 }, async () => {
   const marker = `cogts-ctrl-c-${Date.now().toString(36)}`;
-  const project = await mkdtemp(join(tmpdir(), 'cogts-predict-ctrlc-'));
-  try {
+  const project = await tempDir('cogts-predict-ctrlc-');
+  {
     await writeFile(
       join(project, 'cog.yaml'),
       "build:\n  python_version: '3.11'\npredict: 'predict.py:Predictor'\n",
@@ -195,7 +193,5 @@ test('Ctrl-C during a prediction stops it and leaves nothing running', { timeout
       assert.ok(Date.now() < settled, `the build is still running on the daemon: ${line}`);
       await new Promise((r) => setTimeout(r, 500));
     }
-  } finally {
-    await rm(project, { recursive: true, force: true });
   }
 });

@@ -3,26 +3,24 @@
 // Ctrl-C; exec passes stdin, env and the exit code through.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
 const hello = join(repoRoot, 'fixtures', 'models', 'hello');
 let tb: Testbed;
 let dir: string;
 
+const tempDir = tempDirsRemovedAfterTests();
+
 before(async () => {
   tb = await ensureTestbed();
-  dir = await mkdtemp(join(tmpdir(), 'cogts-serve-'));
-});
-
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = await tempDir('cogts-serve-');
 });
 
 async function freePort(): Promise<number> {
