@@ -21,29 +21,6 @@ function preEncoded(value: unknown): Buffer | undefined {
   return Buffer.isBuffer(value) ? value : undefined;
 }
 
-/**
- * BytesMessage{1: data} carries every byte of the session tunnel: encoded by hand, one copy, instead
- * of through the generic encoder.
- */
-function encodeBytesMessage(value: unknown): Buffer {
-  const encoded = preEncoded(value);
-  if (encoded) return encoded;
-  const data = (value as { data?: Uint8Array }).data;
-  if (!data || data.length === 0) return Buffer.alloc(0);
-  const header = [0x0a];
-  for (let n = data.length; ; n = Math.floor(n / 128)) {
-    if (n < 128) {
-      header.push(n);
-      break;
-    }
-    header.push((n % 128) | 0x80);
-  }
-  const out = Buffer.allocUnsafe(header.length + data.length);
-  out.set(header, 0);
-  out.set(data, header.length);
-  return out;
-}
-
 /** A grpc-js ServiceDefinition for a service of proto/, e.g. `serviceDefinition('moby.buildkit.v1.Control')`. */
 export function serviceDefinition(name: string): ServiceDefinition {
   const svc = service(name);
@@ -71,10 +48,7 @@ export function serviceDefinition(name: string): ServiceDefinition {
       path,
       requestStream: method.requestStream === true,
       responseStream: method.responseStream === true,
-      requestSerialize:
-        requestName === 'moby.buildkit.v1.BytesMessage'
-          ? encodeBytesMessage
-          : (value: unknown) => preEncoded(value) ?? view(request.encode(value as never)),
+      requestSerialize: (value: unknown) => preEncoded(value) ?? view(request.encode(value as never)),
       requestDeserialize: (bytes: Buffer) => request.decode(bytes),
       responseSerialize: (value: unknown) => preEncoded(value) ?? view(response.encode(value as never)),
       responseDeserialize: (bytes: Buffer) => response.decode(bytes),
