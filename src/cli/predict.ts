@@ -107,11 +107,16 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
       },
       async ({ client, session, ref, signal, onStatus }) => {
-        const offered = offeredDevices((await client.listWorkers(signal)).record ?? []);
+        // the worker's devices are only asked for when a GPU is wanted (one round trip less otherwise)
+        const devicesFor = async (needsGpu: boolean) =>
+          needsGpu || args.gpus !== undefined
+            ? offeredDevices((await client.listWorkers(signal)).record ?? [])
+            : [];
         // the device entitlement must be on the solve: known up front for the project, or from --gpus
+        const projectNeedsGpu = prepared?.loaded.completed.gpu === true;
         const upfront =
           prepared || args.gpus !== undefined
-            ? gpuRequest(prepared?.loaded.completed.gpu === true, args.gpus, offered)
+            ? gpuRequest(projectNeedsGpu, args.gpus, await devicesFor(projectNeedsGpu))
             : undefined;
         const entitlements = upfront?.needsEntitlement ? ['device'] : [];
         return gatewayBuild(client, { session, ref, signal, onStatus, entitlements }, async (gw) => {
@@ -133,7 +138,8 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
             schemaForOutputs = resolved.schema;
             input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);
           }
-          const gpus = upfront ?? gpuRequest(imageNeedsGpu(resolvedLabels), args.gpus, offered);
+          const imageGpu = imageNeedsGpu(resolvedLabels);
+          const gpus = upfront ?? gpuRequest(imageGpu, args.gpus, await devicesFor(imageGpu));
           if (gpus.needsEntitlement && !entitlements.includes('device')) {
             throw new CogError(`${args.image} needs a GPU, and the worker's GPU device is not auto-allowed`, {
               hint: 'pass --gpus all (the solve then asks for the device entitlement, which buildkitd must allow)',
