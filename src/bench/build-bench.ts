@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { type Testbed, ensureTestbed, repoRoot } from '../../test/support/testbed.js';
+import { median } from './report.js';
 
 type Tool = 'ours' | 'upstream';
 type Case = 'cold' | 'no-op' | 'source-only';
@@ -306,13 +307,6 @@ async function predictorOf(project: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------------
 // report
 // ---------------------------------------------------------------------------------------------------
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  if (sorted.length === 0) return Number.NaN;
-  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
 
 function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];

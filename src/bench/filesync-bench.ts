@@ -24,6 +24,7 @@ import { codec } from '../proto/schema.js';
 import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
 import { generateLargeContext } from './large-context.js';
 import { statusTimeMs } from './status-time.js';
+import { median, pad } from './report.js';
 
 interface Run {
   readonly who: 'ours' | 'buildctl';
@@ -137,16 +138,6 @@ async function runBuildctl(tb: Testbed, dir: string, iteration: number): Promise
     }
   }
   return { who: 'buildctl', iteration, wallMs, transferMs: timer.durationMs };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-function pad(s: string, n: number): string {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
 async function main(): Promise<void> {

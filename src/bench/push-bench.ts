@@ -37,6 +37,7 @@ import { type State, local, merge } from '../llb/index.js';
 import { pseudoRandomStream } from '../../test/support/registry-fixtures.js';
 import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
 import { statusTimeMs } from './status-time.js';
+import { median, pad } from './report.js';
 
 type Tool = 'ours' | 'crane' | 'buildkit';
 type ImageKind = 'big' | 'small';
@@ -381,16 +382,6 @@ async function runBuildkit(
 // ---------------------------------------------------------------------------------------------
 // report
 // ---------------------------------------------------------------------------------------------
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-function pad(s: string, n: number): string {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
 
 async function main(): Promise<void> {
   const tb = await ensureTestbed();
