@@ -6,7 +6,6 @@
  * never printed.
  */
 import { spawn } from 'node:child_process';
-import type { Argv } from 'yargs';
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
 import { type CredentialLocation, eraseCredentials, storeCredentials } from '../registry/credential-store.js';
@@ -178,63 +177,3 @@ export async function logout(options: Pick<LoginOptions, 'registry'>, io: LoginI
 }
 
 /** REGISTRY and --registry both given land in one array: only one registry is allowed. */
-function singleRegistry(value: unknown): string | undefined {
-  if (value === undefined || typeof value === 'string') return value;
-  if (Array.isArray(value) && new Set(value.map(String)).size === 1) return String(value[0]);
-  throw new CogError('name one registry', {
-    hint: 'give the registry once, as REGISTRY or as --registry',
-  });
-}
-
-/** Adds `cog login` and `cog logout` to the CLI. */
-export function registerLoginCommands<T>(cli: Argv<T>): void {
-  // REGISTRY may also be given as --registry (upstream's flag): yargs files both under `registry`
-  const registryOptions = <U>(c: Argv<U>) =>
-    c.positional('registry', {
-      type: 'string',
-      describe: 'host[:port] of the registry (also --registry; default: $COG_REGISTRY_HOST, else r8.im)',
-    });
-  cli.command(
-    'login [registry]',
-    'Log in to r8.im or another OCI registry',
-    (c) =>
-      registryOptions(c)
-        .option('username', { alias: 'u', type: 'string', describe: 'username (other registries)' })
-        .option('password', {
-          alias: 'p',
-          type: 'string',
-          describe: 'password or token (insecure: prefer --password-stdin)',
-        })
-        .option('password-stdin', {
-          type: 'boolean',
-          default: false,
-          describe: 'read the password (or r8.im token) from stdin',
-        })
-        .option('token-stdin', {
-          type: 'boolean',
-          default: false,
-          describe: 'read the r8.im CLI token (or the password) from stdin',
-        }),
-    (argv) =>
-      login(
-        {
-          registry: singleRegistry(argv.registry),
-          username: argv.username,
-          password: argv.password,
-          passwordStdin: argv['password-stdin'],
-          tokenStdin: argv['token-stdin'],
-        },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
-      ),
-  );
-  cli.command(
-    'logout [registry]',
-    'Remove stored registry credentials',
-    (c) => registryOptions(c),
-    (argv) =>
-      logout(
-        { registry: singleRegistry(argv.registry) },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
-      ),
-  );
-}

@@ -10,9 +10,7 @@ import { init } from './init.js';
 import { predict } from './predict.js';
 import { serve } from './serve.js';
 import { ProcessExitError, execCommand, splitExecArgv } from './exec.js';
-import { registerLoginCommands } from './login.js';
-import { push } from './push.js';
-import { inspect } from './inspect.js';
+import { registerLoginCommands } from './login-commands.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
 /** buildctl's TLS flags, for a tcp:// BUILDKIT_HOST. */
@@ -445,6 +443,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         describe: 'where to push, e.g. r8.im/user/model (default: image in cog.yaml)',
       }),
     async (argv) => {
+      // the registry client loads only for the commands that use it (start-up time of every command)
+      const { push } = await import('./push.js');
       await push(
         { ...imageBuildArgs(argv), image: argv.image },
         { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
@@ -468,8 +468,8 @@ export async function main(argv: readonly string[]): Promise<number> {
           type: 'string',
           describe: 'the image to pick from a multi-platform index (default linux/amd64)',
         }),
-    (argv) =>
-      inspect(
+    async (argv) =>
+      (await import('./inspect.js')).inspect(
         {
           image: argv.image,
           json: argv.json,

@@ -1,0 +1,67 @@
+/**
+ * `cog login` and `cog logout` as yargs commands. Their code (credential stores, the registry client)
+ * is loaded only when one of them runs, so other commands do not pay for it at start-up.
+ */
+import type { Argv } from 'yargs';
+import { CogError } from '../errors.js';
+
+function singleRegistry(value: unknown): string | undefined {
+  if (value === undefined || typeof value === 'string') return value;
+  if (Array.isArray(value) && new Set(value.map(String)).size === 1) return String(value[0]);
+  throw new CogError('name one registry', {
+    hint: 'give the registry once, as REGISTRY or as --registry',
+  });
+}
+
+/** Adds `cog login` and `cog logout` to the CLI. */
+export function registerLoginCommands<T>(cli: Argv<T>): void {
+  // REGISTRY may also be given as --registry (upstream's flag): yargs files both under `registry`
+  const registryOptions = <U>(c: Argv<U>) =>
+    c.positional('registry', {
+      type: 'string',
+      describe: 'host[:port] of the registry (also --registry; default: $COG_REGISTRY_HOST, else r8.im)',
+    });
+  cli.command(
+    'login [registry]',
+    'Log in to r8.im or another OCI registry',
+    (c) =>
+      registryOptions(c)
+        .option('username', { alias: 'u', type: 'string', describe: 'username (other registries)' })
+        .option('password', {
+          alias: 'p',
+          type: 'string',
+          describe: 'password or token (insecure: prefer --password-stdin)',
+        })
+        .option('password-stdin', {
+          type: 'boolean',
+          default: false,
+          describe: 'read the password (or r8.im token) from stdin',
+        })
+        .option('token-stdin', {
+          type: 'boolean',
+          default: false,
+          describe: 'read the r8.im CLI token (or the password) from stdin',
+        }),
+    async (argv) =>
+      (await import('./login.js')).login(
+        {
+          registry: singleRegistry(argv.registry),
+          username: argv.username,
+          password: argv.password,
+          passwordStdin: argv['password-stdin'],
+          tokenStdin: argv['token-stdin'],
+        },
+        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+      ),
+  );
+  cli.command(
+    'logout [registry]',
+    'Remove stored registry credentials',
+    (c) => registryOptions(c),
+    async (argv) =>
+      (await import('./login.js')).logout(
+        { registry: singleRegistry(argv.registry) },
+        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+      ),
+  );
+}
