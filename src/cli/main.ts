@@ -119,6 +119,20 @@ function imageBuildArgs(
 }
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
+/**
+ * yargs renders a command's whole help text as soon as the command's handler starts, in case a later
+ * failure wants to print it. That took ~40 ms of main-thread time inside every build, while the first
+ * gRPC answers waited. Our handlers never print yargs's help after they start (failures are CogErrors
+ * with their own hints), so the pre-render is skipped; `--help` and flag errors still render it.
+ */
+function skipHelpPrerender(cli: Argv): void {
+  const internals = cli as unknown as {
+    getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } };
+  };
+  const usage = internals.getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   // `cog exec`: everything from the command on is the command's, options included
   let execArgv: string[] = [];
@@ -140,6 +154,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .fail((msg, err) => {
       throw err ?? new CogError(msg, { hint: 'run `cog --help` for usage' });
     });
+  skipHelpPrerender(cli);
   cli.command('debug', 'Print the build plan and the LLB graph for cog.yaml', (y) =>
     y
       .command(

@@ -7,8 +7,14 @@ import { descriptor } from '../gen/descriptor.js';
 import type { Messages } from '../gen/types.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 
-const root = protobuf.Root.fromJSON(descriptor);
-root.resolveAll();
+// Types resolve lazily, when first used. Root.fromJSON resolves the whole schema up front (every type
+// of every proto file, with a generated constructor each), which cost ~40 ms of every CLI start.
+// Feature resolution (proto3 defaults such as packed repeated numbers) is cheap and must happen before
+// any field is used, so it runs here for the whole tree; protobufjs names it with a leading underscore.
+const root = new protobuf.Root().addJSON(descriptor.nested ?? {});
+(root as unknown as { _resolveFeaturesRecursive(edition: unknown): void })._resolveFeaturesRecursive(
+  (root as unknown as { _edition: unknown })._edition,
+);
 
 export type MessageName = keyof Messages;
 
