@@ -13,6 +13,7 @@ import { type Keychain, type RegistryCredentials, defaultKeychain } from './keyc
 import { type RepositoryRef, apiHost } from './reference.js';
 import { type RetryPolicy, defaultRetryPolicy, withRetry } from './retry.js';
 import { insecureRegistries, isInsecureHost } from './settings.js';
+import { registryCa, tlsTrustHint } from './tls-trust.js';
 
 /** A request body: bytes, or a function that opens a fresh stream (so the request can be replayed). */
 export type RequestBody = Buffer | string | (() => Readable) | undefined;
@@ -88,6 +89,7 @@ export class RegistryClient {
     this.retry = options.retry ?? defaultRetryPolicy;
     this.userAgent = options.userAgent ?? 'cog-ts';
     this.ownsDispatcher = options.dispatcher === undefined;
+    const ca = options.dispatcher ? undefined : registryCa(env);
     this.dispatcher =
       options.dispatcher ??
       new Agent({
@@ -95,6 +97,7 @@ export class RegistryClient {
         pipelining: 1,
         allowH2: false,
         keepAliveTimeout: 30_000,
+        ...(ca ? { connect: { ca } } : {}),
       });
   }
 
@@ -186,18 +189,18 @@ export class RegistryClient {
     } catch (err) {
       if (stream && typeof stream === 'object' && 'destroy' in stream) stream.destroy();
       if (isAbort(err) || signal?.aborted) throw signal?.reason ?? err;
-      throw new RegistryError(
-        `cannot reach ${registry}: ${method} ${redactUrl(url)} failed (${errorCode(err)})`,
-        {
-          status: undefined,
-          method,
-          url,
-          cause: err,
-          hint: `check the registry address and your network${
+      const code = errorCode(err);
+      throw new RegistryError(`cannot reach ${registry}: ${method} ${redactUrl(url)} failed (${code})`, {
+        status: undefined,
+        method,
+        url,
+        cause: err,
+        hint:
+          tlsTrustHint(code) ??
+          `check the registry address and your network${
             url.startsWith('https:') ? '; for a plain-HTTP registry add it to COG_INSECURE_REGISTRIES' : ''
           }`,
-        },
-      );
+      });
     }
   }
 
