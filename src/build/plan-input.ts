@@ -3,6 +3,7 @@ import { configLabel } from '../config/label.js';
 import type { CompletedConfig, WheelSpec } from '../config/types.js';
 import { CogError } from '../errors.js';
 import type { PlanInput, WheelSource } from '../plan/types.js';
+import type { WeightsSplit } from '../plan/weights.js';
 
 export interface PlanExtras {
   /** the cog-ts version, for run.cog.version */
@@ -21,6 +22,8 @@ export interface PlanExtras {
   readonly strip?: boolean;
   readonly platform?: PlanInput['platform'];
   readonly sourceDateEpoch?: number;
+  /** --separate-weights: the project's weights, copied in a layer of their own */
+  readonly weights?: WeightsSplit;
 }
 
 function wheelSource(spec: WheelSpec): WheelSource {
@@ -86,5 +89,6 @@ export function planInputFor(completed: CompletedConfig, extras: PlanExtras): Pl
     ...(extras.strip ? { strip: true } : {}),
     ...(extras.platform ? { platform: extras.platform } : {}),
     ...(extras.sourceDateEpoch !== undefined ? { sourceDateEpoch: extras.sourceDateEpoch } : {}),
+    ...(extras.weights ? { weights: extras.weights } : {}),
   };
 }

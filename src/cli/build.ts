@@ -15,12 +15,14 @@ import type { SessionService } from '../buildkit/session.js';
 import { buildModel } from '../build/build-model.js';
 import { gitLabels, readCaCert } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
+import { findProjectWeights } from '../build/project-listing.js';
 import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
 import { defaultImageName } from '../config/reference.js';
 import { CogError } from '../errors.js';
 import { type Descriptor, ImageStore, imageStoreDir } from '../image/store.js';
 import { wheelContext } from '../plan/plan.js';
 import type { PlanInput } from '../plan/types.js';
+import { type WeightsSplit, weightSizeThreshold } from '../plan/weights.js';
 import { generateOpenApiSchema } from '../schema/index.js';
 import { cogVersion } from '../version.js';
 import type { SmokeOptions } from '../runtime/smoke.js';
@@ -50,6 +52,8 @@ export interface BuildArgs {
   readonly platform: string | undefined;
   /** buildctl-style TLS flags for a tcp:// BUILDKIT_HOST */
   readonly tls?: TlsFlags;
+  /** copy the weight files (see src/plan/weights.ts) in an image layer of their own */
+  readonly separateWeights?: boolean;
 }
 
 export interface PreparedBuild {
@@ -103,6 +107,14 @@ export const defaultBuildSettings = {
   timestamp: undefined,
 } as const;
 
+/** What --separate-weights found, for stderr. */
+export function weightsNote(weights: WeightsSplit): string {
+  const paths = [...weights.dirs.map((d) => `${d}/`), ...weights.files];
+  if (paths.length === 0)
+    return `cog: --separate-weights: no weight files of ${weightSizeThreshold / 2 ** 20} MiB or more; the weights stay in the source layer\n`;
+  return `cog: --separate-weights: ${paths.join(', ')} go to /src in a layer of their own\n`;
+}
+
 /** Loads cog.yaml and everything the plan needs from disk; shared by build, push and debug. */
 export async function prepareBuild(
   args: Pick<
@@ -116,6 +128,7 @@ export async function prepareBuild(
     | 'useCogBaseImage'
     | 'precompile'
     | 'strip'
+    | 'separateWeights'
   >,
   io: CommandIo,
   cwd: string,
@@ -139,6 +152,10 @@ export async function prepareBuild(
     readDockerignore(loaded.projectDir),
     gitLabels(loaded.projectDir, io.env),
   ]);
+  const weights = args.separateWeights
+    ? await findProjectWeights(loaded.projectDir, ['.cog', ...sourceExclude])
+    : undefined;
+  if (weights) io.stderr.write(weightsNote(weights));
   const input = planInputFor(loaded.completed, {
     cogVersion: cogVersion(),
     sourceExclude,
@@ -150,6 +167,7 @@ export async function prepareBuild(
     strip: args.strip,
     platform,
     ...(args.timestamp !== undefined ? { sourceDateEpoch: args.timestamp } : {}),
+    ...(weights ? { weights } : {}),
   });
   const imageName =
     args.tag ??

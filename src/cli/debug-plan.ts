@@ -14,6 +14,7 @@ export interface DebugPlanArgs {
   readonly file: string;
   readonly format: 'text' | 'json' | 'llb';
   readonly useCudaBaseImage: string;
+  readonly separateWeights?: boolean;
 }
 
 function shorten(text: string, max = 100): string {
@@ -45,6 +46,12 @@ export function formatPlan(plan: BuildPlan): string {
   const lines = [`base  ${plan.base} (${plan.platform.os}/${plan.platform.architecture})`];
   for (const [index, step] of plan.steps.entries())
     lines.push(`${String(index + 1).padStart(2)}. ${step.name}\n    ${describeStep(step)}`);
+  if (plan.weights) {
+    const paths = [...plan.weights.dirs.map((d) => `${d}/`), ...plan.weights.files];
+    lines.push(
+      `weights ${paths.join(' ')} -> /src   [a layer of its own on scratch, merged below the source]`,
+    );
+  }
   lines.push(
     `source  project -> /src (excluding ${plan.source.exclude.join(', ')})${
       plan.source.files.length ? ` + ${plan.source.files.map((f) => f.path).join(', ')}` : ''
@@ -63,7 +70,12 @@ export function formatPlan(plan: BuildPlan): string {
 
 export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   const { input } = await prepareBuild(
-    { ...defaultBuildSettings, file: args.file, useCudaBaseImage: args.useCudaBaseImage },
+    {
+      ...defaultBuildSettings,
+      file: args.file,
+      useCudaBaseImage: args.useCudaBaseImage,
+      separateWeights: args.separateWeights === true,
+    },
     io,
     cwd,
   );

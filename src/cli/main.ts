@@ -78,6 +78,11 @@ function withImageBuildOptions<T>(y: Argv<T>) {
       default: false,
       describe: 'strip debug symbols from Python extension modules',
     })
+    .option('separate-weights', {
+      type: 'boolean',
+      default: false,
+      describe: 'copy weight files (10 MiB or more, outside code directories) in an image layer of their own',
+    })
     .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
     .option('platform', {
       type: 'string',
@@ -97,6 +102,7 @@ function imageBuildArgs(
     'use-cog-base-image': boolean | undefined;
     precompile: boolean;
     strip: boolean;
+    'separate-weights': boolean;
     timestamp: number | undefined;
     platform: string | undefined;
   } & TlsFlags,
@@ -111,6 +117,7 @@ function imageBuildArgs(
     useCogBaseImage: argv['use-cog-base-image'],
     precompile: argv.precompile,
     strip: argv.strip,
+    separateWeights: argv['separate-weights'],
     timestamp:
       argv.timestamp ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
     platform: argv.platform,
@@ -249,10 +256,20 @@ export async function main(argv: readonly string[]): Promise<number> {
               default: 'text' as const,
               describe: 'text: readable steps; json: input, plan and LLB ops; llb: the Definition bytes',
             })
-            .option('use-cuda-base-image', { type: 'string', default: 'auto' }),
+            .option('use-cuda-base-image', { type: 'string', default: 'auto' })
+            .option('separate-weights', {
+              type: 'boolean',
+              default: false,
+              describe: 'plan the weight files in a layer of their own, as `cog build --separate-weights`',
+            }),
         (argv) =>
           debugPlan(
-            { file: argv.file, format: argv.format, useCudaBaseImage: argv['use-cuda-base-image'] },
+            {
+              file: argv.file,
+              format: argv.format,
+              useCudaBaseImage: argv['use-cuda-base-image'],
+              separateWeights: argv['separate-weights'],
+            },
             { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
           ),
       ),

@@ -40,6 +40,7 @@ export type PushArgs = Pick<
   | 'timestamp'
   | 'platform'
   | 'tls'
+  | 'separateWeights'
 > & {
   /** where to push; default: `image:` in cog.yaml */
   readonly image: string | undefined;

@@ -1,11 +1,13 @@
 /**
  * BuildPlan → LLB. Steps that depend on nothing before them (files from other images, the project
  * source) are built as separate layers and merged, so BuildKit runs them in parallel with the
- * dependency installs, and a source change re-runs nothing but the source copy.
+ * dependency installs, and a source change re-runs nothing but the source copy. With separate weights,
+ * the weights are one more such layer, between the dependencies and the source.
  */
 import type { OciImageConfig } from '../buildkit/gateway.js';
 import { FileActions, type Mount, type State, image, local, merge, scratch } from '../llb/index.js';
 import type { BuildPlan, PlanStep } from './types.js';
+import { weightIncludes } from './weights.js';
 
 export interface CompileOptions {
   /** the base image's config (from the registry), whose env later steps inherit */
@@ -133,6 +135,22 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   for (const step of plan.steps) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
   const beforeSource = state;
 
+  // --separate-weights: the weights on scratch, merged under the source (like COPY --link): the layer
+  // depends on nothing but the weight files, so its blob stays the same whatever else changes
+  const layers: State[] = [state];
+  if (plan.weights) {
+    const weights = local('context', {
+      include: weightIncludes(plan.weights),
+      exclude: plan.weights.exclude,
+      sharedKeyHint: `${sharedKeyHint}:weights`,
+      name: 'load the weights',
+    });
+    const copy = new FileActions('/')
+      .mkdir('/src', { parents: true })
+      .copy(weights, '/', '/src/', { contentsOnly: true, createDestPath: true });
+    layers.push(scratch().file(copy, { name: 'copy the weights to /src' }));
+  }
+
   const context = local('context', {
     exclude: plan.source.exclude,
     sharedKeyHint: `${sharedKeyHint}:context`,
@@ -145,7 +163,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
     sourceActions = sourceActions.mkdir(dir, { parents: true });
   for (const file of plan.source.files)
     sourceActions = sourceActions.mkfile(file.path, file.content, { mode: file.mode ?? 0o644 });
-  state = merge([state, scratch().file(sourceActions, { name: 'copy the project to /src' })]);
+  state = merge([...layers, scratch().file(sourceActions, { name: 'copy the project to /src' })]);
   state = state.withCwd('/src');
   for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
 

@@ -4,6 +4,7 @@
  * indexes: tini comes from apt instead of a GitHub download.
  */
 import type { BuildPlan, CacheMount, PlanInput, PlanStep, WheelSource } from './types.js';
+import { weightExcludes } from './weights.js';
 
 export const defaultUvImage = 'ghcr.io/astral-sh/uv:0.9.26';
 export const aptCache: CacheMount = { target: '/var/cache/apt', sharing: 'locked' };
@@ -275,12 +276,19 @@ export function planBuild(input: PlanInput): BuildPlan {
     });
   }
 
+  const ignored = ['.cog', ...input.sourceExclude];
+  const found = input.weights;
+  const weights = found && found.dirs.length + found.files.length > 0 ? found : undefined;
+
   return {
     platform: input.platform ?? { os: 'linux', architecture: 'amd64' },
     base: input.baseImage,
     steps,
+    // where upstream's `COPY --from=weights --link` sits: after the run commands, before the source
+    ...(weights ? { weights: { dirs: weights.dirs, files: weights.files, exclude: ignored } } : {}),
     source: {
-      exclude: ['.cog', ...input.sourceExclude],
+      // the weights' patterns last, so no .dockerignore exception brings them back
+      exclude: weights ? [...ignored, ...weightExcludes(weights)] : ignored,
       files: input.openapiSchema
         ? [{ path: '/src/.cog/openapi_schema.json', content: input.openapiSchema }]
         : [],

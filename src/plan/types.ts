@@ -3,6 +3,8 @@
  * `cog debug` prints it; the LLB compiler consumes it; golden tests pin it.
  */
 
+import type { WeightsSplit } from './weights.js';
+
 /** Where a Python package (the cog SDK, coglet) is installed from. */
 export type WheelSource =
   | { readonly kind: 'pypi'; readonly version?: string; readonly pre?: boolean }
@@ -59,6 +61,8 @@ export interface PlanInput {
   readonly platform?: { readonly os: 'linux'; readonly architecture: 'amd64' | 'arm64' };
   /** the uv image the binaries are copied from */
   readonly uvImage?: string;
+  /** --separate-weights: project weights (see weights.ts) copied in a layer of their own */
+  readonly weights?: WeightsSplit;
 }
 
 export interface CacheMount {
@@ -106,6 +110,16 @@ export interface BuildPlan {
   readonly steps: readonly PlanStep[];
   /** the project copied to /src, with the schema file added in the same step */
   readonly source: { readonly exclude: readonly string[]; readonly files: readonly EmbeddedFile[] };
+  /**
+   * --separate-weights: these project paths go to /src in a layer of their own, below the source layer
+   * and independent of every other step; the source copy excludes them
+   */
+  readonly weights?: {
+    readonly dirs: readonly string[];
+    readonly files: readonly string[];
+    /** the .dockerignore patterns, which the weights transfer honours too */
+    readonly exclude: readonly string[];
+  };
   /** steps after the source copy (e.g. copying a renamed config file to cog.yaml) */
   readonly afterSource: readonly PlanStep[];
   /** extra environment for every build step (not the image), e.g. SOURCE_DATE_EPOCH */
