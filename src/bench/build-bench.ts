@@ -387,7 +387,7 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   const allAdjustments = new Map<string, Adjustment>();
   const started = performance.now();
-  let startup: { ours: number; upstream: number } | undefined;
+  let startup: { ours: number; upstream: number; node: number } | undefined;
   try {
     for (const [index, name] of fixtureNames.entries()) {
       const dirs = { ours: join(work, 'ours', name), upstream: join(work, 'upstream', name) };
@@ -406,6 +406,8 @@ async function main(): Promise<void> {
       for (const a of adjustments) allAdjustments.set(a.line, a);
       startup ??= {
         ours: await startupMs(tb, process.execPath, [ourCli, '--version'], dirs.ours),
+        // the floor of any Node CLI on this machine
+        node: await startupMs(tb, process.execPath, ['-e', '0'], dirs.ours),
         upstream: await startupMs(tb, upstream.stage, [join(work, 'startup-stage')], dirs.upstream),
       };
       if (verbose) console.log(`--- upstream Dockerfile for ${name} (as generated)\n${generated}\n---`);
@@ -460,7 +462,8 @@ async function main(): Promise<void> {
   const allMet = report(runs, fixtureNames);
   if (startup) {
     console.log(
-      `fixed costs (median of 3): our CLI starting (\`cog --version\`) ${(startup.ours / 1000).toFixed(2)} s; ` +
+      `fixed costs (median of 3): Node starting (\`node -e 0\`) ${(startup.node / 1000).toFixed(2)} s; ` +
+        `our CLI starting (\`cog --version\`) ${(startup.ours / 1000).toFixed(2)} s; ` +
         `upstream's Dockerfile generation and staging (cog-stage) ${(startup.upstream / 1000).toFixed(2)} s`,
     );
   }
