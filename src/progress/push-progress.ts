@@ -54,7 +54,10 @@ export function formatRate(bytesPerSecond: number): string {
   return `${formatSize(Math.round(bytesPerSecond))}/s`;
 }
 
-/** Applies an event to the view; returns the blob's previous state (undefined for a new blob). */
+/**
+ * Applies an event to the view; returns the blob's previous state (undefined for a new blob). Byte counts
+ * only go forward: an event with fewer bytes than shown (a resent chunk) keeps the higher count.
+ */
 export function applyPushEvent(view: PushView, event: PushProgress, nowMs: number): BlobState | undefined {
   const { digest, size, done, state } = event.blob;
   let blob = view.blobs.get(digest);
@@ -64,11 +67,11 @@ export function applyPushEvent(view: PushView, event: PushProgress, nowMs: numbe
     view.blobs.set(digest, blob);
   }
   blob.size = size;
-  blob.done = done;
+  blob.done = Math.max(blob.done, done);
   blob.state = state;
   if (state === 'uploading' && blob.startedMs === undefined) blob.startedMs = nowMs;
   if (state === 'pushed' || state === 'exists' || state === 'mounted') blob.endedMs ??= nowMs;
-  view.total = event.total;
+  view.total = { ...event.total, done: Math.max(view.total.done, event.total.done) };
   return previous;
 }
 

@@ -1,9 +1,11 @@
 /**
- * Blob operations: exists (HEAD), cross-repository mount, and upload. Small blobs go in one PUT; large
- * ones in PATCH chunks that stream from the source (one chunk in flight, never held in memory). After a
- * failed chunk the upload resumes from the offset the registry reports (GET on the session), and only when
- * the session is gone does it start over. Bytes are hashed as they stream; the digest is checked before
- * the final PUT commits the blob.
+ * Blob operations: exists (HEAD), cross-repository mount, and upload. Blobs up to the multipart threshold
+ * go in one PUT; larger ones in PATCH chunks that stream from the source (one chunk in flight, never held
+ * in memory). After a failed chunk the upload resumes from the offset the registry reports (GET on the
+ * session), and only when the session is gone does it start over. A registry that refuses a chunk (400 or
+ * 416) while holding the offset we sent from does not take chunked uploads: the blob then goes in one
+ * PATCH without Content-Range on a new session. Bytes are hashed as they stream; the digest is checked
+ * before the final PUT commits the blob.
  */
 import { type Hash, createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -15,6 +17,7 @@ import {
   chooseChunkSize,
   contentRange,
   defaultChunkSize,
+  defaultMultipartThreshold,
   parseLength,
   parseUploadedRange,
 } from './chunks.js';
@@ -46,12 +49,16 @@ export interface UploadStats {
   resumes: number;
   /** sessions lost and started again from byte 0 */
   restarts: number;
+  /** whether the registry refused chunks and the blob went in one PATCH instead */
+  wholeBlobFallback: boolean;
 }
 
 export interface UploadOptions {
   readonly signal?: AbortSignal | undefined;
   /** preferred bytes per PATCH (default 96 MiB); registry limits win */
   readonly chunkSize?: number;
+  /** blobs up to this many bytes go in one PUT, larger ones in chunks (default 128 MiB) */
+  readonly multipartThreshold?: number;
   /** an upload session already open, e.g. from a mount the registry declined (202) */
   readonly location?: string | undefined;
   /**
@@ -59,7 +66,10 @@ export interface UploadOptions {
    * (so r8.im skips its image-layer size limit for them)
    */
   readonly layerMediaType?: string | undefined;
-  /** bytes the registry holds so far; may go back when a chunk is resent */
+  /**
+   * the most bytes the registry has held so far: never goes back, so bytes sent again after a resume or
+   * restart are not reported until they pass the earlier mark
+   */
   readonly onProgress?: ((done: number, total: number) => void) | undefined;
 }
 
@@ -232,7 +242,8 @@ function withDigest(location: string, base: string, digest: string): string {
 
 /**
  * Uploads a blob the registry does not have yet: POST (or the given session), then one PUT for blobs up
- * to a chunk, else PATCH chunks with resume, then PUT ?digest=. Resolves with what it sent.
+ * to the multipart threshold, else PATCH chunks with resume (or one whole-blob PATCH when the registry
+ * refuses chunks), then PUT ?digest=. Resolves with what it sent.
  */
 export async function uploadBlob(
   client: RegistryClient,
@@ -241,10 +252,15 @@ export async function uploadBlob(
   options: UploadOptions = {},
 ): Promise<UploadStats> {
   const { signal } = options;
-  const stats: UploadStats = { bytesSent: 0, resumes: 0, restarts: 0 };
-  const base = client.baseUrl(repo.registry);
+  const stats: UploadStats = { bytesSent: 0, resumes: 0, restarts: 0, wholeBlobFallback: false };
   const what = `uploading blob ${short(source.digest)}`;
-  const progress = (done: number) => options.onProgress?.(Math.min(done, source.size), source.size);
+  let reported = 0;
+  const progress = (done: number) => {
+    const at = Math.min(done, source.size);
+    if (at <= reported) return;
+    reported = at;
+    options.onProgress?.(at, source.size);
+  };
   let session: UploadSession =
     options.location !== undefined
       ? { location: options.location, minChunk: undefined, maxChunk: undefined }
@@ -259,7 +275,7 @@ export async function uploadBlob(
     : {};
   const scopes = pushScopes(repo.repository);
 
-  /** Sends `start..end` of the blob; resolves with the response. */
+  /** Sends `start..end` of the blob (streamed from the source); resolves with the response. */
   const send = (
     method: 'PATCH' | 'PUT',
     url: string,
@@ -293,7 +309,7 @@ export async function uploadBlob(
     });
   };
 
-  if (source.size <= chunk) {
+  if (source.size <= (options.multipartThreshold ?? defaultMultipartThreshold)) {
     // one request: PUT with the whole body and the digest
     await withRetry(
       async (attempt) => {
@@ -301,7 +317,7 @@ export async function uploadBlob(
           if (await blobExists(client, repo, source.digest, signal)) return;
           session = await startUpload(client, repo, signal);
         }
-        const url = withDigest(session.location, base, source.digest);
+        const url = withDigest(session.location, client.baseUrl(repo.registry), source.digest);
         const res =
           source.size === 0
             ? await client.send({
@@ -327,12 +343,26 @@ export async function uploadBlob(
     return stats;
   }
 
+  /** A new session and ONE PATCH with the whole blob and no Content-Range, for registries without chunks. */
+  const uploadWhole = () =>
+    withRetry(
+      async () => {
+        const fresh = await startUpload(client, repo, signal);
+        const res = await send('PATCH', fresh.location, 0, source.size - 1, {});
+        if (res.statusCode !== 202 && res.statusCode !== 204 && res.statusCode !== 201)
+          throw await client.repositoryError(res, repo, what, 'PATCH', fresh.location);
+        await res.body.dump();
+        session = sessionFrom(res, fresh.location) ?? fresh;
+      },
+      { policy: client.retry, signal },
+    );
+
   let offset = 0;
   let failures = 0;
   while (offset < source.size) {
     const end = Math.min(offset + chunk, source.size) - 1;
     let error: unknown;
-    let offsetRejected = false;
+    let refused = false;
     try {
       const res = await send('PATCH', session.location, offset, end, {
         'content-range': contentRange(offset, end),
@@ -346,15 +376,32 @@ export async function uploadBlob(
         progress(offset);
         continue;
       }
-      // 416: our offset is not the registry's; ask where it is, as after a reset
-      offsetRejected = res.statusCode === 416;
+      // 400/416: either our offset is not the registry's, or it takes no chunks; the session tells which
+      refused = res.statusCode === 416 || res.statusCode === 400;
       error = await client.repositoryError(res, repo, what, 'PATCH', session.location);
     } catch (err) {
       error = err;
     }
     if (signal?.aborted) throw signal.reason ?? error;
     failures++;
-    if (!(offsetRejected || isRetryableError(error)) || failures >= client.retry.attempts) throw error;
+    if (refused) {
+      const status = await uploadStatus(client, repo, session.location, signal).catch((err: unknown) => {
+        if (signal?.aborted) throw err;
+        return undefined; // no status either: treat as a registry without chunked uploads
+      });
+      if (status && status.offset !== offset && failures < client.retry.attempts) {
+        session = { ...session, location: status.location ?? session.location };
+        offset = status.offset;
+        stats.resumes++;
+        continue;
+      }
+      // the registry holds what we sent from, yet refuses the chunk: upload the blob in one PATCH
+      await cancelUpload(client, repo, session.location, signal);
+      await uploadWhole();
+      stats.wholeBlobFallback = true;
+      break;
+    }
+    if (!isRetryableError(error) || failures >= client.retry.attempts) throw error;
     await sleep(delayAfter(error, failures, client.retry), signal);
     const status = await uploadStatus(client, repo, session.location, signal);
     if (status) {
@@ -380,7 +427,7 @@ export async function uploadBlob(
   await withRetry(
     async (attempt) => {
       if (attempt > 1 && (await blobExists(client, repo, source.digest, signal))) return;
-      const url = withDigest(session.location, base, source.digest);
+      const url = withDigest(session.location, client.baseUrl(repo.registry), source.digest);
       const res = await client.send({
         registry: repo.registry,
         method: 'PUT',

@@ -2,6 +2,9 @@
 
 export const defaultChunkSize = 96 * 1024 * 1024;
 
+/** Blobs up to this size go up in one request (upstream Cog's default multipart threshold). */
+export const defaultMultipartThreshold = 128 * 1024 * 1024;
+
 export interface ChunkLimits {
   /** `OCI-Chunk-Min-Length` from the upload session, when offered */
   readonly min?: number | undefined;

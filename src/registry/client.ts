@@ -53,6 +53,8 @@ interface Token {
 
 interface HostState {
   ping?: Promise<Challenge | undefined> | undefined;
+  /** the scheme the /v2/ ping answered on */
+  scheme?: 'https' | 'http' | undefined;
   credentials?: Promise<RegistryCredentials | undefined> | undefined;
   readonly tokens: Map<string, Promise<Token>>;
 }
@@ -105,10 +107,18 @@ export class RegistryClient {
     if (this.ownsDispatcher) await this.dispatcher.close();
   }
 
-  /** `http(s)://<api host>`: plain HTTP for loopback and the insecure list, HTTPS otherwise. */
+  /** Whether `registry` may be spoken to over plain HTTP: loopback and the insecure list. */
+  private mayUseHttp(registry: string): boolean {
+    return isInsecureHost(apiHost(registry), this.insecure) || isInsecureHost(registry, this.insecure);
+  }
+
+  /**
+   * `http(s)://<api host>`: the scheme the /v2/ ping answered on. Before the ping: HTTPS, or plain HTTP
+   * for loopback and the insecure list (where the ping tries HTTPS first, then falls back).
+   */
   baseUrl(registry: string): string {
-    const host = apiHost(registry);
-    return `${isInsecureHost(host, this.insecure) || isInsecureHost(registry, this.insecure) ? 'http' : 'https'}://${host}`;
+    const scheme = this.hosts.get(registry)?.scheme ?? (this.mayUseHttp(registry) ? 'http' : 'https');
+    return `${scheme}://${apiHost(registry)}`;
   }
 
   /** An absolute URL for a path or (possibly relative) Location. */
@@ -204,13 +214,32 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * GET /v2/ over HTTPS and, for loopback and insecure registries where HTTPS fails to connect (refused,
+   * or no TLS there), over plain HTTP; the first that answers fixes the scheme. Answers any HTTP status.
+   */
+  private async pingRequest(registry: string, signal: AbortSignal | undefined) {
+    const schemes = this.mayUseHttp(registry) ? (['https', 'http'] as const) : (['https'] as const);
+    for (let i = 0; ; i++) {
+      const scheme = schemes[i]!;
+      const url = `${scheme}://${apiHost(registry)}/v2/`;
+      try {
+        const res = await this.raw(registry, 'GET', url, {}, undefined, signal);
+        this.host(registry).scheme = scheme;
+        return { res, url };
+      } catch (err) {
+        const unreachable = err instanceof RegistryError && err.status === undefined;
+        if (!unreachable || signal?.aborted || i === schemes.length - 1) throw err;
+      }
+    }
+  }
+
   /** GET /v2/: which challenge the registry sets, if any. Cached per registry; failures are not. */
   private ping(registry: string, signal: AbortSignal | undefined): Promise<Challenge | undefined> {
     const state = this.host(registry);
     state.ping ??= withRetry(
       async () => {
-        const url = `${this.baseUrl(registry)}/v2/`;
-        const res = await this.raw(registry, 'GET', url, {}, undefined, signal);
+        const { res, url } = await this.pingRequest(registry, signal);
         if (res.statusCode === 401) {
           await res.body.dump();
           const challenge = pickChallenge(headerValue(res.headers, 'www-authenticate'));
@@ -354,9 +383,11 @@ export class RegistryClient {
    * fresh token covering the scopes the new challenge names (expired or too-narrow tokens).
    */
   async send(req: RegistryRequest): Promise<Dispatcher.ResponseData> {
+    // the ping comes first: it learns the registry's scheme, which relative URLs resolve against
+    const pinged = await this.ping(req.registry, req.signal);
     const url = this.resolveUrl(req.registry, req.url);
     const sameOrigin = new URL(url).origin === new URL(this.baseUrl(req.registry)).origin;
-    const challenge = sameOrigin ? await this.ping(req.registry, req.signal) : undefined;
+    const challenge = sameOrigin ? pinged : undefined;
     const headers = { ...(req.headers ?? {}) };
     const auth = await this.authorization(req.registry, challenge, req.scopes, req.signal);
     if (auth) headers.authorization = auth;

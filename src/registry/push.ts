@@ -10,7 +10,7 @@ import type { RegistryClient } from './client.js';
 import { type Descriptor, OciLayout } from './layout.js';
 import { isIndexMediaType, putManifest } from './manifests.js';
 import { type Reference, formatReference } from './reference.js';
-import { pushChunkSize, pushConcurrency } from './settings.js';
+import { pushChunkSize, pushConcurrency, pushMultipartThreshold } from './settings.js';
 
 export type BlobState = 'waiting' | 'checking' | 'exists' | 'mounted' | 'uploading' | 'pushed';
 
@@ -21,7 +21,10 @@ export interface PushProgress {
     readonly done: number;
     readonly state: BlobState;
   };
-  /** all blobs: bytes present in the registry so far, of `size`; throughput of this push's uploads */
+  /**
+   * all blobs: bytes present in the registry so far, of `size` (like `blob.done`, never goes back, even
+   * when bytes are sent again after a resume); throughput of this push's uploads, new bytes only
+   */
   readonly total: { readonly done: number; readonly size: number; readonly bytesPerSecond: number };
 }
 
@@ -31,6 +34,8 @@ export interface PushOptions {
   readonly concurrency?: number;
   /** preferred PATCH size (default COG_PUSH_DEFAULT_CHUNK_SIZE, else 96 MiB) */
   readonly chunkSize?: number;
+  /** blobs up to this size go in one request (default COG_PUSH_MULTIPART_THRESHOLD, else 128 MiB) */
+  readonly multipartThreshold?: number;
   /** repositories on the same registry that may hold the blobs: mounted from instead of uploaded */
   readonly mountFrom?: readonly string[];
   readonly onProgress?: ((event: PushProgress) => void) | undefined;
@@ -125,6 +130,7 @@ export async function pushImage(
   const env = options.env ?? process.env;
   const concurrency = options.concurrency ?? pushConcurrency(env);
   const chunkSize = options.chunkSize ?? pushChunkSize(env);
+  const multipartThreshold = options.multipartThreshold ?? pushMultipartThreshold(env);
   if (!target.tag && target.digest !== descriptor.digest)
     throw new CogError(`cannot push ${descriptor.digest} to ${formatReference(target)}`, {
       hint: 'push to a tag, e.g. registry/repo:latest',
@@ -152,8 +158,11 @@ export async function pushImage(
     let uploadedBlobBytes = 0;
     const counts = { uploaded: 0, existed: 0, mounted: 0 };
     const sent = { bytesSent: 0, resumes: 0, restarts: 0 };
-    const emit = (digest: string, size: number, done: number, state: BlobState) => {
-      totalDone += done - (doneBy.get(digest) ?? 0);
+    /** reports a blob's state; `done` is held at the most reported so far, so no count goes back */
+    const emit = (digest: string, size: number, reached: number, state: BlobState) => {
+      const before = doneBy.get(digest) ?? 0;
+      const done = Math.max(before, reached);
+      totalDone += done - before;
       doneBy.set(digest, done);
       const seconds = Math.max(0.001, (Date.now() - started) / 1000);
       options.onProgress?.({
@@ -191,10 +200,12 @@ export async function pushImage(
       const stats = await uploadBlob(client, target, source, {
         signal,
         chunkSize,
+        multipartThreshold,
         location: session?.location,
         onProgress: (done) => {
-          if (done === before) return;
-          if (done > before) uploadedBytes += done - before;
+          // uploadBlob reports the most the registry has held: resent bytes do not count again
+          if (done <= before) return;
+          uploadedBytes += done - before;
           before = done;
           emit(blob.digest, blob.size, done, 'uploading');
         },

@@ -2,29 +2,38 @@
  * Environment settings for registry I/O. Each reader names the variable in its error.
  *   COG_PUSH_CONCURRENCY         blobs uploaded at once (default 5)
  *   COG_PUSH_DEFAULT_CHUNK_SIZE  bytes per PATCH when the registry states no limit (default 96 MiB)
- *   COG_INSECURE_REGISTRIES      comma-separated host[:port] spoken to over plain HTTP
- *                                (localhost, 127.0.0.0/8 and [::1] always are)
+ *   COG_PUSH_MULTIPART_THRESHOLD blobs up to this many bytes go up in one request, larger ones in
+ *                                chunks (default 128 MiB; 0 chunks every blob)
+ *   COG_INSECURE_REGISTRIES      comma-separated host[:port] that may fall back to plain HTTP when
+ *                                HTTPS fails to connect (localhost, 127.0.0.0/8 and [::1] always may)
  *   COG_REGISTRY_USERNAME / COG_REGISTRY_PASSWORD   credentials for CI, used for every registry, ahead of
  *                                docker's config.json
  */
 import { CogError } from '../errors.js';
-import { defaultChunkSize } from './chunks.js';
+import { defaultChunkSize, defaultMultipartThreshold } from './chunks.js';
 
-function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number, what: string): number {
+function wholeNumber(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fallback: number,
+  what: string,
+  min: 0 | 1 = 1,
+): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw.trim());
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < 1)
-    throw new CogError(`${name}=${JSON.stringify(raw)} is not a positive whole number`, {
-      hint: `set ${name} to ${what}, or unset it for the default (${fallback})`,
-    });
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min)
+    throw new CogError(
+      `${name}=${JSON.stringify(raw)} is not a ${min === 0 ? 'non-negative' : 'positive'} whole number`,
+      { hint: `set ${name} to ${what}, or unset it for the default (${fallback})` },
+    );
   return value;
 }
 
 export const defaultPushConcurrency = 5;
 
 export function pushConcurrency(env: NodeJS.ProcessEnv): number {
-  return positiveInteger(
+  return wholeNumber(
     env,
     'COG_PUSH_CONCURRENCY',
     defaultPushConcurrency,
@@ -33,11 +42,17 @@ export function pushConcurrency(env: NodeJS.ProcessEnv): number {
 }
 
 export function pushChunkSize(env: NodeJS.ProcessEnv): number {
-  return positiveInteger(
+  return wholeNumber(env, 'COG_PUSH_DEFAULT_CHUNK_SIZE', defaultChunkSize, 'a size in bytes, e.g. 100663296');
+}
+
+/** Blobs up to this size go up in one request; larger ones in PATCH chunks. */
+export function pushMultipartThreshold(env: NodeJS.ProcessEnv): number {
+  return wholeNumber(
     env,
-    'COG_PUSH_DEFAULT_CHUNK_SIZE',
-    defaultChunkSize,
-    'a size in bytes, e.g. 100663296',
+    'COG_PUSH_MULTIPART_THRESHOLD',
+    defaultMultipartThreshold,
+    'a size in bytes, e.g. 134217728 (0 uploads every blob in chunks)',
+    0,
   );
 }
 
@@ -48,7 +63,7 @@ export function insecureRegistries(env: NodeJS.ProcessEnv): string[] {
     .filter(Boolean);
 }
 
-/** Whether to speak plain HTTP to `host` (`host[:port]`). */
+/** Whether `host` (`host[:port]`) may be spoken to over plain HTTP when HTTPS fails. */
 export function isInsecureHost(host: string, insecure: readonly string[]): boolean {
   const name = host.replace(/:\d+$/, '').toLowerCase();
   if (name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name)) return true;

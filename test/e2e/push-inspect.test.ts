@@ -1,8 +1,9 @@
 // `cog push` and `cog inspect` on the test bed: the hello fixture built and pushed through a counting
 // proxy in front of the plain registry reads back with the same digest in skopeo; a second push uploads
-// no blob, a push to another repository mounts; the htpasswd registry refuses without credentials (with
-// a `cog login` hint) and accepts them, never echoing the password; inspect reads labels, config and
-// schema from the registry and the local store, and refuses a non-Cog image.
+// no blob, a push to another repository mounts; a push through 500 and 429 answers prints a retry line
+// for each and still lands; the htpasswd registry refuses without credentials (with a `cog login` hint)
+// and accepts them, never echoing the password; inspect reads labels, config and schema from the
+// registry and the local store, and refuses a non-Cog image.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, readFile, writeFile } from 'node:fs/promises';
@@ -65,7 +66,7 @@ async function rawDigest(ref: string, creds?: string): Promise<string> {
   return `sha256:${createHash('sha256').update(stdout).digest('hex')}`;
 }
 
-/** blob and manifest bytes the proxy received (a blob up to the chunk size goes in one PUT) */
+/** blob and manifest bytes the proxy received (a blob up to the multipart threshold goes in one PUT) */
 const bodyBytes = (proxy: FaultProxy) =>
   (proxy.stats.bodyBytes.PATCH ?? 0) + (proxy.stats.bodyBytes.PUT ?? 0);
 
@@ -181,6 +182,34 @@ describe('cog push to the plain registry', () => {
     const missing = await cogIn(hello, ['inspect', '--local', `${proxy.host}/cogts-push/none-${run}:v1`]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no image named .* in the local image store/);
+  });
+});
+
+describe('cog push through a registry that answers 500 and 429', () => {
+  let proxy: FaultProxy;
+  before(async () => {
+    // the 2nd and 5th requests (after the /v2/ ping) fail; every call site retries them
+    proxy = await startFaultProxy(tb.registry, { faults: { statusAt: { 2: 500, 5: 429 } } });
+  });
+  after(async () => {
+    await proxy.close();
+  });
+
+  test('stderr shows a retry line for each, and the push lands with the right digest', async () => {
+    const repo = `cogts-push/retry-${run}`;
+    const started = Date.now();
+    const r = await pushOk(`${proxy.host}/${repo}:v1`);
+    process.stderr.write(
+      `# cog push with 2 injected faults: ${((Date.now() - started) / 1000).toFixed(1)}s\n`,
+    );
+    assert.deepEqual(proxy.stats.faults, { cuts: 0, status500: 1, status429: 1 });
+    const retries = r.stderr.split('\n').filter((l) => /; retrying \(\d\/4\) in \d+\.\ds$/.test(l));
+    assert.equal(retries.length, 2, explain(r));
+    assert.match(retries[0]!, /^cog: .* answered HTTP 500( \(injected\))?; retrying \(1\/4\) in 1\.\ds$/);
+    // 429 came with Retry-After: 1, which the wait follows
+    assert.match(retries[1]!, /^cog: .* answered HTTP 429( \(injected\))?; retrying \(1\/4\) in 1\.0s$/);
+    assert.ok(!/^Error|^cog: error/m.test(r.stderr), explain(r));
+    assert.equal(await rawDigest(`${tb.registry}/${repo}:v1`), r.digest);
   });
 });
 

@@ -78,7 +78,7 @@ describe('large blob uploads', () => {
       c,
       parseReference(`${proxy.host}/${repo}`),
       fileBlobSource(blob.path, blob.digest, blob.size),
-      { chunkSize: chunkMiB * MiB },
+      { chunkSize: chunkMiB * MiB, multipartThreshold: 0 },
     );
     const seconds = (Date.now() - started) / 1000;
     const received = (proxy.stats.bodyBytes.PATCH ?? 0) + (proxy.stats.bodyBytes.PUT ?? 0);
@@ -104,7 +104,7 @@ describe('large blob uploads', () => {
       c,
       parseReference(`${tb.registry}/${repo}`),
       fileBlobSource(blob.path, blob.digest, blob.size),
-      { chunkSize: chunkMiB * MiB, onProgress: (done) => progress.push(done) },
+      { chunkSize: chunkMiB * MiB, multipartThreshold: 0, onProgress: (done) => progress.push(done) },
     );
     const seconds = (Date.now() - started) / 1000;
     t.diagnostic(
@@ -125,6 +125,7 @@ describe('large blob uploads', () => {
       fileBlobSource(blob.path, blob.digest, blob.size),
       {
         chunkSize: chunkMiB * MiB,
+        multipartThreshold: 0,
         signal: controller.signal,
         onProgress: (done) => {
           sent = done;
@@ -154,7 +155,7 @@ describe('large blob uploads', () => {
         c,
         parseReference(`${streaming.host}/${repo}`),
         fileBlobSource(medium.path, medium.digest, medium.size),
-        { chunkSize: 8 * MiB },
+        { chunkSize: 8 * MiB, multipartThreshold: 0 },
       );
       assert.equal(streaming.stats.faults.cuts, 1);
       assert.equal(stats.restarts, 1);
@@ -173,7 +174,10 @@ describe('large blob uploads', () => {
     const claimed = `sha256:${'0'.repeat(64)}`;
     const repo = parseReference(`${tb.registry}/cogts-test/mismatch-${run}`);
     await assert.rejects(
-      uploadBlob(c, repo, fileBlobSource(small.path, claimed, small.size), { chunkSize: MiB }),
+      uploadBlob(c, repo, fileBlobSource(small.path, claimed, small.size), {
+        chunkSize: MiB,
+        multipartThreshold: 0,
+      }),
       (err: unknown) => err instanceof CogError && /has the content of/.test(err.message),
     );
     assert.equal(await blobExists(c, repo, claimed), false);

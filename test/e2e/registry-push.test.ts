@@ -115,7 +115,7 @@ describe('push to the plain registry', () => {
       `docker://${tb.registry}/${repo}:v1`,
       `oci:${out}:x`,
     ]);
-    // totals never go backwards without a retry and end at the full size
+    // totals never go backwards and end at the full size
     assert.equal(events.at(-1), size);
     assert.ok(size > image.layers.reduce((s, l) => s + l.size, 0)); // layers and the config
     for (let i = 1; i < events.length; i++) assert.ok(events[i]! >= events[i - 1]!);

@@ -1,6 +1,6 @@
 /**
  * An HTTP proxy in front of a test registry that can misbehave on purpose (seeded, so runs repeat):
- * it cuts PATCH uploads mid-body, answers 500 or 429, and can demand Bearer tokens that it issues
+ * it cuts PATCH uploads mid-body, answers 500 or 429 (at random or at given request numbers), and can demand Bearer tokens that it issues
  * itself. It counts requests and the body bytes clients send.
  *
  * PATCH bodies are buffered before they are forwarded, so the registry never sees a chunk the client
@@ -20,6 +20,8 @@ export interface FaultRates {
   readonly status500?: number;
   /** chance of a 429 with Retry-After: 1 */
   readonly status429?: number;
+  /** request numbers (1-based, token requests not counted) always answered with 500 or 429 */
+  readonly statusAt?: Readonly<Record<number, 500 | 429>>;
   /** PATCH numbers (1-based) that are always cut */
   readonly cutPatchNumbers?: readonly number[];
   /**
@@ -100,6 +102,7 @@ export async function startFaultProxy(
   };
   const grants = new Map<string, Grant>();
   let patches = 0;
+  let served = 0;
   let self = '';
   const [upHost, upPort] = upstream.split(':');
 
@@ -183,8 +186,9 @@ export async function startFaultProxy(
         '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
       );
     }
-    const roll = random();
-    if (roll < (faults.status500 ?? 0)) {
+    const forced = faults.statusAt?.[++served];
+    const roll = forced === undefined ? random() : 1;
+    if (forced === 500 || roll < (faults.status500 ?? 0)) {
       stats.faults.status500++;
       req.on('data', (c: Buffer) => count(req, c.length));
       res.setHeader('connection', 'close');
@@ -196,7 +200,7 @@ export async function startFaultProxy(
         '{"errors":[{"code":"UNKNOWN","message":"injected"}]}',
       );
     }
-    if (roll < (faults.status500 ?? 0) + (faults.status429 ?? 0)) {
+    if (forced === 429 || roll < (faults.status500 ?? 0) + (faults.status429 ?? 0)) {
       stats.faults.status429++;
       req.on('data', (c: Buffer) => count(req, c.length));
       res.setHeader('connection', 'close');

@@ -64,6 +64,22 @@ describe('push progress', () => {
     );
   });
 
+  test('the view keeps the highest byte counts when an event reports fewer (a resent chunk)', () => {
+    const view: PushView = {
+      target: 'r/x:y',
+      blobs: new Map(),
+      total: { done: 0, size: 0, bytesPerSecond: 0 },
+    };
+    applyPushEvent(view, event(d1, 80 * MiB, 40 * MiB, 'uploading', 40 * MiB), 0);
+    applyPushEvent(view, event(d1, 80 * MiB, 32 * MiB, 'uploading', 32 * MiB), 0);
+    assert.equal(view.blobs.get(d1)?.done, 40 * MiB);
+    assert.equal(view.total.done, 40 * MiB);
+    applyPushEvent(view, event(d1, 80 * MiB, 48 * MiB, 'uploading', 48 * MiB), 0);
+    assert.equal(view.blobs.get(d1)?.done, 48 * MiB);
+    assert.equal(view.total.done, 48 * MiB);
+    assert.equal(view.total.bytesPerSecond, 10 * MiB);
+  });
+
   test('plainPushLine says nothing for waiting and checking', () => {
     assert.equal(plainPushLine({ digest: d1, size: 1, done: 0, state: 'waiting' }), undefined);
     assert.equal(plainPushLine({ digest: d1, size: 1, done: 0, state: 'checking' }), undefined);

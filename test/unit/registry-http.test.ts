@@ -26,6 +26,7 @@ import {
   pickChild,
   pushChunkSize,
   pushConcurrency,
+  pushMultipartThreshold,
   redactUrl,
   repositoryScope,
   sleep,
@@ -228,6 +229,21 @@ describe('settings', () => {
       () => pushChunkSize({ COG_PUSH_DEFAULT_CHUNK_SIZE: '16MiB' }),
       /COG_PUSH_DEFAULT_CHUNK_SIZE/,
     );
+  });
+  test('COG_PUSH_MULTIPART_THRESHOLD: 128 MiB by default, 0 allowed, bad values name the variable', () => {
+    assert.equal(pushMultipartThreshold({}), 134217728);
+    assert.equal(pushMultipartThreshold({ COG_PUSH_MULTIPART_THRESHOLD: ' ' }), 134217728);
+    assert.equal(pushMultipartThreshold({ COG_PUSH_MULTIPART_THRESHOLD: '1048576' }), MiB);
+    assert.equal(pushMultipartThreshold({ COG_PUSH_MULTIPART_THRESHOLD: '0' }), 0);
+    for (const bad of ['-1', '128MiB', '1e9', 'big'])
+      assert.throws(
+        () => pushMultipartThreshold({ COG_PUSH_MULTIPART_THRESHOLD: bad }),
+        (e: unknown) =>
+          e instanceof CogError &&
+          e.message.startsWith(`COG_PUSH_MULTIPART_THRESHOLD=${JSON.stringify(bad)} is not`) &&
+          /set COG_PUSH_MULTIPART_THRESHOLD to a size in bytes/.test(e.hint ?? ''),
+        bad,
+      );
   });
   test('plain HTTP for loopback and COG_INSECURE_REGISTRIES only', () => {
     const list = insecureRegistries({ COG_INSECURE_REGISTRIES: ' reg.lan:5000, Other.Lan ' });
