@@ -4,7 +4,12 @@
  * with its config and labels for the exporters. One Control.Solve; nothing is built twice.
  */
 import type { BuildkitClient } from '../buildkit/client.js';
-import { type Gateway, type OciImageConfig, gatewayBuild } from '../buildkit/gateway.js';
+import {
+  type Gateway,
+  type ImageConfigResult,
+  type OciImageConfig,
+  gatewayBuild,
+} from '../buildkit/gateway.js';
 import type { Session } from '../buildkit/session.js';
 import type { SolveOptions } from '../buildkit/solve.js';
 import { image, normalizeImageRef } from '../llb/index.js';
@@ -14,6 +19,14 @@ import { planBuild } from '../plan/plan.js';
 import type { BuildPlan, PlanInput } from '../plan/types.js';
 import { type SmokeOptions, type SmokeReport, smokeTest } from '../runtime/smoke.js';
 import { CogError } from '../errors.js';
+import {
+  cogBaseFallbackWarning,
+  cogBaseLabels,
+  cogBaseProbeName,
+  cogBaseUnavailable,
+  onCogBase,
+  withoutCogBase,
+} from './cog-base.js';
 
 export interface BuildModelOptions {
   readonly input: PlanInput;
@@ -32,6 +45,8 @@ export interface BuildModelOptions {
   readonly noCache?: boolean;
   /** start the server in the built image and require READY (and a successful prediction) before export */
   readonly smoke?: SmokeOptions;
+  /** warnings found during the build (a cog-base fallback) */
+  readonly warn: (message: string) => void;
   /** called with the plan once the base image is known */
   readonly onPlan?: (plan: BuildPlan) => void;
 }
@@ -54,13 +69,59 @@ async function osRelease(gw: Gateway, ref: string): Promise<string> {
   return '';
 }
 
-/** Plans against the resolved base image and compiles the graph; shared by build and predict. */
-export async function compileAgainstBase(gw: Gateway, input: PlanInput, sharedKeyHint: string) {
+const reason = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * The base to build on and the plan input for it. A cog-base candidate is resolved first: when
+ * required, its failure fails the build; in auto mode the fallback base is resolved at the same time
+ * (so falling back costs no extra round trip) and a failure is one warning.
+ */
+export async function chooseBase(
+  gw: Gateway,
+  input: PlanInput,
+  warn: (message: string) => void,
+): Promise<{ input: PlanInput; base: ImageConfigResult }> {
   const platform = input.platform ?? { os: 'linux', architecture: 'amd64' };
+  const resolve = (ref: string, logName?: string) =>
+    gw.resolveImageConfig(normalizeImageRef(ref), {
+      platform: { OS: platform.os, Architecture: platform.architecture },
+      ...(logName ? { logName } : {}),
+    });
+  const candidate = input.cogBase;
+  if (!candidate) return { input, base: await resolve(input.baseImage) };
+  const onCandidate = async (logName?: string) => {
+    const base = await resolve(candidate.image, logName);
+    return { input: onCogBase(input, candidate.image, cogBaseLabels(candidate.image, base.config)), base };
+  };
+  if (candidate.required) {
+    try {
+      return await onCandidate();
+    } catch (err) {
+      throw cogBaseUnavailable(candidate.image, reason(err));
+    }
+  }
+  const fallback = resolve(input.baseImage);
+  fallback.catch(() => undefined); // awaited below when needed; unused when the cog-base image resolves
+  try {
+    return await onCandidate(cogBaseProbeName(candidate.image));
+  } catch (err) {
+    warn(cogBaseFallbackWarning(candidate.image, reason(err), input.baseImage));
+    return { input: withoutCogBase(input), base: await fallback };
+  }
+}
+
+/**
+ * Plans against the resolved base image and compiles the graph; shared by build and predict. `warn`
+ * gets the one warning of a cog-base fallback.
+ */
+export async function compileAgainstBase(
+  gw: Gateway,
+  requested: PlanInput,
+  sharedKeyHint: string,
+  warn: (message: string) => void,
+) {
+  const { input, base } = await chooseBase(gw, requested, warn);
   const baseRef = normalizeImageRef(input.baseImage);
-  const base = await gw.resolveImageConfig(baseRef, {
-    platform: { OS: platform.os, Architecture: platform.architecture },
-  });
   let cudaPython: PlanInput['cudaPython'] = input.cudaPython;
   if (input.baseKind === 'cuda' && cudaPython === undefined) {
     const pinned = `${baseRef}@${base.digest}`;
@@ -87,7 +148,12 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
       ...(options.onStatus ? { onStatus: options.onStatus } : {}),
     },
     async (gw) => {
-      const { plan, compiled } = await compileAgainstBase(gw, options.input, options.sharedKeyHint);
+      const { plan, compiled } = await compileAgainstBase(
+        gw,
+        options.input,
+        options.sharedKeyHint,
+        options.warn,
+      );
       options.onPlan?.(plan);
       const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
       const marshal = { platform, ...(options.noCache ? { ignoreCache: true } : {}) };

@@ -18,6 +18,8 @@ export interface PlanExtras {
   readonly version?: string;
   /** --use-cuda-base-image=false builds GPU models on python:X-slim */
   readonly useCudaBaseImage?: boolean;
+  /** a cog-base image to try first (chooseCogBase) */
+  readonly cogBase?: PlanInput['cogBase'];
   readonly precompile?: boolean;
   readonly strip?: boolean;
   readonly platform?: PlanInput['platform'];
@@ -66,6 +68,7 @@ export function planInputFor(completed: CompletedConfig, extras: PlanExtras): Pl
     gpu: completed.gpu,
     baseImage,
     baseKind: useCuda ? 'cuda' : 'python-slim',
+    ...(extras.cogBase ? { cogBase: extras.cogBase } : {}),
     ...(completed.cuda ? { cuda: completed.cuda } : {}),
     ...(extras.caCert ? { caCert: extras.caCert } : {}),
     environment: Object.entries(completed.environment),

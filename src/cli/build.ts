@@ -13,6 +13,7 @@ import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
 import type { SessionService } from '../buildkit/session.js';
 import { buildModel } from '../build/build-model.js';
+import { checkBaseImageFlags, chooseCogBase } from '../build/cog-base.js';
 import { gitLabels, readCaCert } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
 import { findProjectWeights } from '../build/project-listing.js';
@@ -39,7 +40,9 @@ export interface BuildArgs {
   readonly noCache: boolean;
   readonly progress: string | undefined;
   readonly openapiSchema: string | undefined;
-  readonly useCudaBaseImage: string;
+  /** --use-cuda-base-image; undefined when not given (auto) */
+  readonly useCudaBaseImage: string | undefined;
+  /** --use-cog-base-image; undefined when not given (auto: use a cog-base image when one resolves) */
   readonly useCogBaseImage: boolean | undefined;
   readonly precompile: boolean;
   readonly strip: boolean;
@@ -99,7 +102,7 @@ export const defaultBuildSettings = {
   file: 'cog.yaml',
   tag: undefined,
   openapiSchema: undefined,
-  useCudaBaseImage: 'auto',
+  useCudaBaseImage: undefined,
   useCogBaseImage: undefined,
   precompile: false,
   strip: false,
@@ -133,11 +136,8 @@ export async function prepareBuild(
   io: CommandIo,
   cwd: string,
 ): Promise<PreparedBuild> {
-  if (args.useCogBaseImage === true) {
-    throw new CogError('--use-cog-base-image=true: cog-base images are not supported by cog-ts yet', {
-      hint: 'leave the flag out; cog-ts builds on python:X-slim or nvidia/cuda like --use-cog-base-image=false',
-    });
-  }
+  const baseFlags = { useCogBaseImage: args.useCogBaseImage, useCudaBaseImage: args.useCudaBaseImage };
+  checkBaseImageFlags(baseFlags);
   const platform = parsePlatform(args.platform);
   const loaded = loadConfig({ cwd, file: args.file, env: io.env });
   if (platform.architecture !== 'amd64' && loaded.completed.gpu) {
@@ -146,6 +146,7 @@ export async function prepareBuild(
     });
   }
   for (const warning of loaded.warnings) io.stderr.write(`cog: warning: ${formatIssue(warning)}\n`);
+  const cogBase = chooseCogBase(loaded.completed, baseFlags, io.env);
   const [openapiSchema, caCert, sourceExclude, git] = await Promise.all([
     schemaFor(loaded, args, io.env),
     readCaCert(io.env),
@@ -163,6 +164,7 @@ export async function prepareBuild(
     ...(openapiSchema ? { openapiSchema } : {}),
     ...git,
     useCudaBaseImage: args.useCudaBaseImage !== 'false',
+    ...(cogBase ? { cogBase } : {}),
     precompile: args.precompile,
     strip: args.strip,
     platform,
@@ -289,6 +291,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         cacheImports: caches.imports,
         cacheExports: caches.exports,
         sharedKeyHint: `cog:${loaded.projectDir}`,
+        warn: (message) => io.stderr.write(`cog: warning: ${message}\n`),
         noCache: args.noCache,
         signal,
         onStatus,

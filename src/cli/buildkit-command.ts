@@ -9,6 +9,8 @@ import { connectBuildkit } from '../buildkit/daemon.js';
 import type { SolveOptions } from '../buildkit/solve.js';
 import { Session, type SessionService } from '../buildkit/session.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
+import { isCogBaseProbe } from '../build/cog-base.js';
+import { hidingVertices } from '../progress/hide.js';
 import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import type { CommandIo } from './debug-solve.js';
 import { withInterrupt } from './interrupt.js';
@@ -47,6 +49,8 @@ export async function withBuildkit<T>(
     io.stderr.isTTY === true,
   );
   const progress = createProgressRenderer(mode, io.stderr, { env: io.env });
+  // a cog-base probe that fails is a fallback with a warning, not a failed step
+  const visible = hidingVertices(isCogBaseProbe);
   try {
     const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(options.tls) });
     try {
@@ -66,7 +70,7 @@ export async function withBuildkit<T>(
               session,
               ref,
               signal,
-              onStatus: (status) => progress.update(status),
+              onStatus: (status) => progress.update(visible(status)),
             }),
           options.onInterruptDoing,
         ).catch((err: unknown) => {

@@ -7,6 +7,7 @@ import { compilePlan } from '../plan/compile.js';
 import { planBuild } from '../plan/plan.js';
 import type { BuildPlan, PlanStep } from '../plan/types.js';
 import { codec } from '../proto/schema.js';
+import { withoutCogBase } from '../build/cog-base.js';
 import { defaultBuildSettings, prepareBuild } from './build.js';
 import type { CommandIo } from './debug-solve.js';
 
@@ -69,7 +70,7 @@ export function formatPlan(plan: BuildPlan): string {
 }
 
 export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
-  const { input } = await prepareBuild(
+  const prepared = await prepareBuild(
     {
       ...defaultBuildSettings,
       file: args.file,
@@ -79,6 +80,8 @@ export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = proces
     io,
     cwd,
   );
+  // offline: whether a cog-base image exists is the daemon's to say, so this shows the fallback base
+  const input = withoutCogBase(prepared.input);
   const plan = planBuild(input);
   if (args.format === 'text') {
     io.stdout.write(formatPlan(plan));

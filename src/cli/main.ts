@@ -61,12 +61,12 @@ function withImageBuildOptions<T>(y: Argv<T>) {
     })
     .option('use-cuda-base-image', {
       type: 'string',
-      default: 'auto',
-      describe: 'false builds GPU models on python:X-slim',
+      describe: 'false builds GPU models on python:X-slim (default: auto)',
     })
     .option('use-cog-base-image', {
       type: 'boolean',
-      describe: 'cog-base images are not supported yet; false is the behaviour',
+      describe:
+        'build on <registry>/cog-base:<tag> ($COG_REGISTRY_HOST, else r8.im); default: when it exists, true: required, false: never',
     })
     .option('precompile', {
       type: 'boolean',
@@ -98,7 +98,7 @@ function imageBuildArgs(
     cache: boolean;
     progress: string | undefined;
     'openapi-schema': string | undefined;
-    'use-cuda-base-image': string;
+    'use-cuda-base-image': string | undefined;
     'use-cog-base-image': boolean | undefined;
     precompile: boolean;
     strip: boolean;

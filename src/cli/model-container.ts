@@ -115,7 +115,9 @@ export async function withModelContainer<T>(
             let model;
             let config: OciImageConfig;
             if (prepared) {
-              const { compiled } = await compileAgainstBase(gw, prepared.input, sharedKey ?? '');
+              const { compiled } = await compileAgainstBase(gw, prepared.input, sharedKey ?? '', (message) =>
+                io.stderr.write(`cog: warning: ${message}\n`),
+              );
               model = compiled.image;
               config = compiled.config;
             } else {

@@ -125,7 +125,11 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
           let resolvedLabels: Record<string, string> | undefined;
           if (prepared) {
             const sharedKey = `cog:${prepared.loaded.projectDir}`;
-            model = (await compileAgainstBase(gw, prepared.input, sharedKey)).compiled.image;
+            model = (
+              await compileAgainstBase(gw, prepared.input, sharedKey, (message) =>
+                io.stderr.write(`cog: warning: ${message}\n`),
+              )
+            ).compiled.image;
             schemaForOutputs = prepared.input.openapiSchema
               ? JSON.parse(prepared.input.openapiSchema)
               : undefined;

@@ -1,7 +1,7 @@
 /**
- * PlanInput → BuildPlan: the steps of upstream Cog's generated Dockerfile (python-slim or nvidia/cuda
- * base), in the same order and with the same commands, except where upstream reaches past package
- * indexes: tini comes from apt instead of a GitHub download.
+ * PlanInput → BuildPlan: the steps of upstream Cog's generated Dockerfile (python-slim, nvidia/cuda or
+ * cog-base base), in the same order and with the same commands, except where upstream reaches past
+ * package indexes: tini comes from apt instead of a GitHub download.
  */
 import type { BuildPlan, CacheMount, PlanInput, PlanStep, WheelSource } from './types.js';
 import { weightExcludes } from './weights.js';
@@ -19,6 +19,59 @@ const aptCleanup =
   'rm -rf /var/lib/apt/lists/* && rm -f /var/log/apt/*.log /var/log/dpkg.log /var/cache/ldconfig/aux-cache';
 const caCertPath = '/usr/local/share/ca-certificates/cog-ca-cert.crt';
 const systemBundle = '/etc/ssl/certs/ca-certificates.crt';
+
+/** The system packages every cog-base image already holds; system_packages skips them on cog-base. */
+export const cogBaseSystemPackages: readonly string[] = [
+  'build-essential',
+  'cmake',
+  'curl',
+  'ffmpeg',
+  'findutils',
+  'g++',
+  'gcc',
+  'git',
+  'libavcodec-dev',
+  'libcairo2-dev',
+  'libfontconfig1',
+  'libgirepository1.0-dev',
+  'libgl1',
+  'libglx-mesa0',
+  'libglib2.0-0',
+  'libopencv-dev',
+  'libsm6',
+  'libsndfile1',
+  'libssl-dev',
+  'libunistring-dev',
+  'libxext6',
+  'libxrender1',
+  'sox',
+  'unzip',
+  'wget',
+  'zip',
+  'zstd',
+];
+
+/** CUDA 13 and later cog-base images carry a uv-managed Python (upstream's rule, by major version). */
+export function cogBaseHasUvPython(cuda: string | undefined): boolean {
+  const major = cuda === undefined ? NaN : Number.parseInt(cuda, 10);
+  return Number.isFinite(major) && major >= 13;
+}
+
+/**
+ * Whether every pip/uv install and uninstall gets --break-system-packages: on nvidia/cuda (uv-managed
+ * Python) and on cog-base images with CUDA ≥ 13; never on python-slim.
+ */
+export function breaksSystemPackages(input: Pick<PlanInput, 'baseKind' | 'cuda'>): boolean {
+  if (input.baseKind === 'cuda') return true;
+  return input.baseKind === 'cog-base' && cogBaseHasUvPython(input.cuda);
+}
+
+/** system_packages still to install: on cog-base, those the base image does not already hold. */
+export function systemPackagesToInstall(input: Pick<PlanInput, 'baseKind' | 'systemPackages'>): string[] {
+  if (input.baseKind !== 'cog-base') return [...input.systemPackages];
+  const inBase = new Set(cogBaseSystemPackages);
+  return input.systemPackages.filter((p) => !inBase.has(p));
+}
 
 /** Local directories (besides the project, `context`) that file wheels are copied from. */
 export const wheelContext = (name: 'cog' | 'coglet') => `${name}-wheel`;
@@ -79,23 +132,27 @@ function wheelInstall(
 
 export function planBuild(input: PlanInput): BuildPlan {
   const cuda = input.baseKind === 'cuda';
-  const breakSystem = cuda ? ' --break-system-packages' : '';
+  // tini, its ENTRYPOINT, the preamble ENVs and the ldconfig step come with a cog-base image
+  const cogBase = input.baseKind === 'cog-base';
+  const breakSystem = breaksSystemPackages(input) ? ' --break-system-packages' : '';
   const uvImage = input.uvImage ?? defaultUvImage;
   const steps: PlanStep[] = [];
 
-  steps.push({
-    kind: 'env',
-    name: 'preamble',
-    env: [
-      ['DEBIAN_FRONTEND', 'noninteractive'],
-      ['PYTHONUNBUFFERED', '1'],
-      [
-        'LD_LIBRARY_PATH',
-        '$LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:/usr/local/nvidia/bin',
+  if (!cogBase) {
+    steps.push({
+      kind: 'env',
+      name: 'preamble',
+      env: [
+        ['DEBIAN_FRONTEND', 'noninteractive'],
+        ['PYTHONUNBUFFERED', '1'],
+        [
+          'LD_LIBRARY_PATH',
+          '$LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:/usr/local/nvidia/bin',
+        ],
+        ['NVIDIA_DRIVER_CAPABILITIES', 'all'],
       ],
-      ['NVIDIA_DRIVER_CAPABILITIES', 'all'],
-    ],
-  });
+    });
+  }
 
   if (input.caCert) {
     steps.push({
@@ -118,25 +175,28 @@ export function planBuild(input: PlanInput): BuildPlan {
     });
   }
 
-  steps.push({
-    kind: 'run',
-    name: 'install tini',
-    shell:
-      'set -eux; apt-get update -qq; apt-get install -qqy --no-install-recommends tini; ' +
-      `${aptCleanup}; ln -sf /usr/bin/tini /sbin/tini`,
-    cache: [aptCache],
-  });
+  if (!cogBase) {
+    steps.push({
+      kind: 'run',
+      name: 'install tini',
+      shell:
+        'set -eux; apt-get update -qq; apt-get install -qqy --no-install-recommends tini; ' +
+        `${aptCleanup}; ln -sf /usr/bin/tini /sbin/tini`,
+      cache: [aptCache],
+    });
+  }
 
   if (input.environment.length > 0) {
     const sorted = [...input.environment].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     steps.push({ kind: 'env', name: 'cog.yaml environment', env: sorted });
   }
 
-  if (input.systemPackages.length > 0) {
+  const systemPackages = systemPackagesToInstall(input);
+  if (systemPackages.length > 0) {
     steps.push({
       kind: 'run',
       name: 'install system packages',
-      shell: `apt-get update -qq && apt-get install -qqy ${input.systemPackages.map(shellQuote).join(' ')} && ${aptCleanup}`,
+      shell: `apt-get update -qq && apt-get install -qqy ${systemPackages.map(shellQuote).join(' ')} && ${aptCleanup}`,
       cache: [aptCache],
     });
   }
@@ -159,6 +219,13 @@ export function planBuild(input: PlanInput): BuildPlan {
     dest: '/usr/local/bin/',
   });
   steps.push({ kind: 'env', name: 'uv uses the system Python', env: [['UV_SYSTEM_PYTHON', 'true']] });
+  if (cogBase && cogBaseHasUvPython(input.cuda)) {
+    steps.push({
+      kind: 'run',
+      name: 'python on PATH',
+      shell: 'ln -sf /usr/bin/python3 /usr/local/bin/python',
+    });
+  }
   if (cuda && input.cudaPython === 'distro') {
     steps.push({
       kind: 'run',
@@ -243,13 +310,15 @@ export function planBuild(input: PlanInput): BuildPlan {
     });
   }
 
-  steps.push({
-    kind: 'run',
-    name: 'register Python shared libraries',
-    shell:
-      'find / -type f -name "*python*.so" -printf "%h\\n" | sort -u > /etc/ld.so.conf.d/cog.conf && ldconfig ' +
-      '&& rm -f /var/cache/ldconfig/aux-cache',
-  });
+  if (!cogBase) {
+    steps.push({
+      kind: 'run',
+      name: 'register Python shared libraries',
+      shell:
+        'find / -type f -name "*python*.so" -printf "%h\\n" | sort -u > /etc/ld.so.conf.d/cog.conf && ldconfig ' +
+        '&& rm -f /var/cache/ldconfig/aux-cache',
+    });
+  }
 
   for (const [index, run] of input.runCommands.entries()) {
     steps.push({

@@ -17,15 +17,22 @@ export interface PlanInput {
   /** "3.11" or "3.11.9" */
   readonly pythonVersion: string;
   readonly gpu: boolean;
-  /** e.g. python:3.11-slim or nvidia/cuda:12.8.1-cudnn9-devel-ubuntu24.04 */
+  /** e.g. python:3.11-slim, nvidia/cuda:12.8.1-cudnn9-devel-ubuntu24.04 or r8.im/cog-base:python3.12 */
   readonly baseImage: string;
-  readonly baseKind: 'python-slim' | 'cuda';
+  /** cog-base images already hold tini, the preamble ENVs, common system packages and ldconfig */
+  readonly baseKind: 'python-slim' | 'cuda' | 'cog-base';
+  /**
+   * A cog-base image to try first (the build resolves it through the daemon and, when it exists,
+   * plans on it with baseKind 'cog-base'); baseImage/baseKind are then the fallback. The planner
+   * ignores it.
+   */
+  readonly cogBase?: { readonly image: string; readonly required: boolean };
   /**
    * How a CUDA base gets Python: `uv` downloads a standalone build (upstream's way, needs GitHub);
    * `distro` installs the base distribution's python3 with apt, when that is the version asked for.
    */
   readonly cudaPython?: 'uv' | 'distro';
-  /** resolved CUDA version, for the config label */
+  /** resolved CUDA version, for the config label (and, on cog-base, the CUDA ≥ 13 rules) */
   readonly cuda?: string;
   /** PEM text of an extra CA certificate (COG_CA_CERT) */
   readonly caCert?: string;

@@ -12,17 +12,12 @@
 import { request } from 'undici';
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
-import { insecureRegistries, isInsecureHost } from './settings.js';
+import { defaultReplicateHost, insecureRegistries, isInsecureHost } from './settings.js';
 
-/** The registry `cog login`/`cog push` talk to when none is named. */
-export const defaultReplicateHost = 'r8.im';
+export { defaultRegistryHost, defaultReplicateHost } from './settings.js';
+
 /** Where a Replicate user finds the CLI token. */
 export const replicateTokenPage = 'https://replicate.com/auth/token';
-
-/** COG_REGISTRY_HOST, else r8.im. */
-export function defaultRegistryHost(env: NodeJS.ProcessEnv): string {
-  return env.COG_REGISTRY_HOST?.trim() || defaultReplicateHost;
-}
 
 /** Whether to use the Replicate token flow for `host` (see the file comment). */
 export function usesReplicateLogin(host: string, env: NodeJS.ProcessEnv): boolean {

@@ -69,3 +69,11 @@ export function isInsecureHost(host: string, insecure: readonly string[]): boole
   if (name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name)) return true;
   return insecure.includes(host.toLowerCase()) || insecure.includes(name);
 }
+
+/** The registry `cog login`/`cog push` talk to when none is named (and where cog-base images live). */
+export const defaultReplicateHost = 'r8.im';
+
+/** COG_REGISTRY_HOST, else r8.im. */
+export function defaultRegistryHost(env: NodeJS.ProcessEnv): string {
+  return env.COG_REGISTRY_HOST?.trim() || defaultReplicateHost;
+}

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compilePlan, expandEnv } from '../../src/plan/compile.js';
 import { distroPython, parseOsRelease } from '../../src/plan/distro.js';
-import { planBuild, shellQuote } from '../../src/plan/plan.js';
+import { breaksSystemPackages, planBuild, shellQuote, systemPackagesToInstall } from '../../src/plan/plan.js';
 import type { PlanInput } from '../../src/plan/types.js';
 
 const cpuInput: PlanInput = {
@@ -176,4 +176,77 @@ test('run.cog.version follows the installed cog SDK', async () => {
   assert.deepEqual(freezeLabels('cog @ file:///tmp/cog.whl'), {
     'run.cog.pip_freeze': 'cog @ file:///tmp/cog.whl',
   });
+});
+
+test('a cog-base plan leaves preamble, tini and ldconfig to the base image (golden step list)', () => {
+  const plan = planBuild({
+    ...cpuInput,
+    baseKind: 'cog-base',
+    baseImage: 'r8.im/cog-base:python3.11',
+    systemPackages: ['jq', 'libgl1'],
+  });
+  assert.equal(plan.base, 'r8.im/cog-base:python3.11');
+  assert.deepEqual(
+    plan.steps.map((s) => s.name),
+    [
+      'cog.yaml environment',
+      'install system packages',
+      'copy uv',
+      'uv uses the system Python',
+      'copy local package artifacts',
+      'requirements.txt',
+      'optimise native builds',
+      'install requirements',
+      'reset CFLAGS',
+      'keep the managed cog and coglet',
+      'optimise native builds',
+      'install cog==0.23.1',
+      'reset CFLAGS',
+      'build.run[0]: echo hi',
+      'predictor',
+    ],
+  );
+  // libgl1 is in every cog-base image; jq is not
+  const apt = plan.steps.find((s) => s.name === 'install system packages');
+  assert.match(apt?.kind === 'run' ? apt.shell : '', /apt-get install -qqy jq &&/);
+  const install = plan.steps.find((s) => s.name === 'install requirements');
+  assert.doesNotMatch(install?.kind === 'run' ? install.shell : '', /break-system-packages/);
+  assert.deepEqual(plan.image.entrypoint, ['/sbin/tini', '--']);
+});
+
+test('on cog-base, system_packages the base already holds are skipped, and no apt step is left when none remain', () => {
+  const cogBase: PlanInput = { ...cpuInput, baseKind: 'cog-base', baseImage: 'r8.im/cog-base:python3.11' };
+  assert.deepEqual(systemPackagesToInstall({ ...cogBase, systemPackages: ['ffmpeg', 'jq', 'git', 'htop'] }), [
+    'jq',
+    'htop',
+  ]);
+  assert.deepEqual(systemPackagesToInstall({ ...cpuInput, systemPackages: ['ffmpeg', 'jq'] }), [
+    'ffmpeg',
+    'jq',
+  ]);
+  const plan = planBuild({ ...cogBase, systemPackages: ['ffmpeg', 'libgl1', 'zstd'] });
+  assert.ok(!plan.steps.some((s) => s.name === 'install system packages'));
+});
+
+test('--break-system-packages: nvidia/cuda always, cog-base only with CUDA ≥ 13 (which also links python)', () => {
+  assert.equal(breaksSystemPackages({ baseKind: 'python-slim', cuda: '12.8' }), false);
+  assert.equal(breaksSystemPackages({ baseKind: 'cuda', cuda: '12.8' }), true);
+  assert.equal(breaksSystemPackages({ baseKind: 'cog-base' }), false);
+  assert.equal(breaksSystemPackages({ baseKind: 'cog-base', cuda: '12.8' }), false);
+  assert.equal(breaksSystemPackages({ baseKind: 'cog-base', cuda: '13.0' }), true);
+  const cuda13: PlanInput = {
+    ...cpuInput,
+    gpu: true,
+    cuda: '13.0',
+    baseKind: 'cog-base',
+    baseImage: 'r8.im/cog-base:cuda13.0-python3.12',
+  };
+  const plan = planBuild(cuda13);
+  const names = plan.steps.map((s) => s.name);
+  assert.equal(names.indexOf('python on PATH'), names.indexOf('uv uses the system Python') + 1);
+  for (const name of ['install requirements', 'keep the managed cog and coglet', 'install cog==0.23.1']) {
+    const step = plan.steps.find((s) => s.name === name);
+    assert.match(step?.kind === 'run' ? step.shell : '', / --break-system-packages /, name);
+  }
+  assert.ok(!planBuild({ ...cuda13, cuda: '12.8' }).steps.some((s) => s.name === 'python on PATH'));
 });
