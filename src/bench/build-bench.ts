@@ -224,7 +224,17 @@ async function buildOurs(tb: Testbed, fixture: Fixture, store: string): Promise<
   const start = performance.now();
   const out = await exec(
     process.execPath,
-    [ourCli, 'build', '-t', imageRef(tb, fixture.name, 'ours'), '--push', '--progress', 'plain'],
+    // upstream's Dockerfile is generated with --use-cog-base-image=false: the same base for both
+    [
+      ourCli,
+      'build',
+      '-t',
+      imageRef(tb, fixture.name, 'ours'),
+      '--push',
+      '--progress',
+      'plain',
+      '--use-cog-base-image=false',
+    ],
     { env: { ...tb.env, COG_IMAGE_STORE: store }, cwd: fixture.dirs.ours },
   );
   const ms = performance.now() - start;
