@@ -26,6 +26,8 @@ export interface PlanExtras {
   readonly sourceDateEpoch?: number;
   /** --separate-weights: the project's weights, copied in a layer of their own */
   readonly weights?: WeightsSplit;
+  /** labels added on top of cog's own (e.g. run.cog.push_id from `cog push`); they win over cog's */
+  readonly extraLabels?: Readonly<Record<string, string>>;
 }
 
 function wheelSource(spec: WheelSpec): WheelSource {
@@ -62,6 +64,7 @@ export function planInputFor(completed: CompletedConfig, extras: PlanExtras): Pl
   if (extras.openapiSchema) labels['run.cog.openapi_schema'] = extras.openapiSchema;
   if (extras.revision) labels['org.opencontainers.image.revision'] = extras.revision;
   if (extras.version) labels['org.opencontainers.image.version'] = extras.version;
+  Object.assign(labels, extras.extraLabels);
 
   return {
     pythonVersion: python,

@@ -57,6 +57,8 @@ export interface BuildArgs {
   readonly tls?: TlsFlags;
   /** copy the weight files (see src/plan/weights.ts) in an image layer of their own */
   readonly separateWeights?: boolean;
+  /** labels for the image config on top of cog's own (`cog push` adds run.cog.push_id) */
+  readonly extraLabels?: Readonly<Record<string, string>>;
 }
 
 export interface PreparedBuild {
@@ -132,6 +134,7 @@ export async function prepareBuild(
     | 'precompile'
     | 'strip'
     | 'separateWeights'
+    | 'extraLabels'
   >,
   io: CommandIo,
   cwd: string,
@@ -170,6 +173,7 @@ export async function prepareBuild(
     platform,
     ...(args.timestamp !== undefined ? { sourceDateEpoch: args.timestamp } : {}),
     ...(weights ? { weights } : {}),
+    ...(args.extraLabels ? { extraLabels: args.extraLabels } : {}),
   });
   const imageName =
     args.tag ??

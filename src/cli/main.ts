@@ -472,7 +472,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     (c) =>
       withImageBuildOptions(c).positional('image', {
         type: 'string',
-        describe: 'where to push, e.g. r8.im/user/model (default: image in cog.yaml)',
+        describe:
+          'where to push, e.g. r8.im/user/model (default: image in cog.yaml; not with model:, see COG_MODEL*)',
       }),
     async (argv) => {
       // the registry client loads only for the commands that use it (start-up time of every command)

@@ -4,9 +4,15 @@
  * not BuildKit's pusher, so blobs already in the registry are skipped, blobs pushed to a sibling
  * repository before are mounted, and uploads go in resumable chunks. stdout gets the pushed reference
  * with its digest; progress and messages go to stderr.
+ *
+ * With a model reference (cog.yaml `model:` or COG_MODEL*, see src/registry/model-ref.ts) the push is a
+ * bundle, as upstream's: the image (labelled with a fresh run.cog.push_id) goes to `repo:cog-image.<tag>`
+ * and an OCI index holding it to `repo:<tag>`.
  */
+import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../config/index.js';
 import { CogError } from '../errors.js';
+import type { LoadedConfig } from '../config/index.js';
 import { formatSize } from '../image/inspect.js';
 import { mountCandidates, readPushHistory, recordPush } from '../image/push-history.js';
 import { resolveProgressMode } from '../progress/index.js';
@@ -19,10 +25,19 @@ import {
   type RetryInfo,
   defaultRetryPolicy,
   formatReference,
+  headManifest,
   parseReference,
   pushFromLayout,
+  putManifest,
 } from '../registry/index.js';
-import { type BuildArgs, buildImage } from './build.js';
+import { buildBundleIndex, bundleTree, pushIdLabel, uuidV7 } from '../registry/bundle.js';
+import {
+  type ResolvedModelRef,
+  bundleImageRef,
+  checkBundleDestination,
+  resolveModelRef,
+} from '../registry/model-ref.js';
+import { type BuildArgs, type BuildOutcome, buildImage, parsePlatform } from './build.js';
 import type { CommandIo } from './debug-solve.js';
 import { InterruptedError, withInterrupt } from './interrupt.js';
 
@@ -42,27 +57,46 @@ export type PushArgs = Pick<
   | 'tls'
   | 'separateWeights'
 > & {
-  /** where to push; default: `image:` in cog.yaml */
+  /** where to push; default: `image:` in cog.yaml; not allowed with a model reference */
   readonly image: string | undefined;
 };
 
 const replicateRegistry = 'r8.im';
 
-/** The name to push as: IMAGE, else cog.yaml's `image:`; model mode is not supported yet. */
-export function pushTarget(
-  image: string | undefined,
-  config: { image: string | null; model: string | null },
-): string {
-  if (config.model)
-    throw new CogError('pushing a `model:` bundle (an OCI index with managed weights) is not supported yet', {
-      hint: 'for now set `image:` in cog.yaml instead of `model:`, or pass the image name: cog push REGISTRY/REPO:TAG',
-    });
+/** The name to push as (no model reference): IMAGE, else cog.yaml's `image:`. */
+export function pushTarget(image: string | undefined, config: { image: string | null }): string {
   const target = image ?? config.image ?? undefined;
   if (!target)
     throw new CogError('no image to push to: cog push needs an image name', {
-      hint: "set the 'image' option in cog.yaml (e.g. `image: r8.im/your-username/your-model`) or pass one: cog push REGISTRY/REPO[:TAG]",
+      hint: "set the 'image' option in cog.yaml (e.g. `image: r8.im/your-username/your-model`) or pass one: cog push REGISTRY/REPO[:TAG]; or set 'model' to push a model bundle",
     });
   return target;
+}
+
+/** What a bundle push refuses before building: IMAGE on the command line, managed weights, a bad destination. */
+export function checkBundlePush(
+  image: string | undefined,
+  config: { configFile: string; model: string | null; weights: readonly unknown[] },
+  model: ResolvedModelRef,
+): void {
+  const source =
+    model.from === 'model'
+      ? `'model' in ${config.configFile}`
+      : model.from === 'COG_MODEL'
+        ? 'COG_MODEL'
+        : 'COG_MODEL_REPO';
+  if (image !== undefined)
+    throw new CogError(
+      `cog push IMAGE: ${source} makes this a model bundle push, which takes no IMAGE argument`,
+      {
+        hint: `drop "${image}"; the destination is ${formatReference(model.ref)} (set COG_MODEL_TAG for another tag, or COG_MODEL for another reference)`,
+      },
+    );
+  if (config.weights.length > 0)
+    throw new CogError(`${config.configFile}: weights: managed weights are not supported by cog push yet`, {
+      hint: `remove the 'weights' stanza to push the model bundle without managed weights`,
+    });
+  checkBundleDestination(model);
 }
 
 /** What a retry says: the (already redacted) error, the attempt, and the wait. */
@@ -114,27 +148,44 @@ export function pushSummary(result: PushResult): string {
   return `Pushed ${uploaded + existed + mounted} blobs (${parts.join(', ')}${retries}): ${formatSize(result.bytesUploaded)} uploaded in ${result.seconds.toFixed(1)}s`;
 }
 
-export async function push(args: PushArgs, io: CommandIo, cwd = process.cwd()): Promise<PushResult> {
-  const loaded = loadConfig({ cwd, file: args.file, env: io.env });
-  const target = pushTarget(args.image, loaded.completed);
-  const ref = parseReference(target); // a bad name fails before the build
-
+/** Builds into the local store under `name`, with `extraLabels` in the image config. */
+async function buildForPush(
+  args: PushArgs,
+  io: CommandIo,
+  cwd: string,
+  name: string,
+  extraLabels?: Record<string, string>,
+): Promise<BuildOutcome & { storeDir: string }> {
   const built = await buildImage(
     {
       ...args,
-      tag: target,
+      tag: name,
       push: false,
       outputs: [],
       smokeTest: false,
       cacheFrom: [],
       cacheTo: [],
       metadataFile: undefined,
+      ...(extraLabels ? { extraLabels } : {}),
     },
     io,
     cwd,
   );
   if (!built.storeDir) throw new CogError('the build did not write to the local image store');
+  return { ...built, storeDir: built.storeDir };
+}
 
+/**
+ * Pushes the image stored under `built.imageName` to `ref` with progress on stderr, then runs `then`
+ * with the same client (e.g. to PUT an index); Ctrl-C and registry refusals come out as CogErrors.
+ */
+async function pushStored<T>(
+  args: PushArgs,
+  io: CommandIo,
+  built: BuildOutcome & { storeDir: string },
+  ref: Reference,
+  then: (client: RegistryClient, result: PushResult, signal: AbortSignal) => Promise<T>,
+): Promise<{ result: PushResult; extra: T }> {
   const mode = resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true);
   const progress = createPushProgress(mode, io.stderr, { target: formatReference(ref) });
   const client = new RegistryClient({
@@ -150,16 +201,17 @@ export async function push(args: PushArgs, io: CommandIo, cwd = process.cwd()): 
     ref.repository,
     built.digest,
   );
-  let result: PushResult;
+  let pushed: { result: PushResult; extra: T };
   try {
-    result = await withInterrupt(io.stderr, (signal) =>
-      pushFromLayout(client, built.storeDir!, target, ref, {
+    pushed = await withInterrupt(io.stderr, async (signal) => {
+      const result = await pushFromLayout(client, built.storeDir, built.imageName, ref, {
         signal,
         mountFrom,
         onProgress: progress.onProgress,
         env: io.env,
-      }),
-    );
+      });
+      return { result, extra: await then(client, result, signal) };
+    });
   } catch (err) {
     await progress.close();
     if (err instanceof InterruptedError)
@@ -175,12 +227,87 @@ export async function push(args: PushArgs, io: CommandIo, cwd = process.cwd()): 
   await recordPush(built.storeDir, {
     registry: ref.registry,
     repository: ref.repository,
-    digest: result.digest,
+    digest: pushed.result.digest,
     at: Date.now(),
   });
-  io.stderr.write(`${pushSummary(result)}\n`);
+  io.stderr.write(`${pushSummary(pushed.result)}\n`);
+  return pushed;
+}
+
+export async function push(args: PushArgs, io: CommandIo, cwd = process.cwd()): Promise<PushResult> {
+  const loaded = loadConfig({ cwd, file: args.file, env: io.env });
+  const { completed } = loaded;
+  const model = resolveModelRef({
+    model: completed.model,
+    image: completed.image,
+    configFile: completed.configFile,
+    env: io.env,
+    now: new Date(),
+  });
+  if (model) return pushBundle(args, io, cwd, loaded, model);
+
+  const target = pushTarget(args.image, completed);
+  const ref = parseReference(target); // a bad name fails before the build
+  const built = await buildForPush(args, io, cwd, target);
+  const { result } = await pushStored(args, io, built, ref, async () => undefined);
   const url = replicateModelUrl(ref);
   if (url) io.stderr.write(`Run your model on Replicate: ${url}\n`);
   io.stdout.write(`${result.reference}\n`);
   return result;
+}
+
+/**
+ * The bundle push (upstream's BundlePusher, without managed weights): build with a fresh
+ * run.cog.push_id, push the image as `repo:cog-image.<tag>`, HEAD it for the descriptor the registry
+ * serves, PUT an index holding it at `repo:<tag>`. stderr gets the tree, stdout `repo:tag@<index digest>`.
+ */
+async function pushBundle(
+  args: PushArgs,
+  io: CommandIo,
+  cwd: string,
+  loaded: LoadedConfig,
+  model: ResolvedModelRef,
+): Promise<PushResult> {
+  checkBundlePush(args.image, loaded.completed, model);
+  const platform = parsePlatform(args.platform);
+  const modelRef = model.ref;
+  const imageRef = bundleImageRef(modelRef);
+  const repository = `${modelRef.registry}/${modelRef.repository}`;
+  const pushId = uuidV7(Date.now(), randomBytes(10));
+  const built = await buildForPush(args, io, cwd, formatReference(modelRef), { [pushIdLabel]: pushId });
+  const { result, extra: index } = await pushStored(
+    args,
+    io,
+    built,
+    imageRef,
+    async (client, pushed, signal) => {
+      const head = await headManifest(client, imageRef, imageRef.tag!, signal);
+      if (!head)
+        throw new CogError(`${formatReference(imageRef)} is missing right after it was pushed`, {
+          hint: 'the registry did not keep the manifest; push again',
+        });
+      if (head.digest !== pushed.digest)
+        throw new CogError(
+          `${formatReference(imageRef)} is ${head.digest}, not the ${pushed.digest} just pushed (another push to the same tag?)`,
+          { hint: 'push again, with a tag of its own (COG_MODEL_TAG)' },
+        );
+      // a registry that answers HEAD without a length: the bytes just pushed have the same digest
+      const image = head.size > 0 ? head : { ...head, size: pushed.size };
+      const bundle = buildBundleIndex(image, platform);
+      await putManifest(client, modelRef, modelRef.tag!, bundle.bytes, bundle.mediaType, signal);
+      return bundle;
+    },
+  );
+  for (const line of bundleTree(repository, index.digest, result.digest)) io.stderr.write(`${line}\n`);
+  const url = replicateModelUrl(modelRef);
+  if (url) io.stderr.write(`Run your model on Replicate: ${url}\n`);
+  const reference = `${formatReference(modelRef)}@${index.digest}`;
+  io.stdout.write(`${reference}\n`);
+  return {
+    ...result,
+    reference,
+    digest: index.digest,
+    mediaType: index.mediaType,
+    size: index.bytes.length,
+  };
 }

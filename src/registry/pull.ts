@@ -40,7 +40,10 @@ const parse = <T>(m: FetchedManifest, what: string): T => {
   }
 };
 
-/** The child for `platform`, else the first child. */
+/**
+ * The child for `platform`, else the first child with a real platform (a model bundle's weight
+ * manifests say os `unknown`), else the first child.
+ */
 export function pickChild(index: IndexJson, platform: Platform): string | undefined {
   const children = index.manifests ?? [];
   const match = children.find(
@@ -49,7 +52,7 @@ export function pickChild(index: IndexJson, platform: Platform): string | undefi
       c.platform.architecture === platform.architecture &&
       (platform.variant === undefined || c.platform.variant === platform.variant),
   );
-  return (match ?? children[0])?.digest;
+  return (match ?? children.find((c) => c.platform?.os !== 'unknown') ?? children[0])?.digest;
 }
 
 export async function fetchImage(

@@ -156,13 +156,12 @@ describe('push history', () => {
 
 describe('cog push: target, errors, summary', () => {
   test('IMAGE wins over image:, image: is the default, neither is an error naming image', () => {
-    assert.equal(pushTarget('r/x', { image: 'r/y', model: null }), 'r/x');
-    assert.equal(pushTarget(undefined, { image: 'r/y', model: null }), 'r/y');
+    assert.equal(pushTarget('r/x', { image: 'r/y' }), 'r/x');
+    assert.equal(pushTarget(undefined, { image: 'r/y' }), 'r/y');
     assert.throws(
-      () => pushTarget(undefined, { image: null, model: null }),
+      () => pushTarget(undefined, { image: null }),
       (e: CogError) => /'image' option in cog\.yaml/.test(e.hint ?? ''),
     );
-    assert.throws(() => pushTarget(undefined, { image: null, model: 'r8.im/u/m' }), /not supported yet/);
   });
 
   test('the replicate.com page for r8.im only', () => {

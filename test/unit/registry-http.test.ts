@@ -287,4 +287,17 @@ describe('settings', () => {
     assert.equal(pickChild(index, { os: 'windows', architecture: 'amd64' }), 'a');
     assert.equal(pickChild({}, { os: 'linux', architecture: 'amd64' }), undefined);
   });
+  test('index children: a bundle falls back to its image, never to a weight (os unknown)', () => {
+    const bundle = {
+      manifests: [
+        { digest: 'w', platform: { os: 'unknown', architecture: 'unknown' } },
+        { digest: 'img', platform: { os: 'linux', architecture: 'arm64' } },
+      ],
+    };
+    assert.equal(pickChild(bundle, { os: 'linux', architecture: 'amd64' }), 'img');
+    const onlyWeights = {
+      manifests: [{ digest: 'w', platform: { os: 'unknown', architecture: 'unknown' } }],
+    };
+    assert.equal(pickChild(onlyWeights, { os: 'linux', architecture: 'amd64' }), 'w');
+  });
 });
