@@ -26,6 +26,8 @@ export interface PlanExtras {
   readonly sourceDateEpoch?: number;
   /** --separate-weights: the project's weights, copied in a layer of their own */
   readonly weights?: WeightsSplit;
+  /** per secret id, a key derived from its content (src/build/secret-keys.ts) */
+  readonly secretKeys?: Readonly<Record<string, string>>;
   /** labels added on top of cog's own (e.g. run.cog.push_id from `cog push`); they win over cog's */
   readonly extraLabels?: Readonly<Record<string, string>>;
 }
@@ -96,5 +98,6 @@ export function planInputFor(completed: CompletedConfig, extras: PlanExtras): Pl
     ...(extras.platform ? { platform: extras.platform } : {}),
     ...(extras.sourceDateEpoch !== undefined ? { sourceDateEpoch: extras.sourceDateEpoch } : {}),
     ...(extras.weights ? { weights: extras.weights } : {}),
+    ...(extras.secretKeys ? { secretKeys: extras.secretKeys } : {}),
   };
 }

@@ -30,9 +30,14 @@ export function parseSecretFlag(value: string): [string, SecretSource] {
   return [id, { file: src ?? id }];
 }
 
-async function readSecret(id: string, source: SecretSource): Promise<Uint8Array> {
+/** A secret's bytes, from its file or environment variable. */
+export async function readSecret(
+  id: string,
+  source: SecretSource,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Uint8Array> {
   if ('env' in source) {
-    const value = process.env[source.env];
+    const value = env[source.env];
     if (value === undefined) throw new Error(`secret ${id}: environment variable ${source.env} is not set`);
     return Buffer.from(value);
   }

@@ -16,6 +16,7 @@ import { buildModel } from '../build/build-model.js';
 import { checkBaseImageFlags, chooseCogBase } from '../build/cog-base.js';
 import { gitLabels, readCaCert } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
+import { secretKeysFor } from '../build/secret-keys.js';
 import { findProjectWeights } from '../build/project-listing.js';
 import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
 import { defaultImageName } from '../config/reference.js';
@@ -135,7 +136,10 @@ export async function prepareBuild(
     | 'strip'
     | 'separateWeights'
     | 'extraLabels'
-  >,
+  > & {
+    /** --secret values: build.run steps that mount one are keyed by its content */
+    readonly secrets?: readonly string[];
+  },
   io: CommandIo,
   cwd: string,
 ): Promise<PreparedBuild> {
@@ -150,11 +154,13 @@ export async function prepareBuild(
   }
   for (const warning of loaded.warnings) io.stderr.write(`cog: warning: ${formatIssue(warning)}\n`);
   const cogBase = chooseCogBase(loaded.completed, baseFlags, io.env);
-  const [openapiSchema, caCert, sourceExclude, git] = await Promise.all([
+  const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
+  const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
     schemaFor(loaded, args, io.env),
     readCaCert(io.env),
     readDockerignore(loaded.projectDir),
     gitLabels(loaded.projectDir, io.env),
+    secretKeysFor(Object.fromEntries((args.secrets ?? []).map(parseSecretFlag)), mountedSecrets, io.env),
   ]);
   const weights = args.separateWeights
     ? await findProjectWeights(loaded.projectDir, ['.cog', ...sourceExclude])
@@ -174,6 +180,7 @@ export async function prepareBuild(
     ...(args.timestamp !== undefined ? { sourceDateEpoch: args.timestamp } : {}),
     ...(weights ? { weights } : {}),
     ...(args.extraLabels ? { extraLabels: args.extraLabels } : {}),
+    ...(Object.keys(secretKeys).length > 0 ? { secretKeys } : {}),
   });
   const imageName =
     args.tag ??

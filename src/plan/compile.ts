@@ -9,6 +9,9 @@ import { FileActions, type Mount, type State, image, local, merge, scratch } fro
 import type { BuildPlan, PlanStep } from './types.js';
 import { weightIncludes } from './weights.js';
 
+/** The variable a build.run step with secrets carries its secrets' content key in. */
+export const secretsKeyEnv = 'COG_BUILD_SECRETS_KEY';
+
 export interface CompileOptions {
   /** the base image's config (from the registry), whose env later steps inherit */
   readonly baseConfig: OciImageConfig;
@@ -108,12 +111,14 @@ function applyStep(
           required: true,
         })),
       ];
+      // the secrets' content key is part of the step (so of its cache key), never of the image config
+      const runEnv = step.secretsKey ? { ...stepEnv, [secretsKeyEnv]: step.secretsKey } : stepEnv;
       return state
         .run({
           shell: step.shell,
           mounts,
           name: step.name,
-          ...(Object.keys(stepEnv).length ? { env: stepEnv } : {}),
+          ...(Object.keys(runEnv).length ? { env: runEnv } : {}),
         })
         .root();
     }

@@ -73,6 +73,20 @@ export function systemPackagesToInstall(input: Pick<PlanInput, 'baseKind' | 'sys
   return input.systemPackages.filter((p) => !inBase.has(p));
 }
 
+/**
+ * The key of the secrets a step mounts, from their content keys (sorted by id, so the order of mounts
+ * does not matter); undefined when none of them was given a key.
+ */
+export function stepSecretsKey(
+  secrets: readonly { readonly id: string }[],
+  keys: Readonly<Record<string, string>> | undefined,
+): string | undefined {
+  if (!keys) return undefined;
+  const ids = [...new Set(secrets.map((s) => s.id))].filter((id) => keys[id] !== undefined).sort();
+  if (ids.length === 0) return undefined;
+  return ids.map((id) => `${id}:${keys[id]}`).join(',');
+}
+
 /** Local directories (besides the project, `context`) that file wheels are copied from. */
 export const wheelContext = (name: 'cog' | 'coglet') => `${name}-wheel`;
 
@@ -321,11 +335,13 @@ export function planBuild(input: PlanInput): BuildPlan {
   }
 
   for (const [index, run] of input.runCommands.entries()) {
+    const secretsKey = stepSecretsKey(run.secrets, input.secretKeys);
     steps.push({
       kind: 'run',
       name: `build.run[${index}]: ${run.command.trim()}`,
       shell: run.command.trim(),
       ...(run.secrets.length > 0 ? { secrets: run.secrets } : {}),
+      ...(secretsKey ? { secretsKey } : {}),
     });
   }
 

@@ -68,6 +68,11 @@ export interface PlanInput {
   readonly platform?: { readonly os: 'linux'; readonly architecture: 'amd64' | 'arm64' };
   /** the uv image the binaries are copied from */
   readonly uvImage?: string;
+  /**
+   * per secret id, a key derived from the secret's content (never the content): build.run steps that
+   * mount the secret carry it, so BuildKit's cache re-runs them when the secret changes
+   */
+  readonly secretKeys?: Readonly<Record<string, string>>;
   /** --separate-weights: project weights (see weights.ts) copied in a layer of their own */
   readonly weights?: WeightsSplit;
 }
@@ -109,6 +114,11 @@ export type PlanStep =
       readonly shell: string;
       readonly cache?: readonly CacheMount[];
       readonly secrets?: readonly { readonly id: string; readonly target: string }[];
+      /**
+       * derived from the content of the secrets the step mounts (see src/build/secret-keys.ts): set as
+       * the step's COG_BUILD_SECRETS_KEY so that a changed secret re-runs the step
+       */
+      readonly secretsKey?: string;
     };
 
 export interface BuildPlan {

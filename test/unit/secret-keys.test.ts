@@ -1,0 +1,97 @@
+// build.run steps that mount a secret carry a key derived from its content, so a changed secret re-runs
+// them; the key never reaches the image config, and the content never reaches the graph.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { secretContentKey, secretKeysFor } from '../../src/build/secret-keys.js';
+import { CogError } from '../../src/errors.js';
+import { compilePlan, secretsKeyEnv } from '../../src/plan/compile.js';
+import { planBuild, stepSecretsKey } from '../../src/plan/plan.js';
+import type { PlanInput } from '../../src/plan/types.js';
+
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+const input: PlanInput = {
+  pythonVersion: '3.11',
+  gpu: false,
+  baseImage: 'python:3.11-slim',
+  baseKind: 'python-slim',
+  environment: [],
+  systemPackages: [],
+  sdk: { kind: 'pypi', version: '0.23.1' },
+  runCommands: [
+    { command: 'pip download private-pkg', secrets: [{ id: 'token', target: '/run/secrets/token' }] },
+    { command: 'echo no secret here', secrets: [] },
+  ],
+  sourceExclude: [],
+  labels: {},
+};
+
+test('a content key is deterministic, differs with the content, and does not contain it', async () => {
+  const a = await secretContentKey(Buffer.from('hunter2'));
+  assert.match(a, /^scrypt:[0-9a-f]{64}$/);
+  assert.equal(await secretContentKey(Buffer.from('hunter2')), a);
+  assert.notEqual(await secretContentKey(Buffer.from('hunter3')), a);
+  assert.ok(!a.includes(Buffer.from('hunter2').toString('hex')));
+});
+
+test('only secrets that steps mount are read; an unreadable mounted one names its flag', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cogts-secret-keys-'));
+  dirs.push(dir);
+  await writeFile(join(dir, 'token'), 'v1');
+  const keys = await secretKeysFor(
+    { token: { file: join(dir, 'token') }, unused: { file: join(dir, 'absent') } },
+    new Set(['token']),
+    {},
+  );
+  assert.deepEqual(Object.keys(keys), ['token']);
+  assert.equal(keys.token, await secretContentKey(Buffer.from('v1')));
+  await assert.rejects(
+    secretKeysFor({ token: { env: 'NOT_SET_ANYWHERE' } }, new Set(['token']), {}),
+    (err: unknown) =>
+      err instanceof CogError && /--secret id=token: .*NOT_SET_ANYWHERE is not set/.test(err.message),
+  );
+  const fromEnv = await secretKeysFor({ token: { env: 'TOKEN' } }, new Set(['token']), { TOKEN: 'v1' });
+  assert.equal(fromEnv.token, keys.token);
+});
+
+test('the step key combines the mounted secrets sorted by id, and is absent without keys', () => {
+  const keys = { b: 'scrypt:bb', a: 'scrypt:aa' };
+  assert.equal(stepSecretsKey([{ id: 'b' }, { id: 'a' }, { id: 'b' }], keys), 'a:scrypt:aa,b:scrypt:bb');
+  assert.equal(stepSecretsKey([{ id: 'c' }], keys), undefined);
+  assert.equal(stepSecretsKey([{ id: 'a' }], undefined), undefined);
+});
+
+test('only the step mounting the secret carries the key; the image config never does', () => {
+  const key = 'scrypt:' + 'c'.repeat(64);
+  const plan = planBuild({ ...input, secretKeys: { token: key } });
+  const runs = plan.steps.filter((s) => s.kind === 'run' && s.name.startsWith('build.run'));
+  assert.deepEqual(
+    runs.map((s) => (s.kind === 'run' ? s.secretsKey : 'not a run')),
+    [`token:${key}`, undefined],
+  );
+  const compiled = compilePlan(plan, { baseConfig: {} });
+  const execs = compiled.image
+    .marshal()
+    .ops.filter((o) => o.op.exec)
+    .map((o) => ({ name: o.metadata.description?.['llb.customname'], env: o.op.exec?.meta?.env ?? [] }));
+  const withKey = execs.filter((e) => e.env.includes(`${secretsKeyEnv}=token:${key}`));
+  assert.deepEqual(
+    withKey.map((e) => e.name),
+    ['build.run[0]: pip download private-pkg'],
+  );
+  assert.ok(!(compiled.config.config?.Env ?? []).some((e) => e.startsWith(secretsKeyEnv)));
+  // a changed secret changes that step's op, hence its cache key
+  const other = compilePlan(planBuild({ ...input, secretKeys: { token: 'scrypt:' + 'd'.repeat(64) } }), {
+    baseConfig: {},
+  });
+  const digest = (c: typeof compiled) =>
+    c.image.marshal().ops.find((o) => o.metadata.description?.['llb.customname']?.startsWith('build.run[0]'))
+      ?.digest;
+  assert.notEqual(digest(other), digest(compiled));
+});
