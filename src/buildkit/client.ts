@@ -2,6 +2,7 @@
  * A client of buildkitd's Control API over gRPC: info, workers, solve, status and the session stream.
  * Every call can be cancelled with an AbortSignal.
  */
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type {
@@ -126,6 +127,15 @@ export class BuildkitClient {
     options: { timeoutMs?: number; tls?: TlsOptions } = {},
   ): Promise<BuildkitClient> {
     const address = parseBuildkitHost(host, options.tls);
+    if (address.endpoint.kind === 'unix' && !existsSync(address.endpoint.path)) {
+      // nothing to wait for: say so now rather than after the connect timeout
+      throw new BuildkitError(
+        `cannot reach buildkitd at ${address.display}: no socket at ${address.endpoint.path}`,
+        {
+          hint: 'start buildkitd there, or point BUILDKIT_HOST at a running one (e.g. `eval "$(scripts/testbed env)"`)',
+        },
+      );
+    }
     const channelOptions: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': messageLimit,
       'grpc.max_send_message_length': messageLimit,
