@@ -116,3 +116,38 @@ test('weights go to a layer of their own that a source edit leaves alone', { tim
   assert.notEqual(reweighted.weightsLayer.digest, edited.weightsLayer.digest);
   assert.equal(reweighted.sourceLayer.digest, edited.sourceLayer.digest);
 });
+
+/** Bytes from a push summary's "… uploaded in Ns" (formatSize's units). */
+function uploadedBytes(stderr: string): number {
+  const m = /\): ([\d.]+) (B|KiB|MiB|GiB) uploaded in/.exec(stderr);
+  assert.ok(m?.[1] && m[2], `no push summary in:\n${stderr.slice(-2000)}`);
+  const scale = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[m[2] as 'B'];
+  return Number(m[1]) * scale;
+}
+
+test(
+  'cog push --separate-weights: after a code edit the weights are not uploaded again',
+  { timeout: 600_000 },
+  async () => {
+    const project = join(scratchDir, 'push-project');
+    await cp(join(repoRoot, 'fixtures', 'models', 'hello'), project, { recursive: true });
+    await mkdir(join(project, 'weights'));
+    await writeFile(join(project, 'weights', 'model.bin'), randomBytes(11 * 1024 * 1024, Date.now() + 7));
+    const repo = `${tb.registry}/cogts-test/separate-weights-${Date.now().toString(36)}`;
+    const pushOnce = async (tag: string) => {
+      const out = await exec(cog, ['push', `${repo}:${tag}`, '--separate-weights', '--progress', 'plain'], {
+        env: { ...tb.env, COG_IMAGE_STORE: join(scratchDir, 'push-store'), DOCKER_CONFIG: scratchDir },
+        cwd: project,
+      });
+      assert.equal(out.code, 0, out.stderr.slice(-3000));
+      return uploadedBytes(out.stderr);
+    };
+    // the first push to a new repository uploads the weights (11 MiB of random bytes)
+    assert.ok((await pushOnce('v1')) >= 11 * 1024 * 1024);
+    const predictPy = join(project, 'predict.py');
+    await writeFile(predictPy, `${await readFile(predictPy, 'utf8')}\n# an edit (${Date.now()})\n`);
+    // after a code edit only the small source layer, the config and the manifest go up
+    const second = await pushOnce('v2');
+    assert.ok(second < 1024 * 1024, `second push uploaded ${second} bytes`);
+  },
+);
