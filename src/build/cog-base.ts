@@ -73,6 +73,18 @@ export function chooseCogBase(
   return { image: cogBaseImageName(tag, env), required };
 }
 
+/**
+ * cog-base images exist per minor Python version: a python_version with a patch number (3.11.4) is
+ * built on the 3.11 image, whose patch level may differ. Upstream warns the same way; undefined when
+ * there is nothing to say.
+ */
+export function cogBasePatchWarning(pythonVersion: string | null): string | undefined {
+  const parts = pythonVersion?.split('.') ?? [];
+  if (parts.length < 3) return undefined;
+  const minor = parts.slice(0, 2).join('.');
+  return `cog-base images are made per minor Python version: python_version ${pythonVersion} looks for the python${minor} image, whose patch version may differ (--use-cog-base-image=false builds on python:${pythonVersion}-slim)`;
+}
+
 const probePrefix = '[internal] look for the cog-base image ';
 
 /** The progress name of the auto-mode lookup, which the progress display hides (its failure is a warning). */

@@ -13,7 +13,7 @@ import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
 import type { SessionService } from '../buildkit/session.js';
 import { buildModel } from '../build/build-model.js';
-import { checkBaseImageFlags, chooseCogBase } from '../build/cog-base.js';
+import { checkBaseImageFlags, chooseCogBase, cogBasePatchWarning } from '../build/cog-base.js';
 import { gitLabels, readCaCert } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
 import { secretKeysFor } from '../build/secret-keys.js';
@@ -154,6 +154,8 @@ export async function prepareBuild(
   }
   for (const warning of loaded.warnings) io.stderr.write(`cog: warning: ${formatIssue(warning)}\n`);
   const cogBase = chooseCogBase(loaded.completed, baseFlags, io.env);
+  const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
+  if (patchNote) io.stderr.write(`cog: warning: ${patchNote}\n`);
   const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
   const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
     schemaFor(loaded, args, io.env),

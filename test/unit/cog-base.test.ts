@@ -9,6 +9,7 @@ import { chooseBase } from '../../src/build/build-model.js';
 import {
   chooseCogBase,
   cogBaseLabels,
+  cogBasePatchWarning,
   cogBaseProbeName,
   isCogBaseProbe,
   onCogBase,
@@ -220,4 +221,13 @@ test('the progress display hides the auto-mode probe, with its statuses and logs
   );
   // a later message about the probe (its completion) names only its digest
   assert.deepEqual(visible({ statuses: [{ vertex: 'sha256:probe' }] }).statuses, []);
+});
+
+test('a python_version with a patch number gets a warning naming the minor image', () => {
+  assert.match(
+    cogBasePatchWarning('3.11.4') ?? '',
+    /python_version 3\.11\.4 looks for the python3\.11 image/,
+  );
+  assert.equal(cogBasePatchWarning('3.11'), undefined);
+  assert.equal(cogBasePatchWarning(null), undefined);
 });
