@@ -9,28 +9,20 @@ import { secretContentKey, secretKeysFor } from '../../src/build/secret-keys.js'
 import { CogError } from '../../src/errors.js';
 import { compilePlan, secretsKeyEnv } from '../../src/plan/compile.js';
 import { planBuild, stepSecretsKey } from '../../src/plan/plan.js';
-import type { PlanInput } from '../../src/plan/types.js';
+import { minimalPlanInput } from '../support/plan-inputs.js';
 
 const dirs: string[] = [];
 after(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-const input: PlanInput = {
-  pythonVersion: '3.11',
-  gpu: false,
-  baseImage: 'python:3.11-slim',
-  baseKind: 'python-slim',
-  environment: [],
-  systemPackages: [],
+const input = minimalPlanInput({
   sdk: { kind: 'pypi', version: '0.23.1' },
   runCommands: [
     { command: 'pip download private-pkg', secrets: [{ id: 'token', target: '/run/secrets/token' }] },
     { command: 'echo no secret here', secrets: [] },
   ],
-  sourceExclude: [],
-  labels: {},
-};
+});
 
 test('a content key is deterministic, differs with the content, and does not contain it', async () => {
   const a = await secretContentKey(Buffer.from('hunter2'));

@@ -9,7 +9,7 @@ import { weightsNote } from '../../src/cli/build.js';
 import { formatPlan } from '../../src/cli/debug-plan.js';
 import { compilePlan } from '../../src/plan/compile.js';
 import { planBuild } from '../../src/plan/plan.js';
-import type { PlanInput } from '../../src/plan/types.js';
+import { minimalPlanInput } from '../support/plan-inputs.js';
 import {
   type ListedEntry,
   type WeightsSplit,
@@ -134,19 +134,11 @@ test('weight paths become literal patterns: excluded from the source, included i
   assert.match(weightsNote({ dirs: [], files: [] }), /no weight files of 10 MiB or more/);
 });
 
-const input: PlanInput = {
-  pythonVersion: '3.11',
-  gpu: false,
-  baseImage: 'python:3.11-slim',
-  baseKind: 'python-slim',
-  environment: [],
-  systemPackages: [],
-  sdk: { kind: 'pypi' },
+const input = minimalPlanInput({
   runCommands: [{ command: 'echo hi', secrets: [] }],
   predict: 'predict.py:Predictor',
   sourceExclude: ['*.log', '!keep.log'],
-  labels: {},
-};
+});
 
 describe('the plan and graph with separate weights', () => {
   const plan = planBuild({ ...input, weights: { dirs: ['weights'], files: ['big.bin'] } });
