@@ -125,6 +125,23 @@ function applyStep(
   }
 }
 
+/** File actions copying part of the project (the `context` transfer, filtered) to /src. */
+function copyProjectToSrc(
+  filter: { readonly include?: readonly string[]; readonly exclude: readonly string[] },
+  sharedKeyHint: string,
+  loadName: string,
+): FileActions {
+  const project = local('context', {
+    ...(filter.include ? { include: [...filter.include] } : {}),
+    exclude: [...filter.exclude],
+    sharedKeyHint,
+    name: loadName,
+  });
+  return new FileActions('/')
+    .mkdir('/src', { parents: true })
+    .copy(project, '/', '/src/', { contentsOnly: true, createDestPath: true });
+}
+
 export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledBuild {
   const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
   const baseEnv = options.baseConfig.config?.Env ?? [];
@@ -144,26 +161,19 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   // depends on nothing but the weight files, so its blob stays the same whatever else changes
   const layers: State[] = [state];
   if (plan.weights) {
-    const weights = local('context', {
-      include: weightIncludes(plan.weights),
-      exclude: plan.weights.exclude,
-      sharedKeyHint: `${sharedKeyHint}:weights`,
-      name: 'load the weights',
-    });
-    const copy = new FileActions('/')
-      .mkdir('/src', { parents: true })
-      .copy(weights, '/', '/src/', { contentsOnly: true, createDestPath: true });
+    const copy = copyProjectToSrc(
+      { include: weightIncludes(plan.weights), exclude: plan.weights.exclude },
+      `${sharedKeyHint}:weights`,
+      'load the weights',
+    );
     layers.push(scratch().file(copy, { name: 'copy the weights to /src' }));
   }
 
-  const context = local('context', {
-    exclude: plan.source.exclude,
-    sharedKeyHint: `${sharedKeyHint}:context`,
-    name: 'load the project',
-  });
-  let sourceActions = new FileActions('/')
-    .mkdir('/src', { parents: true })
-    .copy(context, '/', '/src/', { contentsOnly: true, createDestPath: true });
+  let sourceActions = copyProjectToSrc(
+    { exclude: plan.source.exclude },
+    `${sharedKeyHint}:context`,
+    'load the project',
+  );
   for (const dir of parentDirs(plan.source.files.map((f) => f.path)).filter((d) => d !== '/src'))
     sourceActions = sourceActions.mkdir(dir, { parents: true });
   for (const file of plan.source.files)
