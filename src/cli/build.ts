@@ -13,7 +13,12 @@ import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
 import type { SessionService } from '../buildkit/session.js';
 import { buildModel } from '../build/build-model.js';
-import { checkBaseImageFlags, chooseCogBase, cogBasePatchWarning } from '../build/cog-base.js';
+import {
+  checkBaseImageFlags,
+  chooseCogBase,
+  cogBasePatchWarning,
+  isCogBaseProbe,
+} from '../build/cog-base.js';
 import { gitLabels, readCaCert } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
 import { secretKeysFor } from '../build/secret-keys.js';
@@ -294,7 +299,14 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   if (Object.keys(stores).length > 0) services.push(contentService(stores));
   const built = await withBuildkit(
     io,
-    { progress: args.progress, tls: args.tls, services, sharedKey: `cog:${loaded.projectDir}` },
+    {
+      progress: args.progress,
+      tls: args.tls,
+      services,
+      sharedKey: `cog:${loaded.projectDir}`,
+      // a cog-base probe that fails is a fallback with a warning, not a failed step
+      hideSteps: isCogBaseProbe,
+    },
     ({ client, session, ref, signal, onStatus }) =>
       buildModel(client, {
         input,

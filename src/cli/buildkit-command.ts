@@ -9,7 +9,6 @@ import { connectBuildkit } from '../buildkit/daemon.js';
 import type { SolveOptions } from '../buildkit/solve.js';
 import { Session, type SessionService } from '../buildkit/session.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
-import { isCogBaseProbe } from '../build/cog-base.js';
 import { hidingVertices } from '../progress/hide.js';
 import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import type { CommandIo } from './debug-solve.js';
@@ -25,6 +24,8 @@ export interface BuildkitCommandOptions {
   readonly services: readonly SessionService[];
   /** keeps context transfers of the same project incremental */
   readonly sharedKey?: string;
+  /** steps left out of the progress display, by name (e.g. a probe whose failure is only a warning) */
+  readonly hideSteps?: (name: string) => boolean;
   /** what the first Ctrl-C does, for its message (default: cancelling the build) */
   readonly onInterruptDoing?: () => string;
 }
@@ -49,8 +50,7 @@ export async function withBuildkit<T>(
     io.stderr.isTTY === true,
   );
   const progress = createProgressRenderer(mode, io.stderr, { env: io.env });
-  // a cog-base probe that fails is a fallback with a warning, not a failed step
-  const visible = hidingVertices(isCogBaseProbe);
+  const visible = hidingVertices(options.hideSteps ?? (() => false));
   try {
     const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(options.tls) });
     try {

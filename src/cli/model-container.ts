@@ -15,6 +15,7 @@ import { fileSyncService } from '../buildkit/filesync.js';
 import { type OciImageConfig, gatewayBuild } from '../buildkit/gateway.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
+import { isCogBaseProbe } from '../build/cog-base.js';
 import { GatewayContainer } from '../runtime/container.js';
 import { localImages } from '../runtime/local-images.js';
 import { imageNeedsGpu } from '../runtime/gpu.js';
@@ -84,6 +85,7 @@ export async function withModelContainer<T>(
       tls: options.tls,
       services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
       ...(sharedKey ? { sharedKey } : {}),
+      hideSteps: isCogBaseProbe,
       onInterruptDoing: () => (interruptHandler ? 'stopping the model' : 'cancelling the build'),
     },
     async ({ client, session, ref, signal, onStatus }) => {

@@ -10,6 +10,7 @@ import { fileSyncService } from '../buildkit/filesync.js';
 import { gatewayBuild } from '../buildkit/gateway.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
+import { isCogBaseProbe } from '../build/cog-base.js';
 import { CogError } from '../errors.js';
 import {
   format422,
@@ -105,6 +106,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         defaultProgress: 'quiet',
         tls: args.tls,
         services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
+        hideSteps: isCogBaseProbe,
       },
       async ({ client, session, ref, signal, onStatus }) => {
         // the worker's devices are only asked for when a GPU is wanted (one round trip less otherwise)
