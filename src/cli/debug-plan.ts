@@ -84,7 +84,10 @@ export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = proces
   const input = withoutCogBase(prepared.input);
   const plan = planBuild(input);
   if (args.format === 'text') {
-    io.stdout.write(formatPlan(plan));
+    const candidate = prepared.input.cogBase;
+    io.stdout.write(
+      `${candidate ? `cog-base  ${candidate.image} is tried first (a build uses it when buildkitd resolves it); the plan below is the fallback\n` : ''}${formatPlan(plan)}`,
+    );
     return;
   }
   const compiled = compilePlan(plan, { baseConfig: {} });

@@ -60,3 +60,20 @@ test('the gpu fixture plans a CUDA base with --break-system-packages', async () 
   assert.equal(parsed.plan.base, 'nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04');
   assert.ok(parsed.plan.steps.some((s) => s.shell?.includes('uv pip install --break-system-packages')));
 });
+
+test('the text plan names the cog-base image a build tries first, and the plan shown is the fallback', async () => {
+  const run = async (extraEnv: NodeJS.ProcessEnv) => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (c: Buffer) => chunks.push(c));
+    await debugPlan(
+      { file: 'cog.yaml', format: 'text', useCudaBaseImage: 'auto' },
+      { env: { ...env, ...extraEnv }, stdin: new PassThrough(), stdout: out, stderr: new PassThrough() },
+      join(models, 'hello'),
+    );
+    return Buffer.concat(chunks).toString('utf8');
+  };
+  const text = await run({ COG_REGISTRY_HOST: 'registry.example:5000' });
+  assert.match(text, /^cog-base {2}registry\.example:5000\/cog-base:python3\.11 is tried first/);
+  assert.match(text, /\nbase {2}python:3\.11-slim /);
+});
