@@ -228,7 +228,12 @@ export class RegistryClient {
         this.host(registry).scheme = scheme;
         return { res, url };
       } catch (err) {
-        const unreachable = err instanceof RegistryError && err.status === undefined;
+        // a registry that speaks TLS with a certificate we do not trust is not a plain-HTTP registry:
+        // falling back would only hide the certificate problem behind an HTTP error
+        const unreachable =
+          err instanceof RegistryError &&
+          err.status === undefined &&
+          tlsTrustHint(errorCode(err.cause)) === undefined;
         if (!unreachable || signal?.aborted || i === schemes.length - 1) throw err;
       }
     }

@@ -22,6 +22,7 @@ const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 let tb: Testbed;
 let dir: string;
 let registry: string;
+let loopback: string;
 let daemon: ChildProcess | undefined;
 
 /** The first IPv4 address of this machine that is not loopback. */
@@ -63,7 +64,7 @@ before(async () => {
     ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem'],
     ...['-days', '1', '-subj', '/CN=cogts-test-registry-ca'],
   );
-  await writeFile(join(dir, 'san.cnf'), `subjectAltName=IP:${ip}\n`);
+  await writeFile(join(dir, 'san.cnf'), `subjectAltName=IP:${ip},IP:127.0.0.1\n`);
   await openssl(
     ...['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr'],
     ...['-subj', '/CN=cogts-test-registry'],
@@ -77,13 +78,15 @@ before(async () => {
   await writeFile(join(dir, 'certs', 'ca.crt'), await readFile(join(dir, 'ca.pem')));
   const port = await freePort(ip);
   registry = `${ip}:${port}`;
+  // the same registry on loopback, where cog tries HTTPS before plain HTTP
+  loopback = `127.0.0.1:${port}`;
   await writeFile(
     join(dir, 'registry.yml'),
     [
       'version: 0.1',
       'log: {level: warn, accesslog: {disabled: true}}',
       `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}}`,
-      `http: {addr: "${registry}", tls: {certificate: ${join(dir, 'server.pem')}, key: ${join(dir, 'server.key')}}}`,
+      `http: {addr: "0.0.0.0:${port}", tls: {certificate: ${join(dir, 'server.pem')}, key: ${join(dir, 'server.key')}}}`,
       '',
     ].join('\n'),
   );
@@ -167,4 +170,27 @@ test('an unreadable SSL_CERT_FILE is an error that names the variable', { timeou
   });
   assert.notEqual(r.code, 0, explain(r));
   assert.match(r.stderr, /SSL_CERT_FILE=.*no-such-ca\.pem: cannot read it \(ENOENT\)/, explain(r));
+});
+
+test(
+  'a loopback registry whose certificate is not trusted is a certificate error, not a fallback to HTTP',
+  { timeout: 120_000 },
+  async () => {
+    const r = await cogIn(['inspect', `${loopback}/cogts/tls:${run}`, '--remote']);
+    assert.notEqual(r.code, 0, explain(r));
+    assert.match(
+      r.stderr,
+      new RegExp(`cannot reach ${loopback.replace(/\./g, '\\.')}: GET https://`),
+      explain(r),
+    );
+    assert.match(r.stderr, /SSL_CERT_FILE/, explain(r));
+  },
+);
+
+test('with SSL_CERT_FILE a loopback registry is reached over HTTPS first', { timeout: 120_000 }, async () => {
+  const r = await cogIn(['inspect', `${loopback}/cogts/tls:${run}`, '--remote', '--json'], {
+    SSL_CERT_FILE: join(dir, 'ca.pem'),
+  });
+  assert.equal(r.code, 0, explain(r));
+  assert.ok((JSON.parse(r.stdout) as { labels?: Record<string, string> }).labels?.['run.cog.version']);
 });
