@@ -29,7 +29,7 @@ import { CogError } from '../errors.js';
 import { type Descriptor, ImageStore, imageStoreDir } from '../image/store.js';
 import { wheelContext } from '../plan/plan.js';
 import type { PlanInput } from '../plan/types.js';
-import { type WeightsSplit, weightSizeThreshold } from '../plan/weights.js';
+import { type WeightsSplit, weightPaths, weightSizeThreshold } from '../plan/weights.js';
 import { generateOpenApiSchema } from '../schema/index.js';
 import { cogVersion } from '../version.js';
 import type { SmokeOptions } from '../runtime/smoke.js';
@@ -71,6 +71,8 @@ export interface PreparedBuild {
   readonly loaded: LoadedConfig;
   readonly input: PlanInput;
   readonly imageName: string;
+  /** the --secret flags, by id, for the session's secrets service */
+  readonly secrets: Readonly<Record<string, SecretSource>>;
 }
 
 async function schemaFor(
@@ -120,7 +122,7 @@ export const defaultBuildSettings = {
 
 /** What --separate-weights found, for stderr. */
 export function weightsNote(weights: WeightsSplit): string {
-  const paths = [...weights.dirs.map((d) => `${d}/`), ...weights.files];
+  const paths = weightPaths(weights);
   if (paths.length === 0)
     return `cog: --separate-weights: no weight files of ${weightSizeThreshold / 2 ** 20} MiB or more; the weights stay in the source layer\n`;
   return `cog: --separate-weights: ${paths.join(', ')} go to /src in a layer of their own\n`;
@@ -161,13 +163,14 @@ export async function prepareBuild(
   const cogBase = chooseCogBase(loaded.completed, baseFlags, io.env);
   const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
   if (patchNote) io.stderr.write(`cog: warning: ${patchNote}\n`);
+  const secrets: Record<string, SecretSource> = Object.fromEntries((args.secrets ?? []).map(parseSecretFlag));
   const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
   const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
     schemaFor(loaded, args, io.env),
     readCaCert(io.env),
     readDockerignore(loaded.projectDir),
     gitLabels(loaded.projectDir, io.env),
-    secretKeysFor(Object.fromEntries((args.secrets ?? []).map(parseSecretFlag)), mountedSecrets, io.env),
+    secretKeysFor(secrets, mountedSecrets, io.env),
   ]);
   const weights = args.separateWeights
     ? await findProjectWeights(loaded.projectDir, ['.cog', ...sourceExclude])
@@ -194,7 +197,7 @@ export async function prepareBuild(
     loaded.completed.image ??
     loaded.completed.model ??
     defaultImageName(basename(loaded.projectDir));
-  return { loaded, input, imageName };
+  return { loaded, input, imageName, secrets };
 }
 
 function cacheEntry(flag: string, value: string) {
@@ -250,7 +253,7 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
 /** `cog build`, telling the caller what it made (`cog push` builds into the store with this). */
 export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<BuildOutcome> {
   const prepared = await prepareBuild(args, io, cwd);
-  const { loaded, input, imageName } = prepared;
+  const { loaded, input, imageName, secrets } = prepared;
 
   const specs: ExportSpec[] = [];
   if (args.push) specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
@@ -280,7 +283,6 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     specs.map((s) => ({ ...s, attrs: { ...(s.attrs ?? {}), ...timestampAttrs } }) as ExportSpec),
   );
 
-  const secrets: Record<string, SecretSource> = Object.fromEntries(args.secrets.map(parseSecretFlag));
   const dirs: Record<string, string> = { context: loaded.projectDir };
   if (input.sdk.kind === 'file') dirs[wheelContext('cog')] = dirname(resolve(cwd, input.sdk.path));
   if (input.coglet?.kind === 'file') dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));

@@ -6,6 +6,7 @@
 import { compilePlan } from '../plan/compile.js';
 import { planBuild } from '../plan/plan.js';
 import type { BuildPlan, PlanStep } from '../plan/types.js';
+import { weightPaths } from '../plan/weights.js';
 import { codec } from '../proto/schema.js';
 import { withoutCogBase } from '../build/cog-base.js';
 import { defaultBuildSettings, prepareBuild } from './build.js';
@@ -48,7 +49,7 @@ export function formatPlan(plan: BuildPlan): string {
   for (const [index, step] of plan.steps.entries())
     lines.push(`${String(index + 1).padStart(2)}. ${step.name}\n    ${describeStep(step)}`);
   if (plan.weights) {
-    const paths = [...plan.weights.dirs.map((d) => `${d}/`), ...plan.weights.files];
+    const paths = weightPaths(plan.weights);
     lines.push(
       `weights ${paths.join(' ')} -> /src   [a layer of its own on scratch, merged below the source]`,
     );

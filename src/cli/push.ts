@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../config/index.js';
 import { CogError } from '../errors.js';
+import { defaultReplicateHost } from '../registry/settings.js';
 import type { LoadedConfig } from '../config/index.js';
 import { formatSize } from '../image/inspect.js';
 import { mountCandidates, readPushHistory, recordPush } from '../image/push-history.js';
@@ -61,8 +62,6 @@ export type PushArgs = Pick<
   readonly image: string | undefined;
 };
 
-const replicateRegistry = 'r8.im';
-
 /** The name to push as (no model reference): IMAGE, else cog.yaml's `image:`. */
 export function pushTarget(image: string | undefined, config: { image: string | null }): string {
   const target = image ?? config.image ?? undefined;
@@ -107,7 +106,7 @@ export function retryLine(info: RetryInfo): string {
 
 /** The model page for an r8.im image (`https://replicate.com/owner/model`), else undefined. */
 export function replicateModelUrl(ref: Reference): string | undefined {
-  return ref.registry === replicateRegistry ? `https://replicate.com/${ref.repository}` : undefined;
+  return ref.registry === defaultReplicateHost ? `https://replicate.com/${ref.repository}` : undefined;
 }
 
 /** Registry refusals, said in terms of `cog push` and what to do about them. Never names a credential. */
@@ -126,7 +125,7 @@ export function explainPushError(err: unknown, ref: Reference, hadCredentials: b
         cause: err,
       },
     );
-  if (ref.registry === replicateRegistry && err.status === 404)
+  if (ref.registry === defaultReplicateHost && err.status === 404)
     return new CogError(`unable to find an existing Replicate model at ${where}`, {
       hint: `create the model on replicate.com first (https://replicate.com/create), then push again; also check that you are logged in as its owner (\`cog login\`)`,
       cause: err,

@@ -142,6 +142,11 @@ export function literalPattern(path: string): string {
   return escaped.startsWith('!') ? `\\${escaped}` : escaped;
 }
 
+/** The split-out paths as a person reads them: directories with a trailing `/`, then root files. */
+export function weightPaths(split: WeightsSplit): string[] {
+  return [...split.dirs.map((dir) => `${dir}/`), ...split.files];
+}
+
 /** The patterns that keep the split-out weights out of the source copy. */
 export function weightExcludes(split: WeightsSplit): string[] {
   return [
