@@ -5,7 +5,8 @@
  * except in the Authorization header sent to the registry's own origin or its token realm.
  */
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, dispatchRequest } from './http-agent.js';
 import { CogError } from '../errors.js';
 import { type Challenge, pickChallenge } from './challenge.js';
 import { type ErrorContext, RegistryError, headerValue, redactUrl, responseError } from './errors.js';
@@ -13,7 +14,7 @@ import { type Keychain, type RegistryCredentials, defaultKeychain } from './keyc
 import { type RepositoryRef, apiHost } from './reference.js';
 import { type RetryPolicy, defaultRetryPolicy, withRetry } from './retry.js';
 import { insecureRegistries, isInsecureHost } from './settings.js';
-import { registryCa, tlsTrustHint } from './tls-trust.js';
+import { registrySecureContext, tlsTrustHint } from './tls-trust.js';
 
 /** A request body: bytes, or a function that opens a fresh stream (so the request can be replayed). */
 export type RequestBody = Buffer | string | (() => Readable) | undefined;
@@ -91,7 +92,7 @@ export class RegistryClient {
     this.retry = options.retry ?? defaultRetryPolicy;
     this.userAgent = options.userAgent ?? 'cog-ts';
     this.ownsDispatcher = options.dispatcher === undefined;
-    const ca = options.dispatcher ? undefined : registryCa(env);
+    const secureContext = options.dispatcher ? undefined : registrySecureContext(env);
     this.dispatcher =
       options.dispatcher ??
       new Agent({
@@ -99,7 +100,7 @@ export class RegistryClient {
         pipelining: 1,
         allowH2: false,
         keepAliveTimeout: 30_000,
-        ...(ca ? { connect: { ca } } : {}),
+        ...(secureContext ? { connect: { secureContext } } : {}),
       });
   }
 
@@ -189,12 +190,11 @@ export class RegistryClient {
   ): Promise<Dispatcher.ResponseData> {
     const stream = typeof body === 'function' ? body() : body;
     try {
-      return await request(url, {
+      return await dispatchRequest(this.dispatcher, url, {
         method: method as Dispatcher.HttpMethod,
         headers: { 'user-agent': this.userAgent, ...headers },
         ...(stream === undefined ? {} : { body: stream }),
         ...(signal ? { signal } : {}),
-        dispatcher: this.dispatcher,
       });
     } catch (err) {
       if (stream && typeof stream === 'object' && 'destroy' in stream) stream.destroy();
