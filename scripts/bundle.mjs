@@ -2,12 +2,31 @@
 // modules (measured: `cog --version` 0.55 s → 0.30 s), which matters for no-op builds. Code that only
 // some commands need (the registry client for push/login/inspect) is imported dynamically and split
 // into dist/cog-chunks/, loaded when such a command runs. Tests keep using the per-module dist/src/.
-import { rm } from 'node:fs/promises';
+//
+// COG_BUILD_ID, a hash of the compiled code, package.json and the lockfile, tells build records
+// (src/build/build-record.ts) which cog-ts made them: a record from another build is never used.
+import { createHash } from 'node:crypto';
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { build } from 'esbuild';
+
+async function buildId() {
+  const hash = createHash('sha256');
+  const files = (await readdir('dist/src', { recursive: true }))
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => join('dist/src', f))
+    .sort();
+  for (const file of [...files, 'package.json', 'package-lock.json']) {
+    hash.update(`${file}\0`);
+    hash.update(await readFile(file));
+  }
+  return hash.digest('hex').slice(0, 32);
+}
 
 await rm('dist/cog-chunks', { recursive: true, force: true });
 await build({
-  entryPoints: { cog: 'dist/src/cli/main.js' },
+  entryPoints: { cog: 'dist/src/cli/entry.js' },
+  define: { COG_BUILD_ID: JSON.stringify(await buildId()) },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   chunkNames: 'cog-chunks/[name]-[hash]',

@@ -1,5 +1,4 @@
 /** Facts a build reads from the host: the extra CA certificate and the project's git revision. */
-import { execFile } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
@@ -44,7 +43,9 @@ export async function readCaCert(env: NodeJS.ProcessEnv): Promise<string | undef
   return `${certs.join('\n')}\n`;
 }
 
-function git(cwd: string, args: string[]): Promise<string | undefined> {
+// child_process is loaded when git is needed: `cog build`'s up-to-date check seldom needs it
+async function git(cwd: string, args: string[]): Promise<string | undefined> {
+  const { execFile } = await import('node:child_process');
   return new Promise((resolve) => {
     execFile('git', args, { cwd, timeout: 5000 }, (err, stdout) => resolve(err ? undefined : stdout.trim()));
   });

@@ -36,6 +36,9 @@ import type { SmokeOptions } from '../runtime/smoke.js';
 import type { CommandIo } from './debug-solve.js';
 import { parseOutputFlag } from './output-flag.js';
 import { withBuildkit } from './buildkit-command.js';
+import { finishRecording, fingerprintBuild, startRecording } from './build-recording.js';
+import { builtLine } from './up-to-date.js';
+import type { RecordedOutput } from '../build/build-record.js';
 
 export interface BuildArgs {
   readonly file: string;
@@ -65,6 +68,10 @@ export interface BuildArgs {
   readonly separateWeights?: boolean;
   /** labels for the image config on top of cog's own (`cog push` adds run.cog.push_id) */
   readonly extraLabels?: Readonly<Record<string, string>>;
+  /** --pull: solve even when a build record says nothing changed (the record is not written either) */
+  readonly pull?: boolean;
+  /** `cog build`'s arguments as typed: the key of the build record this build writes (none without) */
+  readonly recordArgv?: readonly string[];
 }
 
 export interface PreparedBuild {
@@ -73,6 +80,8 @@ export interface PreparedBuild {
   readonly imageName: string;
   /** the --secret flags, by id, for the session's secrets service */
   readonly secrets: Readonly<Record<string, SecretSource>>;
+  /** the project's git revision/version as the labels have them */
+  readonly git: { readonly revision?: string; readonly version?: string };
 }
 
 async function schemaFor(
@@ -106,6 +115,9 @@ export function parsePlatform(value: string | undefined): { os: 'linux'; archite
   if (value === 'linux/arm64') return { os: 'linux', architecture: 'arm64' };
   throw new CogError(`--platform ${value} is not supported`, { hint: 'use linux/amd64 or linux/arm64' });
 }
+
+/** How a warning is printed. */
+export const warningLine = (message: string) => `cog: warning: ${message}\n`;
 
 /** prepareBuild's settings when a command has no build flags of its own (predict, debug). */
 export const defaultBuildSettings = {
@@ -149,6 +161,8 @@ export async function prepareBuild(
   },
   io: CommandIo,
   cwd: string,
+  /** prints a warning (default: `cog: warning: MESSAGE` on stderr) */
+  warn: (message: string) => void = (message) => io.stderr.write(warningLine(message)),
 ): Promise<PreparedBuild> {
   const baseFlags = { useCogBaseImage: args.useCogBaseImage, useCudaBaseImage: args.useCudaBaseImage };
   checkBaseImageFlags(baseFlags);
@@ -159,10 +173,10 @@ export async function prepareBuild(
       hint: 'drop --platform, or set build.gpu: false for a CPU image',
     });
   }
-  for (const warning of loaded.warnings) io.stderr.write(`cog: warning: ${formatIssue(warning)}\n`);
+  for (const warning of loaded.warnings) warn(formatIssue(warning));
   const cogBase = chooseCogBase(loaded.completed, baseFlags, io.env);
   const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
-  if (patchNote) io.stderr.write(`cog: warning: ${patchNote}\n`);
+  if (patchNote) warn(patchNote);
   const secrets: Record<string, SecretSource> = Object.fromEntries((args.secrets ?? []).map(parseSecretFlag));
   const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
   const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
@@ -197,7 +211,7 @@ export async function prepareBuild(
     loaded.completed.image ??
     loaded.completed.model ??
     defaultImageName(basename(loaded.projectDir));
-  return { loaded, input, imageName, secrets };
+  return { loaded, input, imageName, secrets, git };
 }
 
 function cacheEntry(flag: string, value: string) {
@@ -252,8 +266,15 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
 
 /** `cog build`, telling the caller what it made (`cog push` builds into the store with this). */
 export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<BuildOutcome> {
-  const prepared = await prepareBuild(args, io, cwd);
+  const recording = startRecording(args, io, cwd);
+  const warn = (message: string) => {
+    const line = warningLine(message);
+    recording?.notes.push(line);
+    io.stderr.write(line);
+  };
+  const prepared = await prepareBuild(args, io, cwd, warn);
   const { loaded, input, imageName, secrets } = prepared;
+  const recordInputs = recording && fingerprintBuild(recording, prepared, args, cwd);
 
   const specs: ExportSpec[] = [];
   if (args.push) specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
@@ -290,7 +311,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const caches = await localCaches(
     args.cacheFrom.map((v) => cacheEntry('--cache-from', v)),
     args.cacheTo.map((v) => cacheEntry('--cache-to', v)),
-    { cwd, warn: (message) => io.stderr.write(`cog: warning: ${message}\n`) },
+    { cwd, warn },
   );
   const services: SessionService[] = [fileSyncService(dirs), secretsService(secrets), exports.service];
   // one content service for every store the daemon may use: local caches, and the image store
@@ -318,7 +339,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         cacheImports: caches.imports,
         cacheExports: caches.exports,
         sharedKeyHint: `cog:${loaded.projectDir}`,
-        warn: (message) => io.stderr.write(`cog: warning: ${message}\n`),
+        warn,
         noCache: args.noCache,
         signal,
         onStatus,
@@ -340,7 +361,13 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       : '';
     io.stderr.write(`Smoke test: /health-check ${built.smoke.health?.status ?? '?'}${prediction}\n`);
   }
-  const where = toStore ? ` (local image store ${store.root})` : args.push ? ' and pushed' : '';
-  io.stderr.write(`Image built as ${imageName}${digest ? `@${digest}` : ''}${where}\n`);
+  const output: RecordedOutput | undefined = toStore
+    ? { kind: 'store', root: store.root }
+    : args.push
+      ? { kind: 'push', ref: imageName }
+      : undefined;
+  if (recording && recordInputs && output)
+    finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
+  io.stderr.write(builtLine(imageName, digest, output));
   return { imageName, digest, storeDir: toStore ? store.root : undefined };
 }

@@ -313,18 +313,27 @@ export async function main(argv: readonly string[]): Promise<number> {
           default: [] as string[],
           describe: 'type=registry,ref=REF,mode=max | type=local,dest=DIR | type=inline',
         })
-        .option('metadata-file', { type: 'string', describe: 'write the build result as JSON' }),
-    (argv) =>
+        .option('metadata-file', { type: 'string', describe: 'write the build result as JSON' })
+        .option('pull', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'always solve on buildkitd, which looks base image tags up again (without it, a build with nothing changed since the last same command is answered from its record)',
+        }),
+    (parsed) =>
       build(
         {
-          ...imageBuildArgs(argv),
-          tag: argv.tag,
-          push: argv.push,
-          outputs: argv.output,
-          smokeTest: argv['smoke-test'],
-          cacheFrom: argv['cache-from'],
-          cacheTo: argv['cache-to'],
-          metadataFile: argv['metadata-file'],
+          ...imageBuildArgs(parsed),
+          tag: parsed.tag,
+          push: parsed.push,
+          outputs: parsed.output,
+          smokeTest: parsed['smoke-test'],
+          cacheFrom: parsed['cache-from'],
+          cacheTo: parsed['cache-to'],
+          metadataFile: parsed['metadata-file'],
+          pull: parsed.pull,
+          // the command line as typed keys the build record; options before `build` opt out
+          ...(argv[0] === 'build' ? { recordArgv: argv.slice(1) } : {}),
         },
         { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
       ),

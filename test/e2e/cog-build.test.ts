@@ -189,8 +189,9 @@ test(
     const project = join(scratchDir, 'cache-project');
     await cp(join(fixtures, 'requirements'), project, { recursive: true });
     const ref = `${tb.registry}/cogts-test/cache-check:${tag}`;
+    // --pull: always solve, so this is BuildKit's cache at work (up-to-date.test.ts covers the record)
     const buildOnce = async () => {
-      const out = await exec(cog, ['build', '-t', ref, '--push', '--progress', 'plain'], {
+      const out = await exec(cog, ['build', '-t', ref, '--push', '--pull', '--progress', 'plain'], {
         env: env(),
         cwd: project,
       });

@@ -1,0 +1,136 @@
+/**
+ * The up-to-date check of `cog build`: when the same command already built in this directory and
+ * nothing it read has changed since (see build/build-record.ts), the image it made is still there
+ * (in the local image store, or under its tag in the registry for --push) and git reports the same
+ * revision, the build is answered from its record: no buildkitd connection, no solve. Anything that
+ * does not match, or any error while checking, means "not up to date": the build then runs normally.
+ *
+ * Loaded before the rest of the CLI (see entry.ts), so it imports only what the check needs; the
+ * registry client is loaded only for a record of a push.
+ */
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  type BuildRecord,
+  type RecordedOutput,
+  inputsUnchanged,
+  readRecord,
+  recordKey,
+  recordsDir,
+} from '../build/build-record.js';
+import { gitLabels } from '../build/host-facts.js';
+import { ImageStore } from '../image/store.js';
+import type { CommandIo } from './debug-solve.js';
+
+declare const COG_BUILD_ID: string | undefined;
+
+/**
+ * The id of this cog-ts build (a hash of its code, dependencies and data, set by scripts/bundle.mjs).
+ * Undefined when running from unbundled modules: records are then neither written nor used.
+ */
+export function cogBuildId(): string | undefined {
+  return typeof COG_BUILD_ID === 'string' ? COG_BUILD_ID : undefined;
+}
+
+/** The record key of `cog build ARGV` run in `cwd`, or undefined when records are not used. */
+export function buildRecordKey(
+  argv: readonly string[],
+  cwd: string,
+  env: Readonly<Record<string, string | undefined>>,
+): string | undefined {
+  const buildId = cogBuildId();
+  if (!buildId) return undefined;
+  return recordKey({ buildId, cwd: realpathSync(cwd), argv, env });
+}
+
+function inGitWorktree(dir: string, env: NodeJS.ProcessEnv): boolean {
+  if (env.GIT_DIR) return true;
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, '.git'))) return true;
+    if (dirname(d) === d) return false;
+  }
+}
+
+async function gitUnchanged(record: BuildRecord, env: NodeJS.ProcessEnv): Promise<boolean> {
+  const project = record.inputs.find((i) => i.project)?.path;
+  if (!project) return false;
+  const recorded = record.git;
+  if (!recorded.revision && !recorded.version && !env.GITHUB_SHA && !env.GITHUB_REF_NAME) {
+    if (!inGitWorktree(project, env)) return true;
+  }
+  const now = await gitLabels(project, env);
+  return now.revision === recorded.revision && now.version === recorded.version;
+}
+
+/** Whether the store still files the recorded image under its name, with every blob of it. */
+async function storeHasImage(root: string, record: BuildRecord): Promise<boolean> {
+  const store = new ImageStore(root);
+  const found = await store.resolve(record.imageName);
+  if (found?.digest !== record.digest || !store.hasBlob(record.digest)) return false;
+  const manifest = JSON.parse((await store.readBlob(record.digest)).toString('utf8')) as {
+    config?: { digest: string };
+    layers?: { digest: string }[];
+  };
+  if (!manifest.config) return false;
+  return [manifest.config, ...(manifest.layers ?? [])].every((d) => store.hasBlob(d.digest));
+}
+
+/** Whether the registry still has the recorded digest under the pushed tag. */
+async function registryHasImage(ref: string, record: BuildRecord, env: NodeJS.ProcessEnv): Promise<boolean> {
+  const [
+    { RegistryClient },
+    { headManifest },
+    { parseReference, manifestReference },
+    { defaultRetryPolicy },
+  ] = await Promise.all([
+    import('../registry/client.js'),
+    import('../registry/manifests.js'),
+    import('../registry/reference.js'),
+    import('../registry/retry.js'),
+  ]);
+  const parsed = parseReference(ref);
+  // one try: a registry that does not answer at once sends the build down the normal path
+  const client = new RegistryClient({ env, retry: { ...defaultRetryPolicy, attempts: 1 } });
+  try {
+    const found = await headManifest(client, parsed, manifestReference(parsed));
+    return found?.digest === record.digest;
+  } finally {
+    await client.close();
+  }
+}
+
+/** The line that says the build was answered from its record. */
+export function upToDateLine(record: Pick<BuildRecord, 'builtAt'>): string {
+  return `cog: up to date: nothing this build reads has changed since ${record.builtAt}, so nothing was solved (base image tags are not looked up again; --pull does)\n`;
+}
+
+/** The closing line every `cog build` prints (no output: the image went to a file). */
+export function builtLine(imageName: string, digest: string, output: RecordedOutput | undefined): string {
+  const where =
+    output?.kind === 'store' ? ` (local image store ${output.root})` : output ? ' and pushed' : '';
+  return `Image built as ${imageName}${digest ? `@${digest}` : ''}${where}\n`;
+}
+
+/**
+ * Answers `cog build ARGV` from its record when it is up to date (printing what a build prints) and
+ * resolves to true; false means the caller must build.
+ */
+export async function upToDateBuild(argv: readonly string[], io: CommandIo, cwd: string): Promise<boolean> {
+  try {
+    const key = buildRecordKey(argv, cwd, io.env);
+    if (!key) return false;
+    const record = readRecord(recordsDir(io.env), key);
+    if (!record || !inputsUnchanged(record) || !(await gitUnchanged(record, io.env))) return false;
+    const present =
+      record.output.kind === 'store'
+        ? await storeHasImage(record.output.root, record)
+        : await registryHasImage(record.output.ref, record, io.env);
+    if (!present) return false;
+    for (const note of record.notes) io.stderr.write(note);
+    io.stderr.write(upToDateLine(record));
+    io.stderr.write(builtLine(record.imageName, record.digest, record.output));
+    return true;
+  } catch {
+    return false;
+  }
+}

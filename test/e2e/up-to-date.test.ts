@@ -1,0 +1,148 @@
+// `cog build`'s up-to-date check: the same command with nothing changed is answered from its build
+// record without buildkitd (same digest, the warnings again); --pull, an edit, a changed variable, a
+// lost store image or a moved registry tag send it back to buildkitd.
+import assert from 'node:assert/strict';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ImageStore } from '../../src/image/store.js';
+import { exec, execOk } from '../support/exec.js';
+import { stepsFromPlainProgress } from '../support/plain-steps.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+
+const cog = join(repoRoot, 'bin', 'cog');
+const tempDir = tempDirsRemovedAfterTests();
+const tag = Date.now().toString(36);
+let tb: Testbed;
+let scratchDir: string;
+
+before(async () => {
+  tb = await ensureTestbed();
+  scratchDir = await tempDir('cogts-uptodate-');
+});
+
+const upToDate = /^cog: up to date: nothing this build reads has changed since \S+Z/m;
+
+/** A copy of the hello model whose cog.yaml uses the deprecated `predict:` key (one warning). */
+async function helloProject(name: string): Promise<string> {
+  const dir = join(scratchDir, name);
+  await cp(join(repoRoot, 'fixtures', 'models', 'hello'), dir, { recursive: true });
+  const config = await readFile(join(dir, 'cog.yaml'), 'utf8');
+  await writeFile(join(dir, 'cog.yaml'), config.replace(/^run:/m, 'predict:'));
+  // a build does not record inputs changed in the last 2 s (it may have read them mid-change)
+  await sleep(2100);
+  return dir;
+}
+
+async function build(project: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
+  const out = await exec(cog, ['build', ...args, '--progress', 'plain', '--use-cog-base-image=false'], {
+    env: {
+      ...tb.env,
+      COG_IMAGE_STORE: join(scratchDir, 'store'),
+      XDG_CACHE_HOME: join(scratchDir, 'cache'),
+      ...extraEnv,
+    },
+    cwd: project,
+  });
+  assert.equal(out.code, 0, out.stderr.slice(-3000));
+  const digest = /^Image built as \S+@(sha256:[0-9a-f]{64})/m.exec(out.stderr)?.[1];
+  assert.ok(digest, out.stderr);
+  return {
+    stderr: out.stderr,
+    digest,
+    solved: /^#\d+ /m.test(out.stderr),
+    steps: stepsFromPlainProgress(out.stderr),
+  };
+}
+
+test(
+  'a repeated build to the local store is answered from its record until something changes',
+  { timeout: 600_000 },
+  async () => {
+    const project = await helloProject('project-store');
+    const args = ['-t', `uptodate-store:${tag}`];
+    const first = await build(project, args);
+    assert.ok(first.solved);
+    assert.match(first.stderr, /^cog: warning: .*predict/m);
+
+    const again = await build(project, args);
+    assert.match(again.stderr, upToDate);
+    assert.equal(again.solved, false, `no step was solved:\n${again.stderr}`);
+    assert.doesNotMatch(again.stderr, /^cog: build /m, 'no buildkitd connection');
+    assert.equal(again.digest, first.digest);
+    assert.match(again.stderr, /^cog: warning: .*predict/m, 'the warning is shown again');
+    assert.match(again.stderr, /local image store/);
+
+    // --pull solves (every step cached), and writes no record of its own
+    const pulled = await build(project, [...args, '--pull']);
+    assert.ok(pulled.solved);
+    assert.deepEqual(
+      pulled.steps.ran,
+      [],
+      `--pull on an unchanged project ran: ${pulled.steps.ran.join(', ')}`,
+    );
+    assert.equal(pulled.digest, first.digest);
+
+    // another value of a variable a build reads is another build
+    const otherEnv = await build(project, args, { SOURCE_DATE_EPOCH: '1700000000' });
+    assert.ok(otherEnv.solved);
+
+    // a predict.py edit: solved again, only the source copy runs
+    await writeFile(
+      join(project, 'predict.py'),
+      `${await readFile(join(project, 'predict.py'), 'utf8')}\n# edit ${Date.now()}\n`,
+    );
+    const edited = await build(project, args);
+    assert.ok(edited.solved);
+    assert.deepEqual(edited.steps.ran, ['copy the project to /src']);
+    assert.notEqual(edited.digest, first.digest);
+    // the edit was too recent to be recorded; a build after the racy window records, then answers
+    await sleep(2100);
+    const settled = await build(project, args);
+    assert.ok(settled.solved);
+    assert.equal(settled.digest, edited.digest);
+    const answered = await build(project, args);
+    assert.match(answered.stderr, upToDate);
+    assert.equal(answered.digest, edited.digest);
+
+    // the image gone from the store: solved again (BuildKit's cache makes it quick), and it is back
+    await rm(join(scratchDir, 'store', 'index.json'));
+    const restored = await build(project, args);
+    assert.ok(restored.solved);
+    assert.equal(restored.digest, edited.digest);
+    assert.equal((await new ImageStore(join(scratchDir, 'store')).resolve(args[1]!))?.digest, edited.digest);
+  },
+);
+
+test(
+  'a repeated --push checks the tag in the registry, and pushes again when it moved',
+  { timeout: 600_000 },
+  async () => {
+    const project = await helloProject('project-push');
+    const ref = `${tb.registry}/cogts-test/uptodate:${tag}`;
+    const first = await build(project, ['-t', ref, '--push']);
+    assert.ok(first.solved);
+
+    const again = await build(project, ['-t', ref, '--push']);
+    assert.match(again.stderr, upToDate);
+    assert.match(again.stderr, /and pushed$/m);
+    assert.equal(again.digest, first.digest);
+
+    // someone else's image under the tag: the next build pushes ours again
+    await execOk('skopeo', [
+      'copy',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${tb.registry}/library/python:3.11-slim`,
+      `docker://${ref}`,
+    ]);
+    const moved = await build(project, ['-t', ref, '--push']);
+    assert.ok(moved.solved, 'the moved tag is noticed');
+    const inspected = JSON.parse(
+      (await execOk('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).stdout,
+    ) as { Digest: string };
+    assert.equal(inspected.Digest, first.digest);
+  },
+);
