@@ -313,9 +313,22 @@ async function startupMs(tb: Testbed, program: string, args: readonly string[], 
   return median(times);
 }
 
+/**
+ * Empties the daemon's cache, and checks that it is empty: records a long-running daemon still holds a
+ * reference to survive `prune --all` (after the test suite, the hello fixture's steps did, and our
+ * "cold" build ran 2 steps of 8). A restarted daemon holds none.
+ */
 async function pruneAll(tb: Testbed): Promise<void> {
   const out = await exec('buildctl', ['prune', '--all'], { env: tb.env });
   if (out.code !== 0) throw new Error(`buildctl prune --all failed:\n${out.stderr}`);
+  const du = await exec('buildctl', ['du'], { env: tb.env });
+  const total = /^Total:\s+(\S+)/m.exec(du.stdout)?.[1];
+  if (du.code !== 0 || total !== '0B') {
+    throw new Error(
+      `buildctl prune --all left ${total ?? 'an unknown amount'} in the cache, so a cold build would not be cold\n` +
+        'hint: restart the test bed\u2019s daemon (scripts/testbed down && scripts/testbed up) and run the bench again',
+    );
+  }
 }
 
 /** The file named by cog.yaml's `run:` (or `predict:`) entry. */
@@ -463,6 +476,8 @@ async function main(): Promise<void> {
       for (let i = 0; i < coldIterations; i++) {
         for (const tool of order(i)) {
           await pruneAll(tb);
+          // cold: no BuildKit cache and no build record either (ours keeps them in WORK/cache)
+          await rm(join(work, 'cache'), { recursive: true, force: true });
           await record(tool, 'cold', i);
         }
       }

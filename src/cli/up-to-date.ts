@@ -25,7 +25,8 @@ import type { CommandIo } from './debug-solve.js';
 declare const COG_BUILD_ID: string | undefined;
 
 /**
- * The id of this cog-ts build (a hash of its code, dependencies and data, set by scripts/bundle.mjs).
+ * The id of this cog-ts build (a hash of its compiled code, package.json and lockfile, set by
+ * scripts/bundle.mjs; the compatibility data is fingerprinted as an input instead).
  * Undefined when running from unbundled modules: records are then neither written nor used.
  */
 export function cogBuildId(): string | undefined {
