@@ -57,7 +57,7 @@ export interface BuildRecord {
   readonly inputs: readonly InputFingerprint[];
   /** org.opencontainers.image.revision/version as the build found them */
   readonly git: { readonly revision?: string; readonly version?: string };
-  /** the warnings the build printed (`cog: warning: …` lines), shown again when the record answers */
+  /** what the build printed besides progress (warnings, the smoke test's result), shown again */
   readonly notes: readonly string[];
 }
 

@@ -24,7 +24,7 @@ export interface Recording {
   readonly key: string;
   readonly startedAtNs: bigint;
   readonly env: NodeJS.ProcessEnv;
-  /** the warnings the build printed, as printed, to be shown again when the record answers */
+  /** the warnings (and smoke test result) the build printed, to be shown again when the record answers */
   readonly notes: string[];
 }
 

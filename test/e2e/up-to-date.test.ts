@@ -122,12 +122,17 @@ test(
   async () => {
     const project = await helloProject('project-push');
     const ref = `${tb.registry}/cogts-test/uptodate:${tag}`;
-    const first = await build(project, ['-t', ref, '--push']);
+    const first = await build(project, ['-t', ref, '--push', '--smoke-test']);
     assert.ok(first.solved);
 
-    const again = await build(project, ['-t', ref, '--push']);
+    const again = await build(project, ['-t', ref, '--push', '--smoke-test']);
     assert.match(again.stderr, upToDate);
     assert.match(again.stderr, /and pushed$/m);
+    assert.match(
+      again.stderr,
+      /^Smoke test: \/health-check READY; prediction succeeded/m,
+      'the smoke result again',
+    );
     assert.equal(again.digest, first.digest);
 
     // someone else's image under the tag: the next build pushes ours again
@@ -138,7 +143,7 @@ test(
       `docker://${tb.registry}/library/python:3.11-slim`,
       `docker://${ref}`,
     ]);
-    const moved = await build(project, ['-t', ref, '--push']);
+    const moved = await build(project, ['-t', ref, '--push', '--smoke-test']);
     assert.ok(moved.solved, 'the moved tag is noticed');
     const inspected = JSON.parse(
       (await execOk('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).stdout,
