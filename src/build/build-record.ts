@@ -74,11 +74,21 @@ const envNames = new Set([
 ]);
 
 /**
+ * Credentials (COG_REGISTRY_PASSWORD, DOCKER_AUTH_CONFIG, a *_TOKEN…) decide who may push, not what is
+ * built, and stay out of the key: its hash is a file name anyone who can list the directory reads, and a
+ * weak password could be guessed from it offline.
+ */
+export function isCredentialVariable(name: string): boolean {
+  return /PASSWORD|TOKEN|SECRET|AUTH|CREDENTIAL/i.test(name);
+}
+
+/**
  * Whether an environment variable can change what `cog build` makes or where it goes, so belongs in
  * the record key. A unit test checks every variable the sources read against this.
  */
 export function affectsBuild(name: string): boolean {
   const upper = name.toUpperCase();
+  if (isCredentialVariable(upper)) return false;
   return envNames.has(upper) || envPrefixes.some((p) => upper.startsWith(p));
 }
 
