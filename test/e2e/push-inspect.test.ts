@@ -213,6 +213,38 @@ describe('cog push through a registry that answers 500 and 429', () => {
   });
 });
 
+describe('COG_PUSH_MULTIPART_THRESHOLD and COG_PUSH_DEFAULT_CHUNK_SIZE on the command line', () => {
+  let proxy: FaultProxy;
+  before(async () => {
+    proxy = await startFaultProxy(tb.registry, {});
+  });
+  after(async () => {
+    await proxy.close();
+  });
+
+  test('threshold 0 sends every blob in chunks of the given size; a bad value is named', async () => {
+    const repo = `cogts-push/chunks-${run}`;
+    const chunk = 4 * 1024 * 1024;
+    const r = await pushOk(`${proxy.host}/${repo}:v1`, {
+      COG_PUSH_MULTIPART_THRESHOLD: '0',
+      COG_PUSH_DEFAULT_CHUNK_SIZE: String(chunk),
+    });
+    const patches = proxy.stats.requests.filter((q) => q.method === 'PATCH' && q.status === 202).length;
+    const uploaded = proxy.stats.bodyBytes.PATCH ?? 0;
+    // every byte went up in PATCHes of at most 4 MiB, the base layers (tens of MiB) in many
+    assert.ok(uploaded > 8 * chunk, `${uploaded} bytes in PATCHes`);
+    assert.ok(patches >= Math.ceil(uploaded / chunk), `${patches} PATCHes for ${uploaded} bytes`);
+    assert.ok((proxy.stats.bodyBytes.PUT ?? 0) < 64 * 1024, 'PUT bodies are the manifest, no blob bytes');
+    assert.equal(await rawDigest(`${tb.registry}/${repo}:v1`), r.digest);
+
+    const bad = await cogIn(hello, ['push', `${proxy.host}/${repo}:v2`], {
+      COG_PUSH_MULTIPART_THRESHOLD: 'lots',
+    });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /COG_PUSH_MULTIPART_THRESHOLD/);
+  });
+});
+
 describe('cog push to the htpasswd registry', () => {
   const repo = `cogts-push/auth-${run}`;
 
