@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  type BigIntStats,
   lstatSync,
   mkdirSync,
   readFileSync,
@@ -25,9 +26,9 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ContextFilter, parseDockerignore } from '../buildkit/patterns.js';
+import { ContextFilter, readDockerignoreSync } from '../buildkit/patterns.js';
+import { userDir } from '../user-dirs.js';
 
 /** Bumped when the record's shape or meaning changes: older records are then ignored. */
 export const recordFormat = 1;
@@ -108,8 +109,7 @@ export function recordKey(request: {
 
 /** Where records live: $XDG_CACHE_HOME/cog-ts/build-records, else ~/.cache/…. */
 export function recordsDir(env: Readonly<Record<string, string | undefined>>): string {
-  const cache = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
-  return join(cache, 'cog-ts', 'build-records');
+  return join(userDir(env, 'cache'), 'cog-ts', 'build-records');
 }
 
 /** The record stored under `key`, or undefined (none, unreadable, another format). */
@@ -163,7 +163,7 @@ export function fingerprintPath(path: string, project = false): { hash: string; 
     }
     const changed = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
     if (changed > newestNs) newestNs = changed;
-    hash.update(`${rel}\0${st.mode}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.ino}`);
+    hash.update(`${rel}\0${statFacts(st)}`);
     // a link: where it points, and what is there now (the client may read through it, e.g. a
     // requirements file that links out of the project)
     if (st.isSymbolicLink()) hash.update(`\0${readlinkSync(abs)}\0${targetFacts(abs)}`);
@@ -179,10 +179,14 @@ export function fingerprintPath(path: string, project = false): { hash: string; 
   return { hash: hash.digest('hex'), newestNs };
 }
 
+/** What a fingerprint keeps of one entry: any write, chmod, replacement or rename moves one of these. */
+function statFacts(st: BigIntStats): string {
+  return `${st.mode}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.ino}`;
+}
+
 function targetFacts(abs: string): string {
   try {
-    const st = statSync(abs, { bigint: true });
-    return `${st.mode}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.ino}`;
+    return statFacts(statSync(abs, { bigint: true }));
   } catch {
     return 'dangling';
   }
@@ -190,12 +194,7 @@ function targetFacts(abs: string): string {
 
 /** `.git` is skipped when `.dockerignore` keeps it (and everything below it) out of the image. */
 function projectSkip(dir: string): (rel: string) => boolean {
-  let patterns: string[] = [];
-  try {
-    patterns = parseDockerignore(readFileSync(join(dir, '.dockerignore'), 'utf8'));
-  } catch {
-    // no .dockerignore: nothing is excluded
-  }
+  const patterns = readDockerignoreSync(dir);
   let skipGit = false;
   try {
     skipGit =

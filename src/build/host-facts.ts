@@ -1,19 +1,30 @@
 /** Facts a build reads from the host: the extra CA certificate and the project's git revision. */
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
 
 const pemBlock = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** COG_CA_CERT's value, trimmed; undefined when unset or empty. */
+function caCertValue(env: NodeJS.ProcessEnv): string | undefined {
+  return env.COG_CA_CERT?.trim() || undefined;
+}
+
+/** The file or directory COG_CA_CERT names; undefined when it is unset or inline PEM. */
+export function caCertPath(env: NodeJS.ProcessEnv): string | undefined {
+  const value = caCertValue(env);
+  return value && !value.startsWith('-----BEGIN') ? value : undefined;
+}
 
 /**
  * COG_CA_CERT, like upstream: inline PEM, a PEM file, or a directory of .crt/.pem files. Returns the
  * certificates as one PEM bundle, or undefined when the variable is unset.
  */
 export async function readCaCert(env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const value = env.COG_CA_CERT?.trim();
+  const value = caCertValue(env);
   if (!value) return undefined;
   let text: string;
-  if (value.startsWith('-----BEGIN')) {
+  if (caCertPath(env) === undefined) {
     text = value;
   } else {
     let info;
@@ -41,6 +52,12 @@ export async function readCaCert(env: NodeJS.ProcessEnv): Promise<string | undef
     );
   }
   return `${certs.join('\n')}\n`;
+}
+
+/** The OpenAPI schema file a build takes instead of generating one: --openapi-schema, else COG_OPENAPI_SCHEMA. */
+export function schemaOverridePath(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  const file = flag ?? env.COG_OPENAPI_SCHEMA;
+  return file ? resolve(file) : undefined;
 }
 
 // child_process is loaded when git is needed: `cog build`'s up-to-date check seldom needs it

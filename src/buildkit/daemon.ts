@@ -6,10 +6,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { access, constants, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { BuildkitClient, type TlsOptions } from './client.js';
 import { BuildkitError } from './errors.js';
+import { userDir } from '../user-dirs.js';
 
 export interface BuildkitConnection {
   readonly client: BuildkitClient;
@@ -90,10 +91,6 @@ function external(client: BuildkitClient): BuildkitConnection {
   };
 }
 
-function stateHome(env: NodeJS.ProcessEnv): string {
-  return env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state');
-}
-
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -150,7 +147,11 @@ async function startPrivateDaemon(
     command = rootlesskit;
     args.push(buildkitd);
   }
-  const persistentRoot = join(stateHome(env), 'cog-ts', uid === 0 ? 'buildkitd' : 'buildkitd-rootless');
+  const persistentRoot = join(
+    userDir(env, 'state'),
+    'cog-ts',
+    uid === 0 ? 'buildkitd' : 'buildkitd-rootless',
+  );
   const pidFile = await claimRoot(persistentRoot);
   const runDir = await mkdtemp(join(env.TMPDIR || tmpdir(), 'cog-buildkitd-'));
   const root = pidFile ? persistentRoot : join(runDir, 'root');

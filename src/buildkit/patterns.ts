@@ -11,6 +11,7 @@
  * - A path matches when it or one of its parent directories matches, so excluding a directory
  *   excludes its contents; an exception can re-include something below it.
  */
+import { readFileSync } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -400,10 +401,26 @@ export async function readDockerignore(dir: string, name = '.dockerignore'): Pro
   try {
     text = await readFile(join(dir, name), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
+    return noDockerignore(err);
   }
   return parseDockerignore(text);
+}
+
+/** `readDockerignore` without waiting (for `cog build`'s up-to-date check, which must be quick). */
+export function readDockerignoreSync(dir: string, name = '.dockerignore'): string[] {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, name), 'utf8');
+  } catch (err) {
+    return noDockerignore(err);
+  }
+  return parseDockerignore(text);
+}
+
+/** No file means no patterns; any other read failure is the caller's. */
+function noDockerignore(err: unknown): string[] {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+  throw err;
 }
 
 function hasWildcards(name: string): boolean {

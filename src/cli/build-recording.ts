@@ -4,7 +4,7 @@
  * they leave in the store or the registry are recorded: not --pull, --no-cache, --secret (a secret's
  * content is not fingerprinted), --output, --cache-to/--cache-from or --metadata-file.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { bundledCompatDir, COMPAT_DIR_ENV } from '../config/compat-load.js';
 import {
   type BuildRecord,
@@ -15,6 +15,7 @@ import {
   recordsDir,
   writeRecord,
 } from '../build/build-record.js';
+import { caCertPath, schemaOverridePath } from '../build/host-facts.js';
 import { packageRoot } from '../package-root.js';
 import type { BuildArgs, PreparedBuild } from './build.js';
 import type { CommandIo } from './debug-solve.js';
@@ -44,19 +45,20 @@ export function startRecording(args: BuildArgs, io: CommandIo, cwd: string): Rec
 }
 
 /** Everything outside the project tree a build may read, besides the environment. */
-function externalInputs(prepared: PreparedBuild, args: BuildArgs, env: NodeJS.ProcessEnv, cwd: string) {
+function externalInputs(prepared: PreparedBuild, args: BuildArgs, env: NodeJS.ProcessEnv) {
   const paths = [prepared.loaded.configPath, bundledCompatDir()];
   const root = packageRoot();
   if (root) paths.push(resolve(root, 'package.json'));
   const compatDir = env[COMPAT_DIR_ENV];
-  if (compatDir) paths.push(resolve(cwd, compatDir));
+  // the paths as the build resolves them (wheel paths are absolute already)
+  if (compatDir) paths.push(resolve(compatDir));
   const { sdk, coglet } = prepared.input;
-  if (sdk.kind === 'file') paths.push(resolve(cwd, sdk.path));
-  if (coglet?.kind === 'file') paths.push(resolve(cwd, coglet.path));
-  const caCert = env.COG_CA_CERT?.trim();
-  if (caCert && !caCert.startsWith('-----BEGIN')) paths.push(resolve(cwd, caCert));
-  const schema = args.openapiSchema ?? env.COG_OPENAPI_SCHEMA;
-  if (schema) paths.push(isAbsolute(schema) ? schema : resolve(cwd, schema));
+  if (sdk.kind === 'file') paths.push(sdk.path);
+  if (coglet?.kind === 'file') paths.push(coglet.path);
+  const caCert = caCertPath(env);
+  if (caCert) paths.push(resolve(caCert));
+  const schema = schemaOverridePath(args.openapiSchema, env);
+  if (schema) paths.push(schema);
   return paths.map((path) => ({ path }));
 }
 
@@ -68,14 +70,10 @@ export function fingerprintBuild(
   recording: Recording,
   prepared: PreparedBuild,
   args: BuildArgs,
-  cwd: string,
 ): InputFingerprint[] | undefined {
   try {
     return fingerprintInputs(
-      [
-        { path: prepared.loaded.projectDir, project: true },
-        ...externalInputs(prepared, args, recording.env, cwd),
-      ],
+      [{ path: prepared.loaded.projectDir, project: true }, ...externalInputs(prepared, args, recording.env)],
       recording.startedAtNs,
     );
   } catch {

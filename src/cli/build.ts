@@ -3,7 +3,7 @@
  * registry (--push) or a tarball (--output). No Docker daemon anywhere.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
 import { fileSyncService } from '../buildkit/filesync.js';
@@ -19,7 +19,7 @@ import {
   cogBasePatchWarning,
   isCogBaseProbe,
 } from '../build/cog-base.js';
-import { gitLabels, readCaCert } from '../build/host-facts.js';
+import { gitLabels, readCaCert, schemaOverridePath } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
 import { secretKeysFor } from '../build/secret-keys.js';
 import { findProjectWeights } from '../build/project-listing.js';
@@ -89,12 +89,12 @@ async function schemaFor(
   args: { openapiSchema: string | undefined },
   env: NodeJS.ProcessEnv,
 ) {
-  const file = args.openapiSchema ?? env.COG_OPENAPI_SCHEMA;
-  if (file) {
-    const path = isAbsolute(file) ? file : resolve(file);
+  const path = schemaOverridePath(args.openapiSchema, env);
+  if (path) {
     try {
       return JSON.stringify(JSON.parse(await readFile(path, 'utf8')));
     } catch (err) {
+      const file = args.openapiSchema ?? env.COG_OPENAPI_SCHEMA;
       throw new CogError(`--openapi-schema ${file}: not a readable JSON file (${(err as Error).message})`);
     }
   }
@@ -274,7 +274,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   };
   const prepared = await prepareBuild(args, io, cwd, warn);
   const { loaded, input, imageName, secrets } = prepared;
-  const recordInputs = recording && fingerprintBuild(recording, prepared, args, cwd);
+  const recordInputs = recording && fingerprintBuild(recording, prepared, args);
 
   const specs: ExportSpec[] = [];
   if (args.push) specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });

@@ -3,19 +3,7 @@
  * (cli/up-to-date.ts), which loads a handful of small modules; only when the build must run, and for
  * every other command, is the whole CLI (yargs, the BuildKit client, the planner) loaded.
  */
-import type { CommandIo } from './debug-solve.js';
-
-function processIo(): CommandIo {
-  return {
-    env: process.env,
-    // process.stdin opens the stream when first read; the check never reads it
-    get stdin() {
-      return process.stdin;
-    },
-    stdout: process.stdout,
-    stderr: process.stderr,
-  };
-}
+import { processIo } from './process-io.js';
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {

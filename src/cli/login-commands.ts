@@ -4,6 +4,7 @@
  */
 import type { Argv } from 'yargs';
 import { CogError } from '../errors.js';
+import { processIo } from './process-io.js';
 
 function singleRegistry(value: unknown): string | undefined {
   if (value === undefined || typeof value === 'string') return value;
@@ -51,7 +52,7 @@ export function registerLoginCommands<T>(cli: Argv<T>): void {
           passwordStdin: argv['password-stdin'],
           tokenStdin: argv['token-stdin'],
         },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+        processIo(),
       ),
   );
   cli.command(
@@ -59,9 +60,6 @@ export function registerLoginCommands<T>(cli: Argv<T>): void {
     'Remove stored registry credentials',
     (c) => registryOptions(c),
     async (argv) =>
-      (await import('./login.js')).logout(
-        { registry: singleRegistry(argv.registry) },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
-      ),
+      (await import('./login.js')).logout({ registry: singleRegistry(argv.registry) }, processIo()),
   );
 }

@@ -11,6 +11,7 @@ import { predict } from './predict.js';
 import { serve } from './serve.js';
 import { ProcessExitError, execCommand, splitExecArgv } from './exec.js';
 import { registerLoginCommands } from './login-commands.js';
+import { processIo } from './process-io.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
 /** buildctl's TLS flags, for a tcp:// BUILDKIT_HOST. */
@@ -242,7 +243,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               httpUrl: argv['http-url'],
               gitUrl: argv['git-url'],
             },
-            { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+            processIo(),
           ),
       )
       .command(
@@ -270,7 +271,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               useCudaBaseImage: argv['use-cuda-base-image'],
               separateWeights: argv['separate-weights'],
             },
-            { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+            processIo(),
           ),
       ),
   );
@@ -335,7 +336,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           // the command line as typed keys the build record; options before `build` opt out
           ...(argv[0] === 'build' ? { recordArgv: argv.slice(1) } : {}),
         },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+        processIo(),
       ),
   );
   cli.command(
@@ -398,7 +399,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             tls: tlsFlags(argv),
             gpus: argv.gpus,
           },
-          { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+          processIo(),
         ),
     );
   }
@@ -434,7 +435,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           progress: argv.progress,
           tls: tlsFlags(argv),
         },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+        processIo(),
       ),
   );
   cli.command(
@@ -472,7 +473,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           progress: argv.progress,
           tls: tlsFlags(argv),
         },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+        processIo(),
       ),
   );
   cli.command(
@@ -487,10 +488,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     async (argv) => {
       // the registry client loads only for the commands that use it (start-up time of every command)
       const { push } = await import('./push.js');
-      await push(
-        { ...imageBuildArgs(argv), image: argv.image },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
-      );
+      await push({ ...imageBuildArgs(argv), image: argv.image }, processIo());
     },
   );
   cli.command(
@@ -519,7 +517,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           remote: argv.remote,
           platform: argv.platform,
         },
-        { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+        processIo(),
       ),
   );
   registerLoginCommands(cli);

@@ -7,9 +7,9 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
+import { userDir } from '../user-dirs.js';
 
 export const refNameAnnotation = 'org.opencontainers.image.ref.name';
 
@@ -30,8 +30,7 @@ export interface OciIndex {
 /** Where the store lives: $COG_IMAGE_STORE, else $XDG_DATA_HOME/cog-ts/images, else ~/.local/share/…. */
 export function imageStoreDir(env: NodeJS.ProcessEnv): string {
   if (env.COG_IMAGE_STORE) return env.COG_IMAGE_STORE;
-  const data = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
-  return join(data, 'cog-ts', 'images');
+  return join(userDir(env, 'data'), 'cog-ts', 'images');
 }
 
 function blobPath(root: string, digest: string): string {

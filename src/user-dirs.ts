@@ -1,0 +1,11 @@
+/** The per-user base directories of the XDG spec: `$XDG_*_HOME` when set, else its default under $HOME. */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export type UserDirKind = 'cache' | 'data' | 'state';
+
+export function userDir(env: Readonly<Record<string, string | undefined>>, kind: UserDirKind): string {
+  const set = { cache: env.XDG_CACHE_HOME, data: env.XDG_DATA_HOME, state: env.XDG_STATE_HOME }[kind];
+  const fallback = { cache: ['.cache'], data: ['.local', 'share'], state: ['.local', 'state'] }[kind];
+  return set || join(env.HOME || homedir(), ...fallback);
+}
