@@ -5,8 +5,10 @@
  * revision, the build is answered from its record: no buildkitd connection, no solve. Anything that
  * does not match, or any error while checking, means "not up to date": the build then runs normally.
  *
- * Loaded before the rest of the CLI (see entry.ts), so it imports only what the check needs; the
- * registry client is loaded only for a record of a push.
+ * Loaded before the rest of the CLI (see entry.ts), so it imports only what the check needs. For a
+ * record of a push, a registry on this machine or the insecure list is first asked with one
+ * credential-free HEAD (registry/open-probe.ts); the registry client is loaded only when that does
+ * not answer (credentials or TLS wanted) and for every other registry.
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -79,21 +81,39 @@ async function storeHasImage(root: string, record: BuildRecord): Promise<boolean
 /** Whether the registry still has the recorded digest under the pushed tag. */
 async function registryHasImage(ref: string, record: BuildRecord, env: NodeJS.ProcessEnv): Promise<boolean> {
   const [
-    { RegistryClient },
-    { headManifest },
-    { parseReference, manifestReference },
-    { defaultRetryPolicy },
+    { parseReference, manifestReference, apiHost },
+    { insecureRegistries, isInsecureHost },
+    { manifestAccept },
   ] = await Promise.all([
-    import('../registry/client.js'),
-    import('../registry/manifests.js'),
     import('../registry/reference.js'),
-    import('../registry/retry.js'),
+    import('../registry/settings.js'),
+    import('../registry/manifests.js'),
   ]);
   const parsed = parseReference(ref);
+  const reference = manifestReference(parsed);
+  const host = apiHost(parsed.registry);
+  if (isInsecureHost(host, insecureRegistries(env))) {
+    // a registry on this machine or the insecure list: one credential-free HEAD over plain HTTP,
+    // without loading the full client; it answers unless the registry wants credentials or TLS
+    const { probeManifest } = await import('../registry/open-probe.js');
+    const answer = await probeManifest({
+      host,
+      repository: parsed.repository,
+      reference,
+      accept: manifestAccept,
+    });
+    if (answer.kind === 'found') return answer.digest === record.digest;
+    if (answer.kind === 'missing') return false;
+  }
+  const [{ RegistryClient }, { headManifest }, { defaultRetryPolicy }] = await Promise.all([
+    import('../registry/client.js'),
+    import('../registry/manifests.js'),
+    import('../registry/retry.js'),
+  ]);
   // one try: a registry that does not answer at once sends the build down the normal path
   const client = new RegistryClient({ env, retry: { ...defaultRetryPolicy, attempts: 1 } });
   try {
-    const found = await headManifest(client, parsed, manifestReference(parsed));
+    const found = await headManifest(client, parsed, reference);
     return found?.digest === record.digest;
   } finally {
     await client.close();

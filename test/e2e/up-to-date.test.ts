@@ -2,7 +2,7 @@
 // record without buildkitd (same digest, the warnings again); --pull, an edit, a changed variable, a
 // lost store image or a moved registry tag send it back to buildkitd.
 import assert from 'node:assert/strict';
-import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -149,5 +149,29 @@ test(
       (await execOk('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).stdout,
     ) as { Digest: string };
     assert.equal(inspected.Digest, first.digest);
+  },
+);
+
+test(
+  'a repeated --push to a registry that wants credentials is checked with them',
+  { timeout: 600_000 },
+  async () => {
+    const project = await helloProject('project-auth');
+    const configDir = join(scratchDir, 'docker-config');
+    await mkdir(configDir, { recursive: true });
+    const auth = Buffer.from(`${tb.authUser}:${tb.authPassword}`).toString('base64');
+    await writeFile(
+      join(configDir, 'config.json'),
+      JSON.stringify({ auths: { [tb.authRegistry]: { auth } } }),
+    );
+    const ref = `${tb.authRegistry}/cogts-test/uptodate-auth:${tag}`;
+    const first = await build(project, ['-t', ref, '--push'], { DOCKER_CONFIG: configDir });
+    assert.ok(first.solved);
+    // the credential-free probe gets 401 here; the full client asks again with the credentials
+    const again = await build(project, ['-t', ref, '--push'], { DOCKER_CONFIG: configDir });
+    assert.match(again.stderr, upToDate);
+    assert.equal(again.solved, false, again.stderr);
+    assert.equal(again.digest, first.digest);
+    assert.doesNotMatch(again.stderr, new RegExp(tb.authPassword), 'no credential in the output');
   },
 );
