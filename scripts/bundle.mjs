@@ -7,8 +7,39 @@
 // (src/build/build-record.ts) which cog-ts made them: a record from another build is never used.
 import { createHash } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
+
+// `string-width` (yargs and cliui, two versions) compiles Unicode property regexes and an
+// Intl.Segmenter when its module is evaluated: ~30 ms of every CLI start, for help and error layout
+// that most runs never print. Each import of it gets a stand-in that evaluates the real module (the
+// version that importer resolves to, unchanged) on the first call.
+const lazyStringWidth = {
+  name: 'lazy-string-width',
+  setup(b) {
+    b.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.namespace === 'lazy-string-width') return undefined;
+      const real = await b.resolve('string-width', {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        namespace: 'lazy-string-width',
+      });
+      if (real.errors.length > 0) return { errors: real.errors };
+      return { path: real.path, namespace: 'lazy-string-width' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-string-width' }, (args) => ({
+      resolveDir: dirname(args.path),
+      loader: 'js',
+      contents: [
+        'let real;',
+        'export default function stringWidth(text, options) {',
+        `  real ??= require(${JSON.stringify(args.path)}).default;`,
+        '  return real(text, options);',
+        '}',
+      ].join('\n'),
+    }));
+  },
+};
 
 async function buildId() {
   const hash = createHash('sha256');
@@ -36,6 +67,7 @@ await build({
   format: 'esm',
   target: 'node20',
   logLevel: 'warning',
+  plugins: [lazyStringWidth],
   // some CommonJS dependencies call require(); give each file of the bundle one
   banner: {
     js: "import { createRequire as __cogRequire } from 'node:module'; const require = __cogRequire(import.meta.url);",
