@@ -273,7 +273,10 @@ async function pushBundle(
   const imageRef = bundleImageRef(modelRef);
   const repository = `${modelRef.registry}/${modelRef.repository}`;
   const pushId = uuidV7(Date.now(), randomBytes(10));
-  const built = await buildForPush(args, io, cwd, formatReference(modelRef), { [pushIdLabel]: pushId });
+  // a generated timestamp tag names the registry's copy only: the local store files the newest build
+  // of the repository as :latest rather than gaining an entry per push
+  const storeName = formatReference(model.timestampTag ? { ...modelRef, tag: 'latest' } : modelRef);
+  const built = await buildForPush(args, io, cwd, storeName, { [pushIdLabel]: pushId });
   const { result, extra: index } = await pushStored(
     args,
     io,

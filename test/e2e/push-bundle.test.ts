@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
+import { ImageStore, refNameAnnotation } from '../../src/image/store.js';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
@@ -151,6 +152,14 @@ describe('cog push with model: in cog.yaml', () => {
     assert.notEqual(id, pushId);
     // the first tag still names the first index
     assert.equal(sha256(await skopeo(['--raw', `docker://${repo}:v1`])), first.index);
+    // the local store files the build as :latest, not under the generated tag
+    const local = new ImageStore(store);
+    assert.equal((await local.resolve(`${repo}:latest`))?.digest, second.image);
+    assert.equal(await local.resolve(`${repo}:${second.tag}`), undefined);
+    const third = await pushBundle({});
+    assert.equal((await local.resolve(`${repo}:latest`))?.digest, third.image, 'replaced by the next push');
+    const names = (await local.index()).manifests.map((m) => m.annotations?.[refNameAnnotation]);
+    assert.equal(names.filter((n) => n?.startsWith(`${repo}:`)).length, 2, names.join(', '));
   });
 
   test('IMAGE on the command line is refused before building', async () => {
