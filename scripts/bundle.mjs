@@ -1,7 +1,10 @@
-// Bundles the CLI into dist/cog.mjs: Node 20 loads one file several times faster than ~200 separate
-// modules (measured: `cog --version` 0.55 s → 0.30 s), which matters for no-op builds. Code that only
-// some commands need (the registry client for push/login/inspect) is imported dynamically and split
-// into dist/cog-chunks/, loaded when such a command runs. Tests keep using the per-module dist/src/.
+// Bundles the CLI: Node 20 loads one file several times faster than ~200 separate modules (measured:
+// `cog --version` 0.55 s → 0.30 s), which matters for no-op builds. Two bundles:
+//   dist/cog.mjs (+ dist/cog-chunks/): the entry and `cog build`'s up-to-date check, small and ESM; the
+//     registry client it may need is split into a chunk loaded only then;
+//   dist/cog-main.cjs: the whole CLI, CommonJS so that cli/code-cache.ts can load it with a V8 code
+//     cache (Node 20 has none for ES modules); its dynamic imports become lazily run module bodies.
+// Tests keep using the per-module dist/src/.
 //
 // COG_BUILD_ID, a hash of the compiled code, package.json and the lockfile, tells build records
 // (src/build/build-record.ts) which cog-ts made them: a record from another build is never used.
@@ -54,10 +57,11 @@ async function buildId() {
   return hash.digest('hex').slice(0, 32);
 }
 
+const id = await buildId();
 await rm('dist/cog-chunks', { recursive: true, force: true });
 await build({
   entryPoints: { cog: 'dist/src/cli/entry.js' },
-  define: { COG_BUILD_ID: JSON.stringify(await buildId()) },
+  define: { COG_BUILD_ID: JSON.stringify(id) },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   chunkNames: 'cog-chunks/[name]-[hash]',
@@ -67,9 +71,27 @@ await build({
   format: 'esm',
   target: 'node20',
   logLevel: 'warning',
-  plugins: [lazyStringWidth],
+  // entry.ts imports main.js by a computed name when unbundled; the bundle loads cog-main.cjs instead
+  logOverride: { 'unsupported-dynamic-import': 'silent' },
   // some CommonJS dependencies call require(); give each file of the bundle one
   banner: {
     js: "import { createRequire as __cogRequire } from 'node:module'; const require = __cogRequire(import.meta.url);",
   },
+});
+await build({
+  entryPoints: ['dist/src/cli/main.js'],
+  define: { COG_BUILD_ID: JSON.stringify(id), 'import.meta.url': '__cogModuleUrl' },
+  outfile: 'dist/cog-main.cjs',
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // import() of a bundled module becomes a lazily run module body, of a built-in a require()
+  supported: { 'dynamic-import': false },
+  // a third smaller to read and hash on every start; names stay, so stack traces still say where
+  minifyWhitespace: true,
+  minifySyntax: true,
+  logLevel: 'warning',
+  plugins: [lazyStringWidth],
+  banner: { js: "var __cogModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

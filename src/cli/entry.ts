@@ -1,9 +1,32 @@
 /**
  * The CLI's entry point, bundled as dist/cog.mjs. `cog build` first tries its up-to-date check
  * (cli/up-to-date.ts), which loads a handful of small modules; only when the build must run, and for
- * every other command, is the whole CLI (yargs, the BuildKit client, the planner) loaded.
+ * every other command, is the whole CLI (yargs, the BuildKit client, the planner) loaded: in the
+ * bundled CLI from dist/cog-main.cjs with a V8 code cache (cli/code-cache.ts), else from its modules.
  */
+import type * as MainModule from './main.js';
 import { processIo } from './process-io.js';
+
+declare const COG_BUILD_ID: string | undefined;
+
+type Cli = typeof MainModule;
+
+async function loadCli(env: NodeJS.ProcessEnv): Promise<Cli> {
+  if (typeof COG_BUILD_ID === 'string') {
+    const [{ loadWithCodeCache }, { userDir }, { fileURLToPath }, { join }] = await Promise.all([
+      import('./code-cache.js'),
+      import('../user-dirs.js'),
+      import('node:url'),
+      import('node:path'),
+    ]);
+    const bundle = fileURLToPath(new URL('./cog-main.cjs', import.meta.url));
+    const cacheDir = join(userDir(env, 'cache'), 'cog-ts', 'code-cache');
+    return loadWithCodeCache(bundle, cacheDir, COG_BUILD_ID).exports as Cli;
+  }
+  // a specifier the bundler leaves alone: the bundled CLI never comes here, and must not carry main.js
+  const modules = './main.js';
+  return import(modules) as Promise<Cli>;
+}
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -11,6 +34,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     const { upToDateBuild } = await import('./up-to-date.js');
     if (await upToDateBuild(argv.slice(1), processIo(), process.cwd())) return 0;
   }
-  const cli = await import('./main.js');
+  const cli = await loadCli(process.env);
   return cli.main(argv);
 }
