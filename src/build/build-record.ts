@@ -13,6 +13,7 @@
  * What a record cannot see: base image tags moving in their registry (a record-answered build does
  * not look them up again, like Docker's builder without `--pull`; `cog build --pull` always solves).
  */
+import type { ProbeTarget } from '../registry/open-probe.js';
 import { createHash } from 'node:crypto';
 import {
   type BigIntStats,
@@ -44,7 +45,13 @@ export interface InputFingerprint {
 }
 
 export type RecordedOutput =
-  { readonly kind: 'store'; readonly root: string } | { readonly kind: 'push'; readonly ref: string };
+  | { readonly kind: 'store'; readonly root: string }
+  | {
+      readonly kind: 'push';
+      readonly ref: string;
+      /** where a credential-free HEAD may ask first (a registry on this machine or the insecure list) */
+      readonly probe?: ProbeTarget;
+    };
 
 export interface BuildRecord {
   readonly format: typeof recordFormat;

@@ -39,6 +39,8 @@ import { withBuildkit } from './buildkit-command.js';
 import { finishRecording, fingerprintBuild, startRecording } from './build-recording.js';
 import { builtLine } from './up-to-date.js';
 import type { RecordedOutput } from '../build/build-record.js';
+import type { ProbeTarget } from '../registry/open-probe.js';
+import { probeTargetFor } from '../registry/probe-target.js';
 
 export interface BuildArgs {
   readonly file: string;
@@ -260,6 +262,17 @@ function exportedManifest(response: Readonly<Record<string, string>>): Descripto
   return JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Descriptor;
 }
 
+/** The record of a push, with the target of the up-to-date check's probe where it may ask. */
+function pushedOutput(imageName: string, env: NodeJS.ProcessEnv): RecordedOutput {
+  let probe: ProbeTarget | undefined;
+  try {
+    probe = probeTargetFor(imageName, env);
+  } catch {
+    probe = undefined; // the check then asks with the full client
+  }
+  return { kind: 'push', ref: imageName, ...(probe ? { probe } : {}) };
+}
+
 export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   await buildImage(args, io, cwd);
 }
@@ -367,7 +380,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const output: RecordedOutput | undefined = toStore
     ? { kind: 'store', root: store.root }
     : args.push
-      ? { kind: 'push', ref: imageName }
+      ? pushedOutput(imageName, io.env)
       : undefined;
   if (recording && recordInputs && output)
     finishRecording(recording, recordInputs, prepared, { imageName, digest, output });

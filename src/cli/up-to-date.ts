@@ -22,6 +22,7 @@ import {
 } from '../build/build-record.js';
 import { gitLabels } from '../build/host-facts.js';
 import { ImageStore } from '../image/store.js';
+import { probeManifest } from '../registry/open-probe.js';
 import type { CommandIo } from './debug-solve.js';
 
 declare const COG_BUILD_ID: string | undefined;
@@ -79,41 +80,34 @@ async function storeHasImage(root: string, record: BuildRecord): Promise<boolean
 }
 
 /** Whether the registry still has the recorded digest under the pushed tag. */
-async function registryHasImage(ref: string, record: BuildRecord, env: NodeJS.ProcessEnv): Promise<boolean> {
-  const [
-    { parseReference, manifestReference, apiHost },
-    { insecureRegistries, isInsecureHost },
-    { manifestAccept },
-  ] = await Promise.all([
-    import('../registry/reference.js'),
-    import('../registry/settings.js'),
-    import('../registry/manifests.js'),
-  ]);
-  const parsed = parseReference(ref);
-  const reference = manifestReference(parsed);
-  const host = apiHost(parsed.registry);
-  if (isInsecureHost(host, insecureRegistries(env))) {
+async function registryHasImage(
+  output: Extract<RecordedOutput, { kind: 'push' }>,
+  record: BuildRecord,
+  env: NodeJS.ProcessEnv,
+): Promise<boolean> {
+  if (output.probe) {
     // a registry on this machine or the insecure list: one credential-free HEAD over plain HTTP,
     // without loading the full client; it answers unless the registry wants credentials or TLS
-    const { probeManifest } = await import('../registry/open-probe.js');
-    const answer = await probeManifest({
-      host,
-      repository: parsed.repository,
-      reference,
-      accept: manifestAccept,
-    });
+    const answer = await probeManifest(output.probe);
     if (answer.kind === 'found') return answer.digest === record.digest;
     if (answer.kind === 'missing') return false;
   }
-  const [{ RegistryClient }, { headManifest }, { defaultRetryPolicy }] = await Promise.all([
+  const [
+    { RegistryClient },
+    { headManifest },
+    { parseReference, manifestReference },
+    { defaultRetryPolicy },
+  ] = await Promise.all([
     import('../registry/client.js'),
     import('../registry/manifests.js'),
+    import('../registry/reference.js'),
     import('../registry/retry.js'),
   ]);
+  const parsed = parseReference(output.ref);
   // one try: a registry that does not answer at once sends the build down the normal path
   const client = new RegistryClient({ env, retry: { ...defaultRetryPolicy, attempts: 1 } });
   try {
-    const found = await headManifest(client, parsed, reference);
+    const found = await headManifest(client, parsed, manifestReference(parsed));
     return found?.digest === record.digest;
   } finally {
     await client.close();
@@ -145,7 +139,7 @@ export async function upToDateBuild(argv: readonly string[], io: CommandIo, cwd:
     const present =
       record.output.kind === 'store'
         ? await storeHasImage(record.output.root, record)
-        : await registryHasImage(record.output.ref, record, io.env);
+        : await registryHasImage(record.output, record, io.env);
     if (!present) return false;
     for (const note of record.notes) io.stderr.write(note);
     io.stderr.write(upToDateLine(record));

@@ -8,7 +8,6 @@
  * a Docker-Content-Digest, or 404. Anything else (a registry that wants credentials, speaks only TLS,
  * redirects, is slow or is not there) is `unknown`, and the caller asks the full client.
  */
-import { request } from 'node:http';
 
 export type ProbeAnswer =
   | { readonly kind: 'found'; readonly digest: string }
@@ -34,9 +33,11 @@ function hostAndPort(host: string): { hostname: string; port: number } | undefin
 }
 
 /** HEAD http://HOST/v2/REPOSITORY/manifests/REFERENCE, answered within `timeoutMs`. */
-export function probeManifest(target: ProbeTarget, timeoutMs = 2_000): Promise<ProbeAnswer> {
+export async function probeManifest(target: ProbeTarget, timeoutMs = 2_000): Promise<ProbeAnswer> {
   const where = hostAndPort(target.host);
-  if (!where) return Promise.resolve(unknown);
+  if (!where) return unknown;
+  // loaded here: the up-to-date check imports this module for pushes and local-store builds alike
+  const { request } = await import('node:http');
   return new Promise((resolve) => {
     const req = request(
       {

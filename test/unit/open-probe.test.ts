@@ -5,7 +5,9 @@ import { type IncomingMessage, type ServerResponse, createServer } from 'node:ht
 import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { describe, test } from 'node:test';
+import { manifestAccept } from '../../src/registry/manifests.js';
 import { probeManifest } from '../../src/registry/open-probe.js';
+import { probeTargetFor } from '../../src/registry/probe-target.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 
@@ -108,5 +110,27 @@ describe('open registry probe', () => {
 
   test('a host that is not host[:port] is unknown without a request', async () => {
     assert.deepEqual(await probeManifest(target('bad host:port:x')), { kind: 'unknown' });
+  });
+});
+
+describe('probe targets', () => {
+  test('only registries on this machine or the insecure list are probed', () => {
+    assert.deepEqual(probeTargetFor('127.0.0.1:5000/team/model:v1', {}), {
+      host: '127.0.0.1:5000',
+      repository: 'team/model',
+      reference: 'v1',
+      accept: manifestAccept,
+    });
+    assert.equal(
+      probeTargetFor('localhost:5000/m@sha256:' + 'b'.repeat(64), {})?.reference,
+      `sha256:${'b'.repeat(64)}`,
+    );
+    assert.equal(probeTargetFor('r8.im/user/model:v1', {}), undefined);
+    assert.equal(probeTargetFor('user/model', {}), undefined, 'Docker Hub');
+    assert.equal(probeTargetFor('registry.lan:5000/m:v1', {}), undefined);
+    assert.equal(
+      probeTargetFor('registry.lan:5000/m:v1', { COG_INSECURE_REGISTRIES: 'other, registry.lan:5000' })?.host,
+      'registry.lan:5000',
+    );
   });
 });
