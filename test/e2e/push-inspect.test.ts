@@ -245,6 +245,43 @@ describe('COG_PUSH_MULTIPART_THRESHOLD and COG_PUSH_DEFAULT_CHUNK_SIZE on the co
   });
 });
 
+describe('cog push to a registry that refuses chunked uploads', () => {
+  let proxy: FaultProxy;
+  before(async () => {
+    proxy = await startFaultProxy(tb.registry, { faults: { refuseChunks: true } });
+  });
+  after(async () => {
+    await proxy.close();
+  });
+
+  test('each refused chunk is followed by the whole blob in one PATCH; the image reads back the same', async () => {
+    const repo = `cogts-push/nochunks-${run}`;
+    const r = await pushOk(`${proxy.host}/${repo}:v1`, {
+      COG_PUSH_MULTIPART_THRESHOLD: '0',
+      COG_PUSH_DEFAULT_CHUNK_SIZE: String(4 * 1024 * 1024),
+    });
+    const patches = proxy.stats.requests.filter((q) => q.method === 'PATCH');
+    const refused = patches.filter((q) => q.status === 416).length;
+    const accepted = patches.filter((q) => q.status === 202).length;
+    assert.ok(refused >= 5, `${refused} chunked PATCHes refused`);
+    assert.equal(accepted, refused, 'one whole-blob PATCH per refused blob');
+    // the refused chunks cost at most one chunk per blob on top of the blobs themselves
+    const sent = proxy.stats.bodyBytes.PATCH ?? 0;
+    const { stdout } = await execOk(
+      'skopeo',
+      ['inspect', '--raw', '--tls-verify=false', `docker://${tb.registry}/${repo}:v1`],
+      {
+        env: tb.env,
+      },
+    );
+    const manifest = JSON.parse(stdout) as { config: { size: number }; layers: { size: number }[] };
+    const blobs = manifest.config.size + manifest.layers.reduce((sum, l) => sum + l.size, 0);
+    assert.ok(sent >= blobs, `${sent} bytes in PATCHes, ${blobs} in blobs`);
+    assert.ok(sent <= blobs + refused * 4 * 1024 * 1024, `${sent} bytes in PATCHes, ${blobs} in blobs`);
+    assert.equal(await rawDigest(`${tb.registry}/${repo}:v1`), r.digest);
+  });
+});
+
 describe('cog push to the htpasswd registry', () => {
   const repo = `cogts-push/auth-${run}`;
 

@@ -1,6 +1,7 @@
 /**
  * An HTTP proxy in front of a test registry that can misbehave on purpose (seeded, so runs repeat):
- * it cuts PATCH uploads mid-body, answers 500 or 429 (at random or at given request numbers), and can demand Bearer tokens that it issues
+ * it cuts PATCH uploads mid-body, answers 500 or 429 (at random or at given request numbers), refuses
+ * chunked PATCHes like a registry without chunked uploads, and can demand Bearer tokens that it issues
  * itself. It counts requests and the body bytes clients send.
  *
  * PATCH bodies are buffered before they are forwarded, so the registry never sees a chunk the client
@@ -29,6 +30,11 @@ export interface FaultRates {
    * which distribution 2.8 answers by dropping the session (the client must start over)
    */
   readonly streamPatches?: boolean;
+  /**
+   * answer every PATCH that carries a Content-Range with 416, as registries without chunked uploads do;
+   * a PATCH without one (the whole blob) goes through
+   */
+  readonly refuseChunks?: boolean;
 }
 
 export interface BearerOptions {
@@ -213,6 +219,16 @@ export async function startFaultProxy(
       );
     }
     const isPatch = req.method === 'PATCH';
+    if (isPatch && faults.refuseChunks && req.headers['content-range'] !== undefined) {
+      req.on('data', (c: Buffer) => count(req, c.length));
+      return answer(
+        req,
+        res,
+        416,
+        { 'content-type': 'application/json' },
+        '{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"chunked uploads are not supported"}]}',
+      );
+    }
     const patchNumber = isPatch ? ++patches : 0;
     const length = Number(req.headers['content-length'] ?? 0);
     const cut =
