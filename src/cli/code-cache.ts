@@ -3,12 +3,12 @@
  * cache for ES modules (module.enableCompileCache arrived in Node 22), and compiling the ~3 MB bundle
  * took ~45 ms of every command that loads it (CPU profile of a source-only `cog build`).
  *
- * The cache lives in the user's cache directory, one file per cog-ts build (a new build, or V8
- * refusing the data — another Node version or other V8 flags — means compiling as before and writing
- * it anew). It is written right after the bundle's top level ran, before the command does anything,
+ * The cache lives in the user's cache directory, one file per cog-ts build, the newest four kept (a
+ * new build, or V8 refusing the data — another Node version or other V8 flags — means compiling as
+ * before and writing it anew). It is written right after the bundle's top level ran, before the command does anything,
  * so every run starts from the same state. Any failure to read or write it only costs the compile.
  */
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
@@ -28,12 +28,16 @@ function writeAtomically(file: string, data: Buffer): void {
   renameSync(temp, file);
 }
 
-/** Removes the caches of other builds of the same bundle (`<name>-<id>.v8cache`). */
-function pruneOthers(dir: string, name: string, keep: string): void {
-  for (const entry of readdirSync(dir)) {
-    if (entry !== keep && entry.startsWith(`${name}-`) && entry.endsWith('.v8cache'))
-      rmSync(join(dir, entry), { force: true });
-  }
+/** Caches kept per bundle: a few cog-ts builds used side by side (two checkouts) do not evict each other. */
+const keptCaches = 4;
+
+/** Removes all but the newest `keptCaches` caches of the bundle (`<name>-<id>.v8cache`). */
+function pruneOld(dir: string, name: string): void {
+  const caches = readdirSync(dir)
+    .filter((entry) => entry.startsWith(`${name}-`) && entry.endsWith('.v8cache'))
+    .map((entry) => ({ path: join(dir, entry), mtime: statSync(join(dir, entry)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const old of caches.slice(keptCaches)) rmSync(old.path, { force: true });
 }
 
 /**
@@ -61,7 +65,7 @@ export function loadWithCodeCache(bundle: string, cacheDir: string, buildId: str
   try {
     mkdirSync(cacheDir, { recursive: true });
     writeAtomically(cacheFile, script.createCachedData());
-    pruneOthers(cacheDir, name, cacheName);
+    pruneOld(cacheDir, name);
     return { exports: module.exports, cache: 'written' };
   } catch {
     return { exports: module.exports, cache: 'unwritable' };

@@ -62,12 +62,20 @@ test('the cache is written on the first load and used on the next', async () => 
   assert.equal(loadInChild(file, cacheDir, 'b1'), 'used 42');
 });
 
-test('another build id writes its own cache and removes the old one', async () => {
+test('other build ids write their own caches; the newest four are kept', async () => {
   const { file, cacheDir } = await bundle();
-  assert.equal(loadInChild(file, cacheDir, 'b1'), 'written 42');
-  assert.equal(loadInChild(file, cacheDir, 'b2'), 'written 42');
-  assert.deepEqual(await readdir(cacheDir), ['cli-main-b2.v8cache']);
-  assert.equal(loadInChild(file, cacheDir, 'b2'), 'used 42');
+  for (const id of ['b1', 'b2', 'b3', 'b4']) {
+    assert.equal(loadInChild(file, cacheDir, id), 'written 42');
+    await new Promise((resolve) => setTimeout(resolve, 20)); // distinct modification times
+  }
+  assert.equal(loadInChild(file, cacheDir, 'b1'), 'used 42', 'two checkouts side by side keep theirs');
+  assert.equal(loadInChild(file, cacheDir, 'b5'), 'written 42');
+  assert.deepEqual((await readdir(cacheDir)).sort(), [
+    'cli-main-b2.v8cache',
+    'cli-main-b3.v8cache',
+    'cli-main-b4.v8cache',
+    'cli-main-b5.v8cache',
+  ]);
 });
 
 test('data V8 refuses is replaced', async () => {
