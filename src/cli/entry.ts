@@ -11,21 +11,44 @@ declare const COG_BUILD_ID: string | undefined;
 
 type Cli = typeof MainModule;
 
-async function loadCli(env: NodeJS.ProcessEnv): Promise<Cli> {
+/** The CLI's main module (in the bundle: its code cache is saved when the process exits). */
+async function loadCli(env: NodeJS.ProcessEnv, command: string | undefined): Promise<Cli> {
   if (typeof COG_BUILD_ID === 'string') {
-    const [{ loadWithCodeCache }, { userDir }, { fileURLToPath }, { join }] = await Promise.all([
+    const [
+      { loadWithCodeCache },
+      { userDir },
+      { beforeV8FlagChange, v8FlagsChanged },
+      { fileURLToPath },
+      { join },
+    ] = await Promise.all([
       import('./code-cache.js'),
       import('../user-dirs.js'),
+      import('../v8-flags.js'),
       import('node:url'),
       import('node:path'),
     ]);
     const bundle = fileURLToPath(new URL('./cog-main.cjs', import.meta.url));
     const cacheDir = join(userDir(env, 'cache'), 'cog-ts', 'code-cache');
-    return loadWithCodeCache(bundle, cacheDir, COG_BUILD_ID).exports as Cli;
+    const variant = command && /^[a-z][a-z-]{0,30}$/.test(command) ? command : 'other';
+    const loaded = loadWithCodeCache(bundle, cacheDir, COG_BUILD_ID, variant);
+    // saved when the command is done, so that the functions it ran are in it: at exit, however the
+    // command ends (yargs' --version and --help exit themselves), or before a V8 flag changes (the
+    // registry client sets one), after which V8 would refuse it; never when a flag changed before
+    // the load (the up-to-date check may load the registry client)
+    if (!loaded.fromCache && !v8FlagsChanged()) {
+      let saved = false;
+      const save = () => {
+        if (!saved && !v8FlagsChanged()) loaded.save();
+        saved = true;
+      };
+      beforeV8FlagChange(save);
+      process.once('exit', save);
+    }
+    return loaded.exports as Cli;
   }
   // a specifier the bundler leaves alone: the bundled CLI never comes here, and must not carry main.js
   const modules = './main.js';
-  return import(modules) as Promise<Cli>;
+  return (await import(modules)) as Cli;
 }
 
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
@@ -34,6 +57,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     const { upToDateBuild } = await import('./up-to-date.js');
     if (await upToDateBuild(argv.slice(1), processIo(), process.cwd())) return 0;
   }
-  const cli = await loadCli(process.env);
+  const cli = await loadCli(process.env, argv[0]);
   return cli.main(argv);
 }

@@ -4,16 +4,16 @@
  * agent, none of which we use: ~120 ms of every `cog push`/`inspect`/`login` on this machine (about
  * 45 ms with these two modules). The types are undici's own (undici-parts.d.ts).
  */
-import { setFlagsFromString } from 'node:v8';
 import type { Dispatcher } from 'undici';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import apiRequest from 'undici/lib/api/api-request.js';
+import { setV8Flag } from '../v8-flags.js';
 
 // undici parses HTTP with llhttp compiled to WebAssembly, on the first connection. V8 compiles it
 // quickly (Liftoff), then optimises it again on a background thread, and the process waits for that
 // job before it can exit: ~150 ms at the end of every registry command here, for a parser that reads
 // response headers and passes bodies through. Liftoff's code is enough.
-setFlagsFromString('--liftoff-only');
+setV8Flag('--liftoff-only');
 
 export { Agent };
 
