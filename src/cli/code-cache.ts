@@ -1,6 +1,6 @@
 /**
  * Loads a CommonJS bundle (the CLI's dist/cog-main.cjs) with a V8 code cache. Node 20 keeps no compile
- * cache for ES modules (module.enableCompileCache arrived in Node 22), and compiling the ~3 MB bundle
+ * cache for ES modules (module.enableCompileCache arrived in Node 22), and compiling the ~2 MB bundle
  * took ~45 ms of every command that loads it (CPU profile of a source-only `cog build`).
  *
  * The cache lives in the user's cache directory, one file per cog-ts build and command (a new build,
