@@ -36,10 +36,12 @@ async function loadCli(env: NodeJS.ProcessEnv, command: string | undefined): Pro
     // registry client sets one), after which V8 would refuse it; never when a flag changed before
     // the load (the up-to-date check may load the registry client)
     if (!loaded.fromCache && !v8FlagsChanged()) {
+      // the hook runs before any flag change, so by exit the cache is either saved or still valid
       let saved = false;
       const save = () => {
-        if (!saved && !v8FlagsChanged()) loaded.save();
+        if (saved) return;
         saved = true;
+        loaded.save();
       };
       beforeV8FlagChange(save);
       process.once('exit', save);
