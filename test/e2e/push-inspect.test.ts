@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
+import { basicAuth, writeDockerLogin } from '../support/docker-config.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
@@ -294,9 +295,13 @@ describe('cog push to the htpasswd registry', () => {
   });
 
   test('with credentials in DOCKER_CONFIG it pushes, and the password appears nowhere', async () => {
-    const cfg = await tempDir('cogts-push-cfg-');
-    const auth = Buffer.from(`${tb.authUser}:${tb.authPassword}`).toString('base64');
-    await writeFile(join(cfg, 'config.json'), JSON.stringify({ auths: { [tb.authRegistry]: { auth } } }));
+    const cfg = await writeDockerLogin(
+      await tempDir('cogts-push-cfg-'),
+      tb.authRegistry,
+      tb.authUser,
+      tb.authPassword,
+    );
+    const auth = basicAuth(tb.authUser, tb.authPassword);
     const r = await pushOk(`${tb.authRegistry}/${repo}:v1`, { DOCKER_CONFIG: cfg });
     for (const secret of [tb.authPassword, auth]) {
       assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'no credential in the output');

@@ -20,6 +20,7 @@ import {
 import { execOk } from '../support/exec.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { type LayoutImage, writeLayout } from '../support/registry-fixtures.js';
+import { writeDockerLogin } from '../support/docker-config.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, type Testbed } from '../support/testbed.js';
 
@@ -66,10 +67,7 @@ async function rawDigest(ref: string, creds?: string): Promise<string> {
 
 /** A DOCKER_CONFIG directory with a login for `host`. */
 async function dockerConfigFor(host: string, user: string, password: string): Promise<string> {
-  const dir = await tempDir('cogts-reg-dockercfg-');
-  const auth = Buffer.from(`${user}:${password}`).toString('base64');
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [host]: { auth } } }));
-  return dir;
+  return writeDockerLogin(await tempDir('cogts-reg-dockercfg-'), host, user, password);
 }
 
 function client(env: NodeJS.ProcessEnv = {}) {

@@ -2,13 +2,14 @@
 // record without buildkitd (same digest, the warnings again); --pull, an edit, a changed variable, a
 // lost store image or a moved registry tag send it back to buildkitd.
 import assert from 'node:assert/strict';
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageStore } from '../../src/image/store.js';
 import { exec, execOk } from '../support/exec.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
+import { writeDockerLogin } from '../support/docker-config.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
@@ -157,12 +158,11 @@ test(
   { timeout: 600_000 },
   async () => {
     const project = await helloProject('project-auth');
-    const configDir = join(scratchDir, 'docker-config');
-    await mkdir(configDir, { recursive: true });
-    const auth = Buffer.from(`${tb.authUser}:${tb.authPassword}`).toString('base64');
-    await writeFile(
-      join(configDir, 'config.json'),
-      JSON.stringify({ auths: { [tb.authRegistry]: { auth } } }),
+    const configDir = await writeDockerLogin(
+      join(scratchDir, 'docker-config'),
+      tb.authRegistry,
+      tb.authUser,
+      tb.authPassword,
     );
     const ref = `${tb.authRegistry}/cogts-test/uptodate-auth:${tag}`;
     const first = await build(project, ['-t', ref, '--push'], { DOCKER_CONFIG: configDir });
