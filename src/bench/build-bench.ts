@@ -234,10 +234,9 @@ async function buildOurs(
 ): Promise<{ ms: number; out: string }> {
   const start = performance.now();
   const out = await exec(
-    process.execPath,
+    ourCli,
     // upstream's Dockerfile is generated with --use-cog-base-image=false: the same base for both
     [
-      ourCli,
       'build',
       '-t',
       imageRef(tb, fixture.name, 'ours'),
@@ -301,11 +300,17 @@ async function buildUpstream(
 }
 
 /** Median wall time of a command that does no build: the fixed cost of starting a CLI. */
-async function startupMs(tb: Testbed, program: string, args: readonly string[], cwd: string) {
+async function startupMs(
+  tb: Testbed,
+  program: string,
+  args: readonly string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = tb.env,
+) {
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const start = performance.now();
-    const out = await exec(program, args, { env: tb.env, cwd });
+    const out = await exec(program, args, { env, cwd });
     times.push(performance.now() - start);
     if (out.code !== 0) throw new Error(`${program} ${args.join(' ')} failed:\n${out.stderr}`);
   }
@@ -427,7 +432,7 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   const allAdjustments = new Map<string, Adjustment>();
   const started = performance.now();
-  let startup: { ours: number; upstream: number; node: number } | undefined;
+  let startup: { ours: number; upstream: number; node: number; nodeWithoutExtraCa?: number } | undefined;
   try {
     for (const [index, name] of fixtureNames.entries()) {
       const dirs = { ours: join(work, 'ours', name), upstream: join(work, 'upstream', name) };
@@ -445,9 +450,18 @@ async function main(): Promise<void> {
       }
       for (const a of adjustments) allAdjustments.set(a.line, a);
       startup ??= {
-        ours: await startupMs(tb, process.execPath, [ourCli, '--version'], dirs.ours),
+        ours: await startupMs(tb, ourCli, ['--version'], dirs.ours),
         // the floor of any Node CLI on this machine
         node: await startupMs(tb, process.execPath, ['-e', '0'], dirs.ours),
+        // what Node's start costs without parsing NODE_EXTRA_CA_CERTS, which bin/cog keeps from it
+        ...(tb.env.NODE_EXTRA_CA_CERTS
+          ? {
+              nodeWithoutExtraCa: await startupMs(tb, process.execPath, ['-e', '0'], dirs.ours, {
+                ...tb.env,
+                NODE_EXTRA_CA_CERTS: '',
+              }),
+            }
+          : {}),
         upstream: await startupMs(tb, upstream.stage, [join(work, 'startup-stage')], dirs.upstream),
       };
       if (verbose) console.log(`--- upstream Dockerfile for ${name} (as generated)\n${generated}\n---`);
@@ -507,7 +521,10 @@ async function main(): Promise<void> {
   const allMet = report(runs, fixtureNames);
   if (startup) {
     console.log(
-      `fixed costs (median of 3): Node starting (\`node -e 0\`) ${(startup.node / 1000).toFixed(2)} s; ` +
+      `fixed costs (median of 3): Node starting (\`node -e 0\`) ${(startup.node / 1000).toFixed(2)} s` +
+        (startup.nodeWithoutExtraCa === undefined
+          ? '; '
+          : ` (${(startup.nodeWithoutExtraCa / 1000).toFixed(2)} s without parsing NODE_EXTRA_CA_CERTS); `) +
         `our CLI starting (\`cog --version\`) ${(startup.ours / 1000).toFixed(2)} s; ` +
         `upstream's Dockerfile generation and staging (cog-stage) ${(startup.upstream / 1000).toFixed(2)} s`,
     );

@@ -8,8 +8,10 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { access, constants, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import { BuildkitClient, type TlsOptions } from './client.js';
 import { BuildkitError } from './errors.js';
+import { extraCaCertificates } from '../extra-ca.js';
 import { userDir } from '../user-dirs.js';
 
 export interface BuildkitConnection {
@@ -61,8 +63,9 @@ export async function connectBuildkit(options: ConnectOptions): Promise<Buildkit
   const { env } = options;
   const explicit = env.BUILDKIT_HOST?.trim();
   if (explicit) {
+    const tls = options.tls ? withExtraCa(options.tls, env) : undefined;
     const client = await BuildkitClient.connect(explicit, {
-      ...(options.tls ? { tls: options.tls } : {}),
+      ...(tls ? { tls } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
     });
     return external(client);
@@ -78,6 +81,19 @@ export async function connectBuildkit(options: ConnectOptions): Promise<Buildkit
     }
   }
   return startPrivateDaemon(options, uid, defaults);
+}
+
+/**
+ * TLS options whose server check trusts what the registry client trusts: a client certificate without
+ * --tlscacert checks buildkitd's against Node's roots plus SSL_CERT_FILE's and NODE_EXTRA_CA_CERTS'
+ * certificates (which bin/cog keeps out of Node's own roots, see extra-ca.ts). Unchanged when a CA is
+ * given, none is configured, or TLS is off.
+ */
+function withExtraCa(tls: TlsOptions, env: NodeJS.ProcessEnv): TlsOptions {
+  if (tls.caCert || !tls.cert) return tls;
+  const extra = extraCaCertificates(env);
+  if (!extra || extra.length === 0) return tls;
+  return { ...tls, caCert: Buffer.from([...rootCertificates, ...extra].join('\n')) };
 }
 
 function external(client: BuildkitClient): BuildkitConnection {

@@ -8,13 +8,14 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { Agent, dispatchRequest } from './http-agent.js';
 import { CogError } from '../errors.js';
+import { secureContextWithExtraCa } from '../extra-ca.js';
 import { type Challenge, pickChallenge } from './challenge.js';
 import { type ErrorContext, RegistryError, headerValue, redactUrl, responseError } from './errors.js';
 import { type Keychain, type RegistryCredentials, defaultKeychain } from './keychain.js';
 import { type RepositoryRef, apiHost } from './reference.js';
 import { type RetryPolicy, defaultRetryPolicy, withRetry } from './retry.js';
 import { insecureRegistries, isInsecureHost } from './settings.js';
-import { registrySecureContext, tlsTrustHint } from './tls-trust.js';
+import { tlsTrustHint } from './tls-trust.js';
 
 /** A request body: bytes, or a function that opens a fresh stream (so the request can be replayed). */
 export type RequestBody = Buffer | string | (() => Readable) | undefined;
@@ -92,7 +93,7 @@ export class RegistryClient {
     this.retry = options.retry ?? defaultRetryPolicy;
     this.userAgent = options.userAgent ?? 'cog-ts';
     this.ownsDispatcher = options.dispatcher === undefined;
-    const secureContext = options.dispatcher ? undefined : registrySecureContext(env);
+    const secureContext = options.dispatcher ? undefined : secureContextWithExtraCa(env);
     this.dispatcher =
       options.dispatcher ??
       new Agent({

@@ -9,9 +9,10 @@
  * (for Replicate-compatible hosts and tests); every other host gets the username/password flow. We do
  * not probe unknown registries for the Replicate endpoints.
  */
-import { request } from 'undici';
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
+import { secureContextWithExtraCa } from '../extra-ca.js';
+import { Agent, dispatchRequest } from './http-agent.js';
 import { defaultReplicateHost, insecureRegistries, isInsecureHost } from './settings.js';
 
 export { defaultRegistryHost, defaultReplicateHost } from './settings.js';
@@ -46,33 +47,41 @@ async function call(
   init: { method: 'GET' | 'POST'; body?: string; headers?: Record<string, string> },
   options: ReplicateAuthOptions,
 ): Promise<{ status: number; json: unknown }> {
-  const url = `${replicateBaseUrl(host, options.env ?? process.env)}${path}`;
-  let res;
+  const env = options.env ?? process.env;
+  const url = `${replicateBaseUrl(host, env)}${path}`;
+  // the trust the registry client has: Node's roots plus SSL_CERT_FILE's and NODE_EXTRA_CA_CERTS'
+  const secureContext = secureContextWithExtraCa(env);
+  const dispatcher = new Agent(secureContext ? { connect: { secureContext } } : {});
   try {
-    res = await request(url, {
-      method: init.method,
-      headers: { 'user-agent': 'cog-ts', accept: 'application/json', ...(init.headers ?? {}) },
-      ...(init.body === undefined ? {} : { body: init.body }),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-  } catch (err) {
-    const code = (err as { code?: string }).code ?? (err as Error).message;
-    throw new CogError(
-      `cannot reach ${normalizeRegistryHost(host)}: ${init.method} ${url} failed (${code})`,
-      {
-        hint: 'check the registry address and your network',
-        cause: err,
-      },
-    );
+    let res;
+    try {
+      res = await dispatchRequest(dispatcher, url, {
+        method: init.method,
+        headers: { 'user-agent': 'cog-ts', accept: 'application/json', ...(init.headers ?? {}) },
+        ...(init.body === undefined ? {} : { body: init.body }),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? (err as Error).message;
+      throw new CogError(
+        `cannot reach ${normalizeRegistryHost(host)}: ${init.method} ${url} failed (${code})`,
+        {
+          hint: 'check the registry address and your network',
+          cause: err,
+        },
+      );
+    }
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.statusCode, json };
+  } finally {
+    await dispatcher.close();
   }
-  const text = await res.body.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, json };
 }
 
 const stringField = (json: unknown, name: string): string | undefined => {

@@ -164,6 +164,22 @@ test(
   },
 );
 
+test(
+  "with NODE_EXTRA_CA_CERTS, which bin/cog keeps out of Node's start-up and adds itself, push and inspect work over HTTPS",
+  { timeout: 300_000 },
+  async () => {
+    const target = `${registry}/cogts/tls-node-extra:${run}`;
+    const trust = { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') };
+    const r = await cogIn(['push', target, '--progress', 'plain'], trust);
+    assert.equal(r.code, 0, explain(r));
+    const digest = /@(sha256:[0-9a-f]{64})$/.exec(r.stdout.trim())?.[1];
+    assert.ok(digest, `stdout ends with the digest: ${r.stdout}`);
+    const inspected = await cogIn(['inspect', target, '--remote', '--json'], trust);
+    assert.equal(inspected.code, 0, explain(inspected));
+    assert.equal((JSON.parse(inspected.stdout) as { digest?: string }).digest, digest);
+  },
+);
+
 test('an unreadable SSL_CERT_FILE is an error that names the variable', { timeout: 120_000 }, async () => {
   const r = await cogIn(['inspect', `${registry}/cogts/not-in-the-store:${run}`], {
     SSL_CERT_FILE: join(dir, 'no-such-ca.pem'),

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { delimiter, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { plannedCommands } from '../../src/cli/commands.js';
 import { NotImplementedError } from '../../src/errors.js';
 import { exec } from '../support/exec.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { repoRoot } from '../support/testbed.js';
 
 const cog = `${repoRoot}bin/cog`;
+const tempDir = tempDirsRemovedAfterTests();
 
 describe('bin/cog', () => {
   test('--version prints the package version', async () => {
@@ -47,5 +50,46 @@ describe('bin/cog', () => {
     const result = await exec(cog, []);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /Name a command/);
+  });
+
+  test('runs through the links npm makes to it, absolute and relative', async () => {
+    const dir = await tempDir('cogts-bin-link-');
+    await mkdir(join(dir, '.bin'));
+    await symlink(cog, join(dir, 'cog-absolute'));
+    // npm's node_modules/.bin/cog -> ../cog-ts/bin/cog, and a link to that link
+    await symlink(relative(join(dir, '.bin'), cog), join(dir, '.bin', 'cog'));
+    await symlink(join('.bin', 'cog'), join(dir, 'cog-twice'));
+    for (const link of ['cog-absolute', join('.bin', 'cog'), 'cog-twice']) {
+      const result = await exec(join(dir, link), ['--version']);
+      assert.equal(result.code, 0, `${link}: ${result.stderr}`);
+      assert.match(result.stdout, /\(cog-ts\)/);
+    }
+  });
+
+  test("NODE_EXTRA_CA_CERTS stays out of Node's start-up; the processes cog starts get it back", async () => {
+    const dir = await tempDir('cogts-bin-ca-');
+    // readable, but a broken certificate: Node warns about it when it reads the file at start-up
+    const file = join(dir, 'broken.pem');
+    await writeFile(file, '-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n');
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: file };
+    delete env.COG_NODE_EXTRA_CA_CERTS;
+    const plain = await exec(process.execPath, ['-e', '0'], { env });
+    assert.match(plain.stderr, /Ignoring extra certs/, 'plain Node reads the file at start-up');
+    const version = await exec(cog, ['--version'], { env });
+    assert.equal(version.code, 0, version.stderr);
+    assert.equal(version.stderr, '', 'bin/cog started Node without it');
+
+    // a credential helper cog runs sees the variable as the user set it
+    await writeFile(
+      join(dir, 'docker-credential-cogtsenv'),
+      `#!/bin/sh\ncat > /dev/null\nprintf '%s' "$NODE_EXTRA_CA_CERTS" > "${dir}/seen.$1"\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ credsStore: 'cogtsenv' }));
+    const logout = await exec(cog, ['logout', '127.0.0.1:5999'], {
+      env: { ...env, DOCKER_CONFIG: dir, PATH: `${dir}${delimiter}${process.env.PATH ?? ''}` },
+    });
+    assert.equal(logout.code, 0, logout.stderr);
+    assert.equal(await readFile(join(dir, 'seen.erase'), 'utf8'), file);
   });
 });

@@ -1,0 +1,21 @@
+// What bin/cog runs with Node: the built CLI. `npm run build` (or `npm test`) produces dist/: the bundle
+// dist/cog.mjs (fast to load), else the per-module output.
+import { existsSync } from 'node:fs';
+import process from 'node:process';
+import { URL, fileURLToPath } from 'node:url';
+
+const bundle = fileURLToPath(new URL('../dist/cog.mjs', import.meta.url));
+const modules = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+const entry = existsSync(bundle) ? bundle : modules;
+if (!existsSync(entry)) {
+  process.stderr.write(
+    `cog: the CLI is not built (${modules} is missing)\nhint: run \`npm ci && npm run build\` in the cog-ts checkout\n`,
+  );
+  process.exit(1);
+}
+// bin/cog held NODE_EXTRA_CA_CERTS back from Node's start-up (see there); the processes cog starts
+// (credential helpers, git, …) get it as it was set
+const heldBack = process.env.COG_NODE_EXTRA_CA_CERTS;
+if (heldBack && !process.env.NODE_EXTRA_CA_CERTS) process.env.NODE_EXTRA_CA_CERTS = heldBack;
+const { main } = await import(entry);
+process.exitCode = await main(process.argv.slice(2));
