@@ -54,10 +54,17 @@ export async function readCaCert(env: NodeJS.ProcessEnv): Promise<string | undef
   return `${certs.join('\n')}\n`;
 }
 
-/** The OpenAPI schema file a build takes instead of generating one: --openapi-schema, else COG_OPENAPI_SCHEMA. */
-export function schemaOverridePath(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
-  const file = flag ?? env.COG_OPENAPI_SCHEMA;
-  return file ? resolve(file) : undefined;
+/**
+ * The OpenAPI schema file a build takes instead of generating one: --openapi-schema, else
+ * COG_OPENAPI_SCHEMA. `named` is how the user gave it, for messages.
+ */
+export function schemaOverride(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+): { readonly path: string; readonly named: string } | undefined {
+  if (flag) return { path: resolve(flag), named: `--openapi-schema ${flag}` };
+  const value = env.COG_OPENAPI_SCHEMA;
+  return value ? { path: resolve(value), named: `COG_OPENAPI_SCHEMA=${value}` } : undefined;
 }
 
 // child_process is loaded when git is needed: `cog build`'s up-to-date check seldom needs it

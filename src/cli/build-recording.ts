@@ -15,7 +15,7 @@ import {
   recordsDir,
   writeRecord,
 } from '../build/build-record.js';
-import { caCertPath, schemaOverridePath } from '../build/host-facts.js';
+import { caCertPath, schemaOverride } from '../build/host-facts.js';
 import { packageRoot } from '../package-root.js';
 import type { BuildArgs, PreparedBuild } from './build.js';
 import type { CommandIo } from './debug-solve.js';
@@ -57,8 +57,8 @@ function externalInputs(prepared: PreparedBuild, args: BuildArgs, env: NodeJS.Pr
   if (coglet?.kind === 'file') paths.push(coglet.path);
   const caCert = caCertPath(env);
   if (caCert) paths.push(resolve(caCert));
-  const schema = schemaOverridePath(args.openapiSchema, env);
-  if (schema) paths.push(schema);
+  const schema = schemaOverride(args.openapiSchema, env);
+  if (schema) paths.push(schema.path);
   return paths.map((path) => ({ path }));
 }
 

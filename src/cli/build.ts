@@ -19,7 +19,7 @@ import {
   cogBasePatchWarning,
   isCogBaseProbe,
 } from '../build/cog-base.js';
-import { gitLabels, readCaCert, schemaOverridePath } from '../build/host-facts.js';
+import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
 import { secretKeysFor } from '../build/secret-keys.js';
 import { findProjectWeights } from '../build/project-listing.js';
@@ -91,13 +91,14 @@ async function schemaFor(
   args: { openapiSchema: string | undefined },
   env: NodeJS.ProcessEnv,
 ) {
-  const path = schemaOverridePath(args.openapiSchema, env);
-  if (path) {
+  const override = schemaOverride(args.openapiSchema, env);
+  if (override) {
     try {
-      return JSON.stringify(JSON.parse(await readFile(path, 'utf8')));
+      return JSON.stringify(JSON.parse(await readFile(override.path, 'utf8')));
     } catch (err) {
-      const file = args.openapiSchema ?? env.COG_OPENAPI_SCHEMA;
-      throw new CogError(`--openapi-schema ${file}: not a readable JSON file (${(err as Error).message})`);
+      throw new CogError(`${override.named}: not a readable JSON file (${(err as Error).message})`, {
+        hint: 'give the path of an OpenAPI schema in JSON, or leave it out to generate the schema',
+      });
     }
   }
   const { predict, train } = loaded.completed;

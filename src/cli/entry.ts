@@ -7,6 +7,8 @@
 import type * as MainModule from './main.js';
 import { processIo } from './process-io.js';
 
+// defined by scripts/bundle.mjs (see cogBuildId in up-to-date.ts); declared here too, not imported: a
+// module both bundles share becomes a chunk of its own, one more file every command loads
 declare const COG_BUILD_ID: string | undefined;
 
 type Cli = typeof MainModule;
