@@ -24,6 +24,7 @@ import {
   cogBaseLabels,
   cogBaseProbeName,
   cogBaseUnavailable,
+  fallbackProbeName,
   onCogBase,
   withoutCogBase,
 } from './cog-base.js';
@@ -100,7 +101,7 @@ export async function chooseBase(
       throw cogBaseUnavailable(candidate.image, reason(err));
     }
   }
-  const fallback = resolve(input.baseImage);
+  const fallback = resolve(input.baseImage, fallbackProbeName(input.baseImage));
   fallback.catch(() => undefined); // awaited below when needed; unused when the cog-base image resolves
   try {
     return await onCandidate(cogBaseProbeName(candidate.image));

@@ -86,14 +86,25 @@ export function cogBasePatchWarning(pythonVersion: string | null): string | unde
 }
 
 const probePrefix = '[internal] look for the cog-base image ';
+const fallbackPrefix = '[internal] look for the base image to use without cog-base ';
 
 /** The progress name of the auto-mode lookup, which the progress display hides (its failure is a warning). */
 export function cogBaseProbeName(image: string): string {
   return `${probePrefix}${image}`;
 }
 
+/**
+ * The progress name of the fallback base's lookup, made alongside the cog-base one in auto mode and
+ * hidden too: when the cog-base image resolves, its outcome does not matter (a failure would show as a
+ * failed step of a build that succeeded); when the build falls back, the warning names the base.
+ */
+export function fallbackProbeName(image: string): string {
+  return `${fallbackPrefix}${image}`;
+}
+
+/** Whether a progress vertex is one of auto mode's lookups (see the two names above). */
 export function isCogBaseProbe(vertexName: string): boolean {
-  return vertexName.startsWith(probePrefix);
+  return vertexName.startsWith(probePrefix) || vertexName.startsWith(fallbackPrefix);
 }
 
 /** The error for a required cog-base image the daemon could not resolve. */

@@ -1,5 +1,6 @@
 // cog-base images on the test bed: with COG_REGISTRY_HOST at the test registry, a Python 3.13 model
-// builds FROM the TEST-ONLY stand-in cog-base:python3.13 (scripts/testbed) and starts READY; a required
+// builds FROM the TEST-ONLY stand-in cog-base:python3.13 (scripts/testbed) and starts READY, and a GPU
+// model pinning torch builds FROM the GPU stand-in cog-base:cuda12.4-python3.11-torch2.5.1; a required
 // cog-base image that does not exist fails naming it; auto mode falls back with one warning.
 import assert from 'node:assert/strict';
 import { cp, readFile, writeFile } from 'node:fs/promises';
@@ -17,6 +18,7 @@ const tempDir = tempDirsRemovedAfterTests();
 let tb: Testbed;
 let scratchDir: string;
 let hello313: string;
+let gpuTorch: string;
 
 before(async () => {
   tb = await ensureTestbed();
@@ -27,6 +29,15 @@ before(async () => {
   await writeFile(
     join(hello313, 'cog.yaml'),
     yaml.replace("python_version: '3.11'", "python_version: '3.13'"),
+  );
+  // the gpu fixture (gpu: true, Python 3.11) with torch pinned: CUDA 12.4 and that cog-base tag
+  gpuTorch = join(scratchDir, 'gpu-torch');
+  await cp(join(repoRoot, 'fixtures', 'models', 'gpu'), gpuTorch, { recursive: true });
+  await writeFile(join(gpuTorch, 'requirements.txt'), 'torch==2.5.1\n');
+  const gpuYaml = await readFile(join(gpuTorch, 'cog.yaml'), 'utf8');
+  await writeFile(
+    join(gpuTorch, 'cog.yaml'),
+    gpuYaml.replace('build:\n', 'build:\n  python_requirements: requirements.txt\n'),
   );
 });
 
@@ -78,6 +89,45 @@ test(
     assert.equal(labels['run.cog.cog-base-image-last-layer-idx'], String(base.rootfs.diff_ids.length - 1));
     assert.deepEqual(image.config.Entrypoint, ['/sbin/tini', '--']);
     assert.equal(labels['run.cog.has_init'], 'true');
+  },
+);
+
+test(
+  'a GPU model pinning torch builds FROM the GPU cog-base stand-in, keeps its torch, and starts READY',
+  { timeout: 900_000 },
+  async () => {
+    const ref = `${tb.registry}/cogts-test/cog-base-gpu:${tag}`;
+    const out = await exec(cog, ['build', '-t', ref, '--push', '--smoke-test', '--progress', 'plain'], {
+      env: env(),
+      cwd: gpuTorch,
+    });
+    assert.equal(out.code, 0, out.stderr.slice(-4000));
+    // the stand-in sets CUDA_VERSION as the real image does; the runner answers with it
+    assert.match(out.stderr, /^Smoke test: .*READY; prediction succeeded, output "cuda base: 12\.4\.1"$/m);
+    assert.doesNotMatch(out.stderr, /cog: warning/);
+    // the nvidia/cuda fallback, looked up alongside and missing on the test bed, is not a failed step
+    assert.doesNotMatch(out.stderr, /ERROR|^------$/m);
+    const steps = stepsFromPlainProgress(out.stderr);
+    const all = [...steps.ran, ...steps.cached];
+    assert.ok(all.includes('install requirements'), all.join(', '));
+    for (const name of ['install tini', 'install Python build tools', 'install Python 3.11 with uv'])
+      assert.ok(!all.includes(name), name);
+
+    const baseName = `${tb.registry}/cog-base:cuda12.4-python3.11-torch2.5.1`;
+    const [image, base] = await Promise.all([configOf(ref), configOf(baseName)]);
+    const labels = image.config.Labels ?? {};
+    assert.deepEqual(image.rootfs.diff_ids.slice(0, base.rootfs.diff_ids.length), base.rootfs.diff_ids);
+    assert.equal(labels['org.cogts.testbed.standin'], 'cog-base-gpu');
+    assert.equal(labels['run.cog.cog-base-image-name'], baseName);
+    // pip found the base's torch 2.5.1 (metadata only in the stand-in) and installed none: the layers
+    // the build added are small, and pip freeze lists the base's torch
+    assert.match(labels['run.cog.pip_freeze'] ?? '', /^torch==2\.5\.1$/m);
+    const manifest = JSON.parse(
+      (await execOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout,
+    ) as { layers: { size: number }[] };
+    const added = manifest.layers.slice(base.rootfs.diff_ids.length).reduce((n, l) => n + l.size, 0);
+    assert.ok(added < 100 * 2 ** 20, `the build added ${added} bytes of layers`);
+    assert.equal(JSON.parse(labels['run.cog.config'] ?? '{}').build?.cuda, '12.4');
   },
 );
 

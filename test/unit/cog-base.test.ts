@@ -154,7 +154,10 @@ test('auto: cog-base and fallback are looked up at once; the cog-base image wins
   await new Promise((r) => setImmediate(r));
   // both asked before either answered
   assert.deepEqual(asked.map((a) => a.ref).sort(), [cogBaseRef, fallbackRef].sort());
+  // both hidden from the progress display: the fallback's outcome does not matter here
   assert.ok(isCogBaseProbe(asked.find((a) => a.ref === cogBaseRef)?.logName ?? ''));
+  assert.ok(isCogBaseProbe(asked.find((a) => a.ref === fallbackRef)?.logName ?? ''));
+  assert.ok(!isCogBaseProbe(`[internal] load metadata for ${fallbackRef}`));
   await settleAll();
   const result = await chosen;
   assert.equal(result.input.baseKind, 'cog-base');
