@@ -56,23 +56,26 @@ async function configOf(ref: string): Promise<ImageConfig> {
   return JSON.parse(out.stdout) as ImageConfig;
 }
 
+/** `cog build --push --smoke-test` of the project in `cwd` to a new tag of `repository`; must succeed. */
+async function buildAndPush(repository: string, cwd: string): Promise<{ ref: string; stderr: string }> {
+  const ref = `${tb.registry}/cogts-test/${repository}:${tag}`;
+  const out = await exec(cog, ['build', '-t', ref, '--push', '--smoke-test', '--progress', 'plain'], {
+    env: env(),
+    cwd,
+  });
+  assert.equal(out.code, 0, out.stderr.slice(-4000));
+  return { ref, stderr: out.stderr };
+}
+
 test(
   'a Python 3.13 model builds FROM the cog-base stand-in, labelled, and starts READY',
   { timeout: 900_000 },
   async () => {
-    const ref = `${tb.registry}/cogts-test/cog-base-hello:${tag}`;
-    const out = await exec(cog, ['build', '-t', ref, '--push', '--smoke-test', '--progress', 'plain'], {
-      env: env(),
-      cwd: hello313,
-    });
-    assert.equal(out.code, 0, out.stderr.slice(-4000));
-    assert.match(
-      out.stderr,
-      /^Smoke test: \/health-check READY; prediction succeeded, output "hello world"$/m,
-    );
-    assert.doesNotMatch(out.stderr, /cog: warning/);
+    const { ref, stderr } = await buildAndPush('cog-base-hello', hello313);
+    assert.match(stderr, /^Smoke test: \/health-check READY; prediction succeeded, output "hello world"$/m);
+    assert.doesNotMatch(stderr, /cog: warning/);
     // tini, the preamble and ldconfig come with the base
-    const steps = stepsFromPlainProgress(out.stderr);
+    const steps = stepsFromPlainProgress(stderr);
     const all = [...steps.ran, ...steps.cached];
     assert.ok(all.includes('copy uv'), all.join(', '));
     for (const name of ['install tini', 'register Python shared libraries'])
@@ -96,18 +99,13 @@ test(
   'a GPU model pinning torch builds FROM the GPU cog-base stand-in, keeps its torch, and starts READY',
   { timeout: 900_000 },
   async () => {
-    const ref = `${tb.registry}/cogts-test/cog-base-gpu:${tag}`;
-    const out = await exec(cog, ['build', '-t', ref, '--push', '--smoke-test', '--progress', 'plain'], {
-      env: env(),
-      cwd: gpuTorch,
-    });
-    assert.equal(out.code, 0, out.stderr.slice(-4000));
+    const { ref, stderr } = await buildAndPush('cog-base-gpu', gpuTorch);
     // the stand-in sets CUDA_VERSION as the real image does; the runner answers with it
-    assert.match(out.stderr, /^Smoke test: .*READY; prediction succeeded, output "cuda base: 12\.4\.1"$/m);
-    assert.doesNotMatch(out.stderr, /cog: warning/);
+    assert.match(stderr, /^Smoke test: .*READY; prediction succeeded, output "cuda base: 12\.4\.1"$/m);
+    assert.doesNotMatch(stderr, /cog: warning/);
     // the nvidia/cuda fallback, looked up alongside and missing on the test bed, is not a failed step
-    assert.doesNotMatch(out.stderr, /ERROR|^------$/m);
-    const steps = stepsFromPlainProgress(out.stderr);
+    assert.doesNotMatch(stderr, /ERROR|^------$/m);
+    const steps = stepsFromPlainProgress(stderr);
     const all = [...steps.ran, ...steps.cached];
     assert.ok(all.includes('install requirements'), all.join(', '));
     for (const name of ['install tini', 'install Python build tools', 'install Python 3.11 with uv'])
