@@ -165,6 +165,25 @@ test(
   },
 );
 
+test(
+  "a client certificate without --tlscacert checks the daemon's against NODE_EXTRA_CA_CERTS",
+  { timeout: 120_000 },
+  async () => {
+    const clientOnly = ['--tlscert', join(dir, 'client.pem'), '--tlskey', join(dir, 'client.key')];
+    const args = ['debug', 'solve', '--example', 'file-symlink', '--progress', 'quiet', ...clientOnly];
+    const env: NodeJS.ProcessEnv = { ...tb.env, BUILDKIT_HOST: host };
+    delete env.SSL_CERT_FILE;
+    delete env.NODE_EXTRA_CA_CERTS;
+    // Node's roots alone do not know the test CA
+    const untrusted = await exec(cog, args, { env });
+    assert.notEqual(untrusted.code, 0, untrusted.stderr);
+    // bin/cog keeps the file out of Node's start-up; cog adds its certificates to this connection
+    const trusted = await exec(cog, args, { env: { ...env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') } });
+    assert.equal(trusted.code, 0, trusted.stderr);
+    assert.match(trusted.stderr, new RegExp(`cog: build [0-9a-z]{25} on ${host.replace(/[.]/g, '\\.')}`));
+  },
+);
+
 test('--tlscert without --tlskey is refused before connecting', async () => {
   const out = await exec(
     cog,
