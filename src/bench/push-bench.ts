@@ -260,10 +260,6 @@ async function findCrane(tb: Testbed): Promise<string> {
 }
 
 /**
- * Deletes a repository the bench pushed, and the blobs it links, from the registry's storage (their
- * content is fresh, so no other repository links them). Best effort.
- */
-/**
  * Writes the page cache's dirty data to disk (`sync`): called after the bench writes a fresh layout and
  * after a run's files are deleted, so that the kernel's write-back of the bench's own gigabytes does not
  * land inside the next timed push (it did: whichever tool went first after a 2 GiB layout was written
@@ -273,6 +269,10 @@ async function flushToDisk(env: NodeJS.ProcessEnv): Promise<void> {
   await run('sync', [], env);
 }
 
+/**
+ * Deletes a repository the bench pushed, and the blobs it links, from the registry's storage (their
+ * content is fresh, so no other repository links them). Best effort.
+ */
 async function dropRepository(repository: string): Promise<void> {
   const root = join(testbedCache(), 'registry', 'docker', 'registry', 'v2');
   const repoDir = join(root, 'repositories', repository);

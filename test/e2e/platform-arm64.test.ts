@@ -1,7 +1,7 @@
 // `cog build --platform linux/arm64` of a CPU model on the test bed, whose python:3.11-slim and uv images
 // are multi-platform and whose buildkitd runs arm64 under QEMU (scripts/testbed: binfmt_misc): the image
 // is an arm64 image on the arm64 base, and its smoke test (the server started inside it, emulated)
-// answers. The amd64 build of the same project is unchanged by the other platform's existence.
+// answers; the base it names is the index's arm64 image, not its amd64 one.
 import assert from 'node:assert/strict';
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
