@@ -334,57 +334,80 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     ...(toStore ? { [exportStoreId]: { root: store.root, writable: true } } : {}),
   };
   if (Object.keys(stores).length > 0) services.push(contentService(stores));
-  const built = await withBuildkit(
-    io,
-    {
-      progress: args.progress,
-      tls: args.tls,
-      services,
-      sharedKey: `cog:${loaded.projectDir}`,
-      // a cog-base probe that fails is a fallback with a warning, not a failed step
-      hideSteps: isCogBaseProbe,
-    },
-    ({ client, session, ref, signal, onStatus }) =>
-      buildModel(client, {
-        input,
-        session,
-        ref,
-        exporters: exports.exporters,
-        cacheImports: caches.imports,
-        cacheExports: caches.exports,
-        sharedKeyHint: `cog:${loaded.projectDir}`,
-        warn,
-        noCache: args.noCache,
-        signal,
-        onStatus,
-        ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
-      }),
-  );
-  await caches.finish(built.exporterResponse);
-  const digest = built.exporterResponse['containerimage.digest'] ?? '';
-  if (toStore) await store.tag(imageName, exportedManifest(built.exporterResponse));
-  if (args.metadataFile) {
-    await writeFile(
-      args.metadataFile,
-      `${JSON.stringify({ ...built.exporterResponse, 'image.name': imageName, 'cog.build.ref': built.ref }, null, 2)}\n`,
+  // while this build writes into the store, no other cog removes blobs from it
+  const lease = toStore ? await store.lease() : undefined;
+  try {
+    const built = await withBuildkit(
+      io,
+      {
+        progress: args.progress,
+        tls: args.tls,
+        services,
+        sharedKey: `cog:${loaded.projectDir}`,
+        // a cog-base probe that fails is a fallback with a warning, not a failed step
+        hideSteps: isCogBaseProbe,
+      },
+      ({ client, session, ref, signal, onStatus }) =>
+        buildModel(client, {
+          input,
+          session,
+          ref,
+          exporters: exports.exporters,
+          cacheImports: caches.imports,
+          cacheExports: caches.exports,
+          sharedKeyHint: `cog:${loaded.projectDir}`,
+          warn,
+          noCache: args.noCache,
+          signal,
+          onStatus,
+          ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
+        }),
     );
+    await caches.finish(built.exporterResponse);
+    const digest = built.exporterResponse['containerimage.digest'] ?? '';
+    if (toStore) {
+      const manifest = exportedManifest(built.exporterResponse);
+      const previous = await store.tag(imageName, manifest);
+      if (previous?.digest !== manifest.digest) await collectStoreGarbage(store, io.stderr);
+    }
+    if (args.metadataFile) {
+      await writeFile(
+        args.metadataFile,
+        `${JSON.stringify({ ...built.exporterResponse, 'image.name': imageName, 'cog.build.ref': built.ref }, null, 2)}\n`,
+      );
+    }
+    if (built.smoke) {
+      const prediction = built.smoke.prediction
+        ? `; prediction ${built.smoke.prediction.status ?? '?'}, output ${JSON.stringify(built.smoke.prediction.output)}`
+        : '';
+      const line = `Smoke test: /health-check ${built.smoke.health?.status ?? '?'}${prediction}\n`;
+      // the same image passes the same test: an up-to-date answer shows its result again
+      recording?.notes.push(line);
+      io.stderr.write(line);
+    }
+    const output: RecordedOutput | undefined = toStore
+      ? { kind: 'store', root: store.root }
+      : args.push
+        ? pushedOutput(imageName, io.env)
+        : undefined;
+    if (recording && recordInputs && output)
+      finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
+    io.stderr.write(builtLine(imageName, digest, output));
+    return { imageName, digest, storeDir: toStore ? store.root : undefined };
+  } finally {
+    await lease?.release();
   }
-  if (built.smoke) {
-    const prediction = built.smoke.prediction
-      ? `; prediction ${built.smoke.prediction.status ?? '?'}, output ${JSON.stringify(built.smoke.prediction.output)}`
-      : '';
-    const line = `Smoke test: /health-check ${built.smoke.health?.status ?? '?'}${prediction}\n`;
-    // the same image passes the same test: an up-to-date answer shows its result again
-    recording?.notes.push(line);
-    io.stderr.write(line);
+}
+
+/**
+ * After a name moved to a new image, the blobs nothing names any more leave the store (a rebuilt
+ * project would otherwise keep every earlier source layer). A failure only warns: the image is built.
+ */
+async function collectStoreGarbage(store: ImageStore, stderr: NodeJS.WritableStream): Promise<void> {
+  try {
+    await store.collectGarbage();
+  } catch (err) {
+    const reason = (err as Error).message;
+    stderr.write(warningLine(`could not remove unused blobs from the image store ${store.root}: ${reason}`));
   }
-  const output: RecordedOutput | undefined = toStore
-    ? { kind: 'store', root: store.root }
-    : args.push
-      ? pushedOutput(imageName, io.env)
-      : undefined;
-  if (recording && recordInputs && output)
-    finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
-  io.stderr.write(builtLine(imageName, digest, output));
-  return { imageName, digest, storeDir: toStore ? store.root : undefined };
 }

@@ -73,102 +73,111 @@ export async function withModelContainer<T>(
   const sharedKey = prepared ? `cog:${prepared.loaded.projectDir}` : undefined;
   // IMAGE comes from the local image store when it is there, else from its registry
   const images = options.image === undefined ? undefined : localImages(io.env);
+  // the image's blobs stay in the store while it runs, even if its name moves to another image
+  const lease = await images?.store.lease({ ifExists: true });
 
   let result: { value: T } | undefined;
   /** set once the container runs: what the first Ctrl-C does instead of cancelling the build */
   let interruptHandler: (() => void) | undefined;
-  await withBuildkit(
-    io,
-    {
-      progress: options.progress,
-      defaultProgress: 'quiet',
-      tls: options.tls,
-      services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
-      ...(sharedKey ? { sharedKey } : {}),
-      hideSteps: isCogBaseProbe,
-      onInterruptDoing: () => (interruptHandler ? 'stopping the model' : 'cancelling the build'),
-    },
-    async ({ client, session, ref, signal, onStatus }) => {
-      // the solve gets its own signal: once the container runs, Ctrl-C first stops the process
-      const solveController = new AbortController();
-      let graceTimer: NodeJS.Timeout | undefined;
-      const onAbort = () => {
-        if (!interruptHandler) {
-          solveController.abort();
-          return;
+  try {
+    await withBuildkit(
+      io,
+      {
+        progress: options.progress,
+        defaultProgress: 'quiet',
+        tls: options.tls,
+        services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
+        ...(sharedKey ? { sharedKey } : {}),
+        hideSteps: isCogBaseProbe,
+        onInterruptDoing: () => (interruptHandler ? 'stopping the model' : 'cancelling the build'),
+      },
+      async ({ client, session, ref, signal, onStatus }) => {
+        // the solve gets its own signal: once the container runs, Ctrl-C first stops the process
+        const solveController = new AbortController();
+        let graceTimer: NodeJS.Timeout | undefined;
+        const onAbort = () => {
+          if (!interruptHandler) {
+            solveController.abort();
+            return;
+          }
+          graceTimer = setTimeout(() => solveController.abort(), stopGraceMs);
+          interruptHandler();
+        };
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          await gatewayBuild(
+            client,
+            {
+              session,
+              ref,
+              signal: solveController.signal,
+              onStatus,
+              // the server must be reachable on the daemon host's ports
+              entitlements: ['network.host'],
+            },
+            async (gw) => {
+              let model;
+              let config: OciImageConfig;
+              if (prepared) {
+                const { compiled } = await compileAgainstBase(
+                  gw,
+                  prepared.input,
+                  sharedKey ?? '',
+                  (message) => io.stderr.write(`cog: warning: ${message}\n`),
+                );
+                model = compiled.image;
+                config = compiled.config;
+              } else {
+                const resolved = await resolveModelImage(gw, options.image as string, {
+                  ...(images ? { local: { ...images, sessionId: session.id } } : {}),
+                });
+                model = resolved.state;
+                config = resolved.config;
+              }
+              if (imageNeedsGpu(config.config?.Labels)) {
+                // BuildKit's gateway containers (NewContainerRequest, v0.32) have no CDI devices field
+                io.stderr.write(
+                  'cog: warning: the model has build.gpu: true, but BuildKit cannot attach GPUs to the containers `cog serve`/`cog exec` run (only to build steps, which `cog predict` uses); it runs without a GPU\n',
+                );
+              }
+              const platform = {
+                OS: config.os ?? 'linux',
+                Architecture: config.architecture ?? 'amd64',
+              };
+              const rootRef = await gw.solve(model.marshal({ platform }).definition);
+              const container = await GatewayContainer.create(gw, {
+                mounts: [{ dest: '/', ref: rootRef }],
+                network: 'host',
+                platform,
+              });
+              try {
+                const value = await run({
+                  container,
+                  config: config.config ?? {},
+                  cwd: config.config?.WorkingDir || '/src',
+                  onInterrupt: (handler) => {
+                    interruptHandler = handler;
+                  },
+                });
+                result = { value };
+              } finally {
+                await container.release().catch(() => {});
+              }
+              return { ref: rootRef };
+            },
+          ).catch((err: unknown) => {
+            throw explainEntitlementError(err);
+          });
+        } finally {
+          clearTimeout(graceTimer);
+          signal.removeEventListener('abort', onAbort);
         }
-        graceTimer = setTimeout(() => solveController.abort(), stopGraceMs);
-        interruptHandler();
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-      try {
-        await gatewayBuild(
-          client,
-          {
-            session,
-            ref,
-            signal: solveController.signal,
-            onStatus,
-            // the server must be reachable on the daemon host's ports
-            entitlements: ['network.host'],
-          },
-          async (gw) => {
-            let model;
-            let config: OciImageConfig;
-            if (prepared) {
-              const { compiled } = await compileAgainstBase(gw, prepared.input, sharedKey ?? '', (message) =>
-                io.stderr.write(`cog: warning: ${message}\n`),
-              );
-              model = compiled.image;
-              config = compiled.config;
-            } else {
-              const resolved = await resolveModelImage(gw, options.image as string, {
-                ...(images ? { local: { ...images, sessionId: session.id } } : {}),
-              });
-              model = resolved.state;
-              config = resolved.config;
-            }
-            if (imageNeedsGpu(config.config?.Labels)) {
-              // BuildKit's gateway containers (NewContainerRequest, v0.32) have no CDI devices field
-              io.stderr.write(
-                'cog: warning: the model has build.gpu: true, but BuildKit cannot attach GPUs to the containers `cog serve`/`cog exec` run (only to build steps, which `cog predict` uses); it runs without a GPU\n',
-              );
-            }
-            const platform = {
-              OS: config.os ?? 'linux',
-              Architecture: config.architecture ?? 'amd64',
-            };
-            const rootRef = await gw.solve(model.marshal({ platform }).definition);
-            const container = await GatewayContainer.create(gw, {
-              mounts: [{ dest: '/', ref: rootRef }],
-              network: 'host',
-              platform,
-            });
-            try {
-              const value = await run({
-                container,
-                config: config.config ?? {},
-                cwd: config.config?.WorkingDir || '/src',
-                onInterrupt: (handler) => {
-                  interruptHandler = handler;
-                },
-              });
-              result = { value };
-            } finally {
-              await container.release().catch(() => {});
-            }
-            return { ref: rootRef };
-          },
-        ).catch((err: unknown) => {
-          throw explainEntitlementError(err);
-        });
-      } finally {
-        clearTimeout(graceTimer);
-        signal.removeEventListener('abort', onAbort);
-      }
-    },
-  );
+      },
+    );
+  } finally {
+    await lease?.release();
+  }
   if (!result) throw new Error('the model container finished without a result');
   return result.value;
 }

@@ -93,6 +93,8 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
 
   // IMAGE comes from the local image store when it is there, else from its registry
   const images = args.image === undefined ? undefined : localImages(io.env);
+  // the image's blobs stay in the store while it runs, even if its name moves to another image
+  const lease = await images?.store.lease({ ifExists: true });
   const inputDir = await mkdtemp(join(tmpdir(), 'cog-input-'));
   const dirs: Record<string, string> = { [inputDirName]: inputDir };
   if (prepared) dirs.context = prepared.loaded.projectDir;
@@ -164,6 +166,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       },
     );
   } finally {
+    await lease?.release();
     await rm(inputDir, { recursive: true, force: true });
   }
 

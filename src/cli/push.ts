@@ -15,6 +15,7 @@ import { CogError } from '../errors.js';
 import { defaultReplicateHost } from '../registry/settings.js';
 import type { LoadedConfig } from '../config/index.js';
 import { formatSize } from '../image/inspect.js';
+import { ImageStore, imageStoreDir } from '../image/store.js';
 import { mountCandidates, readPushHistory, recordPush } from '../image/push-history.js';
 import { resolveProgressMode } from '../progress/index.js';
 import { createPushProgress } from '../progress/push-progress.js';
@@ -234,6 +235,11 @@ async function pushStored<T>(
 }
 
 export async function push(args: PushArgs, io: CommandIo, cwd = process.cwd()): Promise<PushResult> {
+  // the image is read from the store until it is pushed: no other cog may collect its blobs meanwhile
+  return new ImageStore(imageStoreDir(io.env)).whileLeased(() => buildAndPush(args, io, cwd));
+}
+
+async function buildAndPush(args: PushArgs, io: CommandIo, cwd: string): Promise<PushResult> {
   const loaded = loadConfig({ cwd, file: args.file, env: io.env });
   const { completed } = loaded;
   const model = resolveModelRef({

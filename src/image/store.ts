@@ -5,11 +5,20 @@
  * content store "export" (see buildkit/content-store.ts), which hashes and verifies each blob before
  * renaming it into place and skips blobs already here; `tag` then files the manifest under its name.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
 import { userDir } from '../user-dirs.js';
+import {
+  type LeaseHolder,
+  UnreadableManifestError,
+  leaseIsLive,
+  processIsAlive,
+  reachableDigests,
+} from './store-gc.js';
 
 export const refNameAnnotation = 'org.opencontainers.image.ref.name';
 
@@ -80,8 +89,9 @@ export class ImageStore {
     return readFile(blobPath(this.root, digest));
   }
 
-  /** Updates index.json under an exclusive lock file, written atomically. */
-  private async updateIndex(change: (index: OciIndex) => OciIndex): Promise<void> {
+  /** Runs `work` holding the store's exclusive lock file (index changes, leases, collection). */
+  private async locked<T>(work: () => Promise<T>): Promise<T> {
+    await mkdir(this.root, { recursive: true });
     const lock = join(this.root, 'index.json.lock');
     for (let attempt = 0; ; attempt++) {
       try {
@@ -98,29 +108,157 @@ export class ImageStore {
       }
     }
     try {
-      const next = change(await this.index());
-      const temp = join(this.root, `index.json.${process.pid}.tmp`);
-      await writeFile(temp, `${JSON.stringify(next, null, 2)}\n`);
-      await rename(temp, join(this.root, 'index.json'));
+      return await work();
     } finally {
       await rm(lock, { force: true });
     }
+  }
+
+  /** Replaces index.json with `next`, atomically; call it holding the lock. */
+  private async writeIndex(next: OciIndex): Promise<void> {
+    const temp = join(this.root, `index.json.${process.pid}.tmp`);
+    await writeFile(temp, `${JSON.stringify(next, null, 2)}\n`);
+    await rename(temp, join(this.root, 'index.json'));
   }
 
   /**
    * Files the image whose manifest the daemon wrote into this store (an oci export with tar=false,
    * through the session's content store) under `name`, once its manifest blob is here.
    */
-  async tag(name: string, manifest: Descriptor): Promise<void> {
+  async tag(name: string, manifest: Descriptor): Promise<Descriptor | undefined> {
     await this.ensureLayout();
-    if (!this.hasBlob(manifest.digest))
-      throw new CogError(`the image store lacks the exported manifest ${manifest.digest}`, {
+    // the manifest and everything it reaches must be here, or the name would point at a broken image
+    const missing = [...(await this.reachableFrom([manifest]))].find((digest) => !this.hasBlob(digest));
+    if (missing)
+      throw new CogError(`the image store lacks ${missing}, part of the exported image ${manifest.digest}`, {
         hint: 'build again; if it persists, remove the store directory',
       });
     const plain: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
     if (manifest.platform) plain.platform = manifest.platform;
-    await this.updateIndex((index) => withTaggedManifest(index, name, plain));
-    // the content store's staging directory, when no other write is in progress
-    await rmdir(join(this.root, 'ingest')).catch(() => {});
+    return this.locked(async () => {
+      const index = await this.index();
+      const previous = index.manifests.find((m) => m.annotations?.[refNameAnnotation] === name);
+      await this.writeIndex(withTaggedManifest(index, name, plain));
+      // the content store's staging directory, when no other write is in progress
+      await rmdir(join(this.root, 'ingest')).catch(() => {});
+      return previous;
+    });
   }
+
+  /** Parsed JSON of a blob, or undefined when the store lacks it. */
+  private async readJson(digest: string): Promise<unknown> {
+    let text: string;
+    try {
+      text = await readFile(blobPath(this.root, digest), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      throw new UnreadableManifestError(digest, (err as Error).message);
+    }
+  }
+
+  private reachableFrom(roots: readonly Descriptor[]): Promise<Set<string>> {
+    return reachableDigests(roots, (digest) => this.readJson(digest));
+  }
+
+  /**
+   * Marks the store as in use by this process until `release` is called: while another process holds
+   * a live lease, no process collects garbage (it might be writing blobs it has not named yet, or
+   * reading an image someone re-tags). Taken under the lock, so no collection is half-way through.
+   * `ifExists`: a reader's lease, not taken (and no store made) when there is no store yet.
+   */
+  async lease(options: { ifExists?: boolean } = {}): Promise<{ release: () => Promise<void> }> {
+    if (options.ifExists && !existsSync(join(this.root, 'index.json'))) return { release: async () => {} };
+    const dir = join(this.root, 'leases');
+    const file = join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
+    const holder: LeaseHolder = { pid: process.pid, host: hostname() };
+    await this.locked(async () => {
+      await mkdir(dir, { recursive: true });
+      await writeFile(file, `${JSON.stringify(holder)}\n`);
+    });
+    return { release: () => rm(file, { force: true }) };
+  }
+
+  /** Runs `work` holding a lease (see `lease`). */
+  async whileLeased<T>(work: () => Promise<T>, options: { ifExists?: boolean } = {}): Promise<T> {
+    const lease = await this.lease(options);
+    try {
+      return await work();
+    } finally {
+      await lease.release();
+    }
+  }
+
+  /**
+   * Whether a process other than this one holds a live lease. Leases of processes that are gone are
+   * removed on the way; a lease that cannot be read counts as live.
+   */
+  private async othersHoldLeases(): Promise<boolean> {
+    const dir = join(this.root, 'leases');
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    const here = { host: hostname(), isAlive: processIsAlive };
+    let others = false;
+    for (const name of names) {
+      const file = join(dir, name);
+      let holder: LeaseHolder;
+      let ageMs: number;
+      try {
+        holder = JSON.parse(await readFile(file, 'utf8')) as LeaseHolder;
+        ageMs = Date.now() - (await lstat(file)).mtimeMs;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        others = true;
+        continue;
+      }
+      if (holder.pid === process.pid && holder.host === here.host) continue;
+      if (leaseIsLive(holder, ageMs, here)) others = true;
+      else await rm(file, { force: true });
+    }
+    return others;
+  }
+
+  /**
+   * Removes the blobs no named image reaches (images replaced under their name, writes of builds
+   * that stopped before naming their image) and staging files of such writes. Does nothing while
+   * another process holds a lease. Returns what it removed.
+   */
+  async collectGarbage(): Promise<GarbageCollected> {
+    const none: GarbageCollected = { blobs: 0, bytes: 0, skipped: false };
+    return this.locked(async () => {
+      if (await this.othersHoldLeases()) return { ...none, skipped: true };
+      const keep = await this.reachableFrom((await this.index()).manifests);
+      const removed = { ...none };
+      const blobsDir = join(this.root, 'blobs', 'sha256');
+      for (const hex of await readdir(blobsDir)) {
+        if (!/^[0-9a-f]{64}$/.test(hex) || keep.has(`sha256:${hex}`)) continue;
+        const file = join(blobsDir, hex);
+        const { size } = await lstat(file);
+        await rm(file, { force: true });
+        removed.blobs += 1;
+        removed.bytes += size;
+      }
+      const ingestDir = join(this.root, 'ingest');
+      const staged = await readdir(ingestDir).catch(() => [] as string[]);
+      for (const name of staged) if (name.endsWith('.tmp')) await rm(join(ingestDir, name), { force: true });
+      await rmdir(ingestDir).catch(() => {});
+      return removed;
+    });
+  }
+}
+
+/** What a collection removed; `skipped` when another process's lease stopped it. */
+export interface GarbageCollected {
+  blobs: number;
+  bytes: number;
+  skipped: boolean;
 }

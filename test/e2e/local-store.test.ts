@@ -2,7 +2,8 @@
 // exists only in the local image store (the daemon reads it as an oci-layout source), and a local cache
 // exported by one daemon makes a fresh daemon's build CACHED.
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -141,5 +142,91 @@ test(
     } finally {
       await rm(state, { recursive: true, force: true });
     }
+  },
+);
+
+/** Every blob a store's named images reach, walked from index.json (image manifests and indexes). */
+async function namedBlobs(store: string): Promise<Set<string>> {
+  const read = async (digest: string) =>
+    JSON.parse(await readFile(join(store, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as {
+      manifests?: { digest: string }[];
+      config?: { digest: string };
+      layers?: { digest: string }[];
+    };
+  const reached = new Set<string>();
+  const walk = async (digest: string) => {
+    reached.add(digest);
+    const doc = await read(digest);
+    for (const m of doc.manifests ?? []) await walk(m.digest);
+    for (const d of [doc.config, ...(doc.layers ?? [])]) if (d) reached.add(d.digest);
+  };
+  const index = JSON.parse(await readFile(join(store, 'index.json'), 'utf8')) as {
+    manifests: { digest: string }[];
+  };
+  for (const m of index.manifests) await walk(m.digest);
+  return reached;
+}
+
+async function storeBlobs(store: string): Promise<Map<string, number>> {
+  const dir = join(store, 'blobs', 'sha256');
+  const sizes = new Map<string, number>();
+  for (const hex of await readdir(dir)) sizes.set(`sha256:${hex}`, (await stat(join(dir, hex))).size);
+  return sizes;
+}
+
+test(
+  'rebuilding a name after a source edit removes the old image from the store, keeping what is named',
+  { timeout: 900_000 },
+  async () => {
+    const project = join(scratchDir, 'gc-project');
+    await cp(join(fixtures, 'hello'), project, { recursive: true });
+    // 16 MiB that gzip cannot shrink: each source layer is at least that big
+    await writeFile(join(project, 'weights.bin'), randomBytes(16 * 1024 * 1024));
+    const store = join(scratchDir, 'gc-store');
+    const env = { ...tb.env, COG_IMAGE_STORE: store };
+    const name = `gc-${tag}:dev`;
+    const build = () => execOk(cog, ['build', '-t', name, '--progress', 'quiet'], { env, cwd: project });
+    const digestOf = (stderr: string) => /@(sha256:[0-9a-f]{64})/.exec(stderr)?.[1];
+
+    await execOk(cog, ['build', '-t', `gc-${tag}:other`, '--progress', 'quiet'], {
+      env,
+      cwd: join(fixtures, 'hello'),
+    });
+    const first = digestOf((await build()).stderr);
+    const sizesAfterFirst = await storeBlobs(store);
+    const totalAfterFirst = [...sizesAfterFirst.values()].reduce((a, b) => a + b, 0);
+    assert.ok(first && sizesAfterFirst.has(first));
+
+    for (const edit of ['v2', 'v3']) {
+      await writeFile(
+        join(project, 'predict.py'),
+        `${await readFile(join(project, 'predict.py'), 'utf8')}\n# ${edit}\n`,
+      );
+      const second = digestOf((await build()).stderr);
+      assert.ok(second && second !== first, 'the edit made a new image');
+    }
+    const sizes = await storeBlobs(store);
+    const named = await namedBlobs(store);
+    assert.deepEqual(
+      [...sizes.keys()].sort(),
+      [...named].sort(),
+      'the store holds exactly what its names reach',
+    );
+    assert.equal(sizes.has(first), false, 'the first image under the name is gone');
+    const total = [...sizes.values()].reduce((a, b) => a + b, 0);
+    assert.ok(
+      Math.abs(total - totalAfterFirst) < 1024 * 1024,
+      `two rebuilds left the store at ${total} bytes, not ${totalAfterFirst} (+16 MiB per kept source layer)`,
+    );
+    const leases = await readdir(join(store, 'leases'));
+    assert.deepEqual(leases, [], 'each build gave its lease back');
+
+    // the name still runs, and the other image is untouched
+    const out = await exec(cog, ['predict', name, '-i', 'name=gc', '--progress', 'quiet'], {
+      env,
+      cwd: scratchDir,
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout.trim(), 'hello gc');
   },
 );

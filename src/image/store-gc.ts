@@ -1,0 +1,94 @@
+/**
+ * Garbage collection for the local image store: which blobs the named images still reach, and
+ * whether another cog process may be using the store right now (its lease). The walk is pure over a
+ * blob reader; store.ts does the file work under the index lock.
+ */
+import type { Descriptor } from './store.js';
+
+/** Media types whose blobs list further descriptors (manifests and indexes, OCI and Docker). */
+const manifestTypes = new Set([
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+
+/** A manifest or index is unreadable: nothing may be collected, as what it reaches is unknown. */
+export class UnreadableManifestError extends Error {
+  constructor(
+    readonly digest: string,
+    reason: string,
+  ) {
+    super(`manifest ${digest} in the image store is unreadable: ${reason}`);
+    this.name = 'UnreadableManifestError';
+  }
+}
+
+/** The descriptors a manifest or index blob lists: config, layers, child manifests, blobs, subject. */
+export function descriptorsIn(json: unknown): Descriptor[] {
+  if (typeof json !== 'object' || json === null) return [];
+  const doc = json as Record<string, unknown>;
+  const found: Descriptor[] = [];
+  const take = (value: unknown) => {
+    if (typeof value === 'object' && value !== null && typeof (value as Descriptor).digest === 'string')
+      found.push(value as Descriptor);
+  };
+  take(doc.config);
+  take(doc.subject);
+  for (const key of ['layers', 'manifests', 'blobs'])
+    if (Array.isArray(doc[key])) for (const item of doc[key] as unknown[]) take(item);
+  return found;
+}
+
+/**
+ * Every digest reachable from `roots`: the roots, and through each manifest or index, what it lists.
+ * `readJson` gives a blob's parsed JSON, or undefined when the blob is not in the store (a missing
+ * manifest reaches nothing more). A blob that is there but is not JSON throws UnreadableManifestError.
+ */
+export async function reachableDigests(
+  roots: readonly Descriptor[],
+  readJson: (digest: string) => Promise<unknown>,
+): Promise<Set<string>> {
+  const reached = new Set<string>();
+  const pending = [...roots];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    if (reached.has(next.digest)) continue;
+    reached.add(next.digest);
+    if (!manifestTypes.has(next.mediaType)) continue;
+    const json = await readJson(next.digest);
+    if (json !== undefined) pending.push(...descriptorsIn(json));
+  }
+  return reached;
+}
+
+/** What a lease file holds: the process using the store and the host it runs on. */
+export interface LeaseHolder {
+  pid: number;
+  host: string;
+}
+
+/** How long a lease from another host counts as live (its process cannot be asked). */
+export const foreignLeaseMs = 24 * 60 * 60 * 1000;
+
+/**
+ * Whether a lease still protects the store: a process on this host that is alive, or a lease from
+ * another host (a store on a shared disk) younger than a day. `isAlive` asks the OS about a pid.
+ */
+export function leaseIsLive(
+  holder: LeaseHolder,
+  ageMs: number,
+  here: { host: string; isAlive: (pid: number) => boolean },
+): boolean {
+  if (holder.host !== here.host) return ageMs < foreignLeaseMs;
+  return here.isAlive(holder.pid);
+}
+
+/** Whether a pid names a running process (EPERM: it runs, as another user). */
+export function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,223 @@
+// The local image store's garbage collection: what named images reach, which leases stop a
+// collection, and what a collection removes from a real store directory.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  UnreadableManifestError,
+  foreignLeaseMs,
+  leaseIsLive,
+  reachableDigests,
+} from '../../src/image/store-gc.js';
+import { type Descriptor, ImageStore } from '../../src/image/store.js';
+
+const manifestType = 'application/vnd.oci.image.manifest.v1+json';
+const indexType = 'application/vnd.oci.image.index.v1+json';
+const layerType = 'application/vnd.oci.image.layer.v1.tar+gzip';
+const configType = 'application/vnd.oci.image.config.v1+json';
+const sha256 = (data: string | Uint8Array) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+let scratch: string;
+before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'cogts-store-gc-'));
+});
+after(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+/** Writes a blob into `root`'s layout and returns its descriptor. */
+async function putBlob(root: string, mediaType: string, data: string): Promise<Descriptor> {
+  const digest = sha256(data);
+  await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+  await writeFile(join(root, 'blobs', 'sha256', digest.slice(7)), data);
+  return { mediaType, digest, size: Buffer.byteLength(data) };
+}
+
+/** An image of `layers` (texts) with its own config; returns the manifest descriptor. */
+async function putImage(root: string, name: string, layers: string[]): Promise<Descriptor> {
+  const config = await putBlob(
+    root,
+    configType,
+    JSON.stringify({ name, architecture: 'amd64', os: 'linux' }),
+  );
+  const layerDescs = await Promise.all(layers.map((l) => putBlob(root, layerType, l)));
+  return putBlob(
+    root,
+    manifestType,
+    JSON.stringify({ schemaVersion: 2, mediaType: manifestType, config, layers: layerDescs }),
+  );
+}
+
+async function blobsIn(root: string): Promise<Set<string>> {
+  return new Set((await readdir(join(root, 'blobs', 'sha256'))).map((hex) => `sha256:${hex}`));
+}
+
+async function newStore(name: string): Promise<ImageStore> {
+  const root = join(scratch, name);
+  await mkdir(root, { recursive: true });
+  return new ImageStore(root);
+}
+
+describe('reachableDigests', () => {
+  const blobs = new Map<string, unknown>();
+  const desc = (mediaType: string, name: string, doc?: unknown): Descriptor => {
+    const digest = sha256(name);
+    if (doc !== undefined) blobs.set(digest, doc);
+    return { mediaType, digest, size: 1 };
+  };
+  const read = async (digest: string) => blobs.get(digest);
+
+  test('follows an index to its manifests and their configs, layers and subjects', async () => {
+    const config = desc(configType, 'config');
+    const layer = desc(layerType, 'layer');
+    const image = desc(manifestType, 'image', { config, layers: [layer] });
+    const attestation = desc(manifestType, 'attestation', {
+      config: desc(configType, 'att-config'),
+      layers: [desc('application/vnd.in-toto+json', 'statement')],
+      subject: image,
+    });
+    const index = desc(indexType, 'index', { manifests: [image, attestation] });
+    const reached = await reachableDigests([index], read);
+    assert.deepEqual(
+      [...reached].sort(),
+      ['index', 'image', 'config', 'layer', 'attestation', 'att-config', 'statement']
+        .map((n) => sha256(n))
+        .sort(),
+    );
+  });
+
+  test('a missing manifest reaches only itself; layers are never read', async () => {
+    const asked: string[] = [];
+    const missing = desc(manifestType, 'missing');
+    const layer = desc(layerType, 'a-layer-with-json-looking-content', { config: desc(configType, 'never') });
+    const reached = await reachableDigests([missing, layer], async (d) => {
+      asked.push(d);
+      return blobs.get(d);
+    });
+    assert.deepEqual([...reached].sort(), [missing.digest, layer.digest].sort());
+    assert.deepEqual(asked, [missing.digest], 'only the manifest is read');
+  });
+
+  test('a manifest that is not JSON stops the walk with an error', async () => {
+    const bad = desc(manifestType, 'bad');
+    await assert.rejects(
+      reachableDigests([bad], async () => {
+        throw new UnreadableManifestError(bad.digest, 'Unexpected token');
+      }),
+      UnreadableManifestError,
+    );
+  });
+});
+
+describe('leaseIsLive', () => {
+  const here = { host: 'laptop', isAlive: (pid: number) => pid === 42 };
+  test('a lease of this host lives while its process does', () => {
+    assert.equal(leaseIsLive({ pid: 42, host: 'laptop' }, 10 * foreignLeaseMs, here), true);
+    assert.equal(leaseIsLive({ pid: 43, host: 'laptop' }, 0, here), false);
+  });
+  test("another host's lease lives for a day", () => {
+    assert.equal(leaseIsLive({ pid: 43, host: 'ci-runner' }, foreignLeaseMs - 1000, here), true);
+    assert.equal(leaseIsLive({ pid: 42, host: 'ci-runner' }, foreignLeaseMs + 1000, here), false);
+  });
+});
+
+describe('ImageStore garbage collection', () => {
+  test('after a name moves, the old image’s own blobs go and shared and named ones stay', async () => {
+    const store = await newStore('moved');
+    const first = await putImage(store.root, 'first', ['base layer', 'source v1']);
+    const other = await putImage(store.root, 'other', ['base layer', 'other source']);
+    assert.equal(await store.tag('hello', first), undefined);
+    await store.tag('other', other);
+    const second = await putImage(store.root, 'second', ['base layer', 'source v2']);
+    const previous = await store.tag('hello', second);
+    assert.equal(previous?.digest, first.digest);
+    // a write of a build that stopped before naming its image
+    await mkdir(join(store.root, 'ingest'), { recursive: true });
+    await writeFile(join(store.root, 'ingest', 'abc.tmp'), 'partial');
+    const orphan = await putBlob(store.root, layerType, 'never named');
+
+    const before = await blobsIn(store.root);
+    const collected = await store.collectGarbage();
+    const after = await blobsIn(store.root);
+    const removed = [...before].filter((d) => !after.has(d)).sort();
+    const firstConfig = sha256(JSON.stringify({ name: 'first', architecture: 'amd64', os: 'linux' }));
+    assert.deepEqual(removed, [first.digest, firstConfig, sha256('source v1'), orphan.digest].sort());
+    assert.equal(collected.blobs, 4);
+    assert.equal(collected.skipped, false);
+    assert.ok(
+      after.has(sha256('base layer')) && after.has(sha256('source v2')) && after.has(sha256('other source')),
+    );
+    assert.equal(existsSync(join(store.root, 'ingest')), false, 'staging files of stopped writes go too');
+    // what is still named reads back whole
+    assert.ok(after.has(second.digest) && after.has(other.digest));
+    assert.equal((await store.collectGarbage()).blobs, 0, 'a second collection finds nothing');
+  });
+
+  test('tag refuses a manifest whose layer the store lacks, and leaves the name alone', async () => {
+    const store = await newStore('broken');
+    const good = await putImage(store.root, 'good', ['layer a']);
+    await store.tag('m', good);
+    const broken = await putImage(store.root, 'broken', ['layer b']);
+    await rm(join(store.root, 'blobs', 'sha256', sha256('layer b').slice(7)));
+    await assert.rejects(store.tag('m', broken), (err: Error) => {
+      assert.match(err.message, new RegExp(`lacks ${sha256('layer b')}`));
+      return true;
+    });
+    assert.equal((await store.resolve('m'))?.digest, good.digest);
+  });
+
+  test("another live process's lease stops a collection; its end lets the next one run", async () => {
+    const store = await newStore('leased');
+    const img = await putImage(store.root, 'img', ['kept']);
+    await store.tag('img', img);
+    const orphan = await putBlob(store.root, layerType, 'orphan');
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const leases = join(store.root, 'leases');
+    await mkdir(leases, { recursive: true });
+    const leaseFile = join(leases, `${child.pid}-other.json`);
+    await writeFile(leaseFile, JSON.stringify({ pid: child.pid, host: hostname() }));
+    try {
+      const skipped = await store.collectGarbage();
+      assert.deepEqual(skipped, { blobs: 0, bytes: 0, skipped: true });
+      assert.ok((await blobsIn(store.root)).has(orphan.digest));
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill();
+      await exited;
+    }
+    const collected = await store.collectGarbage();
+    assert.equal(collected.blobs, 1);
+    assert.equal(collected.bytes, 'orphan'.length);
+    assert.equal(existsSync(leaseFile), false, "a dead process's lease is removed");
+  });
+
+  test("this process's own lease does not stop it; an old lease of another host does not either", async () => {
+    const store = await newStore('own');
+    const img = await putImage(store.root, 'img', ['kept']);
+    await store.tag('img', img);
+    await putBlob(store.root, layerType, 'orphan 1');
+    const own = await store.lease();
+    const foreign = join(store.root, 'leases', 'elsewhere.json');
+    await writeFile(foreign, JSON.stringify({ pid: 1, host: `not-${hostname()}` }));
+    assert.equal((await store.collectGarbage()).skipped, true, 'a fresh lease of another host counts');
+    const old = new Date(Date.now() - foreignLeaseMs - 60_000);
+    await utimes(foreign, old, old);
+    const collected = await store.collectGarbage();
+    assert.equal(collected.skipped, false);
+    assert.equal(collected.blobs, 1);
+    await own.release();
+    assert.deepEqual(await readdir(join(store.root, 'leases')), []);
+  });
+
+  test("a reader's lease makes no store where there is none", async () => {
+    const root = join(scratch, 'absent');
+    const lease = await new ImageStore(root).lease({ ifExists: true });
+    await lease.release();
+    assert.equal(existsSync(root), false);
+  });
+});
