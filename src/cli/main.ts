@@ -520,6 +520,29 @@ export async function main(argv: readonly string[]): Promise<number> {
         processIo(),
       ),
   );
+  cli.command('image', 'List and remove images in the local image store', (c) =>
+    c
+      .command(
+        'ls',
+        'List the images in the local image store',
+        (l) => l.option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
+        async (argv) => (await import('./images.js')).listImages({ json: argv.json }, processIo()),
+      )
+      .command(
+        'rm <names..>',
+        'Remove images from the local image store, and the blobs no other image uses',
+        (r) =>
+          r.positional('names', { type: 'string', array: true, demandOption: true, describe: 'image names' }),
+        async (argv) => (await import('./images.js')).removeImages({ names: argv.names }, processIo()),
+      )
+      .command(
+        'prune',
+        'Remove blobs no image in the local image store uses',
+        (p) => p,
+        async () => (await import('./images.js')).pruneImages(processIo()),
+      )
+      .demandCommand(1, 'name a subcommand: ls, rm or prune'),
+  );
   registerLoginCommands(cli);
   const built = new Set([
     'debug',
@@ -531,6 +554,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     'exec',
     'push',
     'inspect',
+    'image',
     'login',
     'logout',
   ]);

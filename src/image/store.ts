@@ -145,6 +145,17 @@ export class ImageStore {
     });
   }
 
+  /** Takes `names` out of the index (their blobs stay until the next collection). */
+  async untag(names: readonly string[]): Promise<void> {
+    await this.locked(async () => {
+      const index = await this.index();
+      const manifests = index.manifests.filter(
+        (m) => !names.includes(m.annotations?.[refNameAnnotation] ?? ''),
+      );
+      await this.writeIndex({ ...index, manifests });
+    });
+  }
+
   /** Parsed JSON of a blob, or undefined when the store lacks it. */
   private async readJson(digest: string): Promise<unknown> {
     let text: string;

@@ -228,5 +228,37 @@ test(
     });
     assert.equal(out.code, 0, out.stderr);
     assert.equal(out.stdout.trim(), 'hello gc');
+
+    // cog image ls / rm: the store's own listing and removal
+    const ls = async () =>
+      JSON.parse((await execOk(cog, ['image', 'ls', '--json'], { env, cwd: scratchDir })).stdout) as {
+        images: { name: string; digest: string; size: number }[];
+      };
+    const listed = await ls();
+    assert.deepEqual(
+      listed.images.map((i) => i.name),
+      [`gc-${tag}:dev`, `gc-${tag}:other`],
+    );
+    const dev = listed.images[0]!;
+    assert.ok(dev.size > 16 * 1024 * 1024, `the listed size ${dev.size} includes the 16 MiB source layer`);
+
+    const refused = await exec(cog, ['image', 'rm', `gc-${tag}:other`, 'not-there:1'], {
+      env,
+      cwd: scratchDir,
+    });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /no image named not-there:1 in the local image store/);
+    assert.equal((await ls()).images.length, 2, 'a missing name removes nothing');
+
+    const removed = await execOk(cog, ['image', 'rm', `gc-${tag}:dev`], { env, cwd: scratchDir });
+    assert.equal(removed.stdout, `Removed gc-${tag}:dev\n`);
+    assert.match(removed.stderr, /Freed (1[6-9]|[2-9][0-9])\.[0-9] MiB/);
+    assert.deepEqual(
+      (await ls()).images.map((i) => i.name),
+      [`gc-${tag}:other`],
+    );
+    const left = await storeBlobs(store);
+    assert.deepEqual([...left.keys()].sort(), [...(await namedBlobs(store))].sort());
+    assert.equal(left.has(dev.digest), false);
   },
 );

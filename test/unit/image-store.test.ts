@@ -1,5 +1,5 @@
-// The local image store's garbage collection: what named images reach, which leases stop a
-// collection, and what a collection removes from a real store directory.
+// The local image store's garbage collection (what named images reach, which leases stop a
+// collection, what a collection removes from a real store directory) and its listing for `cog image ls`.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,6 +15,8 @@ import {
   reachableDigests,
 } from '../../src/image/store-gc.js';
 import { type Descriptor, ImageStore } from '../../src/image/store.js';
+import { listStore } from '../../src/image/store-listing.js';
+import { formatStoreListing } from '../../src/cli/images.js';
 
 const manifestType = 'application/vnd.oci.image.manifest.v1+json';
 const indexType = 'application/vnd.oci.image.index.v1+json';
@@ -39,11 +41,11 @@ async function putBlob(root: string, mediaType: string, data: string): Promise<D
 }
 
 /** An image of `layers` (texts) with its own config; returns the manifest descriptor. */
-async function putImage(root: string, name: string, layers: string[]): Promise<Descriptor> {
+async function putImage(root: string, name: string, layers: string[], created?: string): Promise<Descriptor> {
   const config = await putBlob(
     root,
     configType,
-    JSON.stringify({ name, architecture: 'amd64', os: 'linux' }),
+    JSON.stringify({ name, architecture: 'amd64', os: 'linux', ...(created ? { created } : {}) }),
   );
   const layerDescs = await Promise.all(layers.map((l) => putBlob(root, layerType, l)));
   return putBlob(
@@ -219,5 +221,75 @@ describe('ImageStore garbage collection', () => {
     const lease = await new ImageStore(root).lease({ ifExists: true });
     await lease.release();
     assert.equal(existsSync(root), false);
+  });
+});
+
+describe('listStore and cog image ls', () => {
+  test('sizes count shared layers in each image and once on disk; created comes from the config', async () => {
+    const store = await newStore('listing');
+    const a = await putImage(
+      store.root,
+      'a',
+      ['shared base '.repeat(100), 'a source'],
+      '2026-11-20T10:11:12Z',
+    );
+    const b = await putImage(
+      store.root,
+      'b',
+      ['shared base '.repeat(100), 'b source'],
+      '2026-11-21T08:00:00Z',
+    );
+    const index = await putBlob(store.root, indexType, JSON.stringify({ schemaVersion: 2, manifests: [b] }));
+    await store.tag('zeta:1', a);
+    await store.tag('alpha:2', index);
+    const sizeOf = async (d: Descriptor) => {
+      const json = JSON.parse((await store.readBlob(d.digest)).toString()) as {
+        config: Descriptor;
+        layers: Descriptor[];
+      };
+      return d.size + json.config.size + json.layers.reduce((sum, l) => sum + l.size, 0);
+    };
+    const listing = await listStore(store);
+    assert.deepEqual(
+      listing.images.map((i) => [i.name, i.digest, i.size, i.created]),
+      [
+        ['alpha:2', index.digest, index.size + (await sizeOf(b)), '2026-11-21T08:00:00Z'],
+        ['zeta:1', a.digest, await sizeOf(a), '2026-11-20T10:11:12Z'],
+      ],
+    );
+    const onDisk = [...(await blobsIn(store.root))].length;
+    assert.equal(onDisk, 8, 'a: manifest, config, 2 layers; b: manifest, config, 1 own layer; the index');
+    const shared = 'shared base '.repeat(100).length;
+    assert.equal(listing.diskBytes, listing.images[0]!.size + listing.images[1]!.size - shared);
+
+    const text = formatStoreListing(listing);
+    const [header, first, second] = text.split('\n');
+    assert.match(header!, /^NAME\s+DIGEST\s+SIZE\s+CREATED$/);
+    assert.match(
+      first!,
+      new RegExp(`^alpha:2\\s+${index.digest.slice(0, 19)}\\s+[0-9.]+ KiB\\s+2026-11-21 08:00 UTC$`),
+    );
+    assert.match(second!, /^zeta:1 /);
+    assert.equal(first!.indexOf('sha256:'), second!.indexOf('sha256:'), 'columns line up');
+    assert.match(text, /2 images; the store's blobs take [0-9.]+ KiB/);
+  });
+
+  test('an empty or absent store says so', async () => {
+    const listing = await listStore(new ImageStore(join(scratch, 'nothing-here')));
+    assert.deepEqual(listing.images, []);
+    assert.equal(listing.diskBytes, 0);
+    assert.match(formatStoreListing(listing), /No images in the local image store/);
+  });
+
+  test('untag takes names out and leaves the others', async () => {
+    const store = await newStore('untag');
+    const a = await putImage(store.root, 'ua', ['x']);
+    const b = await putImage(store.root, 'ub', ['y']);
+    await store.tag('a', a);
+    await store.tag('b', b);
+    await store.untag(['a']);
+    assert.equal(await store.resolve('a'), undefined);
+    assert.equal((await store.resolve('b'))?.digest, b.digest);
+    assert.equal((await store.collectGarbage()).blobs, 3, "a's manifest, config and layer");
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * `cog image ls` and `cog image rm NAME…`: what the local image store holds, and taking names out of
+ * it. Without a Docker daemon the store is where `cog build -t` keeps images, so it needs its own
+ * listing and removal; removing a name also removes the blobs no other name reaches.
+ */
+import { CogError } from '../errors.js';
+import { findStoredImage } from '../image/find.js';
+import { formatSize } from '../image/inspect.js';
+import { type StoreListing, listStore } from '../image/store-listing.js';
+import { ImageStore, imageStoreDir } from '../image/store.js';
+import type { CommandIo } from './debug-solve.js';
+
+/** The listing as a table: name, short digest, size, creation time (UTC, to the minute). */
+export function formatStoreListing(listing: StoreListing): string {
+  if (listing.images.length === 0) return `No images in the local image store (${listing.root}).\n`;
+  const rows = listing.images.map((i) => [
+    i.name,
+    i.digest.slice(0, 19),
+    formatSize(i.size),
+    i.created ? `${i.created.slice(0, 16).replace('T', ' ')} UTC` : '-',
+  ]);
+  const all = [['NAME', 'DIGEST', 'SIZE', 'CREATED'], ...rows];
+  const widths = all[0]!.map((_, column) => Math.max(...all.map((row) => row[column]!.length)));
+  const lines = all.map((row) =>
+    row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('   '),
+  );
+  const count = `${listing.images.length} image${listing.images.length === 1 ? '' : 's'}`;
+  lines.push(
+    '',
+    `${count}; the store's blobs take ${formatSize(listing.diskBytes)} (shared layers once): ${listing.root}`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+export async function listImages(args: { json: boolean }, io: CommandIo): Promise<void> {
+  const listing = await listStore(new ImageStore(imageStoreDir(io.env)));
+  io.stdout.write(args.json ? `${JSON.stringify(listing, null, 2)}\n` : formatStoreListing(listing));
+}
+
+/**
+ * Removes each name from the store, then the blobs nothing else reaches. Every name is checked
+ * first: one that is not there fails the command before anything is removed.
+ */
+export async function removeImages(args: { names: readonly string[] }, io: CommandIo): Promise<void> {
+  const store = new ImageStore(imageStoreDir(io.env));
+  const stored: string[] = [];
+  for (const name of args.names) {
+    const found = await findStoredImage(store, name);
+    if (!found)
+      throw new CogError(`no image named ${name} in the local image store (${store.root})`, {
+        hint: '`cog image ls` lists the names; nothing was removed',
+      });
+    if (!stored.includes(found.name)) stored.push(found.name);
+  }
+  await store.untag(stored);
+  for (const name of stored) io.stdout.write(`Removed ${name}\n`);
+  await collect(store, io);
+}
+
+/** `cog image prune`: removes the blobs no name reaches, now. */
+export async function pruneImages(io: CommandIo): Promise<void> {
+  await collect(new ImageStore(imageStoreDir(io.env)), io);
+}
+
+async function collect(store: ImageStore, io: CommandIo): Promise<void> {
+  const collected = await store.collectGarbage();
+  if (collected.skipped)
+    io.stderr.write(
+      'cog: another cog is using the image store; unused blobs stay until `cog image prune` finds it free\n',
+    );
+  else io.stderr.write(`Freed ${formatSize(collected.bytes)} (${collected.blobs} blobs)\n`);
+}
