@@ -15,7 +15,10 @@ import type { CommandIo } from './debug-solve.js';
 export interface DebugPlanArgs {
   readonly file: string;
   readonly format: 'text' | 'json' | 'llb';
-  readonly useCudaBaseImage: string;
+  /** --use-cuda-base-image as `cog build` takes it: undefined is auto */
+  readonly useCudaBaseImage?: string | undefined;
+  /** --use-cog-base-image as `cog build` takes it: undefined is auto */
+  readonly useCogBaseImage?: boolean | undefined;
   readonly separateWeights?: boolean;
 }
 
@@ -70,12 +73,20 @@ export function formatPlan(plan: BuildPlan): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** What a build does with the cog-base image, which only the daemon can resolve. */
+function cogBaseLine(candidate: { image: string; required: boolean }): string {
+  return candidate.required
+    ? `cog-base  ${candidate.image} is required (a build fails when buildkitd cannot resolve it); the plan below is without it\n`
+    : `cog-base  ${candidate.image} is tried first (a build uses it when buildkitd resolves it); the plan below is the fallback\n`;
+}
+
 export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   const prepared = await prepareBuild(
     {
       ...defaultBuildSettings,
       file: args.file,
       useCudaBaseImage: args.useCudaBaseImage,
+      useCogBaseImage: args.useCogBaseImage,
       separateWeights: args.separateWeights === true,
     },
     io,
@@ -86,9 +97,7 @@ export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = proces
   const plan = planBuild(input);
   if (args.format === 'text') {
     const candidate = prepared.input.cogBase;
-    io.stdout.write(
-      `${candidate ? `cog-base  ${candidate.image} is tried first (a build uses it when buildkitd resolves it); the plan below is the fallback\n` : ''}${formatPlan(plan)}`,
-    );
+    io.stdout.write(`${candidate ? cogBaseLine(candidate) : ''}${formatPlan(plan)}`);
     return;
   }
   const compiled = compilePlan(plan, { baseConfig: {} });

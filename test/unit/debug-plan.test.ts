@@ -62,12 +62,12 @@ test('the gpu fixture plans a CUDA base with --break-system-packages', async () 
 });
 
 test('the text plan names the cog-base image a build tries first, and the plan shown is the fallback', async () => {
-  const run = async (extraEnv: NodeJS.ProcessEnv) => {
+  const run = async (extraEnv: NodeJS.ProcessEnv, useCogBaseImage?: boolean) => {
     const out = new PassThrough();
     const chunks: Buffer[] = [];
     out.on('data', (c: Buffer) => chunks.push(c));
     await debugPlan(
-      { file: 'cog.yaml', format: 'text', useCudaBaseImage: 'auto' },
+      { file: 'cog.yaml', format: 'text', useCogBaseImage },
       { env: { ...env, ...extraEnv }, stdin: new PassThrough(), stdout: out, stderr: new PassThrough() },
       join(models, 'hello'),
     );
@@ -76,4 +76,9 @@ test('the text plan names the cog-base image a build tries first, and the plan s
   const text = await run({ COG_REGISTRY_HOST: 'registry.example:5000' });
   assert.match(text, /^cog-base {2}registry\.example:5000\/cog-base:python3\.11 is tried first/);
   assert.match(text, /\nbase {2}python:3\.11-slim /);
+  // --use-cog-base-image, as cog build takes it
+  const never = await run({ COG_REGISTRY_HOST: 'registry.example:5000' }, false);
+  assert.match(never, /^base {2}python:3\.11-slim /, 'false: no cog-base line');
+  const required = await run({ COG_REGISTRY_HOST: 'registry.example:5000' }, true);
+  assert.match(required, /^cog-base {2}registry\.example:5000\/cog-base:python3\.11 is required/);
 });
