@@ -163,6 +163,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw err ?? new CogError(msg, { hint: 'run `cog --help` for usage' });
     });
   skipHelpPrerender(cli);
+  withGlobalFlags(cli);
   cli.command('debug', 'Print the build plan and the LLB graph for cog.yaml', (y) =>
     y
       .command(
@@ -257,7 +258,15 @@ export async function main(argv: readonly string[]): Promise<number> {
               default: 'text' as const,
               describe: 'text: readable steps; json: input, plan and LLB ops; llb: the Definition bytes',
             })
-            .option('use-cuda-base-image', { type: 'string', default: 'auto' })
+            .option('use-cuda-base-image', {
+              type: 'string',
+              describe: 'as `cog build --use-cuda-base-image` (default: auto)',
+            })
+            .option('use-cog-base-image', {
+              type: 'boolean',
+              describe:
+                'as `cog build --use-cog-base-image`: default: when it exists, true: required, false: never',
+            })
             .option('separate-weights', {
               type: 'boolean',
               default: false,
@@ -269,6 +278,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               file: argv.file,
               format: argv.format,
               useCudaBaseImage: argv['use-cuda-base-image'],
+              useCogBaseImage: argv['use-cog-base-image'],
               separateWeights: argv['separate-weights'],
             },
             processIo(),
@@ -572,16 +582,61 @@ export async function main(argv: readonly string[]): Promise<number> {
     await cli.parseAsync();
     return 0;
   } catch (err) {
-    return reportError(err);
+    return reportError(err, debugRequested(argv));
   }
 }
 
-function reportError(err: unknown): number {
+/**
+ * Upstream's global flags: `--debug`, `--no-color` (as NO_COLOR), hidden `--registry HOST` (as
+ * COG_REGISTRY_HOST: the cog-base images' registry and r8.im's stand-in). They become the environment
+ * the commands read, set before any command runs.
+ */
+function withGlobalFlags(cli: Argv): void {
+  cli
+    .option('debug', {
+      type: 'boolean',
+      default: false,
+      describe: "on failure, also print the error's causes and stack trace",
+    })
+    .option('color', {
+      type: 'boolean',
+      default: true,
+      describe: '--no-color: no colours in the progress view (also NO_COLOR, COG_NO_COLOR)',
+    })
+    .option('registry', { type: 'string', hidden: true, describe: 'the registry host (COG_REGISTRY_HOST)' })
+    .middleware((argv) => {
+      if (typeof argv.registry === 'string' && argv.registry !== '')
+        process.env.COG_REGISTRY_HOST = argv.registry;
+      if (argv.color === false) process.env.NO_COLOR = '1';
+    }, true);
+}
+
+/** `--debug` among the CLI's own arguments (before `--`; exec's command was split off already). */
+function debugRequested(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === '--debug' || a === '--debug=true');
+}
+
+/** An error's stack trace, then each cause's (innermost last): what `--debug` adds to a failure. */
+export function debugDetail(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && depth < 20; depth++) {
+    const text =
+      current instanceof Error ? (current.stack ?? `${current.name}: ${current.message}`) : String(current);
+    parts.push(depth === 0 ? text : `caused by: ${text}`);
+    current = (current as { cause?: unknown } | null)?.cause;
+  }
+  return `${parts.join('\n')}\n`;
+}
+
+function reportError(err: unknown, debug = false): number {
   // `cog exec`: the command's own exit code, which it has explained itself
   if (err instanceof ProcessExitError) return err.exitCode;
   if (err instanceof CogError) {
     process.stderr.write(`cog: error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    if (debug) process.stderr.write(debugDetail(err));
     return err.exitCode;
   }
   process.stderr.write(

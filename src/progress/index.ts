@@ -71,7 +71,7 @@ export function resolveProgressMode(
 }
 
 export interface ProgressRendererOptions {
-  /** read for NO_COLOR and BUILDKIT_TTY_LOG_LINES; default process.env */
+  /** read for NO_COLOR, COG_NO_COLOR and BUILDKIT_TTY_LOG_LINES; default process.env */
   readonly env?: NodeJS.ProcessEnv;
   /** local clock in ms; default Date.now */
   readonly now?: () => number;
@@ -102,7 +102,7 @@ export function createProgressRenderer(
         now,
         refreshMs: options.refreshMs ?? defaultTtyRefreshMs,
         logLines,
-        color: (env.NO_COLOR ?? '') === '',
+        color: (env.NO_COLOR ?? '') === '' && (env.COG_NO_COLOR ?? '') === '',
       });
     }
   }

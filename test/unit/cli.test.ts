@@ -3,7 +3,8 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { plannedCommands } from '../../src/cli/commands.js';
-import { NotImplementedError } from '../../src/errors.js';
+import { debugDetail } from '../../src/cli/main.js';
+import { CogError, NotImplementedError } from '../../src/errors.js';
 import { exec } from '../support/exec.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { repoRoot } from '../support/testbed.js';
@@ -29,6 +30,43 @@ describe('bin/cog', () => {
       );
     }
     assert.ok(plannedCommands.length >= 11);
+  });
+
+  test("upstream's global flags: --registry names the registry, --no-color and --debug are accepted", async () => {
+    const hello = join(repoRoot, 'fixtures', 'models', 'hello');
+    const env = { ...process.env, COG_REGISTRY_HOST: 'unused.example' };
+    const plan = await exec(cog, ['--no-color', '--registry', 'registry.example:5000', 'debug'], {
+      cwd: hello,
+      env,
+    });
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /^cog-base {2}registry\.example:5000\/cog-base:python3\.11 is tried first/);
+    const after = await exec(cog, ['debug', '--registry=registry.example:5000'], { cwd: hello, env });
+    assert.match(after.stdout, /^cog-base {2}registry\.example:5000\//, 'after the command too');
+
+    // --debug: the error as always, then its stack trace
+    const broken = await tempDir('cogts-debug-flag-');
+    await writeFile(join(broken, 'cog.yaml'), 'build:\n  python_version: [3.11\n');
+    const plainErr = await exec(cog, ['debug'], { cwd: broken });
+    const debugErr = await exec(cog, ['--debug', 'debug'], { cwd: broken });
+    assert.equal(plainErr.code, debugErr.code);
+    assert.notEqual(debugErr.code, 0);
+    assert.ok(debugErr.stderr.startsWith(plainErr.stderr), 'the same message and hint first');
+    assert.match(debugErr.stderr.slice(plainErr.stderr.length), /^\w*Error: [^]*?\n\s+at /, 'a stack trace');
+  });
+
+  test('--debug detail lists the causes, innermost last', () => {
+    const inner = new Error('connect ECONNREFUSED 127.0.0.1:1234');
+    const outer = new CogError('cannot reach buildkitd', {
+      cause: new Error('dial failed', { cause: inner }),
+    });
+    const detail = debugDetail(outer);
+    assert.match(detail, /^CogError: cannot reach buildkitd\n\s+at /);
+    assert.ok(
+      detail.indexOf('caused by: Error: dial failed') <
+        detail.indexOf('caused by: Error: connect ECONNREFUSED'),
+    );
+    assert.equal(debugDetail('plain text'), 'plain text\n');
   });
 
   test('a planned command that is not built yet fails with the issue that builds it', () => {

@@ -381,6 +381,10 @@ describe('tty progress', () => {
     const { text } = await render('tty', build.slice(1, 7));
     assert.match(text, /\[\+\] Building [\d.]+s \(2\/2\) FINISHED/);
     assert.ok(text.includes('\x1b[34m => CACHED [1/3] FROM python:3.11-slim'));
+    // upstream's COG_NO_COLOR (and --no-color, which sets NO_COLOR) turn colours off too
+    const plain = await render('tty', build.slice(1, 7), { env: { COG_NO_COLOR: '1' } });
+    assert.ok(plain.text.includes(' => CACHED [1/3] FROM python:3.11-slim'));
+    assert.ok(!plain.text.includes('\x1b[3'), 'COG_NO_COLOR leaves colors out');
   });
 
   test('shows the last BUILDKIT_TTY_LOG_LINES lines of a running step under it', () => {
