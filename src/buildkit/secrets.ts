@@ -50,7 +50,10 @@ export async function readSecret(
   }
 }
 
-export function secretsService(secrets: Readonly<Record<string, SecretSource>>): SessionService {
+export function secretsService(
+  secrets: Readonly<Record<string, SecretSource>>,
+  env: NodeJS.ProcessEnv = process.env,
+): SessionService {
   return {
     name: 'moby.buildkit.secrets.v1.Secrets',
     implementation: {
@@ -64,7 +67,7 @@ export function secretsService(secrets: Readonly<Record<string, SecretSource>>):
           callback({ code: grpc.status.NOT_FOUND, details: `secret ${id} not found` });
           return;
         }
-        readSecret(id, source).then(
+        readSecret(id, source, env).then(
           (data) => callback(null, { data }),
           (err: Error) => callback({ code: grpc.status.NOT_FOUND, details: err.message }),
         );

@@ -385,6 +385,11 @@ export async function main(argv: readonly string[]): Promise<number> {
             describe: 'NAME=VALUE for the model',
           })
           .option('setup-timeout', { type: 'number', default: 300, describe: 'seconds to wait for setup()' })
+          .option('use-replicate-token', {
+            type: 'boolean',
+            default: false,
+            describe: "send $REPLICATE_API_TOKEN in the request's context (context.replicate_api_token)",
+          })
           .option('gpus', {
             type: 'string',
             describe: 'GPUs as CDI devices: all, a count, device=0,1 or none (default: all when build.gpu)',
@@ -408,6 +413,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             progress: argv.progress,
             tls: tlsFlags(argv),
             gpus: argv.gpus,
+            useReplicateToken: argv['use-replicate-token'],
           },
           processIo(),
         ),

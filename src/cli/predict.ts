@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { gatewayBuild } from '../buildkit/gateway.js';
+import { secretsService } from '../buildkit/secrets.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
 import { isCogBaseProbe } from '../build/cog-base.js';
@@ -41,7 +42,12 @@ export interface PredictArgs {
   readonly tls?: TlsFlags;
   /** `--gpus` (all, a count, device=0,1, none); default: all when the model has build.gpu */
   readonly gpus?: string | undefined;
+  /** `--use-replicate-token`: send $REPLICATE_API_TOKEN as the request's context.replicate_api_token */
+  readonly useReplicateToken?: boolean;
 }
+
+/** The session secret that carries $REPLICATE_API_TOKEN to the run. */
+const replicateTokenSecret = 'cog-replicate-api-token';
 
 type OpenApiDoc = Parameters<typeof parseInputFlags>[1];
 
@@ -78,6 +84,10 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     });
   }
   const env = parseEnv(args.env);
+  if (args.useReplicateToken && !io.env.REPLICATE_API_TOKEN)
+    throw new CogError('--use-replicate-token needs the REPLICATE_API_TOKEN environment variable', {
+      hint: 'export REPLICATE_API_TOKEN=r8_… (an API token from replicate.com/account/api-tokens)',
+    });
   // without IMAGE: the project's config and schema are known before connecting, so inputs fail fast
   const prepared =
     args.image === undefined
@@ -107,7 +117,14 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         progress: args.progress,
         defaultProgress: 'quiet',
         tls: args.tls,
-        services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
+        services: [
+          fileSyncService(dirs),
+          ...(images ? [images.service] : []),
+          // the token reaches the run as a secret mount: never in the LLB, its cache keys or a layer
+          ...(args.useReplicateToken
+            ? [secretsService({ [replicateTokenSecret]: { env: 'REPLICATE_API_TOKEN' } }, io.env)]
+            : []),
+        ],
         hideSteps: isCogBaseProbe,
       },
       async ({ client, session, ref, signal, onStatus }) => {
@@ -159,6 +176,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
             setupTimeout: args.setupTimeout,
             env,
             devices: gpus.devices,
+            ...(args.useReplicateToken ? { replicateTokenSecret } : {}),
           });
           report = run.report;
           return { ref: run.ref };

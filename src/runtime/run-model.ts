@@ -22,6 +22,8 @@ export interface RunOnceOptions {
   readonly platform?: { readonly OS: string; readonly Architecture: string };
   /** CDI devices (GPUs) for the server */
   readonly devices?: readonly string[];
+  /** a session secret holding the Replicate API token for the request's context */
+  readonly replicateTokenSecret?: string;
 }
 
 export async function runOnce(
@@ -35,6 +37,7 @@ export async function runOnce(
     env: options.env,
     inputFrom: local(inputDirName, { name: 'load the inputs' }),
     ...(options.devices?.length ? { devices: options.devices } : {}),
+    ...(options.replicateTokenSecret ? { replicateTokenSecret: options.replicateTokenSecret } : {}),
     name: options.mode === 'train' ? 'run the model: /trainings' : 'run the model: /predictions',
   });
   const id = await gw.solve(

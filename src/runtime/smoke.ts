@@ -22,7 +22,15 @@ export interface SmokeOptions {
   readonly name?: string;
   /** CDI devices (GPUs) for the server, see gpu.ts */
   readonly devices?: readonly string[];
+  /**
+   * the id of a session secret holding a Replicate API token, sent as the request's
+   * `context.replicate_api_token` (`cog predict --use-replicate-token`); mounted, never in env or LLB
+   */
+  readonly replicateTokenSecret?: string;
 }
+
+/** Where the probe finds the Replicate API token secret. */
+const tokenPath = '/run/secrets/cog-replicate-api-token';
 
 export interface SmokeReport {
   readonly health: { status?: string; setup?: { status?: string; logs?: string } } | null;
@@ -98,7 +106,11 @@ try:
         elif "COG_SMOKE_INPUT" in os.environ:
             given = json.loads(os.environ["COG_SMOKE_INPUT"])
         if given is not None:
-            body = json.dumps({"input": given}).encode()
+            request = {"input": given}
+            if "COG_SMOKE_TOKEN_FILE" in os.environ:
+                with open(os.environ["COG_SMOKE_TOKEN_FILE"]) as f:
+                    request["context"] = {"replicate_api_token": f.read()}
+            body = json.dumps(request).encode()
             path = "/trainings" if mode == "train" else "/predictions"
             req = urllib.request.Request(base + path, data=body, headers={"Content-Type": "application/json"})
             try:
@@ -129,12 +141,16 @@ export function smokeTest(model: State, options: SmokeOptions): State {
         COG_SMOKE_TIMEOUT: String(options.setupTimeout ?? 300),
         ...(options.input ? { COG_SMOKE_INPUT: JSON.stringify(options.input) } : {}),
         ...(options.inputFrom ? { COG_SMOKE_INPUT_FILE: '/cog-input/request.json' } : {}),
+        ...(options.replicateTokenSecret ? { COG_SMOKE_TOKEN_FILE: tokenPath } : {}),
       },
       cwd: '/src',
       mounts: [
         { type: 'bind', dest: '/out', source: scratch() },
         ...(options.inputFrom
           ? [{ type: 'bind' as const, dest: '/cog-input', source: options.inputFrom, readonly: true }]
+          : []),
+        ...(options.replicateTokenSecret
+          ? [{ type: 'secret' as const, id: options.replicateTokenSecret, dest: tokenPath, required: true }]
           : []),
       ],
       ignoreCache: true,

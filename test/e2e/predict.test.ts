@@ -49,6 +49,55 @@ test('a Path input is sent as a file and a Path output is written', { timeout: 6
   assert.equal(await readFile(output, 'utf8'), 'QUIET WORDS\n');
 });
 
+test(
+  '--use-replicate-token sends $REPLICATE_API_TOKEN as the request context, never in the progress',
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-replicate-token-');
+    await writeFile(
+      join(project, 'cog.yaml'),
+      'build:\n  python_version: "3.11"\nrun: "predict.py:Predictor"\n',
+    );
+    await writeFile(
+      join(project, 'predict.py'),
+      [
+        'from cog import BasePredictor, current_scope',
+        '',
+        '',
+        'class Predictor(BasePredictor):',
+        '    def predict(self, name: str = "x") -> str:',
+        '        return name + ":" + current_scope().context.get("replicate_api_token", "<none>")',
+        '',
+      ].join('\n'),
+    );
+    const token = `r8_e2e${Date.now().toString(36)}`;
+    const env = { ...tb.env, REPLICATE_API_TOKEN: token };
+    const sent = await execOk(
+      cog,
+      ['predict', '-i', 'name=a', '--use-replicate-token', '--progress', 'plain'],
+      {
+        env,
+        cwd: project,
+      },
+    );
+    assert.equal(sent.stdout, `a:${token}\n`);
+    assert.ok(!sent.stderr.includes(token), 'the token is in no progress line');
+    assert.match(sent.stderr, /run the model/, 'the plain progress was shown');
+
+    const without = await execOk(cog, ['predict', '-i', 'name=b'], { env, cwd: project });
+    assert.equal(without.stdout, 'b:<none>\n', 'no flag: no token sent');
+
+    const unset = { ...tb.env };
+    delete unset.REPLICATE_API_TOKEN;
+    const refused = await exec(cog, ['predict', '-i', 'name=c', '--use-replicate-token'], {
+      env: unset,
+      cwd: project,
+    });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /--use-replicate-token needs the REPLICATE_API_TOKEN environment variable/);
+  },
+);
+
 test('an unknown input fails per field before the model starts', { timeout: 300_000 }, async () => {
   const started = Date.now();
   const out = await exec(cog, ['predict', '-i', 'nosuch=1', '--progress', 'plain'], {
