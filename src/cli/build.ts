@@ -51,6 +51,8 @@ export interface BuildArgs {
   readonly noCache: boolean;
   readonly progress: string | undefined;
   readonly openapiSchema: string | undefined;
+  /** hidden --skip-schema-validation: no schema at all (no label, no /src/.cog file), as upstream */
+  readonly skipSchema?: boolean;
   /** --use-cuda-base-image; undefined when not given (auto) */
   readonly useCudaBaseImage: string | undefined;
   /** --use-cog-base-image; undefined when not given (auto: use a cog-base image when one resolves) */
@@ -88,10 +90,12 @@ export interface PreparedBuild {
 
 async function schemaFor(
   loaded: LoadedConfig,
-  args: { openapiSchema: string | undefined },
+  args: { openapiSchema: string | undefined; skipSchema?: boolean | undefined },
   env: NodeJS.ProcessEnv,
 ) {
   const override = schemaOverride(args.openapiSchema, env);
+  // upstream's order: a given schema file wins over skipping
+  if (!override && args.skipSchema) return undefined;
   if (override) {
     try {
       return JSON.stringify(JSON.parse(await readFile(override.path, 'utf8')));
@@ -152,6 +156,7 @@ export async function prepareBuild(
     | 'file'
     | 'tag'
     | 'openapiSchema'
+    | 'skipSchema'
     | 'useCudaBaseImage'
     | 'useCogBaseImage'
     | 'precompile'

@@ -60,6 +60,12 @@ function withImageBuildOptions<T>(y: Argv<T>) {
       type: 'string',
       describe: 'use this OpenAPI schema file instead of generating one',
     })
+    .option('skip-schema-validation', {
+      type: 'boolean',
+      default: false,
+      hidden: true,
+      describe: 'build without an OpenAPI schema (no run.cog.openapi_schema label)',
+    })
     .option('use-cuda-base-image', {
       type: 'string',
       describe: 'false builds GPU models on python:X-slim (default: auto)',
@@ -99,6 +105,7 @@ function imageBuildArgs(
     cache: boolean;
     progress: string | undefined;
     'openapi-schema': string | undefined;
+    'skip-schema-validation': boolean;
     'use-cuda-base-image': string | undefined;
     'use-cog-base-image': boolean | undefined;
     precompile: boolean;
@@ -114,6 +121,7 @@ function imageBuildArgs(
     noCache: !argv.cache,
     progress: argv.progress,
     openapiSchema: argv['openapi-schema'],
+    skipSchema: argv['skip-schema-validation'],
     useCudaBaseImage: argv['use-cuda-base-image'],
     useCogBaseImage: argv['use-cog-base-image'],
     precompile: argv.precompile,

@@ -50,6 +50,7 @@ export type PushArgs = Pick<
   | 'noCache'
   | 'progress'
   | 'openapiSchema'
+  | 'skipSchema'
   | 'useCudaBaseImage'
   | 'useCogBaseImage'
   | 'precompile'

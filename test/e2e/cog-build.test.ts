@@ -183,6 +183,29 @@ test('without --push the image lands in the local OCI image store', { timeout: 6
 });
 
 test(
+  '--skip-schema-validation builds without a schema, and the smoke test still reaches READY',
+  { timeout: 600_000 },
+  async () => {
+    const project = join(fixtures, 'hello');
+    const store = join(scratchDir, 'store');
+    const out = await exec(
+      cog,
+      ['build', '-t', 'skip-schema:dev', '--skip-schema-validation', '--smoke-test', '--progress', 'quiet'],
+      { env: env(), cwd: project },
+    );
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stderr, /Smoke test: \/health-check READY/);
+    const inspected = JSON.parse(
+      (await execOk('skopeo', ['inspect', `oci:${store}:skip-schema:dev`])).stdout,
+    ) as {
+      Labels: Labels;
+    };
+    assert.equal(inspected.Labels['run.cog.openapi_schema'], undefined, 'no schema label');
+    assert.equal(inspected.Labels['run.cog.has_init'], 'true', 'the other labels are there');
+  },
+);
+
+test(
   'a no-op rebuild runs nothing; a predict.py edit runs only the source copy',
   { timeout: 600_000 },
   async () => {
