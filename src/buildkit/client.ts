@@ -12,6 +12,7 @@ import type {
   moby_buildkit_v1_SolveResponse,
   moby_buildkit_v1_StatusResponse,
 } from '../gen/types.js';
+import { diagnoseConnectFailure } from './connect-diagnosis.js';
 import { BuildkitError } from './errors.js';
 import { serviceDefinition } from './grpc-services.js';
 import { type SessionEndpoint, SessionStream, type StreamMetadata } from './session-stream.js';
@@ -147,19 +148,21 @@ export class BuildkitClient {
       channelOptions,
     ) as unknown as ControlStub;
     const timeoutMs = options.timeoutMs ?? 5000;
+    const hint =
+      'start buildkitd there, or point BUILDKIT_HOST at a running one (e.g. `eval "$(scripts/testbed env)"`)';
     try {
-      await new Promise<void>((resolve, reject) =>
-        stub.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve())),
-      );
+      await untilReady(stub.getChannel(), Date.now() + timeoutMs);
     } catch (err) {
       stub.close();
-      throw new BuildkitError(
-        `cannot reach buildkitd at ${address.display} (no answer within ${timeoutMs / 1000}s)`,
-        {
-          hint: 'start buildkitd there, or point BUILDKIT_HOST at a running one (e.g. `eval "$(scripts/testbed env)"`)',
-          cause: err,
-        },
-      );
+      // a failed attempt fails now, with its reason, rather than being retried until the deadline
+      const reason =
+        err instanceof ConnectAttemptFailed
+          ? await diagnoseConnectFailure(address.endpoint)
+          : `no answer within ${timeoutMs / 1000}s`;
+      throw new BuildkitError(`cannot reach buildkitd at ${address.display}: ${reason}`, {
+        hint,
+        cause: err,
+      });
     }
     return new BuildkitClient(stub, address);
   }
@@ -220,6 +223,26 @@ export class BuildkitClient {
   }
 }
 
+/** The channel's first connection attempt failed (rather than the deadline passing). */
+class ConnectAttemptFailed extends Error {}
+
+/** Resolves once `channel` is READY; rejects when an attempt fails or at `deadline`. */
+function untilReady(channel: ReturnType<grpc.Client['getChannel']>, deadline: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const state = channel.getConnectivityState(true);
+      if (state === grpc.connectivityState.READY) resolve();
+      else if (
+        state === grpc.connectivityState.TRANSIENT_FAILURE ||
+        state === grpc.connectivityState.SHUTDOWN
+      )
+        reject(new ConnectAttemptFailed(`the channel is ${grpc.connectivityState[state]}`));
+      else channel.watchConnectivityState(state, deadline, (err) => (err ? reject(err) : check()));
+    };
+    check();
+  });
+}
+
 export function toBuildkitError(err: grpc.ServiceError, where: string): BuildkitError {
   if (err.code === grpc.status.CANCELLED)
     return new BuildkitError('cancelled', { cause: err, exitCode: 130 });
@@ -229,5 +252,15 @@ export function toBuildkitError(err: grpc.ServiceError, where: string): Buildkit
       cause: err,
     });
   }
+  // an HTTP/2 server that is not buildkitd (a proxy, another service) answers with a plain status
+  const http = /Received HTTP status code (\d+)/.exec(err.details ?? '');
+  if (http)
+    return new BuildkitError(
+      `${where} answered with HTTP status ${http[1]}: it does not serve buildkitd's API`,
+      {
+        hint: 'point BUILDKIT_HOST at buildkitd itself (its --addr), not at a proxy or another service',
+        cause: err,
+      },
+    );
   return new BuildkitError(err.details || err.message, { cause: err });
 }
