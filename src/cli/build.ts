@@ -30,7 +30,7 @@ import { type Descriptor, ImageStore, imageStoreDir } from '../image/store.js';
 import { wheelContext } from '../plan/plan.js';
 import type { PlanInput } from '../plan/types.js';
 import { type WeightsSplit, weightPaths, weightSizeThreshold } from '../plan/weights.js';
-import { generateOpenApiSchema } from '../schema/index.js';
+import { SchemaError, generateOpenApiSchema } from '../schema/index.js';
 import { cogVersion } from '../version.js';
 import type { SmokeOptions } from '../runtime/smoke.js';
 import type { CommandIo } from './debug-solve.js';
@@ -53,6 +53,8 @@ export interface BuildArgs {
   readonly openapiSchema: string | undefined;
   /** hidden --skip-schema-validation: no schema at all (no label, no /src/.cog file), as upstream */
   readonly skipSchema?: boolean;
+  /** a predictor the schema cannot be read from: fail (default), or warn and go on without a schema */
+  readonly schemaFailure?: 'fail' | 'warn';
   /** --use-cuda-base-image; undefined when not given (auto) */
   readonly useCudaBaseImage: string | undefined;
   /** --use-cog-base-image; undefined when not given (auto: use a cog-base image when one resolves) */
@@ -90,8 +92,13 @@ export interface PreparedBuild {
 
 async function schemaFor(
   loaded: LoadedConfig,
-  args: { openapiSchema: string | undefined; skipSchema?: boolean | undefined },
+  args: {
+    openapiSchema: string | undefined;
+    skipSchema?: boolean | undefined;
+    schemaFailure?: 'fail' | 'warn';
+  },
   env: NodeJS.ProcessEnv,
+  warn: (message: string) => void,
 ) {
   const override = schemaOverride(args.openapiSchema, env);
   // upstream's order: a given schema file wins over skipping
@@ -107,13 +114,19 @@ async function schemaFor(
   }
   const { predict, train } = loaded.completed;
   if (!predict && !train) return undefined;
-  const schema = await generateOpenApiSchema({
-    projectDir: loaded.projectDir,
-    ...(predict ? { predict } : {}),
-    ...(train ? { train } : {}),
-    cogVersion: cogVersion(),
-  });
-  return JSON.stringify(schema);
+  try {
+    const schema = await generateOpenApiSchema({
+      projectDir: loaded.projectDir,
+      ...(predict ? { predict } : {}),
+      ...(train ? { train } : {}),
+      cogVersion: cogVersion(),
+    });
+    return JSON.stringify(schema);
+  } catch (err) {
+    if (args.schemaFailure !== 'warn' || !(err instanceof SchemaError)) throw err;
+    warn(`no OpenAPI schema: ${err.message}; going on without one`);
+    return undefined;
+  }
 }
 
 /** --platform: linux/amd64 or linux/arm64. */
@@ -157,6 +170,7 @@ export async function prepareBuild(
     | 'tag'
     | 'openapiSchema'
     | 'skipSchema'
+    | 'schemaFailure'
     | 'useCudaBaseImage'
     | 'useCogBaseImage'
     | 'precompile'
@@ -188,7 +202,7 @@ export async function prepareBuild(
   const secrets: Record<string, SecretSource> = Object.fromEntries((args.secrets ?? []).map(parseSecretFlag));
   const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
   const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
-    schemaFor(loaded, args, io.env),
+    schemaFor(loaded, args, io.env, warn),
     readCaCert(io.env),
     readDockerignore(loaded.projectDir),
     gitLabels(loaded.projectDir, io.env),

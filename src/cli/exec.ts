@@ -134,7 +134,8 @@ export async function execCommand(args: ExecArgs, io: CommandIo, cwd = process.c
   const terminal = terminalOf(io);
   const exit = await withModelContainer(
     io,
-    { image: undefined, file: args.file, progress: args.progress, tls: args.tls },
+    // a predictor the schema reader refuses must not keep anyone from debugging in its environment
+    { image: undefined, file: args.file, progress: args.progress, tls: args.tls, schemaFailure: 'warn' },
     cwd,
     async ({ container, config, cwd: workdir, onInterrupt }) => {
       const process = container.exec({

@@ -33,6 +33,8 @@ export interface ModelContainerOptions {
   readonly file: string;
   readonly progress: string | undefined;
   readonly tls?: TlsFlags | undefined;
+  /** a predictor the schema cannot be read from: warn and go on (cog exec, a debugging tool) */
+  readonly schemaFailure?: 'fail' | 'warn';
 }
 
 export interface ModelContainer {
@@ -59,7 +61,11 @@ export async function withModelContainer<T>(
 ): Promise<T> {
   const prepared =
     options.image === undefined
-      ? await prepareBuild({ ...defaultBuildSettings, file: options.file }, io, cwd)
+      ? await prepareBuild(
+          { ...defaultBuildSettings, file: options.file, schemaFailure: options.schemaFailure ?? 'fail' },
+          io,
+          cwd,
+        )
       : undefined;
   const dirs: Record<string, string> = {};
   if (prepared) {

@@ -3,7 +3,7 @@
 // Ctrl-C; exec passes stdin, env and the exit code through.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile, readdir } from 'node:fs/promises';
+import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -172,6 +172,42 @@ test('cog exec passes stdin, env and the exit code through', { timeout: 600_000 
   );
   assert.doesNotMatch(out.stderr, /error/i);
 });
+
+test(
+  'cog exec runs in a project whose predictor the schema reader refuses, with a warning',
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-exec-no-schema-');
+    await cp(hello, project, { recursive: true });
+    await writeFile(
+      join(project, 'predict.py'),
+      [
+        'from cog import BasePredictor',
+        '',
+        '',
+        'class Predictor(BasePredictor):',
+        '    def predict(self, names: set) -> str:',
+        '        return ",".join(sorted(names))',
+        '',
+      ].join('\n'),
+    );
+    const build = await exec(cog, ['build', '--progress', 'quiet'], { env: tb.env, cwd: project });
+    assert.notEqual(build.code, 0, 'cog build refuses the predictor');
+    assert.match(build.stderr, /predict\.py:5: .*set/);
+
+    const out = await exec(
+      cog,
+      ['exec', 'python', '-c', 'print(open("/src/predict.py").read().count("set"))'],
+      {
+        env: tb.env,
+        cwd: project,
+      },
+    );
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout, '1\n');
+    assert.match(out.stderr, /warning: no OpenAPI schema: predict\.py:5: .*going on without one/);
+  },
+);
 
 test(
   'cog exec: options after the command are the command’s; -p is accepted',
