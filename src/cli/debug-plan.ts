@@ -42,6 +42,7 @@ function describeStep(step: PlanStep): string {
         ...(step.cache ?? []).map((c) => `cache ${c.target}`),
         ...(step.secrets ?? []).map((s) => `secret ${s.id} at ${s.target}`),
       ];
+      if (step.independent) mounts.push('parallel branch');
       return `RUN   ${shorten(step.shell)}${mounts.length ? `   [${mounts.join(', ')}]` : ''}`;
     }
   }

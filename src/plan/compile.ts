@@ -5,7 +5,7 @@
  * the weights are one more such layer, between the dependencies and the source.
  */
 import type { OciImageConfig } from '../buildkit/gateway.js';
-import { FileActions, type Mount, type State, image, local, merge, scratch } from '../llb/index.js';
+import { FileActions, type Mount, type State, diff, image, local, merge, scratch } from '../llb/index.js';
 import type { BuildPlan, PlanStep } from './types.js';
 import { weightIncludes } from './weights.js';
 
@@ -154,7 +154,25 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   let state = image(pinned(plan.base, options.baseDigest), {
     config: options.baseConfig.config ?? {},
   }).withPlatform(platform);
-  for (const step of plan.steps) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
+  // independent steps run in branches from the state before them; each branch's layer is put back
+  // in its place below the later steps' layers (a merge of diffs), so the image keeps upstream's order
+  const branches: { name: string; from: State; result: State }[] = [];
+  for (const step of plan.steps) {
+    if (step.kind === 'run' && step.independent) {
+      const result = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
+      branches.push({ name: step.name, from: state, result });
+      continue;
+    }
+    state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
+  }
+  for (const { name, from, result } of branches.reverse()) {
+    const layers = [
+      from,
+      diff(from, result, { name: `[internal] the layer of ${name}` }),
+      diff(from, state, { name: `[internal] the layers built beside ${name}` }),
+    ];
+    state = state.withOutput(merge(layers, { name: `${name}: layer put back in place` }).output);
+  }
   const beforeSource = state;
 
   // --separate-weights: the weights on scratch, merged under the source (like COPY --link): the layer

@@ -190,6 +190,7 @@ export function planBuild(input: PlanInput): BuildPlan {
   }
 
   if (!cogBase) {
+    const systemPackageCount = systemPackagesToInstall(input).length;
     steps.push({
       kind: 'run',
       name: 'install tini',
@@ -197,6 +198,9 @@ export function planBuild(input: PlanInput): BuildPlan {
         'set -eux; apt-get update -qq; apt-get install -qqy --no-install-recommends tini; ' +
         `${aptCleanup}; ln -sf /usr/bin/tini /sbin/tini`,
       cache: [aptCache],
+      // only the entrypoint uses tini; it runs beside the Python installs unless a later step uses
+      // apt too (both would write dpkg's database: the merge would keep only one) or is the user's
+      ...(systemPackageCount === 0 && !cuda && input.runCommands.length === 0 ? { independent: true } : {}),
     });
   }
 

@@ -119,6 +119,11 @@ export type PlanStep =
        * the step's COG_BUILD_SECRETS_KEY so that a changed secret re-runs the step
        */
       readonly secretsKey?: string;
+      /**
+       * no later step (before the source copy) depends on this one or writes what it writes: it runs
+       * in a branch of its own, beside the later steps, and its layer keeps its place in the image
+       */
+      readonly independent?: boolean;
     };
 
 export interface BuildPlan {

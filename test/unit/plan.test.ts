@@ -6,6 +6,7 @@ import { compilePlan, expandEnv } from '../../src/plan/compile.js';
 import { distroPython, parseOsRelease } from '../../src/plan/distro.js';
 import { breaksSystemPackages, planBuild, shellQuote, systemPackagesToInstall } from '../../src/plan/plan.js';
 import type { PlanInput } from '../../src/plan/types.js';
+import { minimalPlanInput } from '../support/plan-inputs.js';
 
 const cpuInput: PlanInput = {
   pythonVersion: '3.11',
@@ -249,4 +250,45 @@ test('--break-system-packages: nvidia/cuda always, cog-base only with CUDA ≥ 1
     assert.match(step?.kind === 'run' ? step.shell : '', / --break-system-packages /, name);
   }
   assert.ok(!planBuild({ ...cuda13, cuda: '12.8' }).steps.some((s) => s.name === 'python on PATH'));
+});
+
+test('tini installs beside the Python steps unless a later step uses apt or is the user’s', () => {
+  const tiniOf = (input: PlanInput) =>
+    planBuild(input).steps.find((s) => s.kind === 'run' && s.name === 'install tini') as
+      { independent?: boolean } | undefined;
+  assert.equal(tiniOf(minimalPlanInput({ requirements: 'six==1.16.0' }))?.independent, true);
+  assert.equal(tiniOf(minimalPlanInput({ systemPackages: ['ffmpeg'] }))?.independent, undefined);
+  assert.equal(
+    tiniOf(minimalPlanInput({ runCommands: [{ command: 'apt-get install -y curl', secrets: [] }] }))
+      ?.independent,
+    undefined,
+  );
+
+  // compiled: the tini layer sits where upstream has it, below the layers built beside it
+  const compiled = compilePlan(planBuild(minimalPlanInput({ requirements: 'six==1.16.0' })), {
+    baseConfig: {},
+  });
+  const ops = compiled.image.marshal().ops;
+  const named = (name: string) => ops.find((o) => o.metadata.description?.['llb.customname'] === name);
+  const tini = named('install tini');
+  const install = named('install requirements');
+  assert.ok(tini && install);
+  const chainOf = (digest: string): string[] => {
+    const op = ops.find((o) => o.digest === digest);
+    const input = op?.op.inputs?.[0]?.digest;
+    return input ? [digest, ...chainOf(input)] : [digest];
+  };
+  assert.ok(!chainOf(install.digest).includes(tini.digest), 'the installs do not wait for tini');
+  const merged = named('install tini: layer put back in place');
+  assert.ok(merged);
+  const inputs = (merged.op.inputs ?? []).map((i) => ops.find((o) => o.digest === i.digest));
+  assert.deepEqual(
+    inputs.map((o) => o?.metadata.description?.['llb.customname'] ?? o?.kind),
+    [
+      inputs[0]?.metadata.description?.['llb.customname'] ?? inputs[0]?.kind,
+      '[internal] the layer of install tini',
+      '[internal] the layers built beside install tini',
+    ],
+  );
+  assert.equal(inputs.length, 3, 'the base, then the tini layer, then the later layers');
 });
