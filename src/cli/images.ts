@@ -45,7 +45,8 @@ export async function removeImages(args: { names: readonly string[] }, io: Comma
   const store = new ImageStore(imageStoreDir(io.env));
   const stored: string[] = [];
   for (const name of args.names) {
-    const found = await findStoredImage(store, name);
+    // exactly as stored first: a name whose blobs went missing can be removed too
+    const found = (await store.resolve(name)) ? { name } : await findStoredImage(store, name);
     if (!found)
       throw new CogError(`no image named ${name} in the local image store (${store.root})`, {
         hint: '`cog image ls` lists the names; nothing was removed',

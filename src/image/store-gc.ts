@@ -3,6 +3,7 @@
  * whether another cog process may be using the store right now (its lease). The walk is pure over a
  * blob reader; store.ts does the file work under the index lock.
  */
+import { CogError } from '../errors.js';
 import type { Descriptor } from './store.js';
 
 /** Media types whose blobs list further descriptors (manifests and indexes, OCI and Docker). */
@@ -14,13 +15,14 @@ const manifestTypes = new Set([
 ]);
 
 /** A manifest or index is unreadable: nothing may be collected, as what it reaches is unknown. */
-export class UnreadableManifestError extends Error {
+export class UnreadableManifestError extends CogError {
   constructor(
     readonly digest: string,
     reason: string,
   ) {
-    super(`manifest ${digest} in the image store is unreadable: ${reason}`);
-    this.name = 'UnreadableManifestError';
+    super(`manifest ${digest} in the image store is unreadable (${reason}); nothing was removed`, {
+      hint: '`cog image ls` shows which name holds it: remove that name with `cog image rm`',
+    });
   }
 }
 

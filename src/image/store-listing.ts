@@ -49,10 +49,15 @@ async function blobSizes(root: string): Promise<Map<string, number>> {
 /** The store's named images, sorted by name. */
 export async function listStore(store: ImageStore): Promise<StoreListing> {
   const sizes = await blobSizes(store.root);
-  const readJson = async (digest: string): Promise<ManifestJson | undefined> =>
-    sizes.has(digest)
-      ? (JSON.parse((await store.readBlob(digest)).toString('utf8')) as ManifestJson)
-      : undefined;
+  // a blob that is missing or not JSON reaches nothing more: the listing still shows its name
+  const readJson = async (digest: string): Promise<ManifestJson | undefined> => {
+    if (!sizes.has(digest)) return undefined;
+    try {
+      return JSON.parse((await store.readBlob(digest)).toString('utf8')) as ManifestJson;
+    } catch {
+      return undefined;
+    }
+  };
   const images: StoredImageSummary[] = [];
   for (const entry of (await store.index()).manifests) {
     const name = entry.annotations?.[refNameAnnotation];

@@ -245,6 +245,8 @@ export class ImageStore {
    */
   async collectGarbage(): Promise<GarbageCollected> {
     const none: GarbageCollected = { blobs: 0, bytes: 0, skipped: false };
+    // no store yet: nothing to collect, and no directory made for nothing
+    if (!existsSync(join(this.root, 'blobs', 'sha256'))) return none;
     return this.locked(async () => {
       if (await this.othersHoldLeases()) return { ...none, skipped: true };
       const keep = await this.reachableFrom((await this.index()).manifests);

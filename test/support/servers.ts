@@ -20,7 +20,8 @@ export async function serveText(body: string): Promise<{ url: string; close(): P
   };
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port on loopback that nothing listens on (bound, then released). */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -8,6 +8,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { test } from 'node:test';
 import { BuildkitClient, newId, parseBuildkitHost } from '../../src/buildkit/client.js';
 import { BuildkitError } from '../../src/buildkit/errors.js';
+import { freePort } from '../support/servers.js';
 
 test('a missing socket fails at once, naming the address, the path and a fix', async () => {
   const started = Date.now();
@@ -45,15 +46,6 @@ test('a stale socket path with no daemon fails at once, saying nothing listens',
     await rm(dir, { recursive: true, force: true });
   }
 });
-
-/** A TCP port on loopback that nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 test('a TCP port nothing listens on fails at once with the reason', async () => {
   const port = await freePort();

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -292,4 +292,35 @@ describe('listStore and cog image ls', () => {
     assert.equal((await store.resolve('b'))?.digest, b.digest);
     assert.equal((await store.collectGarbage()).blobs, 3, "a's manifest, config and layer");
   });
+});
+
+test('a named manifest that is not JSON stops a collection, which removes nothing; ls still lists it', async () => {
+  const store = await newStore('garbled');
+  const good = await putImage(store.root, 'g', ['kept layer']);
+  await store.tag('good', good);
+  const garbled = await putBlob(store.root, manifestType, 'not json {');
+  // filed by hand: tag() itself refuses what it cannot read
+  const index = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
+    manifests: Descriptor[];
+  };
+  index.manifests.push({ ...garbled, annotations: { 'org.opencontainers.image.ref.name': 'garbled' } });
+  await writeFile(join(store.root, 'index.json'), JSON.stringify(index));
+  const orphan = await putBlob(store.root, layerType, 'orphan');
+  await assert.rejects(store.collectGarbage(), (err: Error) => {
+    assert.ok(err instanceof UnreadableManifestError);
+    assert.match(err.message, /unreadable .*nothing was removed/);
+    assert.match(err.hint ?? '', /cog image rm/);
+    return true;
+  });
+  assert.ok((await blobsIn(store.root)).has(orphan.digest));
+  assert.deepEqual(
+    (await listStore(store)).images.map((i) => i.name),
+    ['garbled', 'good'],
+  );
+});
+
+test('collecting in a store that does not exist does nothing and makes no directory', async () => {
+  const root = join(scratch, 'never-made');
+  assert.deepEqual(await new ImageStore(root).collectGarbage(), { blobs: 0, bytes: 0, skipped: false });
+  assert.equal(existsSync(root), false);
 });
