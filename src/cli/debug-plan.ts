@@ -43,6 +43,7 @@ function describeStep(step: PlanStep): string {
         ...(step.secrets ?? []).map((s) => `secret ${s.id} at ${s.target}`),
       ];
       if (step.independent) mounts.push('parallel branch');
+      if (step.seesBranches) mounts.push('after the parallel branches');
       return `RUN   ${shorten(step.shell)}${mounts.length ? `   [${mounts.join(', ')}]` : ''}`;
     }
   }

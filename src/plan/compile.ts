@@ -142,6 +142,30 @@ function copyProjectToSrc(
     .copy(project, '/', '/src/', { contentsOnly: true, createDestPath: true });
 }
 
+/** An independent step, run from `from` beside the steps after it. */
+interface Branch {
+  readonly name: string;
+  readonly from: State;
+  readonly result: State;
+}
+
+/**
+ * `state` with each branch's layer put back where its step stands in the plan: a merge of the state
+ * the branch started from, the branch's changes, and the changes of the steps built beside it.
+ */
+function joinBranches(state: State, branches: readonly Branch[]): State {
+  let joined = state;
+  for (const { name, from, result } of [...branches].reverse()) {
+    const layers = [
+      from,
+      diff(from, result, { name: `[internal] the layer of ${name}` }),
+      diff(from, joined, { name: `[internal] the layers built beside ${name}` }),
+    ];
+    joined = joined.withOutput(merge(layers, { name: `${name}: layer put back in place` }).output);
+  }
+  return joined;
+}
+
 export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledBuild {
   const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
   const baseEnv = options.baseConfig.config?.Env ?? [];
@@ -156,23 +180,17 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   }).withPlatform(platform);
   // independent steps run in branches from the state before them; each branch's layer is put back
   // in its place below the later steps' layers (a merge of diffs), so the image keeps upstream's order
-  const branches: { name: string; from: State; result: State }[] = [];
+  const branches: Branch[] = [];
   for (const step of plan.steps) {
     if (step.kind === 'run' && step.independent) {
       const result = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
       branches.push({ name: step.name, from: state, result });
       continue;
     }
+    if (step.kind === 'run' && step.seesBranches) state = joinBranches(state, branches.splice(0));
     state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
   }
-  for (const { name, from, result } of branches.reverse()) {
-    const layers = [
-      from,
-      diff(from, result, { name: `[internal] the layer of ${name}` }),
-      diff(from, state, { name: `[internal] the layers built beside ${name}` }),
-    ];
-    state = state.withOutput(merge(layers, { name: `${name}: layer put back in place` }).output);
-  }
+  state = joinBranches(state, branches.splice(0));
   const beforeSource = state;
 
   // --separate-weights: the weights on scratch, merged under the source (like COPY --link): the layer

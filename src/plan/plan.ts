@@ -96,6 +96,26 @@ function stripSuffix(strip: boolean | undefined): string {
     : '';
 }
 
+/**
+ * Only the entrypoint uses tini, so its apt step (~4 s, mostly `apt-get update`) can run beside the
+ * steps after it, up to the first one that uses apt too (both would write dpkg's database, and a
+ * merge keeps one copy) or is the user's (which may use apt or tini): that one sees tini installed.
+ * Marks nothing when no work would overlap. `firstUserStep`: where the build.run steps start.
+ */
+function runTiniBeside(steps: PlanStep[], firstUserStep: number): void {
+  const tini = steps.findIndex((s) => s.kind === 'run' && s.name === 'install tini');
+  if (tini < 0) return;
+  let join = steps.findIndex(
+    (s, i) => i > tini && s.kind === 'run' && (i >= firstUserStep || (s.cache ?? []).includes(aptCache)),
+  );
+  if (join < 0) join = steps.length;
+  const overlapping = steps.slice(tini + 1, join).some((s) => s.kind === 'run' || s.kind === 'image-files');
+  if (!overlapping) return;
+  steps[tini] = { ...(steps[tini] as PlanStep & { kind: 'run' }), independent: true };
+  const joining = steps[join];
+  if (joining?.kind === 'run') steps[join] = { ...joining, seesBranches: true };
+}
+
 /** Quotes a word for /bin/sh when it is not plainly safe. */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;
@@ -190,7 +210,6 @@ export function planBuild(input: PlanInput): BuildPlan {
   }
 
   if (!cogBase) {
-    const systemPackageCount = systemPackagesToInstall(input).length;
     steps.push({
       kind: 'run',
       name: 'install tini',
@@ -198,9 +217,6 @@ export function planBuild(input: PlanInput): BuildPlan {
         'set -eux; apt-get update -qq; apt-get install -qqy --no-install-recommends tini; ' +
         `${aptCleanup}; ln -sf /usr/bin/tini /sbin/tini`,
       cache: [aptCache],
-      // only the entrypoint uses tini; it runs beside the Python installs unless a later step uses
-      // apt too (both would write dpkg's database: the merge would keep only one) or is the user's
-      ...(systemPackageCount === 0 && !cuda && input.runCommands.length === 0 ? { independent: true } : {}),
     });
   }
 
@@ -338,6 +354,7 @@ export function planBuild(input: PlanInput): BuildPlan {
     });
   }
 
+  const firstUserStep = steps.length;
   for (const [index, run] of input.runCommands.entries()) {
     const secretsKey = stepSecretsKey(run.secrets, input.secretKeys);
     steps.push({
@@ -348,6 +365,8 @@ export function planBuild(input: PlanInput): BuildPlan {
       ...(secretsKey ? { secretsKey } : {}),
     });
   }
+
+  runTiniBeside(steps, firstUserStep);
 
   const stubs: [string, string][] = [];
   if (input.predict) stubs.push(['COG_PREDICT_TYPE_STUB', input.predict]);

@@ -120,10 +120,12 @@ export type PlanStep =
        */
       readonly secretsKey?: string;
       /**
-       * no later step (before the source copy) depends on this one or writes what it writes: it runs
-       * in a branch of its own, beside the later steps, and its layer keeps its place in the image
+       * later steps neither depend on this one nor write what it writes, up to the first step marked
+       * `seesBranches`: it runs in a branch of its own beside them, and its layer keeps its place
        */
       readonly independent?: boolean;
+      /** runs only after every independent step before it, on a filesystem that holds their results */
+      readonly seesBranches?: boolean;
     };
 
 export interface BuildPlan {

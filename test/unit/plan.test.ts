@@ -252,16 +252,23 @@ test('--break-system-packages: nvidia/cuda always, cog-base only with CUDA ≥ 1
   assert.ok(!planBuild({ ...cuda13, cuda: '12.8' }).steps.some((s) => s.name === 'python on PATH'));
 });
 
-test('tini installs beside the Python steps unless a later step uses apt or is the user’s', () => {
-  const tiniOf = (input: PlanInput) =>
-    planBuild(input).steps.find((s) => s.kind === 'run' && s.name === 'install tini') as
-      { independent?: boolean } | undefined;
-  assert.equal(tiniOf(minimalPlanInput({ requirements: 'six==1.16.0' }))?.independent, true);
-  assert.equal(tiniOf(minimalPlanInput({ systemPackages: ['ffmpeg'] }))?.independent, undefined);
-  assert.equal(
-    tiniOf(minimalPlanInput({ runCommands: [{ command: 'apt-get install -y curl', secrets: [] }] }))
-      ?.independent,
-    undefined,
+test('tini installs beside the Python steps, up to the first later step that uses apt or is the user’s', () => {
+  const marks = (input: PlanInput) =>
+    planBuild(input).steps.flatMap((s) =>
+      s.kind !== 'run'
+        ? []
+        : [
+            ...(s.independent ? [`${s.name}: independent`] : []),
+            ...(s.seesBranches ? [`${s.name}: sees branches`] : []),
+          ],
+    );
+  assert.deepEqual(marks(minimalPlanInput({ requirements: 'six==1.16.0' })), ['install tini: independent']);
+  // apt right after tini: nothing would overlap, so nothing is marked
+  assert.deepEqual(marks(minimalPlanInput({ systemPackages: ['ffmpeg'] })), []);
+  // a user command waits for tini (it may use apt or tini); the Python steps before it do not
+  assert.deepEqual(
+    marks(minimalPlanInput({ runCommands: [{ command: 'apt-get install -y curl', secrets: [] }] })),
+    ['install tini: independent', 'build.run[0]: apt-get install -y curl: sees branches'],
   );
 
   // compiled: the tini layer sits where upstream has it, below the layers built beside it
@@ -291,4 +298,16 @@ test('tini installs beside the Python steps unless a later step uses apt or is t
     ],
   );
   assert.equal(inputs.length, 3, 'the base, then the tini layer, then the later layers');
+
+  // a user command runs on the joined filesystem: tini (and its dpkg entry) are there
+  const withRun = compilePlan(
+    planBuild(minimalPlanInput({ runCommands: [{ command: 'which tini', secrets: [] }] })),
+    { baseConfig: {} },
+  ).image.marshal().ops;
+  const run = withRun.find((o) => o.metadata.description?.['llb.customname'] === 'build.run[0]: which tini');
+  const joined = withRun.find(
+    (o) => o.metadata.description?.['llb.customname'] === 'install tini: layer put back in place',
+  );
+  assert.ok(run && joined);
+  assert.equal(run.op.inputs?.[0]?.digest, joined.digest, 'the user command starts from the joined state');
 });
