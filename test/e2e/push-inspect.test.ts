@@ -246,6 +246,43 @@ describe('COG_PUSH_MULTIPART_THRESHOLD and COG_PUSH_DEFAULT_CHUNK_SIZE on the co
   });
 });
 
+describe('cog push on a terminal', () => {
+  test('draws a live view whose total only grows, ends with every layer pushed, and prints the digest', async () => {
+    const repo = `cogts-push/tty-${run}`;
+    const target = `${tb.registry}/${repo}:v1`;
+    // a real pseudo-terminal (util-linux `script`); 4 MiB chunks so the view redraws mid-blob
+    const command = `${cog} push ${target} --progress tty`;
+    const r = await exec('script', ['-qec', command, '/dev/null'], {
+      cwd: hello,
+      env: env({ COG_PUSH_MULTIPART_THRESHOLD: '0', COG_PUSH_DEFAULT_CHUNK_SIZE: String(4 * 1024 * 1024) }),
+    });
+    assert.equal(r.code, 0, explain(r));
+    const out = r.stdout;
+    const cursorUp = out.split('\x1b[').some((part) => /^\d+A/.test(part));
+    assert.ok(cursorUp, 'the view moves the cursor up to redraw');
+    const units: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+    const bytes = (value: string, unit: string) => Number(value) * (units[unit] ?? Number.NaN);
+    const totals = [
+      ...out.matchAll(/Pushing \S+ +([\d.]+) (B|KiB|MiB|GiB) \/ ([\d.]+) (B|KiB|MiB|GiB)/g),
+    ].map((m) => ({ done: bytes(m[1]!, m[2]!), total: bytes(m[3]!, m[4]!) }));
+    assert.ok(totals.length >= 2, `${totals.length} frames`);
+    assert.ok(
+      totals.some((t) => t.done < t.total),
+      'a frame drawn mid-push shows part of the total',
+    );
+    for (let i = 1; i < totals.length; i++)
+      assert.ok(totals[i]!.done >= totals[i - 1]!.done, `frame ${i}: the total never goes back`);
+    const last = totals.at(-1)!;
+    assert.equal(last.done, last.total, 'the last frame shows everything pushed');
+    const finalFrame = out.slice(out.lastIndexOf('Pushing '));
+    const layerLines = finalFrame.split(/\r?\n/).filter((l) => /^\s*sha256:[0-9a-f]{12}/.test(l));
+    assert.ok(layerLines.length >= 5, `${layerLines.length} layer lines`);
+    for (const line of layerLines) assert.match(line, /\bpushed\b/);
+    const digest = /@(sha256:[0-9a-f]{64})/.exec(out.slice(out.lastIndexOf(target)))?.[1];
+    assert.equal(digest, await rawDigest(target));
+  });
+});
+
 describe('cog push to a registry that refuses chunked uploads', () => {
   let proxy: FaultProxy;
   before(async () => {
