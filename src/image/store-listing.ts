@@ -3,7 +3,7 @@
  * the bytes its blobs take (shared layers counted in every image that has them, as `docker images`
  * does) and when it was created, plus what all blobs take on disk together.
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reachableDigests } from './store-gc.js';
 import { type ImageStore, refNameAnnotation } from './store.js';
@@ -29,26 +29,20 @@ interface ManifestJson {
   manifests?: { digest?: string }[];
 }
 
-/** Sizes of the store's blobs by digest (no blobs directory: none). */
-async function blobSizes(root: string): Promise<Map<string, number>> {
-  const dir = join(root, 'blobs', 'sha256');
+/** Sizes of the store's blobs by digest. */
+async function blobSizes(store: ImageStore): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return sizes;
-    throw err;
-  }
-  for (const hex of names) {
-    if (/^[0-9a-f]{64}$/.test(hex)) sizes.set(`sha256:${hex}`, (await lstat(join(dir, hex))).size);
-  }
+  for (const digest of await store.blobDigests())
+    sizes.set(
+      digest,
+      (await lstat(join(store.root, 'blobs', 'sha256', digest.slice('sha256:'.length)))).size,
+    );
   return sizes;
 }
 
 /** The store's named images, sorted by name. */
 export async function listStore(store: ImageStore): Promise<StoreListing> {
-  const sizes = await blobSizes(store.root);
+  const sizes = await blobSizes(store);
   // a blob that is missing or not JSON reaches nothing more: the listing still shows its name
   const readJson = async (digest: string): Promise<ManifestJson | undefined> => {
     if (!sizes.has(digest)) return undefined;

@@ -156,6 +156,18 @@ export class ImageStore {
     });
   }
 
+  /** The digests of the blobs in the store (none when it has no blobs directory). */
+  async blobDigests(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.root, 'blobs', 'sha256'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    return names.filter((hex) => /^[0-9a-f]{64}$/.test(hex)).map((hex) => `sha256:${hex}`);
+  }
+
   /** Parsed JSON of a blob, or undefined when the store lacks it. */
   private async readJson(digest: string): Promise<unknown> {
     let text: string;
@@ -251,10 +263,9 @@ export class ImageStore {
       if (await this.othersHoldLeases()) return { ...none, skipped: true };
       const keep = await this.reachableFrom((await this.index()).manifests);
       const removed = { ...none };
-      const blobsDir = join(this.root, 'blobs', 'sha256');
-      for (const hex of await readdir(blobsDir)) {
-        if (!/^[0-9a-f]{64}$/.test(hex) || keep.has(`sha256:${hex}`)) continue;
-        const file = join(blobsDir, hex);
+      for (const digest of await this.blobDigests()) {
+        if (keep.has(digest)) continue;
+        const file = blobPath(this.root, digest);
         const { size } = await lstat(file);
         await rm(file, { force: true });
         removed.blobs += 1;
