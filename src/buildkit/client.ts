@@ -6,11 +6,15 @@ import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type {
+  moby_buildkit_v1_DiskUsageRequest,
+  moby_buildkit_v1_DiskUsageResponse,
   moby_buildkit_v1_InfoResponse,
   moby_buildkit_v1_ListWorkersResponse,
+  moby_buildkit_v1_PruneRequest,
   moby_buildkit_v1_SolveRequest,
   moby_buildkit_v1_SolveResponse,
   moby_buildkit_v1_StatusResponse,
+  moby_buildkit_v1_UsageRecord,
 } from '../gen/types.js';
 import { diagnoseConnectFailure } from './connect-diagnosis.js';
 import { BuildkitError } from './errors.js';
@@ -107,6 +111,11 @@ interface ControlStub extends grpc.Client {
     req: { Ref: string },
     md?: grpc.Metadata,
   ): grpc.ClientReadableStream<moby_buildkit_v1_StatusResponse>;
+  DiskUsage: Unary<moby_buildkit_v1_DiskUsageRequest, moby_buildkit_v1_DiskUsageResponse>;
+  Prune(
+    req: moby_buildkit_v1_PruneRequest,
+    md?: grpc.Metadata,
+  ): grpc.ClientReadableStream<moby_buildkit_v1_UsageRecord>;
 }
 
 const ControlClientCtor = grpc.makeGenericClientConstructor(
@@ -198,6 +207,39 @@ export class BuildkitClient {
   /** The status stream of build `ref`: incremental vertex, status and log updates. */
   status(ref: string): grpc.ClientReadableStream<moby_buildkit_v1_StatusResponse> {
     return this.stub.Status({ Ref: ref });
+  }
+
+  /** The build cache's records (what `buildctl du` lists). */
+  diskUsage(
+    request: moby_buildkit_v1_DiskUsageRequest,
+    signal?: AbortSignal,
+  ): Promise<moby_buildkit_v1_DiskUsageResponse> {
+    return this.unary(this.stub.DiskUsage, request, signal);
+  }
+
+  /**
+   * Removes build cache records as `request` says; `onRemoved` hears of each record as the daemon
+   * removes it. Resolves when the daemon is done.
+   */
+  prune(
+    request: moby_buildkit_v1_PruneRequest,
+    onRemoved: (record: moby_buildkit_v1_UsageRecord) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const call = this.stub.Prune(request);
+      const onAbort = () => call.cancel();
+      const settle = (err?: grpc.ServiceError) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(toBuildkitError(err, this.address.display));
+        else resolve();
+      };
+      call.on('data', (record: moby_buildkit_v1_UsageRecord) => onRemoved(record));
+      call.on('error', (err: grpc.ServiceError) => settle(err));
+      call.on('end', () => settle());
+      if (signal?.aborted) call.cancel();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Opens the session stream (on a connection of its own); `Session` wraps it. */

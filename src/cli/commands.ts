@@ -30,5 +30,6 @@ export const plannedCommands: readonly PlannedCommand[] = [
   { name: 'login', describe: 'Log in to r8.im or another OCI registry', issue: 6 },
   { name: 'logout', describe: 'Remove stored registry credentials', issue: 6 },
   { name: 'image', describe: 'List and remove images in the local image store', issue: 4 },
+  { name: 'cache', describe: "Show and free buildkitd's build cache", issue: 4 },
   { name: 'inspect', describe: "Show a model image's labels, schema and size without pulling it", issue: 6 },
 ];

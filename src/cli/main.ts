@@ -567,6 +567,83 @@ export async function main(argv: readonly string[]): Promise<number> {
       )
       .demandCommand(1, 'name a subcommand: ls, rm or prune'),
   );
+  cli.command('cache', "Show and free buildkitd's build cache", (c) =>
+    c
+      .command(
+        'du',
+        "Show what buildkitd's build cache holds, by record type",
+        (d) =>
+          withTlsOptions(d)
+            .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
+            .option('verbose', {
+              type: 'boolean',
+              default: false,
+              describe: 'also list the records, largest first',
+            })
+            .option('filter', {
+              type: 'string',
+              array: true,
+              default: [] as string[],
+              describe: "BuildKit's record filter, e.g. type==exec.cachemount (repeatable)",
+            }),
+        async (argv) =>
+          (await import('./cache.js')).showCacheUsage(
+            { json: argv.json, verbose: argv.verbose, filter: argv.filter, tls: tlsFlags(argv) },
+            processIo(),
+          ),
+      )
+      .command(
+        'prune',
+        "Remove unused records from buildkitd's build cache (every client of the daemon loses them)",
+        (p) =>
+          withTlsOptions(p)
+            .option('all', {
+              alias: 'a',
+              type: 'boolean',
+              default: false,
+              describe: 'also frontend and internal records',
+            })
+            .option('keep-duration', {
+              type: 'string',
+              describe: 'keep records used within this long, e.g. 24h, 7d, 1h30m',
+            })
+            .option('keep-storage', {
+              type: 'string',
+              describe: 'keep up to this much cache, e.g. 10GB (powers of 1024)',
+            })
+            .option('filter', {
+              type: 'string',
+              array: true,
+              default: [] as string[],
+              describe: "BuildKit's record filter, e.g. type==exec.cachemount (repeatable)",
+            })
+            .option('force', {
+              alias: 'f',
+              type: 'boolean',
+              default: false,
+              describe: 'do not ask first (needed when stdin is not a terminal)',
+            })
+            .option('json', {
+              type: 'boolean',
+              default: false,
+              describe: 'print what was removed as one JSON object',
+            }),
+        async (argv) =>
+          (await import('./cache.js')).pruneCache(
+            {
+              all: argv.all,
+              keepDuration: argv['keep-duration'],
+              keepStorage: argv['keep-storage'],
+              filter: argv.filter,
+              force: argv.force,
+              json: argv.json,
+              tls: tlsFlags(argv),
+            },
+            processIo(),
+          ),
+      )
+      .demandCommand(1, 'name a subcommand: du or prune'),
+  );
   registerLoginCommands(cli);
   const built = new Set([
     'debug',
@@ -579,6 +656,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     'push',
     'inspect',
     'image',
+    'cache',
     'login',
     'logout',
   ]);

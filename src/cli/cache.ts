@@ -1,0 +1,203 @@
+/**
+ * `cog cache du` and `cog cache prune`: what buildkitd's build cache holds, and freeing it. Without a
+ * Docker daemon there is no `docker builder prune`; builds, cache mounts (pip, apt) and transferred
+ * contexts fill the daemon's disk until its own GC policy runs, so the cache needs a command of its own.
+ * The cache belongs to the daemon: on a shared buildkitd a prune frees other clients' cache too.
+ */
+import {
+  type CacheRecord,
+  type CacheUsage,
+  cacheRecord,
+  cacheUsage,
+  parseByteSize,
+  parseDuration,
+} from '../buildkit/cache-usage.js';
+import type { BuildkitClient } from '../buildkit/client.js';
+import { connectBuildkit } from '../buildkit/daemon.js';
+import { type TlsFlags, withTls } from '../buildkit/tls.js';
+import { CogError } from '../errors.js';
+import { formatSize } from '../image/inspect.js';
+import type { CommandIo } from './debug-solve.js';
+import { type PromptInput, isInteractive, readLine } from './prompt.js';
+
+export interface CacheUsageArgs {
+  readonly json: boolean;
+  /** also list the records, largest first */
+  readonly verbose: boolean;
+  /** BuildKit record filters, e.g. type==exec.cachemount */
+  readonly filter: readonly string[];
+  readonly tls?: TlsFlags;
+}
+
+export interface CachePruneArgs {
+  /** also frontend and internal records */
+  readonly all: boolean;
+  /** keep records used within this long (e.g. 24h) */
+  readonly keepDuration: string | undefined;
+  /** keep up to this much of the cache (e.g. 10GB) */
+  readonly keepStorage: string | undefined;
+  readonly filter: readonly string[];
+  /** no question asked */
+  readonly force: boolean;
+  readonly json: boolean;
+  readonly tls?: TlsFlags;
+}
+
+const table = (rows: readonly string[][], rightAligned: ReadonlySet<number>) => {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, column) => {
+        if (rightAligned.has(column)) return cell.padStart(widths[column]!);
+        return column === row.length - 1 ? cell : cell.padEnd(widths[column]!);
+      })
+      .join('   ')
+      .trimEnd(),
+  );
+};
+
+/** The summary per record type, then (verbose) the records largest first. */
+export function formatCacheUsage(
+  usage: CacheUsage,
+  records: readonly CacheRecord[],
+  verbose: boolean,
+  daemon: string,
+): string {
+  if (usage.records === 0) return `The build cache of buildkitd at ${daemon} is empty.\n`;
+  const lines = table(
+    [
+      ['TYPE', 'RECORDS', 'SIZE', 'RECLAIMABLE'],
+      ...usage.kinds.map((k) => [
+        k.type,
+        String(k.records),
+        formatSize(k.bytes),
+        formatSize(k.reclaimableBytes),
+      ]),
+    ],
+    new Set([1, 2, 3]),
+  );
+  if (verbose) {
+    const largest = [...records].sort((a, b) => b.size - a.size);
+    lines.push(
+      '',
+      ...table(
+        [
+          ['ID', 'SIZE', 'IN USE', 'LAST USED', 'DESCRIPTION'],
+          ...largest.map((r) => [
+            r.id.slice(0, 12),
+            formatSize(r.size),
+            r.inUse ? 'yes' : '',
+            r.lastUsed ? `${r.lastUsed.slice(0, 16).replace('T', ' ')} UTC` : '-',
+            r.description.length > 60 ? `${r.description.slice(0, 59)}…` : r.description,
+          ]),
+        ],
+        new Set([1]),
+      ),
+    );
+  }
+  lines.push(
+    '',
+    `Total: ${formatSize(usage.bytes)} in ${usage.records} record${usage.records === 1 ? '' : 's'}; ` +
+      `reclaimable: ${formatSize(usage.reclaimableBytes)} (buildkitd at ${daemon})`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** BuildKit refuses a filter it cannot parse; the error then names the flag and the syntax. */
+function explainFilterError(err: unknown, filter: readonly string[]): unknown {
+  if (filter.length === 0 || !(err instanceof Error) || !/filter/i.test(err.message)) return err;
+  return new CogError(`--filter ${filter.join(' --filter ')}: buildkitd refused it (${err.message})`, {
+    hint: 'a filter is FIELD==VALUE, FIELD~=REGEX or FIELD!=VALUE on id, type, description, inuse, mutable, shared or private, e.g. --filter type==exec.cachemount',
+    cause: err,
+  });
+}
+
+/** Runs `work` with a client of the configured buildkitd (Ctrl-C ends the process: nothing to undo). */
+async function withDaemon<T>(
+  io: CommandIo,
+  tls: TlsFlags | undefined,
+  filter: readonly string[],
+  work: (client: BuildkitClient) => Promise<T>,
+): Promise<T> {
+  const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(tls) });
+  try {
+    return await work(connection.client);
+  } catch (err) {
+    throw explainFilterError(err, filter);
+  } finally {
+    await connection.close();
+  }
+}
+
+export async function showCacheUsage(args: CacheUsageArgs, io: CommandIo): Promise<void> {
+  await withDaemon(io, args.tls, args.filter, async (client) => {
+    const response = await client.diskUsage({ filter: [...args.filter] });
+    const records = (response.record ?? []).map(cacheRecord);
+    const usage = cacheUsage(records);
+    io.stdout.write(
+      args.json
+        ? `${JSON.stringify({ daemon: client.address.display, ...usage, ...(args.verbose ? { entries: records } : {}) }, null, 2)}\n`
+        : formatCacheUsage(usage, records, args.verbose, client.address.display),
+    );
+  });
+}
+
+/** What the prune will remove, in words, for the question and the summary. */
+export function pruneScope(
+  args: Pick<CachePruneArgs, 'all' | 'keepDuration' | 'keepStorage' | 'filter'>,
+): string {
+  const what = args.all
+    ? 'all unused build cache (frontend and internal records too)'
+    : 'all unused build cache';
+  const parts = [args.filter.length > 0 ? `${what} matching ${args.filter.join(' and ')}` : what];
+  if (args.keepDuration) parts.push(`keeping what was used in the last ${args.keepDuration}`);
+  if (args.keepStorage) parts.push(`keeping up to ${args.keepStorage}`);
+  return parts.join(', ');
+}
+
+export async function pruneCache(args: CachePruneArgs, io: CommandIo): Promise<void> {
+  // the flags are read before anything is asked or removed
+  const keepDurationMs = args.keepDuration ? parseDuration('--keep-duration', args.keepDuration) : 0;
+  const keepBytes = args.keepStorage ? parseByteSize('--keep-storage', args.keepStorage) : 0;
+  await withDaemon(io, args.tls, args.filter, async (client) => {
+    const scope = pruneScope(args);
+    if (!args.force) {
+      const stdin = io.stdin as PromptInput;
+      if (!isInteractive(stdin))
+        throw new CogError('cog cache prune asks before removing anything, and stdin is not a terminal', {
+          hint: 'add --force to prune without the question (nothing was removed)',
+        });
+      const answer = await readLine(
+        stdin,
+        io.stderr,
+        `This removes ${scope} from buildkitd at ${client.address.display}` +
+          ' (every client of that daemon loses it). Continue? [y/N] ',
+      );
+      if (!/^y(es)?$/i.test(answer.trim())) {
+        io.stderr.write('Nothing was removed.\n');
+        return;
+      }
+    }
+    const removed: CacheRecord[] = [];
+    await client.prune(
+      {
+        filter: [...args.filter],
+        all: args.all,
+        keepDuration: keepDurationMs * 1_000_000,
+        reservedSpace: keepBytes,
+      },
+      (record) => removed.push(cacheRecord(record)),
+    );
+    const bytes = removed.reduce((sum, r) => sum + r.size, 0);
+    if (args.json) {
+      io.stdout.write(
+        `${JSON.stringify({ daemon: client.address.display, records: removed.length, bytes }, null, 2)}\n`,
+      );
+    } else {
+      io.stderr.write(
+        `Removed ${removed.length} build cache record${removed.length === 1 ? '' : 's'}, ` +
+          `freed ${formatSize(bytes)} (buildkitd at ${client.address.display})\n`,
+      );
+    }
+  });
+}

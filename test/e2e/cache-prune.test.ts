@@ -1,0 +1,122 @@
+// `cog cache du` and `cog cache prune` against the test bed's buildkitd: a step of this run only is listed,
+// survives a prune that was not confirmed, and is removed by a confirmed prune filtered to it (the filter
+// keeps the other tests' cache).
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { BuildkitClient } from '../../src/buildkit/client.js';
+import { Session } from '../../src/buildkit/session.js';
+import { solve } from '../../src/buildkit/solve.js';
+import { image } from '../../src/llb/index.js';
+import { exec, execOk } from '../support/exec.js';
+import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+
+const cog = join(repoRoot, 'bin', 'cog');
+let tb: Testbed;
+
+before(async () => {
+  tb = await ensureTestbed();
+});
+
+interface UsageJson {
+  readonly daemon: string;
+  readonly records: number;
+  readonly bytes: number;
+  readonly reclaimableBytes: number;
+  readonly kinds: readonly { type: string; records: number; bytes: number }[];
+  readonly entries?: readonly { id: string; description: string; size: number; inUse: boolean }[];
+}
+
+async function usage(filter: string, verbose = false): Promise<UsageJson> {
+  const out = await execOk(
+    cog,
+    ['cache', 'du', '--json', '--filter', filter, ...(verbose ? ['--verbose'] : [])],
+    { env: tb.env },
+  );
+  return JSON.parse(out.stdout) as UsageJson;
+}
+
+test(
+  'cog cache du lists a step of this run; prune asks first, then removes only what the filter names',
+  { timeout: 300_000 },
+  async () => {
+    const tag = `cache-prune-${process.pid}-${Date.now().toString(36)}`;
+    // 1 MiB of random bytes: a record with a size no other test makes, named by the command
+    const command = `head -c 1048576 /dev/urandom > /${tag}`;
+    const client = await BuildkitClient.connect(tb.buildkitHost);
+    const session = Session.start(client);
+    try {
+      await solve(client, {
+        definition: image('python:3.11-slim').run({ shell: command }).root().marshal().definition,
+        session,
+      });
+    } finally {
+      session.close();
+      client.close();
+    }
+    const ours = `description~=${tag}`;
+
+    const before = await usage(ours, true);
+    assert.equal(before.daemon, tb.buildkitHost);
+    assert.ok(before.records >= 1, `the step's record is listed: ${JSON.stringify(before)}`);
+    assert.ok(before.bytes >= 1024 * 1024, `it holds the 1 MiB it wrote: ${before.bytes}`);
+    assert.equal(before.reclaimableBytes, before.bytes, 'no build uses it now');
+    assert.ok(
+      before.entries?.some((e) => e.description.includes(tag)),
+      'verbose lists the record itself',
+    );
+    const base = await usage('description~=python:3.11-slim');
+    assert.ok(base.records >= 1, 'the base image is in the cache too');
+
+    const table = await execOk(cog, ['cache', 'du', '--filter', ours], { env: tb.env });
+    assert.match(table.stdout, /^TYPE\s+RECORDS\s+SIZE\s+RECLAIMABLE$/m);
+    assert.match(table.stdout, /^regular\s+\d+\s+[\d.]+ MiB/m);
+    assert.match(table.stdout, /Total: [\d.]+ MiB in \d+ records?; reclaimable/);
+
+    // not a terminal and no --force: refused before anything is removed
+    const unasked = await exec(cog, ['cache', 'prune', '--filter', ours], { env: tb.env, input: 'y\n' });
+    assert.equal(unasked.code, 1, unasked.stderr);
+    assert.match(unasked.stderr, /stdin is not a terminal/);
+    assert.match(unasked.stderr, /--force/);
+    assert.equal((await usage(ours)).records, before.records, 'an unconfirmed prune removes nothing');
+
+    // on a terminal it asks; anything but yes removes nothing (a real pseudo-terminal: util-linux script)
+    const declined = await exec('script', ['-qec', `${cog} cache prune --filter ${ours}`, '/dev/null'], {
+      env: tb.env,
+      input: 'n\n',
+    });
+    assert.equal(declined.code, 0, declined.stdout + declined.stderr);
+    assert.match(
+      declined.stdout,
+      new RegExp(`This removes all unused build cache matching ${ours} from buildkitd at \\S+ .*\\[y/N\\]`),
+    );
+    assert.match(declined.stdout, /Nothing was removed\./);
+    assert.equal((await usage(ours)).records, before.records, 'a declined prune removes nothing');
+
+    // bad flags fail before the daemon is asked
+    const badSize = await exec(
+      cog,
+      ['cache', 'prune', '--force', '--keep-storage', 'lots', '--filter', ours],
+      {
+        env: tb.env,
+      },
+    );
+    assert.equal(badSize.code, 1);
+    assert.match(badSize.stderr, /--keep-storage "lots" is not a size/);
+    const badFilter = await exec(cog, ['cache', 'du', '--filter', 'description~~x'], { env: tb.env });
+    assert.equal(badFilter.code, 1);
+    assert.match(badFilter.stderr, /--filter/);
+    assert.equal((await usage(ours)).records, before.records, 'refused flags remove nothing');
+
+    const pruned = await execOk(cog, ['cache', 'prune', '--force', '--json', '--filter', ours], {
+      env: tb.env,
+    });
+    const removed = JSON.parse(pruned.stdout) as { records: number; bytes: number };
+    assert.ok(removed.records >= 1, `records removed: ${pruned.stdout}`);
+    assert.ok(removed.bytes >= 1024 * 1024, `bytes freed: ${removed.bytes}`);
+
+    const after = await execOk(cog, ['cache', 'du', '--filter', ours], { env: tb.env });
+    assert.match(after.stdout, /build cache of buildkitd at .* is empty/);
+    assert.ok((await usage('description~=python:3.11-slim')).records >= 1, 'the base image stays');
+  },
+);
