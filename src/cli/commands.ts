@@ -18,8 +18,8 @@ export const plannedCommands: readonly PlannedCommand[] = [
   { name: 'build', describe: 'Build an image from cog.yaml with BuildKit (no Docker daemon)', issue: 4 },
   { name: 'debug', describe: 'Print the build plan and the LLB graph for cog.yaml', issue: 4 },
   {
-    name: 'predict',
-    aliases: ['run'],
+    name: 'run',
+    aliases: ['predict'],
     describe: 'Run a prediction on the project (built first) or on IMAGE',
     issue: 5,
   },

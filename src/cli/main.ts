@@ -5,7 +5,7 @@ import { plannedCommands } from './commands.js';
 import { debugLlb } from './debug-llb.js';
 import { debugSolve } from './debug-solve.js';
 import { debugPlan } from './debug-plan.js';
-import { build } from './build.js';
+import { build, warningLine } from './build.js';
 import { init } from './init.js';
 import { predict } from './predict.js';
 import { serve } from './serve.js';
@@ -363,70 +363,78 @@ export async function main(argv: readonly string[]): Promise<number> {
     (c) => c,
     () => init(process.cwd(), process.stdout),
   );
-  for (const [names, mode, describe] of [
-    [['predict [image]', 'run'], 'predict', 'Run a prediction on the project (built first) or on IMAGE'],
-    [['train [image]'], 'train', 'Run a training on the project (built first) or on IMAGE'],
-  ] as const) {
-    cli.command(
-      [...names],
-      describe,
-      (c) =>
-        withTlsOptions(c)
-          .positional('image', {
-            type: 'string',
-            describe: 'a model image in a registry (default: build the project)',
-          })
-          .option('input', {
-            alias: 'i',
-            type: 'string',
-            array: true,
-            default: [] as string[],
-            describe: 'name=value; @file sends a file',
-          })
-          .option('json', { type: 'string', describe: 'all inputs as JSON, @file, or - for stdin' })
-          .option('output', { alias: 'o', type: 'string', describe: 'where to write a file output' })
-          .option('env', {
-            alias: 'e',
-            type: 'string',
-            array: true,
-            default: [] as string[],
-            describe: 'NAME=VALUE for the model',
-          })
-          .option('setup-timeout', { type: 'number', default: 300, describe: 'seconds to wait for setup()' })
-          .option('use-replicate-token', {
-            type: 'boolean',
-            default: false,
-            describe: "send $REPLICATE_API_TOKEN in the request's context (context.replicate_api_token)",
-          })
-          .option('gpus', {
-            type: 'string',
-            describe: 'GPUs as CDI devices: all, a count, device=0,1 or none (default: all when build.gpu)',
-          })
-          .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
-          .option('progress', {
-            type: 'string',
-            describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
-          }),
-      (argv) =>
-        predict(
-          {
-            image: argv.image,
-            mode,
-            inputs: argv.input,
-            json: argv.json,
-            output: argv.output,
-            env: argv.env,
-            setupTimeout: argv['setup-timeout'],
-            file: argv.file,
-            progress: argv.progress,
-            tls: tlsFlags(argv),
-            gpus: argv.gpus,
-            useReplicateToken: argv['use-replicate-token'],
-          },
-          processIo(),
-        ),
+  // upstream's `cog run`; `cog predict` still works, hidden, with upstream's deprecation warning
+  const runBuilder = <T>(c: Argv<T>) =>
+    withTlsOptions(c)
+      .positional('image', {
+        type: 'string',
+        describe: 'a model image in a registry (default: build the project)',
+      })
+      .option('input', {
+        alias: 'i',
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: 'name=value; @file sends a file',
+      })
+      .option('json', { type: 'string', describe: 'all inputs as JSON, @file, or - for stdin' })
+      .option('output', { alias: 'o', type: 'string', describe: 'where to write a file output' })
+      .option('env', {
+        alias: 'e',
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: 'NAME=VALUE for the model',
+      })
+      .option('setup-timeout', { type: 'number', default: 300, describe: 'seconds to wait for setup()' })
+      .option('use-replicate-token', {
+        type: 'boolean',
+        default: false,
+        describe: "send $REPLICATE_API_TOKEN in the request's context (context.replicate_api_token)",
+      })
+      .option('gpus', {
+        type: 'string',
+        describe: 'GPUs as CDI devices: all, a count, device=0,1 or none (default: all when build.gpu)',
+      })
+      .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+      .option('progress', {
+        type: 'string',
+        describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
+      });
+  const runModel = (argv: Awaited<ReturnType<typeof runBuilder>['argv']>, mode: 'predict' | 'train') =>
+    predict(
+      {
+        image: argv.image,
+        mode,
+        inputs: argv.input,
+        json: argv.json,
+        output: argv.output,
+        env: argv.env,
+        setupTimeout: argv['setup-timeout'],
+        file: argv.file,
+        progress: argv.progress,
+        tls: tlsFlags(argv),
+        gpus: argv.gpus,
+        useReplicateToken: argv['use-replicate-token'],
+      },
+      processIo(),
     );
-  }
+  cli.command(
+    'run [image]',
+    'Run a prediction on the project (built first) or on IMAGE',
+    runBuilder,
+    (argv) => runModel(argv, 'predict'),
+  );
+  cli.command('predict [image]', false, runBuilder, (argv) => {
+    process.stderr.write(warningLine('"cog predict" is deprecated, use "cog run"'));
+    return runModel(argv, 'predict');
+  });
+  cli.command(
+    'train [image]',
+    'Run a training on the project (built first) or on IMAGE',
+    runBuilder,
+    (argv) => runModel(argv, 'train'),
+  );
   cli.command(
     'serve [image]',
     "Serve a model's HTTP API on a local port",
@@ -649,7 +657,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     'debug',
     'build',
     'init',
-    'predict',
+    'run',
     'train',
     'serve',
     'exec',

@@ -144,7 +144,7 @@ export async function withModelContainer<T>(
               if (imageNeedsGpu(config.config?.Labels)) {
                 // BuildKit's gateway containers (NewContainerRequest, v0.32) have no CDI devices field
                 io.stderr.write(
-                  'cog: warning: the model has build.gpu: true, but BuildKit cannot attach GPUs to the containers `cog serve`/`cog exec` run (only to build steps, which `cog predict` uses); it runs without a GPU\n',
+                  'cog: warning: the model has build.gpu: true, but BuildKit cannot attach GPUs to the containers `cog serve`/`cog exec` run (only to build steps, which `cog run` uses); it runs without a GPU\n',
                 );
               }
               const platform = {

@@ -80,7 +80,7 @@ async function inputsFor(args: PredictArgs, schema: OpenApiDoc | undefined, io: 
 export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   if (args.image?.includes('=')) {
     throw new CogError(`invalid image name "${args.image}"`, {
-      hint: 'did you forget -i? e.g. cog predict -i name=value',
+      hint: 'did you forget -i? e.g. cog run -i name=value',
     });
   }
   const env = parseEnv(args.env);

@@ -35,17 +35,17 @@ before(async () => {
 });
 
 test('a build.gpu model runs with the worker’s nvidia.com/gpu device', { timeout: 900_000 }, async () => {
-  const out = await execOk(cog, ['predict'], { env: tb.env, cwd: project });
+  const out = await execOk(cog, ['run'], { env: tb.env, cwd: project });
   assert.equal(out.stdout, 'gpu: all\n');
 });
 
 test('--gpus none runs it without the device', { timeout: 600_000 }, async () => {
-  const out = await execOk(cog, ['predict', '--gpus', 'none'], { env: tb.env, cwd: project });
+  const out = await execOk(cog, ['run', '--gpus', 'none'], { env: tb.env, cwd: project });
   assert.equal(out.stdout, 'gpu: none\n');
 });
 
 test('asking for a GPU the worker lacks fails before anything runs, naming what is offered', async () => {
-  const out = await exec(cog, ['predict', '--gpus', 'device=5', '-i', 'name=x'], {
+  const out = await exec(cog, ['run', '--gpus', 'device=5', '-i', 'name=x'], {
     env: tb.env,
     cwd: join(fixtures, 'hello'),
   });

@@ -1,4 +1,4 @@
-// The content store the CLI serves over the session, end to end: `cog predict IMAGE` runs an image that
+// The content store the CLI serves over the session, end to end: `cog run IMAGE` runs an image that
 // exists only in the local image store (the daemon reads it as an oci-layout source), and a local cache
 // exported by one daemon makes a fresh daemon's build CACHED.
 import assert from 'node:assert/strict';
@@ -38,14 +38,14 @@ function freshDaemonEnv(env: NodeJS.ProcessEnv, state: string): NodeJS.ProcessEn
 }
 
 test(
-  'cog predict IMAGE runs an image from the local store, never asking a registry',
+  'cog run IMAGE runs an image from the local store, never asking a registry',
   { timeout: 900_000 },
   async () => {
     const env = { ...tb.env, COG_IMAGE_STORE: join(scratchDir, 'store') };
     const name = `local-hello-${tag}:test`;
     await execOk(cog, ['build', '-t', name, '--progress', 'quiet'], { env, cwd: join(fixtures, 'hello') });
 
-    const out = await exec(cog, ['predict', name, '-i', 'name=store', '--progress', 'plain'], {
+    const out = await exec(cog, ['run', name, '-i', 'name=store', '--progress', 'plain'], {
       env,
       cwd: scratchDir,
     });
@@ -58,7 +58,7 @@ test(
     // a daemon that never saw the image: every layer streams from the store over the session
     const state = await mkdtemp(join(tmpdir(), 'cogts-local-store-daemon-'));
     try {
-      const fresh = await exec(cog, ['predict', name, '-i', 'name=fresh', '--progress', 'plain'], {
+      const fresh = await exec(cog, ['run', name, '-i', 'name=fresh', '--progress', 'plain'], {
         env: freshDaemonEnv(env, state),
         cwd: scratchDir,
       });
@@ -74,7 +74,7 @@ test(
     }
 
     // without the store the name means a registry image, which does not exist
-    const missing = await exec(cog, ['predict', name, '-i', 'name=x', '--progress', 'plain'], {
+    const missing = await exec(cog, ['run', name, '-i', 'name=x', '--progress', 'plain'], {
       env: { ...env, COG_IMAGE_STORE: join(scratchDir, 'empty-store') },
       cwd: scratchDir,
     });
@@ -222,7 +222,7 @@ test(
     assert.deepEqual(leases, [], 'each build gave its lease back');
 
     // the name still runs, and the other image is untouched
-    const out = await exec(cog, ['predict', name, '-i', 'name=gc', '--progress', 'quiet'], {
+    const out = await exec(cog, ['run', name, '-i', 'name=gc', '--progress', 'quiet'], {
       env,
       cwd: scratchDir,
     });

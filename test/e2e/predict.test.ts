@@ -1,4 +1,4 @@
-// `cog predict`/`cog run`/`cog train` without Docker: the project is built and run in a BuildKit exec,
+// `cog run` (`cog predict`)/`cog train` without Docker: the project is built and run in a BuildKit exec,
 // or a pushed image is run; inputs are checked before anything starts; outputs are written like upstream.
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -20,13 +20,25 @@ before(async () => {
   dir = await tempDir('cogts-predict-');
 });
 
-test('cog predict builds the project and prints a string output', { timeout: 600_000 }, async () => {
-  const out = await execOk(cog, ['predict', '-i', 'name=cog-ts'], {
-    env: tb.env,
-    cwd: join(fixtures, 'hello'),
-  });
-  assert.equal(out.stdout, 'hello cog-ts\n');
-});
+test(
+  'cog run builds the project and prints a string output; cog predict still works, deprecated',
+  { timeout: 600_000 },
+  async () => {
+    const out = await execOk(cog, ['run', '-i', 'name=cog-ts'], {
+      env: tb.env,
+      cwd: join(fixtures, 'hello'),
+    });
+    assert.equal(out.stdout, 'hello cog-ts\n');
+    assert.doesNotMatch(out.stderr, /deprecated/);
+    // upstream's old name: the same prediction, with upstream's warning on stderr
+    const old = await execOk(cog, ['predict', '-i', 'name=old'], {
+      env: tb.env,
+      cwd: join(fixtures, 'hello'),
+    });
+    assert.equal(old.stdout, 'hello old\n');
+    assert.match(old.stderr, /^cog: warning: "cog predict" is deprecated, use "cog run"$/m);
+  },
+);
 
 test('cog run IMAGE runs a pushed image', { timeout: 600_000 }, async () => {
   const ref = `${tb.registry}/cogts-test/predict-hello:${Date.now().toString(36)}`;
@@ -42,7 +54,7 @@ test('a Path input is sent as a file and a Path output is written', { timeout: 6
   const input = join(dir, 'words.txt');
   await writeFile(input, 'quiet words\n');
   const output = join(dir, 'loud.txt');
-  await execOk(cog, ['predict', '-i', `text_file=@${input}`, '-o', output], {
+  await execOk(cog, ['run', '-i', `text_file=@${input}`, '-o', output], {
     env: tb.env,
     cwd: join(fixtures, 'path-io'),
   });
@@ -72,24 +84,20 @@ test(
     );
     const token = `r8_e2e${Date.now().toString(36)}`;
     const env = { ...tb.env, REPLICATE_API_TOKEN: token };
-    const sent = await execOk(
-      cog,
-      ['predict', '-i', 'name=a', '--use-replicate-token', '--progress', 'plain'],
-      {
-        env,
-        cwd: project,
-      },
-    );
+    const sent = await execOk(cog, ['run', '-i', 'name=a', '--use-replicate-token', '--progress', 'plain'], {
+      env,
+      cwd: project,
+    });
     assert.equal(sent.stdout, `a:${token}\n`);
     assert.ok(!sent.stderr.includes(token), 'the token is in no progress line');
     assert.match(sent.stderr, /run the model/, 'the plain progress was shown');
 
-    const without = await execOk(cog, ['predict', '-i', 'name=b'], { env, cwd: project });
+    const without = await execOk(cog, ['run', '-i', 'name=b'], { env, cwd: project });
     assert.equal(without.stdout, 'b:<none>\n', 'no flag: no token sent');
 
     const unset = { ...tb.env };
     delete unset.REPLICATE_API_TOKEN;
-    const refused = await exec(cog, ['predict', '-i', 'name=c', '--use-replicate-token'], {
+    const refused = await exec(cog, ['run', '-i', 'name=c', '--use-replicate-token'], {
       env: unset,
       cwd: project,
     });
@@ -100,7 +108,7 @@ test(
 
 test('an unknown input fails per field before the model starts', { timeout: 300_000 }, async () => {
   const started = Date.now();
-  const out = await exec(cog, ['predict', '-i', 'nosuch=1', '--progress', 'plain'], {
+  const out = await exec(cog, ['run', '-i', 'nosuch=1', '--progress', 'plain'], {
     env: tb.env,
     cwd: join(fixtures, 'hello'),
   });
@@ -111,7 +119,7 @@ test('an unknown input fails per field before the model starts', { timeout: 300_
 });
 
 test('a failing setup() gives a clear error and a non-zero exit', { timeout: 600_000 }, async () => {
-  const out = await exec(cog, ['predict'], { env: tb.env, cwd: join(fixtures, 'setup-fails') });
+  const out = await exec(cog, ['run'], { env: tb.env, cwd: join(fixtures, 'setup-fails') });
   assert.notEqual(out.code, 0);
   assert.match(out.stderr, /Model setup failed/);
   assert.match(out.stderr, /weights not found: this fixture fails on purpose/);
@@ -129,7 +137,7 @@ test(
     const out = await execOk(
       cog,
       [
-        'predict',
+        'run',
         '-i',
         'n=3',
         '-i',
@@ -153,7 +161,7 @@ test(
   'an input below its minimum is refused per field before the model starts',
   { timeout: 300_000 },
   async () => {
-    const out = await exec(cog, ['predict', '-i', 'n=0', '-i', 'meta={}'], {
+    const out = await exec(cog, ['run', '-i', 'n=0', '-i', 'meta={}'], {
       env: tb.env,
       cwd: join(fixtures, 'types'),
     });
@@ -166,7 +174,7 @@ test(
 test('two predictions at once do not collide', { timeout: 600_000 }, async () => {
   const runs = await Promise.all(
     ['left', 'right'].map((name) =>
-      execOk(cog, ['predict', '-i', `name=${name}`], { env: tb.env, cwd: join(fixtures, 'hello') }),
+      execOk(cog, ['run', '-i', `name=${name}`], { env: tb.env, cwd: join(fixtures, 'hello') }),
     ),
   );
   assert.deepEqual(
@@ -207,7 +215,7 @@ test('Ctrl-C during a prediction stops it and leaves nothing running', { timeout
       ].join('\n'),
     );
     const { spawn } = await import('node:child_process');
-    const child = spawn(cog, ['predict', '-i', `tag=${marker}`], { env: tb.env, cwd: project });
+    const child = spawn(cog, ['run', '-i', `tag=${marker}`], { env: tb.env, cwd: project });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
