@@ -17,6 +17,10 @@
  * there with `go install github.com/google/go-containerregistry/cmd/crane@$BENCH_CRANE_VERSION` (v0.22.1).
  * The registry's storage for the bench's repositories is deleted after each run.
  *
+ * CPU columns: the pushing process's user + system time (sampled from /proc every 20 ms, so within 20 ms
+ * of the total; none for BuildKit, whose push runs inside buildkitd) and the registry's over the run
+ * (from its pid file): with the registry on the same 2 cores, they show which side bounds a push.
+ *
  * Settings: BENCH_ITERATIONS (3), BENCH_PUSH_BIG_MIB (2048), BENCH_PUSH_SMALL_COUNT (500),
  * BENCH_PUSH_SMALL_MIB (1), BENCH_PUSH_TOOLS (ours,crane,buildkit), BENCH_PUSH_IMAGES (big,small).
  */
@@ -50,6 +54,10 @@ interface Run {
   /** whole push: process start to exit for crane, the push statuses for BuildKit */
   readonly seconds: number;
   readonly peakRssMb: number | undefined;
+  /** CPU time (user + system) of the pushing process; undefined for BuildKit (inside buildkitd) */
+  readonly cpuSeconds: number | undefined;
+  /** CPU time the registry spent during the push */
+  readonly registryCpuSeconds: number | undefined;
   /** ours: the child process's whole life (Node start and module loading included) */
   readonly processSeconds?: number;
 }
@@ -197,11 +205,13 @@ function run(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-): Promise<{ out: string; peakKb: number }> {
+): Promise<{ out: string; peakKb: number; cpuSeconds: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let peakKb = 0;
+    // the last sample before the process exits: within 20 ms of its whole CPU time
+    let cpuSeconds = 0;
     const sample = () => {
       if (child.pid === undefined) return;
       readFile(`/proc/${child.pid}/status`, 'utf8').then(
@@ -211,6 +221,9 @@ function run(
         },
         () => undefined,
       );
+      void cpuSecondsOf(child.pid).then((cpu) => {
+        if (cpu !== undefined) cpuSeconds = Math.max(cpuSeconds, cpu);
+      });
     };
     const sampler = setInterval(sample, 20);
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -221,10 +234,29 @@ function run(
     });
     child.on('close', (code) => {
       clearInterval(sampler);
-      if (code === 0) resolve({ out, peakKb });
+      if (code === 0) resolve({ out, peakKb, cpuSeconds });
       else reject(new Error(`${command} ${args.join(' ')} failed (${code}):\n${out}`));
     });
   });
+}
+
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ: 100 on Linux's common builds). */
+const clockTicks = 100;
+
+/** A process's CPU time so far (user + system, /proc/PID/stat fields 14 and 15), if it still runs. */
+async function cpuSecondsOf(pid: number): Promise<number | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return undefined;
+  // the command name may hold spaces: fields are counted after its closing parenthesis (field 3 first)
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/** The test bed registry's CPU time so far, from its pid file; undefined when it cannot be read. */
+async function registryCpuSeconds(tb: Testbed): Promise<number | undefined> {
+  const pidFile = join(tb.env.COG_TESTBED_DIR ?? tb.stateDir, 'registry.pid');
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  return pid > 0 ? cpuSecondsOf(pid) : undefined;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -303,7 +335,7 @@ async function runOurs(ctx: Context, kind: ImageKind, iteration: number, reposit
   await writeLayout(layout, layerSizes(kind), repository);
   await flushToDisk(ctx.tb.env);
   const started = performance.now();
-  const { out } = await run(
+  const { out, cpuSeconds } = await run(
     process.execPath,
     [
       fileURLToPath(new URL('./push-child.js', import.meta.url)),
@@ -316,7 +348,15 @@ async function runOurs(ctx: Context, kind: ImageKind, iteration: number, reposit
   if (!line) throw new Error(`ours: the push child printed no result:\n${out}`);
   const result = JSON.parse(line) as { seconds: number; peakRssMb: number };
   const processSeconds = (performance.now() - started) / 1000;
-  return { tool: 'ours', image: kind, iteration, ...result, processSeconds };
+  return {
+    tool: 'ours',
+    image: kind,
+    iteration,
+    ...result,
+    processSeconds,
+    cpuSeconds,
+    registryCpuSeconds: undefined,
+  };
 }
 
 async function runCrane(ctx: Context, kind: ImageKind, iteration: number, repository: string): Promise<Run> {
@@ -324,13 +364,21 @@ async function runCrane(ctx: Context, kind: ImageKind, iteration: number, reposi
   await writeLayout(layout, layerSizes(kind), repository);
   await flushToDisk(ctx.tb.env);
   const start = performance.now();
-  const { peakKb } = await run(
+  const { peakKb, cpuSeconds } = await run(
     ctx.crane,
     ['push', layout, `${ctx.tb.registry}/${repository}:bench`, '--insecure'],
     ctx.tb.env,
   );
   const seconds = (performance.now() - start) / 1000;
-  return { tool: 'crane', image: kind, iteration, seconds, peakRssMb: peakKb ? peakKb / 1024 : undefined };
+  return {
+    tool: 'crane',
+    image: kind,
+    iteration,
+    seconds,
+    peakRssMb: peakKb ? peakKb / 1024 : undefined,
+    cpuSeconds,
+    registryCpuSeconds: undefined,
+  };
 }
 
 async function runBuildkit(
@@ -390,7 +438,15 @@ async function runBuildkit(
   ).catch((err: unknown) => console.warn(`  (buildctl prune failed: ${(err as Error).message})`));
   if (!Number.isFinite(first) || !Number.isFinite(last))
     throw new Error('buildkit: no "pushing" status in the status stream');
-  return { tool: 'buildkit', image: kind, iteration, seconds: (last - first) / 1000, peakRssMb: undefined };
+  return {
+    tool: 'buildkit',
+    image: kind,
+    iteration,
+    seconds: (last - first) / 1000,
+    peakRssMb: undefined,
+    cpuSeconds: undefined,
+    registryCpuSeconds: undefined,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -413,16 +469,30 @@ async function main(): Promise<void> {
           const work = await mkdtemp(join(tmpdir(), 'cogts-push-bench-'));
           const ctx: Context = { tb, buildkit, crane, work };
           try {
-            const r =
+            const registryBefore = await registryCpuSeconds(tb);
+            const measured =
               tool === 'ours'
                 ? await runOurs(ctx, kind, i, repository)
                 : tool === 'crane'
                   ? await runCrane(ctx, kind, i, repository)
                   : await runBuildkit(ctx, kind, i, repository);
+            // the registry's CPU over the whole run (for BuildKit: its export too, which the registry idles through)
+            const registryAfter = await registryCpuSeconds(tb);
+            const r: Run = {
+              ...measured,
+              registryCpuSeconds:
+                registryBefore !== undefined && registryAfter !== undefined
+                  ? registryAfter - registryBefore
+                  : undefined,
+            };
             runs.push(r);
             console.log(
               `  ${pad(imageLabel(kind), 14)} ${pad(tool, 8)} #${i}: ${r.seconds.toFixed(2)} s` +
                 (r.peakRssMb === undefined ? '' : `, peak RSS ${r.peakRssMb.toFixed(0)} MB`) +
+                (r.cpuSeconds === undefined ? '' : `, CPU ${r.cpuSeconds.toFixed(2)} s`) +
+                (r.registryCpuSeconds === undefined
+                  ? ''
+                  : `, registry CPU ${r.registryCpuSeconds.toFixed(2)} s`) +
                 (r.processSeconds === undefined ? '' : ` (child process ${r.processSeconds.toFixed(2)} s)`),
             );
           } finally {
@@ -437,11 +507,15 @@ async function main(): Promise<void> {
     buildkit.close();
   }
 
-  const rows: string[][] = [['image', 'tool', 'wall s', 'MB/s', 'peak RSS MB']];
+  const rows: string[][] = [['image', 'tool', 'wall s', 'MB/s', 'peak RSS MB', 'CPU s', 'registry CPU s']];
   const verdicts: string[] = [];
   for (const kind of imageKinds) {
     const bytes = layerSizes(kind).reduce((a, b) => a + b, 0);
     const stats = new Map<Tool, { seconds: number; rss: number | undefined }>();
+    const medianOf = (values: readonly (number | undefined)[]) => {
+      const known = values.filter((v): v is number => v !== undefined);
+      return known.length ? median(known).toFixed(2) : '-';
+    };
     for (const tool of tools) {
       const mine = runs.filter((r) => r.tool === tool && r.image === kind);
       if (!mine.length) continue;
@@ -455,6 +529,8 @@ async function main(): Promise<void> {
         seconds.toFixed(2),
         (bytes / 1e6 / seconds).toFixed(0),
         rss === undefined ? '-' : rss.toFixed(0),
+        medianOf(mine.map((r) => r.cpuSeconds)),
+        medianOf(mine.map((r) => r.registryCpuSeconds)),
       ]);
     }
     const ours = stats.get('ours');
@@ -462,7 +538,7 @@ async function main(): Promise<void> {
       const theirs = stats.get(peer);
       if (!ours || !theirs) continue;
       const ratio = theirs.seconds / ours.seconds;
-      rows.push([imageLabel(kind), `ours/${peer}`, '', `${ratio.toFixed(2)}x`, '']);
+      rows.push([imageLabel(kind), `ours/${peer}`, '', `${ratio.toFixed(2)}x`, '', '', '']);
       if (peer === 'crane')
         verdicts.push(
           `${imageLabel(kind)}: throughput >= 1.0x crane: ${ratio >= 1 ? 'met' : 'NOT met'} (${ratio.toFixed(2)}x)`,
