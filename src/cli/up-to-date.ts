@@ -127,19 +127,36 @@ export function builtLine(imageName: string, digest: string, output: RecordedOut
 }
 
 /**
+ * The environment `cog build ARGV` builds with. The global `--registry HOST` becomes COG_REGISTRY_HOST
+ * in main.ts's middleware, which runs after this check: without the same step here the check's key
+ * would never equal the recorded one (the last `--registry` given wins, as there).
+ */
+export function buildEnvironment(argv: readonly string[], env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  let registry: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') break;
+    if (arg === '--registry') registry = argv[++i];
+    else if (arg.startsWith('--registry=')) registry = arg.slice('--registry='.length);
+  }
+  return registry ? { ...env, COG_REGISTRY_HOST: registry } : env;
+}
+
+/**
  * Answers `cog build ARGV` from its record when it is up to date (printing what a build prints) and
  * resolves to true; false means the caller must build.
  */
 export async function upToDateBuild(argv: readonly string[], io: CommandIo, cwd: string): Promise<boolean> {
   try {
-    const key = buildRecordKey(argv, cwd, io.env);
+    const env = buildEnvironment(argv, io.env);
+    const key = buildRecordKey(argv, cwd, env);
     if (!key) return false;
-    const record = readRecord(recordsDir(io.env), key);
-    if (!record || !inputsUnchanged(record) || !(await gitUnchanged(record, io.env))) return false;
+    const record = readRecord(recordsDir(env), key);
+    if (!record || !inputsUnchanged(record) || !(await gitUnchanged(record, env))) return false;
     const present =
       record.output.kind === 'store'
         ? await storeHasImage(record.output.root, record)
-        : await registryHasImage(record.output, record, io.env);
+        : await registryHasImage(record.output, record, env);
     if (!present) return false;
     for (const note of record.notes) io.stderr.write(note);
     io.stderr.write(upToDateLine(record));

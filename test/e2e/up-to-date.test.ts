@@ -76,6 +76,15 @@ test(
     assert.match(again.stderr, /^cog: warning: .*predict/m, 'the warning is shown again');
     assert.match(again.stderr, /local image store/);
 
+    // the global --registry flag: recorded with the variable it sets, and answered the same way
+    const withRegistry = [...args, '--registry', tb.registry];
+    const registryFirst = await build(project, withRegistry);
+    assert.ok(registryFirst.solved, 'another --registry is another build');
+    const registryAgain = await build(project, withRegistry);
+    assert.match(registryAgain.stderr, upToDate);
+    assert.equal(registryAgain.solved, false, registryAgain.stderr);
+    assert.equal(registryAgain.digest, first.digest);
+
     // --pull solves (every step cached), and writes no record of its own
     const pulled = await build(project, [...args, '--pull']);
     assert.ok(pulled.solved);

@@ -27,6 +27,7 @@ import {
   writeRecord,
 } from '../../src/build/build-record.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { buildEnvironment } from '../../src/cli/up-to-date.js';
 import { repoRoot } from '../support/testbed.js';
 
 const tempDir = tempDirsRemovedAfterTests();
@@ -207,4 +208,23 @@ describe('storage', () => {
       ['2', '3', '4'].map((d) => `${d.repeat(64)}.json`),
     );
   });
+});
+
+test('the check builds with the environment the --registry flag makes, as the recorded build did', () => {
+  const env = { HOME: '/home/u', COG_REGISTRY_HOST: 'r8.im' };
+  assert.equal(buildEnvironment(['-t', 'x'], env), env, 'no flag: the environment as it is');
+  assert.equal(
+    buildEnvironment(['--registry', 'reg.example:5000', '-t', 'x'], env).COG_REGISTRY_HOST,
+    'reg.example:5000',
+  );
+  assert.equal(
+    buildEnvironment(['--registry=a.example', '--registry', 'b.example'], env).COG_REGISTRY_HOST,
+    'b.example',
+  );
+  assert.equal(
+    buildEnvironment(['--', '--registry', 'c.example'], env).COG_REGISTRY_HOST,
+    'r8.im',
+    'not after --',
+  );
+  assert.equal(env.COG_REGISTRY_HOST, 'r8.im', 'the given environment is not changed');
 });
