@@ -158,8 +158,10 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
       options.onPlan?.(plan);
       const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
       const marshal = { platform, ...(options.noCache ? { ignoreCache: true } : {}) };
+      // both evaluated now, side by side: an image solved lazily would build its branches no freeze
+      // depends on (tini's apt step) only during the export, after the freeze
       const [imageId, freezeId] = await Promise.all([
-        gw.solve(compiled.image.marshal(marshal).definition),
+        gw.solve(compiled.image.marshal(marshal).definition, { evaluate: true }),
         gw.solve(compiled.freeze.marshal(marshal).definition, { evaluate: true }),
       ]);
       const pipFreeze = (await gw.readFile(freezeId, '/pip-freeze.txt')).toString('utf8').trim();

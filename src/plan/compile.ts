@@ -190,8 +190,10 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
     if (step.kind === 'run' && step.seesBranches) state = joinBranches(state, branches.splice(0));
     state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
   }
+  // what pip has installed does not depend on a branch still open (tini's apt step): the freeze
+  // probe runs beside it rather than after the join, off the cold build's critical path
+  const beforeJoin = state;
   state = joinBranches(state, branches.splice(0));
-  const beforeSource = state;
 
   // --separate-weights: the weights on scratch, merged under the source (like COPY --link): the layer
   // depends on nothing but the weight files, so its blob stays the same whatever else changes
@@ -218,7 +220,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   state = state.withCwd('/src');
   for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
 
-  const freeze = beforeSource
+  const freeze = beforeJoin
     .run({
       shell: `(${plan.freezeCommand}) > /out/pip-freeze.txt`,
       mounts: [{ type: 'bind', dest: '/out', source: scratch() }],

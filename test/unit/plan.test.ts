@@ -299,6 +299,14 @@ test('tini installs beside the Python steps, up to the first later step that use
   );
   assert.equal(inputs.length, 3, 'the base, then the tini layer, then the later layers');
 
+  // the pip freeze probe reads what pip installed: it runs beside tini too, after the installs
+  const freezeOps = compiled.freeze.marshal().ops;
+  const freeze = freezeOps.find((o) => o.metadata.description?.['llb.customname'] === 'pip freeze');
+  assert.ok(freeze);
+  const freezeNames = freezeOps.map((o) => o.metadata.description?.['llb.customname']);
+  assert.ok(freezeNames.includes('install requirements'), 'the freeze sees the installed requirements');
+  assert.ok(!freezeNames.includes('install tini'), 'the freeze does not wait for tini');
+
   // a user command runs on the joined filesystem: tini (and its dpkg entry) are there
   const withRun = compilePlan(
     planBuild(minimalPlanInput({ runCommands: [{ command: 'which tini', secrets: [] }] })),
