@@ -101,7 +101,7 @@ function applyStep(
         ...(step.cache ?? []).map((c): Mount => ({
           type: 'cache',
           dest: c.target,
-          id: c.target,
+          id: c.id ?? c.target,
           sharing: c.sharing,
         })),
         ...(step.secrets ?? []).map((s): Mount => ({

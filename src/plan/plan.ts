@@ -12,11 +12,20 @@ const pipCache: CacheMount = { target: '/root/.cache/pip', sharing: 'shared' };
 const uvCache: CacheMount = { target: '/root/.cache/uv', sharing: 'shared' };
 const optimisingCflags = '-O3 -funroll-loops -fno-strict-aliasing -flto -S';
 /**
- * After apt: drop the package lists and the logs and caches that record when they were written, so a
- * rebuild from scratch (with --timestamp) produces the same layer.
+ * apt's package lists live in a cache mount, one per base image (a Debian list is no use on Ubuntu):
+ * never in a layer, and a later apt step (system packages after tini) or a rebuild finds them, so its
+ * `apt-get update` only asks whether they changed instead of downloading them again.
  */
-const aptCleanup =
-  'rm -rf /var/lib/apt/lists/* && rm -f /var/log/apt/*.log /var/log/dpkg.log /var/cache/ldconfig/aux-cache';
+const aptListsCache = (baseImage: string): CacheMount => ({
+  target: '/var/lib/apt/lists',
+  sharing: 'locked',
+  id: `apt-lists:${baseImage}`,
+});
+/**
+ * After apt: drop the logs and caches that record when they were written, so a rebuild from scratch
+ * (with --timestamp) produces the same layer (the lists are in their cache mount, not the layer).
+ */
+const aptCleanup = 'rm -f /var/log/apt/*.log /var/log/dpkg.log /var/cache/ldconfig/aux-cache';
 const caCertPath = '/usr/local/share/ca-certificates/cog-ca-cert.crt';
 const systemBundle = '/etc/ssl/certs/ca-certificates.crt';
 
@@ -170,6 +179,7 @@ export function planBuild(input: PlanInput): BuildPlan {
   const cogBase = input.baseKind === 'cog-base';
   const breakSystem = breaksSystemPackages(input) ? ' --break-system-packages' : '';
   const uvImage = input.uvImage ?? defaultUvImage;
+  const aptLists = aptListsCache(input.baseImage);
   const steps: PlanStep[] = [];
 
   if (!cogBase) {
@@ -216,7 +226,7 @@ export function planBuild(input: PlanInput): BuildPlan {
       shell:
         'set -eux; apt-get update -qq; apt-get install -qqy --no-install-recommends tini; ' +
         `${aptCleanup}; ln -sf /usr/bin/tini /sbin/tini`,
-      cache: [aptCache],
+      cache: [aptCache, aptLists],
     });
   }
 
@@ -231,7 +241,7 @@ export function planBuild(input: PlanInput): BuildPlan {
       kind: 'run',
       name: 'install system packages',
       shell: `apt-get update -qq && apt-get install -qqy ${systemPackages.map(shellQuote).join(' ')} && ${aptCleanup}`,
-      cache: [aptCache],
+      cache: [aptCache, aptLists],
     });
   }
 
@@ -242,7 +252,7 @@ export function planBuild(input: PlanInput): BuildPlan {
       shell:
         'apt-get update -qq && apt-get install -qqy --no-install-recommends wget curl xz-utils git ca-certificates ' +
         `&& ${aptCleanup}`,
-      cache: [aptCache],
+      cache: [aptCache, aptLists],
     });
   }
   steps.push({
@@ -267,7 +277,7 @@ export function planBuild(input: PlanInput): BuildPlan {
       shell:
         'apt-get update -qq && apt-get install -qqy --no-install-recommends python3 python3-pip python3-venv ' +
         `&& ${aptCleanup} && ln -sf /usr/bin/python3 /usr/local/bin/python`,
-      cache: [aptCache],
+      cache: [aptCache, aptLists],
     });
   } else if (cuda) {
     const py = input.pythonVersion;

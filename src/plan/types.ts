@@ -80,6 +80,8 @@ export interface PlanInput {
 export interface CacheMount {
   readonly target: string;
   readonly sharing: 'shared' | 'private' | 'locked';
+  /** the cache's name in buildkitd (default: the target) */
+  readonly id?: string;
 }
 
 export interface EmbeddedFile {
