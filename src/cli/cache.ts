@@ -19,6 +19,7 @@ import { CogError } from '../errors.js';
 import { formatSize } from '../image/inspect.js';
 import type { CommandIo } from './debug-solve.js';
 import { type PromptInput, isInteractive, readLine } from './prompt.js';
+import { alignColumns, utcMinute } from './text-table.js';
 
 export interface CacheUsageArgs {
   readonly json: boolean;
@@ -43,19 +44,6 @@ export interface CachePruneArgs {
   readonly tls?: TlsFlags;
 }
 
-const table = (rows: readonly string[][], rightAligned: ReadonlySet<number>) => {
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows.map((row) =>
-    row
-      .map((cell, column) => {
-        if (rightAligned.has(column)) return cell.padStart(widths[column]!);
-        return column === row.length - 1 ? cell : cell.padEnd(widths[column]!);
-      })
-      .join('   ')
-      .trimEnd(),
-  );
-};
-
 /** The summary per record type, then (verbose) the records largest first. */
 export function formatCacheUsage(
   usage: CacheUsage,
@@ -64,7 +52,7 @@ export function formatCacheUsage(
   daemon: string,
 ): string {
   if (usage.records === 0) return `The build cache of buildkitd at ${daemon} is empty.\n`;
-  const lines = table(
+  const lines = alignColumns(
     [
       ['TYPE', 'RECORDS', 'SIZE', 'RECLAIMABLE'],
       ...usage.kinds.map((k) => [
@@ -80,14 +68,14 @@ export function formatCacheUsage(
     const largest = [...records].sort((a, b) => b.size - a.size);
     lines.push(
       '',
-      ...table(
+      ...alignColumns(
         [
           ['ID', 'SIZE', 'IN USE', 'LAST USED', 'DESCRIPTION'],
           ...largest.map((r) => [
             r.id.slice(0, 12),
             formatSize(r.size),
             r.inUse ? 'yes' : '',
-            r.lastUsed ? `${r.lastUsed.slice(0, 16).replace('T', ' ')} UTC` : '-',
+            r.lastUsed ? utcMinute(r.lastUsed) : '-',
             r.description.length > 60 ? `${r.description.slice(0, 59)}…` : r.description,
           ]),
         ],
@@ -142,7 +130,7 @@ export async function showCacheUsage(args: CacheUsageArgs, io: CommandIo): Promi
   });
 }
 
-/** What the prune will remove, in words, for the question and the summary. */
+/** What the prune will remove, in words, for its question. */
 export function pruneScope(
   args: Pick<CachePruneArgs, 'all' | 'keepDuration' | 'keepStorage' | 'filter'>,
 ): string {
@@ -178,7 +166,8 @@ export async function pruneCache(args: CachePruneArgs, io: CommandIo): Promise<v
         return;
       }
     }
-    const removed: CacheRecord[] = [];
+    let records = 0;
+    let bytes = 0;
     await client.prune(
       {
         filter: [...args.filter],
@@ -186,16 +175,16 @@ export async function pruneCache(args: CachePruneArgs, io: CommandIo): Promise<v
         keepDuration: keepDurationMs * 1_000_000,
         reservedSpace: keepBytes,
       },
-      (record) => removed.push(cacheRecord(record)),
+      (record) => {
+        records++;
+        bytes += cacheRecord(record).size;
+      },
     );
-    const bytes = removed.reduce((sum, r) => sum + r.size, 0);
     if (args.json) {
-      io.stdout.write(
-        `${JSON.stringify({ daemon: client.address.display, records: removed.length, bytes }, null, 2)}\n`,
-      );
+      io.stdout.write(`${JSON.stringify({ daemon: client.address.display, records, bytes }, null, 2)}\n`);
     } else {
       io.stderr.write(
-        `Removed ${removed.length} build cache record${removed.length === 1 ? '' : 's'}, ` +
+        `Removed ${records} build cache record${records === 1 ? '' : 's'}, ` +
           `freed ${formatSize(bytes)} (buildkitd at ${client.address.display})\n`,
       );
     }

@@ -9,6 +9,7 @@ import { formatSize } from '../image/inspect.js';
 import { type StoreListing, listStore } from '../image/store-listing.js';
 import { ImageStore, imageStoreDir } from '../image/store.js';
 import type { CommandIo } from './debug-solve.js';
+import { alignColumns, utcMinute } from './text-table.js';
 
 /** The listing as a table: name, short digest, size, creation time (UTC, to the minute). */
 export function formatStoreListing(listing: StoreListing): string {
@@ -17,13 +18,9 @@ export function formatStoreListing(listing: StoreListing): string {
     i.name,
     i.digest.slice(0, 19),
     formatSize(i.size),
-    i.created ? `${i.created.slice(0, 16).replace('T', ' ')} UTC` : '-',
+    i.created ? utcMinute(i.created) : '-',
   ]);
-  const all = [['NAME', 'DIGEST', 'SIZE', 'CREATED'], ...rows];
-  const widths = all[0]!.map((_, column) => Math.max(...all.map((row) => row[column]!.length)));
-  const lines = all.map((row) =>
-    row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('   '),
-  );
+  const lines = alignColumns([['NAME', 'DIGEST', 'SIZE', 'CREATED'], ...rows]);
   const count = `${listing.images.length} image${listing.images.length === 1 ? '' : 's'}`;
   lines.push(
     '',

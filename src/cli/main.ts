@@ -575,6 +575,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       )
       .demandCommand(1, 'name a subcommand: ls, rm or prune'),
   );
+  const cacheFilterOption = {
+    type: 'string',
+    array: true,
+    default: [] as string[],
+    describe: "BuildKit's record filter, e.g. type==exec.cachemount (repeatable)",
+  } as const;
   cli.command('cache', "Show and free buildkitd's build cache", (c) =>
     c
       .command(
@@ -588,12 +594,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               default: false,
               describe: 'also list the records, largest first',
             })
-            .option('filter', {
-              type: 'string',
-              array: true,
-              default: [] as string[],
-              describe: "BuildKit's record filter, e.g. type==exec.cachemount (repeatable)",
-            }),
+            .option('filter', cacheFilterOption),
         async (argv) =>
           (await import('./cache.js')).showCacheUsage(
             { json: argv.json, verbose: argv.verbose, filter: argv.filter, tls: tlsFlags(argv) },
@@ -619,12 +620,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               type: 'string',
               describe: 'keep up to this much cache, e.g. 10GB (powers of 1024)',
             })
-            .option('filter', {
-              type: 'string',
-              array: true,
-              default: [] as string[],
-              describe: "BuildKit's record filter, e.g. type==exec.cachemount (repeatable)",
-            })
+            .option('filter', cacheFilterOption)
             .option('force', {
               alias: 'f',
               type: 'boolean',
