@@ -165,6 +165,20 @@ describe('every fixture builds, carries the labels and starts READY', { concurre
         ]);
         assert.equal(hits.stdout.trim(), '0');
       }
+      if (model.name === 'system-packages') {
+        // apt's lists live in a cache mount: no layer holds them, while the packages are there
+        const dir = join(scratchDir, 'system-packages-image');
+        await execOk('skopeo', ['copy', '--src-tls-verify=false', `docker://${ref}`, `dir:${dir}`]);
+        const entries = (
+          await execOk('bash', ['-c', `for f in "${dir}"/*; do tar -tzf "$f" 2>/dev/null || true; done`])
+        ).stdout.split('\n');
+        assert.ok(entries.includes('usr/bin/jq'), 'the listing sees the installed package');
+        assert.deepEqual(
+          entries.filter((e) => /^var\/lib\/apt\/lists\/./.test(e)),
+          [],
+          'no package list in any layer',
+        );
+      }
     });
   }
 });
