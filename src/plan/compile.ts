@@ -181,6 +181,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   // independent steps run in branches from the state before them; each branch's layer is put back
   // in its place below the later steps' layers (a merge of diffs), so the image keeps upstream's order
   const branches: Branch[] = [];
+  let settled: State | undefined;
   for (const step of plan.steps) {
     if (step.kind === 'run' && step.independent) {
       const result = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
@@ -189,10 +190,11 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
     }
     if (step.kind === 'run' && step.seesBranches) state = joinBranches(state, branches.splice(0));
     state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
+    if (step.kind === 'run' && step.packagesSettled) settled = state;
   }
-  // what pip has installed does not depend on a branch still open (tini's apt step): the freeze
-  // probe runs beside it rather than after the join, off the cold build's critical path
-  const beforeJoin = state;
+  // the freeze probe reads what pip installed once the last install is done: it runs beside the steps
+  // after it (ldconfig) and beside a branch still open (tini's apt step), off the critical path
+  const freezeFrom = settled ?? state;
   state = joinBranches(state, branches.splice(0));
 
   // --separate-weights: the weights on scratch, merged under the source (like COPY --link): the layer
@@ -220,7 +222,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   state = state.withCwd('/src');
   for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
 
-  const freeze = beforeJoin
+  const freeze = freezeFrom
     .run({
       shell: `(${plan.freezeCommand}) > /out/pip-freeze.txt`,
       mounts: [{ type: 'bind', dest: '/out', source: scratch() }],

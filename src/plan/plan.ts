@@ -105,6 +105,46 @@ function stripSuffix(strip: boolean | undefined): string {
     : '';
 }
 
+/** Packages upstream installs on a CUDA base before fetching Python. */
+const pythonBuildTools = ['wget', 'curl', 'xz-utils', 'git', 'ca-certificates'];
+/** upstream's entrypoint is /sbin/tini; Debian installs it in /usr/bin */
+const tiniLink = 'ln -sf /usr/bin/tini /sbin/tini';
+
+/** One `apt-get install` of the packages a plan needs from the distribution. */
+interface AptInstall {
+  readonly what: string;
+  readonly packages: readonly string[];
+  /** system_packages get apt's recommended packages (as upstream); tini and the build tools do not */
+  readonly recommends: boolean;
+  /** a command to run after the installs */
+  readonly then?: string;
+}
+
+/** An English list: "a", "a and b", "a, b and c". */
+function listed(words: readonly string[]): string {
+  return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} and ${words.at(-1)}`;
+}
+
+/**
+ * One apt step: the package lists updated once, then each install in order, then the clean-up.
+ * Its name says what it installs, e.g. "install tini and system packages".
+ */
+function aptStep(installs: readonly AptInstall[], lists: CacheMount): PlanStep {
+  const commands = ['apt-get update -qq'];
+  for (const install of installs) {
+    const flags = install.recommends ? '-qqy' : '-qqy --no-install-recommends';
+    commands.push(`apt-get install ${flags} ${install.packages.map(shellQuote).join(' ')}`);
+  }
+  commands.push(aptCleanup);
+  for (const install of installs) if (install.then) commands.push(install.then);
+  return {
+    kind: 'run',
+    name: `install ${listed(installs.map((i) => i.what))}`,
+    shell: commands.join(' && '),
+    cache: [aptCache, lists],
+  };
+}
+
 /**
  * Only the entrypoint uses tini, so its apt step (~4 s, mostly `apt-get update`) can run beside the
  * steps after it, up to the first one that uses apt too (both would write dpkg's database, and a
@@ -219,42 +259,25 @@ export function planBuild(input: PlanInput): BuildPlan {
     });
   }
 
-  if (!cogBase) {
-    steps.push({
-      kind: 'run',
-      name: 'install tini',
-      shell:
-        'set -eux; apt-get update -qq; apt-get install -qqy --no-install-recommends tini; ' +
-        `${aptCleanup}; ln -sf /usr/bin/tini /sbin/tini`,
-      cache: [aptCache, aptLists],
-    });
-  }
+  // the apt installs before Python, in upstream's order; when more than one is due they share one
+  // step (one `apt-get update`, one layer) where the first after tini stands, instead of one each
+  const aptInstalls: AptInstall[] = [];
+  if (!cogBase) aptInstalls.push({ what: 'tini', packages: ['tini'], recommends: false, then: tiniLink });
+  const systemPackages = systemPackagesToInstall(input);
+  if (systemPackages.length > 0)
+    aptInstalls.push({ what: 'system packages', packages: systemPackages, recommends: true });
+  if (cuda) aptInstalls.push({ what: 'Python build tools', packages: pythonBuildTools, recommends: false });
+  // tini alone keeps its own step, which can run beside the Python steps (runTiniBeside)
+  const tiniAlone = aptInstalls.length === 1 && aptInstalls[0]?.what === 'tini';
+  if (tiniAlone) steps.push(aptStep(aptInstalls, aptLists));
 
   if (input.environment.length > 0) {
     const sorted = [...input.environment].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     steps.push({ kind: 'env', name: 'cog.yaml environment', env: sorted });
   }
 
-  const systemPackages = systemPackagesToInstall(input);
-  if (systemPackages.length > 0) {
-    steps.push({
-      kind: 'run',
-      name: 'install system packages',
-      shell: `apt-get update -qq && apt-get install -qqy ${systemPackages.map(shellQuote).join(' ')} && ${aptCleanup}`,
-      cache: [aptCache, aptLists],
-    });
-  }
+  if (aptInstalls.length > 0 && !tiniAlone) steps.push(aptStep(aptInstalls, aptLists));
 
-  if (cuda) {
-    steps.push({
-      kind: 'run',
-      name: 'install Python build tools',
-      shell:
-        'apt-get update -qq && apt-get install -qqy --no-install-recommends wget curl xz-utils git ca-certificates ' +
-        `&& ${aptCleanup}`,
-      cache: [aptCache, aptLists],
-    });
-  }
   steps.push({
     kind: 'image-files',
     name: 'copy uv',
@@ -341,6 +364,8 @@ export function planBuild(input: PlanInput): BuildPlan {
   const flags = { breakSystem, pre, strip: input.strip };
   if (input.coglet) steps.push(...wheelInstall('coglet', input.coglet, flags));
   steps.push(...wheelInstall('cog', input.sdk, flags));
+  // the installs end here unless a user command follows (it may pip install too)
+  let packagesSettled = steps.findLastIndex((s) => s.kind === 'run');
 
   if (input.precompile) {
     steps.push({
@@ -376,6 +401,9 @@ export function planBuild(input: PlanInput): BuildPlan {
     });
   }
 
+  if (input.runCommands.length > 0) packagesSettled = steps.length - 1;
+  const settled = steps[packagesSettled];
+  if (settled?.kind === 'run') steps[packagesSettled] = { ...settled, packagesSettled: true };
   runTiniBeside(steps, firstUserStep);
 
   const stubs: [string, string][] = [];

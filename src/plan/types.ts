@@ -128,6 +128,11 @@ export type PlanStep =
       readonly independent?: boolean;
       /** runs only after every independent step before it, on a filesystem that holds their results */
       readonly seesBranches?: boolean;
+      /**
+       * the last step that may change the installed Python packages: the pip freeze probe reads the
+       * filesystem after it, beside the steps that follow
+       */
+      readonly packagesSettled?: boolean;
     };
 
 export interface BuildPlan {
@@ -150,7 +155,10 @@ export interface BuildPlan {
   readonly afterSource: readonly PlanStep[];
   /** extra environment for every build step (not the image), e.g. SOURCE_DATE_EPOCH */
   readonly stepEnv: Readonly<Record<string, string>>;
-  /** the command whose output becomes the run.cog.pip_freeze label; run beside the image, not in it */
+  /**
+   * the command whose output becomes the run.cog.pip_freeze label; run beside the image, not in it, on
+   * the filesystem after the step marked `packagesSettled`
+   */
   readonly freezeCommand: string;
   readonly image: {
     readonly entrypoint: readonly string[];

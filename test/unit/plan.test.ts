@@ -29,15 +29,14 @@ const cpuInput: PlanInput = {
   labels: { 'run.cog.version': '0.1.0' },
 };
 
-test('a CPU plan has upstream order: preamble, tini, env, apt, uv, requirements, SDK, ldconfig, run, stubs', () => {
+test('a CPU plan has upstream order: preamble, env, tini + apt, uv, requirements, SDK, ldconfig, run, stubs', () => {
   const plan = planBuild(cpuInput);
   assert.deepEqual(
     plan.steps.map((s) => s.name),
     [
       'preamble',
-      'install tini',
       'cog.yaml environment',
-      'install system packages',
+      'install tini and system packages',
       'copy uv',
       'uv uses the system Python',
       'copy local package artifacts',
@@ -92,7 +91,7 @@ test('the CA certificate is added before anything reaches the network', () => {
     caCert: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n',
   });
   const names = plan.steps.map((s) => s.name);
-  assert.ok(names.indexOf('trust the CA certificate') < names.indexOf('install tini'));
+  assert.ok(names.indexOf('CA bundle') < names.indexOf('install tini and system packages'));
   const bundle = plan.steps.find((s) => s.name === 'CA bundle');
   assert.deepEqual(bundle?.kind === 'env' && bundle.env.map(([k]) => k), [
     'SSL_CERT_FILE',
@@ -263,7 +262,7 @@ test('tini installs beside the Python steps, up to the first later step that use
           ],
     );
   assert.deepEqual(marks(minimalPlanInput({ requirements: 'six==1.16.0' })), ['install tini: independent']);
-  // apt right after tini: nothing would overlap, so nothing is marked
+  // with system packages tini shares their apt step: nothing runs beside it
   assert.deepEqual(marks(minimalPlanInput({ systemPackages: ['ffmpeg'] })), []);
   // a user command waits for tini (it may use apt or tini); the Python steps before it do not
   assert.deepEqual(
@@ -318,4 +317,74 @@ test('tini installs beside the Python steps, up to the first later step that use
   );
   assert.ok(run && joined);
   assert.equal(run.op.inputs?.[0]?.digest, joined.digest, 'the user command starts from the joined state');
+});
+
+test('the apt installs before Python share one step: one update, upstream’s install order and flags', () => {
+  const aptSteps = (input: PlanInput) =>
+    planBuild(input).steps.filter((s) => s.kind === 'run' && s.shell.includes('apt-get update'));
+  const updates = (shell: string) => shell.split('apt-get update').length - 1;
+
+  // tini alone keeps its own step (it runs beside the Python steps)
+  const [tiniOnly, ...none] = aptSteps(minimalPlanInput({}));
+  assert.deepEqual(none, []);
+  assert.equal(tiniOnly?.name, 'install tini');
+
+  const [withPackages, ...more] = aptSteps(minimalPlanInput({ systemPackages: ['jq', 'libgl1'] }));
+  assert.deepEqual(more, [], 'one apt step for tini and the system packages');
+  assert.equal(withPackages?.name, 'install tini and system packages');
+  const shell = withPackages?.kind === 'run' ? withPackages.shell : '';
+  assert.equal(updates(shell), 1);
+  assert.match(
+    shell,
+    /^apt-get update -qq && apt-get install -qqy --no-install-recommends tini && apt-get install -qqy jq libgl1 && rm -f .* && ln -sf \/usr\/bin\/tini \/sbin\/tini$/,
+  );
+
+  // a CUDA base adds the Python build tools, after the system packages as upstream, without recommends
+  const cuda: PlanInput = { ...minimalPlanInput({ systemPackages: ['jq'] }), baseKind: 'cuda', gpu: true };
+  const [all, ...rest] = aptSteps(cuda);
+  assert.deepEqual(rest, []);
+  assert.equal(all?.name, 'install tini, system packages and Python build tools');
+  const cudaShell = all?.kind === 'run' ? all.shell : '';
+  assert.equal(updates(cudaShell), 1);
+  assert.ok(
+    cudaShell.indexOf('install -qqy jq') <
+      cudaShell.indexOf('install -qqy --no-install-recommends wget curl xz-utils git ca-certificates'),
+  );
+  const [tools] = aptSteps({ ...cuda, systemPackages: [] });
+  assert.equal(tools?.name, 'install tini and Python build tools');
+
+  // the step stands after the cog.yaml environment, where upstream's system packages step is
+  const names = planBuild(minimalPlanInput({ systemPackages: ['jq'], environment: [['A', 'b']] })).steps.map(
+    (s) => s.name,
+  );
+  assert.ok(names.indexOf('cog.yaml environment') < names.indexOf('install tini and system packages'));
+  // on cog-base there is no tini to install: the system packages' step keeps its name
+  const cogBase = aptSteps({ ...minimalPlanInput({ systemPackages: ['jq'] }), baseKind: 'cog-base' });
+  assert.deepEqual(
+    cogBase.map((s) => s.name),
+    ['install system packages'],
+  );
+});
+
+test('pip freeze reads the filesystem after the last step that installs packages, beside the steps after it', () => {
+  const freezeNames = (input: PlanInput) =>
+    compilePlan(planBuild(input), { baseConfig: {} })
+      .freeze.marshal()
+      .ops.map((o) => o.metadata.description?.['llb.customname']);
+  const plain = freezeNames(minimalPlanInput({ requirements: 'six==1.16.0' }));
+  assert.ok(plain.includes('install requirements'));
+  assert.ok(
+    plain.some((n) => n?.startsWith('install cog')),
+    plain.join(', '),
+  );
+  assert.ok(!plain.includes('register Python shared libraries'), 'ldconfig runs beside the freeze');
+  // a user command may pip install: the freeze comes after it (and the ldconfig before it)
+  const withRun = freezeNames(
+    minimalPlanInput({ runCommands: [{ command: 'pip install six', secrets: [] }] }),
+  );
+  assert.ok(withRun.includes('build.run[0]: pip install six'));
+  assert.ok(withRun.includes('register Python shared libraries'));
+  const marked = planBuild(minimalPlanInput({})).steps.filter((s) => s.kind === 'run' && s.packagesSettled);
+  assert.equal(marked.length, 1);
+  assert.match(marked[0]?.name ?? '', /^install cog/);
 });
