@@ -14,9 +14,10 @@ import type { Session } from '../buildkit/session.js';
 import type { SolveOptions } from '../buildkit/solve.js';
 import { image, normalizeImageRef } from '../llb/index.js';
 import { compilePlan } from '../plan/compile.js';
+import { compileOnDockerfile } from '../plan/compile-dockerfile.js';
 import { distroPython } from '../plan/distro.js';
 import { planBuild } from '../plan/plan.js';
-import type { BuildPlan, PlanInput } from '../plan/types.js';
+import type { PlanInput } from '../plan/types.js';
 import { type SmokeOptions, type SmokeReport, smokeTest } from '../runtime/smoke.js';
 import { CogError } from '../errors.js';
 import {
@@ -48,13 +49,15 @@ export interface BuildModelOptions {
   readonly smoke?: SmokeOptions;
   /** warnings found during the build (a cog-base fallback) */
   readonly warn: (message: string) => void;
-  /** called with the plan once the base image is known */
-  readonly onPlan?: (plan: BuildPlan) => void;
+  /**
+   * hidden --dockerfile: the user's Dockerfile (the session serves its directory as `dockerfile`),
+   * built by BuildKit's Dockerfile frontend instead of the plan
+   */
+  readonly dockerfile?: { readonly filename: string };
 }
 
 export interface BuiltModel {
   readonly ref: string;
-  readonly plan: BuildPlan;
   readonly config: OciImageConfig;
   readonly exporterResponse: Record<string, string>;
   readonly smoke?: SmokeReport;
@@ -134,8 +137,44 @@ export async function compileAgainstBase(
   return { plan, compiled };
 }
 
+/** The frontend's options for the user's Dockerfile; the context is the project, as upstream. */
+export function dockerfileFrontendOptions(
+  filename: string,
+  input: Pick<PlanInput, 'platform' | 'sourceDateEpoch'>,
+  noCache: boolean,
+): Record<string, string> {
+  const platform = input.platform ?? { os: 'linux', architecture: 'amd64' };
+  return {
+    filename,
+    platform: `${platform.os}/${platform.architecture}`,
+    ...(noCache ? { 'no-cache': '' } : {}),
+    ...(input.sourceDateEpoch !== undefined
+      ? { 'build-arg:SOURCE_DATE_EPOCH': String(input.sourceDateEpoch) }
+      : {}),
+  };
+}
+
+/** Builds the user's Dockerfile with BuildKit's frontend, then compiles the model image on top of it. */
+async function compileDockerfile(gw: Gateway, input: PlanInput, filename: string, noCache: boolean) {
+  const built = await gw.solveFrontend('dockerfile.v0', dockerfileFrontendOptions(filename, input, noCache));
+  const configBytes = built.metadata['containerimage.config'];
+  if (!configBytes)
+    throw new CogError(`${filename}: the Dockerfile frontend returned no image config`, {
+      hint: 'the Dockerfile’s last stage must be an image (FROM …)',
+    });
+  const config = JSON.parse(configBytes.toString('utf8')) as OciImageConfig;
+  return compileOnDockerfile(built.definition, config, {
+    labels: input.labels,
+    ...(input.openapiSchema ? { openapiSchema: input.openapiSchema } : {}),
+    ...(input.concurrencyMax !== undefined ? { concurrencyMax: input.concurrencyMax } : {}),
+    ...(input.predict ? { predict: input.predict } : {}),
+    ...(input.train ? { train: input.train } : {}),
+    platform: input.platform ?? { os: 'linux', architecture: 'amd64' },
+  });
+}
+
 export async function buildModel(client: BuildkitClient, options: BuildModelOptions): Promise<BuiltModel> {
-  let built: { plan: BuildPlan; config: OciImageConfig; smoke?: SmokeReport } | undefined;
+  let built: { config: OciImageConfig; smoke?: SmokeReport } | undefined;
   const result = await gatewayBuild(
     client,
     {
@@ -149,14 +188,13 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
       ...(options.onStatus ? { onStatus: options.onStatus } : {}),
     },
     async (gw) => {
-      const { plan, compiled } = await compileAgainstBase(
-        gw,
-        options.input,
-        options.sharedKeyHint,
-        options.warn,
-      );
-      options.onPlan?.(plan);
-      const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
+      const compiled = options.dockerfile
+        ? await compileDockerfile(gw, options.input, options.dockerfile.filename, options.noCache === true)
+        : (await compileAgainstBase(gw, options.input, options.sharedKeyHint, options.warn)).compiled;
+      const platform = {
+        OS: compiled.config.os ?? 'linux',
+        Architecture: compiled.config.architecture ?? 'amd64',
+      };
       const marshal = { platform, ...(options.noCache ? { ignoreCache: true } : {}) };
       // both evaluated now, side by side: an image solved lazily would build its branches no freeze
       // depends on (tini's apt step) only during the export, after the freeze
@@ -174,20 +212,22 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
       };
       let smoke: SmokeReport | undefined;
       if (options.smoke) {
-        const probeId = await gw.solve(smokeTest(compiled.image, options.smoke).marshal(marshal).definition, {
+        // a Dockerfile's image starts where its WORKDIR says, as under `docker run`
+        const workdir = options.dockerfile ? compiled.config.config?.WorkingDir || '/' : undefined;
+        const smokeOptions = workdir ? { ...options.smoke, cwd: workdir } : options.smoke;
+        const probeId = await gw.solve(smokeTest(compiled.image, smokeOptions).marshal(marshal).definition, {
           evaluate: true,
         });
         smoke = JSON.parse((await gw.readFile(probeId, '/smoke.json')).toString('utf8')) as SmokeReport;
         checkSmoke(smoke, options.smoke.input !== undefined);
       }
-      built = { plan, config, ...(smoke ? { smoke } : {}) };
+      built = { config, ...(smoke ? { smoke } : {}) };
       return { ref: imageId, metadata: { 'containerimage.config': JSON.stringify(config) } };
     },
   );
-  if (!built) throw new Error('the build returned without a plan');
+  if (!built) throw new Error('the build returned without an image config');
   return {
     ref: result.ref,
-    plan: built.plan,
     config: built.config,
     exporterResponse: result.exporterResponse,
     ...(built.smoke ? { smoke: built.smoke } : {}),

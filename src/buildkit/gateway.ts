@@ -72,6 +72,12 @@ export interface Gateway {
   resolveImageConfig(ref: string, options?: ResolveImageConfigOptions): Promise<ImageConfigResult>;
   /** solves a definition and returns the result's ref id; lazily unless `evaluate` */
   solve(definition: pb_Definition, options?: { evaluate?: boolean }): Promise<string>;
+  /**
+   * Asks a frontend built into the daemon (e.g. `dockerfile.v0`) to build; evaluated. Returns the
+   * result's ref, the definition the frontend solved (to build further ops on) and its metadata
+   * (e.g. `containerimage.config`).
+   */
+  solveFrontend(frontend: string, options: Readonly<Record<string, string>>): Promise<FrontendResult>;
   readFile(ref: string, path: string, range?: { offset: number; length: number }): Promise<Buffer>;
   /** true when `path` exists in `ref` */
   exists(ref: string, path: string): Promise<boolean>;
@@ -87,6 +93,12 @@ export interface Gateway {
    * and signal messages go up, and Started, output, Exit and Done come down.
    */
   execProcess(): ExecStream;
+}
+
+export interface FrontendResult {
+  readonly ref: string;
+  readonly definition: pb_Definition;
+  readonly metadata: Readonly<Record<string, Buffer>>;
 }
 
 export type ExecStream = grpc.ClientDuplexStream<
@@ -186,6 +198,26 @@ class LlbBridge implements Gateway {
     const id = response.result?.ref?.id ?? response.result?.refDeprecated ?? response.ref;
     if (id === undefined) throw new BuildkitError('the gateway solve returned no ref');
     return id;
+  }
+
+  async solveFrontend(frontend: string, options: Readonly<Record<string, string>>): Promise<FrontendResult> {
+    const response = await this.call<moby_buildkit_v1_frontend_SolveResponse>('Solve', {
+      Frontend: frontend,
+      FrontendOpt: { ...options },
+      allowResultReturn: true,
+      allowResultArrayRef: true,
+      ...(this.cacheImports.length > 0 ? { CacheImports: [...this.cacheImports] } : {}),
+      Evaluate: true,
+    });
+    const ref = response.result?.ref;
+    if (!ref?.id || !ref.def)
+      throw new BuildkitError(`the ${frontend} frontend returned no single result`, {
+        hint: 'build one platform and one target at a time',
+      });
+    const metadata = Object.fromEntries(
+      Object.entries(response.result?.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v)]),
+    );
+    return { ref: ref.id, definition: ref.def, metadata };
   }
 
   async readFile(ref: string, path: string, range?: { offset: number; length: number }): Promise<Buffer> {

@@ -59,6 +59,8 @@ function externalInputs(prepared: PreparedBuild, args: BuildArgs, env: NodeJS.Pr
   if (caCert) paths.push(resolve(caCert));
   const schema = schemaOverride(args.openapiSchema, env);
   if (schema) paths.push(schema.path);
+  // the frontend reads the Dockerfile and, when there is one, its own ignore file beside it
+  if (prepared.dockerfile) paths.push(prepared.dockerfile.path, `${prepared.dockerfile.path}.dockerignore`);
   return paths.map((path) => ({ path }));
 }
 

@@ -2,7 +2,7 @@
  * `cog build`: cog.yaml → plan → LLB → BuildKit, then the image goes to the local image store, a
  * registry (--push) or a tarball (--output). No Docker daemon anywhere.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
@@ -76,6 +76,8 @@ export interface BuildArgs {
   readonly extraLabels?: Readonly<Record<string, string>>;
   /** --pull: solve even when a build record says nothing changed (the record is not written either) */
   readonly pull?: boolean;
+  /** hidden --dockerfile: build this Dockerfile (context: the project) instead of the plan */
+  readonly dockerfile?: string | undefined;
   /** `cog build`'s arguments as typed: the key of the build record this build writes (none without) */
   readonly recordArgv?: readonly string[];
 }
@@ -88,6 +90,8 @@ export interface PreparedBuild {
   readonly secrets: Readonly<Record<string, SecretSource>>;
   /** the project's git revision/version as the labels have them */
   readonly git: { readonly revision?: string; readonly version?: string };
+  /** --dockerfile: the Dockerfile's directory (served as `dockerfile`) and name */
+  readonly dockerfile?: { readonly path: string; readonly dir: string; readonly filename: string };
 }
 
 async function schemaFor(
@@ -177,6 +181,7 @@ export async function prepareBuild(
     | 'strip'
     | 'separateWeights'
     | 'extraLabels'
+    | 'dockerfile'
   > & {
     /** --secret values: build.run steps that mount one are keyed by its content */
     readonly secrets?: readonly string[];
@@ -188,6 +193,7 @@ export async function prepareBuild(
 ): Promise<PreparedBuild> {
   const baseFlags = { useCogBaseImage: args.useCogBaseImage, useCudaBaseImage: args.useCudaBaseImage };
   checkBaseImageFlags(baseFlags);
+  const dockerfile = args.dockerfile !== undefined ? await findDockerfile(args, cwd) : undefined;
   const platform = parsePlatform(args.platform);
   const loaded = loadConfig({ cwd, file: args.file, env: io.env });
   if (platform.architecture !== 'amd64' && loaded.completed.gpu) {
@@ -196,7 +202,8 @@ export async function prepareBuild(
     });
   }
   for (const warning of loaded.warnings) warn(formatIssue(warning));
-  const cogBase = chooseCogBase(loaded.completed, baseFlags, io.env);
+  // a Dockerfile names its own base image
+  const cogBase = dockerfile ? undefined : chooseCogBase(loaded.completed, baseFlags, io.env);
   const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
   if (patchNote) warn(patchNote);
   const secrets: Record<string, SecretSource> = Object.fromEntries((args.secrets ?? []).map(parseSecretFlag));
@@ -233,7 +240,61 @@ export async function prepareBuild(
     loaded.completed.image ??
     loaded.completed.model ??
     defaultImageName(basename(loaded.projectDir));
-  return { loaded, input, imageName, secrets, git };
+  return { loaded, input, imageName, secrets, git, ...(dockerfile ? { dockerfile } : {}) };
+}
+
+/**
+ * Checks hidden --dockerfile against the flags that only shape the build cog.yaml describes, and finds
+ * the file.
+ */
+async function findDockerfile(
+  args: Pick<
+    BuildArgs,
+    'dockerfile' | 'useCogBaseImage' | 'useCudaBaseImage' | 'precompile' | 'strip' | 'separateWeights'
+  >,
+  cwd: string,
+): Promise<{ path: string; dir: string; filename: string }> {
+  const given = args.dockerfile ?? '';
+  if (args.useCogBaseImage !== undefined || args.useCudaBaseImage !== undefined) {
+    const other = args.useCogBaseImage !== undefined ? '--use-cog-base-image' : '--use-cuda-base-image';
+    throw new CogError(`the flags ${other} and --dockerfile are mutually exclusive`, {
+      hint: 'a Dockerfile names its own base image: drop one of them',
+    });
+  }
+  const generatedOnly = (
+    [
+      ['--precompile', args.precompile],
+      ['--strip', args.strip],
+      ['--separate-weights', args.separateWeights],
+    ] as const
+  ).filter(([, on]) => on === true);
+  if (generatedOnly.length > 0) {
+    const flags = generatedOnly.map(([flag]) => flag).join(', ');
+    throw new CogError(`${flags}: not with --dockerfile (only the build cog.yaml describes has it)`, {
+      hint: 'do the same in your Dockerfile, or build without --dockerfile',
+    });
+  }
+  if (given === '')
+    throw new CogError('--dockerfile needs the path of a Dockerfile', {
+      hint: 'e.g. --dockerfile Dockerfile',
+    });
+  const path = resolve(cwd, given);
+  let isFile = false;
+  try {
+    isFile = (await stat(path)).isFile();
+  } catch (err) {
+    throw new CogError(
+      `--dockerfile ${given}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      {
+        hint: 'give the path of a Dockerfile (relative to the current directory)',
+      },
+    );
+  }
+  if (!isFile)
+    throw new CogError(`--dockerfile ${given}: not a file`, {
+      hint: 'give the path of a Dockerfile, not a directory',
+    });
+  return { path, dir: dirname(path), filename: basename(path) };
 }
 
 function cacheEntry(flag: string, value: string) {
@@ -338,6 +399,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   );
 
   const dirs: Record<string, string> = { context: loaded.projectDir };
+  if (prepared.dockerfile) dirs.dockerfile = prepared.dockerfile.dir;
   if (input.sdk.kind === 'file') dirs[wheelContext('cog')] = dirname(resolve(cwd, input.sdk.path));
   if (input.coglet?.kind === 'file') dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
   // local caches are directories the session serves as content stores
@@ -380,6 +442,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
           signal,
           onStatus,
           ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
+          ...(prepared.dockerfile ? { dockerfile: { filename: prepared.dockerfile.filename } } : {}),
         }),
     );
     await caches.finish(built.exporterResponse);

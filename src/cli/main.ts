@@ -91,6 +91,11 @@ function withImageBuildOptions<T>(y: Argv<T>) {
       describe: 'copy weight files (10 MiB or more, outside code directories) in an image layer of their own',
     })
     .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
+    .option('dockerfile', {
+      type: 'string',
+      hidden: true,
+      describe: 'build this Dockerfile (context: the project) instead of the one cog.yaml describes',
+    })
     .option('platform', {
       type: 'string',
       describe: 'linux/amd64 (default) or linux/arm64 for CPU models',
@@ -112,6 +117,7 @@ function imageBuildArgs(
     strip: boolean;
     'separate-weights': boolean;
     timestamp: number | undefined;
+    dockerfile: string | undefined;
     platform: string | undefined;
   } & TlsFlags,
 ) {
@@ -129,6 +135,7 @@ function imageBuildArgs(
     separateWeights: argv['separate-weights'],
     timestamp:
       argv.timestamp ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
+    dockerfile: argv.dockerfile,
     platform: argv.platform,
     tls: tlsFlags(argv),
   };

@@ -59,6 +59,7 @@ export type PushArgs = Pick<
   | 'platform'
   | 'tls'
   | 'separateWeights'
+  | 'dockerfile'
 > & {
   /** where to push; default: `image:` in cog.yaml; not allowed with a model reference */
   readonly image: string | undefined;

@@ -53,6 +53,19 @@ export function marshalDefinition(result: Output, options: MarshalOptions = {}):
     if (done) return done;
     if (path.has(vertex)) throw new Error(`LLB graph has a cycle through a ${vertex.kind} op`);
     const inner = new Set(path).add(vertex);
+    const pre = vertex.premarshalled;
+    if (pre) {
+      for (const input of pre.inputs) visit(input, inner);
+      let entry = byDigest.get(pre.digest);
+      if (!entry) {
+        const op = opCodec.decode(pre.bytes);
+        entry = { digest: pre.digest, bytes: pre.bytes, op, metadata: pre.metadata, kind: opKind(op) };
+        byDigest.set(pre.digest, entry);
+        ordered.push(entry);
+      }
+      byVertex.set(vertex, entry);
+      return entry;
+    }
     const marshalled = vertex.marshal(ctx);
     const inputs = marshalled.inputs.map((input) => ({
       digest: visit(input.vertex, inner).digest,
@@ -109,4 +122,37 @@ export function opKind(op: pb_Op): string {
     if (op[kind] !== undefined) return kind;
   }
   return 'terminal';
+}
+
+/**
+ * The result of a Definition marshalled elsewhere (a frontend's answer to a gateway solve), as an output
+ * later ops can build on. Its ops keep their bytes, so they keep their digests and their cache.
+ */
+export function definitionOutput(definition: pb_Definition): Output {
+  const ops = readDefinition(definition);
+  const terminal = ops.at(-1);
+  const result = terminal?.op.inputs?.[0];
+  if (!terminal || terminal.kind !== 'terminal' || !result?.digest)
+    throw new Error('the definition names no result');
+  const byDigest = new Map(ops.map((o) => [o.digest, o]));
+  const vertices = new Map<string, Vertex>();
+  const vertexOf = (digest: string, path: ReadonlySet<string>): Vertex => {
+    const made = vertices.get(digest);
+    if (made) return made;
+    const op = byDigest.get(digest);
+    if (!op) throw new Error(`the definition lacks op ${digest}`);
+    if (path.has(digest)) throw new Error(`the definition has a cycle through ${digest}`);
+    const inner = new Set(path).add(digest);
+    const inputs = (op.op.inputs ?? []).map((input) => vertexOf(input.digest ?? '', inner));
+    const vertex: Vertex = {
+      kind: op.kind,
+      premarshalled: { bytes: op.bytes, digest: op.digest, metadata: op.metadata, inputs },
+      marshal() {
+        throw new Error('a premarshalled op is sent as it came');
+      },
+    };
+    vertices.set(digest, vertex);
+    return vertex;
+  };
+  return { vertex: vertexOf(result.digest, new Set()), index: Number(result.index ?? 0) };
 }

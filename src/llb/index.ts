@@ -1,6 +1,7 @@
 export {
   type MarshalledDefinition,
   type MarshalledOp,
+  definitionOutput,
   digestOf,
   marshalDefinition,
   readDefinition,

@@ -29,6 +29,16 @@ export interface Vertex {
   /** a short description used in errors and `cog debug` */
   readonly kind: string;
   marshal(ctx: MarshalContext): MarshalledVertex;
+  /**
+   * An op another builder marshalled (e.g. a frontend's solved graph): sent with its bytes, and so
+   * its digest, exactly as they came; `inputs` are the ops it names, in its input order.
+   */
+  readonly premarshalled?: {
+    readonly bytes: Uint8Array;
+    readonly digest: string;
+    readonly metadata: pb_OpMetadata;
+    readonly inputs: readonly Vertex[];
+  };
 }
 
 /** Step names, progress groups and caching hints: the metadata every op may carry. */

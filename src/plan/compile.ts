@@ -30,6 +30,17 @@ export interface CompiledBuild {
   readonly config: OciImageConfig;
 }
 
+/** A small filesystem holding /pip-freeze.txt: `command`'s output on `state`, built beside the image. */
+export function freezeProbe(state: State, command: string): State {
+  return state
+    .run({
+      shell: `(${command}) > /out/pip-freeze.txt`,
+      mounts: [{ type: 'bind', dest: '/out', source: scratch() }],
+      name: 'pip freeze',
+    })
+    .mount('/out');
+}
+
 /** Expands $VAR and ${VAR} like a Dockerfile ENV does, from the variables set so far. */
 export function expandEnv(value: string, env: ReadonlyMap<string, string>): string {
   return value.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, braced, bare) => {
@@ -222,13 +233,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   state = state.withCwd('/src');
   for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
 
-  const freeze = freezeFrom
-    .run({
-      shell: `(${plan.freezeCommand}) > /out/pip-freeze.txt`,
-      mounts: [{ type: 'bind', dest: '/out', source: scratch() }],
-      name: 'pip freeze',
-    })
-    .mount('/out');
+  const freeze = freezeProbe(freezeFrom, plan.freezeCommand);
 
   // the image's env: the base's, updated in place, new names appended (as Dockerfile ENV does)
   const finalEnv = [...env].map(([k, v]) => `${k}=${v}`);

@@ -7,6 +7,8 @@ import type { BuildPlan, CacheMount, PlanInput, PlanStep, WheelSource } from './
 import { weightExcludes } from './weights.js';
 
 export const defaultUvImage = 'ghcr.io/astral-sh/uv:0.9.26';
+/** What run.cog.pip_freeze holds: pip's freeze, or uv's where the image has no pip. */
+export const freezeCommand = 'python -m pip freeze --disable-pip-version-check 2>/dev/null || uv pip freeze';
 export const aptCache: CacheMount = { target: '/var/cache/apt', sharing: 'locked' };
 const pipCache: CacheMount = { target: '/root/.cache/pip', sharing: 'shared' };
 const uvCache: CacheMount = { target: '/root/.cache/uv', sharing: 'shared' };
@@ -441,7 +443,7 @@ export function planBuild(input: PlanInput): BuildPlan {
     },
     afterSource,
     stepEnv: input.sourceDateEpoch !== undefined ? { SOURCE_DATE_EPOCH: String(input.sourceDateEpoch) } : {},
-    freezeCommand: 'python -m pip freeze --disable-pip-version-check 2>/dev/null || uv pip freeze',
+    freezeCommand,
     image: {
       entrypoint: ['/sbin/tini', '--'],
       cmd: ['python', '-m', 'cog.server.http'],

@@ -27,6 +27,8 @@ export interface SmokeOptions {
    * `context.replicate_api_token` (`cog predict --use-replicate-token`); mounted, never in env or LLB
    */
   readonly replicateTokenSecret?: string;
+  /** where the server starts, as `docker run` would (default /src, where cog builds put the model) */
+  readonly cwd?: string;
 }
 
 /** Where the probe finds the Replicate API token secret. */
@@ -156,7 +158,7 @@ export function smokeTest(model: State, options: SmokeOptions): State {
         ...(options.inputFrom ? { COG_SMOKE_INPUT_FILE: '/cog-input/request.json' } : {}),
         ...(options.replicateTokenSecret ? { COG_SMOKE_TOKEN_FILE: tokenPath } : {}),
       },
-      cwd: '/src',
+      cwd: options.cwd ?? '/src',
       mounts: [
         { type: 'bind', dest: '/out', source: scratch() },
         { type: 'bind', dest: probeDir, source: probeFile, readonly: true },
