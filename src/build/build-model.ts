@@ -6,6 +6,7 @@
 import type { BuildkitClient } from '../buildkit/client.js';
 import {
   type Gateway,
+  type GatewayResult,
   type ImageConfigResult,
   type OciImageConfig,
   gatewayBuild,
@@ -54,13 +55,19 @@ export interface BuildModelOptions {
    * built by BuildKit's Dockerfile frontend instead of the plan
    */
   readonly dockerfile?: { readonly filename: string };
+  /**
+   * the platforms to build (default: the input's): more than one makes a multi-platform image, an
+   * index of one image per platform
+   */
+  readonly platforms?: readonly NonNullable<PlanInput['platform']>[];
 }
 
 export interface BuiltModel {
+  /** the build's id */
   readonly ref: string;
-  readonly config: OciImageConfig;
+  /** one per platform, in the order asked */
+  readonly images: readonly BuiltImage[];
   readonly exporterResponse: Record<string, string>;
-  readonly smoke?: SmokeReport;
 }
 
 const majorMinor = (version: string) => version.split('.').slice(0, 2).join('.');
@@ -173,8 +180,92 @@ async function compileDockerfile(gw: Gateway, input: PlanInput, filename: string
   });
 }
 
+type Platform = NonNullable<PlanInput['platform']>;
+
+/** A platform's id in a multi-platform result, e.g. linux/arm64. */
+export const platformId = (p: Platform) => `${p.os}/${p.architecture}`;
+
+/** One platform's image of a build. */
+export interface BuiltImage {
+  readonly platform: Platform;
+  /** the gateway ref of its filesystem */
+  readonly ref: string;
+  readonly config: OciImageConfig;
+  readonly smoke?: SmokeReport;
+}
+
+/**
+ * What the build function returns for the images: one ref with its config, or for several platforms
+ * one ref per platform id with `refs.platforms` and a config per id, which the exporters make an index.
+ */
+export function gatewayResultFor(images: readonly BuiltImage[]): GatewayResult {
+  const [only] = images;
+  if (images.length === 1 && only)
+    return { ref: only.ref, metadata: { 'containerimage.config': JSON.stringify(only.config) } };
+  const platforms = images.map((i) => ({
+    ID: platformId(i.platform),
+    Platform: { os: i.platform.os, architecture: i.platform.architecture },
+  }));
+  return {
+    refs: Object.fromEntries(images.map((i) => [platformId(i.platform), i.ref])),
+    metadata: {
+      'refs.platforms': JSON.stringify({ Platforms: platforms }),
+      ...Object.fromEntries(
+        images.map((i) => [`containerimage.config/${platformId(i.platform)}`, JSON.stringify(i.config)]),
+      ),
+    },
+  };
+}
+
+/** Compiles, solves and (when asked) smoke-tests the image of one platform. */
+async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelOptions): Promise<BuiltImage> {
+  const compiled = options.dockerfile
+    ? await compileDockerfile(gw, input, options.dockerfile.filename, options.noCache === true)
+    : (await compileAgainstBase(gw, input, options.sharedKeyHint, options.warn)).compiled;
+  const platform = {
+    OS: compiled.config.os ?? 'linux',
+    Architecture: compiled.config.architecture ?? 'amd64',
+  };
+  const marshal = { platform, ...(options.noCache ? { ignoreCache: true } : {}) };
+  // both evaluated now, side by side: an image solved lazily would build its branches no freeze
+  // depends on (tini's apt step) only during the export, after the freeze
+  const [imageId, freezeId] = await Promise.all([
+    gw.solve(compiled.image.marshal(marshal).definition, { evaluate: true }),
+    gw.solve(compiled.freeze.marshal(marshal).definition, { evaluate: true }),
+  ]);
+  const pipFreeze = (await gw.readFile(freezeId, '/pip-freeze.txt')).toString('utf8').trim();
+  const config: OciImageConfig = {
+    ...compiled.config,
+    config: {
+      ...compiled.config.config,
+      Labels: { ...(compiled.config.config?.Labels ?? {}), ...freezeLabels(pipFreeze) },
+    },
+  };
+  let smoke: SmokeReport | undefined;
+  if (options.smoke) {
+    // a Dockerfile's image starts where its WORKDIR says, as under `docker run`
+    const workdir = options.dockerfile ? compiled.config.config?.WorkingDir || '/' : undefined;
+    const smokeOptions = workdir ? { ...options.smoke, cwd: workdir } : options.smoke;
+    const probeId = await gw.solve(smokeTest(compiled.image, smokeOptions).marshal(marshal).definition, {
+      evaluate: true,
+    });
+    smoke = JSON.parse((await gw.readFile(probeId, '/smoke.json')).toString('utf8')) as SmokeReport;
+    checkSmoke(smoke, options.smoke.input !== undefined);
+  }
+  const built = input.platform ?? { os: 'linux', architecture: 'amd64' };
+  return { platform: built, ref: imageId, config, ...(smoke ? { smoke } : {}) };
+}
+
 export async function buildModel(client: BuildkitClient, options: BuildModelOptions): Promise<BuiltModel> {
-  let built: { config: OciImageConfig; smoke?: SmokeReport } | undefined;
+  let images: BuiltImage[] = [];
+  const platforms = options.platforms ?? [options.input.platform ?? { os: 'linux', architecture: 'amd64' }];
+  // the same warning (a cog-base fallback) from each platform's build is said once
+  const said = new Set<string>();
+  const warn = (message: string) => {
+    if (said.has(message)) return;
+    said.add(message);
+    options.warn(message);
+  };
   const result = await gatewayBuild(
     client,
     {
@@ -188,50 +279,15 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
       ...(options.onStatus ? { onStatus: options.onStatus } : {}),
     },
     async (gw) => {
-      const compiled = options.dockerfile
-        ? await compileDockerfile(gw, options.input, options.dockerfile.filename, options.noCache === true)
-        : (await compileAgainstBase(gw, options.input, options.sharedKeyHint, options.warn)).compiled;
-      const platform = {
-        OS: compiled.config.os ?? 'linux',
-        Architecture: compiled.config.architecture ?? 'amd64',
-      };
-      const marshal = { platform, ...(options.noCache ? { ignoreCache: true } : {}) };
-      // both evaluated now, side by side: an image solved lazily would build its branches no freeze
-      // depends on (tini's apt step) only during the export, after the freeze
-      const [imageId, freezeId] = await Promise.all([
-        gw.solve(compiled.image.marshal(marshal).definition, { evaluate: true }),
-        gw.solve(compiled.freeze.marshal(marshal).definition, { evaluate: true }),
-      ]);
-      const pipFreeze = (await gw.readFile(freezeId, '/pip-freeze.txt')).toString('utf8').trim();
-      const config: OciImageConfig = {
-        ...compiled.config,
-        config: {
-          ...compiled.config.config,
-          Labels: { ...(compiled.config.config?.Labels ?? {}), ...freezeLabels(pipFreeze) },
-        },
-      };
-      let smoke: SmokeReport | undefined;
-      if (options.smoke) {
-        // a Dockerfile's image starts where its WORKDIR says, as under `docker run`
-        const workdir = options.dockerfile ? compiled.config.config?.WorkingDir || '/' : undefined;
-        const smokeOptions = workdir ? { ...options.smoke, cwd: workdir } : options.smoke;
-        const probeId = await gw.solve(smokeTest(compiled.image, smokeOptions).marshal(marshal).definition, {
-          evaluate: true,
-        });
-        smoke = JSON.parse((await gw.readFile(probeId, '/smoke.json')).toString('utf8')) as SmokeReport;
-        checkSmoke(smoke, options.smoke.input !== undefined);
-      }
-      built = { config, ...(smoke ? { smoke } : {}) };
-      return { ref: imageId, metadata: { 'containerimage.config': JSON.stringify(config) } };
+      // the platforms build side by side: BuildKit shares what their graphs have in common
+      images = await Promise.all(
+        platforms.map((platform) => buildPlatform(gw, { ...options.input, platform }, { ...options, warn })),
+      );
+      return gatewayResultFor(images);
     },
   );
-  if (!built) throw new Error('the build returned without an image config');
-  return {
-    ref: result.ref,
-    config: built.config,
-    exporterResponse: result.exporterResponse,
-    ...(built.smoke ? { smoke: built.smoke } : {}),
-  };
+  if (images.length === 0) throw new Error('the build returned without an image');
+  return { ref: result.ref, images, exporterResponse: result.exporterResponse };
 }
 
 /** Fails the build unless the server became READY (and the prediction, when asked, succeeded). */

@@ -50,11 +50,15 @@ export interface OciImageConfig {
   [key: string]: unknown;
 }
 
-/** What a build function returns: the ref to export and exporter metadata (e.g. the image config). */
-export interface GatewayResult {
-  readonly ref: string;
-  readonly metadata?: Readonly<Record<string, string | Uint8Array>>;
-}
+/**
+ * What a build function returns: the ref to export and exporter metadata (e.g. the image config); or,
+ * for a multi-platform image, one ref per platform id (e.g. `linux/arm64`) with `refs.platforms` and
+ * `containerimage.config/<id>` in the metadata, which the exporters turn into an image index.
+ */
+export type GatewayResult = (
+  | { readonly ref: string; readonly refs?: undefined }
+  | { readonly ref?: undefined; readonly refs: Readonly<Record<string, string>> }
+) & { readonly metadata?: Readonly<Record<string, string | Uint8Array>> };
 
 export interface ResolveImageConfigOptions {
   readonly platform?: pb_Platform;
@@ -265,7 +269,13 @@ class LlbBridge implements Gateway {
         ? { error: { code: grpc.status.UNKNOWN, message: result.error.message } }
         : {
             result: {
-              ref: { id: result.ref },
+              ...(result.refs
+                ? {
+                    refs: {
+                      refs: Object.fromEntries(Object.entries(result.refs).map(([k, id]) => [k, { id }])),
+                    },
+                  }
+                : { ref: { id: result.ref } }),
               metadata: Object.fromEntries(
                 Object.entries(result.metadata ?? {}).map(([k, v]) => [
                   k,

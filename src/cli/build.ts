@@ -12,7 +12,7 @@ import { localCaches } from '../buildkit/local-cache.js';
 import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
 import type { SessionService } from '../buildkit/session.js';
-import { buildModel } from '../build/build-model.js';
+import { buildModel, platformId } from '../build/build-model.js';
 import {
   checkBaseImageFlags,
   chooseCogBase,
@@ -84,7 +84,10 @@ export interface BuildArgs {
 
 export interface PreparedBuild {
   readonly loaded: LoadedConfig;
+  /** the plan input of the first platform */
   readonly input: PlanInput;
+  /** --platform: what to build for, in order; more than one makes a multi-platform image */
+  readonly platforms: readonly Platform[];
   readonly imageName: string;
   /** the --secret flags, by id, for the session's secrets service */
   readonly secrets: Readonly<Record<string, SecretSource>>;
@@ -133,11 +136,39 @@ async function schemaFor(
   }
 }
 
-/** --platform: linux/amd64 or linux/arm64. */
-export function parsePlatform(value: string | undefined): { os: 'linux'; architecture: 'amd64' | 'arm64' } {
-  if (value === undefined || value === 'linux/amd64') return { os: 'linux', architecture: 'amd64' };
-  if (value === 'linux/arm64') return { os: 'linux', architecture: 'arm64' };
-  throw new CogError(`--platform ${value} is not supported`, { hint: 'use linux/amd64 or linux/arm64' });
+export type Platform = { os: 'linux'; architecture: 'amd64' | 'arm64' };
+
+/**
+ * --platform: linux/amd64 (default), linux/arm64, or both comma-separated (a multi-platform image, as
+ * buildx takes it); repeats count once, the order given is the index's.
+ */
+export function parsePlatforms(value: string | undefined): Platform[] {
+  if (value === undefined) return [{ os: 'linux', architecture: 'amd64' }];
+  const platforms: Platform[] = [];
+  for (const part of value.split(',').map((p) => p.trim())) {
+    let platform: Platform;
+    if (part === 'linux/amd64') platform = { os: 'linux', architecture: 'amd64' };
+    else if (part === 'linux/arm64') platform = { os: 'linux', architecture: 'arm64' };
+    else
+      throw new CogError(
+        `--platform ${value}: ${part === '' ? 'an empty platform' : `${part} is not supported`}`,
+        {
+          hint: 'use linux/amd64, linux/arm64, or linux/amd64,linux/arm64 for both',
+        },
+      );
+    if (!platforms.some((p) => p.architecture === platform.architecture)) platforms.push(platform);
+  }
+  return platforms;
+}
+
+/** --platform where a command builds for one platform only. */
+export function parsePlatform(value: string | undefined, command = 'this command'): Platform {
+  const [first, ...more] = parsePlatforms(value);
+  if (!first || more.length > 0)
+    throw new CogError(`--platform ${value}: ${command} builds for one platform`, {
+      hint: 'give one: linux/amd64 or linux/arm64',
+    });
+  return first;
 }
 
 /** How a warning is printed. */
@@ -194,9 +225,10 @@ export async function prepareBuild(
   const baseFlags = { useCogBaseImage: args.useCogBaseImage, useCudaBaseImage: args.useCudaBaseImage };
   checkBaseImageFlags(baseFlags);
   const dockerfile = args.dockerfile !== undefined ? await findDockerfile(args, cwd) : undefined;
-  const platform = parsePlatform(args.platform);
+  const platforms = parsePlatforms(args.platform);
+  const [platform = { os: 'linux', architecture: 'amd64' }] = platforms;
   const loaded = loadConfig({ cwd, file: args.file, env: io.env });
-  if (platform.architecture !== 'amd64' && loaded.completed.gpu) {
+  if (platforms.some((p) => p.architecture !== 'amd64') && loaded.completed.gpu) {
     throw new CogError(`--platform ${args.platform}: GPU models build for linux/amd64 only`, {
       hint: 'drop --platform, or set build.gpu: false for a CPU image',
     });
@@ -240,7 +272,7 @@ export async function prepareBuild(
     loaded.completed.image ??
     loaded.completed.model ??
     defaultImageName(basename(loaded.projectDir));
-  return { loaded, input, imageName, secrets, git, ...(dockerfile ? { dockerfile } : {}) };
+  return { loaded, input, platforms, imageName, secrets, git, ...(dockerfile ? { dockerfile } : {}) };
 }
 
 /**
@@ -386,6 +418,13 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         attrs: { name: imageName, ...spec.attrs },
       });
   }
+  if (prepared.platforms.length > 1 && specs.some((s) => s.type === 'docker'))
+    throw new CogError(
+      `--output type=docker holds one platform, not ${prepared.platforms.map(platformId).join(' and ')}`,
+      {
+        hint: 'use --output type=oci,dest=FILE for a multi-platform image (podman load and crane take it), or build one platform',
+      },
+    );
   const store = new ImageStore(imageStoreDir(io.env));
   const toStore = specs.length === 0;
   // into the store blob by blob: the daemon writes only the blobs the store lacks
@@ -443,6 +482,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
           onStatus,
           ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
           ...(prepared.dockerfile ? { dockerfile: { filename: prepared.dockerfile.filename } } : {}),
+          platforms: prepared.platforms,
         }),
     );
     await caches.finish(built.exporterResponse);
@@ -458,11 +498,13 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         `${JSON.stringify({ ...built.exporterResponse, 'image.name': imageName, 'cog.build.ref': built.ref }, null, 2)}\n`,
       );
     }
-    if (built.smoke) {
-      const prediction = built.smoke.prediction
-        ? `; prediction ${built.smoke.prediction.status ?? '?'}, output ${JSON.stringify(built.smoke.prediction.output)}`
+    for (const { smoke, platform } of built.images) {
+      if (!smoke) continue;
+      const prediction = smoke.prediction
+        ? `; prediction ${smoke.prediction.status ?? '?'}, output ${JSON.stringify(smoke.prediction.output)}`
         : '';
-      const line = `Smoke test: /health-check ${built.smoke.health?.status ?? '?'}${prediction}\n`;
+      const where = built.images.length > 1 ? ` (${platformId(platform)})` : '';
+      const line = `Smoke test${where}: /health-check ${smoke.health?.status ?? '?'}${prediction}\n`;
       // the same image passes the same test: an up-to-date answer shows its result again
       recording?.notes.push(line);
       io.stderr.write(line);

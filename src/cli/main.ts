@@ -98,7 +98,8 @@ function withImageBuildOptions<T>(y: Argv<T>) {
     })
     .option('platform', {
       type: 'string',
-      describe: 'linux/amd64 (default) or linux/arm64 for CPU models',
+      describe:
+        'linux/amd64 (default) or linux/arm64 for CPU models; linux/amd64,linux/arm64 builds one image index of both',
     });
 }
 

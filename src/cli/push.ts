@@ -276,7 +276,7 @@ async function pushBundle(
   model: ResolvedModelRef,
 ): Promise<PushResult> {
   checkBundlePush(args.image, loaded.completed, model);
-  const platform = parsePlatform(args.platform);
+  const platform = parsePlatform(args.platform, 'a model bundle push');
   const modelRef = model.ref;
   const imageRef = bundleImageRef(modelRef);
   const repository = `${modelRef.registry}/${modelRef.repository}`;

@@ -26,6 +26,7 @@ interface ImageConfig {
   architecture: string;
   os: string;
   rootfs: { diff_ids: string[] };
+  config: { Labels?: Record<string, string> };
 }
 
 async function configOf(ref: string, arch: string): Promise<ImageConfig> {
@@ -84,5 +85,76 @@ test(
     assert.deepEqual(image.rootfs.diff_ids.slice(0, base.rootfs.diff_ids.length), base.rootfs.diff_ids);
     const amd64Base = await configOf(`${tb.registry}/library/python:3.11-slim`, 'amd64');
     assert.notDeepEqual(amd64Base.rootfs.diff_ids, base.rootfs.diff_ids);
+  },
+);
+
+test(
+  '--platform linux/amd64,linux/arm64 builds one index of both images, each labelled and smoke-tested',
+  { timeout: 1_800_000 },
+  async () => {
+    const ref = `${tb.registry}/cogts-test/multi-hello:${tag}`;
+    const both = ['--platform', 'linux/amd64,linux/arm64', '--use-cog-base-image=false'];
+    const out = await exec(
+      cog,
+      ['build', '-t', ref, ...both, '--push', '--smoke-test', '--progress', 'plain'],
+      { env: tb.env, cwd: project },
+    );
+    assert.equal(out.code, 0, out.stderr.slice(-4000));
+    for (const platform of ['linux/amd64', 'linux/arm64'])
+      assert.match(
+        out.stderr,
+        new RegExp(
+          `^Smoke test \\(${platform.replace('/', '\\/')}\\): /health-check READY; prediction succeeded, output "hello world"$`,
+          'm',
+        ),
+      );
+
+    const index = JSON.parse(
+      (await execOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout,
+    ) as {
+      mediaType: string;
+      manifests: { digest: string; platform?: { os: string; architecture: string } }[];
+    };
+    assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.deepEqual(
+      index.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`),
+      ['linux/amd64', 'linux/arm64'],
+    );
+    const [amd64, arm64] = await Promise.all([configOf(ref, 'amd64'), configOf(ref, 'arm64')]);
+    assert.equal(amd64.architecture, 'amd64');
+    assert.equal(arm64.architecture, 'arm64');
+    for (const image of [amd64, arm64]) {
+      const labels = image.config.Labels ?? {};
+      assert.match(labels['run.cog.pip_freeze'] ?? '', /^cog==/m, image.architecture);
+      assert.equal(labels['run.cog.has_init'], 'true');
+    }
+    assert.equal(amd64.config.Labels?.['run.cog.config'], arm64.config.Labels?.['run.cog.config']);
+    assert.notDeepEqual(amd64.rootfs.diff_ids, arm64.rootfs.diff_ids);
+
+    // into the local store as one index; cog run picks the image of this machine's platform
+    const store = { ...tb.env, COG_IMAGE_STORE: join(project, '..', 'store') };
+    const stored = await exec(cog, ['build', '-t', 'multi-hello:dev', ...both, '--progress', 'quiet'], {
+      env: store,
+      cwd: project,
+    });
+    assert.equal(stored.code, 0, stored.stderr.slice(-3000));
+    const ran = await exec(cog, ['run', 'multi-hello:dev', '-i', 'name=index', '--progress', 'quiet'], {
+      env: store,
+      cwd: project,
+    });
+    assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+    assert.match(ran.stdout, /hello index/);
+
+    // a docker tarball holds one platform: refused before building
+    const docker = await exec(
+      cog,
+      ['build', ...both, '--output', `type=docker,dest=${join(project, 'x.tar')}`],
+      {
+        env: tb.env,
+        cwd: project,
+      },
+    );
+    assert.notEqual(docker.code, 0);
+    assert.match(docker.stderr, /--output type=docker holds one platform/);
   },
 );
