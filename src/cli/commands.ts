@@ -32,4 +32,5 @@ export const plannedCommands: readonly PlannedCommand[] = [
   { name: 'image', describe: 'List and remove images in the local image store', issue: 4 },
   { name: 'cache', describe: "Show and free buildkitd's build cache", issue: 4 },
   { name: 'inspect', describe: "Show a model image's labels, schema and size without pulling it", issue: 6 },
+  { name: 'doctor', describe: 'Check the project and this machine for common problems', issue: 4 },
 ];

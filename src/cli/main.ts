@@ -656,6 +656,23 @@ export async function main(argv: readonly string[]): Promise<number> {
       )
       .demandCommand(1, 'name a subcommand: du or prune'),
   );
+  cli.command(
+    'doctor',
+    'Check the project and this machine for common problems',
+    (d) =>
+      withTlsOptions(d)
+        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
+        .option('fix', {
+          type: 'boolean',
+          default: false,
+          describe: 'upstream applies fixes; cog-ts reports only and refuses --fix',
+        }),
+    async (argv) =>
+      (await import('./doctor.js')).doctor(
+        { file: argv.file, fix: argv.fix, tls: tlsFlags(argv) },
+        processIo(),
+      ),
+  );
   registerLoginCommands(cli);
   const built = new Set([
     'debug',
@@ -671,6 +688,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     'cache',
     'login',
     'logout',
+    'doctor',
   ]);
   for (const command of plannedCommands.filter((c) => !built.has(c.name))) {
     cli.command(

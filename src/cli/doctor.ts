@@ -1,0 +1,152 @@
+/**
+ * `cog doctor`: checks the project and this machine for what would make a build or a model fail, as
+ * upstream's command does, with BuildKit in place of Docker. Prints a report on stderr; exits 1 when it
+ * found an error (warnings alone exit 0).
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { relative, resolve, sep } from 'node:path';
+import { Writable } from 'node:stream';
+import { connectBuildkit } from '../buildkit/daemon.js';
+import { type TlsFlags, withTls } from '../buildkit/tls.js';
+import { findConfigFile, loadConfig } from '../config/load.js';
+import { formatIssue } from '../config/issues.js';
+import { parseYamlSource } from '../config/source.js';
+import { type BuildkitProbe, type DoctorContext, doctorChecks } from '../doctor/checks.js';
+import { formatReport, runChecks, tally } from '../doctor/report.js';
+import { CogError } from '../errors.js';
+import type { CommandIo } from './debug-solve.js';
+import { ProcessExitError } from './exec.js';
+
+export interface DoctorArgs {
+  readonly file: string;
+  readonly fix: boolean;
+  readonly tls?: TlsFlags;
+}
+
+/** Runs a program and resolves to its stdout; undefined when it is missing, fails or times out. */
+function output(
+  program: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<string | undefined> {
+  return new Promise((resolvePromise) => {
+    execFile(program, [...args], { env, timeout: 5000 }, (err, stdout, stderr) => {
+      resolvePromise(err ? undefined : `${stdout}${stderr}`);
+    });
+  });
+}
+
+async function probeBuildkit(io: CommandIo, tls: TlsFlags | undefined): Promise<BuildkitProbe> {
+  // a private daemon's notices are not part of the report
+  const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
+  let connection;
+  try {
+    connection = await connectBuildkit({ env: io.env, stderr: quiet, ...withTls(tls) });
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+  try {
+    const [info, workers] = await Promise.all([connection.client.info(), connection.client.listWorkers()]);
+    const platforms = new Set<string>();
+    for (const worker of workers.record ?? [])
+      for (const p of worker.platforms ?? [])
+        platforms.add(`${p.OS}/${p.Architecture}${p.Variant ? `/${p.Variant}` : ''}`);
+    const address = connection.privateDaemon
+      ? 'a private daemon cog starts from PATH'
+      : connection.client.address.display;
+    return {
+      ok: true,
+      address,
+      version: info.buildkitVersion?.version ?? 'unknown',
+      platforms: [...platforms],
+    };
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Everything the checks read, gathered from the working directory up to the config file. */
+export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): DoctorContext {
+  let projectDir = cwd;
+  let configText: string | undefined;
+  let display = args.file;
+  try {
+    const found = findConfigFile(cwd, args.file);
+    projectDir = found.projectDir;
+    configText = readFileSync(found.configPath, 'utf8');
+    display = relative(cwd, found.configPath) || args.file;
+  } catch {
+    configText = undefined;
+  }
+  const parseErrors =
+    configText === undefined ? [] : parseYamlSource(configText, display).errors.map(formatIssue);
+  let loadError: string | undefined;
+  let config: DoctorContext['config'];
+  if (configText !== undefined && parseErrors.length === 0) {
+    try {
+      const loaded = loadConfig({ cwd, file: args.file, env: io.env });
+      const { completed } = loaded;
+      config = {
+        predict: completed.predict,
+        train: completed.train,
+        pythonVersion: completed.pythonVersion,
+        gpu: completed.gpu,
+        cuda: completed.cuda,
+        torch: completed.requirements.torch,
+        warnings: loaded.warnings.map((w) => ({ field: w.field, text: formatIssue(w) })),
+      };
+    } catch (err) {
+      loadError = err instanceof Error ? err.message : String(err);
+    }
+  }
+  const root = resolve(projectDir);
+  return {
+    configFile: display,
+    configText,
+    parseErrors,
+    loadError,
+    config,
+    env: io.env,
+    readFile(relativePath) {
+      const path = resolve(root, relativePath);
+      if (path !== root && !path.startsWith(`${root}${sep}`)) return undefined;
+      try {
+        return readFileSync(path, 'utf8');
+      } catch {
+        return undefined;
+      }
+    },
+    probeBuildkit: () => probeBuildkit(io, args.tls),
+    async localPythonVersion() {
+      for (const python of ['python3', 'python']) {
+        const text = await output(python, ['--version'], io.env);
+        const version = text && /Python (\d+\.\d+(?:\.\d+)?)/.exec(text)?.[1];
+        if (version) return version;
+      }
+      return undefined;
+    },
+    async gpuComputeCapabilities() {
+      const text = await output('nvidia-smi', ['--query-gpu=compute_cap', '--format=csv,noheader'], io.env);
+      return (text ?? '')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => /^\d+\.\d+$/.test(l));
+    },
+  };
+}
+
+export async function doctor(args: DoctorArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
+  if (args.fix)
+    throw new CogError('cog doctor --fix is not available in cog-ts: it reports, and changes no file', {
+      hint: 'apply the remediation printed under each finding, then run cog doctor again',
+    });
+  const outcomes = await runChecks(doctorChecks, doctorContext(args, io, cwd));
+  const color =
+    io.stderr.isTTY === true && (io.env.NO_COLOR ?? '') === '' && (io.env.COG_NO_COLOR ?? '') === '';
+  io.stderr.write(formatReport(outcomes, color));
+  // the report has said everything: exit 1 without another message
+  if (tally(outcomes).errors > 0) throw new ProcessExitError(1);
+}

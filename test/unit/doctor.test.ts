@@ -1,0 +1,284 @@
+// cog doctor's checks over a context of fake files and probes, and the report they print.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  type Check,
+  type DoctorContext,
+  compareVersions,
+  doctorChecks,
+  kernelFloor,
+  splitReference,
+  topLevelPredict,
+} from '../../src/doctor/checks.js';
+import { formatReport, runChecks, tally } from '../../src/doctor/report.js';
+
+function context(overrides: Partial<DoctorContext> & { files?: Record<string, string> } = {}): DoctorContext {
+  const files = overrides.files ?? {};
+  return {
+    configFile: 'cog.yaml',
+    configText: 'build:\n  python_version: "3.11"\nrun: "run.py:Runner"\n',
+    parseErrors: [],
+    loadError: undefined,
+    config: {
+      predict: 'run.py:Runner',
+      train: null,
+      pythonVersion: '3.11',
+      gpu: false,
+      cuda: null,
+      torch: null,
+      warnings: [],
+    },
+    readFile: (path) => files[path],
+    env: {},
+    probeBuildkit: async () => ({
+      ok: true,
+      address: 'unix:///b.sock',
+      version: 'v0.32.2',
+      platforms: ['linux/amd64'],
+    }),
+    localPythonVersion: async () => '3.11.7',
+    gpuComputeCapabilities: async () => [],
+    ...overrides,
+  };
+}
+
+const goodRunner = `from cog import BaseRunner
+
+
+class Runner(BaseRunner):
+    def run(self, name: str) -> str:
+        return name
+`;
+
+const byId = (id: string): Check => {
+  const check = doctorChecks.find((c) => c.id === id);
+  assert.ok(check, id);
+  return check;
+};
+
+test('the checks run in upstream order, and a sound project passes them all', async () => {
+  assert.deepEqual(
+    doctorChecks.map((c) => c.id),
+    [
+      'config-parse',
+      'config-schema',
+      'predict-to-run-migration',
+      'config-deprecated-fields',
+      'config-predict-ref',
+      'python-pydantic-basemodel',
+      'python-deprecated-imports',
+      'python-missing-type-annotations',
+      'env-buildkit',
+      'env-python-version',
+      'env-gpu-compat',
+    ],
+  );
+  const outcomes = await runChecks(doctorChecks, context({ files: { 'run.py': goodRunner } }));
+  assert.deepEqual(tally(outcomes), { errors: 0, warnings: 0 });
+  const report = formatReport(outcomes, false);
+  assert.match(
+    report,
+    /^ ✔ BuildKit \(buildkitd v0\.32\.2 at unix:\/\/\/b\.sock; platforms linux\/amd64\)$/m,
+  );
+  assert.match(report, /^ ✔ GPU compatibility \(skipped: not a GPU model\)$/m);
+  assert.match(report, / ✔ no issues found\n$/);
+  assert.ok(!report.includes('\u001b['), 'no colour codes without colour');
+  assert.ok(formatReport(outcomes, true).includes('\u001b[1;32m ✔\u001b[0m Config parsing'));
+});
+
+test('config: a missing file, bad YAML and a config that does not validate are errors', async () => {
+  const missing = await byId('config-parse').run(context({ configText: undefined }));
+  assert.equal(missing.findings[0]?.message, 'cog.yaml not found');
+  assert.match(missing.findings[0]?.remediation ?? '', /cog init/);
+  const bad = await byId('config-parse').run(context({ parseErrors: ['cog.yaml:2:3: bad indentation'] }));
+  assert.equal(bad.findings[0]?.message, 'cog.yaml has invalid YAML: cog.yaml:2:3: bad indentation');
+  const invalid = await byId('config-schema').run(
+    context({ loadError: 'cog.yaml:2:19: invalid build.python_version "3.9"', config: undefined }),
+  );
+  assert.equal(invalid.findings[0]?.severity, 'error');
+  assert.match(invalid.findings[0]?.message ?? '', /^cog\.yaml validation failed: .*python_version/);
+  // a config that did not parse is not also reported as invalid
+  const skipped = await byId('config-schema').run(context({ parseErrors: ['x'] }));
+  assert.deepEqual(skipped.findings, []);
+});
+
+test('predict: in cog.yaml is a warning, and the starter predict.py:Predictor a second one', async () => {
+  assert.deepEqual(topLevelPredict('build:\n  gpu: false\npredict: "predict.py:Predictor"  # old\n'), {
+    line: 3,
+    value: 'predict.py:Predictor',
+  });
+  assert.equal(topLevelPredict('build:\n  predict: x\nrun: a.py:B\n'), undefined);
+  const text = 'predict: predict.py:Predictor\n';
+  const result = await byId('predict-to-run-migration').run(
+    context({
+      configText: text,
+      files: { 'predict.py': 'from cog import BasePredictor\nclass Predictor(BasePredictor):\n    pass\n' },
+    }),
+  );
+  assert.deepEqual(
+    result.findings.map((f) => [f.severity, f.message, f.line]),
+    [
+      ['warning', 'predict in cog.yaml is deprecated; use run with run.py:Runner', 1],
+      ['warning', 'predict.py uses deprecated Predictor/BasePredictor/predict() names', undefined],
+    ],
+  );
+  // the deprecated-fields check leaves predict to the check above
+  const fields = await byId('config-deprecated-fields').run(
+    context({
+      config: {
+        ...context().config!,
+        warnings: [
+          { field: 'predict', text: 'deprecated field "predict"' },
+          { field: 'build.python_packages', text: 'cog.yaml:4:5: deprecated field "build.python_packages"' },
+        ],
+      },
+    }),
+  );
+  assert.deepEqual(
+    fields.findings.map((f) => f.message),
+    ['cog.yaml:4:5: deprecated field "build.python_packages"'],
+  );
+});
+
+test('the predictor reference: its form, its file and its class', async () => {
+  assert.deepEqual(splitReference('run.py:Runner'), { file: 'run.py', name: 'Runner' });
+  assert.equal(splitReference('run.py'), undefined);
+  const check = byId('config-predict-ref');
+  const run = (predict: string, files: Record<string, string>) =>
+    check.run(context({ config: { ...context().config!, predict }, files }));
+  assert.match(
+    (await run('run.py', {})).findings[0]?.message ?? '',
+    /must be in the form 'file\.py:ClassName'/,
+  );
+  assert.equal((await run('run.py:Runner', {})).findings[0]?.message, 'run.py not found');
+  const other = await run('run.py:Runner', { 'run.py': 'class Model:\n    pass\nclass Helper:\n    pass\n' });
+  assert.equal(other.findings[0]?.message, 'class "Runner" not found in run.py; found: Model, Helper');
+  assert.match(
+    (await run('run.py:Runner', { 'run.py': 'class Runner(:\n' })).findings[0]?.message ?? '',
+    /^cannot parse run\.py: /,
+  );
+  assert.deepEqual((await run('run.py:Runner', { 'run.py': goodRunner })).findings, []);
+  // a function predictor is a valid reference
+  assert.deepEqual(
+    (await run('run.py:run', { 'run.py': 'def run(x: str) -> str:\n    return x\n' })).findings,
+    [],
+  );
+});
+
+test('python: the pydantic workaround, a removed import and a missing return annotation', async () => {
+  const source = `import pydantic as pd
+from cog import BaseRunner
+from cog.types import ExperimentalFeatureWarning
+
+
+class Out(pd.BaseModel):
+    model_config = pd.ConfigDict(arbitrary_types_allowed=True)
+    text: str
+
+
+class Fine(pd.BaseModel):
+    text: str
+
+
+class Runner(BaseRunner):
+    def run(self, name: str):
+        return Out(text=name)
+`;
+  const ctx = context({ files: { 'run.py': source } });
+  const pydantic = await byId('python-pydantic-basemodel').run(ctx);
+  assert.deepEqual(
+    pydantic.findings.map((f) => [f.file, f.line, f.message]),
+    [
+      [
+        'run.py',
+        6,
+        'Out inherits from pydantic.BaseModel with arbitrary_types_allowed; use cog.BaseModel instead',
+      ],
+    ],
+  );
+  const imports = await byId('python-deprecated-imports').run(ctx);
+  assert.deepEqual(
+    imports.findings.map((f) => [f.line, f.severity]),
+    [[3, 'error']],
+  );
+  const annotations = await byId('python-missing-type-annotations').run(ctx);
+  assert.deepEqual(
+    annotations.findings.map((f) => [f.line, f.message]),
+    [[16, 'Runner.run() is missing a return type annotation']],
+  );
+  // train: its train method; predict() when a class has no run()
+  const trainCtx = context({
+    config: { ...context().config!, predict: 'p.py:P', train: 't.py:T' },
+    files: {
+      'p.py': 'class P:\n    def predict(self) -> str:\n        return ""\n',
+      't.py': 'class T:\n    def train(self):\n        pass\n',
+    },
+  });
+  assert.deepEqual(
+    (await byId('python-missing-type-annotations').run(trainCtx)).findings.map((f) => f.message),
+    ['T.train() is missing a return type annotation'],
+  );
+});
+
+test('environment: BuildKit unreachable is an error, skip variables, local Python, GPU kernels', async () => {
+  const down = await byId('env-buildkit').run(
+    context({ probeBuildkit: async () => ({ ok: false, error: 'nothing answers at unix:///x.sock' }) }),
+  );
+  assert.equal(down.findings[0]?.severity, 'error');
+  assert.equal(down.findings[0]?.message, 'BuildKit is not available: nothing answers at unix:///x.sock');
+  for (const variable of ['COG_SKIP_BUILDKIT_CHECK', 'COG_SKIP_DOCKER_CHECK']) {
+    const skipped = await byId('env-buildkit').run(
+      context({ env: { [variable]: '1' }, probeBuildkit: async () => assert.fail('not probed') }),
+    );
+    assert.equal(skipped.skipped, `${variable} is set`);
+  }
+  const python = byId('env-python-version');
+  assert.equal(
+    (await python.run(context({ localPythonVersion: async () => undefined }))).findings[0]?.message,
+    'Python not found in PATH',
+  );
+  assert.equal(
+    (await python.run(context({ localPythonVersion: async () => '3.12.1' }))).findings[0]?.message,
+    'local Python is 3.12 but cog.yaml specifies 3.11',
+  );
+
+  assert.ok(compareVersions('2.7.0', '2.10.0') < 0);
+  assert.equal(compareVersions('2.7.0+cu128', '2.7'), 0);
+  assert.deepEqual(kernelFloor('12.0'), { torch: '2.7.0', cuda: '12.8' });
+  assert.deepEqual(kernelFloor('9.0'), { torch: '2.0.1', cuda: '11.8' });
+  assert.equal(kernelFloor('8.6'), undefined);
+  const gpu = (torch: string | null, cuda: string, caps: string[]) =>
+    byId('env-gpu-compat').run(
+      context({
+        config: { ...context().config!, gpu: true, torch, cuda },
+        gpuComputeCapabilities: async () => caps,
+      }),
+    );
+  const old = await gpu('2.5.1', '12.4', ['12.0', '8.6', '12.0']);
+  assert.equal(old.findings.length, 1);
+  assert.match(old.findings[0]?.message ?? '', /^torch==2\.5\.1 \(CUDA 12\.4\) ships no kernels for sm_120/);
+  assert.match(
+    old.findings[0]?.remediation ?? '',
+    /sm_120 requires torch>=2\.7\.0 built against CUDA>=12\.8/,
+  );
+  assert.deepEqual((await gpu('2.7.1', '12.8', ['12.0'])).findings, []);
+  assert.equal((await gpu('2.5.1', '12.4', [])).skipped, 'no NVIDIA GPU on this machine (nvidia-smi)');
+  assert.equal((await gpu(null, '12.4', ['12.0'])).skipped, 'torch is not pinned to one version');
+});
+
+test('a check that throws is reported as an error and the others still run', async () => {
+  const boom: Check = {
+    id: 'boom',
+    group: 'Config',
+    description: 'Boom',
+    run: () => {
+      throw new Error('it broke');
+    },
+  };
+  const outcomes = await runChecks([boom, byId('config-parse')], context());
+  assert.deepEqual(tally(outcomes), { errors: 1, warnings: 0 });
+  const report = formatReport(outcomes, false);
+  assert.match(report, /^ ✗ Boom: it broke$/m);
+  assert.match(report, /^ ✔ Config parsing$/m);
+  assert.match(report, /^Found 1 error, 0 warnings\.$/m);
+});
