@@ -1,10 +1,11 @@
 /**
  * `cog doctor`: checks the project and this machine for what would make a build or a model fail, as
  * upstream's command does, with BuildKit in place of Docker. Prints a report on stderr; exits 1 when it
- * found an error (warnings alone exit 0).
+ * found an error (warnings alone exit 0). --fix applies the fixes there are (see doctor/fixes.ts).
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import { connectBuildkit } from '../buildkit/daemon.js';
@@ -13,6 +14,7 @@ import { findConfigFile, loadConfig } from '../config/load.js';
 import { formatIssue } from '../config/issues.js';
 import { parseYamlSource } from '../config/source.js';
 import { type BuildkitProbe, type DoctorContext, doctorChecks } from '../doctor/checks.js';
+import type { FileEdits } from '../doctor/fixes.js';
 import { formatReport, runChecks, tally } from '../doctor/report.js';
 import { CogError } from '../errors.js';
 import type { CommandIo } from './debug-solve.js';
@@ -138,15 +140,52 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
   };
 }
 
+/** The project directory doctor works on: where the config file is, else the working directory. */
+function projectDirFor(args: DoctorArgs, cwd: string): string {
+  try {
+    return findConfigFile(cwd, args.file).projectDir;
+  } catch {
+    return cwd;
+  }
+}
+
+/**
+ * Writes a fix's edits inside `root`: each file through a temporary file renamed over it (an edit is
+ * whole or absent), new files with the mode of the file they replace, removals last.
+ */
+export async function applyEdits(root: string, edits: FileEdits): Promise<void> {
+  const inside = (path: string) => {
+    const full = resolve(root, path);
+    if (!full.startsWith(`${resolve(root)}${sep}`))
+      throw new CogError(`a fix tried to write ${path}, outside the project`, {
+        hint: 'report this as a bug',
+      });
+    return full;
+  };
+  for (const { path, content, modeFrom } of edits.write) {
+    const target = inside(path);
+    const mode = (await stat(modeFrom ? inside(modeFrom) : target).catch(() => undefined))?.mode ?? 0o644;
+    const temp = `${target}.cog-doctor-${process.pid}.tmp`;
+    try {
+      await writeFile(temp, content, { mode: mode & 0o7777 });
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+  for (const path of edits.remove) await rm(inside(path), { force: true });
+}
+
 export async function doctor(args: DoctorArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
-  if (args.fix)
-    throw new CogError('cog doctor --fix is not available in cog-ts: it reports, and changes no file', {
-      hint: 'apply the remediation printed under each finding, then run cog doctor again',
-    });
-  const outcomes = await runChecks(doctorChecks, doctorContext(args, io, cwd));
+  const root = projectDirFor(args, cwd);
+  const outcomes = await runChecks(doctorChecks, () => doctorContext(args, io, cwd), {
+    fix: args.fix,
+    apply: (edits) => applyEdits(root, edits),
+  });
   const color =
     io.stderr.isTTY === true && (io.env.NO_COLOR ?? '') === '' && (io.env.COG_NO_COLOR ?? '') === '';
-  io.stderr.write(formatReport(outcomes, color));
+  io.stderr.write(formatReport(outcomes, color, args.fix));
   // the report has said everything: exit 1 without another message
   if (tally(outcomes).errors > 0) throw new ProcessExitError(1);
 }

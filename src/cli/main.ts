@@ -665,7 +665,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('fix', {
           type: 'boolean',
           default: false,
-          describe: 'upstream applies fixes; cog-ts reports only and refuses --fix',
+          describe: 'apply the safe fixes (predict: to run:, removed imports)',
         }),
     async (argv) =>
       (await import('./doctor.js')).doctor(

@@ -6,6 +6,8 @@
  * (the context's probes do, see cli/doctor.ts).
  */
 import { type Expr, PythonSyntaxError, type Stmt, dottedName, parseModule } from '../schema/pyparse.js';
+import { topLevelPredict } from './config-text.js';
+import { type FileEdits, fixPredictToRun, fixRemovedImport } from './fixes.js';
 
 export type Severity = 'error' | 'warning' | 'info';
 export type CheckGroup = 'Config' | 'Python' | 'Environment';
@@ -33,6 +35,8 @@ export interface Check {
   readonly group: CheckGroup;
   readonly description: string;
   run(context: DoctorContext): Promise<CheckResult> | CheckResult;
+  /** `--fix`: the edits that resolve this check's findings (throws FixRefused when it will not) */
+  fix?(context: DoctorContext, findings: readonly Finding[]): FileEdits;
 }
 
 /** What the buildkit probe found: the daemon's address, version and platforms, or why it failed. */
@@ -124,16 +128,6 @@ const configSchema: Check = {
   },
 };
 
-/** The top-level `predict:` line of a config text: its 1-based line and value, when there is one. */
-export function topLevelPredict(text: string): { line: number; value: string } | undefined {
-  const lines = text.split('\n');
-  for (const [index, line] of lines.entries()) {
-    const match = /^predict\s*:\s*(.*?)\s*(?:#.*)?$/.exec(line);
-    if (match) return { line: index + 1, value: (match[1] ?? '').replace(/^(['"])(.*)\1$/, '$2') };
-  }
-  return undefined;
-}
-
 const predictToRun: Check = {
   id: 'predict-to-run-migration',
   group: 'Config',
@@ -164,6 +158,7 @@ const predictToRun: Check = {
     }
     return { findings };
   },
+  fix: (ctx) => fixPredictToRun(ctx),
 };
 
 const deprecatedFields: Check = {
@@ -371,6 +366,16 @@ const deprecatedImports: Check = {
               });
     return { findings };
   },
+  fix: (ctx, findings) => {
+    const files = [...new Set(findings.flatMap((f) => (f.file ? [f.file] : [])))];
+    // each removal reads what the one before it wrote
+    const written = new Map<string, string>();
+    const view: DoctorContext = { ...ctx, readFile: (path) => written.get(path) ?? ctx.readFile(path) };
+    for (const r of removedImports)
+      for (const { path, content } of fixRemovedImport(view, files, r.module, r.name).write)
+        written.set(path, content);
+    return { write: [...written].map(([path, content]) => ({ path, content })), remove: [] };
+  },
 };
 
 const typeAnnotations: Check = {
@@ -424,7 +429,7 @@ const buildkitCheck: Check = {
           severity: 'error',
           message: `BuildKit is not available: ${probe.error}`,
           remediation:
-            'set BUILDKIT_HOST to a running buildkitd (unix://, tcp://, docker-container://…), or put buildkitd (v0.32) and runc on PATH so cog can start one',
+            'set BUILDKIT_HOST to a running buildkitd (unix:///PATH or tcp://HOST:PORT), or put buildkitd (v0.32) and runc on PATH so cog can start one',
         },
       ],
     };

@@ -1,7 +1,8 @@
 // `cog doctor` through bin/cog: a sound fixture passes against the test bed's buildkitd (its version in
-// the report); a broken project gets every finding with file:line and exits 1; --fix is refused.
+// the report); a broken project gets every finding with file:line and exits 1; --fix migrates the
+// starter predictor and the migrated model still runs.
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { exec } from '../support/exec.js';
@@ -28,7 +29,7 @@ test('a sound project: every check passes, BuildKit answers with its version, ex
   assert.match(out.stderr, / ✔ no issues found\n$/);
 });
 
-test('a broken project: each finding with its place, errors exit 1, and --fix is refused', async () => {
+test('a broken project: each finding with its place, and errors exit 1', async () => {
   const dir = join(await tempDir('cogts-doctor-'), 'model');
   await mkdir(dir, { recursive: true });
   await writeFile(
@@ -61,7 +62,7 @@ test('a broken project: each finding with its place, errors exit 1, and --fix is
     out.stderr,
     /^ {2}predict\.py:5 — Predictor\.predict\(\) is missing a return type annotation$/m,
   );
-  assert.match(out.stderr, /^Found 2 errors, 3 warnings\.$/m);
+  assert.match(out.stderr, /^Found 2 errors, 3 warnings\. Run "cog doctor --fix" to auto-fix\.$/m);
   assert.doesNotMatch(out.stderr, /cog: error/, 'the report says it all');
 
   const invalid = join(dir, 'invalid.yaml');
@@ -70,8 +71,55 @@ test('a broken project: each finding with its place, errors exit 1, and --fix is
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^ ✗ Config schema$/m);
   assert.match(bad.stderr, /invalid\.yaml validation failed: .*python_version/s);
-
-  const fix = await exec(cog, ['doctor', '--fix'], { env: tb.env, cwd: dir });
-  assert.notEqual(fix.code, 0);
-  assert.match(fix.stderr, /cog doctor --fix is not available in cog-ts/);
 });
+
+test(
+  '--fix migrates predict.py:Predictor to run.py:Runner and drops a removed import; the model runs',
+  { timeout: 600_000 },
+  async () => {
+    const dir = join(await tempDir('cogts-doctor-fix-'), 'model');
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, 'cog.yaml'),
+      'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n',
+    );
+    await writeFile(
+      join(dir, 'predict.py'),
+      [
+        'import warnings',
+        'from cog import BasePredictor, Input',
+        'from cog.types import ExperimentalFeatureWarning',
+        '',
+        'warnings.filterwarnings("ignore", category=ExperimentalFeatureWarning)',
+        '',
+        '',
+        'class Predictor(BasePredictor):',
+        '    def predict(self, name: str = Input(default="world")) -> str:',
+        '        return "fixed " + name',
+        '',
+      ].join('\n'),
+    );
+    const fix = await exec(cog, ['doctor', '--fix'], { env: tb.env, cwd: dir });
+    assert.equal(fix.code, 0, fix.stderr);
+    assert.match(fix.stderr, /^Running cog doctor --fix\.\.\.$/m);
+    assert.match(fix.stderr, /^ ✔ Fixed: Deprecated predict interface names$/m);
+    assert.match(fix.stderr, /^ ✔ Fixed: Deprecated imports$/m);
+    assert.match(fix.stderr, /^ ✔ Fixed 3 issues\.$/m);
+    assert.deepEqual((await readdir(dir)).sort(), ['cog.yaml', 'run.py']);
+    assert.match(await readFile(join(dir, 'cog.yaml'), 'utf8'), /^run: "run\.py:Runner"$/m);
+    const run = await readFile(join(dir, 'run.py'), 'utf8');
+    assert.match(run, /^class Runner\(BaseRunner\):$/m);
+    assert.doesNotMatch(run, /ExperimentalFeatureWarning/);
+
+    const again = await exec(cog, ['doctor'], { env: tb.env, cwd: dir });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, / ✔ no issues found\n$/);
+    // the migrated model runs under the official cog runtime
+    const predicted = await exec(cog, ['run', '-i', 'name=doctor', '--progress', 'quiet'], {
+      env: tb.env,
+      cwd: dir,
+    });
+    assert.equal(predicted.code, 0, predicted.stderr.slice(-3000));
+    assert.match(predicted.stdout, /fixed doctor/);
+  },
+);

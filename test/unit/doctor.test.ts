@@ -8,8 +8,9 @@ import {
   doctorChecks,
   kernelFloor,
   splitReference,
-  topLevelPredict,
 } from '../../src/doctor/checks.js';
+import { topLevelPredict } from '../../src/doctor/config-text.js';
+import { type FileEdits, FixRefused, fixPredictToRun, fixRemovedImport } from '../../src/doctor/fixes.js';
 import { formatReport, runChecks, tally } from '../../src/doctor/report.js';
 
 function context(overrides: Partial<DoctorContext> & { files?: Record<string, string> } = {}): DoctorContext {
@@ -73,8 +74,8 @@ test('the checks run in upstream order, and a sound project passes them all', as
       'env-gpu-compat',
     ],
   );
-  const outcomes = await runChecks(doctorChecks, context({ files: { 'run.py': goodRunner } }));
-  assert.deepEqual(tally(outcomes), { errors: 0, warnings: 0 });
+  const outcomes = await runChecks(doctorChecks, () => context({ files: { 'run.py': goodRunner } }));
+  assert.deepEqual(tally(outcomes), { errors: 0, warnings: 0, fixed: 0 });
   const report = formatReport(outcomes, false);
   assert.match(
     report,
@@ -275,10 +276,190 @@ test('a check that throws is reported as an error and the others still run', asy
       throw new Error('it broke');
     },
   };
-  const outcomes = await runChecks([boom, byId('config-parse')], context());
-  assert.deepEqual(tally(outcomes), { errors: 1, warnings: 0 });
+  const outcomes = await runChecks([boom, byId('config-parse')], () => context());
+  assert.deepEqual(tally(outcomes), { errors: 1, warnings: 0, fixed: 0 });
   const report = formatReport(outcomes, false);
   assert.match(report, /^ ✗ Boom: it broke$/m);
   assert.match(report, /^ ✔ Config parsing$/m);
   assert.match(report, /^Found 1 error, 0 warnings\.$/m);
+});
+
+const starterPredict = `from cog import BasePredictor, Input
+
+
+class Predictor(BasePredictor):
+    def setup(self) -> None:
+        self.prefix = "hello "
+
+    def predict(self, name: str = Input(default="x")) -> str:
+        return self.prefix + name
+`;
+
+test('--fix migrates the starter predict.py:Predictor to run.py:Runner, or refuses saying why', () => {
+  const config = '# model\nbuild:\n  python_version: "3.11"\npredict: "predict.py:Predictor"  # mine\n';
+  const edits = fixPredictToRun(context({ configText: config, files: { 'predict.py': starterPredict } }));
+  assert.deepEqual(edits.remove, ['predict.py']);
+  const [run, yaml] = edits.write;
+  assert.equal(run?.path, 'run.py');
+  assert.equal(run?.modeFrom, 'predict.py');
+  assert.match(run?.content ?? '', /^from cog import BaseRunner, Input$/m);
+  assert.match(run?.content ?? '', /^class Runner\(BaseRunner\):$/m);
+  assert.match(run?.content ?? '', /^ {4}def run\(self, name: str = Input\(default="x"\)\) -> str:$/m);
+  assert.match(run?.content ?? '', /^ {4}def setup\(self\) -> None:$/m);
+  assert.doesNotMatch(run?.content ?? '', /Predictor|def predict/);
+  assert.equal(yaml?.path, 'cog.yaml');
+  assert.equal(yaml?.content, '# model\nbuild:\n  python_version: "3.11"\nrun: "run.py:Runner"  # mine\n');
+
+  // BasePredictor used elsewhere too: BaseRunner is imported beside it
+  const shared = fixPredictToRun(
+    context({
+      configText: 'predict: predict.py:Predictor\n',
+      files: { 'predict.py': `${starterPredict}\n\nclass Other(BasePredictor):\n    pass\n` },
+    }),
+  );
+  assert.match(shared.write[0]?.content ?? '', /^from cog import BasePredictor, BaseRunner, Input$/m);
+
+  const refuse = (configText: string, files: Record<string, string>, message: RegExp) =>
+    assert.throws(
+      () => fixPredictToRun(context({ configText, files })),
+      (err: unknown) => {
+        assert.ok(err instanceof FixRefused);
+        assert.match(err.message, message);
+        return true;
+      },
+    );
+  const predict = 'predict: predict.py:Predictor\n';
+  refuse(`${predict}run: x.py:Y\n`, { 'predict.py': starterPredict }, /cannot run when run is already set/);
+  refuse('predict: model.py:Model\n', {}, /Manual migration required: .*only supports predict\.py:Predictor/);
+  refuse(predict, { 'predict.py': starterPredict, 'run.py': '' }, /because run\.py already exists/);
+  refuse(predict, {}, /because predict\.py was not found/);
+  refuse(predict, { 'predict.py': 'class Model:\n    pass\n' }, /no legacy Predictor/);
+  refuse(
+    predict,
+    {
+      'predict.py': starterPredict
+        .replace('from cog import BasePredictor, Input', 'from cog import BasePredictor as BP, Input')
+        .replace('(BasePredictor)', '(BP)'),
+    },
+    /aliased BasePredictor/,
+  );
+  refuse(
+    predict,
+    { 'predict.py': starterPredict.replace('from cog import', 'from mylib import') },
+    /only supports BasePredictor imported from cog/,
+  );
+  refuse(
+    predict,
+    { 'predict.py': `${starterPredict}\n    def run(self) -> str:\n        return ""\n` },
+    /single predict method/,
+  );
+});
+
+test('--fix removes an import cog removed, and the top-level lines that use it', () => {
+  const source = [
+    'import warnings',
+    'from cog import BaseRunner',
+    'from cog.types import ExperimentalFeatureWarning, Path',
+    '',
+    'warnings.filterwarnings("ignore", category=ExperimentalFeatureWarning)',
+    '',
+    '',
+    'class Runner(BaseRunner):',
+    '    def run(self) -> Path:',
+    '        return Path("x")',
+    '',
+  ].join('\n');
+  const edits = fixRemovedImport(
+    context({ files: { 'run.py': source } }),
+    ['run.py'],
+    'cog.types',
+    'ExperimentalFeatureWarning',
+  );
+  assert.equal(
+    edits.write[0]?.content,
+    [
+      'import warnings',
+      'from cog import BaseRunner',
+      'from cog.types import Path',
+      '',
+      '',
+      'class Runner(BaseRunner):',
+      '    def run(self) -> Path:',
+      '        return Path("x")',
+      '',
+    ].join('\n'),
+  );
+  // the only name: the whole import goes; a use inside a block is left to the user
+  const alone = 'from cog.types import ExperimentalFeatureWarning\nx = 1\n';
+  assert.equal(
+    fixRemovedImport(
+      context({ files: { 'a.py': alone } }),
+      ['a.py'],
+      'cog.types',
+      'ExperimentalFeatureWarning',
+    ).write[0]?.content,
+    'x = 1\n',
+  );
+  assert.throws(
+    () =>
+      fixRemovedImport(
+        context({
+          files: {
+            'a.py':
+              'from cog.types import ExperimentalFeatureWarning\nif True:\n    print(ExperimentalFeatureWarning)\n',
+          },
+        }),
+        ['a.py'],
+        'cog.types',
+        'ExperimentalFeatureWarning',
+      ),
+    /a\.py:3 uses ExperimentalFeatureWarning: remove that use by hand/,
+  );
+});
+
+test('--fix: a fixed check is reported fixed, later checks see the fixed project, a refusal is an error', async () => {
+  const files: Record<string, string> = { 'predict.py': starterPredict };
+  let configText = 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n';
+  const make = () =>
+    context({
+      configText,
+      files: { ...files },
+      config: {
+        ...context().config!,
+        predict: /^run:/m.test(configText) ? 'run.py:Runner' : 'predict.py:Predictor',
+      },
+    });
+  const applied: FileEdits[] = [];
+  const outcomes = await runChecks(doctorChecks, make, {
+    fix: true,
+    apply: async (edits) => {
+      applied.push(edits);
+      for (const { path, content } of edits.write) {
+        if (path === 'cog.yaml') configText = content;
+        else files[path] = content;
+      }
+      for (const path of edits.remove) delete files[path];
+    },
+  });
+  assert.equal(applied.length, 1);
+  assert.equal(outcomes.find((o) => o.check.id === 'predict-to-run-migration')?.fixed, true);
+  // the reference check ran on the migrated project: run.py:Runner exists
+  assert.deepEqual(outcomes.find((o) => o.check.id === 'config-predict-ref')?.result?.findings, []);
+  assert.deepEqual(tally(outcomes), { errors: 0, warnings: 0, fixed: 2 });
+  assert.match(formatReport(outcomes, false, true), /^ ✔ Fixed: Deprecated predict interface names$/m);
+  assert.match(formatReport(outcomes, false, true), /^ ✔ Fixed 2 issues\.$/m);
+
+  // a fix that refuses: the check is an error, nothing applied; a finding without a fix says so
+  const refused = await runChecks(
+    doctorChecks,
+    () =>
+      context({
+        configText: 'predict: other.py:Model\n',
+        config: { ...context().config!, predict: 'other.py:Model' },
+      }),
+    { fix: true, apply: async () => assert.fail('nothing to apply') },
+  );
+  const migration = refused.find((o) => o.check.id === 'predict-to-run-migration');
+  assert.match(migration?.error ?? '', /Manual migration required/);
+  assert.match(formatReport(refused, false, true), /^ {4}\(no auto-fix available\)$/m);
 });
