@@ -5,6 +5,7 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
+import { layerEntries } from '../support/image-layers.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
@@ -167,11 +168,7 @@ describe('every fixture builds, carries the labels and starts READY', { concurre
       }
       if (model.name === 'system-packages') {
         // apt's lists live in a cache mount: no layer holds them, while the packages are there
-        const dir = join(scratchDir, 'system-packages-image');
-        await execOk('skopeo', ['copy', '--src-tls-verify=false', `docker://${ref}`, `dir:${dir}`]);
-        const entries = (
-          await execOk('bash', ['-c', `for f in "${dir}"/*; do tar -tzf "$f" 2>/dev/null || true; done`])
-        ).stdout.split('\n');
+        const entries = await layerEntries(ref, join(scratchDir, 'system-packages-image'));
         assert.ok(entries.includes('usr/bin/jq'), 'the listing sees the installed package');
         assert.deepEqual(
           entries.filter((e) => /^var\/lib\/apt\/lists\/./.test(e)),

@@ -6,6 +6,7 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
+import { layerEntries } from '../support/image-layers.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
@@ -88,11 +89,7 @@ test(
     assert.equal(labels['run.cog.has_init'], 'true');
 
     // the schema sits in .cog/ under the WORKDIR, where coglet reads it
-    const dir = join(scratchDir, 'image');
-    await execOk('skopeo', ['copy', '--src-tls-verify=false', `docker://${ref}`, `dir:${dir}`]);
-    const entries = (
-      await execOk('bash', ['-c', `for f in "${dir}"/*; do tar -tzf "$f" 2>/dev/null || true; done`])
-    ).stdout.split('\n');
+    const entries = await layerEntries(ref, join(scratchDir, 'image'));
     assert.ok(entries.includes('src/.cog/openapi_schema.json'), 'the schema file is in the image');
     assert.ok(entries.includes('src/predict.py'), 'the Dockerfile copied the project');
   },
