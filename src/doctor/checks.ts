@@ -7,7 +7,7 @@
  */
 import { type Expr, PythonSyntaxError, type Stmt, dottedName, parseModule } from '../schema/pyparse.js';
 import { topLevelPredict } from './config-text.js';
-import { type FileEdits, fixPredictToRun, fixRemovedImport } from './fixes.js';
+import { type FileEdits, fixPredictToRun, fixPydanticBaseModel, fixRemovedImport } from './fixes.js';
 
 export type Severity = 'error' | 'warning' | 'info';
 export type CheckGroup = 'Config' | 'Python' | 'Environment';
@@ -20,6 +20,8 @@ export interface Finding {
   readonly line?: number;
   /** what to do about it */
   readonly remediation?: string;
+  /** the class the finding is about, for its fix */
+  readonly className?: string;
 }
 
 /** A check's answer: findings, or why it did not look (shown beside a passing check). */
@@ -328,10 +330,20 @@ const pydanticBaseModel: Check = {
             line: s.line,
             remediation:
               'Replace pydantic.BaseModel with cog.BaseModel and remove ConfigDict(arbitrary_types_allowed=True)',
+            className: s.name,
           });
       }
     }
     return { findings };
+  },
+  fix: (ctx, findings) => {
+    const byFile = new Map<string, string[]>();
+    for (const f of findings)
+      if (f.file && f.className) byFile.set(f.file, [...(byFile.get(f.file) ?? []), f.className]);
+    return {
+      write: [...byFile].flatMap(([file, classes]) => fixPydanticBaseModel(ctx, file, classes).write),
+      remove: [],
+    };
   },
 };
 

@@ -179,3 +179,136 @@ export function fixRemovedImport(
   }
   return { write, remove: [] };
 }
+
+/** A class line's base names as written, and where the pydantic base is named on it. */
+function replaceOnLine(line: string, from: string, to: string): string | undefined {
+  const pattern = new RegExp(`(?<![\\w.])${from.replace('.', '\\.')}(?![\\w])`);
+  return pattern.test(line) ? line.replace(pattern, to) : undefined;
+}
+
+/** Lines (0-based) of the module that are not import statements and still name `word`. */
+function usesOf(lines: readonly string[], importLines: ReadonlySet<number>, word: RegExp): number {
+  return lines.filter((l, i) => !importLines.has(i) && word.test(l.replace(/#.*$/, ''))).length;
+}
+
+/**
+ * cog.BaseModel in place of pydantic.BaseModel with `arbitrary_types_allowed`: the base renamed, the
+ * setting removed (the whole model_config when it held nothing else), pydantic's imports dropped when
+ * unused, cog's BaseModel imported (as CogBaseModel when another class still uses pydantic's).
+ */
+export function fixPydanticBaseModel(
+  ctx: DoctorContext,
+  file: string,
+  classNames: readonly string[],
+): FileEdits {
+  const source = ctx.readFile(file);
+  if (source === undefined) throw new FixRefused(`${file} was not found`);
+  const module = parseModule(source);
+  const lines = source.split('\n');
+  const pydanticFrom = module.filter(
+    (s): s is Stmt & { k: 'from' } => s.k === 'from' && s.module === 'pydantic',
+  );
+  const baseNames = pydanticFrom.flatMap((s) =>
+    s.names.filter((n) => n.name === 'BaseModel').map((n) => n.alias ?? n.name),
+  );
+  const moduleNames = module.flatMap((s) =>
+    s.k === 'import' ? s.names.filter((n) => n.module === 'pydantic').map((n) => n.alias ?? n.module) : [],
+  );
+  const importLines = new Set<number>();
+  for (const s of module)
+    if (s.k === 'import' || s.k === 'from')
+      for (let i = s.line - 1; i <= statementEnd(lines, s.line - 1); i++) importLines.add(i);
+
+  // does anything besides the classes being fixed keep using pydantic's BaseModel by the name BaseModel?
+  const fixing = module.filter(
+    (s): s is Stmt & { k: 'class' } => s.k === 'class' && classNames.includes(s.name),
+  );
+  const classLines = new Set(fixing.map((c) => c.line - 1));
+  const keepsPlainName =
+    baseNames.includes('BaseModel') &&
+    lines.some(
+      (l, i) =>
+        !importLines.has(i) && !classLines.has(i) && /(?<![\w.])BaseModel\b/.test(l.replace(/#.*$/, '')),
+    );
+  const target = keepsPlainName ? 'CogBaseModel' : 'BaseModel';
+
+  const drop = new Set<number>();
+  for (const cls of fixing) {
+    const index = cls.line - 1;
+    let line: string | undefined;
+    for (const name of [...baseNames, ...moduleNames.map((m) => `${m}.BaseModel`)]) {
+      line = replaceOnLine(lines[index] ?? '', name, target);
+      if (line !== undefined) break;
+    }
+    if (line === undefined)
+      throw new FixRefused(
+        `${file}:${cls.line}: name the base on the class line to have it fixed, or replace it by hand`,
+      );
+    lines[index] = line;
+    for (const b of cls.body) {
+      if (b.k !== 'assign' || dottedName(b.target) !== 'model_config') continue;
+      const at = b.line - 1;
+      if (statementEnd(lines, at) !== at)
+        throw new FixRefused(
+          `${file}:${b.line}: remove arbitrary_types_allowed=True from model_config by hand`,
+        );
+      const text = lines[at] ?? '';
+      const only = /ConfigDict\(\s*arbitrary_types_allowed\s*=\s*True\s*,?\s*\)/.test(text);
+      if (only) drop.add(at);
+      else
+        lines[at] = text
+          .replace(/,\s*arbitrary_types_allowed\s*=\s*True/, '')
+          .replace(/arbitrary_types_allowed\s*=\s*True\s*,\s*/, '');
+    }
+  }
+
+  // pydantic's imports that nothing uses any more
+  const kept = lines.map((l, i) => (drop.has(i) ? '' : l));
+  for (const stmt of pydanticFrom) {
+    const at = stmt.line - 1;
+    if (statementEnd(lines, at) !== at) continue; // a multi-line import stays as it is
+    const still = stmt.names.filter((n) => {
+      if (n.name !== 'BaseModel' && n.name !== 'ConfigDict') return true;
+      const local = n.alias ?? n.name;
+      const word = new RegExp(`(?<![\\w.])${local}\\b`);
+      // the classes now name cog's BaseModel by the same word: count only what is left of pydantic's
+      const uses =
+        usesOf(kept, importLines, word) - (local === target && n.name === 'BaseModel' ? fixing.length : 0);
+      return uses > 0;
+    });
+    if (still.length === stmt.names.length) continue;
+    if (still.length === 0) drop.add(at);
+    else
+      lines[at] =
+        `from pydantic import ${still.map((n) => (n.alias ? `${n.name} as ${n.alias}` : n.name)).join(', ')}`;
+  }
+  for (const s of module) {
+    if (s.k !== 'import' || s.names.length !== 1 || s.names[0]?.module !== 'pydantic') continue;
+    const local = s.names[0].alias ?? 'pydantic';
+    if (usesOf(kept, importLines, new RegExp(`(?<![\\w.])${local}\\.`)) === 0) drop.add(s.line - 1);
+  }
+
+  // cog's BaseModel: beside an existing one-line `from cog import`, else a line of its own
+  const wanted = target === 'BaseModel' ? 'BaseModel' : 'BaseModel as CogBaseModel';
+  const cogFrom = module.find(
+    (s): s is Stmt & { k: 'from' } =>
+      s.k === 'from' && s.module === 'cog' && statementEnd(lines, s.line - 1) === s.line - 1,
+  );
+  const alreadyImported = cogFrom?.names.some(
+    (n) => n.name === 'BaseModel' && (n.alias ?? 'BaseModel') === target,
+  );
+  let insertAt: number | undefined;
+  if (cogFrom && !alreadyImported)
+    lines[cogFrom.line - 1] = `${(lines[cogFrom.line - 1] ?? '').replace(/\s*(#.*)?$/, '')}, ${wanted}`;
+  else if (!cogFrom) {
+    const imports = module.filter((s) => s.k === 'import' || s.k === 'from');
+    const future = imports.filter((s) => s.k === 'from' && s.module === '__future__').at(-1);
+    insertAt = future ? statementEnd(lines, future.line - 1) + 1 : (imports[0]?.line ?? 1) - 1;
+  }
+  const out: string[] = [];
+  for (const [i, line] of lines.entries()) {
+    if (i === insertAt) out.push(`from cog import ${wanted}`);
+    if (!drop.has(i)) out.push(line);
+  }
+  return { write: [{ path: file, content: out.join('\n') }], remove: [] };
+}

@@ -74,7 +74,7 @@ test('a broken project: each finding with its place, and errors exit 1', async (
 });
 
 test(
-  '--fix migrates predict.py:Predictor to run.py:Runner and drops a removed import; the model runs',
+  '--fix migrates predict.py:Predictor to run.py:Runner, drops a removed import and the pydantic workaround; the model runs',
   { timeout: 600_000 },
   async () => {
     const dir = join(await tempDir('cogts-doctor-fix-'), 'model');
@@ -89,8 +89,14 @@ test(
         'import warnings',
         'from cog import BasePredictor, Input',
         'from cog.types import ExperimentalFeatureWarning',
+        'from pydantic import BaseModel, ConfigDict',
         '',
         'warnings.filterwarnings("ignore", category=ExperimentalFeatureWarning)',
+        '',
+        '',
+        'class Greeting(BaseModel):',
+        '    model_config = ConfigDict(arbitrary_types_allowed=True)',
+        '    text: str',
         '',
         '',
         'class Predictor(BasePredictor):',
@@ -104,12 +110,14 @@ test(
     assert.match(fix.stderr, /^Running cog doctor --fix\.\.\.$/m);
     assert.match(fix.stderr, /^ ✔ Fixed: Deprecated predict interface names$/m);
     assert.match(fix.stderr, /^ ✔ Fixed: Deprecated imports$/m);
-    assert.match(fix.stderr, /^ ✔ Fixed 3 issues\.$/m);
+    assert.match(fix.stderr, /^ ✔ Fixed: Pydantic BaseModel workaround$/m);
+    assert.match(fix.stderr, /^ ✔ Fixed 4 issues\.$/m);
     assert.deepEqual((await readdir(dir)).sort(), ['cog.yaml', 'run.py']);
     assert.match(await readFile(join(dir, 'cog.yaml'), 'utf8'), /^run: "run\.py:Runner"$/m);
     const run = await readFile(join(dir, 'run.py'), 'utf8');
     assert.match(run, /^class Runner\(BaseRunner\):$/m);
-    assert.doesNotMatch(run, /ExperimentalFeatureWarning/);
+    assert.doesNotMatch(run, /ExperimentalFeatureWarning|pydantic|arbitrary_types_allowed/);
+    assert.match(run, /^from cog import BaseRunner, Input, BaseModel$/m);
 
     const again = await exec(cog, ['doctor'], { env: tb.env, cwd: dir });
     assert.equal(again.code, 0, again.stderr);

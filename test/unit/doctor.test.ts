@@ -10,7 +10,13 @@ import {
   splitReference,
 } from '../../src/doctor/checks.js';
 import { topLevelPredict } from '../../src/doctor/config-text.js';
-import { type FileEdits, FixRefused, fixPredictToRun, fixRemovedImport } from '../../src/doctor/fixes.js';
+import {
+  type FileEdits,
+  FixRefused,
+  fixPredictToRun,
+  fixPydanticBaseModel,
+  fixRemovedImport,
+} from '../../src/doctor/fixes.js';
 import { formatReport, runChecks, tally } from '../../src/doctor/report.js';
 
 function context(overrides: Partial<DoctorContext> & { files?: Record<string, string> } = {}): DoctorContext {
@@ -462,4 +468,78 @@ test('--fix: a fixed check is reported fixed, later checks see the fixed project
   const migration = refused.find((o) => o.check.id === 'predict-to-run-migration');
   assert.match(migration?.error ?? '', /Manual migration required/);
   assert.match(formatReport(refused, false, true), /^ {4}\(no auto-fix available\)$/m);
+});
+
+test('--fix puts cog.BaseModel in place of the pydantic workaround, tidying both imports', () => {
+  const fix = (source: string, classes: string[]) =>
+    fixPydanticBaseModel(context({ files: { 'run.py': source } }), 'run.py', classes).write[0]?.content;
+  assert.equal(
+    fix(
+      [
+        'from cog import BaseRunner',
+        'from pydantic import BaseModel, ConfigDict',
+        '',
+        '',
+        'class Out(BaseModel):',
+        '    model_config = ConfigDict(arbitrary_types_allowed=True)',
+        '    text: str',
+        '',
+      ].join('\n'),
+      ['Out'],
+    ),
+    ['from cog import BaseRunner, BaseModel', '', '', 'class Out(BaseModel):', '    text: str', ''].join(
+      '\n',
+    ),
+  );
+  // another class keeps pydantic's BaseModel: cog's comes in as CogBaseModel; other settings stay
+  assert.equal(
+    fix(
+      [
+        'from pydantic import BaseModel, ConfigDict',
+        'from cog import BaseRunner  # the runner',
+        '',
+        'class Out(BaseModel):',
+        '    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)',
+        '',
+        'class Plain(BaseModel):',
+        '    x: int',
+        '',
+      ].join('\n'),
+      ['Out'],
+    ),
+    [
+      'from pydantic import BaseModel, ConfigDict',
+      'from cog import BaseRunner, BaseModel as CogBaseModel',
+      '',
+      'class Out(CogBaseModel):',
+      '    model_config = ConfigDict(frozen=True)',
+      '',
+      'class Plain(BaseModel):',
+      '    x: int',
+      '',
+    ].join('\n'),
+  );
+  // through the module, with no cog import yet: one is added where the imports start
+  assert.equal(
+    fix(
+      [
+        '"""A model."""',
+        'import pydantic',
+        '',
+        'class Out(pydantic.BaseModel):',
+        '    model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)',
+        '',
+      ].join('\n'),
+      ['Out'],
+    ),
+    ['"""A model."""', 'from cog import BaseModel', '', 'class Out(BaseModel):', ''].join('\n'),
+  );
+  assert.throws(
+    () =>
+      fix(
+        'from pydantic import BaseModel, ConfigDict\nclass Out(\n    BaseModel,\n):\n    model_config = ConfigDict(arbitrary_types_allowed=True)\n',
+        ['Out'],
+      ),
+    /run\.py:2: name the base on the class line/,
+  );
 });
