@@ -47,6 +47,8 @@ export function marshalDefinition(result: Output, options: MarshalOptions = {}):
   const byVertex = new Map<Vertex, MarshalledOp>();
   const byDigest = new Map<string, MarshalledOp>();
   const ordered: MarshalledOp[] = [];
+  // ops another builder marshalled keep their metadata: --no-cache already applied to their solve
+  const foreign = new Set<string>();
 
   const visit = (vertex: Vertex, path: ReadonlySet<Vertex>): MarshalledOp => {
     const done = byVertex.get(vertex);
@@ -61,6 +63,7 @@ export function marshalDefinition(result: Output, options: MarshalOptions = {}):
         const op = opCodec.decode(pre.bytes);
         entry = { digest: pre.digest, bytes: pre.bytes, op, metadata: pre.metadata, kind: opKind(op) };
         byDigest.set(pre.digest, entry);
+        foreign.add(pre.digest);
         ordered.push(entry);
       }
       byVertex.set(vertex, entry);
@@ -97,7 +100,10 @@ export function marshalDefinition(result: Output, options: MarshalOptions = {}):
   const ops = [...ordered, terminalOp];
   const metadata: Record<string, pb_OpMetadata> = {};
   for (const entry of ordered)
-    metadata[entry.digest] = options.ignoreCache ? { ...entry.metadata, ignore_cache: true } : entry.metadata;
+    metadata[entry.digest] =
+      options.ignoreCache && !foreign.has(entry.digest)
+        ? { ...entry.metadata, ignore_cache: true }
+        : entry.metadata;
   return {
     definition: { def: ops.map((o) => o.bytes), metadata },
     ops,

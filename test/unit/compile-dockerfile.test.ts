@@ -30,6 +30,13 @@ test('a solved definition becomes an input whose ops keep their bytes, digests a
   assert.equal(add?.op.inputs?.[0]?.digest, run?.digest, 'the new op builds on the frontend’s result');
   assert.ok(ops.indexOf(add as never) > ops.findIndex((o) => o.digest === run?.digest));
   assert.throws(() => definitionOutput({ def: [], metadata: {} }), /names no result/);
+  // --no-cache marks our ops only: the frontend ran its own already (with its own no-cache)
+  const again = readDefinition(built.marshal({ ignoreCache: true }).definition);
+  assert.equal(again.find((o) => o.digest === run?.digest)?.metadata.ignore_cache, undefined);
+  assert.equal(
+    again.find((o) => o.metadata.description?.['llb.customname'] === 'add x')?.metadata.ignore_cache,
+    true,
+  );
 });
 
 test('the model image on a Dockerfile: schema under WORKDIR, labels and concurrency in the config', () => {
