@@ -2,7 +2,7 @@
  * `cog build`: cog.yaml → plan → LLB → BuildKit, then the image goes to the local image store, a
  * registry (--push) or a tarball (--output). No Docker daemon anywhere.
  */
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
@@ -35,6 +35,7 @@ import { cogVersion } from '../version.js';
 import type { SmokeOptions } from '../runtime/smoke.js';
 import type { CommandIo } from './debug-solve.js';
 import { parseOutputFlag } from './output-flag.js';
+import { type Platform, findDockerfile, parsePlatforms } from './build-flags.js';
 import { withBuildkit } from './buildkit-command.js';
 import { finishRecording, fingerprintBuild, startRecording } from './build-recording.js';
 import { builtLine } from './up-to-date.js';
@@ -134,41 +135,6 @@ async function schemaFor(
     warn(`no OpenAPI schema: ${err.message}; going on without one`);
     return undefined;
   }
-}
-
-export type Platform = { os: 'linux'; architecture: 'amd64' | 'arm64' };
-
-/**
- * --platform: linux/amd64 (default), linux/arm64, or both comma-separated (a multi-platform image, as
- * buildx takes it); repeats count once, the order given is the index's.
- */
-export function parsePlatforms(value: string | undefined): Platform[] {
-  if (value === undefined) return [{ os: 'linux', architecture: 'amd64' }];
-  const platforms: Platform[] = [];
-  for (const part of value.split(',').map((p) => p.trim())) {
-    let platform: Platform;
-    if (part === 'linux/amd64') platform = { os: 'linux', architecture: 'amd64' };
-    else if (part === 'linux/arm64') platform = { os: 'linux', architecture: 'arm64' };
-    else
-      throw new CogError(
-        `--platform ${value}: ${part === '' ? 'an empty platform' : `${part} is not supported`}`,
-        {
-          hint: 'use linux/amd64, linux/arm64, or linux/amd64,linux/arm64 for both',
-        },
-      );
-    if (!platforms.some((p) => p.architecture === platform.architecture)) platforms.push(platform);
-  }
-  return platforms;
-}
-
-/** --platform where a command builds for one platform only. */
-export function parsePlatform(value: string | undefined, command = 'this command'): Platform {
-  const [first, ...more] = parsePlatforms(value);
-  if (!first || more.length > 0)
-    throw new CogError(`--platform ${value}: ${command} builds for one platform`, {
-      hint: 'give one: linux/amd64 or linux/arm64',
-    });
-  return first;
 }
 
 /** How a warning is printed. */
@@ -273,60 +239,6 @@ export async function prepareBuild(
     loaded.completed.model ??
     defaultImageName(basename(loaded.projectDir));
   return { loaded, input, platforms, imageName, secrets, git, ...(dockerfile ? { dockerfile } : {}) };
-}
-
-/**
- * Checks hidden --dockerfile against the flags that only shape the build cog.yaml describes, and finds
- * the file.
- */
-async function findDockerfile(
-  args: Pick<
-    BuildArgs,
-    'dockerfile' | 'useCogBaseImage' | 'useCudaBaseImage' | 'precompile' | 'strip' | 'separateWeights'
-  >,
-  cwd: string,
-): Promise<{ path: string; dir: string; filename: string }> {
-  const given = args.dockerfile ?? '';
-  if (args.useCogBaseImage !== undefined || args.useCudaBaseImage !== undefined) {
-    const other = args.useCogBaseImage !== undefined ? '--use-cog-base-image' : '--use-cuda-base-image';
-    throw new CogError(`the flags ${other} and --dockerfile are mutually exclusive`, {
-      hint: 'a Dockerfile names its own base image: drop one of them',
-    });
-  }
-  const generatedOnly = (
-    [
-      ['--precompile', args.precompile],
-      ['--strip', args.strip],
-      ['--separate-weights', args.separateWeights],
-    ] as const
-  ).filter(([, on]) => on === true);
-  if (generatedOnly.length > 0) {
-    const flags = generatedOnly.map(([flag]) => flag).join(', ');
-    throw new CogError(`${flags}: not with --dockerfile (only the build cog.yaml describes has it)`, {
-      hint: 'do the same in your Dockerfile, or build without --dockerfile',
-    });
-  }
-  if (given === '')
-    throw new CogError('--dockerfile needs the path of a Dockerfile', {
-      hint: 'e.g. --dockerfile Dockerfile',
-    });
-  const path = resolve(cwd, given);
-  let isFile = false;
-  try {
-    isFile = (await stat(path)).isFile();
-  } catch (err) {
-    throw new CogError(
-      `--dockerfile ${given}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
-      {
-        hint: 'give the path of a Dockerfile (relative to the current directory)',
-      },
-    );
-  }
-  if (!isFile)
-    throw new CogError(`--dockerfile ${given}: not a file`, {
-      hint: 'give the path of a Dockerfile, not a directory',
-    });
-  return { path, dir: dirname(path), filename: basename(path) };
 }
 
 function cacheEntry(flag: string, value: string) {

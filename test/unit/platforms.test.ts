@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gatewayResultFor } from '../../src/build/build-model.js';
-import { parsePlatform, parsePlatforms } from '../../src/cli/build.js';
+import { parsePlatform, parsePlatforms } from '../../src/cli/build-flags.js';
 import { CogError } from '../../src/errors.js';
 
 const amd64 = { os: 'linux', architecture: 'amd64' } as const;
