@@ -9,6 +9,8 @@ import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import { connectBuildkit } from '../buildkit/daemon.js';
+import { dockerKeychain, envKeychain } from '../registry/keychain.js';
+import { parseReference } from '../registry/reference.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { findConfigFile, loadConfig } from '../config/load.js';
 import { formatIssue } from '../config/issues.js';
@@ -98,6 +100,8 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
         gpu: completed.gpu,
         cuda: completed.cuda,
         torch: completed.requirements.torch,
+        image: completed.image,
+        model: completed.model,
         warnings: loaded.warnings.map((w) => ({ field: w.field, text: formatIssue(w) })),
       };
     } catch (err) {
@@ -129,6 +133,24 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
         if (version) return version;
       }
       return undefined;
+    },
+    async pushCredentials() {
+      const target = config?.image ?? config?.model;
+      if (!target) return undefined;
+      let registry: string;
+      try {
+        registry = parseReference(target).registry;
+      } catch (err) {
+        return { registry: target, error: err instanceof Error ? err.message : String(err) };
+      }
+      try {
+        const fromEnv = await envKeychain(io.env).resolve(registry);
+        if (fromEnv) return { registry, found: true, from: 'COG_REGISTRY_USERNAME/COG_REGISTRY_PASSWORD' };
+        const stored = await dockerKeychain({ env: io.env }).resolve(registry);
+        return { registry, found: stored !== undefined, ...(stored ? { from: 'the docker config' } : {}) };
+      } catch (err) {
+        return { registry, error: err instanceof Error ? err.message : String(err) };
+      }
     },
     async gpuComputeCapabilities() {
       const text = await output('nvidia-smi', ['--query-gpu=compute_cap', '--format=csv,noheader'], io.env);

@@ -69,6 +69,9 @@ export interface DoctorContext {
         readonly gpu: boolean;
         readonly cuda: string | null;
         readonly torch: string | null;
+        /** cog.yaml's image and model (where cog push goes) */
+        readonly image?: string | null;
+        readonly model?: string | null;
         /** the loader's warnings (deprecated fields), as `field` and formatted text */
         readonly warnings: readonly { readonly field: string; readonly text: string }[];
       }
@@ -81,7 +84,16 @@ export interface DoctorContext {
   localPythonVersion(): Promise<string | undefined>;
   /** the compute capabilities of this machine's NVIDIA GPUs, e.g. ["9.0"]; empty without nvidia-smi */
   gpuComputeCapabilities(): Promise<readonly string[]>;
+  /**
+   * where `cog push` would push (cog.yaml's image, else model) and whether credentials for its registry
+   * are stored (never the credentials themselves); undefined when the config names neither
+   */
+  pushCredentials(): Promise<PushCredentials | undefined>;
 }
+
+export type PushCredentials =
+  | { readonly registry: string; readonly found: boolean; readonly from?: string }
+  | { readonly registry: string; readonly error: string };
 
 const pass = (detail?: string): CheckResult => ({ findings: [], ...(detail ? { detail } : {}) });
 const skip = (why: string): CheckResult => ({ findings: [], skipped: why });
@@ -448,6 +460,44 @@ const buildkitCheck: Check = {
   },
 };
 
+/** Registries that never take an anonymous push. */
+const authOnlyRegistries = new Set(['r8.im', 'docker.io']);
+
+const registryCredentials: Check = {
+  id: 'env-registry-credentials',
+  group: 'Environment',
+  description: 'Registry credentials',
+  run: async (ctx) => {
+    if (!ctx.config) return skip('the config did not load');
+    const target = await ctx.pushCredentials();
+    if (!target) return skip('no image or model in the config to push to');
+    if ('error' in target)
+      return {
+        findings: [
+          {
+            severity: 'warning',
+            message: `cannot read the credentials for ${target.registry}: ${target.error}`,
+            remediation: `fix the credential helper named in ~/.docker/config.json, or run cog login ${target.registry}`,
+          },
+        ],
+      };
+    if (target.found)
+      return pass(`credentials for ${target.registry}${target.from ? ` from ${target.from}` : ''}`);
+    const required = authOnlyRegistries.has(target.registry);
+    return {
+      findings: [
+        {
+          severity: required ? 'warning' : 'info',
+          message: required
+            ? `no credentials for ${target.registry}: cog push will be refused`
+            : `no credentials stored for ${target.registry} (fine for a registry that takes anonymous pushes)`,
+          remediation: `cog login ${target.registry}, or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD in CI`,
+        },
+      ],
+    };
+  },
+};
+
 const majorMinor = (version: string) => version.split('.').slice(0, 2).join('.');
 
 const pythonVersion: Check = {
@@ -551,6 +601,7 @@ export const doctorChecks: readonly Check[] = [
   deprecatedImports,
   typeAnnotations,
   buildkitCheck,
+  registryCredentials,
   pythonVersion,
   gpuCompatibility,
 ];

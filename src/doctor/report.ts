@@ -140,7 +140,8 @@ export function formatReport(outcomes: readonly CheckOutcome[], color: boolean, 
       out.push(line.success(`${check.description}${note}`));
       continue;
     }
-    out.push(line[severity](check.description));
+    // notes only: the check passed, the notes follow
+    out.push(severity === 'info' ? line.success(check.description) : line[severity](check.description));
     for (const f of findings) {
       out.push(line.info(findingLine(f)));
       if (f.remediation) out.push(line.info(`    Remediation: ${f.remediation}`));

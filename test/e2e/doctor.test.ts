@@ -131,3 +131,34 @@ test(
     assert.match(predicted.stdout, /fixed doctor/);
   },
 );
+
+test('registry credentials: read from the docker config for the image in cog.yaml, never printed', async () => {
+  const dir = join(await tempDir('cogts-doctor-creds-'), 'model');
+  const dockerConfig = join(dir, '..', 'docker');
+  await mkdir(dir, { recursive: true });
+  await mkdir(dockerConfig, { recursive: true });
+  await writeFile(
+    join(dir, 'cog.yaml'),
+    `build:\n  python_version: "3.11"\nrun: "run.py:Runner"\nimage: r8.im/someone/model\n`,
+  );
+  await writeFile(
+    join(dir, 'run.py'),
+    'from cog import BaseRunner\n\nclass Runner(BaseRunner):\n    def run(self) -> str:\n        return "x"\n',
+  );
+  const env = { ...tb.env, DOCKER_CONFIG: dockerConfig, COG_SKIP_BUILDKIT_CHECK: '1' };
+  const without = await exec(cog, ['doctor'], { env, cwd: dir });
+  assert.equal(without.code, 0, without.stderr);
+  assert.match(without.stderr, /^ {2}no credentials for r8\.im: cog push will be refused$/m);
+  const secret = 'not-a-real-token-xyz';
+  await writeFile(
+    join(dockerConfig, 'config.json'),
+    JSON.stringify({ auths: { 'r8.im': { auth: Buffer.from(`someone:${secret}`).toString('base64') } } }),
+  );
+  const withCreds = await exec(cog, ['doctor'], { env, cwd: dir });
+  assert.equal(withCreds.code, 0, withCreds.stderr);
+  assert.match(
+    withCreds.stderr,
+    /^ ✔ Registry credentials \(credentials for r8\.im from the docker config\)$/m,
+  );
+  assert.doesNotMatch(withCreds.stderr, new RegExp(secret));
+});

@@ -45,6 +45,7 @@ function context(overrides: Partial<DoctorContext> & { files?: Record<string, st
     }),
     localPythonVersion: async () => '3.11.7',
     gpuComputeCapabilities: async () => [],
+    pushCredentials: async () => undefined,
     ...overrides,
   };
 }
@@ -76,6 +77,7 @@ test('the checks run in upstream order, and a sound project passes them all', as
       'python-deprecated-imports',
       'python-missing-type-annotations',
       'env-buildkit',
+      'env-registry-credentials',
       'env-python-version',
       'env-gpu-compat',
     ],
@@ -541,5 +543,36 @@ test('--fix puts cog.BaseModel in place of the pydantic workaround, tidying both
         ['Out'],
       ),
     /run\.py:2: name the base on the class line/,
+  );
+});
+
+test('registry credentials: found (never shown), missing for r8.im a warning, elsewhere a note', async () => {
+  const check = byId('env-registry-credentials');
+  const run = (answer: Awaited<ReturnType<DoctorContext['pushCredentials']>>) =>
+    check.run(context({ pushCredentials: async () => answer }));
+  assert.equal((await run(undefined)).skipped, 'no image or model in the config to push to');
+  assert.equal(
+    (await run({ registry: 'r8.im', found: true, from: 'the docker config' })).detail,
+    'credentials for r8.im from the docker config',
+  );
+  const missing = await run({ registry: 'r8.im', found: false });
+  assert.equal(missing.findings[0]?.severity, 'warning');
+  assert.equal(missing.findings[0]?.message, 'no credentials for r8.im: cog push will be refused');
+  assert.match(missing.findings[0]?.remediation ?? '', /^cog login r8\.im/);
+  const local = await run({ registry: 'localhost:5000', found: false });
+  assert.equal(local.findings[0]?.severity, 'info', 'a local registry may take anonymous pushes');
+  const broken = await run({ registry: 'r8.im', error: 'docker-credential-desktop: not found' });
+  assert.match(
+    broken.findings[0]?.message ?? '',
+    /cannot read the credentials for r8\.im: docker-credential-desktop/,
+  );
+  // an info finding does not count
+  const outcomes = await runChecks([check], () =>
+    context({ pushCredentials: async () => ({ registry: 'localhost:5000', found: false }) }),
+  );
+  assert.deepEqual(tally(outcomes), { errors: 0, warnings: 0, fixed: 0 });
+  assert.match(
+    formatReport(outcomes, false),
+    /^ ✔ Registry credentials\n {2}no credentials stored for localhost:5000/m,
   );
 });
