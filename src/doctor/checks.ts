@@ -155,7 +155,11 @@ const predictToRun: Check = {
         message: `predict in ${ctx.configFile} is deprecated; use run with run.py:Runner`,
         file: ctx.configFile,
         line: predict.line,
-        remediation: `rename predict: to run: in ${ctx.configFile} (same value)`,
+        // the fix migrates only the starter project; other references are a rename by hand
+        remediation:
+          predict.value === 'predict.py:Predictor'
+            ? 'Run cog doctor --fix to migrate predict: to run:'
+            : `rename predict: to run: in ${ctx.configFile} (same value)`,
       },
     ];
     // upstream's migration target: the starter project's predict.py:Predictor
@@ -166,8 +170,7 @@ const predictToRun: Check = {
         severity: 'warning',
         message: 'predict.py uses deprecated Predictor/BasePredictor/predict() names',
         file: 'predict.py',
-        remediation:
-          'rename the class to Runner (from BaseRunner) and predict() to run() in run.py, then set run: "run.py:Runner"',
+        remediation: 'Run cog doctor --fix to migrate to Runner/BaseRunner/run()',
       });
     }
     return { findings };

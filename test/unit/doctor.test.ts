@@ -131,6 +131,12 @@ test('predict: in cog.yaml is a warning, and the starter predict.py:Predictor a 
       ['warning', 'predict.py uses deprecated Predictor/BasePredictor/predict() names', undefined],
     ],
   );
+  assert.equal(result.findings[0]?.remediation, 'Run cog doctor --fix to migrate predict: to run:');
+  // a reference the fix does not migrate: the rename is the user's
+  const other = await byId('predict-to-run-migration').run(
+    context({ configText: 'predict: model.py:Model\n' }),
+  );
+  assert.equal(other.findings[0]?.remediation, 'rename predict: to run: in cog.yaml (same value)');
   // the deprecated-fields check leaves predict to the check above
   const fields = await byId('config-deprecated-fields').run(
     context({
