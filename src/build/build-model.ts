@@ -217,6 +217,16 @@ export function gatewayResultFor(images: readonly BuiltImage[]): GatewayResult {
   };
 }
 
+/**
+ * The requested platforms the daemon's workers cannot run (every build has RUN steps, which need the
+ * worker's CPU or an emulator). Nothing is refused when the daemon did not say what it runs.
+ */
+export function platformsNotRun(requested: readonly Platform[], workers: readonly string[]): Platform[] {
+  if (workers.length === 0) return [];
+  const run = new Set(workers.map((w) => w.split('/').slice(0, 2).join('/')));
+  return requested.filter((p) => !run.has(platformId(p)));
+}
+
 /** Compiles, solves and (when asked) smoke-tests the image of one platform. */
 async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelOptions): Promise<BuiltImage> {
   const compiled = options.dockerfile
@@ -279,6 +289,16 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
       ...(options.onStatus ? { onStatus: options.onStatus } : {}),
     },
     async (gw) => {
+      const missing = platformsNotRun(platforms, gw.workerPlatforms);
+      if (missing.length > 0) {
+        const ids = missing.map(platformId).join(' and ');
+        throw new CogError(
+          `buildkitd cannot run ${ids} builds: its workers run ${[...new Set(gw.workerPlatforms)].join(', ')}`,
+          {
+            hint: `register QEMU emulation on the daemon's host (binfmt_misc, e.g. qemu-aarch64), use a buildkitd on ${ids}, or leave ${ids} out of --platform`,
+          },
+        );
+      }
       // the platforms build side by side: BuildKit shares what their graphs have in common
       images = await Promise.all(
         platforms.map((platform) => buildPlatform(gw, { ...options.input, platform }, { ...options, warn })),

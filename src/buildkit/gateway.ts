@@ -72,6 +72,8 @@ export interface ResolveImageConfigOptions {
 }
 
 export interface Gateway {
+  /** the platforms the daemon's workers run (os/architecture[/variant]), from the gateway's Ping */
+  readonly workerPlatforms: readonly string[];
   /** the daemon resolves `ref` with its registry config and mirrors and the session's credentials */
   resolveImageConfig(ref: string, options?: ResolveImageConfigOptions): Promise<ImageConfigResult>;
   /** solves a definition and returns the result's ref id; lazily unless `evaluate` */
@@ -152,12 +154,18 @@ class LlbBridge implements Gateway {
     });
   }
 
+  workerPlatforms: readonly string[] = [];
+
   async ping(): Promise<moby_buildkit_v1_frontend_PongResponse> {
     // the daemon registers the pending solve asynchronously; it waits up to 3 s for it per call
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        return await this.call<moby_buildkit_v1_frontend_PongResponse>('Ping', {});
+        const pong = await this.call<moby_buildkit_v1_frontend_PongResponse>('Ping', {});
+        this.workerPlatforms = (pong.Workers ?? []).flatMap((w) =>
+          (w.platforms ?? []).map((p) => [p.OS, p.Architecture, p.Variant].filter(Boolean).join('/')),
+        );
+        return pong;
       } catch (err) {
         lastError = err;
         if (this.signal?.aborted) break;

@@ -2,7 +2,7 @@
 // exporters write one image index of them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { gatewayResultFor } from '../../src/build/build-model.js';
+import { gatewayResultFor, platformsNotRun } from '../../src/build/build-model.js';
 import { parsePlatform, parsePlatforms } from '../../src/cli/build-flags.js';
 import { CogError } from '../../src/errors.js';
 
@@ -60,4 +60,15 @@ test('one image returns one ref; several return a ref and a config per platform 
     config('arm64'),
   );
   assert.equal(multi.metadata?.['containerimage.config'], undefined);
+});
+
+test('a platform the daemon’s workers do not run is named before anything builds', () => {
+  const workers = ['linux/amd64', 'linux/amd64/v2', 'linux/386'];
+  assert.deepEqual(platformsNotRun([amd64, arm64], workers), [arm64]);
+  assert.deepEqual(platformsNotRun([amd64], workers), []);
+  assert.deepEqual(platformsNotRun([arm64], [...workers, 'linux/arm64']), []);
+  // a variant counts as its architecture
+  assert.deepEqual(platformsNotRun([arm64], ['linux/arm64/v8']), []);
+  // the daemon said nothing: nothing is refused
+  assert.deepEqual(platformsNotRun([arm64], []), []);
 });
