@@ -17,6 +17,14 @@ before(async () => {
   tb = await ensureTestbed();
 });
 
+/** A project directory holding `files` (path → text). */
+async function project(prefix: string, files: Record<string, string>): Promise<string> {
+  const dir = join(await tempDir(prefix), 'model');
+  await mkdir(dir, { recursive: true });
+  for (const [path, text] of Object.entries(files)) await writeFile(join(dir, path), text);
+  return dir;
+}
+
 test('a sound project: every check passes, BuildKit answers with its version, exit 0', async () => {
   const out = await exec(cog, ['doctor'], {
     env: tb.env,
@@ -30,15 +38,10 @@ test('a sound project: every check passes, BuildKit answers with its version, ex
 });
 
 test('a broken project: each finding with its place, and errors exit 1', async () => {
-  const dir = join(await tempDir('cogts-doctor-'), 'model');
-  await mkdir(dir, { recursive: true });
-  await writeFile(
-    join(dir, 'cog.yaml'),
-    'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\ntrain: "train.py:Trainer"\n',
-  );
-  await writeFile(
-    join(dir, 'predict.py'),
-    [
+  const dir = await project('cogts-doctor-', {
+    'cog.yaml':
+      'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\ntrain: "train.py:Trainer"\n',
+    'predict.py': [
       'from cog import BasePredictor',
       'from cog.types import ExperimentalFeatureWarning',
       '',
@@ -47,7 +50,7 @@ test('a broken project: each finding with its place, and errors exit 1', async (
       '        return name',
       '',
     ].join('\n'),
-  );
+  });
   const out = await exec(cog, ['doctor'], { env: tb.env, cwd: dir });
   assert.equal(out.code, 1, out.stderr);
   assert.match(out.stderr, /^ ⚠ Deprecated predict interface names$/m);
@@ -77,15 +80,9 @@ test(
   '--fix migrates predict.py:Predictor to run.py:Runner, drops a removed import and the pydantic workaround; the model runs',
   { timeout: 600_000 },
   async () => {
-    const dir = join(await tempDir('cogts-doctor-fix-'), 'model');
-    await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, 'cog.yaml'),
-      'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n',
-    );
-    await writeFile(
-      join(dir, 'predict.py'),
-      [
+    const dir = await project('cogts-doctor-fix-', {
+      'cog.yaml': 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n',
+      'predict.py': [
         'import warnings',
         'from cog import BasePredictor, Input',
         'from cog.types import ExperimentalFeatureWarning',
@@ -104,7 +101,7 @@ test(
         '        return "fixed " + name',
         '',
       ].join('\n'),
-    );
+    });
     const fix = await exec(cog, ['doctor', '--fix'], { env: tb.env, cwd: dir });
     assert.equal(fix.code, 0, fix.stderr);
     assert.match(fix.stderr, /^Running cog doctor --fix\.\.\.$/m);
@@ -133,18 +130,13 @@ test(
 );
 
 test('registry credentials: read from the docker config for the image in cog.yaml, never printed', async () => {
-  const dir = join(await tempDir('cogts-doctor-creds-'), 'model');
+  const dir = await project('cogts-doctor-creds-', {
+    'cog.yaml': 'build:\n  python_version: "3.11"\nrun: "run.py:Runner"\nimage: r8.im/someone/model\n',
+    'run.py':
+      'from cog import BaseRunner\n\nclass Runner(BaseRunner):\n    def run(self) -> str:\n        return "x"\n',
+  });
   const dockerConfig = join(dir, '..', 'docker');
-  await mkdir(dir, { recursive: true });
   await mkdir(dockerConfig, { recursive: true });
-  await writeFile(
-    join(dir, 'cog.yaml'),
-    `build:\n  python_version: "3.11"\nrun: "run.py:Runner"\nimage: r8.im/someone/model\n`,
-  );
-  await writeFile(
-    join(dir, 'run.py'),
-    'from cog import BaseRunner\n\nclass Runner(BaseRunner):\n    def run(self) -> str:\n        return "x"\n',
-  );
   const env = { ...tb.env, DOCKER_CONFIG: dockerConfig, COG_SKIP_BUILDKIT_CHECK: '1' };
   const without = await exec(cog, ['doctor'], { env, cwd: dir });
   assert.equal(without.code, 0, without.stderr);
