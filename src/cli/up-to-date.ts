@@ -66,17 +66,33 @@ async function gitUnchanged(record: BuildRecord, env: NodeJS.ProcessEnv): Promis
   return now.revision === recorded.revision && now.version === recorded.version;
 }
 
+/**
+ * Whether the store holds every blob of the manifest `digest`: its config and layers, or for an index
+ * (a multi-platform image) every image it lists.
+ */
+async function storeHasAll(store: ImageStore, digest: string, depth = 0): Promise<boolean> {
+  if (depth > 2 || !store.hasBlob(digest)) return false;
+  const manifest = JSON.parse((await store.readBlob(digest)).toString('utf8')) as {
+    config?: { digest: string };
+    layers?: { digest: string }[];
+    manifests?: { digest: string }[];
+  };
+  if (Array.isArray(manifest.manifests)) {
+    if (manifest.manifests.length === 0) return false;
+    for (const child of manifest.manifests)
+      if (!(await storeHasAll(store, child.digest, depth + 1))) return false;
+    return true;
+  }
+  if (!manifest.config) return false;
+  return [manifest.config, ...(manifest.layers ?? [])].every((d) => store.hasBlob(d.digest));
+}
+
 /** Whether the store still files the recorded image under its name, with every blob of it. */
 async function storeHasImage(root: string, record: BuildRecord): Promise<boolean> {
   const store = new ImageStore(root);
   const found = await store.resolve(record.imageName);
-  if (found?.digest !== record.digest || !store.hasBlob(record.digest)) return false;
-  const manifest = JSON.parse((await store.readBlob(record.digest)).toString('utf8')) as {
-    config?: { digest: string };
-    layers?: { digest: string }[];
-  };
-  if (!manifest.config) return false;
-  return [manifest.config, ...(manifest.layers ?? [])].every((d) => store.hasBlob(d.digest));
+  if (found?.digest !== record.digest) return false;
+  return storeHasAll(store, record.digest);
 }
 
 /** Whether the registry still has the recorded digest under the pushed tag. */

@@ -138,6 +138,13 @@ test(
       cwd: project,
     });
     assert.equal(stored.code, 0, stored.stderr.slice(-3000));
+    // the same build again is answered from its record: the store holds the index and both images
+    const again = await exec(cog, ['build', '-t', 'multi-hello:dev', ...both, '--progress', 'quiet'], {
+      env: store,
+      cwd: project,
+    });
+    assert.equal(again.code, 0, again.stderr.slice(-3000));
+    assert.match(again.stderr, /^cog: up to date: /m);
     const ran = await exec(cog, ['run', 'multi-hello:dev', '-i', 'name=index', '--progress', 'quiet'], {
       env: store,
       cwd: project,
