@@ -95,6 +95,58 @@ test(
   },
 );
 
+test(
+  '--dockerfile with two platforms: the frontend builds each, one index, both smoke-tested',
+  { timeout: 1_800_000 },
+  async () => {
+    const ref = `${tb.registry}/cogts-test/dockerfile-multi:${tag}`;
+    const out = await exec(
+      cog,
+      [
+        'build',
+        '-t',
+        ref,
+        '--push',
+        '--smoke-test',
+        '--dockerfile',
+        'Dockerfile',
+        '--platform',
+        'linux/amd64,linux/arm64',
+        '--progress',
+        'plain',
+      ],
+      { env: env(), cwd: project },
+    );
+    assert.equal(out.code, 0, out.stderr.slice(-4000));
+    for (const platform of ['amd64', 'arm64'])
+      assert.match(
+        out.stderr,
+        new RegExp(`^Smoke test \\(linux/${platform}\\): /health-check READY; prediction succeeded`, 'm'),
+      );
+    const index = JSON.parse(
+      (await execOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout,
+    ) as { manifests: { platform?: { architecture: string } }[] };
+    assert.deepEqual(
+      index.manifests.map((m) => m.platform?.architecture),
+      ['amd64', 'arm64'],
+    );
+    const arm64 = JSON.parse(
+      (
+        await execOk('skopeo', [
+          'inspect',
+          '--config',
+          '--override-arch',
+          'arm64',
+          '--tls-verify=false',
+          `docker://${ref}`,
+        ])
+      ).stdout,
+    ) as ImageConfig & { architecture: string };
+    assert.equal(arm64.architecture, 'arm64');
+    assert.match(arm64.config.Labels?.['run.cog.pip_freeze'] ?? '', /^cog==/m);
+  },
+);
+
 test('--dockerfile refuses what it cannot honour, before building, naming the flag', async () => {
   const cases: [string[], RegExp][] = [
     [['--dockerfile', 'Nope.Dockerfile'], /--dockerfile Nope\.Dockerfile: no such file/],
