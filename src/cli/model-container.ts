@@ -20,6 +20,7 @@ import { GatewayContainer } from '../runtime/container.js';
 import { localImages } from '../runtime/local-images.js';
 import { imageNeedsGpu } from '../runtime/gpu.js';
 import { resolveModelImage } from '../runtime/run-model.js';
+import { configEnvEntries } from '../plan/compile.js';
 import { wheelContext } from '../plan/plan.js';
 import { CogError } from '../errors.js';
 import { defaultBuildSettings, prepareBuild } from './build.js';
@@ -204,11 +205,7 @@ export function processEnv(
   base: readonly string[] | undefined,
   extra: Readonly<Record<string, string>>,
 ): string[] {
-  const env = new Map<string, string>();
-  for (const entry of base ?? []) {
-    const eq = entry.indexOf('=');
-    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
-  }
+  const env = new Map(configEnvEntries(base));
   for (const [k, v] of Object.entries(extra)) env.set(k, v);
   return [...env].map(([k, v]) => `${k}=${v}`);
 }

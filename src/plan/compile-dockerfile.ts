@@ -10,7 +10,7 @@
 import type { OciImageConfig } from '../buildkit/gateway.js';
 import type { pb_Definition } from '../gen/types.js';
 import { FileActions, State, definitionOutput } from '../llb/index.js';
-import { type CompiledBuild, freezeProbe } from './compile.js';
+import { type CompiledBuild, configEnvEntries, freezeProbe } from './compile.js';
 import { freezeCommand } from './plan.js';
 
 export interface DockerfileModel {
@@ -41,10 +41,7 @@ export function compileOnDockerfile(
     OS: model.platform.os,
     Architecture: model.platform.architecture,
   });
-  for (const entry of process.Env ?? []) {
-    const eq = entry.indexOf('=');
-    if (eq > 0) state = state.withEnv(entry.slice(0, eq), entry.slice(eq + 1));
-  }
+  for (const [name, value] of configEnvEntries(process.Env)) state = state.withEnv(name, value);
   if (process.WorkingDir) state = state.withCwd(process.WorkingDir);
   if (process.User) state = state.withUser(process.User);
 

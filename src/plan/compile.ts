@@ -41,6 +41,14 @@ export function freezeProbe(state: State, command: string): State {
     .mount('/out');
 }
 
+/** An image config's Env (`NAME=VALUE` strings) as name/value pairs, in order; malformed entries skipped. */
+export function configEnvEntries(env: readonly string[] | undefined): [string, string][] {
+  return (env ?? []).flatMap((entry): [string, string][] => {
+    const eq = entry.indexOf('=');
+    return eq > 0 ? [[entry.slice(0, eq), entry.slice(eq + 1)]] : [];
+  });
+}
+
 /** Expands $VAR and ${VAR} like a Dockerfile ENV does, from the variables set so far. */
 export function expandEnv(value: string, env: ReadonlyMap<string, string>): string {
   return value.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, braced, bare) => {
@@ -179,12 +187,7 @@ function joinBranches(state: State, branches: readonly Branch[]): State {
 
 export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledBuild {
   const platform = { OS: plan.platform.os, Architecture: plan.platform.architecture };
-  const baseEnv = options.baseConfig.config?.Env ?? [];
-  const env = new Map<string, string>();
-  for (const entry of baseEnv) {
-    const eq = entry.indexOf('=');
-    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
-  }
+  const env = new Map(configEnvEntries(options.baseConfig.config?.Env));
   const sharedKeyHint = options.sharedKeyHint ?? 'cog';
   let state = image(pinned(plan.base, options.baseDigest), {
     config: options.baseConfig.config ?? {},
