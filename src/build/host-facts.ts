@@ -2,6 +2,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
+import { commandOutput } from '../command-output.js';
 
 const pemBlock = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -69,10 +70,7 @@ export function schemaOverride(
 
 // child_process is loaded when git is needed: `cog build`'s up-to-date check seldom needs it
 async function git(cwd: string, args: string[]): Promise<string | undefined> {
-  const { execFile } = await import('node:child_process');
-  return new Promise((resolve) => {
-    execFile('git', args, { cwd, timeout: 5000 }, (err, stdout) => resolve(err ? undefined : stdout.trim()));
-  });
+  return (await commandOutput('git', args, { cwd }))?.stdout.trim();
 }
 
 /** org.opencontainers.image.revision/version: from GitHub Actions' env, else git, else nothing. */

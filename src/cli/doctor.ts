@@ -3,7 +3,6 @@
  * upstream's command does, with BuildKit in place of Docker. Prints a report on stderr; exits 1 when it
  * found an error (warnings alone exit 0). --fix applies the fixes there are (see doctor/fixes.ts).
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
@@ -13,11 +12,13 @@ import { dockerKeychain, envKeychain } from '../registry/keychain.js';
 import { parseReference } from '../registry/reference.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { findConfigFile, loadConfig } from '../config/load.js';
+import { projectLoader } from '../schema/index.js';
 import { formatIssue } from '../config/issues.js';
 import { parseYamlSource } from '../config/source.js';
 import { type BuildkitProbe, type DoctorContext, doctorChecks } from '../doctor/checks.js';
 import type { FileEdits } from '../doctor/fixes.js';
 import { formatReport, runChecks, tally } from '../doctor/report.js';
+import { commandOutput } from '../command-output.js';
 import { CogError } from '../errors.js';
 import type { CommandIo } from './debug-solve.js';
 import { ProcessExitError } from './exec.js';
@@ -28,17 +29,10 @@ export interface DoctorArgs {
   readonly tls?: TlsFlags;
 }
 
-/** Runs a program and resolves to its stdout; undefined when it is missing, fails or times out. */
-function output(
-  program: string,
-  args: readonly string[],
-  env: NodeJS.ProcessEnv,
-): Promise<string | undefined> {
-  return new Promise((resolvePromise) => {
-    execFile(program, [...args], { env, timeout: 5000 }, (err, stdout, stderr) => {
-      resolvePromise(err ? undefined : `${stdout}${stderr}`);
-    });
-  });
+/** A program's output, both streams (old Pythons print their version on stderr). */
+async function output(program: string, args: readonly string[], env: NodeJS.ProcessEnv) {
+  const printed = await commandOutput(program, args, { env });
+  return printed && `${printed.stdout}${printed.stderr}`;
 }
 
 async function probeBuildkit(io: CommandIo, tls: TlsFlags | undefined): Promise<BuildkitProbe> {
@@ -108,7 +102,6 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
       loadError = err instanceof Error ? err.message : String(err);
     }
   }
-  const root = resolve(projectDir);
   return {
     configFile: display,
     configText,
@@ -116,15 +109,7 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
     loadError,
     config,
     env: io.env,
-    readFile(relativePath) {
-      const path = resolve(root, relativePath);
-      if (path !== root && !path.startsWith(`${root}${sep}`)) return undefined;
-      try {
-        return readFileSync(path, 'utf8');
-      } catch {
-        return undefined;
-      }
-    },
+    readFile: projectLoader(projectDir),
     probeBuildkit: () => probeBuildkit(io, args.tls),
     async localPythonVersion() {
       for (const python of ['python3', 'python']) {

@@ -119,7 +119,8 @@ function safeJoin(root: string, rel: string): string {
   return join(root, n);
 }
 
-function projectLoader(root: string): FileLoader {
+/** Reads a project-relative file's text; undefined when it is missing, unreadable or outside `root`. */
+export function projectLoader(root: string): FileLoader {
   return (rel) => {
     try {
       return readFileSync(safeJoin(root, rel), 'utf8');
