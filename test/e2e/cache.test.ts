@@ -11,7 +11,7 @@ import { Session } from '../../src/buildkit/session.js';
 import { solve } from '../../src/buildkit/solve.js';
 import type { moby_buildkit_v1_CacheOptionsEntry, pb_Definition } from '../../src/gen/types.js';
 import { image } from '../../src/llb/index.js';
-import { execOk } from '../support/exec.js';
+import { pushedConfig } from '../support/pushed-image.js';
 import { ensureTestbed, type Testbed } from '../support/testbed.js';
 
 let tb: Testbed;
@@ -55,9 +55,7 @@ async function build(
 }
 
 async function diffIds(ref: string): Promise<string[]> {
-  const config = JSON.parse(
-    (await execOk('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${ref}`])).stdout,
-  ) as { rootfs: { diff_ids: string[] } };
+  const config = await pushedConfig<{ rootfs: { diff_ids: string[] } }>(ref);
   return config.rootfs.diff_ids;
 }
 

@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { exec, execOk } from '../support/exec.js';
+import { exec } from '../support/exec.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { pushedConfig, pushedManifest } from '../support/pushed-image.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
@@ -51,10 +52,7 @@ interface ImageConfig {
   rootfs: { diff_ids: string[] };
 }
 
-async function configOf(ref: string): Promise<ImageConfig> {
-  const out = await execOk('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${ref}`]);
-  return JSON.parse(out.stdout) as ImageConfig;
-}
+const configOf = (ref: string) => pushedConfig<ImageConfig>(ref);
 
 /** `cog build --push --smoke-test` of the project in `cwd` to a new tag of `repository`; must succeed. */
 async function buildAndPush(repository: string, cwd: string): Promise<{ ref: string; stderr: string }> {
@@ -120,9 +118,7 @@ test(
     // pip found the base's torch 2.5.1 (metadata only in the stand-in) and installed none: the layers
     // the build added are small, and pip freeze lists the base's torch
     assert.match(labels['run.cog.pip_freeze'] ?? '', /^torch==2\.5\.1$/m);
-    const manifest = JSON.parse(
-      (await execOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout,
-    ) as { layers: { size: number }[] };
+    const manifest = await pushedManifest<{ layers: { size: number }[] }>(ref);
     const added = manifest.layers.slice(base.rootfs.diff_ids.length).reduce((n, l) => n + l.size, 0);
     assert.ok(added < 100 * 2 ** 20, `the build added ${added} bytes of layers`);
     assert.equal(JSON.parse(labels['run.cog.config'] ?? '{}').build?.cuda, '12.4');

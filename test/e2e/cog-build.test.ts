@@ -5,7 +5,7 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
-import { layerEntries } from '../support/image-layers.js';
+import { layerEntries, pushedConfig } from '../support/pushed-image.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
@@ -32,9 +32,9 @@ interface Labels {
 }
 
 async function labelsOf(ref: string): Promise<Labels> {
-  const config = JSON.parse(
-    (await execOk('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${ref}`])).stdout,
-  ) as { config: { Labels: Labels; Entrypoint: string[]; Cmd: string[]; WorkingDir: string; Env: string[] } };
+  const config = await pushedConfig<{
+    config: { Labels: Labels; Entrypoint: string[]; Cmd: string[]; WorkingDir: string; Env: string[] };
+  }>(ref);
   return {
     ...config.config.Labels,
     '@entrypoint': JSON.stringify(config.config.Entrypoint),

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { exec, execOk } from '../support/exec.js';
-import { layerEntries } from '../support/image-layers.js';
+import { exec } from '../support/exec.js';
+import { layerEntries, pushedConfig, pushedManifest } from '../support/pushed-image.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
@@ -72,9 +72,7 @@ test(
     );
     assert.ok(!all.some((s) => /install tini|copy uv/.test(s)), all.join(', '));
 
-    const image = JSON.parse(
-      (await execOk('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${ref}`])).stdout,
-    ) as ImageConfig;
+    const image = await pushedConfig<ImageConfig>(ref);
     const labels = image.config.Labels ?? {};
     assert.deepEqual(image.config.Cmd, ['python', '-m', 'cog.server.http']);
     assert.equal(image.config.WorkingDir, '/src');
@@ -123,25 +121,12 @@ test(
         out.stderr,
         new RegExp(`^Smoke test \\(linux/${platform}\\): /health-check READY; prediction succeeded`, 'm'),
       );
-    const index = JSON.parse(
-      (await execOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout,
-    ) as { manifests: { platform?: { architecture: string } }[] };
+    const index = await pushedManifest<{ manifests: { platform?: { architecture: string } }[] }>(ref);
     assert.deepEqual(
       index.manifests.map((m) => m.platform?.architecture),
       ['amd64', 'arm64'],
     );
-    const arm64 = JSON.parse(
-      (
-        await execOk('skopeo', [
-          'inspect',
-          '--config',
-          '--override-arch',
-          'arm64',
-          '--tls-verify=false',
-          `docker://${ref}`,
-        ])
-      ).stdout,
-    ) as ImageConfig & { architecture: string };
+    const arm64 = await pushedConfig<ImageConfig & { architecture: string }>(ref, 'arm64');
     assert.equal(arm64.architecture, 'arm64');
     assert.match(arm64.config.Labels?.['run.cog.pip_freeze'] ?? '', /^cog==/m);
   },

@@ -5,7 +5,7 @@ import { BuildkitClient } from '../../src/buildkit/client.js';
 import { gatewayBuild } from '../../src/buildkit/gateway.js';
 import { Session } from '../../src/buildkit/session.js';
 import { image } from '../../src/llb/index.js';
-import { execOk } from '../support/exec.js';
+import { pushedConfig } from '../support/pushed-image.js';
 import { ensureTestbed, type Testbed } from '../support/testbed.js';
 
 let tb: Testbed;
@@ -63,9 +63,7 @@ test(
       baseEnv.join(' '),
     );
     assert.match(readBack, /^3\.11\.\d+$/);
-    const pushed = JSON.parse(
-      (await execOk('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${ref}`])).stdout,
-    ) as { config: { Labels: Record<string, string>; Env: string[] } };
+    const pushed = await pushedConfig<{ config: { Labels: Record<string, string>; Env: string[] } }>(ref);
     assert.equal(pushed.config.Labels['run.cog.test-version'], readBack);
     assert.deepEqual(pushed.config.Env, baseEnv);
   },

@@ -7,6 +7,7 @@ import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
+import { pushedConfig, pushedManifest } from '../support/pushed-image.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
@@ -29,17 +30,7 @@ interface ImageConfig {
   config: { Labels?: Record<string, string> };
 }
 
-async function configOf(ref: string, arch: string): Promise<ImageConfig> {
-  const out = await execOk('skopeo', [
-    'inspect',
-    '--config',
-    '--tls-verify=false',
-    '--override-arch',
-    arch,
-    `docker://${ref}`,
-  ]);
-  return JSON.parse(out.stdout) as ImageConfig;
-}
+const configOf = (ref: string, arch: string) => pushedConfig<ImageConfig>(ref, arch);
 
 test(
   '--platform linux/arm64 builds an arm64 image on the arm64 base, and it answers under emulation',
@@ -109,12 +100,10 @@ test(
         ),
       );
 
-    const index = JSON.parse(
-      (await execOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout,
-    ) as {
+    const index = await pushedManifest<{
       mediaType: string;
       manifests: { digest: string; platform?: { os: string; architecture: string } }[];
-    };
+    }>(ref);
     assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
     assert.deepEqual(
       index.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`),
