@@ -15,6 +15,7 @@ import type {
   moby_buildkit_v1_SolveResponse,
   moby_buildkit_v1_StatusResponse,
   moby_buildkit_v1_UsageRecord,
+  moby_buildkit_v1_types_WorkerRecord,
 } from '../gen/types.js';
 import { diagnoseConnectFailure } from './connect-diagnosis.js';
 import { BuildkitError } from './errors.js';
@@ -88,6 +89,13 @@ export function parseBuildkitHost(host: string, tls?: TlsOptions): BuildkitAddre
 }
 
 /** A random build/session id like BuildKit's identity.NewID (25 base-36 characters). */
+/** The platforms a daemon's workers run, as os/architecture[/variant] (ListWorkers', or the gateway Ping's). */
+export function platformsOfWorkers(workers: readonly moby_buildkit_v1_types_WorkerRecord[]): string[] {
+  return workers.flatMap((w) =>
+    (w.platforms ?? []).map((p) => [p.OS, p.Architecture, p.Variant].filter(Boolean).join('/')),
+  );
+}
+
 export function newId(): string {
   const bytes = randomBytes(16);
   return BigInt(`0x${bytes.toString('hex')}`)

@@ -18,7 +18,7 @@ import type {
   pb_Definition,
   pb_Platform,
 } from '../gen/types.js';
-import { type BuildkitClient, toBuildkitError } from './client.js';
+import { type BuildkitClient, toBuildkitError, platformsOfWorkers } from './client.js';
 import { BuildkitError } from './errors.js';
 import { type SolveOptions, type SolveResult, solve } from './solve.js';
 
@@ -162,9 +162,7 @@ class LlbBridge implements Gateway {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         const pong = await this.call<moby_buildkit_v1_frontend_PongResponse>('Ping', {});
-        this.workerPlatforms = (pong.Workers ?? []).flatMap((w) =>
-          (w.platforms ?? []).map((p) => [p.OS, p.Architecture, p.Variant].filter(Boolean).join('/')),
-        );
+        this.workerPlatforms = platformsOfWorkers(pong.Workers ?? []);
         return pong;
       } catch (err) {
         lastError = err;

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
+import { platformsOfWorkers } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
 import { dockerKeychain, envKeychain } from '../registry/keychain.js';
 import { parseReference } from '../registry/reference.js';
@@ -46,10 +47,7 @@ async function probeBuildkit(io: CommandIo, tls: TlsFlags | undefined): Promise<
   }
   try {
     const [info, workers] = await Promise.all([connection.client.info(), connection.client.listWorkers()]);
-    const platforms = new Set<string>();
-    for (const worker of workers.record ?? [])
-      for (const p of worker.platforms ?? [])
-        platforms.add(`${p.OS}/${p.Architecture}${p.Variant ? `/${p.Variant}` : ''}`);
+    const platforms = new Set(platformsOfWorkers(workers.record ?? []));
     const address = connection.privateDaemon
       ? 'a private daemon cog starts from PATH'
       : connection.client.address.display;

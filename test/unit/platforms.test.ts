@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gatewayResultFor, platformsNotRun } from '../../src/build/build-model.js';
 import { parsePlatform, parsePlatforms } from '../../src/cli/build-flags.js';
+import { platformsOfWorkers } from '../../src/buildkit/client.js';
 import { CogError } from '../../src/errors.js';
 
 const amd64 = { os: 'linux', architecture: 'amd64' } as const;
@@ -71,4 +72,18 @@ test('a platform the daemon’s workers do not run is named before anything buil
   assert.deepEqual(platformsNotRun([arm64], ['linux/arm64/v8']), []);
   // the daemon said nothing: nothing is refused
   assert.deepEqual(platformsNotRun([arm64], []), []);
+  // the names come from the workers' records, a variant kept
+  assert.deepEqual(
+    platformsOfWorkers([
+      {
+        platforms: [
+          { OS: 'linux', Architecture: 'amd64' },
+          { OS: 'linux', Architecture: 'amd64', Variant: 'v2' },
+        ],
+      },
+      { platforms: [{ OS: 'linux', Architecture: 'arm64' }] },
+      {},
+    ]),
+    ['linux/amd64', 'linux/amd64/v2', 'linux/arm64'],
+  );
 });
