@@ -22,7 +22,8 @@
  * (from its pid file): with the registry on the same 2 cores, they show which side bounds a push.
  *
  * Settings: BENCH_ITERATIONS (3), BENCH_PUSH_BIG_MIB (2048), BENCH_PUSH_SMALL_COUNT (500),
- * BENCH_PUSH_SMALL_MIB (1), BENCH_PUSH_TOOLS (ours,crane,buildkit), BENCH_PUSH_IMAGES (big,small).
+ * BENCH_PUSH_SMALL_MIB (1), BENCH_PUSH_TOOLS (ours,crane,buildkit,ours-one-patch), BENCH_PUSH_IMAGES
+ * (big,small).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -44,7 +45,14 @@ import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
 import { statusTimeMs } from './status-time.js';
 import { median, pad } from './report.js';
 
-type Tool = 'ours' | 'crane' | 'buildkit';
+/**
+ * `ours-one-patch`: ours with the chunk size set to the blob's size (COG_PUSH_DEFAULT_CHUNK_SIZE), so a
+ * blob above the multipart threshold goes in one PATCH as crane sends it; big image only (the small
+ * image's blobs go in one PUT either way). It tells the client's own throughput from the cost of
+ * upstream's 96 MiB chunks, which the test bed's filesystem-backed registry pays with an fsync of the
+ * upload per chunk.
+ */
+type Tool = 'ours' | 'crane' | 'buildkit' | 'ours-one-patch';
 type ImageKind = 'big' | 'small';
 
 interface Run {
@@ -67,7 +75,7 @@ const iterations = Number(process.env.BENCH_ITERATIONS ?? 3);
 const bigMiB = Number(process.env.BENCH_PUSH_BIG_MIB ?? 2048);
 const smallCount = Number(process.env.BENCH_PUSH_SMALL_COUNT ?? 500);
 const smallMiB = Number(process.env.BENCH_PUSH_SMALL_MIB ?? 1);
-const tools = (process.env.BENCH_PUSH_TOOLS ?? 'ours,crane,buildkit')
+const tools = (process.env.BENCH_PUSH_TOOLS ?? 'ours,crane,buildkit,ours-one-patch')
   .split(',')
   .map((s) => s.trim()) as Tool[];
 const imageKinds = (process.env.BENCH_PUSH_IMAGES ?? 'big,small')
@@ -75,6 +83,13 @@ const imageKinds = (process.env.BENCH_PUSH_IMAGES ?? 'big,small')
   .map((s) => s.trim()) as ImageKind[];
 const craneVersion = process.env.BENCH_CRANE_VERSION ?? 'v0.22.1';
 const runId = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+
+const toolLabel: Record<Tool, string> = {
+  ours: 'ours (Node)',
+  crane: 'crane',
+  buildkit: 'buildkit (push)',
+  'ours-one-patch': 'ours, one PATCH',
+};
 
 const layerSizes = (kind: ImageKind): number[] =>
   kind === 'big' ? [bigMiB * MiB] : Array.from({ length: smallCount }, () => smallMiB * MiB);
@@ -330,9 +345,20 @@ interface Context {
  * Our push runs in a child process (push-child.ts), so its peak RSS is the push's own
  * and not what generating data or serving BuildKit's file transfers left in this process.
  */
-async function runOurs(ctx: Context, kind: ImageKind, iteration: number, repository: string): Promise<Run> {
+async function runOurs(
+  ctx: Context,
+  kind: ImageKind,
+  iteration: number,
+  repository: string,
+  onePatch = false,
+): Promise<Run> {
   const layout = join(ctx.work, 'layout');
-  await writeLayout(layout, layerSizes(kind), repository);
+  const sizes = layerSizes(kind);
+  await writeLayout(layout, sizes, repository);
+  // the tar's header and end blocks make the blob a little larger than the data
+  const env = onePatch
+    ? { ...ctx.tb.env, COG_PUSH_DEFAULT_CHUNK_SIZE: String(Math.max(...sizes) + MiB) }
+    : ctx.tb.env;
   await flushToDisk(ctx.tb.env);
   const started = performance.now();
   const { out, cpuSeconds } = await run(
@@ -342,14 +368,14 @@ async function runOurs(ctx: Context, kind: ImageKind, iteration: number, reposit
       layout,
       `${ctx.tb.registry}/${repository}:bench`,
     ],
-    ctx.tb.env,
+    env,
   );
   const line = out.split('\n').find((l) => l.startsWith('{'));
   if (!line) throw new Error(`ours: the push child printed no result:\n${out}`);
   const result = JSON.parse(line) as { seconds: number; peakRssMb: number };
   const processSeconds = (performance.now() - started) / 1000;
   return {
-    tool: 'ours',
+    tool: onePatch ? 'ours-one-patch' : 'ours',
     image: kind,
     iteration,
     ...result,
@@ -465,14 +491,15 @@ async function main(): Promise<void> {
         // rotate the order so each tool goes first, second, third in turn
         const order = tools.map((_, k) => tools[(k + i) % tools.length]!);
         for (const tool of order) {
+          if (tool === 'ours-one-patch' && kind !== 'big') continue;
           const repository = `cogts-bench/push-${tool}-${kind}-${runId}-${i}`;
           const work = await mkdtemp(join(tmpdir(), 'cogts-push-bench-'));
           const ctx: Context = { tb, buildkit, crane, work };
           try {
             const registryBefore = await registryCpuSeconds(tb);
             const measured =
-              tool === 'ours'
-                ? await runOurs(ctx, kind, i, repository)
+              tool === 'ours' || tool === 'ours-one-patch'
+                ? await runOurs(ctx, kind, i, repository, tool === 'ours-one-patch')
                 : tool === 'crane'
                   ? await runCrane(ctx, kind, i, repository)
                   : await runBuildkit(ctx, kind, i, repository);
@@ -487,7 +514,7 @@ async function main(): Promise<void> {
             };
             runs.push(r);
             console.log(
-              `  ${pad(imageLabel(kind), 14)} ${pad(tool, 8)} #${i}: ${r.seconds.toFixed(2)} s` +
+              `  ${pad(imageLabel(kind), 14)} ${pad(tool, 14)} #${i}: ${r.seconds.toFixed(2)} s` +
                 (r.peakRssMb === undefined ? '' : `, peak RSS ${r.peakRssMb.toFixed(0)} MB`) +
                 (r.cpuSeconds === undefined ? '' : `, CPU ${r.cpuSeconds.toFixed(2)} s`) +
                 (r.registryCpuSeconds === undefined
@@ -525,7 +552,7 @@ async function main(): Promise<void> {
       stats.set(tool, { seconds, rss });
       rows.push([
         imageLabel(kind),
-        tool === 'ours' ? 'ours (Node)' : tool === 'buildkit' ? 'buildkit (push)' : 'crane',
+        toolLabel[tool],
         seconds.toFixed(2),
         (bytes / 1e6 / seconds).toFixed(0),
         rss === undefined ? '-' : rss.toFixed(0),
@@ -533,6 +560,18 @@ async function main(): Promise<void> {
         medianOf(mine.map((r) => r.registryCpuSeconds)),
       ]);
     }
+    const onePatch = stats.get('ours-one-patch');
+    const crane = stats.get('crane');
+    if (onePatch && crane)
+      rows.push([
+        imageLabel(kind),
+        'ours one PATCH/crane',
+        '',
+        `${(crane.seconds / onePatch.seconds).toFixed(2)}x`,
+        '',
+        '',
+        '',
+      ]);
     const ours = stats.get('ours');
     for (const peer of ['crane', 'buildkit'] as const) {
       const theirs = stats.get(peer);
