@@ -5,7 +5,8 @@
  *
  * - predict → run: upstream's migration of the starter project (cog.yaml's `predict: predict.py:Predictor`
  *   becomes `run: "run.py:Runner"`, predict.py becomes run.py with Runner/BaseRunner/run()).
- * - removed imports: the import of a name cog removed, and the top-level lines that use it.
+ * - removed imports: the import of a name cog removed, the top-level lines that use it, and the plain
+ *   imports only those lines used.
  */
 import { CogError } from '../errors.js';
 import { type Stmt, dottedName, parseModule } from '../schema/pyparse.js';
@@ -120,8 +121,9 @@ export function fixPredictToRun(ctx: DoctorContext): FileEdits {
 }
 
 /**
- * Removes `name`'s import from `module` (the whole statement when it was the only name) and the
- * top-level one-line statements that use it, from every file of the model that imports it.
+ * Removes `name`'s import from `module` (the whole statement when it was the only name), the top-level
+ * statements that use it and the plain imports only they used, from every file of the model that
+ * imports it.
  */
 export function fixRemovedImport(
   ctx: DoctorContext,
@@ -156,6 +158,7 @@ export function fixRemovedImport(
       }
     }
     // top-level statements that use the name go too (they would fail without it)
+    const droppedUses: string[] = [];
     const uses = new RegExp(`\\b${name}\\b`);
     for (const stmt of stmts) {
       if (stmt.k === 'from' && imports.includes(stmt)) continue;
@@ -167,7 +170,10 @@ export function fixRemovedImport(
       if (!mentions) continue;
       if (stmt.k === 'class' || stmt.k === 'def')
         throw new FixRefused(`${file}:${stmt.line} uses ${name}: remove that use by hand`);
-      for (let i = first; i <= last; i++) drop.add(i);
+      for (let i = first; i <= last; i++) {
+        drop.add(i);
+        droppedUses.push(lines[i] ?? '');
+      }
       // between blank lines, the blank line after it goes too (no gap grows)
       const before = first === 0 || (lines[first - 1] ?? '').trim() === '';
       if (before && (lines[last + 1] ?? 'x').trim() === '') drop.add(last + 1);
@@ -175,9 +181,50 @@ export function fixRemovedImport(
     // a use left inside a block would fail the same way: that one is for the user
     const left = lines.findIndex((l, i) => !drop.has(i) && uses.test(l.replace(/#.*$/, '')));
     if (left >= 0) throw new FixRefused(`${file}:${left + 1} uses ${name}: remove that use by hand`);
+    dropOrphanedImports(stmts, lines, drop, droppedUses);
     write.push({ path: file, content: lines.filter((_l, i) => !drop.has(i)).join('\n') });
   }
   return { write, remove: [] };
+}
+
+/**
+ * Drops the names of top-level `import` statements that only the dropped lines used (`import warnings`
+ * once `warnings.filterwarnings(…, category=ExperimentalFeatureWarning)` is gone), as upstream's fix does;
+ * an import that was unused before stays (it may be there for its side effects). The whole statement
+ * goes when none of its names is left; one spread over several lines is left alone.
+ */
+function dropOrphanedImports(
+  stmts: readonly Stmt[],
+  lines: string[],
+  drop: Set<number>,
+  droppedUses: readonly string[],
+): void {
+  const code = (line: string) => line.replace(/#.*$/, '');
+  const imports = stmts.filter((s): s is Stmt & { k: 'import' } => s.k === 'import');
+  const importLines = new Set(imports.map((s) => s.line - 1));
+  for (const stmt of imports) {
+    const at = stmt.line - 1;
+    if (drop.has(at) || statementEnd(lines, at) !== at) continue;
+    const bound = (n: { module: string; alias: string | undefined }) =>
+      n.alias ?? n.module.split('.')[0] ?? '';
+    const orphaned = (n: { module: string; alias: string | undefined }) => {
+      const word = new RegExp(`(?<![\\w.])${bound(n)}\\b`);
+      return (
+        droppedUses.some((l) => word.test(code(l))) &&
+        !lines.some((l, i) => !drop.has(i) && !importLines.has(i) && word.test(code(l)))
+      );
+    };
+    const kept = stmt.names.filter((n) => !orphaned(n));
+    if (kept.length === stmt.names.length) continue;
+    if (kept.length === 0) {
+      drop.add(at);
+      continue;
+    }
+    const indent = /^\s*/.exec(lines[at] ?? '')?.[0] ?? '';
+    const comment = /\s+#.*$/.exec(lines[at] ?? '')?.[0] ?? '';
+    const names = kept.map((n) => (n.alias ? `${n.module} as ${n.alias}` : n.module)).join(', ');
+    lines[at] = `${indent}import ${names}${comment}`;
+  }
 }
 
 /** A class line's base names as written, and where the pydantic base is named on it. */

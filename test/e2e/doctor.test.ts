@@ -114,6 +114,8 @@ test(
     const run = await readFile(join(dir, 'run.py'), 'utf8');
     assert.match(run, /^class Runner\(BaseRunner\):$/m);
     assert.doesNotMatch(run, /ExperimentalFeatureWarning|pydantic|arbitrary_types_allowed/);
+    // only the dropped filterwarnings line used it
+    assert.doesNotMatch(run, /^import warnings$/m);
     assert.match(run, /^from cog import BaseRunner, Input, BaseModel$/m);
 
     const again = await exec(cog, ['doctor'], { env: tb.env, cwd: dir });

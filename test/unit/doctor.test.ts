@@ -369,7 +369,7 @@ test('--fix migrates the starter predict.py:Predictor to run.py:Runner, or refus
   );
 });
 
-test('--fix removes an import cog removed, and the top-level lines that use it', () => {
+test('--fix removes an import cog removed, the top-level lines that use it and the imports they alone used', () => {
   const source = [
     'import warnings',
     'from cog import BaseRunner',
@@ -392,7 +392,6 @@ test('--fix removes an import cog removed, and the top-level lines that use it',
   assert.equal(
     edits.write[0]?.content,
     [
-      'import warnings',
       'from cog import BaseRunner',
       'from cog.types import Path',
       '',
@@ -400,6 +399,31 @@ test('--fix removes an import cog removed, and the top-level lines that use it',
       'class Runner(BaseRunner):',
       '    def run(self) -> Path:',
       '        return Path("x")',
+      '',
+    ].join('\n'),
+  );
+  // an import still used elsewhere stays, one of several names goes alone, one unused before stays
+  const shared = [
+    'import os, warnings as w  # std',
+    'import sys',
+    'import json',
+    'from cog.types import ExperimentalFeatureWarning',
+    'w.filterwarnings("ignore", category=ExperimentalFeatureWarning)',
+    'sys.stderr.write(os.sep)  # ExperimentalFeatureWarning was here',
+    '',
+  ].join('\n');
+  assert.equal(
+    fixRemovedImport(
+      context({ files: { 'a.py': shared } }),
+      ['a.py'],
+      'cog.types',
+      'ExperimentalFeatureWarning',
+    ).write[0]?.content,
+    [
+      'import os  # std',
+      'import sys',
+      'import json',
+      'sys.stderr.write(os.sep)  # ExperimentalFeatureWarning was here',
       '',
     ].join('\n'),
   );
