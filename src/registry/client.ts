@@ -196,6 +196,10 @@ export class RegistryClient {
         headers: { 'user-agent': this.userAgent, ...headers },
         ...(stream === undefined ? {} : { body: stream }),
         ...(signal ? { signal } : {}),
+        // undici closes the connection after every HEAD, in case a server sends a body with it; a push
+        // asks HEAD for every blob, so each blob cost a new connection (510 connects for 500 blobs).
+        // Registries answer HEAD as HTTP says, and Go's client (crane, docker) keeps these connections.
+        ...(method === 'HEAD' ? { reset: false } : {}),
       });
     } catch (err) {
       if (stream && typeof stream === 'object' && 'destroy' in stream) stream.destroy();

@@ -128,6 +128,30 @@ describe('push to the plain registry', () => {
     assert.equal(await rawDigest(`${tb.registry}/${repo}:v2`), image.digest);
   });
 
+  test('a push of many blobs keeps its connections: HEAD requests do not close them', async () => {
+    const many = await writeLayout(join(await tempDir('cogts-reg-many-'), 'layout'), {
+      layerSizes: Array.from({ length: 24 }, () => 4_000),
+      seed: `many-${run}`,
+    });
+    const own = await startFaultProxy(tb.registry);
+    const fresh = client();
+    try {
+      const target = parseReference(`${own.host}/cogts-test/many-${run}:v1`);
+      const pushed = await pushFromLayout(fresh, many.dir, undefined, target);
+      assert.deepEqual(pushed.blobs, { uploaded: 25, existed: 0, mounted: 0 });
+      const again = await pushFromLayout(fresh, many.dir, undefined, target);
+      assert.deepEqual(again.blobs, { uploaded: 0, existed: 25, mounted: 0 });
+      const heads = own.stats.requests.filter((r) => r.method === 'HEAD').length;
+      assert.ok(heads >= 50, `${heads} HEAD requests`);
+      // the client's pool holds 8 connections per registry (9 seen here); a connection closed after every
+      // HEAD made it 52
+      assert.ok(own.stats.connections <= 12, `${own.stats.connections} connections for ${heads} HEADs`);
+    } finally {
+      await fresh.close();
+      await own.close();
+    }
+  });
+
   test('pushing to a sibling repository mounts instead of uploading', async () => {
     const before = uploads(proxy);
     const patchBytes = proxy.stats.bodyBytes.PATCH ?? 0;

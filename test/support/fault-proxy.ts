@@ -58,6 +58,8 @@ export interface ProxyStats {
   readonly tokens: { basic: boolean; refresh: boolean; scopes: string[] }[];
   /** requests turned away for a missing, expired or too-narrow token */
   unauthorized: number;
+  /** TCP connections clients opened to the proxy */
+  connections: number;
 }
 
 export interface FaultProxy {
@@ -105,6 +107,7 @@ export async function startFaultProxy(
     faults: { cuts: 0, status500: 0, status429: 0 },
     tokens: [],
     unauthorized: 0,
+    connections: 0,
   };
   const grants = new Map<string, Grant>();
   let patches = 0;
@@ -306,6 +309,7 @@ export async function startFaultProxy(
       if (!req.socket.destroyed) forward(Buffer.concat(parts));
     });
   });
+  server.on('connection', () => stats.connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   self = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
