@@ -2,8 +2,9 @@
  * `BENCH=push npm run bench`: pushing an image to the test bed's registry (plain HTTP, on loopback) with
  * our registry client, with `crane push`, and with BuildKit's own image exporter (`push=true`), in the
  * same run, alternating the order per iteration, after one untimed warm-up push. Two images: one big
- * single layer (2 GiB) and many small layers (500 × 1 MiB). Layers are uncompressed tars of pseudo-random bytes, fresh for every run (a new
- * seed, a new repository): no tool can skip a blob because the registry or its own store has seen it.
+ * single layer (2 GiB) and many small layers (500 × 1 MiB). Layers are uncompressed tars of
+ * pseudo-random bytes, fresh for every run (a new seed, a new repository): no tool can skip a blob
+ * because the registry or its own store has seen it.
  * The bench's own writes (the data, the deleted runs) are flushed to disk before each timed push.
  *
  *   ours      pushFromLayout in a child Node process (push-child.ts): time of the push inside
@@ -479,6 +480,22 @@ async function runBuildkit(
 // report
 // ---------------------------------------------------------------------------------------------
 
+/** Runs `push` in a fresh work directory, then deletes it and the pushed repository's storage. */
+async function inScratch<T>(
+  base: Omit<Context, 'work'>,
+  repository: string,
+  push: (ctx: Context, repository: string) => Promise<T>,
+): Promise<T> {
+  const work = await mkdtemp(join(tmpdir(), 'cogts-push-bench-'));
+  try {
+    return await push({ ...base, work }, repository);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    await dropRepository(repository);
+    await flushToDisk(base.tb.env);
+  }
+}
+
 function measure(
   ctx: Context,
   tool: Tool,
@@ -496,6 +513,7 @@ async function main(): Promise<void> {
   const crane = tools.includes('crane') ? await findCrane(tb) : '';
   if (crane) console.log(`crane: ${crane} (${(await run(crane, ['version'], tb.env)).out.trim()})`);
   const buildkit = await BuildkitClient.connect(tb.buildkitHost);
+  const base = { tb, buildkit, crane };
   const runs: Run[] = [];
   try {
     for (const kind of imageKinds) {
@@ -503,29 +521,19 @@ async function main(): Promise<void> {
       // rotation below always gives iteration 0's first slot to the same tool
       const warmTool = tools.find((t) => t !== 'ours-one-patch');
       if (warmTool) {
-        const repository = `cogts-bench/push-warmup-${kind}-${runId}`;
-        const work = await mkdtemp(join(tmpdir(), 'cogts-push-bench-'));
-        const ctx: Context = { tb, buildkit, crane, work };
-        try {
-          const warm = await measure(ctx, warmTool, kind, -1, repository);
-          console.log(
-            `  ${pad(imageLabel(kind), 14)} warm-up (${warmTool}, not counted): ${warm.seconds.toFixed(2)} s`,
-          );
-        } finally {
-          await rm(work, { recursive: true, force: true });
-          await dropRepository(repository);
-          await flushToDisk(tb.env);
-        }
+        const warm = await inScratch(base, `cogts-bench/push-warmup-${kind}-${runId}`, (ctx, repository) =>
+          measure(ctx, warmTool, kind, -1, repository),
+        );
+        console.log(
+          `  ${pad(imageLabel(kind), 14)} warm-up (${warmTool}, not counted): ${warm.seconds.toFixed(2)} s`,
+        );
       }
       for (let i = 0; i < iterations; i++) {
         // rotate the order so each tool goes first, second, third in turn
         const order = tools.map((_, k) => tools[(k + i) % tools.length]!);
         for (const tool of order) {
           if (tool === 'ours-one-patch' && kind !== 'big') continue;
-          const repository = `cogts-bench/push-${tool}-${kind}-${runId}-${i}`;
-          const work = await mkdtemp(join(tmpdir(), 'cogts-push-bench-'));
-          const ctx: Context = { tb, buildkit, crane, work };
-          try {
+          await inScratch(base, `cogts-bench/push-${tool}-${kind}-${runId}-${i}`, async (ctx, repository) => {
             const registryBefore = await registryCpuSeconds(tb);
             const measured = await measure(ctx, tool, kind, i, repository);
             // the registry's CPU over the whole run (for BuildKit: its export too, which the registry idles through)
@@ -547,11 +555,7 @@ async function main(): Promise<void> {
                   : `, registry CPU ${r.registryCpuSeconds.toFixed(2)} s`) +
                 (r.processSeconds === undefined ? '' : ` (child process ${r.processSeconds.toFixed(2)} s)`),
             );
-          } finally {
-            await rm(work, { recursive: true, force: true });
-            await dropRepository(repository);
-            await flushToDisk(tb.env);
-          }
+          });
         }
       }
     }
