@@ -402,6 +402,14 @@ test('--fix removes an import cog removed, the top-level lines that use it and t
       '',
     ].join('\n'),
   );
+  /** a.py holding `source`, as the fix leaves it */
+  const withoutWarning = (source: string) =>
+    fixRemovedImport(
+      context({ files: { 'a.py': source } }),
+      ['a.py'],
+      'cog.types',
+      'ExperimentalFeatureWarning',
+    ).write[0]?.content;
   // an import still used elsewhere stays, one of several names goes alone, one unused before stays
   const shared = [
     'import os, warnings as w  # std',
@@ -413,12 +421,7 @@ test('--fix removes an import cog removed, the top-level lines that use it and t
     '',
   ].join('\n');
   assert.equal(
-    fixRemovedImport(
-      context({ files: { 'a.py': shared } }),
-      ['a.py'],
-      'cog.types',
-      'ExperimentalFeatureWarning',
-    ).write[0]?.content,
+    withoutWarning(shared),
     [
       'import os  # std',
       'import sys',
@@ -429,15 +432,7 @@ test('--fix removes an import cog removed, the top-level lines that use it and t
   );
   // the only name: the whole import goes; a use inside a block is left to the user
   const alone = 'from cog.types import ExperimentalFeatureWarning\nx = 1\n';
-  assert.equal(
-    fixRemovedImport(
-      context({ files: { 'a.py': alone } }),
-      ['a.py'],
-      'cog.types',
-      'ExperimentalFeatureWarning',
-    ).write[0]?.content,
-    'x = 1\n',
-  );
+  assert.equal(withoutWarning(alone), 'x = 1\n');
   assert.throws(
     () =>
       fixRemovedImport(
