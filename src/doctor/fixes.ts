@@ -191,7 +191,7 @@ export function fixRemovedImport(
  * Drops the names of top-level `import` statements that only the dropped lines used (`import warnings`
  * once `warnings.filterwarnings(…, category=ExperimentalFeatureWarning)` is gone), as upstream's fix does;
  * an import that was unused before stays (it may be there for its side effects). The whole statement
- * goes when none of its names is left; one spread over several lines is left alone.
+ * goes when none of its names is left; one spread over several lines or sharing its line is left alone.
  */
 function dropOrphanedImports(
   stmts: readonly Stmt[],
@@ -204,7 +204,8 @@ function dropOrphanedImports(
   const importLines = new Set(imports.map((s) => s.line - 1));
   for (const stmt of imports) {
     const at = stmt.line - 1;
-    if (drop.has(at) || statementEnd(lines, at) !== at) continue;
+    // one line holding only this statement (`import a; x = 1` keeps its line)
+    if (drop.has(at) || statementEnd(lines, at) !== at || code(lines[at] ?? '').includes(';')) continue;
     const bound = (n: { module: string; alias: string | undefined }) =>
       n.alias ?? n.module.split('.')[0] ?? '';
     const orphaned = (n: { module: string; alias: string | undefined }) => {

@@ -430,6 +430,13 @@ test('--fix removes an import cog removed, the top-level lines that use it and t
       '',
     ].join('\n'),
   );
+  // an import sharing its line with another statement stays whole
+  assert.equal(
+    withoutWarning(
+      'import warnings; x = 1\nfrom cog.types import ExperimentalFeatureWarning\nwarnings.warn(ExperimentalFeatureWarning)\n',
+    ),
+    'import warnings; x = 1\n',
+  );
   // the only name: the whole import goes; a use inside a block is left to the user
   const alone = 'from cog.types import ExperimentalFeatureWarning\nx = 1\n';
   assert.equal(withoutWarning(alone), 'x = 1\n');
