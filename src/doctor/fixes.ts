@@ -25,11 +25,17 @@ export class FixRefused extends CogError {}
 
 const manual = (what: string) => new FixRefused(`Manual migration required: ${what}`);
 
+/** A source line without its comment. */
+const codeOf = (line: string | undefined) => (line ?? '').replace(/#.*$/, '');
+
+/** A line's trailing comment with the space before it ('' when it has none). */
+const trailingComment = (line: string | undefined) => /\s+#.*$/.exec(line ?? '')?.[0] ?? '';
+
 /** The statement's text lines: from its first line to the line that closes its brackets. */
 function statementEnd(lines: readonly string[], start: number): number {
   let depth = 0;
   for (let i = start; i < lines.length; i++) {
-    const code = (lines[i] ?? '').replace(/#.*$/, '');
+    const code = codeOf(lines[i]);
     for (const ch of code) {
       if ('([{'.includes(ch)) depth++;
       else if (')]}'.includes(ch)) depth--;
@@ -96,9 +102,7 @@ export function fixPredictToRun(ctx: DoctorContext): FileEdits {
   const { s: importStmt } = imported[0] as { s: Stmt & { k: 'from' } };
   const first = importStmt.line - 1;
   const last = statementEnd(lines, first);
-  const stillUsed = lines.some(
-    (l, i) => (i < first || i > last) && /\bBasePredictor\b/.test(l.replace(/#.*$/, '')),
-  );
+  const stillUsed = lines.some((l, i) => (i < first || i > last) && /\bBasePredictor\b/.test(codeOf(l)));
   for (let i = first; i <= last; i++) {
     if (!/\bBasePredictor\b/.test(lines[i] ?? '')) continue;
     lines[i] = stillUsed
@@ -109,7 +113,7 @@ export function fixPredictToRun(ctx: DoctorContext): FileEdits {
 
   const config = text.split('\n');
   // the line's own comment stays
-  const comment = /\s+#.*$/.exec(config[predict.line - 1] ?? '')?.[0] ?? '';
+  const comment = trailingComment(config[predict.line - 1]);
   config[predict.line - 1] = `run: "run.py:Runner"${comment}`;
   return {
     write: [
@@ -165,8 +169,7 @@ export function fixRemovedImport(
       const first = stmt.line - 1;
       const last = statementEnd(lines, first);
       let mentions = false;
-      for (let i = first; i <= last; i++)
-        if (uses.test((lines[i] ?? '').replace(/#.*$/, ''))) mentions = true;
+      for (let i = first; i <= last; i++) if (uses.test(codeOf(lines[i]))) mentions = true;
       if (!mentions) continue;
       if (stmt.k === 'class' || stmt.k === 'def')
         throw new FixRefused(`${file}:${stmt.line} uses ${name}: remove that use by hand`);
@@ -179,7 +182,7 @@ export function fixRemovedImport(
       if (before && (lines[last + 1] ?? 'x').trim() === '') drop.add(last + 1);
     }
     // a use left inside a block would fail the same way: that one is for the user
-    const left = lines.findIndex((l, i) => !drop.has(i) && uses.test(l.replace(/#.*$/, '')));
+    const left = lines.findIndex((l, i) => !drop.has(i) && uses.test(codeOf(l)));
     if (left >= 0) throw new FixRefused(`${file}:${left + 1} uses ${name}: remove that use by hand`);
     dropOrphanedImports(stmts, lines, drop, droppedUses);
     write.push({ path: file, content: lines.filter((_l, i) => !drop.has(i)).join('\n') });
@@ -199,32 +202,28 @@ function dropOrphanedImports(
   drop: Set<number>,
   droppedUses: readonly string[],
 ): void {
-  const code = (line: string) => line.replace(/#.*$/, '');
   const imports = stmts.filter((s): s is Stmt & { k: 'import' } => s.k === 'import');
   const importLines = new Set(imports.map((s) => s.line - 1));
+  // the lines that stay, the dropped ones blanked (so line numbers still match importLines)
+  const kept = lines.map((l, i) => (drop.has(i) ? '' : l));
+  type Imported = (typeof imports)[number]['names'][number];
+  const orphaned = (n: Imported) => {
+    const word = new RegExp(`(?<![\\w.])${n.alias ?? n.module.split('.')[0] ?? ''}\\b`);
+    return droppedUses.some((l) => word.test(codeOf(l))) && usesOf(kept, importLines, word) === 0;
+  };
   for (const stmt of imports) {
     const at = stmt.line - 1;
     // one line holding only this statement (`import a; x = 1` keeps its line)
-    if (drop.has(at) || statementEnd(lines, at) !== at || code(lines[at] ?? '').includes(';')) continue;
-    const bound = (n: { module: string; alias: string | undefined }) =>
-      n.alias ?? n.module.split('.')[0] ?? '';
-    const orphaned = (n: { module: string; alias: string | undefined }) => {
-      const word = new RegExp(`(?<![\\w.])${bound(n)}\\b`);
-      return (
-        droppedUses.some((l) => word.test(code(l))) &&
-        !lines.some((l, i) => !drop.has(i) && !importLines.has(i) && word.test(code(l)))
-      );
-    };
-    const kept = stmt.names.filter((n) => !orphaned(n));
-    if (kept.length === stmt.names.length) continue;
-    if (kept.length === 0) {
+    if (drop.has(at) || statementEnd(lines, at) !== at || codeOf(lines[at]).includes(';')) continue;
+    const names = stmt.names.filter((n) => !orphaned(n));
+    if (names.length === stmt.names.length) continue;
+    if (names.length === 0) {
       drop.add(at);
       continue;
     }
     const indent = /^\s*/.exec(lines[at] ?? '')?.[0] ?? '';
-    const comment = /\s+#.*$/.exec(lines[at] ?? '')?.[0] ?? '';
-    const names = kept.map((n) => (n.alias ? `${n.module} as ${n.alias}` : n.module)).join(', ');
-    lines[at] = `${indent}import ${names}${comment}`;
+    const listed = names.map((n) => (n.alias ? `${n.module} as ${n.alias}` : n.module)).join(', ');
+    lines[at] = `${indent}import ${listed}${trailingComment(lines[at])}`;
   }
 }
 
@@ -236,7 +235,7 @@ function replaceOnLine(line: string, from: string, to: string): string | undefin
 
 /** Lines (0-based) of the module that are not import statements and still name `word`. */
 function usesOf(lines: readonly string[], importLines: ReadonlySet<number>, word: RegExp): number {
-  return lines.filter((l, i) => !importLines.has(i) && word.test(l.replace(/#.*$/, ''))).length;
+  return lines.filter((l, i) => !importLines.has(i) && word.test(codeOf(l))).length;
 }
 
 /**
@@ -275,8 +274,7 @@ export function fixPydanticBaseModel(
   const keepsPlainName =
     baseNames.includes('BaseModel') &&
     lines.some(
-      (l, i) =>
-        !importLines.has(i) && !classLines.has(i) && /(?<![\w.])BaseModel\b/.test(l.replace(/#.*$/, '')),
+      (l, i) => !importLines.has(i) && !classLines.has(i) && /(?<![\w.])BaseModel\b/.test(codeOf(l)),
     );
   const target = keepsPlainName ? 'CogBaseModel' : 'BaseModel';
 
