@@ -370,6 +370,14 @@ test('--fix migrates the starter predict.py:Predictor to run.py:Runner, or refus
 });
 
 test('--fix removes an import cog removed, the top-level lines that use it and the imports they alone used', () => {
+  /** `file` holding `source`, as the fix leaves it */
+  const withoutWarning = (source: string, file = 'a.py') =>
+    fixRemovedImport(
+      context({ files: { [file]: source } }),
+      [file],
+      'cog.types',
+      'ExperimentalFeatureWarning',
+    ).write[0]?.content;
   const source = [
     'import warnings',
     'from cog import BaseRunner',
@@ -383,14 +391,8 @@ test('--fix removes an import cog removed, the top-level lines that use it and t
     '        return Path("x")',
     '',
   ].join('\n');
-  const edits = fixRemovedImport(
-    context({ files: { 'run.py': source } }),
-    ['run.py'],
-    'cog.types',
-    'ExperimentalFeatureWarning',
-  );
   assert.equal(
-    edits.write[0]?.content,
+    withoutWarning(source, 'run.py'),
     [
       'from cog import BaseRunner',
       'from cog.types import Path',
@@ -402,14 +404,6 @@ test('--fix removes an import cog removed, the top-level lines that use it and t
       '',
     ].join('\n'),
   );
-  /** a.py holding `source`, as the fix leaves it */
-  const withoutWarning = (source: string) =>
-    fixRemovedImport(
-      context({ files: { 'a.py': source } }),
-      ['a.py'],
-      'cog.types',
-      'ExperimentalFeatureWarning',
-    ).write[0]?.content;
   // an import still used elsewhere stays, one of several names goes alone, one unused before stays
   const shared = [
     'import os, warnings as w  # std',
