@@ -72,7 +72,11 @@ export function extraCaCertificates(env: NodeJS.ProcessEnv): string[] | undefine
  * certificates Node lacks, once.
  */
 export function secureContextWithExtraCa(env: NodeJS.ProcessEnv): SecureContext | undefined {
-  const extra = extraCaCertificates(env);
+  return secureContextWith(extraCaCertificates(env));
+}
+
+/** A TLS context trusting Node's roots plus `extra` (see secureContextWithExtraCa); undefined for none. */
+export function secureContextWith(extra: readonly string[] | undefined): SecureContext | undefined {
   if (extra === undefined) return undefined;
   const context = createSecureContext();
   const native = (context as unknown as { context?: { addCACert?: (pem: string) => void } }).context;

@@ -6,15 +6,15 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { Agent, dispatchRequest } from './http-agent.js';
+import { Agent, connectorWithLazyTls, dispatchRequest } from './http-agent.js';
 import { CogError } from '../errors.js';
-import { secureContextWithExtraCa } from '../extra-ca.js';
+import { extraCaCertificates, secureContextWith } from '../extra-ca.js';
 import { type Challenge, pickChallenge } from './challenge.js';
 import { type ErrorContext, RegistryError, headerValue, redactUrl, responseError } from './errors.js';
 import { type Keychain, type RegistryCredentials, defaultKeychain } from './keychain.js';
 import { type RepositoryRef, apiHost } from './reference.js';
 import { type RetryPolicy, defaultRetryPolicy, withRetry } from './retry.js';
-import { insecureRegistries, isInsecureHost } from './settings.js';
+import { insecureRegistries, isInsecureHost, isLoopbackHost } from './settings.js';
 import { tlsTrustHint } from './tls-trust.js';
 
 /** A request body: bytes, or a function that opens a fresh stream (so the request can be replayed). */
@@ -93,7 +93,9 @@ export class RegistryClient {
     this.retry = options.retry ?? defaultRetryPolicy;
     this.userAgent = options.userAgent ?? 'cog-ts';
     this.ownsDispatcher = options.dispatcher === undefined;
-    const secureContext = options.dispatcher ? undefined : secureContextWithExtraCa(env);
+    // the extra CAs are read now (a bad file fails here, not as a retried connection error); the
+    // TLS context made of them only when the first HTTPS connection is
+    const extraCa = options.dispatcher ? undefined : extraCaCertificates(env);
     this.dispatcher =
       options.dispatcher ??
       new Agent({
@@ -101,7 +103,7 @@ export class RegistryClient {
         pipelining: 1,
         allowH2: false,
         keepAliveTimeout: 30_000,
-        ...(secureContext ? { connect: { secureContext } } : {}),
+        connect: connectorWithLazyTls(() => secureContextWith(extraCa)),
       });
   }
 
@@ -116,7 +118,7 @@ export class RegistryClient {
 
   /**
    * `http(s)://<api host>`: the scheme the /v2/ ping answered on. Before the ping: HTTPS, or plain HTTP
-   * for loopback and the insecure list (where the ping tries HTTPS first, then falls back).
+   * for loopback and the insecure list (see pingRequest for the order the ping tries them in).
    */
   baseUrl(registry: string): string {
     const scheme = this.hosts.get(registry)?.scheme ?? (this.mayUseHttp(registry) ? 'http' : 'https');
@@ -220,16 +222,30 @@ export class RegistryClient {
   }
 
   /**
-   * GET /v2/ over HTTPS and, for loopback and insecure registries where HTTPS fails to connect (refused,
-   * or no TLS there), over plain HTTP; the first that answers fixes the scheme. Answers any HTTP status.
+   * GET /v2/, which carries no credentials, in the order the registry's host allows: a remote registry
+   * over HTTPS, and an insecure one over plain HTTP when HTTPS fails to connect (refused, or no TLS
+   * there); a registry on this machine over plain HTTP first, then HTTPS when that fails or answers 400
+   * (what a TLS port says to plain HTTP): local registries mostly speak plain HTTP, and trying TLS
+   * first cost every command the trust store's set-up and a failed handshake (~60 ms here). The first
+   * scheme that answers is fixed for the requests with credentials after it.
    */
   private async pingRequest(registry: string, signal: AbortSignal | undefined) {
-    const schemes = this.mayUseHttp(registry) ? (['https', 'http'] as const) : (['https'] as const);
+    const host = apiHost(registry);
+    const schemes = !this.mayUseHttp(registry)
+      ? (['https'] as const)
+      : isLoopbackHost(host) || isLoopbackHost(registry)
+        ? (['http', 'https'] as const)
+        : (['https', 'http'] as const);
     for (let i = 0; ; i++) {
       const scheme = schemes[i]!;
-      const url = `${scheme}://${apiHost(registry)}/v2/`;
+      const last = i === schemes.length - 1;
+      const url = `${scheme}://${host}/v2/`;
       try {
         const res = await this.raw(registry, 'GET', url, {}, undefined, signal);
+        if (scheme === 'http' && !last && res.statusCode === 400) {
+          await res.body.dump();
+          continue;
+        }
         this.host(registry).scheme = scheme;
         return { res, url };
       } catch (err) {
@@ -239,7 +255,7 @@ export class RegistryClient {
           err instanceof RegistryError &&
           err.status === undefined &&
           tlsTrustHint(errorCode(err.cause)) === undefined;
-        if (!unreachable || signal?.aborted || i === schemes.length - 1) throw err;
+        if (!unreachable || signal?.aborted || last) throw err;
       }
     }
   }

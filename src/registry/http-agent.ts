@@ -4,8 +4,10 @@
  * agent, none of which we use: ~120 ms of every `cog push`/`inspect`/`login` on this machine (about
  * 45 ms with these two modules). The types are undici's own (undici-parts.d.ts).
  */
-import type { Dispatcher } from 'undici';
+import type { SecureContext } from 'node:tls';
+import type { Dispatcher, buildConnector as BuildConnector } from 'undici';
 import Agent from 'undici/lib/dispatcher/agent.js';
+import buildConnector from 'undici/lib/core/connect.js';
 import apiRequest from 'undici/lib/api/api-request.js';
 import { setV8Flag } from '../v8-flags.js';
 
@@ -29,4 +31,28 @@ export function dispatchRequest(
     origin: parsed.origin,
     path: `${parsed.pathname}${parsed.search}`,
   });
+}
+
+/**
+ * The Agent's connector, setting up TLS only for the first HTTPS connection: the trust store (Node's
+ * roots plus the extra CAs, ~60 ms to build in a CLI run here) is made once, then, and a registry
+ * spoken to over plain HTTP (loopback, the insecure list) never pays for it.
+ */
+export function connectorWithLazyTls(
+  secureContext: () => SecureContext | undefined,
+): BuildConnector.connector {
+  let plain: BuildConnector.connector | undefined;
+  let tls: BuildConnector.connector | undefined;
+  return (options, callback) => {
+    if (options.protocol !== 'https:') {
+      plain ??= buildConnector({});
+      plain(options, callback);
+      return;
+    }
+    if (!tls) {
+      const context = secureContext();
+      tls = buildConnector(context ? { secureContext: context } : {});
+    }
+    tls(options, callback);
+  };
 }

@@ -63,10 +63,16 @@ export function insecureRegistries(env: NodeJS.ProcessEnv): string[] {
     .filter(Boolean);
 }
 
+/** Whether `host` (`host[:port]`) is this machine: localhost, 127.x.x.x or [::1]. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.replace(/:\d+$/, '').toLowerCase();
+  return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
 /** Whether `host` (`host[:port]`) may be spoken to over plain HTTP when HTTPS fails. */
 export function isInsecureHost(host: string, insecure: readonly string[]): boolean {
+  if (isLoopbackHost(host)) return true;
   const name = host.replace(/:\d+$/, '').toLowerCase();
-  if (name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name)) return true;
   return insecure.includes(host.toLowerCase()) || insecure.includes(name);
 }
 

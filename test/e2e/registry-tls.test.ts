@@ -1,5 +1,5 @@
 // `cog push` and `cog inspect` over HTTPS: a registry with a certificate from a private CA, on this
-// machine's non-loopback address (loopback registries are spoken to over plain HTTP). Without trust in
+// machine's non-loopback address (loopback registries are asked over plain HTTP first). Without trust in
 // the CA the push fails naming the certificate problem and SSL_CERT_FILE; with SSL_CERT_FILE it lands,
 // and skopeo (Go's TLS, given the same CA) reads back the same digest.
 import assert from 'node:assert/strict';
@@ -78,7 +78,7 @@ before(async () => {
   await writeFile(join(dir, 'certs', 'ca.crt'), await readFile(join(dir, 'ca.pem')));
   const port = await freePort(ip);
   registry = `${ip}:${port}`;
-  // the same registry on loopback, where cog tries HTTPS before plain HTTP
+  // the same registry on loopback, where cog asks over plain HTTP first, then HTTPS
   loopback = `127.0.0.1:${port}`;
   await writeFile(
     join(dir, 'registry.yml'),
@@ -203,10 +203,14 @@ test(
   },
 );
 
-test('with SSL_CERT_FILE a loopback registry is reached over HTTPS first', { timeout: 120_000 }, async () => {
-  const r = await cogIn(['inspect', `${loopback}/cogts/tls:${run}`, '--remote', '--json'], {
-    SSL_CERT_FILE: join(dir, 'ca.pem'),
-  });
-  assert.equal(r.code, 0, explain(r));
-  assert.ok((JSON.parse(r.stdout) as { labels?: Record<string, string> }).labels?.['run.cog.version']);
-});
+test(
+  'with SSL_CERT_FILE a loopback registry that speaks TLS is reached over HTTPS (after plain HTTP is refused)',
+  { timeout: 120_000 },
+  async () => {
+    const r = await cogIn(['inspect', `${loopback}/cogts/tls:${run}`, '--remote', '--json'], {
+      SSL_CERT_FILE: join(dir, 'ca.pem'),
+    });
+    assert.equal(r.code, 0, explain(r));
+    assert.ok((JSON.parse(r.stdout) as { labels?: Record<string, string> }).labels?.['run.cog.version']);
+  },
+);

@@ -15,6 +15,7 @@ import {
   envKeychain,
   insecureRegistries,
   isInsecureHost,
+  isLoopbackHost,
   isRetryableError,
   isRetryableStatus,
   multiKeychain,
@@ -259,6 +260,9 @@ describe('settings', () => {
       assert.ok(isInsecureHost(h, list), h);
     for (const h of ['r8.im', 'reg.lan:5001', 'registry-1.docker.io', '128.0.0.1:5000'])
       assert.ok(!isInsecureHost(h, list), h);
+    // loopback hosts are asked over plain HTTP first; insecure remote ones over HTTPS first
+    for (const h of ['localhost:5000', '127.0.0.1:5055', '[::1]:80']) assert.ok(isLoopbackHost(h), h);
+    for (const h of ['reg.lan:5000', '128.0.0.1:5000', 'localhost.lan']) assert.ok(!isLoopbackHost(h), h);
   });
   test('env keychain and composition', async () => {
     const env = envKeychain({ COG_REGISTRY_USERNAME: 'u', COG_REGISTRY_PASSWORD: 'p' });
