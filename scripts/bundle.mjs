@@ -1,9 +1,11 @@
 // Bundles the CLI: Node 20 loads one file several times faster than ~200 separate modules (measured:
-// `cog --version` 0.55 s → 0.30 s), which matters for no-op builds. Two bundles:
+// `cog --version` 0.55 s → 0.30 s), which matters for no-op builds. Three bundles:
 //   dist/cog.mjs (+ dist/cog-chunks/): the entry and `cog build`'s up-to-date check, small and ESM; the
 //     registry client it may need is split into a chunk loaded only then;
 //   dist/cog-main.cjs: the whole CLI, CommonJS so that cli/code-cache.ts can load it with a V8 code
-//     cache (Node 20 has none for ES modules); its dynamic imports become lazily run module bodies.
+//     cache (Node 20 has none for ES modules); its dynamic imports become lazily run module bodies;
+//   dist/cog-source.cjs: `cog build`'s source-only answer (cli/source-entry.ts), tried before the
+//     whole CLI is loaded, with its own code cache: no yargs, no BuildKit client.
 // Tests keep using the per-module dist/src/.
 //
 // COG_BUILD_ID, a hash of the compiled code, package.json and the lockfile, tells build records
@@ -78,10 +80,12 @@ await build({
     js: "import { createRequire as __cogRequire } from 'node:module'; const require = __cogRequire(import.meta.url);",
   },
 });
-await build({
-  entryPoints: ['dist/src/cli/main.js'],
+// the CommonJS bundles, each loaded with a V8 code cache: the whole CLI, and `cog build`'s source-only
+// answer (cli/source-entry.ts), which entry.ts tries before loading the whole CLI
+const cjsBundle = (entry, outfile) => ({
+  entryPoints: [entry],
   define: { COG_BUILD_ID: JSON.stringify(id), 'import.meta.url': '__cogModuleUrl' },
-  outfile: 'dist/cog-main.cjs',
+  outfile,
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -95,3 +99,5 @@ await build({
   plugins: [lazyStringWidth],
   banner: { js: "var __cogModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+await build(cjsBundle('dist/src/cli/main.js', 'dist/cog-main.cjs'));
+await build(cjsBundle('dist/src/cli/source-entry.js', 'dist/cog-source.cjs'));

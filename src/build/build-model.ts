@@ -14,13 +14,14 @@ import {
 import type { Session } from '../buildkit/session.js';
 import type { SolveOptions } from '../buildkit/solve.js';
 import { image, normalizeImageRef } from '../llb/index.js';
-import { compilePlan } from '../plan/compile.js';
 import { compileOnDockerfile } from '../plan/compile-dockerfile.js';
 import { distroPython } from '../plan/distro.js';
-import { planBuild } from '../plan/plan.js';
 import type { PlanInput } from '../plan/types.js';
 import { type SmokeOptions, type SmokeReport, smokeTest } from '../runtime/smoke.js';
 import { CogError } from '../errors.js';
+import { freezeLabels } from './freeze-labels.js';
+import { type ResolvedBase, compileOnBase } from './resolved-base.js';
+import { belowSourceKey } from './source-image.js';
 import {
   cogBaseFallbackWarning,
   cogBaseLabels,
@@ -131,17 +132,22 @@ export async function compileAgainstBase(
   sharedKeyHint: string,
   warn: (message: string) => void,
 ) {
-  const { input, base } = await chooseBase(gw, requested, warn);
-  const baseRef = normalizeImageRef(input.baseImage);
+  const chosen = await chooseBase(gw, requested, warn);
+  const { input } = chosen;
   let cudaPython: PlanInput['cudaPython'] = input.cudaPython;
   if (input.baseKind === 'cuda' && cudaPython === undefined) {
-    const pinned = `${baseRef}@${base.digest}`;
+    const pinned = `${normalizeImageRef(input.baseImage)}@${chosen.base.digest}`;
     cudaPython =
       distroPython(await osRelease(gw, pinned)) === majorMinor(input.pythonVersion) ? 'distro' : 'uv';
   }
-  const plan = planBuild({ ...input, ...(cudaPython ? { cudaPython } : {}) });
-  const compiled = compilePlan(plan, { baseConfig: base.config, baseDigest: base.digest, sharedKeyHint });
-  return { plan, compiled };
+  const base: ResolvedBase = {
+    image: input.baseImage,
+    digest: chosen.base.digest,
+    config: chosen.base.config,
+    onCogBase: input.baseKind === 'cog-base',
+    ...(cudaPython ? { cudaPython } : {}),
+  };
+  return { ...compileOnBase(input, base, sharedKeyHint), base };
 }
 
 /** The frontend's options for the user's Dockerfile; the context is the project, as upstream. */
@@ -192,6 +198,11 @@ export interface BuiltImage {
   readonly ref: string;
   readonly config: OciImageConfig;
   readonly smoke?: SmokeReport;
+  /**
+   * the key of everything below the image's source layer and the base it was planned on, when the
+   * source is the top layer and nothing below it reads client files (see build/source-image.ts)
+   */
+  readonly below?: { readonly key: string; readonly base: ResolvedBase };
 }
 
 /**
@@ -229,9 +240,17 @@ export function platformsNotRun(requested: readonly Platform[], workers: readonl
 
 /** Compiles, solves and (when asked) smoke-tests the image of one platform. */
 async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelOptions): Promise<BuiltImage> {
-  const compiled = options.dockerfile
-    ? await compileDockerfile(gw, input, options.dockerfile.filename, options.noCache === true)
-    : (await compileAgainstBase(gw, input, options.sharedKeyHint, options.warn)).compiled;
+  const planned = options.dockerfile
+    ? undefined
+    : await compileAgainstBase(gw, input, options.sharedKeyHint, options.warn);
+  const compiled =
+    planned?.compiled ??
+    (await compileDockerfile(
+      gw,
+      input,
+      options.dockerfile?.filename ?? 'Dockerfile',
+      options.noCache === true,
+    ));
   const platform = {
     OS: compiled.config.os ?? 'linux',
     Architecture: compiled.config.architecture ?? 'amd64',
@@ -263,7 +282,14 @@ async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelO
     checkSmoke(smoke, options.smoke.input !== undefined);
   }
   const built = input.platform ?? { os: 'linux', architecture: 'amd64' };
-  return { platform: built, ref: imageId, config, ...(smoke ? { smoke } : {}) };
+  const belowSource = planned?.compiled.belowSource && belowSourceKey(planned.compiled.belowSource, platform);
+  return {
+    platform: built,
+    ref: imageId,
+    config,
+    ...(smoke ? { smoke } : {}),
+    ...(planned && belowSource ? { below: { key: belowSource, base: planned.base } } : {}),
+  };
 }
 
 export async function buildModel(client: BuildkitClient, options: BuildModelOptions): Promise<BuiltModel> {
@@ -328,14 +354,4 @@ export function checkSmoke(report: SmokeReport, predicted: boolean): void {
       },
     );
   }
-}
-
-/**
- * run.cog.pip_freeze, and run.cog.version from the cog SDK actually installed (what consumers of the
- * label compare against SDK features); the planner's value (cog-ts's own version) stays when cog is
- * not a plain `cog==X` line, e.g. installed from a URL.
- */
-export function freezeLabels(pipFreeze: string): Record<string, string> {
-  const sdk = /^cog==(\S+)$/m.exec(pipFreeze)?.[1];
-  return { 'run.cog.pip_freeze': pipFreeze, ...(sdk ? { 'run.cog.version': sdk } : {}) };
 }

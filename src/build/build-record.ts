@@ -121,6 +121,15 @@ export function recordsDir(env: Readonly<Record<string, string | undefined>>): s
 
 /** The record stored under `key`, or undefined (none, unreadable, another format). */
 export function readRecord(dir: string, key: string): BuildRecord | undefined {
+  return readRecordFile<BuildRecord>(dir, key, recordFormat);
+}
+
+/** The JSON record `key` in `dir` when it has `format`, else undefined (none, unreadable, another format). */
+export function readRecordFile<T extends { readonly key: string; readonly format: number }>(
+  dir: string,
+  key: string,
+  format: number,
+): T | undefined {
   let text: string;
   try {
     text = readFileSync(join(dir, `${key}.json`), 'utf8');
@@ -128,8 +137,8 @@ export function readRecord(dir: string, key: string): BuildRecord | undefined {
     return undefined;
   }
   try {
-    const record = JSON.parse(text) as BuildRecord;
-    return record.format === recordFormat && record.key === key ? record : undefined;
+    const record = JSON.parse(text) as T;
+    return record.format === format && record.key === key ? record : undefined;
   } catch {
     return undefined;
   }
@@ -142,7 +151,7 @@ export const maxRecords = 200;
  * Stores a record atomically (a concurrent reader sees the old record or the new one), and removes
  * the least recently written records beyond `maxRecords`.
  */
-export function writeRecord(dir: string, record: BuildRecord, keep = maxRecords): void {
+export function writeRecord(dir: string, record: { readonly key: string }, keep = maxRecords): void {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${record.key}.json`);
   const temp = `${file}.${process.pid}.tmp`;

@@ -1,6 +1,7 @@
 /** Facts a build reads from the host: the extra CA certificate and the project's git revision. */
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
 import { commandOutput } from '../command-output.js';
 
@@ -73,12 +74,30 @@ async function git(cwd: string, args: string[]): Promise<string | undefined> {
   return (await commandOutput('git', args, { cwd }))?.stdout.trim();
 }
 
-/** org.opencontainers.image.revision/version: from GitHub Actions' env, else git, else nothing. */
+/**
+ * Whether git could find a repository for `dir`: GIT_DIR is set, or `.git` (a directory, or the file
+ * of a linked worktree or submodule) is in `dir` or above it. When not, git would only fail.
+ */
+export function inGitWorktree(dir: string, env: NodeJS.ProcessEnv): boolean {
+  if (env.GIT_DIR) return true;
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    if (existsSync(join(d, '.git'))) return true;
+    if (dirname(d) === d) return false;
+  }
+}
+
+/**
+ * org.opencontainers.image.revision/version: from GitHub Actions' env, else git (both asked at once;
+ * not at all outside a repository), else nothing.
+ */
 export async function gitLabels(
   projectDir: string,
   env: NodeJS.ProcessEnv,
 ): Promise<{ revision?: string; version?: string }> {
-  const revision = env.GITHUB_SHA || (await git(projectDir, ['rev-parse', 'HEAD']));
-  const version = env.GITHUB_REF_NAME || (await git(projectDir, ['describe', '--tags', '--dirty']));
+  const inRepo = inGitWorktree(projectDir, env);
+  const [revision, version] = await Promise.all([
+    env.GITHUB_SHA || (inRepo ? git(projectDir, ['rev-parse', 'HEAD']) : undefined),
+    env.GITHUB_REF_NAME || (inRepo ? git(projectDir, ['describe', '--tags', '--dirty']) : undefined),
+  ]);
   return { ...(revision ? { revision } : {}), ...(version ? { version } : {}) };
 }

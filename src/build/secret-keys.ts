@@ -6,7 +6,7 @@
  * key is slow to guess a weak secret from, since it sits in the build graph that goes to the daemon.
  */
 import { scrypt } from 'node:crypto';
-import { type SecretSource, readSecret } from '../buildkit/secrets.js';
+import { type SecretSource, readSecret } from '../buildkit/secret-flags.js';
 import { CogError } from '../errors.js';
 
 /** Fixed, so that keys agree across machines; changing it re-runs every step with secrets once. */

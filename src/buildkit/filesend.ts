@@ -35,6 +35,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { fsutil_types_Packet, fsutil_types_Stat, moby_buildkit_v1_Exporter } from '../gen/types.js';
 import { codec } from '../proto/schema.js';
 import type { SessionService } from './session.js';
+import { type EntryType, fromGoMode } from './go-mode.js';
 
 const PACKET_STAT = 0;
 const PACKET_REQ = 1;
@@ -57,39 +58,6 @@ function messages(call: RawStream): AsyncIterable<Buffer> {
 
 // ---------------------------------------------------------------------------------------------------
 // Pure helpers
-
-/** Go's os.FileMode bits, as fsutil puts them on the wire. */
-const goMode = {
-  dir: 0x80000000,
-  symlink: 0x08000000,
-  device: 0x04000000,
-  namedPipe: 0x02000000,
-  socket: 0x01000000,
-  setuid: 0x00800000,
-  setgid: 0x00400000,
-  charDevice: 0x00200000,
-  sticky: 0x00100000,
-  irregular: 0x00080000,
-};
-
-export type EntryType =
-  'file' | 'dir' | 'symlink' | 'blockDevice' | 'charDevice' | 'namedPipe' | 'socket' | 'irregular';
-
-/** Splits a Go os.FileMode into the entry type and the POSIX permission bits (0o7777) for chmod. */
-export function fromGoMode(mode: number): { type: EntryType; perm: number } {
-  let perm = mode & 0o777;
-  if (mode & goMode.setuid) perm |= 0o4000;
-  if (mode & goMode.setgid) perm |= 0o2000;
-  if (mode & goMode.sticky) perm |= 0o1000;
-  let type: EntryType = 'file';
-  if (mode & goMode.dir) type = 'dir';
-  else if (mode & goMode.symlink) type = 'symlink';
-  else if (mode & goMode.device) type = mode & goMode.charDevice ? 'charDevice' : 'blockDevice';
-  else if (mode & goMode.namedPipe) type = 'namedPipe';
-  else if (mode & goMode.socket) type = 'socket';
-  else if (mode & goMode.irregular) type = 'irregular';
-  return { type, perm };
-}
 
 /**
  * Checks a path received from the daemon: relative, '/'-separated, clean (no empty, `.` or `..`

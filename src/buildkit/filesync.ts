@@ -19,24 +19,13 @@ import type { fsutil_types_Packet, fsutil_types_Stat } from '../gen/types.js';
 import { BufferPool, encodeAroundPayload, varintField } from './buffer-pool.js';
 import { type ContextFilter, type DirFilterState, byteOrder, contextFilter } from './patterns.js';
 import type { SessionService } from './session.js';
+import { toGoMode } from './go-mode.js';
 
 const PACKET_STAT = 0;
 const PACKET_REQ = 1;
 const PACKET_DATA = 2;
 const PACKET_FIN = 3;
 const PACKET_ERR = 4;
-
-/** Go's os.FileMode type bits, which fsutil puts on the wire instead of POSIX st_mode. */
-const goMode = {
-  dir: 0x80000000,
-  symlink: 0x08000000,
-  device: 0x04000000,
-  namedPipe: 0x02000000,
-  setuid: 0x00800000,
-  setgid: 0x00400000,
-  charDevice: 0x00200000,
-  sticky: 0x00100000,
-};
 
 /** Bytes per DATA packet. */
 const chunkSize = 128 * 1024;
@@ -58,32 +47,6 @@ export interface ContextEntry {
   readonly stat: fsutil_types_Stat;
   /** absolute path, for regular files (hardlinks included) only */
   readonly file?: string;
-}
-
-function toGoMode(st: { mode: bigint }): number {
-  const mode = Number(st.mode);
-  let out = mode & 0o777;
-  if (mode & 0o4000) out |= goMode.setuid;
-  if (mode & 0o2000) out |= goMode.setgid;
-  if (mode & 0o1000) out |= goMode.sticky;
-  switch (mode & 0o170000) {
-    case 0o040000:
-      out |= goMode.dir;
-      break;
-    case 0o120000:
-      out |= goMode.symlink;
-      break;
-    case 0o020000:
-      out |= goMode.device | goMode.charDevice;
-      break;
-    case 0o060000:
-      out |= goMode.device;
-      break;
-    case 0o010000:
-      out |= goMode.namedPipe;
-      break;
-  }
-  return out >>> 0;
 }
 
 function isNotFound(err: unknown): boolean {

@@ -2,54 +2,12 @@
  * The session's Secrets service: build secrets by id, read from a file or an environment variable when
  * the daemon asks. Values never enter the LLB, the image or any message we print.
  */
-import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { moby_buildkit_secrets_v1_GetSecretRequest } from '../gen/types.js';
-import { CogError } from '../errors.js';
+import { type SecretSource, readSecret } from './secret-flags.js';
 import type { SessionService } from './session.js';
 
-export type SecretSource = { readonly file: string } | { readonly env: string };
-
-/** Parses a `--secret` value like buildx: `id=NAME,src=PATH` or `id=NAME,env=VAR` (type=file|env). */
-export function parseSecretFlag(value: string): [string, SecretSource] {
-  const fields = new Map(
-    value.split(',').map((part) => {
-      const eq = part.indexOf('=');
-      return eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
-    }),
-  );
-  const id = fields.get('id');
-  const src = fields.get('src') ?? fields.get('source');
-  const env = fields.get('env');
-  if (!id)
-    throw new CogError(`--secret "${value}" has no id`, {
-      hint: 'write it as id=NAME,src=PATH or id=NAME,env=VAR',
-    });
-  if (src && env) throw new CogError(`--secret ${id}: give src or env, not both`);
-  if (fields.get('type') === 'env' || env) return [id, { env: env ?? src ?? id }];
-  return [id, { file: src ?? id }];
-}
-
-/** A secret's bytes, from its file or environment variable. */
-export async function readSecret(
-  id: string,
-  source: SecretSource,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Uint8Array> {
-  if ('env' in source) {
-    const value = env[source.env];
-    if (value === undefined) throw new Error(`secret ${id}: environment variable ${source.env} is not set`);
-    return Buffer.from(value);
-  }
-  try {
-    return await readFile(source.file);
-  } catch (err) {
-    throw new Error(
-      `secret ${id}: cannot read ${source.file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-}
-
+/** The Secrets service for the session: each secret by id, read when the daemon asks. */
 export function secretsService(
   secrets: Readonly<Record<string, SecretSource>>,
   env: NodeJS.ProcessEnv = process.env,

@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { CogError } from '../errors.js';
-import type { BuildArgs } from './build.js';
+import type { BuildArgs } from './prepare-build.js';
 
 export type Platform = { os: 'linux'; architecture: 'amd64' | 'arm64' };
 

@@ -17,9 +17,11 @@ import {
 } from '../build/build-record.js';
 import { caCertPath, schemaOverride } from '../build/host-facts.js';
 import { packageRoot } from '../package-root.js';
-import type { BuildArgs, PreparedBuild } from './build.js';
+import type { BuildArgs, PreparedBuild } from './prepare-build.js';
 import type { CommandIo } from './debug-solve.js';
 import { buildRecordKey } from './up-to-date.js';
+import type { ProbeTarget } from '../registry/open-probe.js';
+import { probeTargetFor } from '../registry/probe-target.js';
 
 export interface Recording {
   readonly key: string;
@@ -107,4 +109,15 @@ export function finishRecording(
   } catch {
     // a cache directory we cannot write is no reason to fail a build that succeeded
   }
+}
+
+/** The record of a push, with the target of the up-to-date check's probe where it may ask. */
+export function pushedOutput(imageName: string, env: NodeJS.ProcessEnv): RecordedOutput {
+  let probe: ProbeTarget | undefined;
+  try {
+    probe = probeTargetFor(imageName, env);
+  } catch {
+    probe = undefined; // the check then asks with the full client
+  }
+  return { kind: 'push', ref: imageName, ...(probe ? { probe } : {}) };
 }

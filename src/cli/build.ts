@@ -2,244 +2,29 @@
  * `cog build`: cog.yaml → plan → LLB → BuildKit, then the image goes to the local image store, a
  * registry (--push) or a tarball (--output). No Docker daemon anywhere.
  */
-import { readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
-import type { TlsFlags } from '../buildkit/tls.js';
+import { writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
 import { fileSyncService } from '../buildkit/filesync.js';
 import { contentService, exportStoreId } from '../buildkit/content-store.js';
 import { localCaches } from '../buildkit/local-cache.js';
-import { readDockerignore } from '../buildkit/patterns.js';
-import { type SecretSource, parseSecretFlag, secretsService } from '../buildkit/secrets.js';
+import { secretsService } from '../buildkit/secrets.js';
 import type { SessionService } from '../buildkit/session.js';
 import { buildModel, platformId } from '../build/build-model.js';
-import {
-  checkBaseImageFlags,
-  chooseCogBase,
-  cogBasePatchWarning,
-  isCogBaseProbe,
-} from '../build/cog-base.js';
-import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
-import { planInputFor } from '../build/plan-input.js';
-import { secretKeysFor } from '../build/secret-keys.js';
-import { findProjectWeights } from '../build/project-listing.js';
-import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
-import { defaultImageName } from '../config/reference.js';
+import { isCogBaseProbe } from '../build/cog-base.js';
 import { CogError } from '../errors.js';
 import { type Descriptor, ImageStore, imageStoreDir } from '../image/store.js';
 import { wheelContext } from '../plan/plan.js';
-import type { PlanInput } from '../plan/types.js';
-import { type WeightsSplit, weightPaths, weightSizeThreshold } from '../plan/weights.js';
-import { SchemaError, generateOpenApiSchema } from '../schema/index.js';
-import { cogVersion } from '../version.js';
 import type { SmokeOptions } from '../runtime/smoke.js';
 import type { CommandIo } from './debug-solve.js';
 import { parseOutputFlag } from './output-flag.js';
-import { type Platform, findDockerfile, parsePlatforms } from './build-flags.js';
 import { withBuildkit } from './buildkit-command.js';
-import { finishRecording, fingerprintBuild, startRecording } from './build-recording.js';
+import { type BuildArgs, prepareBuild, warningLine } from './prepare-build.js';
+import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
 import { builtLine } from './up-to-date.js';
+import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
+import { collectStoreGarbage } from './store-garbage.js';
 import type { RecordedOutput } from '../build/build-record.js';
-import type { ProbeTarget } from '../registry/open-probe.js';
-import { probeTargetFor } from '../registry/probe-target.js';
-
-export interface BuildArgs {
-  readonly file: string;
-  readonly tag: string | undefined;
-  readonly push: boolean;
-  readonly outputs: readonly string[];
-  readonly secrets: readonly string[];
-  readonly noCache: boolean;
-  readonly progress: string | undefined;
-  readonly openapiSchema: string | undefined;
-  /** hidden --skip-schema-validation: no schema at all (no label, no /src/.cog file), as upstream */
-  readonly skipSchema?: boolean;
-  /** a predictor the schema cannot be read from: fail (default), or warn and go on without a schema */
-  readonly schemaFailure?: 'fail' | 'warn';
-  /** --use-cuda-base-image; undefined when not given (auto) */
-  readonly useCudaBaseImage: string | undefined;
-  /** --use-cog-base-image; undefined when not given (auto: use a cog-base image when one resolves) */
-  readonly useCogBaseImage: boolean | undefined;
-  readonly precompile: boolean;
-  readonly strip: boolean;
-  readonly smokeTest: boolean;
-  readonly cacheFrom: readonly string[];
-  readonly cacheTo: readonly string[];
-  readonly timestamp: number | undefined;
-  readonly metadataFile: string | undefined;
-  /** linux/amd64 (default) or linux/arm64 (CPU models) */
-  readonly platform: string | undefined;
-  /** buildctl-style TLS flags for a tcp:// BUILDKIT_HOST */
-  readonly tls?: TlsFlags;
-  /** copy the weight files (see src/plan/weights.ts) in an image layer of their own */
-  readonly separateWeights?: boolean;
-  /** labels for the image config on top of cog's own (`cog push` adds run.cog.push_id) */
-  readonly extraLabels?: Readonly<Record<string, string>>;
-  /** --pull: solve even when a build record says nothing changed (the record is not written either) */
-  readonly pull?: boolean;
-  /** hidden --dockerfile: build this Dockerfile (context: the project) instead of the plan */
-  readonly dockerfile?: string | undefined;
-  /** `cog build`'s arguments as typed: the key of the build record this build writes (none without) */
-  readonly recordArgv?: readonly string[];
-}
-
-export interface PreparedBuild {
-  readonly loaded: LoadedConfig;
-  /** the plan input of the first platform */
-  readonly input: PlanInput;
-  /** --platform: what to build for, in order; more than one makes a multi-platform image */
-  readonly platforms: readonly Platform[];
-  readonly imageName: string;
-  /** the --secret flags, by id, for the session's secrets service */
-  readonly secrets: Readonly<Record<string, SecretSource>>;
-  /** the project's git revision/version as the labels have them */
-  readonly git: { readonly revision?: string; readonly version?: string };
-  /** --dockerfile: the Dockerfile's directory (served as `dockerfile`) and name */
-  readonly dockerfile?: { readonly path: string; readonly dir: string; readonly filename: string };
-}
-
-async function schemaFor(
-  loaded: LoadedConfig,
-  args: {
-    openapiSchema: string | undefined;
-    skipSchema?: boolean | undefined;
-    schemaFailure?: 'fail' | 'warn';
-  },
-  env: NodeJS.ProcessEnv,
-  warn: (message: string) => void,
-) {
-  const override = schemaOverride(args.openapiSchema, env);
-  // upstream's order: a given schema file wins over skipping
-  if (!override && args.skipSchema) return undefined;
-  if (override) {
-    try {
-      return JSON.stringify(JSON.parse(await readFile(override.path, 'utf8')));
-    } catch (err) {
-      throw new CogError(`${override.named}: not a readable JSON file (${(err as Error).message})`, {
-        hint: 'give the path of an OpenAPI schema in JSON, or leave it out to generate the schema',
-      });
-    }
-  }
-  const { predict, train } = loaded.completed;
-  if (!predict && !train) return undefined;
-  try {
-    const schema = await generateOpenApiSchema({
-      projectDir: loaded.projectDir,
-      ...(predict ? { predict } : {}),
-      ...(train ? { train } : {}),
-      cogVersion: cogVersion(),
-    });
-    return JSON.stringify(schema);
-  } catch (err) {
-    if (args.schemaFailure !== 'warn' || !(err instanceof SchemaError)) throw err;
-    warn(`no OpenAPI schema: ${err.message}; going on without one`);
-    return undefined;
-  }
-}
-
-/** How a warning is printed. */
-export const warningLine = (message: string) => `cog: warning: ${message}\n`;
-
-/** prepareBuild's settings when a command has no build flags of its own (predict, debug). */
-export const defaultBuildSettings = {
-  file: 'cog.yaml',
-  tag: undefined,
-  openapiSchema: undefined,
-  useCudaBaseImage: undefined,
-  useCogBaseImage: undefined,
-  precompile: false,
-  strip: false,
-  platform: undefined,
-  timestamp: undefined,
-} as const;
-
-/** What --separate-weights found, for stderr. */
-export function weightsNote(weights: WeightsSplit): string {
-  const paths = weightPaths(weights);
-  if (paths.length === 0)
-    return `cog: --separate-weights: no weight files of ${weightSizeThreshold / 2 ** 20} MiB or more; the weights stay in the source layer\n`;
-  return `cog: --separate-weights: ${paths.join(', ')} go to /src in a layer of their own\n`;
-}
-
-/** Loads cog.yaml and everything the plan needs from disk; shared by build, push and debug. */
-export async function prepareBuild(
-  args: Pick<
-    BuildArgs,
-    | 'platform'
-    | 'timestamp'
-    | 'file'
-    | 'tag'
-    | 'openapiSchema'
-    | 'skipSchema'
-    | 'schemaFailure'
-    | 'useCudaBaseImage'
-    | 'useCogBaseImage'
-    | 'precompile'
-    | 'strip'
-    | 'separateWeights'
-    | 'extraLabels'
-    | 'dockerfile'
-  > & {
-    /** --secret values: build.run steps that mount one are keyed by its content */
-    readonly secrets?: readonly string[];
-  },
-  io: CommandIo,
-  cwd: string,
-  /** prints a warning (default: `cog: warning: MESSAGE` on stderr) */
-  warn: (message: string) => void = (message) => io.stderr.write(warningLine(message)),
-): Promise<PreparedBuild> {
-  const baseFlags = { useCogBaseImage: args.useCogBaseImage, useCudaBaseImage: args.useCudaBaseImage };
-  checkBaseImageFlags(baseFlags);
-  const dockerfile = args.dockerfile !== undefined ? await findDockerfile(args, cwd) : undefined;
-  const platforms = parsePlatforms(args.platform);
-  const [platform = { os: 'linux', architecture: 'amd64' }] = platforms;
-  const loaded = loadConfig({ cwd, file: args.file, env: io.env });
-  if (platforms.some((p) => p.architecture !== 'amd64') && loaded.completed.gpu) {
-    throw new CogError(`--platform ${args.platform}: GPU models build for linux/amd64 only`, {
-      hint: 'drop --platform, or set build.gpu: false for a CPU image',
-    });
-  }
-  for (const warning of loaded.warnings) warn(formatIssue(warning));
-  // a Dockerfile names its own base image
-  const cogBase = dockerfile ? undefined : chooseCogBase(loaded.completed, baseFlags, io.env);
-  const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
-  if (patchNote) warn(patchNote);
-  const secrets: Record<string, SecretSource> = Object.fromEntries((args.secrets ?? []).map(parseSecretFlag));
-  const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
-  const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
-    schemaFor(loaded, args, io.env, warn),
-    readCaCert(io.env),
-    readDockerignore(loaded.projectDir),
-    gitLabels(loaded.projectDir, io.env),
-    secretKeysFor(secrets, mountedSecrets, io.env),
-  ]);
-  const weights = args.separateWeights
-    ? await findProjectWeights(loaded.projectDir, ['.cog', ...sourceExclude])
-    : undefined;
-  if (weights) io.stderr.write(weightsNote(weights));
-  const input = planInputFor(loaded.completed, {
-    cogVersion: cogVersion(),
-    sourceExclude,
-    ...(caCert ? { caCert } : {}),
-    ...(openapiSchema ? { openapiSchema } : {}),
-    ...git,
-    useCudaBaseImage: args.useCudaBaseImage !== 'false',
-    ...(cogBase ? { cogBase } : {}),
-    precompile: args.precompile,
-    strip: args.strip,
-    platform,
-    ...(args.timestamp !== undefined ? { sourceDateEpoch: args.timestamp } : {}),
-    ...(weights ? { weights } : {}),
-    ...(args.extraLabels ? { extraLabels: args.extraLabels } : {}),
-    ...(Object.keys(secretKeys).length > 0 ? { secretKeys } : {}),
-  });
-  const imageName =
-    args.tag ??
-    loaded.completed.image ??
-    loaded.completed.model ??
-    defaultImageName(basename(loaded.projectDir));
-  return { loaded, input, platforms, imageName, secrets, git, ...(dockerfile ? { dockerfile } : {}) };
-}
 
 function cacheEntry(flag: string, value: string) {
   const attrs: Record<string, string> = {};
@@ -287,17 +72,6 @@ function exportedManifest(response: Readonly<Record<string, string>>): Descripto
   return JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Descriptor;
 }
 
-/** The record of a push, with the target of the up-to-date check's probe where it may ask. */
-function pushedOutput(imageName: string, env: NodeJS.ProcessEnv): RecordedOutput {
-  let probe: ProbeTarget | undefined;
-  try {
-    probe = probeTargetFor(imageName, env);
-  } catch {
-    probe = undefined; // the check then asks with the full client
-  }
-  return { kind: 'push', ref: imageName, ...(probe ? { probe } : {}) };
-}
-
 export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   await buildImage(args, io, cwd);
 }
@@ -339,6 +113,20 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     );
   const store = new ImageStore(imageStoreDir(io.env));
   const toStore = specs.length === 0;
+  const sharedKeyHint = `cog:${loaded.projectDir}`;
+  const sourceOnly = recording && sourceOnlyAllowed(args, prepared) ? recording : undefined;
+  if (sourceOnly) {
+    const answered = await buildSourceOnly({
+      recording: sourceOnly,
+      recordInputs,
+      prepared,
+      sharedKeyHint,
+      store,
+      toStore,
+      io,
+    });
+    if (answered) return answered;
+  }
   // into the store blob by blob: the daemon writes only the blobs the store lacks
   if (toStore) specs.push({ type: 'oci-store', attrs: { name: imageName } });
   const timestampAttrs =
@@ -375,7 +163,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         progress: args.progress,
         tls: args.tls,
         services,
-        sharedKey: `cog:${loaded.projectDir}`,
+        sharedKey: sharedKeyHint,
         // a cog-base probe that fails is a fallback with a warning, not a failed step
         hideSteps: isCogBaseProbe,
       },
@@ -387,7 +175,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
           exporters: exports.exporters,
           cacheImports: caches.imports,
           cacheExports: caches.exports,
-          sharedKeyHint: `cog:${loaded.projectDir}`,
+          sharedKeyHint,
           warn,
           noCache: args.noCache,
           signal,
@@ -428,22 +216,10 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         : undefined;
     if (recording && recordInputs && output)
       finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
+    if (sourceOnly && output) await recordSourceImage(args, sourceOnly, prepared, built, output, store, io);
     io.stderr.write(builtLine(imageName, digest, output));
     return { imageName, digest, storeDir: toStore ? store.root : undefined };
   } finally {
     await lease?.release();
-  }
-}
-
-/**
- * After a name moved to a new image, the blobs nothing names any more leave the store (a rebuilt
- * project would otherwise keep every earlier source layer). A failure only warns: the image is built.
- */
-async function collectStoreGarbage(store: ImageStore, stderr: NodeJS.WritableStream): Promise<void> {
-  try {
-    await store.collectGarbage();
-  } catch (err) {
-    const reason = (err as Error).message;
-    stderr.write(warningLine(`could not remove unused blobs from the image store ${store.root}: ${reason}`));
   }
 }

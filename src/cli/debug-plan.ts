@@ -9,7 +9,7 @@ import type { BuildPlan, PlanStep } from '../plan/types.js';
 import { weightPaths } from '../plan/weights.js';
 import { codec } from '../proto/schema.js';
 import { withoutCogBase } from '../build/cog-base.js';
-import { defaultBuildSettings, prepareBuild } from './build.js';
+import { defaultBuildSettings, prepareBuild } from './prepare-build.js';
 import type { CommandIo } from './debug-solve.js';
 
 export interface DebugPlanArgs {

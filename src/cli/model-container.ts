@@ -23,7 +23,7 @@ import { resolveModelImage } from '../runtime/run-model.js';
 import { configEnvEntries } from '../plan/compile.js';
 import { wheelContext } from '../plan/plan.js';
 import { CogError } from '../errors.js';
-import { defaultBuildSettings, prepareBuild } from './build.js';
+import { defaultBuildSettings, prepareBuild } from './prepare-build.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
 

@@ -25,7 +25,7 @@ import { localImages } from '../runtime/local-images.js';
 import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
 import type { SmokeReport } from '../runtime/smoke.js';
-import { defaultBuildSettings, prepareBuild } from './build.js';
+import { defaultBuildSettings, prepareBuild } from './prepare-build.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
 

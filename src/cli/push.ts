@@ -39,7 +39,8 @@ import {
   checkBundleDestination,
   resolveModelRef,
 } from '../registry/model-ref.js';
-import { type BuildArgs, type BuildOutcome, buildImage } from './build.js';
+import { type BuildOutcome, buildImage } from './build.js';
+import type { BuildArgs } from './prepare-build.js';
 import { parsePlatform } from './build-flags.js';
 import type { CommandIo } from './debug-solve.js';
 import { InterruptedError, withInterrupt } from './interrupt.js';

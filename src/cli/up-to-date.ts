@@ -11,7 +11,7 @@
  * not answer (credentials or TLS wanted) and for every other registry.
  */
 import { existsSync, realpathSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   type BuildRecord,
   type RecordedOutput,
@@ -21,6 +21,7 @@ import {
   recordsDir,
 } from '../build/build-record.js';
 import { gitLabels } from '../build/host-facts.js';
+import { sourceRecordsDir } from '../build/source-record.js';
 import { ImageStore } from '../image/store.js';
 import { probeManifest } from '../registry/open-probe.js';
 import type { CommandIo } from './debug-solve.js';
@@ -47,21 +48,10 @@ export function buildRecordKey(
   return recordKey({ buildId, cwd: realpathSync(cwd), argv, env });
 }
 
-function inGitWorktree(dir: string, env: NodeJS.ProcessEnv): boolean {
-  if (env.GIT_DIR) return true;
-  for (let d = dir; ; d = dirname(d)) {
-    if (existsSync(join(d, '.git'))) return true;
-    if (dirname(d) === d) return false;
-  }
-}
-
 async function gitUnchanged(record: BuildRecord, env: NodeJS.ProcessEnv): Promise<boolean> {
   const project = record.inputs.find((i) => i.project)?.path;
   if (!project) return false;
   const recorded = record.git;
-  if (!recorded.revision && !recorded.version && !env.GITHUB_SHA && !env.GITHUB_REF_NAME) {
-    if (!inGitWorktree(project, env)) return true;
-  }
   const now = await gitLabels(project, env);
   return now.revision === recorded.revision && now.version === recorded.version;
 }
@@ -156,6 +146,17 @@ export function buildEnvironment(argv: readonly string[], env: NodeJS.ProcessEnv
     else if (arg.startsWith('--registry=')) registry = arg.slice('--registry='.length);
   }
   return registry ? { ...env, COG_REGISTRY_HOST: registry } : env;
+}
+
+/** Whether `cog build ARGV` has a source record (see cli/source-entry.ts): one `existsSync`. */
+export function hasSourceRecord(argv: readonly string[], cwd: string, env: NodeJS.ProcessEnv): boolean {
+  try {
+    const withRegistry = buildEnvironment(argv, env);
+    const key = buildRecordKey(argv, cwd, withRegistry);
+    return key !== undefined && existsSync(join(sourceRecordsDir(withRegistry), `${key}.json`));
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
  * content store "export" (see buildkit/content-store.ts), which hashes and verifies each blob before
  * renaming it into place and skips blobs already here; `tag` then files the manifest under its name.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -87,6 +87,29 @@ export class ImageStore {
 
   async readBlob(digest: string): Promise<Buffer> {
     return readFile(blobPath(this.root, digest));
+  }
+
+  /** A new path for a blob being written, on the store's filesystem (see `commitBlob`). */
+  async stagingPath(): Promise<string> {
+    await this.ensureLayout();
+    const dir = join(this.root, 'ingest');
+    await mkdir(dir, { recursive: true });
+    return join(dir, `cog-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+  }
+
+  /** Moves the finished blob at `staged` (from `stagingPath`, whose digest the writer computed) in place. */
+  async commitBlob(staged: string, digest: string): Promise<void> {
+    await rename(staged, blobPath(this.root, digest));
+  }
+
+  /** Writes a small blob (a manifest or config) held in memory; resolves with its digest. */
+  async putBlob(bytes: Buffer): Promise<string> {
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (this.hasBlob(digest)) return digest;
+    const staged = await this.stagingPath();
+    await writeFile(staged, bytes, { flag: 'wx' });
+    await this.commitBlob(staged, digest);
+    return digest;
   }
 
   /** Runs `work` holding the store's exclusive lock file (index changes, leases, collection). */

@@ -28,6 +28,12 @@ export interface CompiledBuild {
   readonly freeze: State;
   /** the image config to export with (labels are added by the caller) */
   readonly config: OciImageConfig;
+  /**
+   * everything below the source layer (the dependencies and, with --separate-weights, the weights),
+   * when the image is this plus one top layer holding /src; undefined when steps run after the source
+   * copy (or a Dockerfile made the image)
+   */
+  readonly belowSource?: State;
 }
 
 /** A small filesystem holding /pip-freeze.txt: `command`'s output on `state`, built beside the image. */
@@ -232,6 +238,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
     sourceActions = sourceActions.mkdir(dir, { parents: true });
   for (const file of plan.source.files)
     sourceActions = sourceActions.mkfile(file.path, file.content, { mode: file.mode ?? 0o644 });
+  const belowSource = layers.length === 1 ? state : merge(layers);
   state = merge([...layers, scratch().file(sourceActions, { name: 'copy the project to /src' })]);
   state = state.withCwd('/src');
   for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
@@ -257,5 +264,10 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
       Labels: { ...(base.config?.Labels ?? {}), ...plan.image.labels },
     },
   };
-  return { image: state.withPlatform(platform), freeze, config };
+  return {
+    image: state.withPlatform(platform),
+    freeze,
+    config,
+    ...(plan.afterSource.length === 0 ? { belowSource: belowSource.withPlatform(platform) } : {}),
+  };
 }

@@ -10,11 +10,11 @@ import {
   AtomicFileWriter,
   exportsFor,
   fileSendService,
-  fromGoMode,
   parentPath,
   safeRelativePath,
   type ExportTarget,
 } from '../../src/buildkit/filesend.js';
+import { fromGoMode } from '../../src/buildkit/go-mode.js';
 import { serviceDefinition } from '../../src/buildkit/grpc-services.js';
 import { codec } from '../../src/proto/schema.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';

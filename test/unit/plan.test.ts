@@ -168,7 +168,7 @@ test('the distribution python3 from os-release', () => {
 });
 
 test('run.cog.version follows the installed cog SDK', async () => {
-  const { freezeLabels } = await import('../../src/build/build-model.js');
+  const { freezeLabels } = await import('../../src/build/freeze-labels.js');
   assert.deepEqual(freezeLabels('coglet==0.23.1\ncog==0.23.1\nsix==1.17.0'), {
     'run.cog.pip_freeze': 'coglet==0.23.1\ncog==0.23.1\nsix==1.17.0',
     'run.cog.version': '0.23.1',

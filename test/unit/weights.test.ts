@@ -5,7 +5,7 @@ import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { findProjectWeights, listProject } from '../../src/build/project-listing.js';
-import { weightsNote } from '../../src/cli/build.js';
+import { weightsNote } from '../../src/cli/prepare-build.js';
 import { formatPlan } from '../../src/cli/debug-plan.js';
 import { compilePlan } from '../../src/plan/compile.js';
 import { planBuild } from '../../src/plan/plan.js';

@@ -1,0 +1,223 @@
+/**
+ * What every command that builds reads before it talks to buildkitd: `cog build`'s arguments, and
+ * cog.yaml with everything the plan needs from disk (schema, CA certificate, .dockerignore, git facts,
+ * secret keys, weights). Kept apart from the build itself, so the source-only answer
+ * (cli/source-entry.ts) loads no BuildKit client.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { TlsFlags } from '../buildkit/tls.js';
+import { readDockerignore } from '../buildkit/patterns.js';
+import { type SecretSource, parseSecretFlag } from '../buildkit/secret-flags.js';
+import { checkBaseImageFlags, chooseCogBase, cogBasePatchWarning } from '../build/cog-base.js';
+import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
+import { planInputFor } from '../build/plan-input.js';
+import { findProjectWeights } from '../build/project-listing.js';
+import { secretKeysFor } from '../build/secret-keys.js';
+import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
+import { defaultImageName } from '../config/reference.js';
+import { CogError } from '../errors.js';
+import type { PlanInput } from '../plan/types.js';
+import { type WeightsSplit, weightPaths, weightSizeThreshold } from '../plan/weights.js';
+import { SchemaError, generateOpenApiSchema } from '../schema/index.js';
+import { cogVersion } from '../version.js';
+import { type Platform, findDockerfile, parsePlatforms } from './build-flags.js';
+import type { CommandIo } from './debug-solve.js';
+
+export interface BuildArgs {
+  readonly file: string;
+  readonly tag: string | undefined;
+  readonly push: boolean;
+  readonly outputs: readonly string[];
+  readonly secrets: readonly string[];
+  readonly noCache: boolean;
+  readonly progress: string | undefined;
+  readonly openapiSchema: string | undefined;
+  /** hidden --skip-schema-validation: no schema at all (no label, no /src/.cog file), as upstream */
+  readonly skipSchema?: boolean;
+  /** a predictor the schema cannot be read from: fail (default), or warn and go on without a schema */
+  readonly schemaFailure?: 'fail' | 'warn';
+  /** --use-cuda-base-image; undefined when not given (auto) */
+  readonly useCudaBaseImage: string | undefined;
+  /** --use-cog-base-image; undefined when not given (auto: use a cog-base image when one resolves) */
+  readonly useCogBaseImage: boolean | undefined;
+  readonly precompile: boolean;
+  readonly strip: boolean;
+  readonly smokeTest: boolean;
+  readonly cacheFrom: readonly string[];
+  readonly cacheTo: readonly string[];
+  readonly timestamp: number | undefined;
+  readonly metadataFile: string | undefined;
+  /** linux/amd64 (default) or linux/arm64 (CPU models) */
+  readonly platform: string | undefined;
+  /** buildctl-style TLS flags for a tcp:// BUILDKIT_HOST */
+  readonly tls?: TlsFlags;
+  /** copy the weight files (see src/plan/weights.ts) in an image layer of their own */
+  readonly separateWeights?: boolean;
+  /** labels for the image config on top of cog's own (`cog push` adds run.cog.push_id) */
+  readonly extraLabels?: Readonly<Record<string, string>>;
+  /** --pull: solve even when a build record says nothing changed (the record is not written either) */
+  readonly pull?: boolean;
+  /** hidden --dockerfile: build this Dockerfile (context: the project) instead of the plan */
+  readonly dockerfile?: string | undefined;
+  /** `cog build`'s arguments as typed: the key of the build record this build writes (none without) */
+  readonly recordArgv?: readonly string[];
+}
+
+export interface PreparedBuild {
+  readonly loaded: LoadedConfig;
+  /** the plan input of the first platform */
+  readonly input: PlanInput;
+  /** --platform: what to build for, in order; more than one makes a multi-platform image */
+  readonly platforms: readonly Platform[];
+  readonly imageName: string;
+  /** the --secret flags, by id, for the session's secrets service */
+  readonly secrets: Readonly<Record<string, SecretSource>>;
+  /** the project's git revision/version as the labels have them */
+  readonly git: { readonly revision?: string; readonly version?: string };
+  /** --dockerfile: the Dockerfile's directory (served as `dockerfile`) and name */
+  readonly dockerfile?: { readonly path: string; readonly dir: string; readonly filename: string };
+}
+
+async function schemaFor(
+  loaded: LoadedConfig,
+  args: {
+    openapiSchema: string | undefined;
+    skipSchema?: boolean | undefined;
+    schemaFailure?: 'fail' | 'warn';
+  },
+  env: NodeJS.ProcessEnv,
+  warn: (message: string) => void,
+) {
+  const override = schemaOverride(args.openapiSchema, env);
+  // upstream's order: a given schema file wins over skipping
+  if (!override && args.skipSchema) return undefined;
+  if (override) {
+    try {
+      return JSON.stringify(JSON.parse(await readFile(override.path, 'utf8')));
+    } catch (err) {
+      throw new CogError(`${override.named}: not a readable JSON file (${(err as Error).message})`, {
+        hint: 'give the path of an OpenAPI schema in JSON, or leave it out to generate the schema',
+      });
+    }
+  }
+  const { predict, train } = loaded.completed;
+  if (!predict && !train) return undefined;
+  try {
+    const schema = await generateOpenApiSchema({
+      projectDir: loaded.projectDir,
+      ...(predict ? { predict } : {}),
+      ...(train ? { train } : {}),
+      cogVersion: cogVersion(),
+    });
+    return JSON.stringify(schema);
+  } catch (err) {
+    if (args.schemaFailure !== 'warn' || !(err instanceof SchemaError)) throw err;
+    warn(`no OpenAPI schema: ${err.message}; going on without one`);
+    return undefined;
+  }
+}
+
+/** How a warning is printed. */
+export const warningLine = (message: string) => `cog: warning: ${message}\n`;
+
+/** prepareBuild's settings when a command has no build flags of its own (predict, debug). */
+export const defaultBuildSettings = {
+  file: 'cog.yaml',
+  tag: undefined,
+  openapiSchema: undefined,
+  useCudaBaseImage: undefined,
+  useCogBaseImage: undefined,
+  precompile: false,
+  strip: false,
+  platform: undefined,
+  timestamp: undefined,
+} as const;
+
+/** What --separate-weights found, for stderr. */
+export function weightsNote(weights: WeightsSplit): string {
+  const paths = weightPaths(weights);
+  if (paths.length === 0)
+    return `cog: --separate-weights: no weight files of ${weightSizeThreshold / 2 ** 20} MiB or more; the weights stay in the source layer\n`;
+  return `cog: --separate-weights: ${paths.join(', ')} go to /src in a layer of their own\n`;
+}
+
+/** Loads cog.yaml and everything the plan needs from disk; shared by build, push and debug. */
+export async function prepareBuild(
+  args: Pick<
+    BuildArgs,
+    | 'platform'
+    | 'timestamp'
+    | 'file'
+    | 'tag'
+    | 'openapiSchema'
+    | 'skipSchema'
+    | 'schemaFailure'
+    | 'useCudaBaseImage'
+    | 'useCogBaseImage'
+    | 'precompile'
+    | 'strip'
+    | 'separateWeights'
+    | 'extraLabels'
+    | 'dockerfile'
+  > & {
+    /** --secret values: build.run steps that mount one are keyed by its content */
+    readonly secrets?: readonly string[];
+  },
+  io: CommandIo,
+  cwd: string,
+  /** prints a warning (default: `cog: warning: MESSAGE` on stderr) */
+  warn: (message: string) => void = (message) => io.stderr.write(warningLine(message)),
+): Promise<PreparedBuild> {
+  const baseFlags = { useCogBaseImage: args.useCogBaseImage, useCudaBaseImage: args.useCudaBaseImage };
+  checkBaseImageFlags(baseFlags);
+  const dockerfile = args.dockerfile !== undefined ? await findDockerfile(args, cwd) : undefined;
+  const platforms = parsePlatforms(args.platform);
+  const [platform = { os: 'linux', architecture: 'amd64' }] = platforms;
+  const loaded = loadConfig({ cwd, file: args.file, env: io.env });
+  if (platforms.some((p) => p.architecture !== 'amd64') && loaded.completed.gpu) {
+    throw new CogError(`--platform ${args.platform}: GPU models build for linux/amd64 only`, {
+      hint: 'drop --platform, or set build.gpu: false for a CPU image',
+    });
+  }
+  for (const warning of loaded.warnings) warn(formatIssue(warning));
+  // a Dockerfile names its own base image
+  const cogBase = dockerfile ? undefined : chooseCogBase(loaded.completed, baseFlags, io.env);
+  const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
+  if (patchNote) warn(patchNote);
+  const secrets: Record<string, SecretSource> = Object.fromEntries((args.secrets ?? []).map(parseSecretFlag));
+  const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
+  const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
+    schemaFor(loaded, args, io.env, warn),
+    readCaCert(io.env),
+    readDockerignore(loaded.projectDir),
+    gitLabels(loaded.projectDir, io.env),
+    secretKeysFor(secrets, mountedSecrets, io.env),
+  ]);
+  const weights = args.separateWeights
+    ? await findProjectWeights(loaded.projectDir, ['.cog', ...sourceExclude])
+    : undefined;
+  if (weights) io.stderr.write(weightsNote(weights));
+  const input = planInputFor(loaded.completed, {
+    cogVersion: cogVersion(),
+    sourceExclude,
+    ...(caCert ? { caCert } : {}),
+    ...(openapiSchema ? { openapiSchema } : {}),
+    ...git,
+    useCudaBaseImage: args.useCudaBaseImage !== 'false',
+    ...(cogBase ? { cogBase } : {}),
+    precompile: args.precompile,
+    strip: args.strip,
+    platform,
+    ...(args.timestamp !== undefined ? { sourceDateEpoch: args.timestamp } : {}),
+    ...(weights ? { weights } : {}),
+    ...(args.extraLabels ? { extraLabels: args.extraLabels } : {}),
+    ...(Object.keys(secretKeys).length > 0 ? { secretKeys } : {}),
+  });
+  const imageName =
+    args.tag ??
+    loaded.completed.image ??
+    loaded.completed.model ??
+    defaultImageName(basename(loaded.projectDir));
+  return { loaded, input, platforms, imageName, secrets, git, ...(dockerfile ? { dockerfile } : {}) };
+}
