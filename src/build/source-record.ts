@@ -25,7 +25,10 @@ export interface SourceRecord {
   /** the image's manifest and config, exactly as stored or pushed */
   readonly manifest: string;
   readonly config: string;
-  /** the warnings of the build planned on this base (a cog-base fallback), said again by a rebuild */
+  /**
+   * the warnings the build said after preparing (a cog-base fallback), said again by a rebuild, which
+   * says its own preparing's warnings itself
+   */
   readonly notes: readonly string[];
   /** the build's arguments as its command line parsed (the same command line has the same key) */
   readonly args: BuildArgs;

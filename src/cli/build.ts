@@ -85,6 +85,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     io.stderr.write(line);
   };
   const prepared = await prepareBuild(args, io, cwd, warn);
+  // what preparing said (config deprecations) is said again by preparing; the build's own notes follow
+  const preparedNotes = recording?.notes.length ?? 0;
   const { loaded, input, imageName, secrets } = prepared;
   const recordInputs = recording && fingerprintBuild(recording, prepared, args);
 
@@ -216,7 +218,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         : undefined;
     if (recording && recordInputs && output)
       finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
-    if (sourceOnly && output) await recordSourceImage(args, sourceOnly, prepared, built, output, store, io);
+    if (sourceOnly && output)
+      await recordSourceImage(args, sourceOnly, preparedNotes, prepared, built, output, store, io);
     io.stderr.write(builtLine(imageName, digest, output));
     return { imageName, digest, storeDir: toStore ? store.root : undefined };
   } finally {

@@ -165,6 +165,8 @@ export async function answerSourceOnly(
 export async function recordSourceImage(
   args: BuildArgs,
   recording: Recording,
+  /** how many of the recording's notes preparing the build said (the rebuild prepares again) */
+  preparedNotes: number,
   prepared: PreparedBuild,
   built: BuiltModel,
   output: RecordedOutput,
@@ -188,7 +190,7 @@ export async function recordSourceImage(
       output,
       manifest: manifest.toString('utf8'),
       config: config.toString('utf8'),
-      notes: [...recording.notes],
+      notes: recording.notes.slice(preparedNotes),
       args,
     };
     writeSourceRecord(sourceRecordsDir(recording.env), record);
