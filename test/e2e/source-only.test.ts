@@ -5,15 +5,15 @@
 // the source (cog.yaml), a layer lost from the store or --pull go back to buildkitd.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { ImageStore } from '../../src/image/store.js';
+import { buildRun, helloCopy } from '../support/build-runs.js';
 import { exec, execOk } from '../support/exec.js';
-import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
@@ -28,15 +28,8 @@ before(async () => {
   scratchDir = await tempDir('cogts-source-only-');
 });
 
-const sourceOnly =
-  /^cog: only the project's files changed since the last build: cog-ts wrote the source layer/m;
-
-async function helloProject(name: string): Promise<string> {
-  const dir = join(scratchDir, name);
-  await cp(join(repoRoot, 'fixtures', 'models', 'hello'), dir, { recursive: true });
-  // a build does not record inputs changed in the last 2 s
-  await sleep(2100);
-  return dir;
+function helloProject(name: string): Promise<string> {
+  return helloCopy(join(scratchDir, name));
 }
 
 function envFor(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -48,21 +41,8 @@ function envFor(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   };
 }
 
-async function build(project: string, args: string[]) {
-  const out = await exec(cog, ['build', ...args, '--progress', 'plain', '--use-cog-base-image=false'], {
-    env: envFor(),
-    cwd: project,
-  });
-  assert.equal(out.code, 0, out.stderr.slice(-3000));
-  const digest = /^Image built as \S+@(sha256:[0-9a-f]{64})/m.exec(out.stderr)?.[1];
-  assert.ok(digest, out.stderr);
-  return {
-    stderr: out.stderr,
-    digest,
-    sourceOnly: sourceOnly.test(out.stderr),
-    buildkit: /^cog: build /m.test(out.stderr),
-    steps: stepsFromPlainProgress(out.stderr),
-  };
+function build(project: string, args: string[]) {
+  return buildRun(project, args, envFor());
 }
 
 async function editPredictor(project: string, from: string, to: string): Promise<void> {
@@ -181,7 +161,8 @@ test(
     // a layer below the source gone from the store: buildkitd makes the image again
     const lostLayer = before.manifest.layers[1]!.digest.replace('sha256:', '');
     await rm(join(scratchDir, 'store', 'blobs', 'sha256', lostLayer));
-    await editPredictor(project, '"howdy "', '"hi "');
+    // (content this daemon has never built: its cache would answer the copy otherwise)
+    await editPredictor(project, '"howdy "', `"hi " # ${tag}`);
     const lost = await build(project, args);
     assert.equal(lost.sourceOnly, false, lost.stderr);
     assert.ok(lost.buildkit);
@@ -197,7 +178,7 @@ test(
     assert.ok(configEdit.buildkit);
 
     // --pull always solves
-    await editPredictor(project, '"hi "', '"hey "');
+    await editPredictor(project, `"hi " # ${tag}`, '"hey "');
     const pulled = await build(project, [...args, '--pull']);
     assert.equal(pulled.sourceOnly, false);
     assert.ok(pulled.buildkit);

@@ -2,18 +2,17 @@
 // record without buildkitd (same digest, the warnings again); --pull, an edit, a changed variable, a
 // lost store image or a moved registry tag send it back to buildkitd.
 import assert from 'node:assert/strict';
-import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageStore } from '../../src/image/store.js';
-import { exec, execOk } from '../support/exec.js';
-import { stepsFromPlainProgress } from '../support/plain-steps.js';
+import { buildRun, helloCopy } from '../support/build-runs.js';
+import { execOk } from '../support/exec.js';
 import { writeDockerLogin } from '../support/docker-config.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
-import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+import { ensureTestbed, type Testbed } from '../support/testbed.js';
 
-const cog = join(repoRoot, 'bin', 'cog');
 const tempDir = tempDirsRemovedAfterTests();
 const tag = Date.now().toString(36);
 let tb: Testbed;
@@ -27,35 +26,18 @@ before(async () => {
 const upToDate = /^cog: up to date: nothing this build reads has changed since \S+Z/m;
 
 /** A copy of the hello model whose cog.yaml uses the deprecated `predict:` key (one warning). */
-async function helloProject(name: string): Promise<string> {
-  const dir = join(scratchDir, name);
-  await cp(join(repoRoot, 'fixtures', 'models', 'hello'), dir, { recursive: true });
-  const config = await readFile(join(dir, 'cog.yaml'), 'utf8');
-  await writeFile(join(dir, 'cog.yaml'), config.replace(/^run:/m, 'predict:'));
-  // a build does not record inputs changed in the last 2 s (it may have read them mid-change)
-  await sleep(2100);
-  return dir;
+function helloProject(name: string): Promise<string> {
+  return helloCopy(join(scratchDir, name), (config) => config.replace(/^run:/m, 'predict:'));
 }
 
-async function build(project: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
-  const out = await exec(cog, ['build', ...args, '--progress', 'plain', '--use-cog-base-image=false'], {
-    env: {
-      ...tb.env,
-      COG_IMAGE_STORE: join(scratchDir, 'store'),
-      XDG_CACHE_HOME: join(scratchDir, 'cache'),
-      ...extraEnv,
-    },
-    cwd: project,
-  });
-  assert.equal(out.code, 0, out.stderr.slice(-3000));
-  const digest = /^Image built as \S+@(sha256:[0-9a-f]{64})/m.exec(out.stderr)?.[1];
-  assert.ok(digest, out.stderr);
-  return {
-    stderr: out.stderr,
-    digest,
-    solved: /^#\d+ /m.test(out.stderr),
-    steps: stepsFromPlainProgress(out.stderr),
+function build(project: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
+  const env = {
+    ...tb.env,
+    COG_IMAGE_STORE: join(scratchDir, 'store'),
+    XDG_CACHE_HOME: join(scratchDir, 'cache'),
+    ...extraEnv,
   };
+  return buildRun(project, args, env);
 }
 
 test(
