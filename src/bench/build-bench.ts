@@ -4,7 +4,7 @@
  * both pushed to the test bed's registry. Per fixture: a cold build (`buildctl prune --all` first), a
  * no-op rebuild (ours answers it from its build record), the same with `--pull` (ours solves on
  * BuildKit's cache, as upstream always does) and a source-only rebuild (a comment appended to the
- * predictor file). Tools alternate.
+ * predictor file; ours answers it without buildkitd). Tools alternate.
  *
  * Upstream is Cog v0.22.0's CLI built from the Go module proxy by scripts/upstream-cog.sh. Its Dockerfile
  * is what `cog debug --use-cog-base-image=false` prints (checked once per fixture, with a stand-in Docker
@@ -38,6 +38,8 @@ type Tool = 'ours' | 'upstream';
 /**
  * `no-op` is what a user gets: ours answers an unchanged build from its build record (no solve);
  * `no-op --pull` makes ours solve anyway, on BuildKit's cache (upstream runs the same build in both).
+ * `source-only`: ours writes the new source layer itself and pushes the image without buildkitd
+ * (build/source-rebuild.ts), so its "steps run" is 0; upstream runs its COPY on BuildKit.
  */
 type Case = 'cold' | 'no-op' | 'no-op --pull' | 'source-only';
 
