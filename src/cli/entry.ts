@@ -1,8 +1,12 @@
 /**
  * The CLI's entry point, bundled as dist/cog.mjs. `cog build` first tries its up-to-date check
- * (cli/up-to-date.ts), which loads a handful of small modules; only when the build must run, and for
- * every other command, is the whole CLI (yargs, the BuildKit client, the planner) loaded: in the
- * bundled CLI from dist/cog-main.cjs with a V8 code cache (cli/code-cache.ts), else from its modules.
+ * (cli/up-to-date.ts), which loads a handful of small modules, then, when the command has a source
+ * record, the source-only answer (cli/source-entry.ts, dist/cog-source.cjs: no yargs, no BuildKit
+ * client); only when the build must run on buildkitd, and for every other command, is the whole CLI
+ * (yargs, the BuildKit client, the planner) loaded: in the bundled CLI from dist/cog-main.cjs with a V8
+ * code cache (cli/code-cache.ts), else from its modules. (A declined source-only push has loaded the
+ * registry client, whose V8 flag makes the whole CLI's code cache unusable for that run: ~0.1 s on a
+ * build that then runs on buildkitd.)
  */
 import type * as MainModule from './main.js';
 import type * as SourceEntryModule from './source-entry.js';
