@@ -11,7 +11,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { Header, Pax, type HeaderData } from 'tar';
+import { tarEnd, tarHeader, tarPadding } from './tar-header.js';
 import { type ContextEntry, walkContext } from '../buildkit/filesync.js';
 import { fromGoMode } from '../buildkit/go-mode.js';
 import { ContextFilter } from '../buildkit/patterns.js';
@@ -55,24 +55,6 @@ export class UnsupportedEntryError extends Error {
   }
 }
 
-const block = 512;
-const zeros = Buffer.alloc(block * 2);
-
-/** A tar entry's header blocks: a PAX header first when a field does not fit ustar. */
-export function tarHeader(data: HeaderData): Buffer {
-  const header = new Header({ uid: 0, gid: 0, uname: '', gname: '', ...data });
-  const blocks = Buffer.alloc(block);
-  header.encode(blocks, 0);
-  if (!header.needPax) return blocks;
-  // the ustar header carries the time (whole seconds); the PAX record only what ustar cannot hold
-  const pax = new Pax(data);
-  delete pax.mtime;
-  return Buffer.concat([pax.encode(), blocks]);
-}
-
-/** Zero bytes padding `size` bytes of content to the next block. */
-export const padding = (size: number) => zeros.subarray(0, (block - (size % block)) % block);
-
 /** Whole seconds, as ustar holds them (BuildKit's layers carry no sub-second times either). */
 const seconds = (date: Date) => new Date(Math.floor(date.getTime() / 1000) * 1000);
 
@@ -104,17 +86,17 @@ async function* sourceTar(
   entries: readonly ContextEntry[],
   date: Date,
 ): AsyncGenerator<Buffer> {
-  yield tarHeader({ path: 'src/', type: 'Directory', mode: 0o755, mtime: date, size: 0 });
+  yield tarHeader({ path: 'src/', type: 'directory', mode: 0o755, mtime: date, size: 0 });
   const dirs = generatedDirs(spec.files);
   for (const dir of dirs)
-    yield tarHeader({ path: `${dir}/`, type: 'Directory', mode: 0o755, mtime: date, size: 0 });
+    yield tarHeader({ path: `${dir}/`, type: 'directory', mode: 0o755, mtime: date, size: 0 });
   const generated = new Set(spec.files.map((f) => f.path.replace(/^\/+/, '')));
   for (const file of spec.files) {
     const content = Buffer.from(file.content, 'utf8');
     const path = file.path.replace(/^\/+/, '');
-    yield tarHeader({ path, type: 'File', mode: file.mode ?? 0o644, mtime: date, size: content.length });
+    yield tarHeader({ path, type: 'file', mode: file.mode ?? 0o644, mtime: date, size: content.length });
     yield content;
-    yield padding(content.length);
+    yield tarPadding(content.length);
   }
   const made = new Set(dirs);
   for (const entry of entries) {
@@ -124,7 +106,7 @@ async function* sourceTar(
     if (type === 'dir') {
       // a directory the generated files made already: the copy merges into it
       if (!made.has(path))
-        yield tarHeader({ path: `${path}/`, type: 'Directory', mode: perm, mtime, size: 0 });
+        yield tarHeader({ path: `${path}/`, type: 'directory', mode: perm, mtime, size: 0 });
       continue;
     }
     // a project file where the plan writes one: the plan's wins, as its write comes after the copy
@@ -132,7 +114,7 @@ async function* sourceTar(
     if (type === 'symlink') {
       yield tarHeader({
         path,
-        type: 'SymbolicLink',
+        type: 'symlink',
         linkpath: entry.stat.linkname ?? '',
         mode: perm,
         mtime,
@@ -144,7 +126,7 @@ async function* sourceTar(
     if (entry.stat.linkname) {
       yield tarHeader({
         path,
-        type: 'Link',
+        type: 'hardlink',
         linkpath: `src/${entry.stat.linkname}`,
         mode: perm,
         mtime,
@@ -153,7 +135,7 @@ async function* sourceTar(
       continue;
     }
     const size = Number(entry.stat.size ?? 0);
-    yield tarHeader({ path, type: 'File', mode: perm, mtime, size });
+    yield tarHeader({ path, type: 'file', mode: perm, mtime, size });
     let sent = 0;
     for await (const chunk of createReadStream(entry.file, {
       highWaterMark: 1 << 20,
@@ -164,9 +146,9 @@ async function* sourceTar(
       if (part.length > 0) yield part;
     }
     if (sent < size) throw new Error(`${entry.file} shrank while it was read into the source layer`);
-    yield padding(size);
+    yield tarPadding(size);
   }
-  yield zeros;
+  yield tarEnd();
 }
 
 /** A pass-through stream that hashes (and counts) what goes by. */

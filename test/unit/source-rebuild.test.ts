@@ -6,12 +6,13 @@ import { createHash } from 'node:crypto';
 import { link, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { type ResolvedBase, compileOnBase, inputOnBase } from '../../src/build/resolved-base.js';
 import { type OciManifest, belowSourceKey, nextSourceImage } from '../../src/build/source-image.js';
 import type { OciImageConfig } from '../../src/buildkit/gateway.js';
 import { writeSourceLayer } from '../../src/image/source-layer.js';
+import { type TarEntry, tarEnd, tarHeader, tarPadding } from '../../src/image/tar-header.js';
 import type { PlanInput } from '../../src/plan/types.js';
 import { minimalPlanInput } from '../support/plan-inputs.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
@@ -300,5 +301,66 @@ describe('writeSourceLayer', () => {
     // the same project makes the same layer
     const again = await writeSourceLayer(spec, `${dest}.again`);
     assert.deepEqual(again, written);
+  });
+});
+
+describe('tarHeader', () => {
+  /** An archive of `entries` (content: `size` bytes of 'x'), read back with node-tar. */
+  async function roundTrip(entries: readonly TarEntry[]) {
+    const parts: Buffer[] = [];
+    for (const entry of entries) {
+      parts.push(tarHeader(entry));
+      if (entry.type === 'file') parts.push(Buffer.alloc(entry.size, 'x'), tarPadding(entry.size));
+    }
+    parts.push(tarEnd());
+    return entriesOf(gzipSync(Buffer.concat(parts)));
+  }
+
+  test('ustar fields, a path split into prefix and name, PAX for what does not fit', async () => {
+    const mtime = new Date('2026-11-23T12:34:56Z');
+    const split = `src/${'a'.repeat(120)}/${'b'.repeat(90)}.py`;
+    const tooLong = `src/${'c'.repeat(300)}.py`;
+    const unicode = `src/${'é'.repeat(60)}.py`;
+    const longTarget = `src/${'d'.repeat(150)}`;
+    const read = await roundTrip([
+      { path: 'src/', type: 'directory', mode: 0o755, size: 0, mtime },
+      { path: 'src/run.sh', type: 'file', mode: 0o4755, size: 5, mtime },
+      { path: split, type: 'file', mode: 0o644, size: 3, mtime },
+      { path: tooLong, type: 'file', mode: 0o600, size: 600, mtime },
+      { path: unicode, type: 'file', mode: 0o644, size: 1, mtime },
+      { path: 'src/link', type: 'symlink', mode: 0o777, size: 0, mtime, linkpath: longTarget },
+      { path: 'src/hard', type: 'hardlink', mode: 0o644, size: 0, mtime, linkpath: 'src/run.sh' },
+    ]);
+    assert.deepEqual(
+      read.map((e) => [e.path, e.type, e.mode, e.uid, e.gid, e.mtime, e.content.length, e.linkpath]),
+      [
+        ['src/', 'Directory', 0o755, 0, 0, mtime.getTime(), 0, ''],
+        ['src/run.sh', 'File', 0o4755, 0, 0, mtime.getTime(), 5, ''],
+        [split, 'File', 0o644, 0, 0, mtime.getTime(), 3, ''],
+        [tooLong, 'File', 0o600, 0, 0, mtime.getTime(), 600, ''],
+        [unicode, 'File', 0o644, 0, 0, mtime.getTime(), 1, ''],
+        ['src/link', 'SymbolicLink', 0o777, 0, 0, mtime.getTime(), 0, longTarget],
+        ['src/hard', 'Link', 0o644, 0, 0, mtime.getTime(), 0, 'src/run.sh'],
+      ],
+    );
+  });
+
+  test('a size past ustar’s 8 GiB goes in a PAX record', () => {
+    const size = 9 * 1024 ** 3;
+    const header = tarHeader({ path: 'src/model.bin', type: 'file', mode: 0o644, size, mtime: new Date(0) });
+    assert.equal(header.length, 512 * 3, 'PAX header, its record, the entry');
+    assert.match(header.subarray(512, 1024).toString('utf8'), new RegExp(`^\\d+ size=${size}\\n`));
+    assert.equal(header.subarray(512 * 2 + 124, 512 * 2 + 135).toString('utf8'), '00000000000');
+  });
+
+  test('the checksum is what tar expects', () => {
+    const header = tarHeader({ path: 'src/a', type: 'file', mode: 0o644, size: 1, mtime: new Date(0) });
+    const stored = Number.parseInt(header.subarray(148, 154).toString('utf8'), 8);
+    const copy = Buffer.from(header);
+    copy.fill(' ', 148, 156);
+    assert.equal(
+      stored,
+      copy.reduce((sum, byte) => sum + byte, 0),
+    );
   });
 });
