@@ -7,11 +7,11 @@
  * in the last build (same key), that build's layers below the source are exactly what BuildKit would
  * make again, so the new image is the old one with a new top layer and the new config.
  */
-import { createHash } from 'node:crypto';
 import type { OciImageConfig } from '../buildkit/gateway.js';
 import type { State } from '../llb/index.js';
 import type { Descriptor } from '../image/store.js';
 import type { pb_Platform } from '../gen/types.js';
+import { sha256Digest } from '../registry/manifests.js';
 import { freezeLabels } from './freeze-labels.js';
 
 /**
@@ -82,7 +82,7 @@ export function nextSourceImage(
   const configBytes = Buffer.from(JSON.stringify(nextConfig));
   const configDescriptor: Descriptor = {
     mediaType: configMediaType(manifest),
-    digest: sha256(configBytes),
+    digest: sha256Digest(configBytes),
     size: configBytes.length,
   };
   const layerDescriptor: Descriptor = { mediaType: top.mediaType, digest: layer.digest, size: layer.size };
@@ -98,8 +98,4 @@ export function nextSourceImage(
     configDescriptor,
     layerDescriptor,
   };
-}
-
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }

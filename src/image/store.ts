@@ -5,12 +5,13 @@
  * content store "export" (see buildkit/content-store.ts), which hashes and verifies each blob before
  * renaming it into place and skips blobs already here; `tag` then files the manifest under its name.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
+import { sha256Digest } from '../registry/manifests.js';
 import { userDir } from '../user-dirs.js';
 import {
   type LeaseHolder,
@@ -104,7 +105,7 @@ export class ImageStore {
 
   /** Writes a small blob (a manifest or config) held in memory; resolves with its digest. */
   async putBlob(bytes: Buffer): Promise<string> {
-    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const digest = sha256Digest(bytes);
     if (this.hasBlob(digest)) return digest;
     const staged = await this.stagingPath();
     await writeFile(staged, bytes, { flag: 'wx' });
