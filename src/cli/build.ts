@@ -19,7 +19,7 @@ import type { SmokeOptions } from '../runtime/smoke.js';
 import type { CommandIo } from './debug-solve.js';
 import { parseOutputFlag } from './output-flag.js';
 import { withBuildkit } from './buildkit-command.js';
-import { type BuildArgs, prepareBuild, warningLine } from './prepare-build.js';
+import { type BuildArgs, prepareBuild, projectSharedKey, warningLine } from './prepare-build.js';
 import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
 import { builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
@@ -115,7 +115,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     );
   const store = new ImageStore(imageStoreDir(io.env));
   const toStore = specs.length === 0;
-  const sharedKeyHint = `cog:${loaded.projectDir}`;
+  const sharedKeyHint = projectSharedKey(loaded.projectDir);
   const sourceOnly = recording && sourceOnlyAllowed(args, prepared) ? recording : undefined;
   if (sourceOnly) {
     const answered = await buildSourceOnly({

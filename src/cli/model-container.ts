@@ -23,7 +23,7 @@ import { resolveModelImage } from '../runtime/run-model.js';
 import { configEnvEntries } from '../plan/compile.js';
 import { wheelContext } from '../plan/plan.js';
 import { CogError } from '../errors.js';
-import { defaultBuildSettings, prepareBuild } from './prepare-build.js';
+import { defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
 
@@ -77,7 +77,7 @@ export async function withModelContainer<T>(
       dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
     io.stderr.write(`cog: building ${loaded.projectDir} (--progress plain shows the steps)\n`);
   }
-  const sharedKey = prepared ? `cog:${prepared.loaded.projectDir}` : undefined;
+  const sharedKey = prepared ? projectSharedKey(prepared.loaded.projectDir) : undefined;
   // IMAGE comes from the local image store when it is there, else from its registry
   const images = options.image === undefined ? undefined : localImages(io.env);
   // the image's blobs stay in the store while it runs, even if its name moves to another image

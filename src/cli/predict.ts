@@ -25,7 +25,7 @@ import { localImages } from '../runtime/local-images.js';
 import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
 import type { SmokeReport } from '../runtime/smoke.js';
-import { defaultBuildSettings, prepareBuild } from './prepare-build.js';
+import { defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
 
@@ -145,7 +145,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
           /** the image's labels, in IMAGE mode */
           let resolvedLabels: Record<string, string> | undefined;
           if (prepared) {
-            const sharedKey = `cog:${prepared.loaded.projectDir}`;
+            const sharedKey = projectSharedKey(prepared.loaded.projectDir);
             model = (
               await compileAgainstBase(gw, prepared.input, sharedKey, (message) =>
                 io.stderr.write(`cog: warning: ${message}\n`),

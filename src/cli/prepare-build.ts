@@ -118,6 +118,12 @@ async function schemaFor(
   }
 }
 
+/**
+ * The key BuildKit shares a project's context transfers under (so they are incremental), and the hint
+ * of its local sources in the graph: one per project directory.
+ */
+export const projectSharedKey = (projectDir: string) => `cog:${projectDir}`;
+
 /** How a warning is printed. */
 export const warningLine = (message: string) => `cog: warning: ${message}\n`;
 

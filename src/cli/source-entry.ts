@@ -10,7 +10,7 @@ import { readSourceRecord, sourceRecordsDir } from '../build/source-record.js';
 import { ImageStore, imageStoreDir } from '../image/store.js';
 import { fingerprintBuild, startRecording } from './build-recording.js';
 import type { CommandIo } from './debug-solve.js';
-import { prepareBuild, warningLine } from './prepare-build.js';
+import { prepareBuild, projectSharedKey, warningLine } from './prepare-build.js';
 import type { PushTarget } from '../build/source-rebuild.js';
 import { buildSourceOnly, closeUnused, openPush, sourceOnlyAllowed } from './source-only.js';
 import { buildEnvironment, buildRecordKey } from './up-to-date.js';
@@ -60,9 +60,10 @@ export async function sourceOnlyBuild(argv: readonly string[], io: CommandIo, cw
       recording,
       recordInputs: fingerprintBuild(recording, prepared, args),
       prepared,
-      sharedKeyHint: `cog:${prepared.loaded.projectDir}`,
+      sharedKeyHint: projectSharedKey(prepared.loaded.projectDir),
       store,
       toStore: !args.push,
+      record,
       ...(push ? { push } : {}),
       io: heldIo,
     });
