@@ -15,6 +15,10 @@ import {
   writeSourceRecord,
 } from '../build/source-record.js';
 import type { ImageStore } from '../image/store.js';
+import { fetchBlob } from '../registry/blobs.js';
+import type { RegistryClient } from '../registry/client.js';
+import { getManifest } from '../registry/manifests.js';
+import { parseReference } from '../registry/reference.js';
 import type { BuildArgs, PreparedBuild } from './prepare-build.js';
 import type { BuildOutcome } from './build.js';
 import { type Recording, finishRecording, pushedOutput } from './build-recording.js';
@@ -44,6 +48,8 @@ export const sourceOnlyLine =
 
 export interface SourceOnlyRequest {
   readonly recording: Recording;
+  /** the source record under the recording's key, when the caller has read it already */
+  readonly record?: SourceRecord;
   readonly prepared: PreparedBuild;
   readonly sharedKeyHint: string;
   readonly target: { readonly kind: 'store'; readonly store: ImageStore } | PushOpening;
@@ -62,8 +68,13 @@ export interface PushOpening {
  * which would keep a process that loaded it from saving the CLI's code cache (cli/code-cache.ts).
  */
 export async function openPush(imageName: string, env: NodeJS.ProcessEnv): Promise<PushTarget> {
+  return openPushTarget(await registryClient(env), imageName);
+}
+
+/** A registry client, its module loaded now (see openPush). */
+async function registryClient(env: NodeJS.ProcessEnv): Promise<RegistryClient> {
   const { RegistryClient } = await import('../registry/client.js');
-  return openPushTarget(new RegistryClient({ env }), imageName);
+  return new RegistryClient({ env });
 }
 
 /**
@@ -78,6 +89,8 @@ export async function buildSourceOnly(request: {
   readonly sharedKeyHint: string;
   readonly store: ImageStore;
   readonly toStore: boolean;
+  /** the source record under the recording's key, when the caller has read it already */
+  readonly record?: SourceRecord;
   /** the push target, opening since before the build was prepared */
   readonly push?: Promise<PushTarget>;
   readonly io: CommandIo;
@@ -89,6 +102,7 @@ export async function buildSourceOnly(request: {
   try {
     answered = await answerSourceOnly({
       recording,
+      ...(request.record ? { record: request.record } : {}),
       prepared,
       sharedKeyHint: request.sharedKeyHint,
       target: toStore
@@ -123,9 +137,9 @@ export async function answerSourceOnly(
 ): Promise<{ digest: string; replaced?: string } | undefined> {
   const { recording, prepared, io } = request;
   const dir = sourceRecordsDir(recording.env);
-  const record = readSourceRecord(dir, recording.key);
+  const record = request.record ?? readSourceRecord(dir, recording.key);
   if (!record) {
-    if (request.target.kind === 'push') void closeUnused(request.target.opening);
+    if (request.target.kind === 'push') await closeUnused(request.target.opening);
     return undefined;
   }
   let result;
@@ -214,14 +228,8 @@ export async function closeUnused(opening: Promise<PushTarget> | undefined): Pro
 }
 
 async function fromRegistry(imageName: string, digest: string, env: NodeJS.ProcessEnv) {
-  const [{ fetchBlob }, { getManifest }, { parseReference }] = await Promise.all([
-    import('../registry/blobs.js'),
-    import('../registry/manifests.js'),
-    import('../registry/reference.js'),
-  ]);
   const ref = parseReference(imageName);
-  const { RegistryClient } = await import('../registry/client.js');
-  const client = new RegistryClient({ env });
+  const client = await registryClient(env);
   try {
     const manifest = (await getManifest(client, ref, digest)).bytes;
     return { manifest, config: await fetchBlob(client, ref, configDigestOf(manifest)) };
