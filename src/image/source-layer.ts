@@ -55,14 +55,20 @@ export class UnsupportedEntryError extends Error {
   }
 }
 
-/** Whole seconds, as ustar holds them (BuildKit's layers carry no sub-second times either). */
+/** Whole seconds, as the tar headers hold them (BuildKit's layers carry no sub-second times either). */
 const seconds = (date: Date) => new Date(Math.floor(date.getTime() / 1000) * 1000);
 
-/** The directories (below `/src`) that `files` need, parents first, as image paths without the slash. */
+/** An image path as a path in the archive (no leading slash). */
+const inArchive = (path: string) => path.replace(/^\/+/, '');
+
+/** A context entry's modification time (its stat carries nanoseconds, as a string). */
+const modTime = (entry: ContextEntry) => new Date(Number(BigInt(entry.stat.modTime ?? '0') / 1_000_000n));
+
+/** The directories (below `src/`) that `files` (archive paths) need, parents first. */
 function generatedDirs(files: readonly GeneratedFile[]): string[] {
   const dirs = new Set<string>();
   for (const file of files) {
-    const parts = file.path.replace(/^\/+/, '').split('/');
+    const parts = file.path.split('/');
     for (let i = 2; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
   }
   return [...dirs].sort();
@@ -74,8 +80,7 @@ async function projectEntries(spec: SourceLayerSpec) {
   let newestMs = 0;
   for await (const entry of walkContext(spec.projectDir, new ContextFilter({ exclude: [...spec.exclude] }))) {
     entries.push(entry);
-    const ms = Number(BigInt(entry.stat.modTime ?? '0') / 1_000_000n);
-    if (ms > newestMs) newestMs = ms;
+    newestMs = Math.max(newestMs, modTime(entry).getTime());
   }
   return { entries, sourceDate: seconds(new Date(newestMs)) };
 }
@@ -86,15 +91,21 @@ async function* sourceTar(
   entries: readonly ContextEntry[],
   date: Date,
 ): AsyncGenerator<Buffer> {
+  const files = spec.files.map((file) => ({ ...file, path: inArchive(file.path) }));
   yield tarHeader({ path: 'src/', type: 'directory', mode: 0o755, mtime: date, size: 0 });
-  const dirs = generatedDirs(spec.files);
+  const dirs = generatedDirs(files);
   for (const dir of dirs)
     yield tarHeader({ path: `${dir}/`, type: 'directory', mode: 0o755, mtime: date, size: 0 });
-  const generated = new Set(spec.files.map((f) => f.path.replace(/^\/+/, '')));
-  for (const file of spec.files) {
+  const generated = new Set(files.map((f) => f.path));
+  for (const file of files) {
     const content = Buffer.from(file.content, 'utf8');
-    const path = file.path.replace(/^\/+/, '');
-    yield tarHeader({ path, type: 'file', mode: file.mode ?? 0o644, mtime: date, size: content.length });
+    yield tarHeader({
+      path: file.path,
+      type: 'file',
+      mode: file.mode ?? 0o644,
+      mtime: date,
+      size: content.length,
+    });
     yield content;
     yield tarPadding(content.length);
   }
@@ -102,7 +113,7 @@ async function* sourceTar(
   for (const entry of entries) {
     const path = `src/${entry.path}`;
     const { type, perm } = fromGoMode(entry.stat.mode ?? 0);
-    const mtime = seconds(new Date(Number(BigInt(entry.stat.modTime ?? '0') / 1_000_000n)));
+    const mtime = modTime(entry); // tar headers hold whole seconds
     if (type === 'dir') {
       // a directory the generated files made already: the copy merges into it
       if (!made.has(path))
