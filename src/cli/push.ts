@@ -207,15 +207,19 @@ async function pushStored<T>(
   );
   let pushed: { result: PushResult; extra: T };
   try {
-    pushed = await withInterrupt(io.stderr, async (signal) => {
-      const result = await pushFromLayout(client, built.storeDir, built.imageName, ref, {
-        signal,
-        mountFrom,
-        onProgress: progress.onProgress,
-        env: io.env,
-      });
-      return { result, extra: await then(client, result, signal) };
-    });
+    pushed = await withInterrupt(
+      io.stderr,
+      async (signal) => {
+        const result = await pushFromLayout(client, built.storeDir, built.imageName, ref, {
+          signal,
+          mountFrom,
+          onProgress: progress.onProgress,
+          env: io.env,
+        });
+        return { result, extra: await then(client, result, signal) };
+      },
+      () => 'cancelling the push',
+    );
   } catch (err) {
     await progress.close();
     if (err instanceof InterruptedError)

@@ -73,6 +73,9 @@ export interface UploadOptions {
   readonly onProgress?: ((done: number, total: number) => void) | undefined;
 }
 
+/** How long a DELETE of an abandoned upload session may take (the registry purges old sessions anyway). */
+const abandonTimeoutMs = 5_000;
+
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 
 /** HEAD /v2/<repo>/blobs/<digest>: true when the registry has it. */
@@ -274,175 +277,184 @@ export async function uploadBlob(
     ? { 'oci-layer-media-type': options.layerMediaType }
     : {};
   const scopes = pushScopes(repo.repository);
+  let committed = false;
+  try {
+    await upload();
+    committed = true;
+    return stats;
+  } finally {
+    // cancelled or failed: the registry need not keep a half-written upload until its own purge
+    if (!committed) await cancelUpload(client, repo, session.location, AbortSignal.timeout(abandonTimeoutMs));
+  }
 
-  /** Sends `start..end` of the blob (streamed from the source); resolves with the response. */
-  const send = (
-    method: 'PATCH' | 'PUT',
-    url: string,
-    start: number,
-    end: number,
-    extra: Record<string, string>,
-  ) => {
-    let sent = 0;
-    return client.send({
-      registry: repo.registry,
-      method,
-      url,
-      headers: {
-        'content-type': 'application/octet-stream',
-        'content-length': String(end - start + 1),
-        ...extra,
-      },
-      // pipeline, not pipe: a failed request must close the file too
-      body: () =>
-        pipeline(
-          source.open(start, end),
-          hasher.through(start, (n) => {
-            sent += n;
-            stats.bytesSent += n;
-            progress(start + sent);
-          }),
-          () => undefined,
-        ),
-      scopes,
-      signal,
-    });
-  };
+  async function upload(): Promise<void> {
+    /** Sends `start..end` of the blob (streamed from the source); resolves with the response. */
+    const send = (
+      method: 'PATCH' | 'PUT',
+      url: string,
+      start: number,
+      end: number,
+      extra: Record<string, string>,
+    ) => {
+      let sent = 0;
+      return client.send({
+        registry: repo.registry,
+        method,
+        url,
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(end - start + 1),
+          ...extra,
+        },
+        // pipeline, not pipe: a failed request must close the file too
+        body: () =>
+          pipeline(
+            source.open(start, end),
+            hasher.through(start, (n) => {
+              sent += n;
+              stats.bytesSent += n;
+              progress(start + sent);
+            }),
+            () => undefined,
+          ),
+        scopes,
+        signal,
+      });
+    };
 
-  if (source.size <= (options.multipartThreshold ?? defaultMultipartThreshold)) {
-    // one request: PUT with the whole body and the digest
+    if (source.size <= (options.multipartThreshold ?? defaultMultipartThreshold)) {
+      // one request: PUT with the whole body and the digest
+      await withRetry(
+        async (attempt) => {
+          if (attempt > 1) {
+            if (await blobExists(client, repo, source.digest, signal)) return;
+            session = await startUpload(client, repo, signal);
+          }
+          const url = withDigest(session.location, client.baseUrl(repo.registry), source.digest);
+          const res =
+            source.size === 0
+              ? await client.send({
+                  registry: repo.registry,
+                  method: 'PUT',
+                  url,
+                  headers: {
+                    'content-type': 'application/octet-stream',
+                    'content-length': '0',
+                    ...commitHeaders,
+                  },
+                  scopes,
+                  signal,
+                })
+              : await send('PUT', url, 0, source.size - 1, commitHeaders);
+          if (res.statusCode !== 201 && res.statusCode !== 204)
+            throw await client.repositoryError(res, repo, what, 'PUT', url);
+          await res.body.dump();
+        },
+        { policy: client.retry, signal },
+      );
+      progress(source.size);
+      return;
+    }
+
+    /** A new session and ONE PATCH with the whole blob and no Content-Range, for registries without chunks. */
+    const uploadWhole = () =>
+      withRetry(
+        async () => {
+          const fresh = await startUpload(client, repo, signal);
+          const res = await send('PATCH', fresh.location, 0, source.size - 1, {});
+          if (res.statusCode !== 202 && res.statusCode !== 204 && res.statusCode !== 201)
+            throw await client.repositoryError(res, repo, what, 'PATCH', fresh.location);
+          await res.body.dump();
+          session = sessionFrom(res, fresh.location) ?? fresh;
+        },
+        { policy: client.retry, signal },
+      );
+
+    let offset = 0;
+    let failures = 0;
+    while (offset < source.size) {
+      const end = Math.min(offset + chunk, source.size) - 1;
+      let error: unknown;
+      let refused = false;
+      try {
+        const res = await send('PATCH', session.location, offset, end, {
+          'content-range': contentRange(offset, end),
+        });
+        if (res.statusCode === 202 || res.statusCode === 204 || res.statusCode === 201) {
+          await res.body.dump();
+          session = sessionFrom(res, session.location) ?? session;
+          const held = parseUploadedRange(headerValue(res.headers, 'range'));
+          offset = held !== undefined && held > offset && held <= end + 1 ? held : end + 1;
+          failures = 0;
+          progress(offset);
+          continue;
+        }
+        // 400/416: either our offset is not the registry's, or it takes no chunks; the session tells which
+        refused = res.statusCode === 416 || res.statusCode === 400;
+        error = await client.repositoryError(res, repo, what, 'PATCH', session.location);
+      } catch (err) {
+        error = err;
+      }
+      if (signal?.aborted) throw signal.reason ?? error;
+      failures++;
+      if (refused) {
+        const status = await uploadStatus(client, repo, session.location, signal).catch((err: unknown) => {
+          if (signal?.aborted) throw err;
+          return undefined; // no status either: treat as a registry without chunked uploads
+        });
+        if (status && status.offset !== offset && failures < client.retry.attempts) {
+          session = { ...session, location: status.location ?? session.location };
+          offset = status.offset;
+          stats.resumes++;
+          continue;
+        }
+        // the registry holds what we sent from, yet refuses the chunk: upload the blob in one PATCH
+        await cancelUpload(client, repo, session.location, signal);
+        await uploadWhole();
+        stats.wholeBlobFallback = true;
+        break;
+      }
+      if (!isRetryableError(error) || failures >= client.retry.attempts) throw error;
+      await sleep(delayAfter(error, failures, client.retry), signal);
+      const status = await uploadStatus(client, repo, session.location, signal);
+      if (status) {
+        session = { ...session, location: status.location ?? session.location };
+        offset = status.offset;
+        stats.resumes++;
+      } else {
+        session = await startUpload(client, repo, signal);
+        offset = 0;
+        stats.restarts++;
+      }
+      progress(offset);
+    }
+
+    await hasher.catchUp(source, source.size);
+    const actual = hasher.digest();
+    if (actual !== source.digest) {
+      throw new CogError(`blob ${source.digest} has the content of ${actual}`, {
+        hint: 'the file changed while it was being pushed, or the image store is corrupt; rebuild the image',
+      });
+    }
     await withRetry(
       async (attempt) => {
-        if (attempt > 1) {
-          if (await blobExists(client, repo, source.digest, signal)) return;
-          session = await startUpload(client, repo, signal);
-        }
+        if (attempt > 1 && (await blobExists(client, repo, source.digest, signal))) return;
         const url = withDigest(session.location, client.baseUrl(repo.registry), source.digest);
-        const res =
-          source.size === 0
-            ? await client.send({
-                registry: repo.registry,
-                method: 'PUT',
-                url,
-                headers: {
-                  'content-type': 'application/octet-stream',
-                  'content-length': '0',
-                  ...commitHeaders,
-                },
-                scopes,
-                signal,
-              })
-            : await send('PUT', url, 0, source.size - 1, commitHeaders);
+        const res = await client.send({
+          registry: repo.registry,
+          method: 'PUT',
+          url,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': '0', ...commitHeaders },
+          scopes,
+          signal,
+        });
         if (res.statusCode !== 201 && res.statusCode !== 204)
           throw await client.repositoryError(res, repo, what, 'PUT', url);
         await res.body.dump();
       },
       { policy: client.retry, signal },
     );
-    progress(source.size);
-    return stats;
   }
-
-  /** A new session and ONE PATCH with the whole blob and no Content-Range, for registries without chunks. */
-  const uploadWhole = () =>
-    withRetry(
-      async () => {
-        const fresh = await startUpload(client, repo, signal);
-        const res = await send('PATCH', fresh.location, 0, source.size - 1, {});
-        if (res.statusCode !== 202 && res.statusCode !== 204 && res.statusCode !== 201)
-          throw await client.repositoryError(res, repo, what, 'PATCH', fresh.location);
-        await res.body.dump();
-        session = sessionFrom(res, fresh.location) ?? fresh;
-      },
-      { policy: client.retry, signal },
-    );
-
-  let offset = 0;
-  let failures = 0;
-  while (offset < source.size) {
-    const end = Math.min(offset + chunk, source.size) - 1;
-    let error: unknown;
-    let refused = false;
-    try {
-      const res = await send('PATCH', session.location, offset, end, {
-        'content-range': contentRange(offset, end),
-      });
-      if (res.statusCode === 202 || res.statusCode === 204 || res.statusCode === 201) {
-        await res.body.dump();
-        session = sessionFrom(res, session.location) ?? session;
-        const held = parseUploadedRange(headerValue(res.headers, 'range'));
-        offset = held !== undefined && held > offset && held <= end + 1 ? held : end + 1;
-        failures = 0;
-        progress(offset);
-        continue;
-      }
-      // 400/416: either our offset is not the registry's, or it takes no chunks; the session tells which
-      refused = res.statusCode === 416 || res.statusCode === 400;
-      error = await client.repositoryError(res, repo, what, 'PATCH', session.location);
-    } catch (err) {
-      error = err;
-    }
-    if (signal?.aborted) throw signal.reason ?? error;
-    failures++;
-    if (refused) {
-      const status = await uploadStatus(client, repo, session.location, signal).catch((err: unknown) => {
-        if (signal?.aborted) throw err;
-        return undefined; // no status either: treat as a registry without chunked uploads
-      });
-      if (status && status.offset !== offset && failures < client.retry.attempts) {
-        session = { ...session, location: status.location ?? session.location };
-        offset = status.offset;
-        stats.resumes++;
-        continue;
-      }
-      // the registry holds what we sent from, yet refuses the chunk: upload the blob in one PATCH
-      await cancelUpload(client, repo, session.location, signal);
-      await uploadWhole();
-      stats.wholeBlobFallback = true;
-      break;
-    }
-    if (!isRetryableError(error) || failures >= client.retry.attempts) throw error;
-    await sleep(delayAfter(error, failures, client.retry), signal);
-    const status = await uploadStatus(client, repo, session.location, signal);
-    if (status) {
-      session = { ...session, location: status.location ?? session.location };
-      offset = status.offset;
-      stats.resumes++;
-    } else {
-      session = await startUpload(client, repo, signal);
-      offset = 0;
-      stats.restarts++;
-    }
-    progress(offset);
-  }
-
-  await hasher.catchUp(source, source.size);
-  const actual = hasher.digest();
-  if (actual !== source.digest) {
-    await cancelUpload(client, repo, session.location, signal);
-    throw new CogError(`blob ${source.digest} has the content of ${actual}`, {
-      hint: 'the file changed while it was being pushed, or the image store is corrupt; rebuild the image',
-    });
-  }
-  await withRetry(
-    async (attempt) => {
-      if (attempt > 1 && (await blobExists(client, repo, source.digest, signal))) return;
-      const url = withDigest(session.location, client.baseUrl(repo.registry), source.digest);
-      const res = await client.send({
-        registry: repo.registry,
-        method: 'PUT',
-        url,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': '0', ...commitHeaders },
-        scopes,
-        signal,
-      });
-      if (res.statusCode !== 201 && res.statusCode !== 204)
-        throw await client.repositoryError(res, repo, what, 'PUT', url);
-      await res.body.dump();
-    },
-    { policy: client.retry, signal },
-  );
-  return stats;
 }
 
 /** GET on an upload session: how many bytes the registry holds. Undefined when the session is gone. */

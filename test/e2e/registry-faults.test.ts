@@ -15,6 +15,7 @@ import {
   blobExists,
   fileBlobSource,
   parseReference,
+  startUpload,
   uploadBlob,
 } from '../../src/registry/index.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
@@ -115,13 +116,15 @@ describe('large blob uploads', () => {
     assert.equal(await servedDigest(repo, blob.digest), blob.digest);
   });
 
-  test('cancelling stops the upload promptly', async () => {
+  test('cancelling stops the upload promptly and asks the registry to drop its session', async (t) => {
+    const plain = await startFaultProxy(tb.registry);
+    t.after(() => plain.close());
     const controller = new AbortController();
     const repo = `cogts-test/cancel-${run}`;
     let sent = 0;
     const upload = uploadBlob(
       c,
-      parseReference(`${tb.registry}/${repo}`),
+      parseReference(`${plain.host}/${repo}`),
       fileBlobSource(blob.path, blob.digest, blob.size),
       {
         chunkSize: chunkMiB * MiB,
@@ -138,6 +141,27 @@ describe('large blob uploads', () => {
     assert.ok(Date.now() - aborted < 5000);
     assert.ok(sent < blob.size);
     assert.equal(await blobExists(c, parseReference(`${tb.registry}/${repo}`), blob.digest), false);
+    // distribution refuses the DELETE while it still writes the cut chunk (its state no longer matches
+    // the session's size) and purges the session itself later; the DELETE is asked for either way
+    const deletes = plain.stats.requests.filter((r) => r.method === 'DELETE');
+    assert.equal(deletes.length, 1, JSON.stringify(plain.stats.requests));
+  });
+
+  test('an upload cancelled between requests deletes its session', async () => {
+    const ref = parseReference(`${tb.registry}/cogts-test/cancel-between-${run}`);
+    const session = await startUpload(c, ref);
+    await assert.rejects(
+      uploadBlob(c, ref, fileBlobSource(blob.path, blob.digest, blob.size), {
+        chunkSize: chunkMiB * MiB,
+        multipartThreshold: 0,
+        location: session.location,
+        signal: AbortSignal.abort(),
+      }),
+      (err: Error) => err.name === 'AbortError',
+    );
+    const status = await request(new URL(session.location, `http://${tb.registry}`));
+    await status.body.dump();
+    assert.equal(status.statusCode, 404, 'the session is gone');
   });
 
   test('when a cut chunk reached the registry in part and it drops the session, the upload starts over', async () => {
