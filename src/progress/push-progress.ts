@@ -1,15 +1,15 @@
 /**
  * Progress of a registry push (the events `pushImage` emits), on stderr:
  *
- * - tty: one row per blob (short digest, state, bytes done / size) under a header with the total and
- *   the upload throughput, redrawn in place at most every `refreshMs`;
+ * - tty: one row per blob (short digest, state, bytes done / size and, while it uploads, its own rate)
+ *   under a header with the total and the upload throughput, redrawn in place at most every `refreshMs`;
  *
  *       Pushing r8.im/user/model:latest  41.1 MiB / 113.2 MiB  23.4 MiB/s
- *        sha256:316bb65d37d0  uploading  12.3 MiB / 77.6 MiB
+ *        sha256:316bb65d37d0  uploading  12.3 MiB / 77.6 MiB  12.1 MiB/s
  *        sha256:de2f17728474  exists     2.3 KiB
  *
  * - plain: a stable line whenever a blob reaches a new state (`pushing …`, `exists …`, `mounted …`,
- *   `pushed … in 1.2s`); no line for waiting and checking, no repeated lines while bytes flow;
+ *   `pushed … in 1.2s (10.3 MiB/s)`); no line for waiting and checking, no repeated lines while bytes flow;
  * - rawjson: each event as one JSON line; quiet: nothing.
  */
 import type { BlobState, PushProgress } from '../registry/push.js';
@@ -89,7 +89,8 @@ export function plainPushLine(blob: BlobView): string | undefined {
     case 'pushed': {
       const ms =
         blob.startedMs !== undefined && blob.endedMs !== undefined ? blob.endedMs - blob.startedMs : 0;
-      return `pushed  ${id} ${size} in ${(ms / 1000).toFixed(1)}s`;
+      const rate = ms > 0 ? ` (${formatRate((blob.size * 1000) / ms)})` : '';
+      return `pushed  ${id} ${size} in ${(ms / 1000).toFixed(1)}s${rate}`;
     }
     default:
       return undefined;
@@ -98,15 +99,21 @@ export function plainPushLine(blob: BlobView): string | undefined {
 
 const stateWidth = 'uploading'.length;
 
-/** The lines of one tty frame, each cut to `width` columns. */
-export function renderPushFrame(view: PushView, width: number): string[] {
+/** The bytes column of a blob's row: an upload shows how far it is and, once it has run, its own rate. */
+function blobBytes(b: BlobView, nowMs: number): string {
+  if (b.state !== 'uploading') return formatSize(b.size);
+  const elapsedMs = b.startedMs === undefined ? 0 : nowMs - b.startedMs;
+  const rate = elapsedMs > 0 ? `  ${formatRate((b.done * 1000) / elapsedMs)}` : '';
+  return `${formatSize(b.done)} / ${formatSize(b.size)}${rate}`;
+}
+
+/** The lines of one tty frame at `nowMs`, each cut to `width` columns. */
+export function renderPushFrame(view: PushView, width: number, nowMs: number): string[] {
   const { done, size, bytesPerSecond } = view.total;
   const header = `Pushing ${view.target}  ${formatSize(done)} / ${formatSize(size)}  ${formatRate(bytesPerSecond)}`;
-  const rows = [...view.blobs.values()].map((b) => {
-    const bytes =
-      b.state === 'uploading' ? `${formatSize(b.done)} / ${formatSize(b.size)}` : formatSize(b.size);
-    return ` ${shortDigest(b.digest)}  ${b.state.padEnd(stateWidth)}  ${bytes}`;
-  });
+  const rows = [...view.blobs.values()].map(
+    (b) => ` ${shortDigest(b.digest)}  ${b.state.padEnd(stateWidth)}  ${blobBytes(b, nowMs)}`,
+  );
   return [header, ...rows].map((line) => (line.length > width ? line.slice(0, Math.max(1, width)) : line));
 }
 
@@ -177,7 +184,7 @@ export function createPushProgress(
   const draw = () => {
     timer = undefined;
     lastDraw = now();
-    const lines = renderPushFrame(view, width());
+    const lines = renderPushFrame(view, width(), lastDraw);
     const up = drawnLines > 0 ? `\x1b[${drawnLines}A\r` : '';
     out.write(`${up}${lines.map((l) => `${l}\x1b[K\n`).join('')}`);
     drawnLines = lines.length;
@@ -205,7 +212,7 @@ export function createPushProgress(
       if (timer) clearTimeout(timer);
       if (view.blobs.size === 0) return;
       lastDraw = 0;
-      const lines = renderPushFrame(view, width());
+      const lines = renderPushFrame(view, width(), now());
       const up = drawnLines > 0 ? `\x1b[${drawnLines}A\r` : '';
       await writeText(out, `${up}${lines.map((l) => `${l}\x1b[K\n`).join('')}`);
     },

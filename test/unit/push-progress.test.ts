@@ -56,7 +56,7 @@ describe('push progress', () => {
       text(),
       [
         'pushing sha256:aaaaaaaaaaaa 12.3 MiB',
-        'pushed  sha256:aaaaaaaaaaaa 12.3 MiB in 1.2s',
+        'pushed  sha256:aaaaaaaaaaaa 12.3 MiB in 1.2s (10.3 MiB/s)',
         'exists  sha256:bbbbbbbbbbbb 2.0 KiB',
         'mounted sha256:cccccccccccc 512 B',
         '',
@@ -91,14 +91,16 @@ describe('push progress', () => {
       blobs: new Map(),
       total: { done: 0, size: 0, bytesPerSecond: 0 },
     };
-    applyPushEvent(view, event(d1, 80 * MiB, 20 * MiB, 'uploading', 41 * MiB), 0);
-    applyPushEvent(view, event(d2, 2048, 2048, 'exists', 41 * MiB), 0);
-    assert.deepEqual(renderPushFrame(view, 200), [
+    applyPushEvent(view, event(d1, 80 * MiB, 0, 'uploading', 0), 1000);
+    assert.deepEqual(renderPushFrame(view, 200, 1000)[1], ' sha256:aaaaaaaaaaaa  uploading  0 B / 80.0 MiB');
+    applyPushEvent(view, event(d1, 80 * MiB, 20 * MiB, 'uploading', 41 * MiB), 2000);
+    applyPushEvent(view, event(d2, 2048, 2048, 'exists', 41 * MiB), 2000);
+    assert.deepEqual(renderPushFrame(view, 200, 5000), [
       'Pushing r8.im/u/m:latest  41.0 MiB / 200.0 MiB  10.0 MiB/s',
-      ' sha256:aaaaaaaaaaaa  uploading  20.0 MiB / 80.0 MiB',
+      ' sha256:aaaaaaaaaaaa  uploading  20.0 MiB / 80.0 MiB  5.0 MiB/s',
       ' sha256:bbbbbbbbbbbb  exists     2.0 KiB',
     ]);
-    assert.ok(renderPushFrame(view, 20).every((l) => l.length <= 20));
+    assert.ok(renderPushFrame(view, 20, 5000).every((l) => l.length <= 20));
   });
 
   test('tty mode redraws in place and draws a final frame on close', async () => {
