@@ -214,6 +214,7 @@ async function pushStored<T>(
           signal,
           mountFrom,
           onProgress: progress.onProgress,
+          onNote: (line) => progress.note(line),
           env: io.env,
         });
         return { result, extra: await then(client, result, signal) };

@@ -2,11 +2,14 @@
  * Push an image (a manifest with its config and layers) or an index (with its child manifests) from an
  * OCI layout to a registry: every blob is HEAD-checked and skipped when present, mounted from a sibling
  * repository when the caller names candidates, else uploaded; `concurrency` blobs at a time. Child
- * manifests go up by digest, then the top one by tag.
+ * manifests go up by digest, then the top one by tag. When a manifest is refused for a blob the registry
+ * said it had (a lost blob, a mount not visible yet, a HEAD answered from a cache), the blobs this push
+ * did not upload go up again without asking, and the manifests once more.
  */
 import { CogError } from '../errors.js';
 import { type BlobSource, type UploadSession, blobExists, mountBlob, uploadBlob } from './blobs.js';
 import type { RegistryClient } from './client.js';
+import { RegistryError } from './errors.js';
 import { type Descriptor, OciLayout } from './layout.js';
 import { isIndexMediaType, putManifest } from './manifests.js';
 import { type Reference, formatReference } from './reference.js';
@@ -39,6 +42,8 @@ export interface PushOptions {
   /** repositories on the same registry that may hold the blobs: mounted from instead of uploaded */
   readonly mountFrom?: readonly string[];
   readonly onProgress?: ((event: PushProgress) => void) | undefined;
+  /** a line for the user, e.g. blobs uploaded again after the registry refused a manifest for them */
+  readonly onNote?: ((line: string) => void) | undefined;
   /** where COG_PUSH_* are read from (default process.env) */
   readonly env?: NodeJS.ProcessEnv;
 }
@@ -92,6 +97,14 @@ async function plan(layout: OciLayout, top: Descriptor, topBytes: Buffer): Promi
   };
   await visit(top, topBytes, true);
   return { blobs, manifests };
+}
+
+/** Whether a manifest PUT was refused because the registry lacks a blob the manifest references. */
+function refusedForMissingBlob(err: unknown): boolean {
+  return (
+    err instanceof RegistryError &&
+    err.codes.some((code) => code === 'MANIFEST_BLOB_UNKNOWN' || code === 'BLOB_UNKNOWN')
+  );
 }
 
 /** Runs `tasks` with at most `limit` at once; the first failure aborts the others through `controller`. */
@@ -171,29 +184,36 @@ export async function pushImage(
       });
     };
 
-    const pushBlob = async (blob: Descriptor) => {
+    /** blobs this push took the registry's word for, and how */
+    const notUploaded = new Map<string, 'existed' | 'mounted'>();
+    /** `force`: upload without asking whether the registry has the blob or can mount it */
+    const pushBlob = async (blob: Descriptor, force = false) => {
       const source = sources.get(blob.digest)!;
-      emit(blob.digest, blob.size, 0, 'checking');
-      if (await blobExists(client, target, blob.digest, signal)) {
-        counts.existed++;
-        emit(blob.digest, blob.size, blob.size, 'exists');
-        return;
-      }
       let session: UploadSession | undefined;
-      for (const from of options.mountFrom ?? []) {
-        if (from === target.repository) continue;
-        const mounted = await mountBlob(client, target, blob.digest, from, signal).catch((err: unknown) => {
-          if (signal.aborted) throw err;
-          return undefined; // no access to `from`, or no mount support: upload instead
-        });
-        if (mounted?.mounted) {
-          counts.mounted++;
-          emit(blob.digest, blob.size, blob.size, 'mounted');
+      if (!force) {
+        emit(blob.digest, blob.size, 0, 'checking');
+        if (await blobExists(client, target, blob.digest, signal)) {
+          counts.existed++;
+          notUploaded.set(blob.digest, 'existed');
+          emit(blob.digest, blob.size, blob.size, 'exists');
           return;
         }
-        if (mounted) {
-          session = mounted.session;
-          break;
+        for (const from of options.mountFrom ?? []) {
+          if (from === target.repository) continue;
+          const mounted = await mountBlob(client, target, blob.digest, from, signal).catch((err: unknown) => {
+            if (signal.aborted) throw err;
+            return undefined; // no access to `from`, or no mount support: upload instead
+          });
+          if (mounted?.mounted) {
+            counts.mounted++;
+            notUploaded.set(blob.digest, 'mounted');
+            emit(blob.digest, blob.size, blob.size, 'mounted');
+            return;
+          }
+          if (mounted) {
+            session = mounted.session;
+            break;
+          }
         }
       }
       let before = 0;
@@ -224,21 +244,44 @@ export async function pushImage(
       concurrency,
       controller,
     );
-    await runLimited(
-      manifests.map(({ descriptor: child, bytes }) => async () => {
-        await putManifest(client, target, child.digest, bytes, child.mediaType, signal);
-      }),
-      concurrency,
-      controller,
-    );
-    const digest = await putManifest(
-      client,
-      target,
-      target.tag ?? descriptor.digest,
-      topBytes,
-      descriptor.mediaType,
-      signal,
-    );
+    const putManifests = async () => {
+      // a refused child manifest must not cancel the uploads a retry makes: its own controller
+      await runLimited(
+        manifests.map(({ descriptor: child, bytes }) => async () => {
+          await putManifest(client, target, child.digest, bytes, child.mediaType, signal);
+        }),
+        concurrency,
+        new AbortController(),
+      );
+      return putManifest(
+        client,
+        target,
+        target.tag ?? descriptor.digest,
+        topBytes,
+        descriptor.mediaType,
+        signal,
+      );
+    };
+    let digest: string;
+    try {
+      digest = await putManifests();
+    } catch (err) {
+      const again = [...blobs.values()].filter((b) => notUploaded.has(b.digest));
+      if (signal.aborted || !refusedForMissingBlob(err) || again.length === 0) throw err;
+      options.onNote?.(
+        `cog: the registry refused the manifest for a blob it said it had; uploading ${again.length} blob${again.length === 1 ? '' : 's'} again`,
+      );
+      for (const blob of again) {
+        counts[notUploaded.get(blob.digest)!]--;
+        notUploaded.delete(blob.digest);
+      }
+      await runLimited(
+        again.map((blob) => () => pushBlob(blob, true)),
+        concurrency,
+        controller,
+      );
+      digest = await putManifests();
+    }
     if (digest !== descriptor.digest)
       throw new CogError(`manifest ${descriptor.digest} in ${layout.root} has the content of ${digest}`, {
         hint: 'the image layout is corrupt; rebuild the image',

@@ -186,6 +186,30 @@ describe('push to the plain registry', () => {
     assert.equal(arm.config.architecture, 'arm64');
   });
 
+  test('a manifest refused for a blob the registry claimed to have: that blob goes up again', async (t) => {
+    const layer = image.layers[1]!;
+    const lying = await startFaultProxy(tb.registry, { faults: { claimBlobs: [layer.digest] } });
+    t.after(() => lying.close());
+    const ref = `${lying.host}/${repo}-claimed:v1`;
+    const notes: string[] = [];
+    const result = await pushFromLayout(c, image.dir, undefined, parseReference(ref), {
+      onNote: (line) => notes.push(line),
+    });
+    assert.equal(result.digest, first.digest);
+    assert.deepEqual(result.blobs, { uploaded: image.layers.length + 1, existed: 0, mounted: 0 });
+    assert.equal(notes.length, 1);
+    assert.match(notes[0]!, /uploading 1 blob again/);
+    const manifestPuts = lying.stats.requests.filter(
+      (r) => r.method === 'PUT' && r.path.includes('/manifests/'),
+    );
+    assert.deepEqual(
+      manifestPuts.map((r) => r.status),
+      [400, 201],
+      'refused for the blob, then accepted',
+    );
+    assert.equal(await rawDigest(`${tb.registry}/${repo}-claimed:v1`), first.digest);
+  });
+
   test('cancelling a push stops it with an AbortError', async () => {
     const requests = proxy.stats.requests.length;
     const ref = parseReference(`${proxy.host}/${repo}-cancel:v1`);

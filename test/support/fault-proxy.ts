@@ -35,6 +35,11 @@ export interface FaultRates {
    * a PATCH without one (the whole blob) goes through
    */
   readonly refuseChunks?: boolean;
+  /**
+   * blob digests a HEAD is answered 200 for without asking the registry, like a registry whose index
+   * lists a blob its storage lost, or a HEAD answered from a cache
+   */
+  readonly claimBlobs?: readonly string[];
 }
 
 export interface BearerOptions {
@@ -195,6 +200,8 @@ export async function startFaultProxy(
         '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
       );
     }
+    const claimed = faults.claimBlobs?.find((digest) => url.pathname.endsWith(`/blobs/${digest}`));
+    if (req.method === 'HEAD' && claimed) return answer(req, res, 200, { 'docker-content-digest': claimed });
     const forced = faults.statusAt?.[++served];
     const roll = forced === undefined ? random() : 1;
     if (forced === 500 || roll < (faults.status500 ?? 0)) {
