@@ -95,7 +95,10 @@ describe('cog push to the plain registry', () => {
     const sent = bodyBytes(proxy);
     process.stderr.write(`# cog push (build + push) of hello: ${seconds.toFixed(1)}s, ${sent} bytes sent\n`);
     assert.match(r.stderr, /^pushing sha256:[0-9a-f]{12} /m);
-    assert.match(r.stderr, /^pushed {2}sha256:[0-9a-f]{12} .* in \d+\.\ds$/m);
+    assert.match(
+      r.stderr,
+      /^pushed {2}sha256:[0-9a-f]{12} .* in \d+\.\ds \(\d+(\.\d)? (B|KiB|MiB|GiB)\/s\)$/m,
+    );
     assert.match(r.stderr, /Pushed \d+ blobs \(\d+ uploaded, 0 already there, 0 mounted\)/);
     assert.equal(await rawDigest(`${tb.registry}/${repo}:v1`), digest);
     const out = await tempDir('cogts-push-copy-');
@@ -110,11 +113,19 @@ describe('cog push to the plain registry', () => {
     assert.equal(index.manifests[0]?.digest, digest);
   });
 
-  test('pushing the same image again uploads no blob', async () => {
+  test('pushing the same image again uploads no blob, over a few kept-alive connections', async () => {
     const before = uploads(proxy);
     const sent = bodyBytes(proxy);
+    const connections = proxy.stats.connections;
     const r = await pushOk(`${proxy.host}/${repo}:v2`);
     assert.equal(r.digest, digest);
+    const heads = Number(/(\d+) already there/.exec(r.stderr)?.[1]);
+    // a ping, 9 HEADs and the manifest PUT: the client's pool holds at most 8 connections to a registry,
+    // and a connection closed after each HEAD would take 10 or more
+    const opened = proxy.stats.connections - connections;
+    process.stderr.write(`# second cog push: ${heads} HEADs over ${opened} connections\n`);
+    assert.ok(heads >= 9, r.stderr);
+    assert.ok(opened <= 9, `${opened} connections for ${heads} HEADs`);
     assert.equal(uploads(proxy), before);
     assert.ok(bodyBytes(proxy) - sent < 10_000, 'only the manifest went up');
     assert.match(r.stderr, /^exists {2}sha256:/m);
