@@ -12,11 +12,23 @@ export interface ChunkLimits {
   readonly max?: number | undefined;
 }
 
-/** The preferred size, raised to the registry's minimum and capped at its maximum (the maximum wins). */
+/**
+ * Room left under a registry's `OCI-Chunk-Max-Length` (upstream Cog's margin): an edge proxy that enforces
+ * a request limit may count more than the body.
+ */
+export const chunkMaxHeadroom = 64 * 1024;
+
+/**
+ * The bytes per PATCH. A registry that states its maximum gets chunks of that size less
+ * `chunkMaxHeadroom` (its own figure wins over the preferred size, as upstream Cog does: fewer chunks,
+ * fewer round trips and per-chunk flushes); otherwise the preferred size. Raised to the registry's
+ * minimum, never past its maximum.
+ */
 export function chooseChunkSize(preferred: number, limits: ChunkLimits = {}): number {
-  let size = preferred;
+  const max = limits.max !== undefined && limits.max > 0 ? limits.max : undefined;
+  let size = max === undefined ? preferred : max > chunkMaxHeadroom ? max - chunkMaxHeadroom : max;
   if (limits.min !== undefined && limits.min > 0 && size < limits.min) size = limits.min;
-  if (limits.max !== undefined && limits.max > 0 && size > limits.max) size = limits.max;
+  if (max !== undefined && size > max) size = max;
   return Math.max(1, Math.floor(size));
 }
 

@@ -207,3 +207,55 @@ describe('large blob uploads', () => {
     assert.equal(await blobExists(c, repo, claimed), false);
   });
 });
+
+describe('chunk limits a registry states', () => {
+  let c: RegistryClient;
+  let medium: Blob;
+  before(async () => {
+    c = new RegistryClient({ env: {}, keychain: anonymousKeychain, retry: policy });
+    medium = await writePseudoRandomFile(
+      join(await tempDir('cogts-limits-'), 'b'),
+      40 * MiB,
+      `limits-${run}`,
+    );
+  });
+  after(() => c.close());
+
+  /** Uploads the blob through a proxy stating `limits`; resolves with the PATCH bodies' count and sizes. */
+  async function uploadWithLimits(name: string, limits: { min?: number; max?: number }, chunkSize: number) {
+    const proxy = await startFaultProxy(tb.registry, { faults: { chunkLimits: limits } });
+    try {
+      const repo = `cogts-test/limits-${name}-${run}`;
+      const stats = await uploadBlob(
+        c,
+        parseReference(`${proxy.host}/${repo}`),
+        fileBlobSource(medium.path, medium.digest, medium.size),
+        { chunkSize, multipartThreshold: 0 },
+      );
+      assert.equal(await servedDigest(repo, medium.digest), medium.digest);
+      const patches = proxy.stats.requests.filter((r) => r.method === 'PATCH');
+      return { stats, statuses: patches.map((r) => r.status), sent: proxy.stats.bodyBytes.PATCH ?? 0 };
+    } finally {
+      await proxy.close();
+    }
+  }
+
+  test('a stated maximum sets the chunks (less 64 KiB), over the preferred size; none is refused', async () => {
+    const max = 8 * MiB;
+    const { stats, statuses, sent } = await uploadWithLimits('max', { max }, 4 * MiB);
+    // 40 MiB in chunks of 8 MiB − 64 KiB: 6 PATCHes (4 MiB chunks would be 10, 8 MiB ones 5)
+    assert.equal(statuses.length, 6);
+    assert.ok(
+      statuses.every((s) => s === 202),
+      statuses.join(),
+    );
+    assert.equal(stats.wholeBlobFallback, false);
+    assert.equal(sent, medium.size);
+  });
+
+  test('a stated minimum raises a smaller preferred size', async () => {
+    const { statuses, sent } = await uploadWithLimits('min', { min: 20 * MiB }, 4 * MiB);
+    assert.deepEqual(statuses, [202, 202]);
+    assert.equal(sent, medium.size);
+  });
+});

@@ -1,8 +1,8 @@
 /**
  * An HTTP proxy in front of a test registry that can misbehave on purpose (seeded, so runs repeat):
  * it cuts PATCH uploads mid-body, answers 500 or 429 (at random or at given request numbers), refuses
- * chunked PATCHes like a registry without chunked uploads, and can demand Bearer tokens that it issues
- * itself. It counts requests and the body bytes clients send.
+ * chunked PATCHes like a registry without chunked uploads, advertises chunk limits and holds to them,
+ * answers HEAD 200 for blobs it is told to claim, and can demand Bearer tokens that it issues itself. It counts requests and the body bytes clients send.
  *
  * PATCH bodies are buffered before they are forwarded, so the registry never sees a chunk the client
  * saw fail: this models an edge proxy or CDN that buffers request bodies (the setting chunked uploads are
@@ -40,6 +40,12 @@ export interface FaultRates {
    * lists a blob its storage lost, or a HEAD answered from a cache
    */
   readonly claimBlobs?: readonly string[];
+  /**
+   * chunk limits to advertise on the answers that open upload sessions (`OCI-Chunk-Min-Length`,
+   * `OCI-Chunk-Max-Length`); a chunk longer than `max` is refused with 416, as an edge proxy with a
+   * request-body limit would
+   */
+  readonly chunkLimits?: { readonly min?: number; readonly max?: number };
 }
 
 export interface BearerOptions {
@@ -229,6 +235,19 @@ export async function startFaultProxy(
       );
     }
     const isPatch = req.method === 'PATCH';
+    const tooLong =
+      faults.chunkLimits?.max !== undefined &&
+      Number(req.headers['content-length'] ?? 0) > faults.chunkLimits.max;
+    if (isPatch && tooLong) {
+      req.on('data', (c: Buffer) => count(req, c.length));
+      return answer(
+        req,
+        res,
+        416,
+        { 'content-type': 'application/json' },
+        '{"errors":[{"code":"SIZE_INVALID","message":"chunk longer than OCI-Chunk-Max-Length"}]}',
+      );
+    }
     if (isPatch && faults.refuseChunks && req.headers['content-range'] !== undefined) {
       req.on('data', (c: Buffer) => count(req, c.length));
       return answer(
@@ -259,7 +278,18 @@ export async function startFaultProxy(
             path: req.url ?? '',
             status: upRes.statusCode ?? 0,
           });
-          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          const limits =
+            req.method === 'POST' && faults.chunkLimits
+              ? {
+                  ...(faults.chunkLimits.min === undefined
+                    ? {}
+                    : { 'oci-chunk-min-length': String(faults.chunkLimits.min) }),
+                  ...(faults.chunkLimits.max === undefined
+                    ? {}
+                    : { 'oci-chunk-max-length': String(faults.chunkLimits.max) }),
+                }
+              : {};
+          res.writeHead(upRes.statusCode ?? 502, { ...upRes.headers, ...limits });
           upRes.pipe(res);
         },
       );

@@ -37,13 +37,23 @@ import {
 const MiB = 1024 * 1024;
 
 describe('chunks', () => {
-  test('chunk size: preferred, raised to the minimum, capped at the maximum', () => {
+  test('chunk size: the registry maximum less 64 KiB when stated, else preferred; raised to the minimum', () => {
     assert.equal(defaultChunkSize, 96 * MiB);
     assert.equal(chooseChunkSize(96 * MiB), 96 * MiB);
     assert.equal(chooseChunkSize(16 * MiB, { min: 32 * MiB }), 32 * MiB);
-    assert.equal(chooseChunkSize(96 * MiB, { max: 50 * MiB }), 50 * MiB);
-    assert.equal(chooseChunkSize(96 * MiB, { min: 5 * MiB, max: 200 * MiB }), 96 * MiB);
+    assert.equal(chooseChunkSize(96 * MiB, { max: 50 * MiB }), 50 * MiB - 64 * 1024);
+    assert.equal(chooseChunkSize(96 * MiB, { min: 5 * MiB, max: 200 * MiB }), 200 * MiB - 64 * 1024);
+    assert.equal(
+      chooseChunkSize(96 * MiB, { min: 5 * MiB, max: 5 * MiB }),
+      5 * MiB,
+      'the minimum, not past the maximum',
+    );
     assert.equal(chooseChunkSize(1 * MiB, { min: 80 * MiB, max: 60 * MiB }), 60 * MiB, 'the maximum wins');
+    assert.equal(
+      chooseChunkSize(96 * MiB, { max: 1000 }),
+      1000,
+      'a maximum below the headroom is used as it is',
+    );
     assert.equal(chooseChunkSize(0), 1);
   });
   test('header lengths', () => {
