@@ -255,7 +255,21 @@ export class RegistryClient {
           err instanceof RegistryError &&
           err.status === undefined &&
           tlsTrustHint(errorCode(err.cause)) === undefined;
-        if (!unreachable || signal?.aborted || last) throw err;
+        if (!unreachable || signal?.aborted) throw err;
+        if (last) {
+          if (schemes.length === 1) throw err;
+          // both schemes were tried: the insecure-registry hint of a single HTTPS failure does not apply
+          throw new RegistryError(
+            `cannot reach ${registry} over plain HTTP or HTTPS: GET ${host}/v2/ failed (${errorCode(err.cause)})`,
+            {
+              status: undefined,
+              method: 'GET',
+              url,
+              cause: err.cause,
+              hint: 'check the registry address, and that the registry is running and listening there',
+            },
+          );
+        }
       }
     }
   }

@@ -12,6 +12,7 @@ import {
   type BlobSource,
   type PushProgress,
   RegistryClient,
+  type RegistryError,
   type RetryPolicy,
   anonymousKeychain,
   blobExists,
@@ -258,6 +259,30 @@ describe('scheme: HTTPS first, plain HTTP only where allowed', () => {
     // loopback needs no listing, and HTTPS still comes first there
     assert.equal(await blobExists(c, parseReference('localhost:5443/m'), digest), false);
     assert.equal(c.baseUrl('localhost:5443'), 'https://localhost:5443');
+    agent.assertNoPendingInterceptors();
+    await agent.close();
+  });
+
+  test('a registry where neither scheme answers: one error naming both, without the insecure-registry hint', async () => {
+    const agent = mock();
+    const refused = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    agent.get('http://127.0.0.1:5999').intercept({ path: '/v2/' }).replyWithError(refused());
+    agent.get('https://127.0.0.1:5999').intercept({ path: '/v2/' }).replyWithError(refused());
+    const c = new RegistryClient({
+      env: {},
+      keychain: anonymousKeychain,
+      retry: { ...fast, attempts: 1 },
+      dispatcher: agent,
+    });
+    await assert.rejects(blobExists(c, parseReference('127.0.0.1:5999/m'), digest), (err: RegistryError) => {
+      assert.match(
+        err.message,
+        /^cannot reach 127\.0\.0\.1:5999 over plain HTTP or HTTPS: GET 127\.0\.0\.1:5999\/v2\/ failed/,
+      );
+      assert.doesNotMatch(err.hint ?? '', /COG_INSECURE_REGISTRIES/);
+      assert.match(err.hint ?? '', /running/);
+      return true;
+    });
     agent.assertNoPendingInterceptors();
     await agent.close();
   });
