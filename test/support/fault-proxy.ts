@@ -208,58 +208,34 @@ export async function startFaultProxy(
     }
     const claimed = faults.claimBlobs?.find((digest) => url.pathname.endsWith(`/blobs/${digest}`));
     if (req.method === 'HEAD' && claimed) return answer(req, res, 200, { 'docker-content-digest': claimed });
+    /** answers a registry error without forwarding; the request body is read (and counted) to its end */
+    const refuse = (status: number, code: string, message: string, extra: Record<string, string> = {}) => {
+      req.on('data', (c: Buffer) => count(req, c.length));
+      return answer(
+        req,
+        res,
+        status,
+        { 'content-type': 'application/json', ...extra },
+        JSON.stringify({ errors: [{ code, message }] }),
+      );
+    };
     const forced = faults.statusAt?.[++served];
     const roll = forced === undefined ? random() : 1;
     if (forced === 500 || roll < (faults.status500 ?? 0)) {
       stats.faults.status500++;
-      req.on('data', (c: Buffer) => count(req, c.length));
-      res.setHeader('connection', 'close');
-      return answer(
-        req,
-        res,
-        500,
-        { 'content-type': 'application/json' },
-        '{"errors":[{"code":"UNKNOWN","message":"injected"}]}',
-      );
+      return refuse(500, 'UNKNOWN', 'injected', { connection: 'close' });
     }
     if (forced === 429 || roll < (faults.status500 ?? 0) + (faults.status429 ?? 0)) {
       stats.faults.status429++;
-      req.on('data', (c: Buffer) => count(req, c.length));
-      res.setHeader('connection', 'close');
-      return answer(
-        req,
-        res,
-        429,
-        { 'retry-after': '1', 'content-type': 'application/json' },
-        '{"errors":[{"code":"TOOMANYREQUESTS","message":"injected"}]}',
-      );
+      return refuse(429, 'TOOMANYREQUESTS', 'injected', { connection: 'close', 'retry-after': '1' });
     }
     const isPatch = req.method === 'PATCH';
-    const tooLong =
-      faults.chunkLimits?.max !== undefined &&
-      Number(req.headers['content-length'] ?? 0) > faults.chunkLimits.max;
-    if (isPatch && tooLong) {
-      req.on('data', (c: Buffer) => count(req, c.length));
-      return answer(
-        req,
-        res,
-        416,
-        { 'content-type': 'application/json' },
-        '{"errors":[{"code":"SIZE_INVALID","message":"chunk longer than OCI-Chunk-Max-Length"}]}',
-      );
-    }
-    if (isPatch && faults.refuseChunks && req.headers['content-range'] !== undefined) {
-      req.on('data', (c: Buffer) => count(req, c.length));
-      return answer(
-        req,
-        res,
-        416,
-        { 'content-type': 'application/json' },
-        '{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"chunked uploads are not supported"}]}',
-      );
-    }
-    const patchNumber = isPatch ? ++patches : 0;
     const length = Number(req.headers['content-length'] ?? 0);
+    if (isPatch && faults.chunkLimits?.max !== undefined && length > faults.chunkLimits.max)
+      return refuse(416, 'SIZE_INVALID', 'chunk longer than OCI-Chunk-Max-Length');
+    if (isPatch && faults.refuseChunks && req.headers['content-range'] !== undefined)
+      return refuse(416, 'BLOB_UPLOAD_INVALID', 'chunked uploads are not supported');
+    const patchNumber = isPatch ? ++patches : 0;
     const cut =
       isPatch &&
       length > 0 &&
