@@ -9,7 +9,9 @@
  *        sha256:de2f17728474  exists     2.3 KiB
  *
  * - plain: a stable line whenever a blob reaches a new state (`pushing …`, `exists …`, `mounted …`,
- *   `pushed … in 1.2s (10.3 MiB/s)`); no line for waiting and checking, no repeated lines while bytes flow;
+ *   `pushed … in 1.2s (10.3 MiB/s)`); no line for waiting and checking; while bytes flow, a line with
+ *   the totals only when nothing was printed for `plainEveryMs` (10 s), so a CI log of a long upload
+ *   never looks stalled;
  * - rawjson: each event as one JSON line; quiet: nothing.
  */
 import type { BlobState, PushProgress } from '../registry/push.js';
@@ -97,6 +99,12 @@ export function plainPushLine(blob: BlobView): string | undefined {
   }
 }
 
+/** Plain mode's line during a long upload: how much of the image the registry holds, and the rate. */
+export function plainTotalLine(view: PushView): string {
+  const { done, size, bytesPerSecond } = view.total;
+  return `pushing ${view.target}: ${formatSize(done)} / ${formatSize(size)}, ${formatRate(bytesPerSecond)}`;
+}
+
 const stateWidth = 'uploading'.length;
 
 /** The bytes column of a blob's row: an upload shows how far it is and, once it has run, its own rate. */
@@ -121,6 +129,8 @@ export interface PushProgressOptions {
   /** what is being pushed, for the tty header */
   readonly target: string;
   readonly refreshMs?: number;
+  /** plain mode: while a blob uploads, a line with the totals when nothing was printed for this long */
+  readonly plainEveryMs?: number;
   readonly now?: () => number;
 }
 
@@ -155,15 +165,24 @@ export function createPushProgress(
         return Promise.resolve();
       },
     };
-  if (mode === 'plain')
+  if (mode === 'plain') {
+    const everyMs = options.plainEveryMs ?? 10_000;
+    let lastLine = now();
     return {
       onProgress: (event) => {
         if (closed) return;
-        const previous = applyPushEvent(view, event, now());
+        const at = now();
+        const previous = applyPushEvent(view, event, at);
         const blob = view.blobs.get(event.blob.digest)!;
-        if (previous === blob.state) return;
-        const line = plainPushLine(blob);
-        if (line) out.write(`${line}\n`);
+        const line =
+          previous !== blob.state
+            ? plainPushLine(blob)
+            : blob.state === 'uploading' && at - lastLine >= everyMs
+              ? plainTotalLine(view)
+              : undefined;
+        if (!line) return;
+        out.write(`${line}\n`);
+        lastLine = at;
       },
       note: (line) => {
         if (!closed) out.write(`${line}\n`);
@@ -173,6 +192,7 @@ export function createPushProgress(
         return Promise.resolve();
       },
     };
+  }
 
   // tty: redraw in place, throttled
   const refreshMs = options.refreshMs ?? 120;

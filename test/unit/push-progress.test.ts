@@ -64,6 +64,32 @@ describe('push progress', () => {
     );
   });
 
+  test('plain mode: a long upload prints the totals when nothing was printed for plainEveryMs', () => {
+    let now = 0;
+    const { out, text } = capture();
+    const p = createPushProgress('plain', out, { target: 'r/x:y', now: () => now, plainEveryMs: 10_000 });
+    p.onProgress(event(d1, 100 * MiB, 0, 'uploading'));
+    for (const [at, done] of [
+      [5_000, 20],
+      [10_500, 40],
+      [12_000, 50],
+      [20_000, 70],
+      [20_600, 75],
+    ] as const) {
+      now = at;
+      p.onProgress(event(d1, 100 * MiB, done * MiB, 'uploading', done * MiB));
+    }
+    now = 22_000;
+    p.onProgress(event(d1, 100 * MiB, 100 * MiB, 'pushed', 100 * MiB));
+    assert.deepEqual(text().split('\n'), [
+      'pushing sha256:aaaaaaaaaaaa 100.0 MiB',
+      'pushing r/x:y: 40.0 MiB / 200.0 MiB, 10.0 MiB/s',
+      'pushing r/x:y: 75.0 MiB / 200.0 MiB, 10.0 MiB/s',
+      'pushed  sha256:aaaaaaaaaaaa 100.0 MiB in 22.0s (4.5 MiB/s)',
+      '',
+    ]);
+  });
+
   test('the view keeps the highest byte counts when an event reports fewer (a resent chunk)', () => {
     const view: PushView = {
       target: 'r/x:y',
