@@ -23,8 +23,8 @@ import {
   cancelUpload,
   fileBlobSource,
   startUpload,
-  uploadBlob,
 } from '../registry/blobs.js';
+import { uploadBlob } from '../registry/blob-upload.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { putManifest, sha256Digest } from '../registry/manifests.js';

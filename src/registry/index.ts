@@ -8,6 +8,7 @@ export * from './settings.js';
 export * from './keychain.js';
 export * from './client.js';
 export * from './blobs.js';
+export * from './blob-upload.js';
 export * from './manifests.js';
 export * from './layout.js';
 export * from './push.js';

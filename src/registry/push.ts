@@ -7,7 +7,8 @@
  * did not upload go up again without asking, and the manifests once more.
  */
 import { CogError } from '../errors.js';
-import { type BlobSource, type UploadSession, blobExists, mountBlob, uploadBlob } from './blobs.js';
+import { uploadBlob } from './blob-upload.js';
+import { type BlobSource, type UploadSession, blobExists, mountBlob } from './blobs.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
 import { type Descriptor, OciLayout } from './layout.js';

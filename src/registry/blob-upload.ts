@@ -1,0 +1,371 @@
+/**
+ * Uploading one blob the registry does not have. Blobs up to the multipart threshold go in one PUT;
+ * larger ones in PATCH chunks that stream from the source (one chunk in flight, never held in memory).
+ * After a failed chunk the upload resumes from the offset the registry reports (GET on the session), and
+ * only when the session is gone does it start over. A registry that refuses a chunk (400 or 416) while
+ * holding the offset we sent from does not take chunked uploads: the blob then goes in one PATCH without
+ * Content-Range on a new session. Bytes are hashed as they stream; the digest is checked before the final
+ * PUT commits the blob. An upload that fails or is cancelled asks the registry to drop its session.
+ */
+import { type Hash, createHash } from 'node:crypto';
+import { Transform, pipeline } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { CogError } from '../errors.js';
+import {
+  type BlobSource,
+  type UploadSession,
+  blobExists,
+  cancelUpload,
+  sessionFrom,
+  short,
+  startUpload,
+  uploadStatus,
+} from './blobs.js';
+import { pushScopes } from './challenge.js';
+import {
+  chooseChunkSize,
+  contentRange,
+  defaultChunkSize,
+  defaultMultipartThreshold,
+  parseUploadedRange,
+} from './chunks.js';
+import type { RegistryClient } from './client.js';
+import { headerValue } from './errors.js';
+import type { RepositoryRef } from './reference.js';
+import { delayAfter, isRetryableError, sleep, withRetry } from './retry.js';
+
+export interface UploadStats {
+  /** body bytes sent to the registry, failed tries included */
+  bytesSent: number;
+  /** chunk failures resumed at the registry's offset */
+  resumes: number;
+  /** sessions lost and started again from byte 0 */
+  restarts: number;
+  /** whether the registry refused chunks and the blob went in one PATCH instead */
+  wholeBlobFallback: boolean;
+}
+
+export interface UploadOptions {
+  readonly signal?: AbortSignal | undefined;
+  /** preferred bytes per PATCH (default 96 MiB); a registry's stated limits win */
+  readonly chunkSize?: number;
+  /** blobs up to this many bytes go in one PUT, larger ones in chunks (default 128 MiB) */
+  readonly multipartThreshold?: number;
+  /** an upload session already open, e.g. from a mount the registry declined (202) */
+  readonly location?: string | undefined;
+  /**
+   * sent as `OCI-Layer-Media-Type` when the blob is committed; upstream Cog sets it for weight layers only
+   * (so r8.im skips its image-layer size limit for them)
+   */
+  readonly layerMediaType?: string | undefined;
+  /**
+   * the most bytes the registry has held so far: never goes back, so bytes sent again after a resume or
+   * restart are not reported until they pass the earlier mark
+   */
+  readonly onProgress?: ((done: number, total: number) => void) | undefined;
+}
+
+/** How long a DELETE of an abandoned upload session may take (the registry purges old sessions anyway). */
+const abandonTimeoutMs = 5_000;
+
+/**
+ * Uploads a blob the registry does not have yet: POST (or the given session), then one PUT for blobs up
+ * to the multipart threshold, else PATCH chunks with resume (or one whole-blob PATCH when the registry
+ * refuses chunks), then PUT ?digest=. Resolves with what it sent.
+ */
+export async function uploadBlob(
+  client: RegistryClient,
+  repo: RepositoryRef,
+  source: BlobSource,
+  options: UploadOptions = {},
+): Promise<UploadStats> {
+  const session: UploadSession =
+    options.location !== undefined
+      ? { location: options.location, minChunk: undefined, maxChunk: undefined }
+      : await startUpload(client, repo, options.signal);
+  const upload = new BlobUpload(client, repo, source, options, session);
+  try {
+    return await upload.run();
+  } catch (err) {
+    // cancelled or failed: the registry need not keep a half-written upload until its own purge
+    await upload.abandon();
+    throw err;
+  }
+}
+
+/** One upload's state: the current session, what was sent, and the hash of the bytes in order. */
+class BlobUpload {
+  readonly stats: UploadStats = { bytesSent: 0, resumes: 0, restarts: 0, wholeBlobFallback: false };
+  private readonly hasher = new BlobHasher();
+  private readonly what: string;
+  private readonly scopes: readonly string[];
+  private readonly signal: AbortSignal | undefined;
+  private readonly commitHeaders: Record<string, string>;
+  /** the most bytes reported to onProgress */
+  private reported = 0;
+
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly repo: RepositoryRef,
+    private readonly source: BlobSource,
+    private readonly options: UploadOptions,
+    private session: UploadSession,
+  ) {
+    this.what = `uploading blob ${short(source.digest)}`;
+    this.scopes = pushScopes(repo.repository);
+    this.signal = options.signal;
+    this.commitHeaders = options.layerMediaType ? { 'oci-layer-media-type': options.layerMediaType } : {};
+  }
+
+  async run(): Promise<UploadStats> {
+    if (this.source.size <= (this.options.multipartThreshold ?? defaultMultipartThreshold)) {
+      await this.putInOne();
+    } else {
+      await this.patchInChunks();
+      await this.commit();
+    }
+    this.progress(this.source.size);
+    return this.stats;
+  }
+
+  /** DELETE on the current session, whatever state the upload is in; never throws. */
+  abandon(): Promise<void> {
+    return cancelUpload(this.client, this.repo, this.session.location, AbortSignal.timeout(abandonTimeoutMs));
+  }
+
+  private progress(done: number): void {
+    const at = Math.min(done, this.source.size);
+    if (at <= this.reported) return;
+    this.reported = at;
+    this.options.onProgress?.(at, this.source.size);
+  }
+
+  /** Sends `start..end` of the blob (streamed from the source); resolves with the response. */
+  private send(
+    method: 'PATCH' | 'PUT',
+    url: string,
+    start: number,
+    end: number,
+    extra: Record<string, string>,
+  ): Promise<Dispatcher.ResponseData> {
+    let sent = 0;
+    return this.client.send({
+      registry: this.repo.registry,
+      method,
+      url,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(end - start + 1),
+        ...extra,
+      },
+      // pipeline, not pipe: a failed request must close the file too
+      body: () =>
+        pipeline(
+          this.source.open(start, end),
+          this.hasher.through(start, (n) => {
+            sent += n;
+            this.stats.bytesSent += n;
+            this.progress(start + sent);
+          }),
+          () => undefined,
+        ),
+      scopes: this.scopes,
+      signal: this.signal,
+    });
+  }
+
+  /** PUT ?digest= on the current session, with `start..end` of the blob as its body, or none. */
+  private async putWithDigest(range: readonly [number, number] | undefined): Promise<void> {
+    const url = withDigest(
+      this.session.location,
+      this.client.baseUrl(this.repo.registry),
+      this.source.digest,
+    );
+    const res = range
+      ? await this.send('PUT', url, range[0], range[1], this.commitHeaders)
+      : await this.client.send({
+          registry: this.repo.registry,
+          method: 'PUT',
+          url,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-length': '0',
+            ...this.commitHeaders,
+          },
+          scopes: this.scopes,
+          signal: this.signal,
+        });
+    if (res.statusCode !== 201 && res.statusCode !== 204)
+      throw await this.client.repositoryError(res, this.repo, this.what, 'PUT', url);
+    await res.body.dump();
+  }
+
+  /** The whole blob in one PUT with its digest; a retry first asks whether an earlier try landed. */
+  private putInOne(): Promise<void> {
+    const { client, repo, source, signal } = this;
+    return withRetry(
+      async (attempt) => {
+        if (attempt > 1) {
+          if (await blobExists(client, repo, source.digest, signal)) return;
+          this.session = await startUpload(client, repo, signal);
+        }
+        await this.putWithDigest(source.size === 0 ? undefined : [0, source.size - 1]);
+      },
+      { policy: client.retry, signal },
+    );
+  }
+
+  /** The empty PUT that commits a chunked upload, once the bytes the registry holds hash to the digest. */
+  private async commit(): Promise<void> {
+    const { client, repo, source, signal } = this;
+    await this.hasher.catchUp(source, source.size);
+    const actual = this.hasher.digest();
+    if (actual !== source.digest)
+      throw new CogError(`blob ${source.digest} has the content of ${actual}`, {
+        hint: 'the file changed while it was being pushed, or the image store is corrupt; rebuild the image',
+      });
+    await withRetry(
+      async (attempt) => {
+        if (attempt > 1 && (await blobExists(client, repo, source.digest, signal))) return;
+        await this.putWithDigest(undefined);
+      },
+      { policy: client.retry, signal },
+    );
+  }
+
+  /** A new session and ONE PATCH with the whole blob and no Content-Range, for registries without chunks. */
+  private patchWhole(): Promise<void> {
+    const { client, repo, source, signal } = this;
+    return withRetry(
+      async () => {
+        const fresh = await startUpload(client, repo, signal);
+        this.session = fresh;
+        const res = await this.send('PATCH', fresh.location, 0, source.size - 1, {});
+        if (res.statusCode !== 202 && res.statusCode !== 204 && res.statusCode !== 201)
+          throw await client.repositoryError(res, repo, this.what, 'PATCH', fresh.location);
+        await res.body.dump();
+        this.session = sessionFrom(res, fresh.location) ?? fresh;
+      },
+      { policy: client.retry, signal },
+    );
+  }
+
+  /**
+   * PATCH chunks in order. A failed chunk resumes at the offset the registry reports, or starts over
+   * when the session is gone; a refused one (400/416) at the registry's own offset means no chunked
+   * uploads there, and the blob goes in one PATCH instead.
+   */
+  private async patchInChunks(): Promise<void> {
+    const { client, repo, source, signal } = this;
+    const chunk = chooseChunkSize(this.options.chunkSize ?? defaultChunkSize, {
+      min: this.session.minChunk,
+      max: this.session.maxChunk,
+    });
+    let offset = 0;
+    let failures = 0;
+    while (offset < source.size) {
+      const end = Math.min(offset + chunk, source.size) - 1;
+      let error: unknown;
+      let refused = false;
+      try {
+        const res = await this.send('PATCH', this.session.location, offset, end, {
+          'content-range': contentRange(offset, end),
+        });
+        if (res.statusCode === 202 || res.statusCode === 204 || res.statusCode === 201) {
+          await res.body.dump();
+          this.session = sessionFrom(res, this.session.location) ?? this.session;
+          const held = parseUploadedRange(headerValue(res.headers, 'range'));
+          offset = held !== undefined && held > offset && held <= end + 1 ? held : end + 1;
+          failures = 0;
+          this.progress(offset);
+          continue;
+        }
+        // 400/416: either our offset is not the registry's, or it takes no chunks; the session tells which
+        refused = res.statusCode === 416 || res.statusCode === 400;
+        error = await client.repositoryError(res, repo, this.what, 'PATCH', this.session.location);
+      } catch (err) {
+        error = err;
+      }
+      if (signal?.aborted) throw signal.reason ?? error;
+      failures++;
+      if (refused) {
+        const status = await uploadStatus(client, repo, this.session.location, signal).catch(
+          (err: unknown) => {
+            if (signal?.aborted) throw err;
+            return undefined; // no status either: treat as a registry without chunked uploads
+          },
+        );
+        if (status && status.offset !== offset && failures < client.retry.attempts) {
+          this.session = { ...this.session, location: status.location ?? this.session.location };
+          offset = status.offset;
+          this.stats.resumes++;
+          continue;
+        }
+        // the registry holds what we sent from, yet refuses the chunk: upload the blob in one PATCH
+        await cancelUpload(client, repo, this.session.location, signal);
+        await this.patchWhole();
+        this.stats.wholeBlobFallback = true;
+        return;
+      }
+      if (!isRetryableError(error) || failures >= client.retry.attempts) throw error;
+      await sleep(delayAfter(error, failures, client.retry), signal);
+      const status = await uploadStatus(client, repo, this.session.location, signal);
+      if (status) {
+        this.session = { ...this.session, location: status.location ?? this.session.location };
+        offset = status.offset;
+        this.stats.resumes++;
+      } else {
+        this.session = await startUpload(client, repo, signal);
+        offset = 0;
+        this.stats.restarts++;
+      }
+      this.progress(offset);
+    }
+  }
+}
+
+/**
+ * Hashes the bytes of the blob in order, whatever order the chunks are (re)sent in: bytes below
+ * `hashed` were seen already, since a position always holds the same byte.
+ */
+class BlobHasher {
+  private readonly hash: Hash = createHash('sha256');
+  hashed = 0;
+
+  /** A pass-through for a stream that starts at `start`; counts every byte through `onBytes`. */
+  through(start: number, onBytes: (n: number) => void): Transform {
+    let at = start;
+    return new Transform({
+      transform: (chunk: Buffer, _encoding, callback) => {
+        const end = at + chunk.length;
+        if (end > this.hashed && at <= this.hashed) {
+          this.hash.update(chunk.subarray(this.hashed - at));
+          this.hashed = end;
+        }
+        at = end;
+        onBytes(chunk.length);
+        callback(null, chunk);
+      },
+    });
+  }
+
+  /** Hashes bytes `hashed..to-1` from the source (when the registry holds bytes we did not stream). */
+  async catchUp(source: BlobSource, to: number): Promise<void> {
+    if (to <= this.hashed) return;
+    for await (const chunk of source.open(this.hashed, to - 1) as AsyncIterable<Buffer>) {
+      this.hash.update(chunk);
+      this.hashed += chunk.length;
+    }
+  }
+
+  digest(): string {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+/** Appends `digest=` to an upload URL, keeping its query (distribution keeps state there). */
+function withDigest(location: string, base: string, digest: string): string {
+  const url = new URL(location, base);
+  url.searchParams.set('digest', digest);
+  return url.toString();
+}
