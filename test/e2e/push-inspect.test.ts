@@ -240,7 +240,11 @@ describe('COG_PUSH_MULTIPART_THRESHOLD and COG_PUSH_DEFAULT_CHUNK_SIZE on the co
     const r = await pushOk(`${proxy.host}/${repo}:v1`, {
       COG_PUSH_MULTIPART_THRESHOLD: '0',
       COG_PUSH_DEFAULT_CHUNK_SIZE: String(chunk),
+      // a store of its own: the shared one remembers pushes to earlier proxies, and one of them may have
+      // had this proxy's port (its blobs would then be mounted, not uploaded)
+      COG_IMAGE_STORE: join(await tempDir('cogts-push-chunks-store-'), 'store'),
     });
+    assert.match(r.stderr, /\(\d+ uploaded, 0 already there, 0 mounted\)/);
     const patches = proxy.stats.requests.filter((q) => q.method === 'PATCH' && q.status === 202).length;
     const uploaded = proxy.stats.bodyBytes.PATCH ?? 0;
     // every byte went up in PATCHes of at most 4 MiB, the base layers (tens of MiB) in many
