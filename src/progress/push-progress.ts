@@ -71,7 +71,11 @@ export function applyPushEvent(view: PushView, event: PushProgress, nowMs: numbe
   blob.size = size;
   blob.done = Math.max(blob.done, done);
   blob.state = state;
-  if (state === 'uploading' && blob.startedMs === undefined) blob.startedMs = nowMs;
+  // an upload starts its clock once; a blob uploaded again after the registry lost it starts anew
+  if (state === 'uploading' && (blob.startedMs === undefined || blob.endedMs !== undefined)) {
+    blob.startedMs = nowMs;
+    delete blob.endedMs;
+  }
   if (state === 'pushed' || state === 'exists' || state === 'mounted') blob.endedMs ??= nowMs;
   view.total = { ...event.total, done: Math.max(view.total.done, event.total.done) };
   return previous;

@@ -106,6 +106,18 @@ describe('push progress', () => {
     assert.equal(view.total.bytesPerSecond, 10 * MiB);
   });
 
+  test('a blob uploaded again after it counted as there gets a fresh upload time', () => {
+    let now = 1000;
+    const { out, text } = capture();
+    const p = createPushProgress('plain', out, { target: 'r/x:y', now: () => now });
+    p.onProgress(event(d1, 4 * MiB, 4 * MiB, 'exists'));
+    now = 5000;
+    p.onProgress(event(d1, 4 * MiB, 4 * MiB, 'uploading'));
+    now = 7000;
+    p.onProgress(event(d1, 4 * MiB, 4 * MiB, 'pushed'));
+    assert.match(text(), /^pushed {2}sha256:a{12} 4\.0 MiB in 2\.0s \(2\.0 MiB\/s\)$/m);
+  });
+
   test('plainPushLine says nothing for waiting and checking', () => {
     assert.equal(plainPushLine({ digest: d1, size: 1, done: 0, state: 'waiting' }), undefined);
     assert.equal(plainPushLine({ digest: d1, size: 1, done: 0, state: 'checking' }), undefined);
