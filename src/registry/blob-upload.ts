@@ -4,7 +4,8 @@
  * After a failed chunk the upload resumes from the offset the registry reports (GET on the session), and
  * only when the session is gone does it start over. A registry that refuses a chunk (400 or 416) while
  * holding the offset we sent from does not take chunked uploads: the blob then goes in one PATCH without
- * Content-Range on a new session. Bytes are hashed as they stream; the digest is checked before the final
+ * Content-Range on a new session. A request refused as too large (413: a proxy's body limit) is sent
+ * again in chunks half its size. Bytes are hashed as they stream; the digest is checked before the final
  * PUT commits the blob. An upload that fails or is cancelled asks the registry to drop its session.
  */
 import { type Hash, createHash } from 'node:crypto';
@@ -43,6 +44,10 @@ export interface UploadStats {
   restarts: number;
   /** whether the registry refused chunks and the blob went in one PATCH instead */
   wholeBlobFallback: boolean;
+  /** requests refused as too large (413, e.g. a proxy's body limit): sent again in smaller chunks */
+  tooLarge: number;
+  /** after such refusals, the chunk size that got through */
+  fittingChunk?: number;
 }
 
 export interface UploadOptions {
@@ -67,6 +72,12 @@ export interface UploadOptions {
 
 /** How long a DELETE of an abandoned upload session may take (the registry purges old sessions anyway). */
 const abandonTimeoutMs = 5_000;
+
+/** The smallest chunk a 413 (request too large) halves the chunk size down to. */
+const smallestChunk = 1024 * 1024;
+
+/** A request refused for the size of its body (413), by the registry or a proxy in front of it. */
+class TooLargeError extends Error {}
 
 /**
  * Uploads a blob the registry does not have yet: POST (or the given session), then one PUT for blobs up
@@ -95,7 +106,13 @@ export async function uploadBlob(
 
 /** One upload's state: the current session, what was sent, and the hash of the bytes in order. */
 class BlobUpload {
-  readonly stats: UploadStats = { bytesSent: 0, resumes: 0, restarts: 0, wholeBlobFallback: false };
+  readonly stats: UploadStats = {
+    bytesSent: 0,
+    resumes: 0,
+    restarts: 0,
+    wholeBlobFallback: false,
+    tooLarge: 0,
+  };
   private readonly hasher = new BlobHasher();
   private readonly what: string;
   private readonly scopes: readonly string[];
@@ -118,10 +135,21 @@ class BlobUpload {
   }
 
   async run(): Promise<UploadStats> {
-    if (this.source.size <= (this.options.multipartThreshold ?? defaultMultipartThreshold)) {
-      await this.putInOne();
-    } else {
-      await this.patchInChunks();
+    const preferred = this.options.chunkSize ?? defaultChunkSize;
+    let chunked = this.source.size > (this.options.multipartThreshold ?? defaultMultipartThreshold);
+    if (!chunked) {
+      try {
+        await this.putInOne();
+      } catch (err) {
+        // a body limit in front of the registry: the same session takes the blob in chunks under it
+        if (!(err instanceof TooLargeError) || this.source.size <= smallestChunk) throw err;
+        this.stats.tooLarge++;
+        chunked = true;
+      }
+    }
+    if (chunked) {
+      const fitting = this.stats.tooLarge > 0 ? Math.ceil(this.source.size / 2) : preferred;
+      await this.patchInChunks(Math.min(preferred, fitting));
       await this.commit();
     }
     this.progress(this.source.size);
@@ -195,6 +223,10 @@ class BlobUpload {
           scopes: this.scopes,
           signal: this.signal,
         });
+    if (res.statusCode === 413 && range) {
+      await res.body.dump();
+      throw new TooLargeError(`${this.what}: the registry refused a ${range[1] - range[0] + 1}-byte body`);
+    }
     if (res.statusCode !== 201 && res.statusCode !== 204)
       throw await this.client.repositoryError(res, this.repo, this.what, 'PUT', url);
     await res.body.dump();
@@ -251,16 +283,14 @@ class BlobUpload {
   }
 
   /**
-   * PATCH chunks in order. A failed chunk resumes at the offset the registry reports, or starts over
-   * when the session is gone; a refused one (400/416) at the registry's own offset means no chunked
-   * uploads there, and the blob goes in one PATCH instead.
+   * PATCH chunks of about `preferred` bytes in order. A failed chunk resumes at the offset the registry
+   * reports, or starts over when the session is gone; one refused as too large (413) is sent again in
+   * halves; a refused one (400/416) at the registry's own offset means no chunked uploads there, and the
+   * blob goes in one PATCH instead.
    */
-  private async patchInChunks(): Promise<void> {
+  private async patchInChunks(preferred: number): Promise<void> {
     const { client, repo, source, signal } = this;
-    const chunk = chooseChunkSize(this.options.chunkSize ?? defaultChunkSize, {
-      min: this.session.minChunk,
-      max: this.session.maxChunk,
-    });
+    let chunk = chooseChunkSize(preferred, { min: this.session.minChunk, max: this.session.maxChunk });
     let offset = 0;
     let failures = 0;
     while (offset < source.size) {
@@ -278,6 +308,14 @@ class BlobUpload {
           offset = held !== undefined && held > offset && held <= end + 1 ? held : end + 1;
           failures = 0;
           this.progress(offset);
+          continue;
+        }
+        const halved = Math.max(smallestChunk, Math.ceil(chunk / 2), this.session.minChunk ?? 0);
+        if (res.statusCode === 413 && halved < chunk) {
+          // a body limit in front of the registry, which saw nothing of this chunk: the same offset, halved
+          await res.body.dump();
+          chunk = halved;
+          this.stats.tooLarge++;
           continue;
         }
         // 400/416: either our offset is not the registry's, or it takes no chunks; the session tells which
@@ -321,6 +359,7 @@ class BlobUpload {
       }
       this.progress(offset);
     }
+    if (this.stats.tooLarge > 0) this.stats.fittingChunk = chunk;
   }
 }
 

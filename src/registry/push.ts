@@ -185,6 +185,8 @@ export async function pushImage(
       });
     };
 
+    /** the chunk size that got through after a request was refused as too large (413) */
+    let bodyLimitSeen: number | undefined;
     /** blobs this push took the registry's word for, and how */
     const notUploaded = new Map<string, 'existed' | 'mounted'>();
     /** `force`: upload without asking whether the registry has the blob or can mount it */
@@ -218,10 +220,12 @@ export async function pushImage(
         }
       }
       let before = 0;
+      const fitting = bodyLimitSeen;
       const stats = await uploadBlob(client, target, source, {
         signal,
-        chunkSize,
-        multipartThreshold,
+        // after a 413, the chunk size that passed serves every later blob, in chunks or whole
+        chunkSize: fitting ?? chunkSize,
+        multipartThreshold: Math.min(multipartThreshold, fitting ?? Infinity),
         location: session?.location,
         onProgress: (done) => {
           // uploadBlob reports the most the registry has held: resent bytes do not count again
@@ -231,6 +235,13 @@ export async function pushImage(
           emit(blob.digest, blob.size, done, 'uploading');
         },
       });
+      if (stats.fittingChunk !== undefined) {
+        if (bodyLimitSeen === undefined)
+          options.onNote?.(
+            `cog: ${target.registry} refused a request as too large (HTTP 413, a body limit in front of it); blobs go up in chunks of ${(stats.fittingChunk / 2 ** 20).toFixed(1)} MiB from now on (COG_PUSH_DEFAULT_CHUNK_SIZE sets the size)`,
+          );
+        bodyLimitSeen = Math.min(bodyLimitSeen ?? Infinity, stats.fittingChunk);
+      }
       sent.bytesSent += stats.bytesSent;
       sent.resumes += stats.resumes;
       sent.restarts += stats.restarts;

@@ -298,6 +298,25 @@ describe('cog push on a terminal', () => {
   });
 });
 
+describe('cog push behind a request-body limit', () => {
+  test('layers refused as too large (413) go up in smaller chunks, with a note saying why', async () => {
+    const proxy = await startFaultProxy(tb.registry, { faults: { bodyLimit: 8 * 1024 * 1024 } });
+    try {
+      const repo = `cogts-push/limit-${run}`;
+      const r = await pushOk(`${proxy.host}/${repo}:v1`, {
+        COG_IMAGE_STORE: join(await tempDir('cogts-push-limit-store-'), 'store'),
+      });
+      const notes = r.stderr.split('\n').filter((l) => /refused a request as too large \(HTTP 413/.test(l));
+      assert.equal(notes.length, 1, explain(r));
+      assert.match(notes[0]!, /blobs go up in chunks of \d+\.\d MiB from now on/);
+      assert.ok(proxy.stats.requests.some((q) => q.status === 413));
+      assert.equal(await rawDigest(`${tb.registry}/${repo}:v1`), r.digest);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe('cog push to a registry that refuses chunked uploads', () => {
   let proxy: FaultProxy;
   before(async () => {

@@ -258,4 +258,56 @@ describe('chunk limits a registry states', () => {
     assert.deepEqual(statuses, [202, 202]);
     assert.equal(sent, medium.size);
   });
+
+  test('a body limit in front of the registry (413): chunks are halved until they pass', async () => {
+    const proxy = await startFaultProxy(tb.registry, { faults: { bodyLimit: 6 * MiB } });
+    try {
+      const repo = `cogts-test/limit-413-${run}`;
+      const stats = await uploadBlob(
+        c,
+        parseReference(`${proxy.host}/${repo}`),
+        fileBlobSource(medium.path, medium.digest, medium.size),
+        { chunkSize: 16 * MiB, multipartThreshold: 0 },
+      );
+      assert.equal(await servedDigest(repo, medium.digest), medium.digest);
+      // 16 MiB refused, 8 MiB refused, then 40 MiB in 4 MiB chunks
+      assert.equal(stats.tooLarge, 2);
+      const patches = proxy.stats.requests.filter((r) => r.method === 'PATCH');
+      assert.deepEqual(
+        patches.map((r) => r.status),
+        [413, 413, ...Array.from({ length: 10 }, () => 202)],
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a blob refused as too large in one PUT goes up in chunks on the same session', async () => {
+    const small = await writePseudoRandomFile(
+      join(await tempDir('cogts-limit-small-'), 'b'),
+      3 * MiB,
+      `limit-small-${run}`,
+    );
+    const proxy = await startFaultProxy(tb.registry, { faults: { bodyLimit: MiB + 100_000 } });
+    try {
+      const repo = `cogts-test/limit-put-${run}`;
+      const stats = await uploadBlob(
+        c,
+        parseReference(`${proxy.host}/${repo}`),
+        fileBlobSource(small.path, small.digest, small.size),
+      );
+      assert.equal(await servedDigest(repo, small.digest), small.digest);
+      // the PUT (3 MiB) refused, then 1.5 MiB chunks refused, then 1 MiB chunks (the floor) pass
+      assert.equal(stats.tooLarge, 2);
+      assert.deepEqual(
+        proxy.stats.requests
+          .filter((r) => r.method === 'PUT' || r.method === 'PATCH')
+          .map((r) => r.method + r.status),
+        ['PUT413', 'PATCH413', 'PATCH202', 'PATCH202', 'PATCH202', 'PUT201'],
+      );
+      assert.equal(proxy.stats.requests.filter((r) => r.method === 'POST').length, 1, 'one session');
+    } finally {
+      await proxy.close();
+    }
+  });
 });

@@ -46,6 +46,8 @@ export interface FaultRates {
    * request-body limit would
    */
   readonly chunkLimits?: { readonly min?: number; readonly max?: number };
+  /** a request body limit in front of the registry: a PUT or PATCH with a longer body is answered 413 */
+  readonly bodyLimit?: number;
 }
 
 export interface BearerOptions {
@@ -231,6 +233,10 @@ export async function startFaultProxy(
     }
     const isPatch = req.method === 'PATCH';
     const length = Number(req.headers['content-length'] ?? 0);
+    if ((isPatch || req.method === 'PUT') && faults.bodyLimit !== undefined && length > faults.bodyLimit) {
+      req.on('data', (c: Buffer) => count(req, c.length));
+      return answer(req, res, 413, { 'content-type': 'text/html' }, '<h1>413 Request Entity Too Large</h1>');
+    }
     if (isPatch && faults.chunkLimits?.max !== undefined && length > faults.chunkLimits.max)
       return refuse(416, 'SIZE_INVALID', 'chunk longer than OCI-Chunk-Max-Length');
     if (isPatch && faults.refuseChunks && req.headers['content-range'] !== undefined)
