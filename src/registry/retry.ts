@@ -46,7 +46,11 @@ const retryableCodes = new Set([
 ]);
 
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
+  // 499: nginx's "client closed request", which a proxy in front of a registry answers for a dropped
+  // upstream connection (upstream Cog retries it too)
+  return (
+    status === 408 || status === 429 || status === 499 || (status >= 500 && status !== 501 && status !== 505)
+  );
 }
 
 /** Whether `err` is worth another try. Walks the `cause` chain for socket error codes. */

@@ -85,7 +85,7 @@ describe('retry', () => {
   const socket = (code: string) => Object.assign(new Error(code), { code });
 
   test('statuses', () => {
-    for (const s of [408, 429, 500, 502, 503, 504]) assert.ok(isRetryableStatus(s), String(s));
+    for (const s of [408, 429, 499, 500, 502, 503, 504, 522]) assert.ok(isRetryableStatus(s), String(s));
     for (const s of [400, 401, 403, 404, 405, 416, 501, 505]) assert.ok(!isRetryableStatus(s), String(s));
   });
   test('errors: sockets and 5xx yes; auth, cancellation and input errors no', () => {
