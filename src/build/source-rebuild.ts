@@ -26,7 +26,7 @@ import {
 } from '../registry/blobs.js';
 import { uploadBlob } from '../registry/blob-upload.js';
 import type { RegistryClient } from '../registry/client.js';
-import { RegistryError } from '../registry/errors.js';
+import { isBlobUnknownError } from '../registry/errors.js';
 import { putManifest, sha256Digest } from '../registry/manifests.js';
 import { parseReference } from '../registry/reference.js';
 import { compileOnBase, inputOnBase } from './resolved-base.js';
@@ -240,7 +240,7 @@ async function toRegistry(
       await putManifest(client, ref, ref.tag ?? 'latest', image.manifest, image.manifestMediaType, signal);
     } catch (err) {
       // a layer below is gone from the repository (deleted, collected): buildkitd pushes it again
-      if (err instanceof RegistryError && err.codes.some((c) => /BLOB_UNKNOWN/.test(c)))
+      if (isBlobUnknownError(err))
         return { kind: 'declined', reason: `${ref.registry} no longer holds every layer of the last image` };
       throw err;
     }

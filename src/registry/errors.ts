@@ -37,6 +37,17 @@ export class RegistryError extends CogError {
   }
 }
 
+/**
+ * Whether a manifest PUT was refused because the registry lacks a blob the manifest references
+ * (`MANIFEST_BLOB_UNKNOWN`, or `BLOB_UNKNOWN` from some registries).
+ */
+export function isBlobUnknownError(err: unknown): boolean {
+  return (
+    err instanceof RegistryError &&
+    err.codes.some((code) => code === 'MANIFEST_BLOB_UNKNOWN' || code === 'BLOB_UNKNOWN')
+  );
+}
+
 /** The URL without user-info and query string. */
 export function redactUrl(url: string): string {
   try {

@@ -10,7 +10,7 @@ import { CogError } from '../errors.js';
 import { uploadBlob } from './blob-upload.js';
 import { type BlobSource, type UploadSession, blobExists, mountBlob } from './blobs.js';
 import type { RegistryClient } from './client.js';
-import { RegistryError } from './errors.js';
+import { isBlobUnknownError } from './errors.js';
 import { type Descriptor, OciLayout } from './layout.js';
 import { isIndexMediaType, putManifest } from './manifests.js';
 import { type Reference, formatReference } from './reference.js';
@@ -98,14 +98,6 @@ async function plan(layout: OciLayout, top: Descriptor, topBytes: Buffer): Promi
   };
   await visit(top, topBytes, true);
   return { blobs, manifests };
-}
-
-/** Whether a manifest PUT was refused because the registry lacks a blob the manifest references. */
-function refusedForMissingBlob(err: unknown): boolean {
-  return (
-    err instanceof RegistryError &&
-    err.codes.some((code) => code === 'MANIFEST_BLOB_UNKNOWN' || code === 'BLOB_UNKNOWN')
-  );
 }
 
 /** Runs `tasks` with at most `limit` at once; the first failure aborts the others through `controller`. */
@@ -279,7 +271,7 @@ export async function pushImage(
       digest = await putManifests();
     } catch (err) {
       const again = [...blobs.values()].filter((b) => notUploaded.has(b.digest));
-      if (signal.aborted || !refusedForMissingBlob(err) || again.length === 0) throw err;
+      if (signal.aborted || !isBlobUnknownError(err) || again.length === 0) throw err;
       options.onNote?.(
         `cog: the registry refused the manifest for a blob it said it had; uploading ${again.length} blob${again.length === 1 ? '' : 's'} again`,
       );
