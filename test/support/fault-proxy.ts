@@ -260,17 +260,10 @@ export async function startFaultProxy(
             path: req.url ?? '',
             status: upRes.statusCode ?? 0,
           });
-          const limits =
-            req.method === 'POST' && faults.chunkLimits
-              ? {
-                  ...(faults.chunkLimits.min === undefined
-                    ? {}
-                    : { 'oci-chunk-min-length': String(faults.chunkLimits.min) }),
-                  ...(faults.chunkLimits.max === undefined
-                    ? {}
-                    : { 'oci-chunk-max-length': String(faults.chunkLimits.max) }),
-                }
-              : {};
+          const limits: Record<string, string> = {};
+          const { min, max } = (req.method === 'POST' && faults.chunkLimits) || {};
+          if (min !== undefined) limits['oci-chunk-min-length'] = String(min);
+          if (max !== undefined) limits['oci-chunk-max-length'] = String(max);
           res.writeHead(upRes.statusCode ?? 502, { ...upRes.headers, ...limits });
           upRes.pipe(res);
         },
