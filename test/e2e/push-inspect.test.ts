@@ -5,6 +5,7 @@
 // and accepts them, never echoing the password; inspect reads labels, config and schema from the
 // registry and the local store, and refuses a non-Cog image.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -295,6 +296,48 @@ describe('cog push on a terminal', () => {
     for (const line of layerLines) assert.match(line, /\bpushed\b/);
     const digest = /@(sha256:[0-9a-f]{64})/.exec(out.slice(out.lastIndexOf(target)))?.[1];
     assert.equal(digest, await rawDigest(target));
+  });
+});
+
+describe('Ctrl-C during cog push', () => {
+  test('stops the push (exit 130, saying it cancels the push) and asks the registry to drop its uploads', async () => {
+    const proxy = await startFaultProxy(tb.registry);
+    try {
+      const child = spawn(
+        cog,
+        ['push', `${proxy.host}/cogts-push/interrupted-${run}:v1`, '--progress', 'plain'],
+        {
+          cwd: hello,
+          // small chunks and a store of its own: the push is still uploading when the first chunk lands
+          env: env({
+            COG_PUSH_MULTIPART_THRESHOLD: '0',
+            COG_PUSH_DEFAULT_CHUNK_SIZE: String(1024 * 1024),
+            COG_IMAGE_STORE: join(await tempDir('cogts-push-int-store-'), 'store'),
+          }),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const chunkLanded = () => proxy.stats.requests.some((q) => q.method === 'PATCH' && q.status === 202);
+      for (let waited = 0; !chunkLanded(); waited += 20) {
+        assert.ok(waited < 300_000, `no chunk landed:\n${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      child.kill('SIGINT');
+      const code = await exited;
+      assert.equal(code, 130, stderr);
+      assert.match(stderr, /SIGINT: cancelling the push/);
+      assert.match(stderr, /interrupted: the push was cancelled/);
+      // distribution may refuse a DELETE whose state a cut chunk outran; it is asked either way
+      assert.ok(
+        proxy.stats.requests.some((q) => q.method === 'DELETE' && q.path.includes('/blobs/uploads/')),
+        JSON.stringify(proxy.stats.requests.map((q) => `${q.method} ${q.status}`)),
+      );
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
