@@ -508,6 +508,20 @@ function measure(
   return runOurs(ctx, kind, iteration, repository, tool === 'ours-one-patch');
 }
 
+/**
+ * Throughput ratios ours/peer of the runs of one iteration: the two ran minutes apart at most, so the
+ * disk's and CPU's drift over a session (crane alone took 8.4–11.2 s for the same 2 GiB in one session)
+ * moves both; the spread of these says how far a ratio of medians can be trusted.
+ */
+function pairedRatios(runs: readonly Run[], kind: ImageKind, peer: Tool): number[] {
+  const ratios: number[] = [];
+  for (const mine of runs.filter((r) => r.tool === 'ours' && r.image === kind)) {
+    const theirs = runs.find((r) => r.tool === peer && r.image === kind && r.iteration === mine.iteration);
+    if (theirs) ratios.push(theirs.seconds / mine.seconds);
+  }
+  return ratios;
+}
+
 async function main(): Promise<void> {
   const tb = await ensureTestbed();
   const crane = tools.includes('crane') ? await findCrane(tb) : '';
@@ -565,6 +579,7 @@ async function main(): Promise<void> {
 
   const rows: string[][] = [['image', 'tool', 'wall s', 'MB/s', 'peak RSS MB', 'CPU s', 'registry CPU s']];
   const verdicts: string[] = [];
+  const spreads: string[] = [];
   for (const kind of imageKinds) {
     const bytes = layerSizes(kind).reduce((a, b) => a + b, 0);
     const stats = new Map<Tool, { seconds: number; rss: number | undefined }>();
@@ -607,6 +622,13 @@ async function main(): Promise<void> {
       if (!ours || !theirs) continue;
       const ratio = theirs.seconds / ours.seconds;
       rows.push([imageLabel(kind), `ours/${peer}`, '', `${ratio.toFixed(2)}x`, '', '', '']);
+      const paired = pairedRatios(runs, kind, peer);
+      if (paired.length)
+        spreads.push(
+          `${imageLabel(kind)}: ours/${peer} per iteration (same iteration, adjacent runs): ` +
+            `median ${median(paired).toFixed(2)}x, ${Math.min(...paired).toFixed(2)}-${Math.max(...paired).toFixed(2)}x ` +
+            `(${paired.map((r) => r.toFixed(2)).join(', ')})`,
+        );
       if (peer === 'crane')
         verdicts.push(
           `${imageLabel(kind)}: throughput >= 1.0x crane: ${ratio >= 1 ? 'met' : 'NOT met'} (${ratio.toFixed(2)}x)`,
@@ -622,6 +644,8 @@ async function main(): Promise<void> {
     `\npush to ${tb.registry} (plain HTTP, loopback), uncompressed tar layers, ${iterations} iterations (medians; ratio = ours/peer throughput)`,
   );
   for (const row of rows) console.log(row.map((cell, c) => pad(cell, widths[c] ?? 0)).join('  '));
+  if (spreads.length) console.log('spread:');
+  for (const line of spreads) console.log(`  ${line}`);
   console.log('targets:');
   for (const v of verdicts) console.log(`  ${v}`);
 }
