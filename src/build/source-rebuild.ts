@@ -60,6 +60,8 @@ export function openPushTarget(client: RegistryClient, imageName: string, signal
 }
 
 const closed = new WeakSet<PushTarget>();
+/** targets whose sessions went to uploadBlob, which deletes a session itself when its upload fails */
+const handedOver = new WeakSet<PushTarget>();
 
 /**
  * Cancels the target's upload sessions (not used: a declined rebuild), best effort, and closes its
@@ -68,7 +70,7 @@ const closed = new WeakSet<PushTarget>();
 export async function closePushTarget(target: PushTarget, sessionsUsed = false): Promise<void> {
   if (closed.has(target)) return;
   closed.add(target);
-  if (!sessionsUsed) {
+  if (!sessionsUsed && !handedOver.has(target)) {
     const ref = parseReference(target.imageName);
     const sessions = await target.sessions.catch(() => []);
     await Promise.all(sessions.map((session) => cancelUpload(target.client, ref, session.location)));
@@ -226,6 +228,7 @@ async function toRegistry(
     const layer = await writeSourceLayer(spec, path);
     const image = nextSourceImage(previous, layer, settings, layer.sourceDate);
     const [forLayer, forConfig] = await target.sessions;
+    handedOver.add(target);
     await Promise.all([
       uploadBlob(client, ref, fileBlobSource(path, layer.digest, layer.size), {
         signal,

@@ -3,6 +3,7 @@
  * ping, blob HEAD, upload sessions (POST, PATCH with or without Content-Range, GET status, PUT ?digest=,
  * DELETE) and manifest PUT. It can misbehave on purpose:
  * - `refuseChunks`: a PATCH with Content-Range gets 416 (a registry without chunked uploads);
+ * - `refuseCommits`: every PUT ?digest= gets 400;
  * - `keepHalfOfPatch`: PATCH numbers (1-based) whose body is read in full, but only its first half is kept
  *   before answering `halfPatchAnswer`: 500 (the client must resume from an offset below what it sent),
  *   or 202 with no Range (the client believes the whole chunk landed; its next PATCH gets 416).
@@ -16,6 +17,8 @@ export interface FakeRegistryOptions {
   readonly refuseChunks?: boolean;
   readonly keepHalfOfPatch?: readonly number[];
   readonly halfPatchAnswer?: 500 | 202;
+  /** answer every PUT that commits an upload with 400, as for a digest the registry rejects */
+  readonly refuseCommits?: boolean;
 }
 
 export interface LoggedRequest {
@@ -98,6 +101,7 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
         return answer(202, held(id));
       }
       if (method === 'PUT') {
+        if (options.refuseCommits) return answer(400);
         const all = Buffer.concat([bytes, body]);
         const digest = url.searchParams.get('digest') ?? '';
         if (sha256(all) !== digest) return answer(400);

@@ -1,6 +1,7 @@
 // The source-only rebuild's pure half and its layer writer: the key of everything below the source
 // layer (what may change without it changing, what must change it), the image with its source layer
-// replaced, the recorded cog-base choice applied again, and the tar the layer writer makes.
+// replaced, the recorded cog-base choice applied again, the tar the layer writer makes, and the upload
+// sessions of a push that fails.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { link, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -10,10 +11,15 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { type ResolvedBase, compileOnBase, inputOnBase } from '../../src/build/resolved-base.js';
 import { type OciManifest, belowSourceKey, nextSourceImage } from '../../src/build/source-image.js';
+import { type SourceRecord, sourceRecordFormat } from '../../src/build/source-record.js';
+import { openPushTarget, rebuildSource } from '../../src/build/source-rebuild.js';
+import type { BuildArgs } from '../../src/cli/prepare-build.js';
+import { RegistryClient } from '../../src/registry/index.js';
 import type { OciImageConfig } from '../../src/buildkit/gateway.js';
 import { writeSourceLayer } from '../../src/image/source-layer.js';
 import { type TarEntry, tarEnd, tarHeader, tarPadding } from '../../src/image/tar-header.js';
 import type { PlanInput } from '../../src/plan/types.js';
+import { startFakeRegistry } from '../support/fake-registry.js';
 import { minimalPlanInput } from '../support/plan-inputs.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
@@ -362,5 +368,85 @@ describe('tarHeader', () => {
       stored,
       copy.reduce((sum, byte) => sum + byte, 0),
     );
+  });
+});
+
+describe('rebuildSource to a registry', () => {
+  function recordFor(imageName: string, below: string): SourceRecord {
+    const layer = {
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: `sha256:${'1'.repeat(64)}`,
+      size: 101,
+    };
+    return {
+      format: sourceRecordFormat,
+      key: 'k',
+      below,
+      base,
+      imageName,
+      output: { kind: 'push', ref: imageName },
+      manifest: JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: `sha256:${'c'.repeat(64)}`,
+          size: 9,
+        },
+        layers: [layer, { ...layer, digest: `sha256:${'2'.repeat(64)}` }],
+      }),
+      config: JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: ['sha256:d1', 'sha256:d2'] },
+      }),
+      notes: [],
+      args: {} as BuildArgs,
+    };
+  }
+
+  async function rebuildThrough(refuseCommits: boolean, recordedName?: string) {
+    const registry = await startFakeRegistry({ refuseCommits });
+    try {
+      const project = await tempDir('cog-source-push-');
+      await writeFile(join(project, 'predict.py'), 'print(1)\n');
+      const input = minimalPlanInput();
+      const below = keyOf(input);
+      assert.ok(below);
+      const imageName = `${registry.host}/repo:x`;
+      const record = recordFor(recordedName ?? imageName, below);
+      const target = openPushTarget(new RegistryClient(), imageName);
+      const result = await rebuildSource({
+        record,
+        input,
+        projectDir: project,
+        imageName,
+        sharedKeyHint: 'cog:/project',
+        target,
+      }).catch((err: unknown) => err);
+      const count = (method: string) => registry.log.filter((r) => r.method === method).length;
+      const deleted = registry.log
+        .filter((r) => r.method === 'DELETE')
+        .map((r) => `${r.path} ${r.status}`)
+        .sort();
+      return { result, count, deleted };
+    } finally {
+      await registry.close();
+    }
+  }
+
+  test('a failed upload deletes each of its two upload sessions once', async () => {
+    const { result, count, deleted } = await rebuildThrough(true);
+    assert.ok(result instanceof Error, 'the rebuild fails');
+    assert.equal(count('POST'), 2, 'the layer and the config each had a session');
+    assert.equal(count('PUT'), 2, 'both commits were refused');
+    assert.deepEqual(deleted, ['/v2/repo/blobs/uploads/1 204', '/v2/repo/blobs/uploads/2 204']);
+  });
+
+  test('a declined rebuild deletes the sessions it opened early', async () => {
+    const { result, count, deleted } = await rebuildThrough(false, 'elsewhere/repo:x');
+    assert.deepEqual(result, { kind: 'declined', reason: 'the last build sent its image elsewhere' });
+    assert.equal(count('PUT'), 0);
+    assert.deepEqual(deleted, ['/v2/repo/blobs/uploads/1 204', '/v2/repo/blobs/uploads/2 204']);
   });
 });
