@@ -232,11 +232,11 @@ async function toRegistry(
     await Promise.all([
       uploadBlob(client, ref, fileBlobSource(path, layer.digest, layer.size), {
         signal,
-        location: forLayer.location,
+        session: forLayer,
       }),
       uploadBlob(client, ref, bufferBlobSource(image.config, image.configDescriptor.digest), {
         signal,
-        location: forConfig.location,
+        session: forConfig,
       }),
     ]);
     try {

@@ -17,7 +17,7 @@ import {
   type UploadSession,
   blobExists,
   cancelUpload,
-  sessionFrom,
+  sessionAfter,
   short,
   startUpload,
   uploadStatus,
@@ -31,7 +31,7 @@ import {
   parseUploadedRange,
 } from './chunks.js';
 import type { RegistryClient } from './client.js';
-import { headerValue } from './errors.js';
+import { RegistryError, headerValue } from './errors.js';
 import type { RepositoryRef } from './reference.js';
 import { delayAfter, isRetryableError, sleep, withRetry } from './retry.js';
 
@@ -56,8 +56,11 @@ export interface UploadOptions {
   readonly chunkSize?: number;
   /** blobs up to this many bytes go in one PUT, larger ones in chunks (default 128 MiB) */
   readonly multipartThreshold?: number;
-  /** an upload session already open, e.g. from a mount the registry declined (202) */
-  readonly location?: string | undefined;
+  /**
+   * an upload session already open, e.g. from a mount the registry declined (202), with the chunk limits
+   * its answer stated
+   */
+  readonly session?: UploadSession | undefined;
   /**
    * sent as `OCI-Layer-Media-Type` when the blob is committed; upstream Cog sets it for weight layers only
    * (so r8.im skips its image-layer size limit for them)
@@ -77,7 +80,7 @@ const abandonTimeoutMs = 5_000;
 const smallestChunk = 1024 * 1024;
 
 /** A request refused for the size of its body (413), by the registry or a proxy in front of it. */
-class TooLargeError extends Error {}
+const isTooLarge = (err: unknown) => err instanceof RegistryError && err.status === 413;
 
 /**
  * Uploads a blob the registry does not have yet: POST (or the given session), then one PUT for blobs up
@@ -90,10 +93,7 @@ export async function uploadBlob(
   source: BlobSource,
   options: UploadOptions = {},
 ): Promise<UploadStats> {
-  const session: UploadSession =
-    options.location !== undefined
-      ? { location: options.location, minChunk: undefined, maxChunk: undefined }
-      : await startUpload(client, repo, options.signal);
+  const session = options.session ?? (await startUpload(client, repo, options.signal));
   const upload = new BlobUpload(client, repo, source, options, session);
   try {
     return await upload.run();
@@ -142,7 +142,7 @@ class BlobUpload {
         await this.putInOne();
       } catch (err) {
         // a body limit in front of the registry: the same session takes the blob in chunks under it
-        if (!(err instanceof TooLargeError) || this.source.size <= smallestChunk) throw err;
+        if (!isTooLarge(err) || this.source.size <= smallestChunk) throw err;
         this.stats.tooLarge++;
         chunked = true;
       }
@@ -187,8 +187,10 @@ class BlobUpload {
         ...extra,
       },
       // pipeline, not pipe: a failed request must close the file too
-      body: () =>
-        pipeline(
+      // a body made again (a replay after a 401) counts from its start again
+      body: () => {
+        sent = 0;
+        return pipeline(
           this.source.open(start, end),
           this.hasher.through(start, (n) => {
             sent += n;
@@ -196,7 +198,8 @@ class BlobUpload {
             this.progress(start + sent);
           }),
           () => undefined,
-        ),
+        );
+      },
       scopes: this.scopes,
       signal: this.signal,
     });
@@ -223,10 +226,6 @@ class BlobUpload {
           scopes: this.scopes,
           signal: this.signal,
         });
-    if (res.statusCode === 413 && range) {
-      await res.body.dump();
-      throw new TooLargeError(`${this.what}: the registry refused a ${range[1] - range[0] + 1}-byte body`);
-    }
     if (res.statusCode !== 201 && res.statusCode !== 204)
       throw await this.client.repositoryError(res, this.repo, this.what, 'PUT', url);
     await res.body.dump();
@@ -276,7 +275,7 @@ class BlobUpload {
         if (res.statusCode !== 202 && res.statusCode !== 204 && res.statusCode !== 201)
           throw await client.repositoryError(res, repo, this.what, 'PATCH', fresh.location);
         await res.body.dump();
-        this.session = sessionFrom(res, fresh.location) ?? fresh;
+        this.session = sessionAfter(res, fresh.location, fresh) ?? fresh;
       },
       { policy: client.retry, signal },
     );
@@ -284,7 +283,8 @@ class BlobUpload {
 
   /**
    * PATCH chunks of about `preferred` bytes in order. A failed chunk resumes at the offset the registry
-   * reports, or starts over when the session is gone; one refused as too large (413) is sent again in
+   * reports, or starts over on a new session when the registry lost the session (404 on the PATCH or on
+   * asking its status, after it took chunks of it); one refused as too large (413) is sent again in
    * halves; a refused one (400/416) at the registry's own offset means no chunked uploads there, and the
    * blob goes in one PATCH instead.
    */
@@ -293,17 +293,21 @@ class BlobUpload {
     let chunk = chooseChunkSize(preferred, { min: this.session.minChunk, max: this.session.maxChunk });
     let offset = 0;
     let failures = 0;
+    /** chunks the current session took: a registry that took one takes chunks */
+    let taken = 0;
     while (offset < source.size) {
       const end = Math.min(offset + chunk, source.size) - 1;
       let error: unknown;
       let refused = false;
+      let gone = false;
       try {
         const res = await this.send('PATCH', this.session.location, offset, end, {
           'content-range': contentRange(offset, end),
         });
         if (res.statusCode === 202 || res.statusCode === 204 || res.statusCode === 201) {
           await res.body.dump();
-          this.session = sessionFrom(res, this.session.location) ?? this.session;
+          this.session = sessionAfter(res, this.session.location, this.session) ?? this.session;
+          taken++;
           const held = parseUploadedRange(headerValue(res.headers, 'range'));
           offset = held !== undefined && held > offset && held <= end + 1 ? held : end + 1;
           failures = 0;
@@ -320,6 +324,8 @@ class BlobUpload {
         }
         // 400/416: either our offset is not the registry's, or it takes no chunks; the session tells which
         refused = res.statusCode === 416 || res.statusCode === 400;
+        // 404 (BLOB_UPLOAD_UNKNOWN): the session expired, or the registry lost it
+        gone = res.statusCode === 404;
         error = await client.repositoryError(res, repo, this.what, 'PATCH', this.session.location);
       } catch (err) {
         error = err;
@@ -330,20 +336,35 @@ class BlobUpload {
         const status = await uploadStatus(client, repo, this.session.location, signal).catch(
           (err: unknown) => {
             if (signal?.aborted) throw err;
-            return undefined; // no status either: treat as a registry without chunked uploads
+            return 'unknown' as const; // no status either: treat as a registry without chunked uploads
           },
         );
-        if (status && status.offset !== offset && failures < client.retry.attempts) {
+        if (status === undefined && taken > 0) {
+          gone = true; // it took chunks of this session before, and has lost it since
+        } else if (
+          status !== 'unknown' &&
+          status &&
+          status.offset !== offset &&
+          failures < client.retry.attempts
+        ) {
           this.session = { ...this.session, location: status.location ?? this.session.location };
           offset = status.offset;
           this.stats.resumes++;
           continue;
+        } else {
+          // the registry holds what we sent from, yet refuses the chunk: upload the blob in one PATCH
+          await cancelUpload(client, repo, this.session.location, signal);
+          await this.patchWhole();
+          this.stats.wholeBlobFallback = true;
+          return;
         }
-        // the registry holds what we sent from, yet refuses the chunk: upload the blob in one PATCH
-        await cancelUpload(client, repo, this.session.location, signal);
-        await this.patchWhole();
-        this.stats.wholeBlobFallback = true;
-        return;
+      }
+      if (gone && failures < client.retry.attempts) {
+        this.session = await startUpload(client, repo, signal);
+        offset = 0;
+        taken = 0;
+        this.stats.restarts++;
+        continue;
       }
       if (!isRetryableError(error) || failures >= client.retry.attempts) throw error;
       await sleep(delayAfter(error, failures, client.retry), signal);
@@ -355,6 +376,7 @@ class BlobUpload {
       } else {
         this.session = await startUpload(client, repo, signal);
         offset = 0;
+        taken = 0;
         this.stats.restarts++;
       }
       this.progress(offset);

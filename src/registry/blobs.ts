@@ -30,9 +30,15 @@ export function fileBlobSource(path: string, digest: string, size: number): Blob
   };
 }
 
+const redirects: readonly number[] = [301, 302, 303, 307, 308];
+
 export const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 
-/** HEAD /v2/<repo>/blobs/<digest>: true when the registry has it. */
+/**
+ * HEAD /v2/<repo>/blobs/<digest>: true when the registry has it. A registry whose blobs live in object
+ * storage (S3, GCS, Azure) answers a HEAD for a blob it holds with a redirect to the storage, as it
+ * does a GET: the redirect says it found the blob, so it is not followed.
+ */
 export async function blobExists(
   client: RegistryClient,
   repo: RepositoryRef,
@@ -52,6 +58,7 @@ export async function blobExists(
       await res.body.dump();
       if (res.statusCode === 200) return true;
       if (res.statusCode === 404) return false;
+      if (redirects.includes(res.statusCode) && headerValue(res.headers, 'location')) return true;
       throw await client.repositoryError(res, repo, `checking blob ${short(digest)}`, 'HEAD', url);
     },
     { policy: client.retry, signal },
@@ -64,13 +71,24 @@ export interface UploadSession {
   readonly maxChunk: number | undefined;
 }
 
-export function sessionFrom(res: Dispatcher.ResponseData, fallback?: string): UploadSession | undefined {
-  const location = headerValue(res.headers, 'location') ?? fallback;
+/**
+ * The upload session a response leaves: its Location resolved against the URL of the request it answers
+ * (a relative Location is relative to that URL, which for an upload on another host is not the
+ * registry's root), else `previous`'s; the chunk limits the response states, else `previous`'s.
+ * Undefined when there is no location at all.
+ */
+export function sessionAfter(
+  res: Dispatcher.ResponseData,
+  requestUrl: string,
+  previous?: UploadSession,
+): UploadSession | undefined {
+  const header = headerValue(res.headers, 'location');
+  const location = header !== undefined ? new URL(header, requestUrl).toString() : previous?.location;
   if (!location) return undefined;
   return {
     location,
-    minChunk: parseLength(headerValue(res.headers, 'oci-chunk-min-length')),
-    maxChunk: parseLength(headerValue(res.headers, 'oci-chunk-max-length')),
+    minChunk: parseLength(headerValue(res.headers, 'oci-chunk-min-length')) ?? previous?.minChunk,
+    maxChunk: parseLength(headerValue(res.headers, 'oci-chunk-max-length')) ?? previous?.maxChunk,
   };
 }
 
@@ -94,7 +112,7 @@ export async function startUpload(
       if (res.statusCode !== 202)
         throw await client.repositoryError(res, repo, 'starting a blob upload', 'POST', url);
       await res.body.dump();
-      const session = sessionFrom(res);
+      const session = sessionAfter(res, client.resolveUrl(repo.registry, url));
       if (!session)
         throw new CogError(`${repo.registry} opened an upload session without a Location`, {
           hint: 'the registry does not follow the distribution spec; contact its operator',
@@ -136,7 +154,7 @@ export async function mountBlob(
       }
       if (res.statusCode === 202) {
         await res.body.dump();
-        const session = sessionFrom(res);
+        const session = sessionAfter(res, client.resolveUrl(repo.registry, url));
         if (session) return { mounted: false, session };
       }
       throw await client.repositoryError(
@@ -169,9 +187,13 @@ export async function uploadStatus(
       });
       if (res.statusCode === 204 || res.statusCode === 200) {
         await res.body.dump();
+        const next = headerValue(res.headers, 'location');
         return {
           offset: parseUploadedRange(headerValue(res.headers, 'range')) ?? 0,
-          location: headerValue(res.headers, 'location'),
+          location:
+            next === undefined
+              ? undefined
+              : new URL(next, client.resolveUrl(repo.registry, location)).toString(),
         };
       }
       if (res.statusCode === 404 || res.statusCode === 400) {
@@ -224,7 +246,7 @@ export async function fetchBlob(
         scopes: pullScopes(repo.repository),
         signal,
       });
-      for (let hops = 0; [301, 302, 303, 307, 308].includes(res.statusCode) && hops < 5; hops++) {
+      for (let hops = 0; redirects.includes(res.statusCode) && hops < 5; hops++) {
         const next = headerValue(res.headers, 'location');
         await res.body.dump();
         if (!next) break;

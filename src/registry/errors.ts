@@ -95,6 +95,8 @@ function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): s
     return `your account has no access to ${repo} on ${ctx.registry}; check the repository name and your permissions`;
   if (status === 404)
     return `check that ${repo} exists on ${ctx.registry} and that the tag or digest is right`;
+  if (status === 413)
+    return `${ctx.registry}, or a proxy in front of it, limits the size of request bodies below what this needs; raise the limit (nginx: client_max_body_size)`;
   if (status === 429) return 'the registry is rate limiting requests; wait a little and try again';
   if (status >= 500) return 'the registry had an internal problem; try again later';
   return 'the registry rejected the request; check the reference and the registry address';

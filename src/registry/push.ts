@@ -218,7 +218,7 @@ export async function pushImage(
         // after a 413, the chunk size that passed serves every later blob, in chunks or whole
         chunkSize: fitting ?? chunkSize,
         multipartThreshold: Math.min(multipartThreshold, fitting ?? Infinity),
-        location: session?.location,
+        session,
         onProgress: (done) => {
           // uploadBlob reports the most the registry has held: resent bytes do not count again
           if (done <= before) return;

@@ -154,7 +154,7 @@ describe('large blob uploads', () => {
       uploadBlob(c, ref, fileBlobSource(blob.path, blob.digest, blob.size), {
         chunkSize: chunkMiB * MiB,
         multipartThreshold: 0,
-        location: session.location,
+        session,
         signal: AbortSignal.abort(),
       }),
       (err: Error) => err.name === 'AbortError',

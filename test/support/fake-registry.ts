@@ -4,6 +4,10 @@
  * DELETE) and manifest PUT. It can misbehave on purpose:
  * - `refuseChunks`: a PATCH with Content-Range gets 416 (a registry without chunked uploads);
  * - `refuseCommits`: every PUT ?digest= gets 400;
+ * - `redirectBlobHeads`: a HEAD for a held blob gets 307 to another host;
+ * - `loseSessionAtPatch`: PATCH numbers (1-based) that find their session gone (404);
+ * - `relativeLocations`: session Locations relative to the request (`7?_state=1`);
+ * - `maxChunk`: `OCI-Chunk-Max-Length` on the POST that opens a session; longer chunks get 416;
  * - `keepHalfOfPatch`: PATCH numbers (1-based) whose body is read in full, but only its first half is kept
  *   before answering `halfPatchAnswer`: 500 (the client must resume from an offset below what it sent),
  *   or 202 with no Range (the client believes the whole chunk landed; its next PATCH gets 416).
@@ -19,6 +23,16 @@ export interface FakeRegistryOptions {
   readonly halfPatchAnswer?: 500 | 202;
   /** answer every PUT that commits an upload with 400, as for a digest the registry rejects */
   readonly refuseCommits?: boolean;
+  /** answer a HEAD for a blob it holds with 307 to another host, as a registry on object storage does */
+  readonly redirectBlobHeads?: boolean;
+  /** PATCH numbers (1-based) for which the registry forgets the session and answers `lostSessionAnswer` */
+  readonly loseSessionAtPatch?: readonly number[];
+  /** 404 (BLOB_UPLOAD_UNKNOWN, the default) or 400 (BLOB_UPLOAD_INVALID) */
+  readonly lostSessionAnswer?: 404 | 400;
+  /** answer upload Locations relative to the request's URL (`7?_state=…`), not as absolute paths */
+  readonly relativeLocations?: boolean;
+  /** `OCI-Chunk-Max-Length` stated on the answers that open sessions; longer chunks get 416 */
+  readonly maxChunk?: number;
 }
 
 export interface LoggedRequest {
@@ -61,17 +75,24 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
     const held = (id: string) => {
       const bytes = sessions.get(id)!;
       return {
-        location: `/v2/repo/blobs/uploads/${id}`,
+        location: options.relativeLocations ? `${id}?_state=${bytes.length}` : `/v2/repo/blobs/uploads/${id}`,
         range: `0-${Math.max(0, bytes.length - 1)}`,
       };
     };
     if (url.pathname === '/v2/') return answer(200);
     let m = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname);
-    if (m && method === 'HEAD') return answer(blobs.has(m[2]!) ? 200 : 404);
+    if (m && method === 'HEAD') {
+      if (!blobs.has(m[2]!)) return answer(404);
+      if (options.redirectBlobHeads)
+        return answer(307, { location: `http://storage.invalid/${m[2]!}?sig=1` });
+      return answer(200);
+    }
     if (/^\/v2\/.+\/blobs\/uploads\/$/.test(url.pathname) && method === 'POST') {
       const id = String(++nextSession);
       sessions.set(id, Buffer.alloc(0));
-      return answer(202, { location: held(id).location, range: '0-0' });
+      const limits: Record<string, string> =
+        options.maxChunk === undefined ? {} : { 'oci-chunk-max-length': String(options.maxChunk) };
+      return answer(202, { location: held(id).location, range: '0-0', ...limits });
     }
     m = /^\/v2\/.+\/blobs\/uploads\/(\d+)$/.exec(url.pathname);
     if (m) {
@@ -88,8 +109,13 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
       }
       if (method === 'PATCH') {
         const number = ++patches;
+        if (options.loseSessionAtPatch?.includes(number)) {
+          sessions.delete(id);
+          return answer(options.lostSessionAnswer ?? 404);
+        }
         if (contentRange !== undefined) {
           if (options.refuseChunks) return answer(416);
+          if (options.maxChunk !== undefined && body.length > options.maxChunk) return answer(416);
           const start = Number(/^(\d+)-/.exec(contentRange)?.[1]);
           if (start !== bytes.length) return answer(416, { range: held(id).range });
         }

@@ -18,6 +18,7 @@ import {
   blobExists,
   parseReference,
   pushFromLayout,
+  startUpload,
   uploadBlob,
 } from '../../src/registry/index.js';
 import { type FakeRegistry, type FakeRegistryOptions, startFakeRegistry } from '../support/fake-registry.js';
@@ -306,5 +307,81 @@ describe('scheme: HTTPS first, plain HTTP only where allowed', () => {
     );
     assert.equal(agent.pendingInterceptors().length, 1, 'the plain-HTTP answer was never asked for');
     await agent.close();
+  });
+});
+
+describe('upload sessions, redirects and lost sessions', () => {
+  const patchSizes = (r: FakeRegistry) =>
+    r.log.filter((q) => q.method === 'PATCH').map((q) => `${q.bodyBytes} ${q.status}`);
+
+  test('a HEAD answered with a redirect to object storage counts as the blob being there', async () => {
+    const { client, repo } = await setup({ redirectBlobHeads: true });
+    const source = memorySource(randomBytes(3000));
+    await uploadBlob(client, repo, source);
+    assert.equal(await blobExists(client, repo, source.digest), true);
+    assert.equal(await blobExists(client, repo, `sha256:${'0'.repeat(64)}`), false);
+  });
+
+  test('relative Locations are resolved against the request that returned them', async () => {
+    const { registry, client, repo } = await setup({ relativeLocations: true });
+    const source = memorySource(randomBytes(5000));
+    await uploadBlob(client, repo, source, { multipartThreshold: 0, chunkSize: 2000 });
+    const paths = new Set(
+      registry.log
+        .filter((q) => q.path.includes('/blobs/uploads/') && q.method !== 'POST')
+        .map((q) => `${q.method} ${q.path}`),
+    );
+    assert.deepEqual(
+      [...paths],
+      ['PATCH /v2/cogts/upload/blobs/uploads/1', 'PUT /v2/cogts/upload/blobs/uploads/1'],
+    );
+    assert.equal(registry.blobs.get(source.digest)?.length, 5000);
+  });
+
+  test('a session the registry lost mid-upload (404 on a PATCH) starts over on a new one', async () => {
+    const { registry, client, repo } = await setup({ loseSessionAtPatch: [3] });
+    const source = memorySource(randomBytes(5000));
+    const stats = await uploadBlob(client, repo, source, { multipartThreshold: 0, chunkSize: 2000 });
+    assert.equal(stats.restarts, 1);
+    assert.equal(stats.wholeBlobFallback, false);
+    assert.deepEqual(uploadCalls(registry), [
+      'POST 202',
+      'PATCH 202',
+      'PATCH 202',
+      'PATCH 404',
+      'POST 202',
+      'PATCH 202',
+      'PATCH 202',
+      'PATCH 202',
+      'PUT 201',
+    ]);
+    assert.equal(registry.blobs.get(source.digest)?.length, 5000);
+  });
+
+  test('a session lost after taking chunks (400, then 404 on its status) starts over, not as one PATCH', async () => {
+    const { registry, client, repo } = await setup({ loseSessionAtPatch: [2], lostSessionAnswer: 400 });
+    const source = memorySource(randomBytes(5000));
+    const stats = await uploadBlob(client, repo, source, { multipartThreshold: 0, chunkSize: 2000 });
+    assert.equal(stats.wholeBlobFallback, false);
+    assert.equal(stats.restarts, 1);
+    assert.deepEqual(uploadCalls(registry).slice(0, 5), [
+      'POST 202',
+      'PATCH 202',
+      'PATCH 400',
+      'GET 404',
+      'POST 202',
+    ]);
+    assert.deepEqual(patchSizes(registry).slice(2), ['2000 202', '2000 202', '1000 202']);
+    assert.equal(registry.blobs.get(source.digest)?.length, 5000);
+  });
+
+  test('a session opened elsewhere keeps the chunk limits its answer stated', async () => {
+    const { registry, client, repo } = await setup({ maxChunk: 64 * 1024 + 2000 });
+    const source = memorySource(randomBytes(5000));
+    const session = await startUpload(client, repo);
+    assert.equal(session.maxChunk, 64 * 1024 + 2000);
+    // the stated maximum less 64 KiB of headroom wins over the preferred 1000 bytes
+    await uploadBlob(client, repo, source, { multipartThreshold: 0, chunkSize: 1000, session });
+    assert.deepEqual(patchSizes(registry), ['2000 202', '2000 202', '1000 202']);
   });
 });
