@@ -77,6 +77,22 @@ function errorCode(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
+/** A scope with its actions sorted: `repository:x:push,pull` and `repository:x:pull,push` are one. */
+function normalScope(scope: string): string {
+  const at = scope.lastIndexOf(':');
+  if (at < 0) return scope;
+  const actions = scope
+    .slice(at + 1)
+    .split(',')
+    .filter(Boolean)
+    .sort()
+    .join(',');
+  return `${scope.slice(0, at)}:${actions}`;
+}
+
+/** The token cache's key for a set of scopes. */
+const scopeKey = (scopes: readonly string[]) => scopes.map(normalScope).sort().join(' ');
+
 export class RegistryClient {
   readonly retry: RetryPolicy;
   private readonly keychain: Keychain;
@@ -378,15 +394,20 @@ export class RegistryClient {
     );
   }
 
-  /** A cached bearer token for these scopes, fetched when missing, expired, or `fresh` is asked. */
+  /**
+   * A cached bearer token for these scopes, fetched when missing, expired, or `fresh` is asked. A fresh
+   * token also replaces the one cached for `alsoFor` (scopes it covers): the requests that use that
+   * key would otherwise keep sending the token the registry just refused.
+   */
   private async token(
     registry: string,
     challenge: Challenge,
     scopes: readonly string[],
     signal: AbortSignal | undefined,
     fresh: boolean,
+    alsoFor?: readonly string[],
   ): Promise<string> {
-    const key = [...scopes].sort().join(' ');
+    const key = scopeKey(scopes);
     const tokens = this.host(registry).tokens;
     const cached = tokens.get(key);
     if (cached && !fresh) {
@@ -394,9 +415,10 @@ export class RegistryClient {
       if (token && token.expiresAt > Date.now()) return token.value;
     }
     const pending = this.fetchToken(registry, challenge, scopes, signal);
-    tokens.set(key, pending);
+    const keys = alsoFor ? [key, scopeKey(alsoFor)] : [key];
+    for (const k of keys) tokens.set(k, pending);
     pending.catch(() => {
-      if (tokens.get(key) === pending) tokens.delete(key);
+      for (const k of keys) if (tokens.get(k) === pending) tokens.delete(k);
     });
     return (await pending).value;
   }
@@ -407,6 +429,7 @@ export class RegistryClient {
     scopes: readonly string[],
     signal: AbortSignal | undefined,
     fresh = false,
+    alsoFor?: readonly string[],
   ): Promise<string | undefined> {
     if (!challenge) return undefined;
     if (challenge.scheme === 'basic') {
@@ -415,7 +438,7 @@ export class RegistryClient {
         ? `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`
         : undefined;
     }
-    return `Bearer ${await this.token(registry, challenge, scopes, signal, fresh)}`;
+    return `Bearer ${await this.token(registry, challenge, scopes, signal, fresh, alsoFor)}`;
   }
 
   /**
@@ -437,9 +460,19 @@ export class RegistryClient {
     if (!replayable) return res;
     const again = pickChallenge(headerValue(res.headers, 'www-authenticate'));
     const scope = again?.scheme === 'bearer' ? again.params.scope : undefined;
-    const scopes = scope && !req.scopes.includes(scope) ? [...req.scopes, scope] : req.scopes;
+    // the scopes the challenge names (space-separated) that the request's do not already cover
+    const known = req.scopes.map(normalScope);
+    const missing = (scope ?? '').split(' ').filter((s) => s && !known.includes(normalScope(s)));
+    const scopes = missing.length ? [...req.scopes, ...missing] : req.scopes;
     await res.body.dump();
-    const renewed = await this.authorization(req.registry, again ?? challenge, scopes, req.signal, true);
+    const renewed = await this.authorization(
+      req.registry,
+      again ?? challenge,
+      scopes,
+      req.signal,
+      true,
+      req.scopes,
+    );
     if (renewed) headers.authorization = renewed;
     return this.raw(req.registry, req.method, url, headers, req.body, req.signal);
   }

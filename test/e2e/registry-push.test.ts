@@ -390,6 +390,32 @@ describe('bearer token registry', () => {
     }
   });
 
+  test('after a revoked token, each scope is refused once, also when the challenge orders its actions push,pull', async () => {
+    const proxy = await startFaultProxy(tb.registry, {
+      bearer: { username: user, password, pushFirst: true },
+    });
+    const c = client({ DOCKER_CONFIG: await dockerConfigFor(proxy.host, user, password) });
+    const repo = `cogts-test/revoked-${run}`;
+    const ref = parseReference(`${proxy.host}/${repo}:v1`);
+    try {
+      await pushFromLayout(c, image.dir, undefined, ref, { concurrency: 1 });
+      const second = await writeLayout(await tempDir('cogts-reg-revoked-'), {
+        layerSizes: [1000, 2000, 3000, 4000],
+        seed: `revoked-${run}`,
+      });
+      proxy.revokeTokens();
+      const before = proxy.stats.unauthorized;
+      const result = await pushFromLayout(c, second.dir, undefined, ref, { concurrency: 1 });
+      assert.equal(result.digest, second.digest);
+      // one 401 for the pull scope (HEAD), one for pull+push (the first upload); a token renewed under
+      // the challenge's spelling only would leave every later upload request a 401 and a replay
+      assert.equal(proxy.stats.unauthorized - before, 2);
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
+  });
+
   test('an identity token from config.json is exchanged (POST, refresh_token grant); revoked tokens are renewed on 401', async () => {
     const identityToken = `idt-${randomBytes(8).toString('hex')}`;
     const proxy = await startFaultProxy(tb.registry, { bearer: { username: user, password, identityToken } });

@@ -60,6 +60,8 @@ export interface BearerOptions {
   readonly accessTokenField?: boolean;
   /** an identity (refresh) token accepted by `POST /token` (grant_type=refresh_token) */
   readonly identityToken?: string;
+  /** name a write scope's actions `push,pull` in challenges (default `pull,push`), as some registries do */
+  readonly pushFirst?: boolean;
 }
 
 export interface ProxyStats {
@@ -195,7 +197,8 @@ export async function startFaultProxy(
     if (options.bearer && !authorised(req, url)) {
       stats.unauthorized++;
       req.resume();
-      const needs = neededScopes(req.method ?? 'GET', url).map((s) => s.replace(/:push$/, ':pull,push'));
+      const actions = options.bearer.pushFirst ? ':push,pull' : ':pull,push';
+      const needs = neededScopes(req.method ?? 'GET', url).map((s) => s.replace(/:push$/, actions));
       const scope = needs.length ? `,scope="${needs.join(' ')}"` : '';
       return answer(
         req,
