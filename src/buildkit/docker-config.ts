@@ -231,7 +231,10 @@ export function runCredentialHelper(
     (run) => {
       if (run.code !== 0) {
         if (run.stdout === notFoundMessage || run.stderr === notFoundMessage) return undefined;
-        const said = (run.stdout || run.stderr).slice(0, 300);
+        // what it said, but never a secret it printed before failing
+        const said = (run.stdout || run.stderr)
+          .replace(/("Secret"\s*:\s*)"(?:[^"\\]|\\.)*"/g, '$1"***"')
+          .slice(0, 300);
         throw fail(
           run.timedOut
             ? `no answer within ${(options.timeoutMs ?? 30_000) / 1000} s`

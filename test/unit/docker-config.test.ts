@@ -180,6 +180,7 @@ describe('credential helpers', () => {
         '  helped.example) echo \'{"ServerURL":"helped.example","Username":"helperuser","Secret":"helpersecret"}\' ;;',
         '  https://index.docker.io/v1/) echo \'{"ServerURL":"x","Username":"<token>","Secret":"hubtoken"}\' ;;',
         '  broken.example) echo "keychain is locked" >&2; exit 2 ;;',
+        '  leaky.example) echo \'{"ServerURL":"leaky.example","Username":"u","Secret":"leakedsecret"}\'; exit 3 ;;',
         '  *) echo "credentials not found in native keychain"; exit 1 ;;',
         'esac',
         '',
@@ -211,6 +212,13 @@ describe('credential helpers', () => {
         err.message,
         /docker-credential-fake failed for broken\.example: exit status 2: keychain is locked/,
       );
+      return true;
+    });
+    // a helper that prints credentials and still fails: its output is shown without the secret
+    await assert.rejects(runCredentialHelper('fake', 'leaky.example', { env }), (err: unknown) => {
+      assert.ok(err instanceof CogError);
+      assert.match(err.message, /exit status 3: .*"Secret":"\*\*\*"/);
+      assert.doesNotMatch(`${err.message} ${err.hint ?? ''}`, /leakedsecret/);
       return true;
     });
     await assert.rejects(runCredentialHelper('absent', 'r.example', { env }), (err: unknown) => {
