@@ -335,7 +335,15 @@ export class RegistryClient {
       });
     const creds = await this.credentials(registry);
     const service = challenge.params.service;
-    const url = new URL(realm);
+    let url: URL;
+    try {
+      // a realm is an absolute URL; a path (some registries send one) is on the registry's own host
+      url = new URL(realm, this.baseUrl(registry));
+    } catch {
+      throw new CogError(`${registry} named a token service that is not a URL: ${JSON.stringify(realm)}`, {
+        hint: 'the registry is misconfigured; contact its operator',
+      });
+    }
     const headers: Record<string, string> = { accept: 'application/json' };
     let body: string | undefined;
     let method: 'GET' | 'POST' = 'GET';
@@ -366,11 +374,18 @@ export class RegistryClient {
             res,
             await this.errorContext(registry, `getting a token for ${registry}`, method, url.toString()),
           );
-        const json = (await res.body.json()) as {
-          token?: unknown;
-          access_token?: unknown;
-          expires_in?: unknown;
-        };
+        const text = await res.body.text();
+        let json: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+        try {
+          json = JSON.parse(text) as typeof json;
+        } catch {
+          throw new CogError(
+            `the token service of ${registry} (${redactUrl(url.toString())}) answered with something that is not JSON (${headerValue(res.headers, 'content-type') ?? 'no content type'})`,
+            {
+              hint: 'a proxy or captive portal may be answering instead of the registry; check the network and the registry address',
+            },
+          );
+        }
         const value =
           typeof json.token === 'string' && json.token
             ? json.token

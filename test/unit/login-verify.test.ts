@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { login } from '../../src/cli/login.js';
+import type { CogError } from '../../src/errors.js';
 import { readHidden } from '../../src/cli/prompt.js';
 import { LoginRejectedError, verifyRegistryLogin } from '../../src/registry/verify-login.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
@@ -14,11 +15,21 @@ const tempDir = tempDirsRemovedAfterTests();
 const good = { username: 'ann', secret: 'right-pw' };
 const basicOf = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 
-/** A registry on loopback: Basic auth, or Bearer with a token service that checks Basic credentials. */
-async function fakeRegistry(scheme: 'basic' | 'bearer') {
+/**
+ * A registry on loopback: Basic auth, or Bearer with a token service that checks Basic credentials.
+ * `realm: 'path'` names the token service by its path only; `token: 'html'` makes it answer a web page.
+ */
+async function fakeRegistry(
+  scheme: 'basic' | 'bearer',
+  quirks: { readonly realm?: 'path'; readonly token?: 'html' } = {},
+) {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const base = `http://${req.headers.host}`;
+    const base = quirks.realm === 'path' ? '' : `http://${req.headers.host}`;
     const ok = req.headers.authorization === basicOf(good.username, good.secret);
+    if (req.url?.startsWith('/token') && quirks.token === 'html') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      return res.end('<html><body>Sign in to the network</body></html>');
+    }
     if (req.url?.startsWith('/token')) {
       res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
       return res.end(JSON.stringify(ok ? { token: 'tok' } : { errors: [{ code: 'UNAUTHORIZED' }] }));
@@ -42,6 +53,28 @@ async function fakeRegistry(scheme: 'basic' | 'bearer') {
 }
 
 describe('verifyRegistryLogin', () => {
+  test('a token service named by its path alone is on the registry host', async () => {
+    const reg = await fakeRegistry('bearer', { realm: 'path' });
+    try {
+      await verifyRegistryLogin(reg.host, good, { env: {} });
+    } finally {
+      await reg.close();
+    }
+  });
+
+  test('a token service answering a web page is named, with a hint, not a JSON parse error', async () => {
+    const reg = await fakeRegistry('bearer', { token: 'html' });
+    try {
+      await assert.rejects(verifyRegistryLogin(reg.host, good, { env: {} }), (err: Error) => {
+        assert.match(err.message, /token service of 127\.0\.0\.1:\d+ .* not JSON \(text\/html\)/);
+        assert.match((err as CogError).hint ?? '', /proxy or captive portal/);
+        return true;
+      });
+    } finally {
+      await reg.close();
+    }
+  });
+
   for (const scheme of ['basic', 'bearer'] as const) {
     test(`${scheme}: accepts good credentials and rejects bad ones`, async () => {
       const reg = await fakeRegistry(scheme);
