@@ -77,6 +77,9 @@ function errorCode(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
+/** Tries of the /v2/ ping; any call's retries do not try it again once it failed them all. */
+const pingAttempts = 3;
+
 /** A scope with its actions sorted: `repository:x:push,pull` and `repository:x:pull,push` are one. */
 function normalScope(scope: string): string {
   const at = scope.lastIndexOf(':');
@@ -314,7 +317,8 @@ export class RegistryClient {
           await this.errorContext(registry, `checking registry ${registry}`, 'GET', url),
         );
       },
-      { policy: this.retry, signal },
+      // a registry that does not answer its ping in three tries (about 3 s) is down or mistyped
+      { policy: { ...this.retry, attempts: Math.min(this.retry.attempts, pingAttempts) }, signal },
     ).catch((err: unknown) => {
       state.ping = undefined;
       throw err;

@@ -53,8 +53,15 @@ export function isRetryableStatus(status: number): boolean {
   );
 }
 
+/**
+ * Errors a retry loop gave up on after its last try: final for every loop around it too, or a request
+ * inside a retried operation (the /v2/ ping inside every call) is tried attempts × attempts times.
+ */
+const exhausted = new WeakSet<object>();
+
 /** Whether `err` is worth another try. Walks the `cause` chain for socket error codes. */
 export function isRetryableError(err: unknown): boolean {
+  if (typeof err === 'object' && err !== null && exhausted.has(err)) return false;
   for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
     if (typeof e !== 'object') return false;
     const { name, code } = e as { name?: string; code?: string };
@@ -130,7 +137,12 @@ export async function withRetry<T>(
       return await fn(attempt);
     } catch (err) {
       if (options.signal?.aborted) throw abortError(options.signal);
-      if (attempt >= policy.attempts || !retryable(err)) throw err;
+      if (typeof err === 'object' && err !== null && exhausted.has(err)) throw err;
+      if (!retryable(err)) throw err;
+      if (attempt >= policy.attempts) {
+        if (typeof err === 'object' && err !== null) exhausted.add(err);
+        throw err;
+      }
       const delayMs = delayAfter(err, attempt, policy);
       (options.onRetry ?? policy.onRetry)?.({ attempt, attempts: policy.attempts, delayMs, error: err });
       await sleep(delayMs, options.signal);

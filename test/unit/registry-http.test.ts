@@ -1,10 +1,14 @@
 // Pure pieces of the registry client: chunk sizes, Content-Range, upload Range, retry classification and
 // backoff, Retry-After, Bearer challenges, scopes, settings from the environment, insecure hosts.
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { CogError } from '../../src/errors.js';
 import {
+  RegistryClient,
   RegistryError,
+  anonymousKeychain,
   backoffDelay,
   chooseChunkSize,
   chunkRanges,
@@ -13,6 +17,7 @@ import {
   defaultRetryPolicy,
   delayAfter,
   envKeychain,
+  getManifest,
   insecureRegistries,
   isInsecureHost,
   isLoopbackHost,
@@ -21,6 +26,7 @@ import {
   multiKeychain,
   parseChallenges,
   parseLength,
+  parseReference,
   parseRetryAfter,
   parseUploadedRange,
   pickChallenge,
@@ -185,6 +191,47 @@ describe('retry', () => {
     await assert.rejects(pending, (e: Error) => e.name === 'AbortError');
     assert.ok(Date.now() - started < 2000);
     await assert.rejects(sleep(10, AbortSignal.abort()), (e: Error) => e.name === 'AbortError');
+  });
+
+  test('an error a loop gave up on is not tried again by a loop around it', async () => {
+    const p = { ...defaultRetryPolicy, attempts: 3, initialDelayMs: 1, maxDelayMs: 2 };
+    let calls = 0;
+    const inner = () =>
+      withRetry(
+        async () => {
+          calls++;
+          throw err(503);
+        },
+        { policy: p },
+      );
+    await assert.rejects(withRetry(inner, { policy: p }), (e: unknown) => e instanceof RegistryError);
+    assert.equal(calls, 3, 'three tries, not nine');
+  });
+
+  test('an unreachable registry: a manifest read tries its ping three times over both schemes, then stops', async () => {
+    // a port that takes connections and drops them at once, on HTTP and HTTPS alike
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = new RegistryClient({
+      env: {},
+      keychain: anonymousKeychain,
+      retry: { ...defaultRetryPolicy, initialDelayMs: 1, maxDelayMs: 2 },
+    });
+    try {
+      await assert.rejects(getManifest(client, parseReference(`${registry}/x/y:v1`), 'v1'), (e: Error) => {
+        assert.match(e.message, /cannot reach 127\.0\.0\.1:\d+ over plain HTTP or HTTPS/);
+        return true;
+      });
+      assert.equal(connections, 6, 'three pings of two connections each');
+    } finally {
+      await client.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 
