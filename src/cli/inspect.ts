@@ -120,7 +120,11 @@ export async function inspect(args: InspectArgs, io: CommandIo): Promise<void> {
   if (!found) {
     const client = new RegistryClient({ env: io.env });
     try {
-      found = await withInterrupt(io.stderr, (signal) => inspectRemote(client, args.image, platform, signal));
+      found = await withInterrupt(
+        io.stderr,
+        (signal) => inspectRemote(client, args.image, platform, signal),
+        () => `cancelling the inspection of ${args.image}`,
+      );
     } finally {
       await client.close();
     }

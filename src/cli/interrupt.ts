@@ -5,9 +5,17 @@
 import { CogError } from '../errors.js';
 
 export class InterruptedError extends CogError {
-  constructor(signal: NodeJS.Signals) {
-    super(`interrupted (${signal}): the build was cancelled`, { exitCode: 130 });
+  /** @param doing what the interrupt did, as withInterrupt's `doing` says it: "cancelling the build" */
+  constructor(signal: NodeJS.Signals, doing = 'cancelling the build') {
+    super(`interrupted (${signal}): ${outcome(doing)}`, { exitCode: 130 });
   }
+}
+
+/** "cancelling the push" → "the push was cancelled", "stopping the model" → "the model was stopped". */
+function outcome(doing: string): string {
+  const match = /^(cancelling|stopping) (.+)$/.exec(doing);
+  if (!match) return doing;
+  return `${match[2]} was ${match[1] === 'cancelling' ? 'cancelled' : 'stopped'}`;
 }
 
 /**
@@ -21,13 +29,15 @@ export async function withInterrupt<T>(
 ): Promise<T> {
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
+  let did = '';
   const onSignal = (signal: NodeJS.Signals) => {
     if (received) {
       stderr.write(`cog: ${signal} again, exiting now\n`);
       process.exit(130);
     }
     received = signal;
-    stderr.write(`cog: ${signal}: ${doing()} (press Ctrl-C again to exit at once)\n`);
+    did = doing();
+    stderr.write(`cog: ${signal}: ${did} (press Ctrl-C again to exit at once)\n`);
     controller.abort();
   };
   process.on('SIGINT', onSignal);
@@ -35,7 +45,7 @@ export async function withInterrupt<T>(
   try {
     return await work(controller.signal);
   } catch (err) {
-    if (received) throw new InterruptedError(received);
+    if (received) throw new InterruptedError(received, did);
     throw err;
   } finally {
     process.off('SIGINT', onSignal);
