@@ -21,6 +21,7 @@ import { parseOutputFlag } from './output-flag.js';
 import { withBuildkit } from './buildkit-command.js';
 import { type BuildArgs, prepareBuild, projectSharedKey, warningLine } from './prepare-build.js';
 import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
+import { pushDestination } from './push-destination.js';
 import { builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
 import { collectStoreGarbage } from './store-garbage.js';
@@ -91,7 +92,10 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const recordInputs = recording && fingerprintBuild(recording, prepared, args);
 
   const specs: ExportSpec[] = [];
-  if (args.push) specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
+  if (args.push) {
+    pushDestination(imageName, args.tag ? '-t' : `the image name (${imageName})`);
+    specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
+  }
   for (const value of args.outputs) {
     const spec = parseOutputFlag(value);
     if (spec.type === 'image') specs.push({ type: 'image', attrs: spec.attrs });

@@ -10,6 +10,7 @@
  * and an OCI index holding it to `repo:<tag>`.
  */
 import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
 import { loadConfig } from '../config/index.js';
 import { CogError } from '../errors.js';
 import { defaultReplicateHost } from '../registry/settings.js';
@@ -28,7 +29,6 @@ import {
   defaultRetryPolicy,
   formatReference,
   headManifest,
-  parseReference,
   pushFromLayout,
   putManifest,
 } from '../registry/index.js';
@@ -44,6 +44,7 @@ import type { BuildArgs } from './prepare-build.js';
 import { parsePlatform } from './build-flags.js';
 import type { CommandIo } from './debug-solve.js';
 import { InterruptedError, withInterrupt } from './interrupt.js';
+import { pushDestination } from './push-destination.js';
 
 export type PushArgs = Pick<
   BuildArgs,
@@ -68,13 +69,18 @@ export type PushArgs = Pick<
 };
 
 /** The name to push as (no model reference): IMAGE, else cog.yaml's `image:`. */
-export function pushTarget(image: string | undefined, config: { image: string | null }): string {
-  const target = image ?? config.image ?? undefined;
-  if (!target)
+export function pushTarget(
+  image: string | undefined,
+  config: { image: string | null; configFile: string },
+): { readonly name: string; readonly ref: Reference } {
+  const name = image ?? config.image ?? undefined;
+  if (!name)
     throw new CogError('no image to push to: cog push needs an image name', {
       hint: "set the 'image' option in cog.yaml (e.g. `image: r8.im/your-username/your-model`) or pass one: cog push REGISTRY/REPO[:TAG]; or set 'model' to push a model bundle",
     });
-  return target;
+  // a bad name fails before the build
+  const ref = pushDestination(name, image ? 'cog push IMAGE' : `'image' in ${basename(config.configFile)}`);
+  return { name, ref };
 }
 
 /** What a bundle push refuses before building: IMAGE on the command line, managed weights, a bad destination. */
@@ -260,8 +266,7 @@ async function buildAndPush(args: PushArgs, io: CommandIo, cwd: string): Promise
   });
   if (model) return pushBundle(args, io, cwd, loaded, model);
 
-  const target = pushTarget(args.image, completed);
-  const ref = parseReference(target); // a bad name fails before the build
+  const { name: target, ref } = pushTarget(args.image, completed);
   const built = await buildForPush(args, io, cwd, target);
   const { result } = await pushStored(args, io, built, ref, async () => undefined);
   const url = replicateModelUrl(ref);

@@ -446,6 +446,19 @@ describe('cog push and cog inspect refusals', () => {
     assert.match(r.stderr, /^hint: set the 'image' option in cog\.yaml/m);
   });
 
+  test('a digest as the destination fails before building, for cog push and cog build --push', async () => {
+    const digest = `sha256:${'d'.repeat(64)}`;
+    const target = `${tb.registry}/cogts-push/pinned-${run}@${digest}`;
+    const pushed = await cogIn(hello, ['push', target]);
+    assert.equal(pushed.code, 1, explain(pushed));
+    assert.match(pushed.stderr, /cog push IMAGE: cannot push to .*@sha256:d{64}: it names a digest/);
+    assert.match(pushed.stderr, new RegExp(`^hint: .*pinned-${run}:latest`, 'm'));
+    assert.doesNotMatch(pushed.stderr, /buildkitd|\[\d+\/\d+\]/, 'nothing was built');
+    const built = await cogIn(hello, ['build', '--push', '-t', target]);
+    assert.equal(built.code, 1, explain(built));
+    assert.match(built.stderr, /-t: cannot push to .*: it names a digest/);
+  });
+
   test('image in cog.yaml is the default target', async () => {
     const dir = await tempDir('cogts-push-yamlimage-');
     await cp(hello, dir, { recursive: true });

@@ -196,11 +196,35 @@ describe('push history', () => {
 
 describe('cog push: target, errors, summary', () => {
   test('IMAGE wins over image:, image: is the default, neither is an error naming image', () => {
-    assert.equal(pushTarget('r/x', { image: 'r/y' }), 'r/x');
-    assert.equal(pushTarget(undefined, { image: 'r/y' }), 'r/y');
+    const config = (image: string | null) => ({ image, configFile: '/p/cog.yaml' });
+    assert.equal(pushTarget('r/x', config('r/y')).name, 'r/x');
+    assert.equal(pushTarget(undefined, config('r/y')).name, 'r/y');
+    assert.equal(pushTarget(undefined, config('r.example/a/y:v2')).ref.tag, 'v2');
     assert.throws(
-      () => pushTarget(undefined, { image: null }),
+      () => pushTarget(undefined, config(null)),
       (e: CogError) => /'image' option in cog\.yaml/.test(e.hint ?? ''),
+    );
+  });
+
+  test('a name that is not a reference, or names a digest, fails saying where it came from', () => {
+    const config = (image: string | null) => ({ image, configFile: '/p/cog.yaml' });
+    assert.throws(
+      () => pushTarget(undefined, config('r.example/Bad/name')),
+      (e: CogError) =>
+        e.message.startsWith(`'image' in cog.yaml: invalid image reference "r.example/Bad/name"`),
+    );
+    const digest = `sha256:${'a'.repeat(64)}`;
+    assert.throws(
+      () => pushTarget(`r.example/a/b:v1@${digest}`, config(null)),
+      (e: CogError) =>
+        e.message === `cog push IMAGE: cannot push to r.example/a/b:v1@${digest}: it names a digest` &&
+        (e.hint ?? '').includes('r.example/a/b:v1'),
+    );
+    assert.throws(
+      () => pushTarget(undefined, config(`r.example/a/b@${digest}`)),
+      (e: CogError) =>
+        e.message.startsWith(`'image' in cog.yaml: cannot push`) &&
+        (e.hint ?? '').includes('r.example/a/b:latest'),
     );
   });
 
