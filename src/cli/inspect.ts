@@ -13,6 +13,8 @@ import {
   formatReference,
   isIndexMediaType,
   parseReference,
+  checkImagePlatform,
+  noImageFor,
   pickChild,
 } from '../registry/index.js';
 import type { CommandIo } from './debug-solve.js';
@@ -30,8 +32,9 @@ export interface InspectArgs {
 
 function parsePlatform(value: string | undefined): Platform {
   if (value === undefined) return { os: 'linux', architecture: 'amd64' };
-  const [os, architecture, variant] = value.split('/');
-  if (!os || !architecture)
+  const parts = value.split('/');
+  const [os, architecture, variant] = parts;
+  if (!os || !architecture || parts.length > 3 || parts.some((part) => part === ''))
     throw new CogError(`--platform ${value} is not os/architecture[/variant]`, {
       hint: 'e.g. --platform linux/arm64',
     });
@@ -50,6 +53,7 @@ export async function inspectLocal(
   store: ImageStore,
   name: string,
   platform: Platform,
+  exactPlatform = false,
 ): Promise<ImageInspection | undefined> {
   const top = await store.resolve(name);
   if (!top) return undefined;
@@ -58,7 +62,9 @@ export async function inspectLocal(
   let manifestDigest = top.digest;
   let manifest = await readJson(top.digest);
   if (isIndexMediaType(top.mediaType) || Array.isArray(manifest.manifests)) {
-    const child = pickChild(manifest as never, platform);
+    const child = pickChild(manifest as never, platform, exactPlatform);
+    if (!child && exactPlatform && manifest.manifests?.length)
+      throw noImageFor(`${name} in the local image store`, manifest as never, platform);
     if (!child) throw new CogError(`${name} in the local image store is an empty index`);
     manifestDigest = child;
     manifest = await readJson(child);
@@ -71,6 +77,8 @@ export async function inspectLocal(
     string,
     unknown
   >;
+  if (exactPlatform && manifestDigest === top.digest)
+    checkImagePlatform(`${name} in the local image store`, config, platform);
   return inspectImage({
     reference: name,
     source: 'local',
@@ -87,9 +95,10 @@ export async function inspectRemote(
   image: string,
   platform: Platform,
   signal: AbortSignal,
+  exactPlatform = false,
 ): Promise<ImageInspection> {
   const reference = parseReference(image);
-  const fetched = await fetchImage(client, reference, { platform, signal });
+  const fetched = await fetchImage(client, reference, { platform, signal, exactPlatform });
   const top = fetched.index ?? fetched.manifest;
   return inspectImage({
     reference: formatReference(reference),
@@ -108,10 +117,12 @@ export async function inspect(args: InspectArgs, io: CommandIo): Promise<void> {
       hint: 'leave both out to look in the local image store first, then the registry',
     });
   const platform = parsePlatform(args.platform);
+  // a platform asked for must be there; without --platform, linux/amd64 or the index's first image
+  const exact = args.platform !== undefined;
   let found: ImageInspection | undefined;
   if (!args.remote) {
     const store = new ImageStore(imageStoreDir(io.env));
-    found = await inspectLocal(store, args.image, platform);
+    found = await inspectLocal(store, args.image, platform, exact);
     if (!found && args.local)
       throw new CogError(`no image named ${args.image} in the local image store (${store.root})`, {
         hint: `build it first with \`cog build -t ${args.image}\`, or drop --local to read it from its registry`,
@@ -122,7 +133,7 @@ export async function inspect(args: InspectArgs, io: CommandIo): Promise<void> {
     try {
       found = await withInterrupt(
         io.stderr,
-        (signal) => inspectRemote(client, args.image, platform, signal),
+        (signal) => inspectRemote(client, args.image, platform, signal, exact),
         () => `cancelling the inspection of ${args.image}`,
       );
     } finally {

@@ -40,25 +40,67 @@ const parse = <T>(m: FetchedManifest, what: string): T => {
   }
 };
 
+/** arm64 without a variant is v8 (as containerd and docker read it); other variants as written. */
+const variantOf = (p: Partial<Platform>) => p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined);
+
+/** Whether a manifest's platform is `want`; a `want` without a variant takes any variant. */
+export function platformMatches(have: Partial<Platform> | undefined, want: Platform): boolean {
+  if (!have || have.os !== want.os || have.architecture !== want.architecture) return false;
+  return want.variant === undefined || variantOf(have) === variantOf(want);
+}
+
+export function formatPlatform(p: Partial<Platform>): string {
+  return [p.os ?? '?', p.architecture ?? '?', ...(p.variant ? [p.variant] : [])].join('/');
+}
+
 /**
- * The child for `platform`, else the first child with a real platform (a model bundle's weight
- * manifests say os `unknown`), else the first child.
+ * The child for `platform`; unless `exact`, else the first child with a real platform (a model
+ * bundle's weight manifests say os `unknown`), else the first child.
  */
-export function pickChild(index: IndexJson, platform: Platform): string | undefined {
+export function pickChild(index: IndexJson, platform: Platform, exact = false): string | undefined {
   const children = index.manifests ?? [];
-  const match = children.find(
-    (c) =>
-      c.platform?.os === platform.os &&
-      c.platform.architecture === platform.architecture &&
-      (platform.variant === undefined || c.platform.variant === platform.variant),
-  );
+  const match = children.find((c) => platformMatches(c.platform, platform));
+  if (exact) return match?.digest;
   return (match ?? children.find((c) => c.platform?.os !== 'unknown') ?? children[0])?.digest;
+}
+
+/** The error for an index without an image for `platform`, listing what it has. */
+export function noImageFor(what: string, index: IndexJson, platform: Platform): CogError {
+  const have = (index.manifests ?? [])
+    .map((c) => c.platform)
+    .filter((p): p is Partial<Platform> => p !== undefined && p.os !== 'unknown')
+    .map(formatPlatform);
+  return new CogError(`${what} has no image for ${formatPlatform(platform)}`, {
+    hint: have.length ? `it has ${have.join(', ')}; pick one with --platform` : 'drop --platform',
+  });
+}
+
+/** Throws when a single image (its config's os, architecture, variant) is not for `platform`. */
+export function checkImagePlatform(what: string, config: Record<string, unknown>, platform: Platform): void {
+  const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  const os = str(config.os);
+  const architecture = str(config.architecture);
+  const variant = str(config.variant);
+  const have = {
+    ...(os ? { os } : {}),
+    ...(architecture ? { architecture } : {}),
+    ...(variant ? { variant } : {}),
+  };
+  if (!platformMatches(have, platform))
+    throw new CogError(`${what} is an image for ${formatPlatform(have)}, not ${formatPlatform(platform)}`, {
+      hint: 'drop --platform, or build the model for that platform (cog build --platform)',
+    });
 }
 
 export async function fetchImage(
   client: RegistryClient,
   reference: Reference,
-  options: { readonly signal?: AbortSignal; readonly platform?: Platform } = {},
+  options: {
+    readonly signal?: AbortSignal;
+    readonly platform?: Platform;
+    /** fail rather than fall back to another platform's image */
+    readonly exactPlatform?: boolean;
+  } = {},
 ): Promise<RemoteImage> {
   const { signal } = options;
   const platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
@@ -67,7 +109,9 @@ export async function fetchImage(
   if (isIndexMediaType(top.mediaType)) {
     const json = parse<IndexJson>(top, 'index');
     index = { ...top, json };
-    const child = pickChild(json, platform);
+    const child = pickChild(json, platform, options.exactPlatform);
+    if (!child && options.exactPlatform && json.manifests?.length)
+      throw noImageFor(formatReference(reference), json, platform);
     if (!child)
       throw new CogError(`${formatReference(reference)} is an empty index`, {
         hint: 'push an image to it first',
@@ -88,5 +132,6 @@ export async function fetchImage(
       hint: 'the image in the registry is malformed',
     });
   }
+  if (options.exactPlatform && !index) checkImagePlatform(formatReference(reference), config, platform);
   return { reference, index, manifest: { ...top, json }, configDigest: json.config.digest, config };
 }

@@ -160,6 +160,16 @@ describe('cog push to the plain registry', () => {
     assert.match(human.stdout, /^ {2}name: string = "world" — Who to greet$/m);
     assert.match(human.stdout, /^Output: string$/m);
 
+    // a platform the image is not for is an error, not the image there is
+    const arm = await cogIn(hello, ['inspect', '--platform', 'linux/arm64', ref], { COG_IMAGE_STORE: empty });
+    assert.equal(arm.code, 1, explain(arm));
+    assert.match(arm.stderr, /is an image for linux\/amd64, not linux\/arm64/);
+    const odd = await cogIn(hello, ['inspect', '--platform', 'linux/amd64/v1/x', ref], {
+      COG_IMAGE_STORE: empty,
+    });
+    assert.equal(odd.code, 1, explain(odd));
+    assert.match(odd.stderr, /--platform linux\/amd64\/v1\/x is not os\/architecture\[\/variant\]/);
+
     const json = await cogIn(hello, ['inspect', '--json', ref], { COG_IMAGE_STORE: empty });
     assert.equal(json.code, 0, explain(json));
     const parsed = JSON.parse(json.stdout) as {

@@ -10,6 +10,7 @@ import {
   RegistryError,
   anonymousKeychain,
   backoffDelay,
+  checkImagePlatform,
   chooseChunkSize,
   chunkRanges,
   contentRange,
@@ -24,6 +25,7 @@ import {
   isRetryableError,
   isRetryableStatus,
   multiKeychain,
+  noImageFor,
   parseChallenges,
   parseLength,
   parseReference,
@@ -347,6 +349,33 @@ describe('settings', () => {
     assert.equal(pickChild(index, { os: 'linux', architecture: 'amd64' }), 'b');
     assert.equal(pickChild(index, { os: 'windows', architecture: 'amd64' }), 'a');
     assert.equal(pickChild({}, { os: 'linux', architecture: 'amd64' }), undefined);
+  });
+  test('index children, exactly: the platform asked for or none; arm64 without a variant is v8', () => {
+    const index = {
+      manifests: [
+        { digest: 'a', platform: { os: 'linux', architecture: 'arm64' } },
+        { digest: 'b', platform: { os: 'linux', architecture: 'amd64' } },
+      ],
+    };
+    assert.equal(pickChild(index, { os: 'linux', architecture: 'arm64', variant: 'v8' }, true), 'a');
+    assert.equal(pickChild(index, { os: 'linux', architecture: 'arm64', variant: 'v7' }, true), undefined);
+    assert.equal(pickChild(index, { os: 'linux', architecture: 's390x' }, true), undefined);
+    const missing = noImageFor('r.example/a/b:v1', index, { os: 'linux', architecture: 's390x' });
+    assert.equal(missing.message, 'r.example/a/b:v1 has no image for linux/s390x');
+    assert.equal(missing.hint, 'it has linux/arm64, linux/amd64; pick one with --platform');
+  });
+  test('a single image is checked against the platform asked for', () => {
+    const config = { os: 'linux', architecture: 'amd64' };
+    checkImagePlatform('x', config, { os: 'linux', architecture: 'amd64' });
+    assert.throws(
+      () => checkImagePlatform('x', config, { os: 'linux', architecture: 'arm64' }),
+      (e: CogError) => e.message === 'x is an image for linux/amd64, not linux/arm64',
+    );
+    checkImagePlatform(
+      'y',
+      { os: 'linux', architecture: 'arm64' },
+      { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    );
   });
   test('index children: a bundle falls back to its image, never to a weight (os unknown)', () => {
     const bundle = {
