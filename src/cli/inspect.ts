@@ -6,6 +6,7 @@
 import { CogError } from '../errors.js';
 import { type ImageInspection, formatInspection, inspectImage, inspectionJson } from '../image/inspect.js';
 import { ImageStore, imageStoreDir } from '../image/store.js';
+import { findStoredImage } from '../image/find.js';
 import {
   type Platform,
   RegistryClient,
@@ -55,7 +56,8 @@ export async function inspectLocal(
   platform: Platform,
   exactPlatform = false,
 ): Promise<ImageInspection | undefined> {
-  const top = await store.resolve(name);
+  // `hello`, `hello:latest` and `docker.io/library/hello:latest` are one image, as for docker
+  const top = (await findStoredImage(store, name))?.manifest;
   if (!top) return undefined;
   const readJson = async (digest: string) =>
     JSON.parse((await store.readBlob(digest)).toString('utf8')) as JsonManifest;
@@ -116,6 +118,7 @@ export async function inspect(args: InspectArgs, io: CommandIo): Promise<void> {
     throw new CogError('--local and --remote exclude each other', {
       hint: 'leave both out to look in the local image store first, then the registry',
     });
+  parseReference(args.image); // a malformed name is named as one, wherever it would be looked for
   const platform = parsePlatform(args.platform);
   // a platform asked for must be there; without --platform, linux/amd64 or the index's first image
   const exact = args.platform !== undefined;

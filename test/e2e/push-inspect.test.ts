@@ -478,6 +478,12 @@ describe('cog push and cog inspect refusals', () => {
     const r = await cogIn(dir, ['push', '--progress', 'quiet']);
     assert.equal(r.code, 0, explain(r));
     assert.match(r.stdout.trim(), new RegExp(`^${target.replace(/[.]/g, '\\.')}@sha256:[0-9a-f]{64}$`));
+    // the store has it under NAME:latest; NAME alone names the same image, as for docker
+    const local = await cogIn(dir, ['inspect', '--local', target.replace(/:latest$/, '')]);
+    assert.equal(local.code, 0, explain(local));
+    const bad = await cogIn(dir, ['inspect', '--local', 'not a ref!!']);
+    assert.equal(bad.code, 1, explain(bad));
+    assert.match(bad.stderr, /invalid image reference "not a ref!!"/);
   });
 
   test('inspecting a non-Cog image fails with a hint', async () => {
