@@ -10,20 +10,38 @@ function singleRegistry(value: unknown): string | undefined {
   if (value === undefined || typeof value === 'string') return value;
   if (Array.isArray(value) && new Set(value.map(String)).size === 1) return String(value[0]);
   throw new CogError('name one registry', {
-    hint: 'give the registry once, as REGISTRY or as --registry',
+    hint: 'give the registry once, as SERVER or as --registry',
   });
+}
+
+/**
+ * The registry a login or logout is for: SERVER (also when it follows `--`), or --registry (upstream's
+ * flag); both are fine when they agree, and anything else names more than one registry.
+ */
+export function registryArgument(argv: {
+  readonly server?: unknown;
+  readonly registry?: unknown;
+  readonly _: readonly unknown[];
+}): string | undefined {
+  const afterDashes = argv._.slice(1).map(String);
+  const given = [
+    ...(typeof argv.server === 'string' ? [argv.server] : []),
+    ...afterDashes,
+    ...[singleRegistry(argv.registry)].filter((r): r is string => r !== undefined && r !== ''),
+  ];
+  return singleRegistry(given.length === 0 ? undefined : given);
 }
 
 /** Adds `cog login` and `cog logout` to the CLI. */
 export function registerLoginCommands<T>(cli: Argv<T>): void {
-  // REGISTRY may also be given as --registry (upstream's flag): yargs files both under `registry`
   const registryOptions = <U>(c: Argv<U>) =>
-    c.positional('registry', {
+    c.positional('server', {
       type: 'string',
-      describe: 'host[:port] of the registry (also --registry; default: $COG_REGISTRY_HOST, else r8.im)',
+      describe: 'host[:port] of the registry (or --registry HOST; default: $COG_REGISTRY_HOST, else r8.im)',
     });
+  // --registry is the global (hidden) option, which upstream's login takes as the registry
   cli.command(
-    'login [registry]',
+    'login [server]',
     'Log in to r8.im or another OCI registry',
     (c) =>
       registryOptions(c)
@@ -46,7 +64,7 @@ export function registerLoginCommands<T>(cli: Argv<T>): void {
     async (argv) =>
       (await import('./login.js')).login(
         {
-          registry: singleRegistry(argv.registry),
+          registry: registryArgument(argv),
           username: argv.username,
           password: argv.password,
           passwordStdin: argv['password-stdin'],
@@ -56,10 +74,9 @@ export function registerLoginCommands<T>(cli: Argv<T>): void {
       ),
   );
   cli.command(
-    'logout [registry]',
+    'logout [server]',
     'Remove stored registry credentials',
     (c) => registryOptions(c),
-    async (argv) =>
-      (await import('./login.js')).logout({ registry: singleRegistry(argv.registry) }, processIo()),
+    async (argv) => (await import('./login.js')).logout({ registry: registryArgument(argv) }, processIo()),
   );
 }
