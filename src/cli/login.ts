@@ -16,6 +16,7 @@ import {
   verifyReplicateToken,
 } from '../registry/replicate-auth.js';
 import { verifyRegistryLogin } from '../registry/verify-login.js';
+import { isRegistryHost } from '../registry/reference.js';
 import { type PromptInput, isInteractive, readAll, readHidden, readLine } from './prompt.js';
 
 export interface LoginIo {
@@ -38,9 +39,11 @@ export interface LoginOptions {
 export function resolveRegistryHost(given: string | undefined, env: NodeJS.ProcessEnv): string {
   given = given?.trim() || defaultRegistryHost(env);
   const host = normalizeRegistryHost(given);
-  if (!host || /\s/.test(host))
+  if (!host || !isRegistryHost(host))
     throw new CogError(`${JSON.stringify(given)} is not a registry address`, {
-      hint: 'name a registry as host[:port], e.g. `cog login registry.example.com`',
+      hint: /^[0-9a-f:]*:[0-9a-f:]*$/i.test(host ?? '')
+        ? `write an IPv6 address in brackets, e.g. \`cog login [${host}]:5000\``
+        : 'name a registry as host[:port] (a port from 1 to 65535), e.g. `cog login registry.example.com`',
     });
   return host;
 }

@@ -91,14 +91,14 @@ function registryFrom(value: string): string {
 
 function repositoryFrom(value: string, registry: string): string {
   const hint = 'set it to a repository path without registry, tag or digest, e.g. COG_MODEL_REPO=user/model';
+  const first = value.split('/')[0] ?? '';
+  if (value.includes('/') && (/[.:]/.test(first) || first === 'localhost'))
+    throw new CogError(`COG_MODEL_REPO "${value}" must not name a registry ("${first}")`, {
+      hint: `${hint}; the registry goes in COG_MODEL_REGISTRY`,
+    });
   if (value.includes('@') || value.includes(':'))
     throw new CogError(`COG_MODEL_REPO "${value}" must be a bare repository path: no tag or digest`, {
       hint,
-    });
-  const first = value.split('/')[0] ?? '';
-  if (value.includes('/') && (first.includes('.') || first === 'localhost'))
-    throw new CogError(`COG_MODEL_REPO "${value}" must not name a registry ("${first}")`, {
-      hint: `${hint}; the registry goes in COG_MODEL_REGISTRY`,
     });
   return reparse(`${registry}/${value}`, `COG_MODEL_REPO "${value}"`, hint).repository;
 }

@@ -39,6 +39,13 @@ function looksLikeHost(part: string): boolean {
   return /[.:]/.test(part) || part === 'localhost' || part.toLowerCase() !== part;
 }
 
+/** Whether `host` is a registry address: a name or `[IPv6]`, with a port from 1 to 65535 if any. */
+export function isRegistryHost(host: string): boolean {
+  if (!hostPattern.test(host)) return false;
+  const port = /:(\d+)$/.exec(host)?.[1];
+  return port === undefined || (Number(port) >= 1 && Number(port) <= 65535);
+}
+
 /** Parses and normalises a reference; throws a CogError naming the input when it is malformed. */
 export function parseReference(input: string): Reference {
   const text = input.trim();
@@ -72,7 +79,7 @@ export function parseReference(input: string): Reference {
   let repository = rest;
   if (slash >= 0 && looksLikeHost(rest.slice(0, slash))) {
     const host = rest.slice(0, slash);
-    if (!hostPattern.test(host)) throw invalid(input, `"${host}" is not a valid registry host`);
+    if (!isRegistryHost(host)) throw invalid(input, `"${host}" is not a valid registry host`);
     registry = normalizeRegistryHost(host);
     repository = rest.slice(slash + 1);
   }

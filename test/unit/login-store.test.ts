@@ -88,6 +88,17 @@ describe('registry host and provider choice', () => {
     assert.equal(resolveRegistryHost('https://Quay.io/v2/', { COG_REGISTRY_HOST: 'x' }), 'quay.io');
     assert.equal(resolveRegistryHost('index.docker.io', {}), 'docker.io');
     assert.throws(() => resolveRegistryHost('a b', {}), CogError);
+    assert.equal(resolveRegistryHost('[::1]:5000', {}), '[::1]:5000');
+    for (const bad of ['host:notaport', '127.0.0.1:99999'])
+      assert.throws(
+        () => resolveRegistryHost(bad, {}),
+        (e: CogError) =>
+          e.message === `"${bad}" is not a registry address` && /1 to 65535/.test(e.hint ?? ''),
+      );
+    assert.throws(
+      () => resolveRegistryHost('::1', {}),
+      (e: CogError) => /IPv6 address in brackets, e\.g\. `cog login \[::1\]:5000`/.test(e.hint ?? ''),
+    );
   });
 
   test('the Replicate flow is for r8.im, or any host with COG_REPLICATE_LOGIN=1', () => {

@@ -205,6 +205,12 @@ describe('resolveModelRef', () => {
         message: /COG_MODEL_REPO "ghcr\.io\/a\/b" must not name a registry/,
       },
       {
+        name: 'COG_MODEL_REPO with a host and port',
+        model: 'r8.im/u/m',
+        env: { COG_MODEL_REPO: '127.0.0.1:5055/a/b' },
+        message: /COG_MODEL_REPO "127\.0\.0\.1:5055\/a\/b" must not name a registry \("127\.0\.0\.1:5055"\)/,
+      },
+      {
         name: 'COG_MODEL_REPO malformed',
         model: 'r8.im/u/m',
         env: { COG_MODEL_REPO: 'A/B' },

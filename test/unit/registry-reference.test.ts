@@ -42,6 +42,8 @@ describe('parseReference', () => {
     ['x@sha256:abc', /is not a digest/],
     [`x@sha256:${'AB'.repeat(32)}`, /64 lower-case hex/],
     ['bad_host.io:port/x', /"bad_host.io:port" is not a valid registry host/],
+    ['127.0.0.1:99999/a/b', /"127.0.0.1:99999" is not a valid registry host/],
+    ['host:0/a/b', /"host:0" is not a valid registry host/],
     [`r8.im/${'a'.repeat(256)}`, /longer than 255/],
   ];
   for (const [input, message] of invalid) {
