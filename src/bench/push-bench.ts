@@ -631,7 +631,7 @@ async function main(): Promise<void> {
         );
       if (peer === 'crane')
         verdicts.push(
-          `${imageLabel(kind)}: throughput >= 1.0x crane: ${ratio >= 1 ? 'met' : 'NOT met'} (${ratio.toFixed(2)}x)`,
+          `${imageLabel(kind)}: throughput >= 1.0x crane: ${ratio >= 1 ? 'met' : 'NOT met'} (${ratio.toFixed(3)}x)`,
         );
     }
     if (ours?.rss !== undefined)
