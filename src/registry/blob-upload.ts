@@ -275,7 +275,7 @@ class BlobUpload {
         if (res.statusCode !== 202 && res.statusCode !== 204 && res.statusCode !== 201)
           throw await client.repositoryError(res, repo, this.what, 'PATCH', fresh.location);
         await res.body.dump();
-        this.session = sessionAfter(res, fresh.location, fresh) ?? fresh;
+        this.session = sessionAfter(res, client.resolveUrl(repo.registry, fresh.location), fresh) ?? fresh;
       },
       { policy: client.retry, signal },
     );
@@ -306,7 +306,8 @@ class BlobUpload {
         });
         if (res.statusCode === 202 || res.statusCode === 204 || res.statusCode === 201) {
           await res.body.dump();
-          this.session = sessionAfter(res, this.session.location, this.session) ?? this.session;
+          const requested = client.resolveUrl(repo.registry, this.session.location);
+          this.session = sessionAfter(res, requested, this.session) ?? this.session;
           taken++;
           const held = parseUploadedRange(headerValue(res.headers, 'range'));
           offset = held !== undefined && held > offset && held <= end + 1 ? held : end + 1;
