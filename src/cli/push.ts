@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { loadConfig } from '../config/index.js';
 import { CogError } from '../errors.js';
-import { defaultReplicateHost } from '../registry/settings.js';
+import { checkPushSettings, defaultReplicateHost } from '../registry/settings.js';
 import type { LoadedConfig } from '../config/index.js';
 import { formatSize } from '../image/inspect.js';
 import { ImageStore, imageStoreDir } from '../image/store.js';
@@ -267,6 +267,7 @@ async function buildAndPush(args: PushArgs, io: CommandIo, cwd: string): Promise
   if (model) return pushBundle(args, io, cwd, loaded, model);
 
   const { name: target, ref } = pushTarget(args.image, completed);
+  checkPushSettings(io.env); // a bad COG_PUSH_* fails in a second, not after the build
   const built = await buildForPush(args, io, cwd, target);
   const { result } = await pushStored(args, io, built, ref, async () => undefined);
   const url = replicateModelUrl(ref);
@@ -288,6 +289,7 @@ async function pushBundle(
   model: ResolvedModelRef,
 ): Promise<PushResult> {
   checkBundlePush(args.image, loaded.completed, model);
+  checkPushSettings(io.env);
   const platform = parsePlatform(args.platform, 'a model bundle push');
   const modelRef = model.ref;
   const imageRef = bundleImageRef(modelRef);

@@ -22,12 +22,22 @@ function wholeNumber(
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw.trim());
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min)
+  const hint = `set ${name} to ${what}, or unset it for the default (${fallback})`;
+  if (/^\d+$/.test(raw.trim()) && !Number.isSafeInteger(value))
+    throw new CogError(`${name}=${JSON.stringify(raw)} is too large`, { hint });
+  if (!/^\d+$/.test(raw.trim()) || value < min)
     throw new CogError(
       `${name}=${JSON.stringify(raw)} is not a ${min === 0 ? 'non-negative' : 'positive'} whole number`,
-      { hint: `set ${name} to ${what}, or unset it for the default (${fallback})` },
+      { hint },
     );
   return value;
+}
+
+/** Reads every push setting, so that a bad value fails before a build rather than after it. */
+export function checkPushSettings(env: NodeJS.ProcessEnv): void {
+  pushConcurrency(env);
+  pushChunkSize(env);
+  pushMultipartThreshold(env);
 }
 
 export const defaultPushConcurrency = 5;

@@ -269,6 +269,7 @@ describe('COG_PUSH_MULTIPART_THRESHOLD and COG_PUSH_DEFAULT_CHUNK_SIZE on the co
     });
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /COG_PUSH_MULTIPART_THRESHOLD/);
+    assert.doesNotMatch(bad.stderr, /Image built as|cog: build /, 'the setting fails before the build');
   });
 });
 

@@ -289,6 +289,11 @@ describe('settings', () => {
       () => pushChunkSize({ COG_PUSH_DEFAULT_CHUNK_SIZE: '16MiB' }),
       /COG_PUSH_DEFAULT_CHUNK_SIZE/,
     );
+    assert.throws(
+      () => pushConcurrency({ COG_PUSH_CONCURRENCY: '9007199254740993' }),
+      (e: unknown) =>
+        e instanceof CogError && e.message === 'COG_PUSH_CONCURRENCY="9007199254740993" is too large',
+    );
   });
   test('COG_PUSH_MULTIPART_THRESHOLD: 128 MiB by default, 0 allowed, bad values name the variable', () => {
     assert.equal(pushMultipartThreshold({}), 134217728);
