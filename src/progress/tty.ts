@@ -194,7 +194,8 @@ export function createTtyRenderer(out: ProgressOutput, options: TtyRendererOptio
     renderTtyFrame(model, {
       nowMs: now(),
       startMs,
-      width: out.columns ?? 80,
+      // a terminal that reports no size (0 columns, as some CI ptys do) gets the usual 80
+      width: out.columns !== undefined && out.columns >= 20 ? out.columns : 80,
       height: out.rows,
       logLines: options.logLines,
       color: options.color,

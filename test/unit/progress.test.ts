@@ -410,6 +410,19 @@ describe('tty progress', () => {
     ]);
   });
 
+  test('a terminal that reports 0 columns gets frames 80 wide, not cut to nothing', async () => {
+    const { out, text } = sink({ columns: 0 });
+    const renderer = createProgressRenderer('tty', out, {
+      env: { NO_COLOR: '1' },
+      now: steppingClock(),
+      refreshMs: 0,
+    });
+    renderer.update({ vertexes: [vertex('run', { started: at(0) })] });
+    await renderer.close();
+    assert.match(text(), /\[\+\] Building [\d.]+s \(0\/1\)/);
+    assert.match(text(), / => \[2\/3\] RUN pip install six {2,}[\d.]+s/);
+  });
+
   test('BUILDKIT_TTY_LOG_LINES sets how many log lines a running step shows', async () => {
     const { out, text } = sink({ columns: 80 });
     const renderer = createProgressRenderer('tty', out, {
