@@ -91,6 +91,6 @@ export function explainRegistryAuthError(
     cause: err,
     hint:
       `log in with \`cog login ${host}\` (or docker login; credentials are read from ${configFile}; set DOCKER_CONFIG ` +
-      'to use another directory), and check that the account can read the image',
+      `to use another directory), and check that the account can ${/\bpush/i.test(err.message) ? 'push to the repository' : 'read the image'}`,
   });
 }

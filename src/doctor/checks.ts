@@ -480,7 +480,9 @@ const registryCredentials: Check = {
           {
             severity: 'warning',
             message: `cannot read the credentials for ${target.registry}: ${target.error}`,
-            remediation: `fix the credential helper named in ~/.docker/config.json, or run cog login ${target.registry}`,
+            remediation: /docker-credential-/.test(target.error)
+              ? `fix the credential helper the message names (set in the docker config's credsStore or credHelpers), or run cog login ${target.registry}`
+              : `fix the file the message names (the docker config: $DOCKER_CONFIG/config.json, else ~/.docker/config.json), or run cog login ${target.registry}`,
           },
         ],
       };

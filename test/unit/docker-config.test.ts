@@ -339,6 +339,10 @@ describe('registry auth failures in solve errors', () => {
     assert.match(explained.message, /^registry 127\.0\.0\.1:5056 refused access \(/);
     assert.match(explained.hint ?? '', /cog login 127\.0\.0\.1:5056.*\/cfg\/config\.json/);
     assert.equal(explained.cause, original);
+    assert.match(explained.hint ?? '', /can read the image$/);
+    const pushing = explainRegistryAuthError(new Error(`failed to push: ${daemonText}`));
+    assert.ok(pushing instanceof CogError);
+    assert.match(pushing.hint ?? '', /can push to the repository$/);
     const other = new Error('process "/bin/sh -c exit 1" did not complete successfully: exit code: 1');
     assert.equal(explainRegistryAuthError(other), other);
   });

@@ -592,6 +592,9 @@ test('registry credentials: found (never shown), missing for r8.im a warning, el
     broken.findings[0]?.message ?? '',
     /cannot read the credentials for r8\.im: docker-credential-desktop/,
   );
+  assert.match(broken.findings[0]?.remediation ?? '', /^fix the credential helper the message names/);
+  const badFile = await run({ registry: 'r8.im', error: '/cfg/config.json is not valid JSON' });
+  assert.match(badFile.findings[0]?.remediation ?? '', /^fix the file the message names/);
   // an info finding does not count
   const outcomes = await runChecks([check], () =>
     context({ pushCredentials: async () => ({ registry: 'localhost:5000', found: false }) }),
