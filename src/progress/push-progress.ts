@@ -120,13 +120,40 @@ function blobBytes(b: BlobView, nowMs: number): string {
 }
 
 /** The lines of one tty frame at `nowMs`, each cut to `width` columns. */
-export function renderPushFrame(view: PushView, width: number, nowMs: number): string[] {
+/** Which blobs a frame too short for all of them shows first: the moving ones, then the pending. */
+const showFirst: Readonly<Record<BlobState, number>> = {
+  uploading: 0,
+  checking: 1,
+  waiting: 2,
+  pushed: 3,
+  mounted: 3,
+  exists: 3,
+};
+
+/**
+ * The tty frame: a header with the totals and a row per blob, cut to `width`; within `height` lines
+ * (a terminal's rows, less one for the cursor) when given, the uploading and pending blobs first and
+ * one line counting the rest, in their order: a frame taller than the terminal cannot be redrawn in place.
+ */
+export function renderPushFrame(view: PushView, width: number, nowMs: number, height?: number): string[] {
   const { done, size, bytesPerSecond } = view.total;
   const header = `Pushing ${view.target}  ${formatSize(done)} / ${formatSize(size)}  ${formatRate(bytesPerSecond)}`;
-  const rows = [...view.blobs.values()].map(
+  let blobs = [...view.blobs.values()];
+  let more = '';
+  if (height !== undefined && height >= 3 && blobs.length + 1 > height) {
+    const room = height - 2; // the header and the line counting the rest
+    const shown = new Set([...blobs].sort((a, b) => showFirst[a.state] - showFirst[b.state]).slice(0, room));
+    const hidden = blobs.filter((b) => !shown.has(b));
+    const finished = hidden.filter((b) => showFirst[b.state] === 3).length;
+    more = ` … ${hidden.length} more (${finished} done, ${hidden.length - finished} to go)`;
+    blobs = blobs.filter((b) => shown.has(b));
+  }
+  const rows = blobs.map(
     (b) => ` ${shortDigest(b.digest)}  ${b.state.padEnd(stateWidth)}  ${blobBytes(b, nowMs)}`,
   );
-  return [header, ...rows].map((line) => (line.length > width ? line.slice(0, Math.max(1, width)) : line));
+  return [header, ...rows, ...(more ? [more] : [])].map((line) =>
+    line.length > width ? line.slice(0, Math.max(1, width)) : line,
+  );
 }
 
 export interface PushProgressOptions {
@@ -205,10 +232,12 @@ export function createPushProgress(
   let timer: NodeJS.Timeout | undefined;
   /** a terminal that reports no size (some ptys say 0) gets 100 columns */
   const width = () => (out.columns !== undefined && out.columns >= 20 ? out.columns - 1 : 100);
+  /** the terminal's rows less one, when it reports them */
+  const height = () => (out.rows !== undefined && out.rows >= 4 ? out.rows - 1 : undefined);
   const draw = () => {
     timer = undefined;
     lastDraw = now();
-    const lines = renderPushFrame(view, width(), lastDraw);
+    const lines = renderPushFrame(view, width(), lastDraw, height());
     const up = drawnLines > 0 ? `\x1b[${drawnLines}A\r` : '';
     out.write(`${up}${lines.map((l) => `${l}\x1b[K\n`).join('')}`);
     drawnLines = lines.length;
@@ -236,7 +265,7 @@ export function createPushProgress(
       if (timer) clearTimeout(timer);
       if (view.blobs.size === 0) return;
       lastDraw = 0;
-      const lines = renderPushFrame(view, width(), now());
+      const lines = renderPushFrame(view, width(), now(), height());
       const up = drawnLines > 0 ? `\x1b[${drawnLines}A\r` : '';
       await writeText(out, `${up}${lines.map((l) => `${l}\x1b[K\n`).join('')}`);
     },

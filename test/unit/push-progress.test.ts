@@ -141,6 +141,24 @@ describe('push progress', () => {
     assert.ok(renderPushFrame(view, 20, 5000).every((l) => l.length <= 20));
   });
 
+  test('a tty frame within a height: uploading and pending blobs first, one line counting the rest', () => {
+    const view: PushView = {
+      target: 'r/x:v1',
+      blobs: new Map(),
+      total: { done: 0, size: 0, bytesPerSecond: 0 },
+    };
+    const digest = (n: number) => `sha256:${String(n).repeat(64)}`;
+    for (let n = 1; n <= 6; n++) applyPushEvent(view, event(digest(n), 1024, 1024, 'pushed', 0), 1000);
+    applyPushEvent(view, event(digest(7), 1024, 0, 'waiting', 0), 1000);
+    applyPushEvent(view, event(digest(8), 4096, 1024, 'uploading', 0), 1000);
+    const frame = renderPushFrame(view, 200, 2000, 4);
+    assert.equal(frame.length, 4);
+    assert.match(frame[1]!, /^ sha256:777777777777 {2}waiting/);
+    assert.match(frame[2]!, /^ sha256:888888888888 {2}uploading/);
+    assert.equal(frame[3], ' … 6 more (6 done, 0 to go)');
+    assert.equal(renderPushFrame(view, 200, 2000, 20).length, 9, 'all of them when they fit');
+  });
+
   test('tty mode redraws in place and draws a final frame on close', async () => {
     const { out, text } = capture();
     const p = createPushProgress('tty', out, { target: 't', refreshMs: 0 });
@@ -150,6 +168,19 @@ describe('push progress', () => {
     const esc = String.fromCharCode(27);
     assert.ok(text().includes(`${esc}[2A\r`), 'the cursor goes back over the first frame');
     assert.ok(text().endsWith(`exists     100 B${esc}[K\n`), JSON.stringify(text()));
+  });
+
+  test('tty mode on a 5-row terminal never moves the cursor up more than the 4 lines it drew', async () => {
+    const { out, text } = capture();
+    Object.assign(out, { rows: 5 });
+    const p = createPushProgress('tty', out, { target: 't', refreshMs: 0 });
+    for (let n = 1; n <= 9; n++) p.onProgress(event(`sha256:${String(n).repeat(64)}`, 100, 0, 'waiting'));
+    for (let n = 1; n <= 9; n++) p.onProgress(event(`sha256:${String(n).repeat(64)}`, 100, 100, 'pushed'));
+    await p.close();
+    const ups = [...text().matchAll(new RegExp(`${String.fromCharCode(27)}\\[(\\d+)A`, 'g'))].map((m) =>
+      Number(m[1]),
+    );
+    assert.ok(ups.length > 0 && Math.max(...ups) <= 4, `cursor moves: ${ups.join(', ')}`);
   });
 
   test('quiet writes nothing; rawjson writes JSON lines', async () => {
