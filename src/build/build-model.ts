@@ -310,7 +310,9 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
       ...(options.exporters ? { exporters: options.exporters } : {}),
       ...(options.cacheExports ? { cacheExports: options.cacheExports } : {}),
       ...(options.cacheImports ? { cacheImports: options.cacheImports } : {}),
-      ...(options.frontendAttrs ? { frontendAttrs: options.frontendAttrs } : {}),
+      // the platforms asked for, which BuildKit checks the result's against (without them it assumes
+      // its worker's default, and warns "Requested platform linux/amd64 does not match" for arm64)
+      frontendAttrs: { ...(options.frontendAttrs ?? {}), platform: platforms.map(platformId).join(',') },
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onStatus ? { onStatus: options.onStatus } : {}),
     },
