@@ -91,13 +91,52 @@ export function isCredentialVariable(name: string): boolean {
 }
 
 /**
+ * Variables that change how a build is shown or how its image travels, never what it makes or where
+ * it goes: a build run again with another progress mode or upload concurrency is the same build.
+ */
+const presentationVariables = new Set([
+  'BUILDKIT_PROGRESS',
+  'BUILDKIT_TTY_LOG_LINES',
+  'BUILDKIT_COLORS',
+  'COG_NO_COLOR',
+  'COG_PUSH_CONCURRENCY',
+  'COG_PUSH_DEFAULT_CHUNK_SIZE',
+  'COG_PUSH_MULTIPART_THRESHOLD',
+]);
+
+export function isPresentationVariable(name: string): boolean {
+  return presentationVariables.has(name.toUpperCase());
+}
+
+/**
  * Whether an environment variable can change what `cog build` makes or where it goes, so belongs in
  * the record key. A unit test checks every variable the sources read against this.
  */
 export function affectsBuild(name: string): boolean {
   const upper = name.toUpperCase();
-  if (isCredentialVariable(upper)) return false;
+  if (isCredentialVariable(upper) || presentationVariables.has(upper)) return false;
   return envNames.has(upper) || envPrefixes.some((p) => upper.startsWith(p));
+}
+
+/** Flags that only change what is printed (with their values), left out of the record key. */
+const presentationFlags = new Set(['--progress', '--color', '--no-color', '--debug']);
+/** …and those of them that take a separate value (`--progress plain`). */
+const presentationFlagsWithValue = new Set(['--progress']);
+
+/** The command line without its presentation flags: `--progress plain` builds what `--progress tty` does. */
+export function keyArguments(argv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      kept.push(...argv.slice(i));
+      break;
+    }
+    const flag = arg.split('=')[0]!;
+    if (!presentationFlags.has(flag)) kept.push(arg);
+    else if (!arg.includes('=') && presentationFlagsWithValue.has(flag)) i++;
+  }
+  return kept;
 }
 
 /** The record key of a command: the same key means the same build request. */
@@ -110,7 +149,8 @@ export function recordKey(request: {
   const env = Object.entries(request.env)
     .filter((entry): entry is [string, string] => entry[1] !== undefined && affectsBuild(entry[0]))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const material = JSON.stringify([recordFormat, request.buildId, request.cwd, request.argv, env]);
+  const argv = keyArguments(request.argv);
+  const material = JSON.stringify([recordFormat, request.buildId, request.cwd, argv, env]);
   return createHash('sha256').update(material).digest('hex');
 }
 

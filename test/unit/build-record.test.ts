@@ -17,6 +17,8 @@ import { describe, test } from 'node:test';
 import {
   type BuildRecord,
   affectsBuild,
+  isPresentationVariable,
+  keyArguments,
   fingerprintInputs,
   isCredentialVariable,
   fingerprintPath,
@@ -69,6 +71,32 @@ describe('record key', () => {
     assert.equal(recordKey({ ...base, env: { ...base.env, TERM: 'dumb', OLDPWD: '/x', SHLVL: '3' } }), key);
   });
 
+  test('how a build is shown or uploaded does not change its key', () => {
+    const key = recordKey(base);
+    for (const extra of [
+      ['--progress', 'plain'],
+      ['--progress=tty'],
+      ['--no-color'],
+      ['--color=false'],
+      ['--debug'],
+    ])
+      assert.equal(recordKey({ ...base, argv: [...base.argv, ...extra] }), key, extra.join(' '));
+    for (const name of [
+      'BUILDKIT_PROGRESS',
+      'COG_NO_COLOR',
+      'COG_PUSH_CONCURRENCY',
+      'COG_PUSH_DEFAULT_CHUNK_SIZE',
+    ])
+      assert.equal(recordKey({ ...base, env: { ...base.env, [name]: '3' } }), key, name);
+    // a flag's value is only skipped for the flag: `-t plain` still names the image
+    assert.notEqual(recordKey({ ...base, argv: ['--progress', 'plain', '-t', 'plain'] }), key);
+    assert.deepEqual(keyArguments(['-t', 'x', '--progress', 'plain', '--push', '--debug']), [
+      '-t',
+      'x',
+      '--push',
+    ]);
+  });
+
   test('every environment variable the sources read is in the key or cannot change an image', () => {
     // read by commands other than build, or only for what is printed
     const notBuildInputs = new Set(['TERM', 'NO_COLOR', 'RUST_LOG']);
@@ -88,7 +116,8 @@ describe('record key', () => {
     walk(join(repoRoot, 'src'));
     assert.ok(names.has('COG_CA_CERT') && names.has('SOURCE_DATE_EPOCH') && names.has('COG_SDK_WHEEL'));
     const missing = [...names].filter(
-      (n) => !affectsBuild(n) && !notBuildInputs.has(n) && !isCredentialVariable(n),
+      (n) =>
+        !affectsBuild(n) && !notBuildInputs.has(n) && !isCredentialVariable(n) && !isPresentationVariable(n),
     );
     assert.deepEqual(missing, [], 'add these to affectsBuild (or to notBuildInputs, saying why)');
   });
