@@ -44,7 +44,7 @@ export function sourceOnlyAllowed(args: BuildArgs, prepared: PreparedBuild): boo
 
 /** The line that says the build was answered without buildkitd. */
 export const sourceOnlyLine =
-  "cog: only the project's files changed since the last build: cog-ts wrote the source layer on the last image's layers, nothing was solved (--pull builds on buildkitd)\n";
+  "cog: nothing below the project's files changed since the last build: cog-ts wrote the source layer on the last image's layers, nothing was solved (--pull builds on buildkitd)\n";
 
 export interface SourceOnlyRequest {
   readonly recording: Recording;

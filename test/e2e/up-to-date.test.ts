@@ -84,7 +84,7 @@ test(
     );
     const edited = await build(project, args);
     assert.equal(edited.solved, false, edited.stderr);
-    assert.match(edited.stderr, /^cog: only the project's files changed/m);
+    assert.match(edited.stderr, /^cog: nothing below the project's files changed/m);
     assert.equal(
       edited.stderr.match(/^cog: warning: .*predict/gm)?.length,
       1,

@@ -57,7 +57,7 @@ export async function buildRun(
     digest,
     solved: /^#\d+ /m.test(out.stderr),
     buildkit: /^cog: build /m.test(out.stderr),
-    sourceOnly: /^cog: only the project's files changed since the last build: /m.test(out.stderr),
+    sourceOnly: /^cog: nothing below the project's files changed since the last build: /m.test(out.stderr),
     steps: stepsFromPlainProgress(out.stderr),
   };
 }
