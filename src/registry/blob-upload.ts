@@ -79,6 +79,9 @@ const abandonTimeoutMs = 5_000;
 /** The smallest chunk a 413 (request too large) halves the chunk size down to. */
 const smallestChunk = 1024 * 1024;
 
+/** The statuses that accept a chunk or a whole-blob PATCH. */
+const accepted = (status: number) => status === 202 || status === 204 || status === 201;
+
 /** A request refused for the size of its body (413), by the registry or a proxy in front of it. */
 const isTooLarge = (err: unknown) => err instanceof RegistryError && err.status === 413;
 
@@ -93,7 +96,9 @@ export async function uploadBlob(
   source: BlobSource,
   options: UploadOptions = {},
 ): Promise<UploadStats> {
-  const session = options.session ?? (await startUpload(client, repo, options.signal));
+  const opened = options.session ?? (await startUpload(client, repo, options.signal));
+  // absolute from here on: every later Location resolves against the URL it answers
+  const session = { ...opened, location: client.resolveUrl(repo.registry, opened.location) };
   const upload = new BlobUpload(client, repo, source, options, session);
   try {
     return await upload.run();
@@ -272,10 +277,10 @@ class BlobUpload {
         const fresh = await startUpload(client, repo, signal);
         this.session = fresh;
         const res = await this.send('PATCH', fresh.location, 0, source.size - 1, {});
-        if (res.statusCode !== 202 && res.statusCode !== 204 && res.statusCode !== 201)
+        if (!accepted(res.statusCode))
           throw await client.repositoryError(res, repo, this.what, 'PATCH', fresh.location);
         await res.body.dump();
-        this.session = sessionAfter(res, client.resolveUrl(repo.registry, fresh.location), fresh) ?? fresh;
+        this.session = sessionAfter(res, fresh.location, fresh) ?? fresh;
       },
       { policy: client.retry, signal },
     );
@@ -304,10 +309,9 @@ class BlobUpload {
         const res = await this.send('PATCH', this.session.location, offset, end, {
           'content-range': contentRange(offset, end),
         });
-        if (res.statusCode === 202 || res.statusCode === 204 || res.statusCode === 201) {
+        if (accepted(res.statusCode)) {
           await res.body.dump();
-          const requested = client.resolveUrl(repo.registry, this.session.location);
-          this.session = sessionAfter(res, requested, this.session) ?? this.session;
+          this.session = sessionAfter(res, this.session.location, this.session) ?? this.session;
           taken++;
           const held = parseUploadedRange(headerValue(res.headers, 'range'));
           offset = held !== undefined && held > offset && held <= end + 1 ? held : end + 1;
@@ -348,9 +352,7 @@ class BlobUpload {
           status.offset !== offset &&
           failures < client.retry.attempts
         ) {
-          this.session = { ...this.session, location: status.location ?? this.session.location };
-          offset = status.offset;
-          this.stats.resumes++;
+          offset = this.resumeFrom(status);
           continue;
         } else {
           // the registry holds what we sent from, yet refuses the chunk: upload the blob in one PATCH
@@ -361,28 +363,37 @@ class BlobUpload {
         }
       }
       if (gone && failures < client.retry.attempts) {
-        this.session = await startUpload(client, repo, signal);
+        await this.startOver();
         offset = 0;
         taken = 0;
-        this.stats.restarts++;
         continue;
       }
       if (!isRetryableError(error) || failures >= client.retry.attempts) throw error;
       await sleep(delayAfter(error, failures, client.retry), signal);
       const status = await uploadStatus(client, repo, this.session.location, signal);
       if (status) {
-        this.session = { ...this.session, location: status.location ?? this.session.location };
-        offset = status.offset;
-        this.stats.resumes++;
+        offset = this.resumeFrom(status);
       } else {
-        this.session = await startUpload(client, repo, signal);
+        await this.startOver();
         offset = 0;
         taken = 0;
-        this.stats.restarts++;
       }
       this.progress(offset);
     }
     if (this.stats.tooLarge > 0) this.stats.fittingChunk = chunk;
+  }
+
+  /** Goes on with the session as its status reports it; resolves with the offset to send from. */
+  private resumeFrom(status: { offset: number; location: string | undefined }): number {
+    this.session = { ...this.session, location: status.location ?? this.session.location };
+    this.stats.resumes++;
+    return status.offset;
+  }
+
+  /** A new session for a lost one: the upload starts over from byte 0. */
+  private async startOver(): Promise<void> {
+    this.session = await startUpload(this.client, this.repo, this.signal);
+    this.stats.restarts++;
   }
 }
 
