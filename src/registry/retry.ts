@@ -58,10 +58,11 @@ export function isRetryableStatus(status: number): boolean {
  * inside a retried operation (the /v2/ ping inside every call) is tried attempts × attempts times.
  */
 const exhausted = new WeakSet<object>();
+const gaveUpOn = (err: unknown) => typeof err === 'object' && err !== null && exhausted.has(err);
 
 /** Whether `err` is worth another try. Walks the `cause` chain for socket error codes. */
 export function isRetryableError(err: unknown): boolean {
-  if (typeof err === 'object' && err !== null && exhausted.has(err)) return false;
+  if (gaveUpOn(err)) return false;
   for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
     if (typeof e !== 'object') return false;
     const { name, code } = e as { name?: string; code?: string };
@@ -137,8 +138,7 @@ export async function withRetry<T>(
       return await fn(attempt);
     } catch (err) {
       if (options.signal?.aborted) throw abortError(options.signal);
-      if (typeof err === 'object' && err !== null && exhausted.has(err)) throw err;
-      if (!retryable(err)) throw err;
+      if (gaveUpOn(err) || !retryable(err)) throw err;
       if (attempt >= policy.attempts) {
         if (typeof err === 'object' && err !== null) exhausted.add(err);
         throw err;
