@@ -15,8 +15,7 @@ import {
   isIndexMediaType,
   parseReference,
   checkImagePlatform,
-  noImageFor,
-  pickChild,
+  childFor,
 } from '../registry/index.js';
 import type { CommandIo } from './debug-solve.js';
 import { withInterrupt } from './interrupt.js';
@@ -64,9 +63,7 @@ export async function inspectLocal(
   let manifestDigest = top.digest;
   let manifest = await readJson(top.digest);
   if (isIndexMediaType(top.mediaType) || Array.isArray(manifest.manifests)) {
-    const child = pickChild(manifest as never, platform, exactPlatform);
-    if (!child && exactPlatform && manifest.manifests?.length)
-      throw noImageFor(`${name} in the local image store`, manifest as never, platform);
+    const child = childFor(`${name} in the local image store`, manifest as never, platform, exactPlatform);
     if (!child) throw new CogError(`${name} in the local image store is an empty index`);
     manifestDigest = child;
     manifest = await readJson(child);

@@ -64,6 +64,21 @@ export function pickChild(index: IndexJson, platform: Platform, exact = false): 
   return (match ?? children.find((c) => c.platform?.os !== 'unknown') ?? children[0])?.digest;
 }
 
+/**
+ * The child for `platform` (see pickChild); when `exact`, an index that has images but none for it is
+ * an error naming `what` and listing what it has. Undefined for an empty index.
+ */
+export function childFor(
+  what: string,
+  index: IndexJson,
+  platform: Platform,
+  exact = false,
+): string | undefined {
+  const child = pickChild(index, platform, exact);
+  if (!child && exact && index.manifests?.length) throw noImageFor(what, index, platform);
+  return child;
+}
+
 /** The error for an index without an image for `platform`, listing what it has. */
 export function noImageFor(what: string, index: IndexJson, platform: Platform): CogError {
   const have = (index.manifests ?? [])
@@ -109,9 +124,7 @@ export async function fetchImage(
   if (isIndexMediaType(top.mediaType)) {
     const json = parse<IndexJson>(top, 'index');
     index = { ...top, json };
-    const child = pickChild(json, platform, options.exactPlatform);
-    if (!child && options.exactPlatform && json.manifests?.length)
-      throw noImageFor(formatReference(reference), json, platform);
+    const child = childFor(formatReference(reference), json, platform, options.exactPlatform);
     if (!child)
       throw new CogError(`${formatReference(reference)} is an empty index`, {
         hint: 'push an image to it first',
