@@ -56,6 +56,9 @@ export function formatRate(bytesPerSecond: number): string {
   return `${formatSize(Math.round(bytesPerSecond))}/s`;
 }
 
+/** Whether a blob is done: in the registry, by upload, mount or because it was there. */
+const isFinished = (state: BlobState) => state === 'pushed' || state === 'exists' || state === 'mounted';
+
 /**
  * Applies an event to the view; returns the blob's previous state (undefined for a new blob). Byte counts
  * only go forward: an event with fewer bytes than shown (a resent chunk) keeps the higher count.
@@ -76,7 +79,7 @@ export function applyPushEvent(view: PushView, event: PushProgress, nowMs: numbe
     blob.startedMs = nowMs;
     delete blob.endedMs;
   }
-  if (state === 'pushed' || state === 'exists' || state === 'mounted') blob.endedMs ??= nowMs;
+  if (isFinished(state)) blob.endedMs ??= nowMs;
   view.total = { ...event.total, done: Math.max(view.total.done, event.total.done) };
   return previous;
 }
@@ -144,7 +147,7 @@ export function renderPushFrame(view: PushView, width: number, nowMs: number, he
     const room = height - 2; // the header and the line counting the rest
     const shown = new Set([...blobs].sort((a, b) => showFirst[a.state] - showFirst[b.state]).slice(0, room));
     const hidden = blobs.filter((b) => !shown.has(b));
-    const finished = hidden.filter((b) => showFirst[b.state] === 3).length;
+    const finished = hidden.filter((b) => isFinished(b.state)).length;
     more = ` … ${hidden.length} more (${finished} done, ${hidden.length - finished} to go)`;
     blobs = blobs.filter((b) => shown.has(b));
   }
