@@ -255,6 +255,7 @@ export async function push(args: PushArgs, io: CommandIo, cwd = process.cwd()): 
 }
 
 async function buildAndPush(args: PushArgs, io: CommandIo, cwd: string): Promise<PushResult> {
+  checkPushSettings(io.env); // a bad COG_PUSH_* fails in a second, not after the build (image or bundle)
   const loaded = loadConfig({ cwd, file: args.file, env: io.env });
   const { completed } = loaded;
   const model = resolveModelRef({
@@ -267,7 +268,6 @@ async function buildAndPush(args: PushArgs, io: CommandIo, cwd: string): Promise
   if (model) return pushBundle(args, io, cwd, loaded, model);
 
   const { name: target, ref } = pushTarget(args.image, completed);
-  checkPushSettings(io.env); // a bad COG_PUSH_* fails in a second, not after the build
   const built = await buildForPush(args, io, cwd, target);
   const { result } = await pushStored(args, io, built, ref, async () => undefined);
   const url = replicateModelUrl(ref);
@@ -289,7 +289,6 @@ async function pushBundle(
   model: ResolvedModelRef,
 ): Promise<PushResult> {
   checkBundlePush(args.image, loaded.completed, model);
-  checkPushSettings(io.env);
   const platform = parsePlatform(args.platform, 'a model bundle push');
   const modelRef = model.ref;
   const imageRef = bundleImageRef(modelRef);

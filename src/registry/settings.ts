@@ -21,11 +21,12 @@ function wholeNumber(
 ): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
+  const digits = /^\d+$/.test(raw.trim());
   const value = Number(raw.trim());
   const hint = `set ${name} to ${what}, or unset it for the default (${fallback})`;
-  if (/^\d+$/.test(raw.trim()) && !Number.isSafeInteger(value))
+  if (digits && !Number.isSafeInteger(value))
     throw new CogError(`${name}=${JSON.stringify(raw)} is too large`, { hint });
-  if (!/^\d+$/.test(raw.trim()) || value < min)
+  if (!digits || value < min)
     throw new CogError(
       `${name}=${JSON.stringify(raw)} is not a ${min === 0 ? 'non-negative' : 'positive'} whole number`,
       { hint },
