@@ -278,6 +278,22 @@ describe('cog login and logout with credential helpers', () => {
     assert.deepEqual(await readConfig(dir), { credsStore: 'cogtsfail' });
   });
 
+  test('logout SERVER after -- is read; SERVER and --registry naming two registries is refused', async () => {
+    const dir = await configDirWith({
+      auths: { '127.0.0.1:5998': { auth: 'YTpi' }, 'keep.example': { auth: 'Yzpk' } },
+    });
+    const two = await exec(cog, ['logout', '127.0.0.1:5998', '--registry', 'keep.example'], {
+      env: envFor(dir),
+    });
+    assert.equal(two.code, 1, two.stderr);
+    assert.match(two.stderr, /^cog: error: name one registry$/m);
+    assert.equal(Object.keys((await readConfig(dir)).auths as object).length, 2, 'nothing was removed');
+    const dashed = await exec(cog, ['logout', '--', '127.0.0.1:5998'], { env: envFor(dir) });
+    assert.equal(dashed.code, 0, dashed.stderr);
+    assert.match(dashed.stdout, /Logged out of 127\.0\.0\.1:5998/);
+    assert.deepEqual(await readConfig(dir), { auths: { 'keep.example': { auth: 'Yzpk' } } });
+  });
+
   test('logout removes every auths entry for the host and keeps the rest', async () => {
     const dir = await configDirWith(
       {

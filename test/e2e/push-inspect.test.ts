@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
@@ -468,6 +469,25 @@ describe('cog push and cog inspect refusals', () => {
     const built = await cogIn(hello, ['build', '--push', '-t', target]);
     assert.equal(built.code, 1, explain(built));
     assert.match(built.stderr, /-t: cannot push to .*: it names a digest/);
+  });
+
+  test('a registry that drops every connection: three pings over both schemes, then one error', async () => {
+    let connections = 0;
+    const server = createNetServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const r = await cogIn(hello, ['inspect', '--remote', `127.0.0.1:${port}/x/y:v1`]);
+      assert.equal(r.code, 1, explain(r));
+      assert.match(r.stderr, /cannot reach 127\.0\.0\.1:\d+ over plain HTTP or HTTPS/);
+      // retry loops around the ping do not try it again: 3 × (HTTP, HTTPS), not 5 × 5 × 2
+      assert.equal(connections, 6);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   test('image in cog.yaml is the default target', async () => {

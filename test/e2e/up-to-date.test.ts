@@ -57,6 +57,11 @@ test(
     assert.equal(again.digest, first.digest);
     assert.match(again.stderr, /^cog: warning: .*predict/m, 'the warning is shown again');
     assert.match(again.stderr, /local image store/);
+    // how the build is shown is not part of it: another progress mode or --no-color is still up to date
+    const shownOtherwise = await build(project, [...args, '--progress', 'quiet', '--no-color']);
+    assert.match(shownOtherwise.stderr, upToDate);
+    assert.equal(shownOtherwise.solved, false, shownOtherwise.stderr);
+    assert.equal(shownOtherwise.digest, first.digest);
 
     // the global --registry flag: recorded with the variable it sets, and answered the same way
     const withRegistry = [...args, '--registry', tb.registry];
