@@ -15,18 +15,16 @@ function singleRegistry(value: unknown): string | undefined {
 }
 
 /**
- * The registry a login or logout is for: SERVER (also when it follows `--`), or --registry (upstream's
- * flag); both are fine when they agree, and anything else names more than one registry.
+ * The registry a login or logout is for: SERVER (main.ts has moved one that followed `--` into place), or
+ * --registry (upstream's flag); both are fine when they agree, and anything else names more than one
+ * registry.
  */
 export function registryArgument(argv: {
   readonly server?: unknown;
   readonly registry?: unknown;
-  readonly _: readonly unknown[];
 }): string | undefined {
-  const afterDashes = argv._.slice(1).map(String);
   const given = [
     ...(typeof argv.server === 'string' ? [argv.server] : []),
-    ...afterDashes,
     ...[singleRegistry(argv.registry)].filter((r): r is string => r !== undefined && r !== ''),
   ];
   return singleRegistry(given.length === 0 ? undefined : given);

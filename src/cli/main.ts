@@ -12,6 +12,7 @@ import { predict } from './predict.js';
 import { serve } from './serve.js';
 import { ProcessExitError, execCommand, splitExecArgv } from './exec.js';
 import { registerLoginCommands } from './login-commands.js';
+import { positionalsAfterDashes, usageError } from './arguments.js';
 import { processIo } from './process-io.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
@@ -165,6 +166,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     const split = splitExecArgv(argv.slice(1));
     execArgv = split.command;
     argv = ['exec', ...split.options];
+  } else {
+    try {
+      argv = positionalsAfterDashes(argv);
+    } catch (err) {
+      return reportError(err, debugRequested(argv));
+    }
   }
   const cli = yargs([...argv])
     .scriptName('cog')
@@ -177,7 +184,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .demandCommand(1, 'Name a command; `cog --help` lists them.')
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
-      throw err ?? new CogError(msg, { hint: 'run `cog --help` for usage' });
+      throw err ?? usageError(msg, argv);
     });
   skipHelpPrerender(cli);
   withGlobalFlags(cli);

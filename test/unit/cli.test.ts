@@ -80,8 +80,27 @@ describe('bin/cog', () => {
   test('an unknown command fails and points at --help', async () => {
     const result = await exec(cog, ['frobnicate']);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /Unknown argument: frobnicate/);
+    assert.match(result.stderr, /unknown command "frobnicate"/);
     assert.match(result.stderr, /cog --help/);
+  });
+
+  test("flag mistakes name the option and the command's help; a missing IMAGE says so", async () => {
+    const unknown = await exec(cog, ['inspect', '--frob', 'x', 'y']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^cog: error: unknown option --frob$/m);
+    assert.match(unknown.stderr, /run `cog inspect --help` for usage/);
+    const missing = await exec(cog, ['inspect']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^cog: error: `cog inspect` needs IMAGE$/m);
+  });
+
+  test('an image after `--` is the image (not left aside)', async () => {
+    const home = await tempDir('cogts-dashes-');
+    const result = await exec(cog, ['inspect', '--local', '--', 'nothing/here'], {
+      env: { ...process.env, HOME: home, XDG_DATA_HOME: join(home, 'data') },
+    });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /no image named nothing\/here in the local image store/);
   });
 
   test('no command at all is an error, not a silent success', async () => {

@@ -1,0 +1,95 @@
+/**
+ * Pure helpers for the CLI's argument list before and after yargs reads it: `--` (POSIX's end of options)
+ * in front of an image name or registry, and yargs's own failure messages turned into ones that name the
+ * command and its usage.
+ */
+import { CogError } from '../errors.js';
+import { plannedCommands } from './commands.js';
+
+const commandNames: ReadonlySet<string> = new Set(
+  plannedCommands.flatMap((c) => [c.name, ...(c.aliases ?? [])]),
+);
+
+/** The commands whose positional arguments (an image, images, or a registry) may follow `--`. */
+const positionalCommands: Readonly<Record<string, string>> = {
+  run: 'IMAGE',
+  predict: 'IMAGE',
+  train: 'IMAGE',
+  serve: 'IMAGE',
+  push: 'IMAGE',
+  inspect: 'IMAGE',
+  'image rm': 'NAME...',
+  login: 'SERVER',
+  logout: 'SERVER',
+};
+
+/**
+ * The command an argument list runs (`image rm` for a subcommand), or undefined when it names none that
+ * cog has.
+ */
+export function commandOf(argv: readonly string[]): string | undefined {
+  const words: string[] = [];
+  for (const arg of argv) {
+    if (arg === '--') break;
+    if (arg.startsWith('-')) continue;
+    words.push(arg);
+    if (words.length === 2 || !['image', 'cache', 'debug'].includes(words[0] ?? '')) break;
+  }
+  if (!commandNames.has(words[0] ?? '')) return undefined;
+  return words.join(' ');
+}
+
+/**
+ * The arguments with a `--` in front of positional arguments taken out, so that `cog inspect -- REF`
+ * reads REF as the image (yargs would leave it aside, and `cog push -- REF` would push to cog.yaml's
+ * image instead). Image names and registries never start with `-`, so one that does is refused.
+ */
+export function positionalsAfterDashes(argv: readonly string[]): string[] {
+  const end = argv.indexOf('--');
+  const command = commandOf(argv);
+  if (end === -1 || command === undefined || !(command in positionalCommands)) return [...argv];
+  const rest = argv.slice(end + 1);
+  const dashed = rest.find((arg) => arg.startsWith('-'));
+  if (dashed !== undefined)
+    throw new CogError(
+      `${JSON.stringify(dashed)} after \`--\` is not a valid ${positionalCommands[command]} for \`cog ${command}\`: names never start with "-"`,
+      { hint: `options go before \`--\`; run \`cog ${command} --help\` for usage` },
+    );
+  return [...argv.slice(0, end), ...rest];
+}
+
+/**
+ * yargs's failure message as a CogError that names the command: a missing positional says which, and
+ * the hint points at the command's own help.
+ */
+export function usageError(message: string, argv: readonly string[]): CogError {
+  const command = commandOf(argv);
+  // a subcommand's own help only for the ones known here (a mistyped one is not a command)
+  const helpFor = command === undefined || command in positionalCommands ? command : command.split(' ')[0];
+  const help = helpFor === undefined ? 'cog --help' : `cog ${helpFor} --help`;
+  const hint = `run \`${help}\` for usage`;
+  if (command !== undefined && /^Not enough non-option arguments/.test(message)) {
+    const wanted = positionalCommands[command];
+    return new CogError(
+      wanted ? `\`cog ${command}\` needs ${wanted}` : `\`cog ${command}\` needs more arguments`,
+      { hint },
+    );
+  }
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (unknown) {
+    const firstWord = argv.find((arg) => !arg.startsWith('-'));
+    if (command === undefined && firstWord !== undefined)
+      return new CogError(`unknown command ${JSON.stringify(firstWord)}`, { hint });
+    const named = (unknown[1] ?? '').split(', ').map((name) => spelled(name, argv));
+    return new CogError(named.join('; '), { hint });
+  }
+  return new CogError(message, { hint });
+}
+
+/** How the user wrote a name yargs calls an unknown argument: an option as typed, else the word. */
+function spelled(name: string, argv: readonly string[]): string {
+  for (const form of [`--${name}`, `-${name}`, `--no-${name}`]) {
+    if (argv.some((arg) => arg === form || arg.startsWith(`${form}=`))) return `unknown option ${form}`;
+  }
+  return `unexpected argument ${JSON.stringify(name)}`;
+}

@@ -1,0 +1,69 @@
+// The argument list around yargs: `--` in front of an image or registry, and yargs's failures turned
+// into messages that name the command.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { commandOf, positionalsAfterDashes, usageError } from '../../src/cli/arguments.js';
+import { CogError } from '../../src/errors.js';
+
+test('the command is the first word cog knows, with its subcommand for image, cache and debug', () => {
+  assert.equal(commandOf(['inspect', 'x']), 'inspect');
+  assert.equal(commandOf(['--debug', 'push', 'r8.im/a/b']), 'push');
+  assert.equal(commandOf(['image', 'rm', 'a']), 'image rm');
+  assert.equal(commandOf(['predict', '-i', 'x=1']), 'predict');
+  assert.equal(commandOf(['bogus', 'x']), undefined);
+  assert.equal(commandOf(['--', 'inspect']), undefined);
+  assert.equal(commandOf([]), undefined);
+});
+
+test('`--` before an image or registry is taken out, so the name reaches the positional', () => {
+  assert.deepEqual(positionalsAfterDashes(['inspect', '--json', '--', 'r8.im/a/b']), [
+    'inspect',
+    '--json',
+    'r8.im/a/b',
+  ]);
+  assert.deepEqual(positionalsAfterDashes(['push', '--', 'reg:5000/a/b:v1']), ['push', 'reg:5000/a/b:v1']);
+  assert.deepEqual(positionalsAfterDashes(['image', 'rm', '--', 'a', 'b']), ['image', 'rm', 'a', 'b']);
+  assert.deepEqual(positionalsAfterDashes(['logout', '--', 'a.example']), ['logout', 'a.example']);
+  // commands without such positionals keep their `--` (build records, yargs's own handling)
+  assert.deepEqual(positionalsAfterDashes(['build', '--', 'x']), ['build', '--', 'x']);
+  assert.deepEqual(positionalsAfterDashes(['inspect', 'x']), ['inspect', 'x']);
+});
+
+test('a name after `--` that starts with "-" is refused, naming what the command wanted', () => {
+  assert.throws(
+    () => positionalsAfterDashes(['inspect', '--', '--json']),
+    (e: unknown) =>
+      e instanceof CogError &&
+      e.message ===
+        '"--json" after `--` is not a valid IMAGE for `cog inspect`: names never start with "-"' &&
+      /cog inspect --help/.test(e.hint ?? ''),
+  );
+  assert.throws(
+    () => positionalsAfterDashes(['login', '--', '-x']),
+    (e: unknown) => e instanceof CogError && /SERVER for `cog login`/.test(e.message),
+  );
+});
+
+test("yargs's failures name the command, and the hint its help", () => {
+  const missing = usageError('Not enough non-option arguments: got 0, need at least 1', ['inspect']);
+  assert.equal(missing.message, '`cog inspect` needs IMAGE');
+  assert.equal(missing.hint, 'run `cog inspect --help` for usage');
+  assert.equal(
+    usageError('Not enough non-option arguments: got 0, need at least 1', ['image', 'rm']).message,
+    '`cog image rm` needs NAME...',
+  );
+  const unknown = usageError('Unknown argument: bogus', ['push', '--bogus=1']);
+  assert.equal(unknown.message, 'unknown option --bogus');
+  assert.equal(unknown.hint, 'run `cog push --help` for usage');
+  assert.equal(
+    usageError('Unknown arguments: q, b', ['inspect', 'a', 'b', '-q']).message,
+    'unknown option -q; unexpected argument "b"',
+  );
+  // a mistyped command or subcommand points at the help that lists the real ones
+  const command = usageError('Unknown argument: bogus', ['--debug', 'bogus']);
+  assert.equal(command.message, 'unknown command "bogus"');
+  assert.equal(command.hint, 'run `cog --help` for usage');
+  const sub = usageError('Unknown argument: x', ['image', 'x']);
+  assert.equal(sub.message, 'unexpected argument "x"');
+  assert.equal(sub.hint, 'run `cog image --help` for usage');
+});
