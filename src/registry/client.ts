@@ -59,6 +59,8 @@ interface HostState {
   scheme?: 'https' | 'http' | undefined;
   credentials?: Promise<RegistryCredentials | undefined> | undefined;
   readonly tokens: Map<string, Promise<Token>>;
+  /** its token service answered the OAuth2 POST 404 or 405: identity tokens go by GET from then on */
+  noOAuthPost?: boolean;
 }
 
 /** Tokens are renewed this long before they expire. */
@@ -95,6 +97,14 @@ function normalScope(scope: string): string {
 
 /** The token cache's key for a set of scopes. */
 const scopeKey = (scopes: readonly string[]) => scopes.map(normalScope).sort().join(' ');
+
+/** One request to a token service. */
+interface TokenRequest {
+  readonly method: 'GET' | 'POST';
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly body: string | undefined;
+}
 
 export class RegistryClient {
   readonly retry: RetryPolicy;
@@ -348,35 +358,50 @@ export class RegistryClient {
         hint: 'the registry is misconfigured; contact its operator',
       });
     }
-    const headers: Record<string, string> = { accept: 'application/json' };
-    let body: string | undefined;
-    let method: 'GET' | 'POST' = 'GET';
-    if (creds && creds.username === '') {
-      // an identity (refresh) token: the OAuth2 form exchange
-      method = 'POST';
+    // the OAuth2 form exchange for an identity (refresh) token; token servers without it answer the POST
+    // 404 (or 405), and the GET every token server has takes the token as the Basic password
+    const identity = creds !== undefined && creds.username === '';
+    const get = (): TokenRequest => {
+      const target = new URL(url);
+      if (service) target.searchParams.set('service', service);
+      for (const scope of scopes) target.searchParams.append('scope', scope);
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (creds)
+        headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`;
+      return { method: 'GET', url: target.toString(), headers, body: undefined };
+    };
+    const post = (secret: string): TokenRequest => {
       const form = new URLSearchParams({
         grant_type: 'refresh_token',
-        refresh_token: creds.secret,
+        refresh_token: secret,
         client_id: this.userAgent,
       });
       if (service) form.set('service', service);
       if (scopes.length) form.set('scope', scopes.join(' '));
-      body = form.toString();
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-    } else {
-      if (service) url.searchParams.set('service', service);
-      for (const scope of scopes) url.searchParams.append('scope', scope);
-      if (creds)
-        headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`;
-    }
+      return {
+        method: 'POST',
+        url: url.toString(),
+        headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+        body: form.toString(),
+      };
+    };
+    const host = this.host(registry);
+    let request = identity && !host.noOAuthPost ? post(creds.secret) : get();
     return withRetry(
       async () => {
         const started = Date.now();
-        const res = await this.raw(registry, method, url.toString(), headers, body, signal);
+        const send = (r: TokenRequest) => this.raw(registry, r.method, r.url, r.headers, r.body, signal);
+        let res = await send(request);
+        if (request.method === 'POST' && (res.statusCode === 404 || res.statusCode === 405)) {
+          await res.body.dump();
+          host.noOAuthPost = true;
+          request = get();
+          res = await send(request);
+        }
         if (res.statusCode !== 200)
           throw await responseError(
             res,
-            await this.errorContext(registry, `getting a token for ${registry}`, method, url.toString()),
+            await this.errorContext(registry, `getting a token for ${registry}`, request.method, request.url),
           );
         const text = await res.body.text();
         let json: { token?: unknown; access_token?: unknown; expires_in?: unknown };
@@ -384,7 +409,7 @@ export class RegistryClient {
           json = JSON.parse(text) as typeof json;
         } catch {
           throw new CogError(
-            `the token service of ${registry} (${redactUrl(url.toString())}) answered with something that is not JSON (${headerValue(res.headers, 'content-type') ?? 'no content type'})`,
+            `the token service of ${registry} (${redactUrl(request.url)}) answered with something that is not JSON (${headerValue(res.headers, 'content-type') ?? 'no content type'})`,
             {
               hint: 'a proxy or captive portal may be answering instead of the registry; check the network and the registry address',
             },

@@ -416,6 +416,35 @@ describe('bearer token registry', () => {
     }
   });
 
+  test('a token service without the OAuth2 POST (404) gets the identity token by GET, and is not POSTed to again', async () => {
+    const identityToken = `idt-${randomBytes(8).toString('hex')}`;
+    const proxy = await startFaultProxy(tb.registry, {
+      bearer: { username: user, password, identityToken, noOAuthPost: true },
+    });
+    const cfg = await tempDir('cogts-reg-idt-get-');
+    await writeFile(
+      join(cfg, 'config.json'),
+      JSON.stringify({ auths: { [proxy.host]: { identitytoken: identityToken } } }),
+    );
+    const c = client({ DOCKER_CONFIG: cfg });
+    try {
+      const ref = parseReference(`${proxy.host}/cogts-test/idt-get-${run}:v1`);
+      const result = await pushFromLayout(c, image.dir, undefined, ref);
+      assert.equal(result.digest, image.digest);
+      const tokenRequests = proxy.stats.requests.filter((r) => r.path.startsWith('/token'));
+      assert.deepEqual(
+        tokenRequests.filter((r) => r.method === 'POST').map((r) => r.status),
+        [404],
+        'one POST, answered 404; every later token by GET',
+      );
+      assert.ok(proxy.stats.tokens.length > 1, 'more than one scope was asked for');
+      assert.ok(proxy.stats.tokens.every((t) => t.refresh && !t.basic));
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
+  });
+
   test('an identity token from config.json is exchanged (POST, refresh_token grant); revoked tokens are renewed on 401', async () => {
     const identityToken = `idt-${randomBytes(8).toString('hex')}`;
     const proxy = await startFaultProxy(tb.registry, { bearer: { username: user, password, identityToken } });

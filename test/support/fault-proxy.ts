@@ -60,6 +60,11 @@ export interface BearerOptions {
   readonly accessTokenField?: boolean;
   /** an identity (refresh) token accepted by `POST /token` (grant_type=refresh_token) */
   readonly identityToken?: string;
+  /**
+   * a token server without the OAuth2 POST (404 to it, as GCR answered): the identity token is taken on
+   * GET as the Basic password, with an empty username
+   */
+  readonly noOAuthPost?: boolean;
   /** name a write scope's actions `push,pull` in challenges (default `pull,push`), as some registries do */
   readonly pushFirst?: boolean;
 }
@@ -69,7 +74,7 @@ export interface ProxyStats {
   /** body bytes received from clients, by method */
   readonly bodyBytes: Record<string, number>;
   readonly faults: { cuts: number; status500: number; status429: number };
-  /** token requests: with credentials (basic or refresh token) or anonymous, and the scopes asked */
+  /** token requests: with a password (basic), an identity token (refresh: POST, or GET's fallback) or none */
   readonly tokens: { basic: boolean; refresh: boolean; scopes: string[] }[];
   /** requests turned away for a missing, expired or too-narrow token */
   unauthorized: number;
@@ -153,15 +158,19 @@ export async function startFaultProxy(
     let basic = false;
     let refresh = false;
     let asked = url.searchParams.getAll('scope');
-    if (req.method === 'POST') {
+    if (req.method === 'POST' && bearer.noOAuthPost) {
+      return answer(req, res, 404, { 'content-type': 'text/plain' }, '404 page not found');
+    } else if (req.method === 'POST') {
       if (form.get('grant_type') !== 'refresh_token' || form.get('refresh_token') !== bearer.identityToken)
         return denied();
       refresh = true;
       asked = (form.get('scope') ?? '').split(' ').filter(Boolean);
     } else if (header.startsWith('Basic ')) {
       const [user, ...pass] = Buffer.from(header.slice(6), 'base64').toString().split(':');
-      if (user !== bearer.username || pass.join(':') !== bearer.password) return denied();
-      basic = true;
+      const identity = bearer.noOAuthPost === true && user === '' && pass.join(':') === bearer.identityToken;
+      if (!identity && (user !== bearer.username || pass.join(':') !== bearer.password)) return denied();
+      basic = !identity;
+      refresh = identity;
     }
     stats.tokens.push({ basic, refresh, scopes: asked });
     // anonymous callers get no scopes when the proxy has users, as a private registry would do
