@@ -363,7 +363,7 @@ class BlobUpload {
         }
       }
       if (gone && failures < client.retry.attempts) {
-        await this.startOver();
+        await this.startOver(error);
         offset = 0;
         taken = 0;
         continue;
@@ -374,7 +374,7 @@ class BlobUpload {
       if (status) {
         offset = this.resumeFrom(status);
       } else {
-        await this.startOver();
+        await this.startOver(error);
         offset = 0;
         taken = 0;
       }
@@ -390,8 +390,20 @@ class BlobUpload {
     return status.offset;
   }
 
-  /** A new session for a lost one: the upload starts over from byte 0. */
-  private async startOver(): Promise<void> {
+  /**
+   * A new session for a lost one: the upload starts over from byte 0. A registry that loses every session
+   * it is given (after a chunk or two: the count of failures in a row starts again with each chunk it
+   * takes) gets as many sessions as the retry policy has attempts, and then the upload fails with `error`.
+   */
+  private async startOver(error: unknown): Promise<void> {
+    if (this.stats.restarts >= this.client.retry.attempts - 1)
+      throw new CogError(
+        `${this.repo.registry} lost the upload session of blob ${short(this.source.digest)} ${this.stats.restarts + 1} times; the upload was given up`,
+        {
+          hint: 'the registry forgets uploads mid-way (sessions expiring fast, or replicas behind a load balancer without shared upload state); try again later, or ask its operator',
+          cause: error,
+        },
+      );
     this.session = await startUpload(this.client, this.repo, this.signal);
     this.stats.restarts++;
   }

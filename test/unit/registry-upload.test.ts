@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, test } from 'node:test';
 import { MockAgent } from 'undici';
+import { CogError } from '../../src/errors.js';
 import {
   type BlobSource,
   type PushProgress,
@@ -373,6 +374,24 @@ describe('upload sessions, redirects and lost sessions', () => {
     ]);
     assert.deepEqual(patchSizes(registry).slice(2), ['2000 202', '2000 202', '1000 202']);
     assert.equal(registry.blobs.get(source.digest)?.length, 5000);
+  });
+
+  test('a registry that loses every session after a chunk gets as many sessions as retry attempts, then an error', async () => {
+    // sessions of 2 chunks' life: each takes one PATCH and loses the next (PATCH 2, 4, 6, …)
+    const lost = Array.from({ length: 40 }, (_, i) => 2 * (i + 1));
+    const { registry, client, repo } = await setup({ loseSessionAtPatch: lost });
+    const source = memorySource(randomBytes(5000));
+    await assert.rejects(
+      uploadBlob(client, repo, source, { multipartThreshold: 0, chunkSize: 2000 }),
+      (e: unknown) =>
+        e instanceof CogError &&
+        /lost the upload session of blob .* 5 times/.test(e.message) &&
+        /load balancer/.test(e.hint ?? ''),
+    );
+    const calls = uploadCalls(registry);
+    assert.equal(calls.filter((c) => c === 'POST 202').length, fast.attempts, 'one session per attempt');
+    assert.equal(calls.filter((c) => c === 'PATCH 404').length, fast.attempts);
+    assert.equal(calls.at(-1), 'DELETE 404', 'the last session is let go (the registry forgot it already)');
   });
 
   test('a session opened elsewhere keeps the chunk limits its answer stated', async () => {
