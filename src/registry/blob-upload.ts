@@ -174,7 +174,7 @@ class BlobUpload {
   }
 
   /** Sends `start..end` of the blob (streamed from the source); resolves with the response. */
-  private send(
+  private async send(
     method: 'PATCH' | 'PUT',
     url: string,
     start: number,
@@ -182,32 +182,50 @@ class BlobUpload {
     extra: Record<string, string>,
   ): Promise<Dispatcher.ResponseData> {
     let sent = 0;
-    return this.client.send({
-      registry: this.repo.registry,
-      method,
-      url,
-      headers: {
-        'content-type': 'application/octet-stream',
-        'content-length': String(end - start + 1),
-        ...extra,
-      },
-      // pipeline, not pipe: a failed request must close the file too
-      // a body made again (a replay after a 401) counts from its start again
-      body: () => {
-        sent = 0;
-        return pipeline(
-          this.source.open(start, end),
-          this.hasher.through(start, (n) => {
-            sent += n;
-            this.stats.bytesSent += n;
-            this.progress(start + sent);
-          }),
-          () => undefined,
-        );
-      },
-      scopes: this.scopes,
-      signal: this.signal,
-    });
+    const expected = end - start + 1;
+    /** why the source could not give the bytes (the request then fails for a local reason) */
+    let unreadable: unknown;
+    try {
+      return await this.client.send({
+        registry: this.repo.registry,
+        method,
+        url,
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(expected),
+          ...extra,
+        },
+        // pipeline, not pipe: a failed request must close the file too
+        // a body made again (a replay after a 401) counts from its start again
+        body: () => {
+          sent = 0;
+          const from = this.source.open(start, end);
+          from.once('error', (err) => {
+            if (isReadFailure(err)) unreadable = err;
+          });
+          return pipeline(
+            from,
+            this.hasher.through(
+              start,
+              (n) => {
+                sent += n;
+                this.stats.bytesSent += n;
+                this.progress(start + sent);
+              },
+              () => {
+                if (sent < expected) unreadable = new Error(`it ended after ${sent} of ${expected} bytes`);
+              },
+            ),
+            () => undefined,
+          );
+        },
+        scopes: this.scopes,
+        signal: this.signal,
+      });
+    } catch (err) {
+      if (unreadable !== undefined) throw localReadError(this.source, unreadable);
+      throw err;
+    }
   }
 
   /** PUT ?digest= on the current session, with `start..end` of the blob as its body, or none. */
@@ -418,9 +436,13 @@ class BlobHasher {
   hashed = 0;
 
   /** A pass-through for a stream that starts at `start`; counts every byte through `onBytes`. */
-  through(start: number, onBytes: (n: number) => void): Transform {
+  through(start: number, onBytes: (n: number) => void, onEnd: () => void): Transform {
     let at = start;
     return new Transform({
+      flush: (callback) => {
+        onEnd();
+        callback();
+      },
       transform: (chunk: Buffer, _encoding, callback) => {
         const end = at + chunk.length;
         if (end > this.hashed && at <= this.hashed) {
@@ -437,15 +459,36 @@ class BlobHasher {
   /** Hashes bytes `hashed..to-1` from the source (when the registry holds bytes we did not stream). */
   async catchUp(source: BlobSource, to: number): Promise<void> {
     if (to <= this.hashed) return;
-    for await (const chunk of source.open(this.hashed, to - 1) as AsyncIterable<Buffer>) {
-      this.hash.update(chunk);
-      this.hashed += chunk.length;
+    try {
+      for await (const chunk of source.open(this.hashed, to - 1) as AsyncIterable<Buffer>) {
+        this.hash.update(chunk);
+        this.hashed += chunk.length;
+      }
+    } catch (err) {
+      throw isReadFailure(err) ? localReadError(source, err) : err;
     }
   }
 
   digest(): string {
     return `sha256:${this.hash.digest('hex')}`;
   }
+}
+
+/**
+ * A file system error of the source's (a file that is gone or unreadable: these carry the path), not a
+ * network error passed back to the source when the request fails.
+ */
+function isReadFailure(err: unknown): boolean {
+  return typeof (err as { path?: unknown } | null)?.path === 'string';
+}
+
+/** Reading the blob to upload it failed: a local problem, which retrying the request does not mend. */
+function localReadError(source: BlobSource, cause: unknown): CogError {
+  const said = cause instanceof Error ? cause.message : String(cause);
+  return new CogError(`reading blob ${short(source.digest)} to upload it failed: ${said}`, {
+    hint: 'the local image store changed during the push (an image removed or pruned meanwhile?); build the image again, then push',
+    cause,
+  });
 }
 
 /** Appends `digest=` to an upload URL, keeping its query (distribution keeps state there). */

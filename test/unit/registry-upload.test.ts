@@ -4,6 +4,7 @@
 // and the scheme: HTTPS first, plain HTTP only for loopback and COG_INSECURE_REGISTRIES.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, test } from 'node:test';
@@ -17,6 +18,7 @@ import {
   type RetryPolicy,
   anonymousKeychain,
   blobExists,
+  fileBlobSource,
   parseReference,
   pushFromLayout,
   startUpload,
@@ -392,6 +394,38 @@ describe('upload sessions, redirects and lost sessions', () => {
     assert.equal(calls.filter((c) => c === 'POST 202').length, fast.attempts, 'one session per attempt');
     assert.equal(calls.filter((c) => c === 'PATCH 404').length, fast.attempts);
     assert.equal(calls.at(-1), 'DELETE 404', 'the last session is let go (the registry forgot it already)');
+  });
+
+  test('a blob file that is gone or shorter than its size is a local error, not an unreachable registry', async () => {
+    const { registry, client, repo } = await setup();
+    const dir = await tempDir('cogts-upload-unreadable-');
+    const data = randomBytes(5000);
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    await writeFile(join(dir, 'short'), data.subarray(0, 3000));
+    const cases = [
+      { file: join(dir, 'gone'), threshold: 1 << 20, said: /ENOENT: no such file or directory/ },
+      { file: join(dir, 'gone'), threshold: 0, said: /ENOENT: no such file or directory/ },
+      { file: join(dir, 'short'), threshold: 1 << 20, said: /it ended after 3000 of 5000 bytes/ },
+      { file: join(dir, 'short'), threshold: 0, said: /it ended after 1000 of 2000 bytes/ },
+    ];
+    for (const { file, threshold, said } of cases) {
+      await assert.rejects(
+        uploadBlob(client, repo, fileBlobSource(file, digest, data.length), {
+          multipartThreshold: threshold,
+          chunkSize: 2000,
+        }),
+        (e: unknown) =>
+          e instanceof CogError &&
+          /^reading blob [0-9a-f]{12} to upload it failed: /.test(e.message) &&
+          said.test(e.message) &&
+          !/cannot reach/.test(e.message) &&
+          /build the image again/.test(e.hint ?? ''),
+        `${file}, threshold ${threshold}`,
+      );
+    }
+    assert.equal(registry.blobs.has(digest), false);
+    // one try each: a local failure is not retried
+    assert.equal(uploadCalls(registry).filter((c) => c === 'POST 202').length, cases.length);
   });
 
   test('a session opened elsewhere keeps the chunk limits its answer stated', async () => {
