@@ -93,6 +93,14 @@ function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): s
       : `log in first: \`cog login ${ctx.registry}\`, or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD`;
   if (status === 403 || codes.includes('DENIED'))
     return `your account has no access to ${repo} on ${ctx.registry}; check the repository name and your permissions`;
+  if (codes.includes('MANIFEST_BLOB_UNKNOWN'))
+    return `${ctx.registry} does not hold a blob the manifest names (lost or purged meanwhile); push again`;
+  if (codes.includes('DIGEST_INVALID') || codes.includes('SIZE_INVALID'))
+    return 'the bytes the registry received do not match the blob; push again (rebuild first if the local image store changed)';
+  if (codes.includes('NAME_INVALID'))
+    return `${ctx.registry} does not accept ${repo} as a repository name; use lowercase letters, digits, and . _ - / between them`;
+  if (codes.includes('MANIFEST_INVALID') || codes.includes('UNSUPPORTED'))
+    return `${ctx.registry} does not accept this manifest; check that it supports OCI images and indexes`;
   if (status === 404)
     return `check that ${repo} exists on ${ctx.registry} and that the tag or digest is right`;
   if (status === 413)
@@ -103,6 +111,25 @@ function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): s
 }
 
 const maxBody = 64 * 1024;
+
+/**
+ * One entry of a registry's error body as the user reads it: the message, the code when the message
+ * does not already say it (`blob unknown to registry [MANIFEST_BLOB_UNKNOWN]`), and a detail that is
+ * text (distribution names the missing blob's digest there); structured details are left out.
+ */
+export function errorEntry(code: string | undefined, message: string, detail: unknown): string {
+  const squash = (t: string) => t.toUpperCase().replace(/[^A-Z0-9]/g, '');
+  let text = message || code || '';
+  if (message && code && squash(message) !== squash(code)) text += ` [${code}]`;
+  const detailText =
+    typeof detail === 'string'
+      ? detail
+      : typeof (detail as { message?: unknown } | null)?.message === 'string'
+        ? (detail as { message: string }).message
+        : '';
+  if (detailText && text) text += `: ${detailText.slice(0, 200)}`;
+  return text;
+}
 
 /** Reads (at most 64 KiB of) the error body and builds the error. Consumes the response body. */
 export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorContext): Promise<RegistryError> {
@@ -115,17 +142,19 @@ export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorCont
     // the body is only decoration
   }
   const codes: string[] = [];
-  const messages: string[] = [];
+  const parts: string[] = [];
   try {
-    const json = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[] };
+    const json = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown; detail?: unknown }[] };
     for (const e of json.errors ?? []) {
-      if (typeof e.code === 'string') codes.push(e.code);
-      if (typeof e.message === 'string' && e.message) messages.push(e.message);
+      const code = typeof e.code === 'string' ? e.code : undefined;
+      if (code) codes.push(code);
+      const part = errorEntry(code, typeof e.message === 'string' ? e.message : '', e.detail);
+      if (part) parts.push(part);
     }
   } catch {
     // not the spec's error body
   }
-  const said = (messages.length ? messages.join('; ') : codes.join(', ')).slice(0, 300);
+  const said = parts.join('; ').slice(0, 400);
   const status = res.statusCode;
   return new RegistryError(
     `${ctx.what}: ${ctx.method} ${redactUrl(ctx.url)} answered HTTP ${status}${said ? ` (${said})` : ''}`,

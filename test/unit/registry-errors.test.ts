@@ -1,0 +1,65 @@
+// What a registry's error body becomes in the message and hint the user reads.
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import type { Dispatcher } from 'undici';
+import { errorEntry, responseError } from '../../src/registry/errors.js';
+
+const answer = (status: number, body: unknown) =>
+  ({
+    statusCode: status,
+    headers: {},
+    body: Readable.from([Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))]),
+  }) as unknown as Dispatcher.ResponseData;
+
+const ctx = {
+  what: 'pushing manifest r/m:latest',
+  method: 'PUT',
+  url: 'https://reg.example/v2/r/m/manifests/latest?_state=secret',
+  registry: 'reg.example',
+  repository: 'r/m',
+};
+
+test('a code the message does not say is shown, and so is a detail that is text', () => {
+  assert.equal(errorEntry('MANIFEST_UNKNOWN', 'manifest unknown', { Tag: 'latest' }), 'manifest unknown');
+  assert.equal(
+    errorEntry('MANIFEST_BLOB_UNKNOWN', 'blob unknown to registry', 'sha256:abc'),
+    'blob unknown to registry [MANIFEST_BLOB_UNKNOWN]: sha256:abc',
+  );
+  assert.equal(
+    errorEntry('MANIFEST_INVALID', 'manifest invalid', { message: 'layer size 10, descriptor says 12' }),
+    'manifest invalid: layer size 10, descriptor says 12',
+  );
+  assert.equal(errorEntry('DENIED', '', [{ Type: 'repository' }]), 'DENIED');
+  assert.equal(errorEntry(undefined, '', 'detail alone'), '');
+});
+
+test('a refused manifest names the missing blob and hints at what happened, not at the reference', async () => {
+  const err = await responseError(
+    answer(400, {
+      errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: 'sha256:4f2a' }],
+    }),
+    ctx,
+  );
+  assert.equal(
+    err.message,
+    'pushing manifest r/m:latest: PUT https://reg.example/v2/r/m/manifests/latest answered HTTP 400 (blob unknown to registry [MANIFEST_BLOB_UNKNOWN]: sha256:4f2a)',
+  );
+  assert.deepEqual(err.codes, ['MANIFEST_BLOB_UNKNOWN']);
+  assert.match(err.hint ?? '', /does not hold a blob the manifest names/);
+  const name = await responseError(
+    answer(400, { errors: [{ code: 'NAME_INVALID', message: 'invalid repository name' }] }),
+    ctx,
+  );
+  assert.match(name.message, /\(invalid repository name \[NAME_INVALID\]\)$/);
+  assert.match(name.hint ?? '', /does not accept r\/m as a repository name/);
+});
+
+test('a body that is not the spec error shape leaves the status alone', async () => {
+  const err = await responseError(answer(502, '<html>Bad Gateway</html>'), ctx);
+  assert.equal(
+    err.message,
+    'pushing manifest r/m:latest: PUT https://reg.example/v2/r/m/manifests/latest answered HTTP 502',
+  );
+  assert.match(err.hint ?? '', /internal problem/);
+});
