@@ -25,6 +25,7 @@ import {
   startUpload,
 } from '../registry/blobs.js';
 import { uploadBlob } from '../registry/blob-upload.js';
+import { runLimited } from '../registry/run-limited.js';
 import type { RegistryClient } from '../registry/client.js';
 import { isBlobUnknownError } from '../registry/errors.js';
 import { putManifest, sha256Digest } from '../registry/manifests.js';
@@ -229,16 +230,30 @@ async function toRegistry(
     const image = nextSourceImage(previous, layer, settings, layer.sourceDate);
     const [forLayer, forConfig] = await target.sessions;
     handedOver.add(target);
-    await Promise.all([
-      uploadBlob(client, ref, fileBlobSource(path, layer.digest, layer.size), {
-        signal,
-        session: forLayer,
-      }),
-      uploadBlob(client, ref, bufferBlobSource(image.config, image.configDescriptor.digest), {
-        signal,
-        session: forConfig,
-      }),
-    ]);
+    // both uploads end before the layer's directory is removed: a failed one cancels the other
+    const uploads = new AbortController();
+    const onAbort = () => uploads.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await runLimited(
+        [
+          () =>
+            uploadBlob(client, ref, fileBlobSource(path, layer.digest, layer.size), {
+              signal: uploads.signal,
+              session: forLayer,
+            }).then(() => undefined),
+          () =>
+            uploadBlob(client, ref, bufferBlobSource(image.config, image.configDescriptor.digest), {
+              signal: uploads.signal,
+              session: forConfig,
+            }).then(() => undefined),
+        ],
+        2,
+        uploads,
+      );
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
     try {
       await putManifest(client, ref, ref.tag ?? 'latest', image.manifest, image.manifestMediaType, signal);
     } catch (err) {

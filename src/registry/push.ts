@@ -14,6 +14,7 @@ import { isBlobUnknownError } from './errors.js';
 import { type Descriptor, OciLayout } from './layout.js';
 import { isIndexMediaType, putManifest } from './manifests.js';
 import { type Reference, formatReference } from './reference.js';
+import { runLimited } from './run-limited.js';
 import { pushChunkSize, pushConcurrency, pushMultipartThreshold } from './settings.js';
 
 export type BlobState = 'waiting' | 'checking' | 'exists' | 'mounted' | 'uploading' | 'pushed';
@@ -98,31 +99,6 @@ async function plan(layout: OciLayout, top: Descriptor, topBytes: Buffer): Promi
   };
   await visit(top, topBytes, true);
   return { blobs, manifests };
-}
-
-/** Runs `tasks` with at most `limit` at once; the first failure aborts the others through `controller`. */
-async function runLimited(
-  tasks: readonly (() => Promise<void>)[],
-  limit: number,
-  controller: AbortController,
-): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < tasks.length && !failure) {
-      const task = tasks[next++]!;
-      try {
-        await task();
-      } catch (error) {
-        if (!failure) {
-          failure = { error };
-          controller.abort(error);
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failure) throw failure.error;
 }
 
 /** Pushes the image `descriptor` names in `layout` to `target`; resolves with its digest and counts. */
