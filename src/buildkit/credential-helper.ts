@@ -18,6 +18,9 @@ export interface HelperRun {
 
 const outputLimit = 64 * 1024;
 
+/** How long output may keep coming after the helper exited (from a program it left running). */
+const exitGraceMs = 1_000;
+
 export function execCredentialHelper(
   helper: string,
   action: 'get' | 'store' | 'erase',
@@ -32,9 +35,26 @@ export function execCredentialHelper(
     });
     const timeoutMs = options.timeoutMs ?? 30_000;
     let timedOut = false;
+    let settled = false;
+    let afterExit: NodeJS.Timeout | undefined;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(afterExit);
+      resolve({ program, code, signal, timedOut, stdout: stdout.trim(), stderr: stderr.trim() });
+    };
+    // a helper is often a script: a program it started can hold the output pipes open after it was
+    // killed or has exited, and 'close' would wait for that program too; so the pipes are let go
+    const letGo = () => {
+      child.stdout.destroy();
+      child.stderr.destroy();
+    };
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
+      letGo();
+      finish(null, 'SIGKILL');
     }, timeoutMs);
     timer.unref();
     let stdout = '';
@@ -47,6 +67,7 @@ export function execCredentialHelper(
     });
     child.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      settled = true;
       reject(
         err.code === 'ENOENT'
           ? new CogError(`credential helper ${program} is not installed (not found on PATH)`, {
@@ -59,9 +80,13 @@ export function execCredentialHelper(
     });
     child.stdin.on('error', () => undefined); // a helper that exits without reading stdin
     child.stdin.end(input);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ program, code, signal, timedOut, stdout: stdout.trim(), stderr: stderr.trim() });
+    child.on('exit', (code, signal) => {
+      afterExit = setTimeout(() => {
+        letGo();
+        finish(code, signal);
+      }, exitGraceMs);
+      afterExit.unref();
     });
+    child.on('close', finish);
   });
 }

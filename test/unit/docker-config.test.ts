@@ -17,6 +17,7 @@ import {
   parseDockerConfig,
   runCredentialHelper,
 } from '../../src/buildkit/docker-config.js';
+import { execCredentialHelper } from '../../src/buildkit/credential-helper.js';
 import { CogError } from '../../src/errors.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -193,6 +194,27 @@ describe('credential helpers', () => {
     await chmod(join(binDir, 'docker-credential-fake'), 0o755);
     await chmod(join(binDir, 'docker-credential-store'), 0o755);
     env = { PATH: `${binDir}${delimiter}${process.env.PATH ?? ''}` };
+  });
+
+  test('a helper script whose child holds its output open neither outlives the timeout nor an exit', async () => {
+    // the child keeps the pipes: waiting for them to close would wait for `sleep` as well
+    await writeFile(join(binDir, 'docker-credential-stuck'), '#!/bin/sh\ncat >/dev/null\nsleep 30\n');
+    await writeFile(
+      join(binDir, 'docker-credential-forks'),
+      '#!/bin/sh\ncat >/dev/null\n(sleep 30) &\necho \'{"Username":"u","Secret":"s"}\'\n',
+    );
+    await chmod(join(binDir, 'docker-credential-stuck'), 0o755);
+    await chmod(join(binDir, 'docker-credential-forks'), 0o755);
+    let started = Date.now();
+    const stuck = await execCredentialHelper('stuck', 'get', 'x.example', { env, timeoutMs: 300 });
+    assert.equal(stuck.timedOut, true);
+    assert.ok(Date.now() - started < 5_000, `gave up after ${Date.now() - started} ms`);
+    started = Date.now();
+    const forks = await execCredentialHelper('forks', 'get', 'x.example', { env, timeoutMs: 20_000 });
+    assert.equal(forks.timedOut, false);
+    assert.equal(forks.code, 0);
+    assert.equal(forks.stdout, '{"Username":"u","Secret":"s"}');
+    assert.ok(Date.now() - started < 5_000, `answered after ${Date.now() - started} ms`);
   });
 
   test('a helper answers found, not found (= anonymous) or fails naming helper and server', async () => {
