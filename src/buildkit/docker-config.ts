@@ -92,7 +92,7 @@ export function configKeyFor(host: string): string {
 
 function configError(file: string, field: string, problem: string): CogError {
   return new CogError(`${file}: ${field} ${problem}`, {
-    hint: `fix or remove ${field} in ${file} (e.g. run \`docker login\` again), or point DOCKER_CONFIG at another directory`,
+    hint: `fix or remove ${field} in ${file} (\`cog login\` or \`cog logout\` for that registry replaces or removes it), or point DOCKER_CONFIG at another directory`,
   });
 }
 
@@ -231,8 +231,10 @@ export function runCredentialHelper(
     (run) => {
       if (run.code !== 0) {
         if (run.stdout === notFoundMessage || run.stderr === notFoundMessage) return undefined;
-        // what it said, but never a secret it printed before failing
-        const said = (run.stdout || run.stderr)
+        // what it said: the first line of its error output, or of its answer when that is not JSON
+        // (which could hold the secret); a JSON secret is masked all the same
+        const firstLine = (text: string) => text.split('\n', 1)[0] ?? '';
+        const said = (firstLine(run.stderr) || (run.stdout.includes('{') ? '' : firstLine(run.stdout)))
           .replace(/("Secret"\s*:\s*)"(?:[^"\\]|\\.)*"/g, '$1"***"')
           .slice(0, 300);
         throw fail(

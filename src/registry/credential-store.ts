@@ -6,8 +6,8 @@
  * other field kept. No secret is ever part of a message: helper output is redacted before it is shown.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { chmod, lstat, mkdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import {
   type RegistryCredentials,
   configKeyFor,
@@ -45,7 +45,11 @@ function configFile(options: CredentialStoreOptions): string {
   return join(options.configDir ?? dockerConfigDir(options.env ?? process.env), 'config.json');
 }
 
-/** Reads config.json as an object; a missing or empty file is `{}`. Validates it like the reader does. */
+/**
+ * Reads config.json as an object; a missing or empty file is `{}`. Validates it like the reader does,
+ * except for the entries of `auths`: a broken entry is kept as it is (or replaced, or removed, when it
+ * is the host's), so it cannot stop a login or logout for any host.
+ */
 async function readRawConfig(file: string): Promise<RawConfig> {
   let text: string;
   try {
@@ -54,27 +58,111 @@ async function readRawConfig(file: string): Promise<RawConfig> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { file, json: {} };
     throw new CogError(`cannot read ${file} (${code ?? 'error'})`, {
-      hint: 'check its permissions, or point DOCKER_CONFIG at another directory',
+      hint:
+        code === 'EISDIR'
+          ? `${file} is a directory; move it away, or point DOCKER_CONFIG at another directory`
+          : 'check its permissions, or point DOCKER_CONFIG at another directory',
     });
   }
-  // the reader's checks, so a file we would misread is never rewritten
-  parseDockerConfig(text, file);
   if (text.trim() === '') return { file, json: {} };
-  return { file, json: JSON.parse(text) as Record<string, unknown> };
+  // the reader's checks (JSON, shapes, helpers), so a file we would misread is never rewritten
+  const json = parseDockerConfigJson(text, file);
+  if (json.auths !== undefined && json.auths !== null && !isRecord(json.auths)) parseDockerConfig(text, file); // throws, naming `auths`
+  parseDockerConfig(JSON.stringify({ ...json, auths: {} }), file);
+  return { file, json };
+}
+
+/** The JSON object in config.json, with the reader's message when it is not one. */
+function parseDockerConfigJson(text: string, file: string): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    parseDockerConfig(text, file); // throws the reader's message
+  }
+  if (!isRecord(json)) parseDockerConfig(text, file);
+  return json as Record<string, unknown>;
+}
+
+/** The helper settings of a raw config (its `auths` entries are not read). */
+function helperSettings(raw: RawConfig) {
+  return parseDockerConfig(JSON.stringify({ ...raw.json, auths: {} }), raw.file);
+}
+
+/** Where writing `file` lands: a symlink (also one whose target does not exist yet) is followed. */
+async function writeTarget(file: string): Promise<string> {
+  let target = file;
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      if (!(await lstat(target)).isSymbolicLink()) return target;
+    } catch {
+      return target; // missing: written fresh, here
+    }
+    target = resolve(dirname(target), await readlink(target));
+  }
+  throw new CogError(`cannot write ${file}: too many levels of symbolic links`, {
+    hint: 'fix the link, or point DOCKER_CONFIG at another directory',
+  });
+}
+
+/** How long a login waits for another cog process's change to config.json. */
+const lockWaitMs = 10_000;
+/** A lock older than this was left by a process that died while holding it. */
+const staleLockMs = 30_000;
+
+/**
+ * Runs `change` on config.json under a lock file next to it, so that logins and logouts running at the
+ * same time each see the others' entries (read, change and write are one step); the file is read
+ * afresh inside the lock.
+ */
+async function changeConfig(
+  file: string,
+  change: (raw: RawConfig) => Record<string, unknown> | undefined,
+): Promise<void> {
+  const target = await writeTarget(file);
+  const lock = `${target}.lock`;
+  const dirExists = await stat(dirname(target)).then(
+    () => true,
+    () => false,
+  );
+  // nothing to remove from a config that is not there: no directory is made for it
+  if (!dirExists && change({ file, json: {} }) === undefined) return;
+  await mkdir(dirname(target), { recursive: true, mode: 0o700 }).catch(() => undefined);
+  const deadline = Date.now() + lockWaitMs;
+  let held = false;
+  while (!held) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+      held = true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') break; // no lock possible here (e.g. read-only): the write says why
+      const age = await stat(lock).then(
+        (st) => Date.now() - st.mtimeMs,
+        () => 0,
+      );
+      if (age > staleLockMs) await rm(lock, { force: true });
+      else if (Date.now() > deadline)
+        throw new CogError(`${file} is locked by another cog login or logout (${lock})`, {
+          hint: `wait for it to finish; if none is running, remove ${lock}`,
+        });
+      else await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
+    }
+  }
+  try {
+    const next = change(await readRawConfig(file));
+    if (next) await writeRawConfig(target, next);
+  } finally {
+    if (held) await rm(lock, { force: true }).catch(() => undefined);
+  }
 }
 
 /**
- * Writes config.json atomically: a temp file (mode 0600) next to it, then rename. A symlinked
- * config.json is followed, so the link stays and its target is replaced. The directory is created
- * (mode 0700) when missing.
+ * Writes config.json atomically: a temp file (mode 0600) next to it, then rename. `target` is where a
+ * symlinked config.json points (writeTarget), so the link stays and its target is replaced. The
+ * directory is created (mode 0700) when missing.
  */
-async function writeRawConfig(file: string, json: Record<string, unknown>): Promise<void> {
-  let target = file;
-  try {
-    if ((await lstat(file)).isSymbolicLink()) target = await realpath(file);
-  } catch {
-    // missing: written fresh
-  }
+async function writeRawConfig(target: string, json: Record<string, unknown>): Promise<void> {
   const dir = dirname(target);
   const temp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
@@ -141,13 +229,22 @@ export function withoutAuthEntries(
   return { json: { ...json, auths }, changed: keys.length > 0, removed };
 }
 
-/** Replaces every occurrence of the secrets (and their base64 forms) in `text` with `***`. */
+/**
+ * Replaces every occurrence of the secrets in `text` with `***`: as given, base64 (the `auth` field and
+ * Basic headers encode `user:secret`: pass that as a secret too), JSON-escaped and URL-encoded.
+ */
 export function redactSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) {
     if (secret.length < 3) continue;
-    for (const form of [secret, Buffer.from(secret).toString('base64'), JSON.stringify(secret).slice(1, -1)])
-      out = out.split(form).join('***');
+    const forms = [
+      secret,
+      Buffer.from(secret).toString('base64'),
+      Buffer.from(secret).toString('base64').replace(/=+$/, ''),
+      JSON.stringify(secret).slice(1, -1),
+      encodeURIComponent(secret),
+    ];
+    for (const form of forms.sort((a, b) => b.length - a.length)) out = out.split(form).join('***');
   }
   return out;
 }
@@ -210,9 +307,7 @@ export async function storeCredentials(
   options: CredentialStoreOptions = {},
 ): Promise<CredentialLocation> {
   const file = configFile(options);
-  const raw = await readRawConfig(file);
-  const config = parseDockerConfig(JSON.stringify(raw.json), file);
-  const helper = helperFor(config, host);
+  const helper = helperFor(helperSettings(await readRawConfig(file)), host);
   const serverUrl = configKeyFor(host);
   if (helper) {
     const input = JSON.stringify({
@@ -221,37 +316,61 @@ export async function storeCredentials(
       Secret: credentials.secret,
     });
     const result = await runHelper(helper, 'store', input, options);
-    if (result.code !== 0) throw helperFailure(helper, 'store', serverUrl, result, [credentials.secret]);
-    const cleaned = withoutAuthEntries(raw.json, host);
-    if (cleaned.removed) await writeRawConfig(file, cleaned.json);
+    if (result.code !== 0)
+      throw helperFailure(helper, 'store', serverUrl, result, [
+        credentials.secret,
+        `${credentials.username}:${credentials.secret}`,
+      ]);
+    await changeConfig(file, (raw) => {
+      const cleaned = withoutAuthEntries(raw.json, host);
+      return cleaned.removed ? cleaned.json : undefined;
+    });
     return { kind: 'helper', program: `docker-credential-${helper}` };
   }
-  await writeRawConfig(file, withAuthEntry(raw.json, host, credentials));
+  await changeConfig(file, (raw) => withAuthEntry(raw.json, host, credentials));
   return { kind: 'file', file };
 }
 
 /**
  * Removes the credentials for `host`: `erase` through its helper (if any) and every `auths` entry for
- * the host. Resolves with where something was removed; empty when there was no login to remove.
+ * the host. Resolves with where something was removed; empty when there was no login to remove. The
+ * file's entries go even when the helper fails (a secret must not stay behind in plain text); the
+ * helper's failure is then thrown, saying so.
  */
 export async function eraseCredentials(
   host: string,
   options: CredentialStoreOptions = {},
 ): Promise<CredentialLocation[]> {
   const file = configFile(options);
-  const raw = await readRawConfig(file);
-  const config = parseDockerConfig(JSON.stringify(raw.json), file);
-  const helper = helperFor(config, host);
+  const helper = helperFor(helperSettings(await readRawConfig(file)), host);
   const serverUrl = configKeyFor(host);
   const removed: CredentialLocation[] = [];
+  let helperError: CogError | undefined;
   if (helper) {
-    const result = await runHelper(helper, 'erase', serverUrl, options);
-    if (result.code === 0) removed.push({ kind: 'helper', program: `docker-credential-${helper}` });
-    else if (!notFoundPattern.test(result.output))
-      throw helperFailure(helper, 'erase', serverUrl, result, []);
+    try {
+      const result = await runHelper(helper, 'erase', serverUrl, options);
+      if (result.code === 0) removed.push({ kind: 'helper', program: `docker-credential-${helper}` });
+      else if (!notFoundPattern.test(result.output))
+        helperError = helperFailure(helper, 'erase', serverUrl, result, []);
+    } catch (err) {
+      if (!(err instanceof CogError)) throw err;
+      helperError = err;
+    }
   }
-  const cleaned = withoutAuthEntries(raw.json, host);
-  if (cleaned.changed) await writeRawConfig(file, cleaned.json);
-  if (cleaned.removed) removed.push({ kind: 'file', file });
+  let fromFile = false;
+  await changeConfig(file, (raw) => {
+    const cleaned = withoutAuthEntries(raw.json, host);
+    fromFile = cleaned.removed;
+    return cleaned.changed ? cleaned.json : undefined;
+  });
+  if (fromFile) removed.push({ kind: 'file', file });
+  if (helperError)
+    throw new CogError(
+      `${helperError.message}${fromFile ? `; the entries for ${host} in ${file} were removed` : ''}`,
+      {
+        hint: `the credentials may still be in the helper's keychain: erase them there, or fix the helper and run \`cog logout ${host}\` again`,
+        cause: helperError,
+      },
+    );
   return removed;
 }

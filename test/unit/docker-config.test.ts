@@ -236,10 +236,10 @@ describe('credential helpers', () => {
       );
       return true;
     });
-    // a helper that prints credentials and still fails: its output is shown without the secret
+    // a helper that prints credentials and still fails: its answer (JSON, with the secret) is not shown
     await assert.rejects(runCredentialHelper('fake', 'leaky.example', { env }), (err: unknown) => {
       assert.ok(err instanceof CogError);
-      assert.match(err.message, /exit status 3: .*"Secret":"\*\*\*"/);
+      assert.match(err.message, /exit status 3$/);
       assert.doesNotMatch(`${err.message} ${err.hint ?? ''}`, /leakedsecret/);
       return true;
     });

@@ -77,6 +77,12 @@ describe('config.json edits (pure)', () => {
   test('redactSecrets hides the secret and its base64 form', () => {
     const b64 = Buffer.from('hunter22').toString('base64');
     assert.equal(redactSecrets(`bad hunter22 and ${b64}`, ['hunter22']), 'bad *** and ***');
+    // the `auth` field / Basic header form, and a URL-encoded one
+    const auth = Buffer.from('ann:p@ss word').toString('base64');
+    assert.equal(
+      redactSecrets(`auth=${auth} url=ann%3Ap%40ss%20word`, ['p@ss word', 'ann:p@ss word']),
+      'auth=*** url=ann%3A***',
+    );
     assert.equal(redactSecrets('ab', ['a']), 'ab', 'very short secrets are not hunted');
   });
 });
@@ -161,6 +167,64 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     const dir = await tempDir('cogts-login-unit-');
     assert.deepEqual(await eraseCredentials('r.example', { configDir: dir, env: {} }), []);
     assert.deepEqual(await readdir(dir), []);
+  });
+
+  test('logins at the same time each keep their entry (the file is changed under a lock)', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    const hosts = Array.from({ length: 16 }, (_, i) => `r${i}.example`);
+    await Promise.all(hosts.map((h) => storeCredentials(h, creds, { configDir: dir, env: {} })));
+    const json = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { auths: object };
+    assert.deepEqual(Object.keys(json.auths).sort(), [...hosts].sort());
+    assert.deepEqual(await readdir(dir), ['config.json'], 'no lock or temp file left');
+  });
+
+  test("a broken auths entry stops no login: another host's is kept, the host's own is replaced or removed", async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    const file = join(dir, 'config.json');
+    await writeFile(
+      file,
+      JSON.stringify({ auths: { 'bad.example': { auth: '!!!' }, 'r.example': { auth: '!!' } } }),
+    );
+    await storeCredentials('r.example', creds, { configDir: dir, env: {} });
+    let json = JSON.parse(await readFile(file, 'utf8')) as { auths: Record<string, unknown> };
+    assert.deepEqual(json.auths['bad.example'], { auth: '!!!' });
+    assert.deepEqual(json.auths['r.example'], { auth: encodeAuthField('ann', creds.secret) });
+    await eraseCredentials('bad.example', { configDir: dir, env: {} });
+    json = JSON.parse(await readFile(file, 'utf8')) as { auths: Record<string, unknown> };
+    assert.deepEqual(Object.keys(json.auths), ['r.example']);
+  });
+
+  test('a config.json link whose target does not exist yet is written through (the link stays)', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    await symlink('elsewhere/real.json', join(dir, 'config.json'));
+    await storeCredentials('r.example', creds, { configDir: dir, env: {} });
+    assert.equal((await lstat(join(dir, 'config.json'))).isSymbolicLink(), true);
+    assert.ok((await readFile(join(dir, 'elsewhere', 'real.json'), 'utf8')).includes('r.example'));
+  });
+
+  test('logout through a helper that fails still removes the plain-text entry, then says the helper failed', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    const file = join(dir, 'config.json');
+    await writeFile(
+      file,
+      JSON.stringify({ credsStore: 'cogts-missing-helper', auths: { 'r.example': { auth: 'YTpi' } } }),
+    );
+    await assert.rejects(
+      eraseCredentials('r.example', { configDir: dir, env: { PATH: dir } }),
+      (err: unknown) => {
+        assert.ok(err instanceof CogError);
+        assert.match(
+          err.message,
+          /cogts-missing-helper is not installed.*; the entries for r\.example in .* were removed/,
+        );
+        assert.match(err.hint ?? '', /may still be in the helper's keychain/);
+        return true;
+      },
+    );
+    assert.deepEqual(JSON.parse(await readFile(file, 'utf8')), {
+      credsStore: 'cogts-missing-helper',
+      auths: {},
+    });
   });
 
   test('a helper that is not installed is named in the error', async () => {
