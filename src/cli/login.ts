@@ -37,14 +37,18 @@ export interface LoginOptions {
 
 /** The registry a command is about: REGISTRY (or --registry), else COG_REGISTRY_HOST, else r8.im. */
 export function resolveRegistryHost(given: string | undefined, env: NodeJS.ProcessEnv): string {
+  const fromEnv = !given?.trim() && Boolean(env.COG_REGISTRY_HOST?.trim());
   given = given?.trim() || defaultRegistryHost(env);
   const host = normalizeRegistryHost(given);
   if (!host || !isRegistryHost(host))
-    throw new CogError(`${JSON.stringify(given)} is not a registry address`, {
-      hint: /^[0-9a-f:]*:[0-9a-f:]*$/i.test(host ?? '')
-        ? `write an IPv6 address in brackets, e.g. \`cog login [${host}]:5000\``
-        : 'name a registry as host[:port] (a port from 1 to 65535), e.g. `cog login registry.example.com`',
-    });
+    throw new CogError(
+      `${fromEnv ? 'COG_REGISTRY_HOST=' : ''}${JSON.stringify(given)} is not a registry address`,
+      {
+        hint: /^[0-9a-f:]*:[0-9a-f:]*$/i.test(host ?? '')
+          ? `write an IPv6 address in brackets, e.g. \`cog login [${host}]:5000\``
+          : 'name a registry as host[:port] (a port from 1 to 65535), e.g. `cog login registry.example.com`',
+      },
+    );
   return host;
 }
 
@@ -90,11 +94,16 @@ async function afterStore(host: string, username: string, where: CredentialLocat
 async function replicateLogin(host: string, options: LoginOptions, io: LoginIo): Promise<void> {
   const env = io.env;
   const fromStdin = options.tokenStdin === true || options.passwordStdin === true;
+  const stdinFlag = options.tokenStdin === true ? '--token-stdin' : '--password-stdin';
+  if (fromStdin && options.password !== undefined)
+    throw new CogError(`--password and ${stdinFlag} exclude each other`, {
+      hint: `give the token one way; ${stdinFlag} keeps it out of the process list`,
+    });
   let token: string;
   if (fromStdin) {
     // still asks the registry first, so a non-Replicate host fails with its own message
     await displayTokenUrl(host, { env });
-    token = (await readAll(io.stdin)).trim();
+    token = (await readAll(io.stdin, stdinFlag)).trim();
   } else if (options.password !== undefined) {
     io.stderr.write('WARNING: a token on the command line is visible to other users; use --token-stdin\n');
     await displayTokenUrl(host, { env });
@@ -117,6 +126,10 @@ async function replicateLogin(host: string, options: LoginOptions, io: LoginIo):
       hint: fromStdin ? 'stdin was empty; pipe the CLI token in' : 'paste the CLI token when asked',
     });
   const username = await verifyReplicateToken(host, token, { env });
+  if (options.username?.trim() && options.username.trim() !== username)
+    io.stderr.write(
+      `WARNING: --username ${options.username.trim()} is not used: ${host}'s token belongs to ${username}\n`,
+    );
   const where = await storeCredentials(host, { username, secret: token }, { env });
   await afterStore(host, username, where, io);
 }
@@ -137,9 +150,21 @@ async function passwordLogin(host: string, options: LoginOptions, io: LoginIo): 
     username = (await readLine(io.stdin, io.stderr, 'Username: ')).trim();
   }
   if (!username) throw new CogError('no username was given', { hint: pipeHint });
+  // Basic authentication joins user and password with ':', so the first ':' ends the username
+  if (username.includes(':'))
+    throw new CogError(
+      `the username ${JSON.stringify(username)} contains ':', which no registry login can carry`,
+      {
+        hint: 'check the username; nothing was stored',
+      },
+    );
+  if (options.password === '') throw new CogError('--password is empty', { hint: pipeHint });
 
   let password: string;
-  if (fromStdin) password = stripLineBreak(await readAll(io.stdin));
+  if (fromStdin)
+    password = stripLineBreak(
+      await readAll(io.stdin, options.passwordStdin === true ? '--password-stdin' : '--token-stdin'),
+    );
   else if (options.password !== undefined) {
     io.stderr.write(
       'WARNING: a password on the command line is visible to other users; use --password-stdin\n',

@@ -80,9 +80,46 @@ export function readHidden(
   });
 }
 
-/** Reads all of stdin (e.g. `echo "$PASSWORD" | cog login --password-stdin`). */
-export async function readAll(input: NodeJS.ReadableStream): Promise<string> {
+/** The most a password or token on stdin may be (registries refuse far shorter request headers). */
+export const secretInputLimit = 64 * 1024;
+
+/**
+ * Reads all of stdin (e.g. `echo "$PASSWORD" | cog login --password-stdin`) as UTF-8 text, for `flag`:
+ * input over `limit` bytes, bytes that are not UTF-8, and a stdin that cannot be read are errors that
+ * name the flag.
+ */
+export async function readAll(
+  input: NodeJS.ReadableStream,
+  flag = 'stdin',
+  limit = secretInputLimit,
+): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of input) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
+  let size = 0;
+  try {
+    for await (const chunk of input) {
+      const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+      size += bytes.length;
+      if (size > limit)
+        throw new CogError(`${flag}: the input is longer than ${limit / 1024} KiB`, {
+          hint: 'pipe in the password or token alone (e.g. `printenv TOKEN | cog login …`)',
+        });
+      chunks.push(bytes);
+    }
+  } catch (err) {
+    if (err instanceof CogError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CogError(`${flag}: cannot read stdin (${code ?? (err as Error).message})`, {
+      hint:
+        code === 'EISDIR'
+          ? 'stdin is a directory; redirect a file or pipe the secret in'
+          : 'pipe the secret in',
+    });
+  }
+  const bytes = Buffer.concat(chunks);
+  const text = bytes.toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(bytes))
+    throw new CogError(`${flag}: the input is not UTF-8 text`, {
+      hint: 'pipe in the password or token as UTF-8 text',
+    });
+  return text;
 }

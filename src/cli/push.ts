@@ -121,9 +121,16 @@ export function replicateModelUrl(ref: Reference): string | undefined {
 }
 
 /** Registry refusals, said in terms of `cog push` and what to do about them. Never names a credential. */
-export function explainPushError(err: unknown, ref: Reference, hadCredentials: boolean): unknown {
+export function explainPushError(
+  err: unknown,
+  ref: Reference,
+  hadCredentials: boolean,
+  env: NodeJS.ProcessEnv = {},
+): unknown {
   if (!(err instanceof RegistryError)) return err;
   const where = `${ref.registry}/${ref.repository}`;
+  // one of the pair alone counts for nothing: say which is missing
+  const halfSet = ['COG_REGISTRY_USERNAME', 'COG_REGISTRY_PASSWORD'].filter((name) => !env[name]);
   if (err.status === 401)
     return new CogError(
       hadCredentials
@@ -132,7 +139,9 @@ export function explainPushError(err: unknown, ref: Reference, hadCredentials: b
       {
         hint: hadCredentials
           ? `log in again with \`cog login ${ref.registry}\` (or fix COG_REGISTRY_USERNAME / COG_REGISTRY_PASSWORD)`
-          : `log in with \`cog login ${ref.registry}\`, or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD`,
+          : halfSet.length === 1
+            ? `${halfSet[0]} is not set (the other one is): set both, or log in with \`cog login ${ref.registry}\``
+            : `log in with \`cog login ${ref.registry}\`, or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD`,
         cause: err,
       },
     );
@@ -234,7 +243,7 @@ async function pushStored<T>(
         hint: 'run cog push again; blobs that reached the registry are not uploaded again',
         exitCode: 130,
       });
-    throw explainPushError(err, ref, await client.hasCredentials(ref.registry));
+    throw explainPushError(err, ref, await client.hasCredentials(ref.registry), io.env);
   } finally {
     await client.close();
   }

@@ -11,6 +11,8 @@ export interface RegistryErrorInit {
   readonly method: string;
   readonly url: string;
   readonly codes?: readonly string[];
+  /** what the registry's error body said (errorEntry), when it said anything */
+  readonly said?: string;
   readonly retryAfterMs?: number | undefined;
   readonly hint?: string;
   readonly cause?: unknown;
@@ -22,6 +24,7 @@ export class RegistryError extends CogError {
   /** redacted: no query, no user-info */
   readonly url: string;
   readonly codes: readonly string[];
+  readonly said: string;
   readonly retryAfterMs: number | undefined;
 
   constructor(message: string, init: RegistryErrorInit) {
@@ -33,6 +36,7 @@ export class RegistryError extends CogError {
     this.method = init.method;
     this.url = redactUrl(init.url);
     this.codes = init.codes ?? [];
+    this.said = init.said ?? '';
     this.retryAfterMs = init.retryAfterMs;
   }
 }
@@ -131,8 +135,13 @@ export function errorEntry(code: string | undefined, message: string, detail: un
   return text;
 }
 
-/** Reads (at most 64 KiB of) the error body and builds the error. Consumes the response body. */
-export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorContext): Promise<RegistryError> {
+/**
+ * What a registry's error body says: its error codes, and its entries as one line (errorEntry); empty
+ * when the body is not the spec's error shape. Reads at most 64 KiB; consumes the response body.
+ */
+export async function readErrorBody(
+  res: Dispatcher.ResponseData,
+): Promise<{ readonly codes: string[]; readonly said: string }> {
   let text = '';
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -154,7 +163,12 @@ export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorCont
   } catch {
     // not the spec's error body
   }
-  const said = parts.join('; ').slice(0, 400);
+  return { codes, said: parts.join('; ').slice(0, 400) };
+}
+
+/** Reads (at most 64 KiB of) the error body and builds the error. Consumes the response body. */
+export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorContext): Promise<RegistryError> {
+  const { codes, said } = await readErrorBody(res);
   const status = res.statusCode;
   return new RegistryError(
     `${ctx.what}: ${ctx.method} ${redactUrl(ctx.url)} answered HTTP ${status}${said ? ` (${said})` : ''}`,
@@ -163,6 +177,7 @@ export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorCont
       method: ctx.method,
       url: ctx.url,
       codes,
+      said,
       retryAfterMs: parseRetryAfter(headerValue(res.headers, 'retry-after')),
       hint: hintFor(status, ctx, codes),
     },

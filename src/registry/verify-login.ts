@@ -7,7 +7,7 @@
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
 import { RegistryClient } from './client.js';
-import { RegistryError } from './errors.js';
+import { RegistryError, readErrorBody } from './errors.js';
 import type { Keychain, RegistryCredentials } from './keychain.js';
 import { defaultRetryPolicy } from './retry.js';
 
@@ -19,10 +19,11 @@ export interface VerifyLoginOptions {
 
 /** The credentials were refused by the registry (or its token service). Nothing was stored. */
 export class LoginRejectedError extends CogError {
-  constructor(registry: string, status: number) {
-    super(`login to ${registry} failed: the registry rejected the credentials (HTTP ${status})`, {
-      hint: 'check the username and the password or token; nothing was stored',
-    });
+  constructor(registry: string, status: number, said = '') {
+    super(
+      `login to ${registry} failed: the registry rejected the credentials (HTTP ${status}${said ? `: ${said}` : ''})`,
+      { hint: 'check the username and the password or token; nothing was stored' },
+    );
   }
 }
 
@@ -45,6 +46,7 @@ export async function verifyRegistryLogin(
   });
   try {
     let status: number;
+    let said = '';
     try {
       const res = await client.send({
         registry,
@@ -54,17 +56,28 @@ export async function verifyRegistryLogin(
         ...(options.signal ? { signal: options.signal } : {}),
       });
       status = res.statusCode;
-      await res.body.dump();
+      if (status >= 200 && status < 300) await res.body.dump();
+      else said = (await readErrorBody(res)).said;
     } catch (err) {
       if (err instanceof RegistryError && (err.status === 401 || err.status === 403))
-        throw new LoginRejectedError(registry, err.status);
+        throw new LoginRejectedError(registry, err.status, err.said);
       throw err;
     }
-    if (status === 401 || status === 403) throw new LoginRejectedError(registry, status);
+    if (status === 401 || status === 403) throw new LoginRejectedError(registry, status, said);
+    if (status === 431)
+      throw new CogError(
+        `login to ${registry} failed: the registry refused the request's headers as too large (HTTP 431)`,
+        {
+          hint: 'the credentials are longer than the registry accepts in a request header; check that the whole password or token (and nothing else) was given; nothing was stored',
+        },
+      );
     if (status < 200 || status >= 300)
-      throw new CogError(`login to ${registry} failed: GET /v2/ answered HTTP ${status}`, {
-        hint: `check that ${registry} is an OCI registry; nothing was stored`,
-      });
+      throw new CogError(
+        `login to ${registry} failed: GET /v2/ answered HTTP ${status}${said ? ` (${said})` : ''}`,
+        {
+          hint: `check that ${registry} is an OCI registry; nothing was stored`,
+        },
+      );
   } finally {
     await client.close();
   }

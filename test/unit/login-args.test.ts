@@ -10,6 +10,11 @@ test('SERVER or --registry; two different registries are refused', () => {
   assert.equal(registryArgument({ server: 'a.example' }), 'a.example');
   assert.equal(registryArgument({ registry: 'b.example' }), 'b.example');
   assert.equal(registryArgument({ server: 'b.example', registry: 'b.example' }), 'b.example');
+  // the same registry spelled two ways is one registry
+  assert.equal(
+    registryArgument({ server: 'http://B.example:5000/', registry: 'b.example:5000' }),
+    'http://B.example:5000/',
+  );
   for (const argv of [
     { server: 'a.example', registry: 'b.example' },
     { registry: ['a.example', 'b.example'] },

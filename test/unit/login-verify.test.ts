@@ -222,3 +222,90 @@ describe('interactive prompts', () => {
     }
   });
 });
+
+describe('login input checks (nothing sent, nothing stored)', () => {
+  const io = (stdin: NodeJS.ReadableStream, env: NodeJS.ProcessEnv = {}) => ({
+    env,
+    stdin: stdin as PassThrough,
+    stdout: sink().stream,
+    stderr: sink().stream,
+  });
+  const piped = (bytes: Buffer) => {
+    const input = new PassThrough();
+    input.end(bytes);
+    return input;
+  };
+  const refused = async (run: Promise<void>, message: RegExp) =>
+    assert.rejects(run, (err: Error) => {
+      assert.match(err.message, message);
+      return true;
+    });
+
+  test('stdin longer than 64 KiB, or not UTF-8, is refused naming the flag', async () => {
+    const dir = await tempDir('cogts-login-input-');
+    const env = { DOCKER_CONFIG: dir };
+    await refused(
+      login(
+        { registry: '127.0.0.1:9', username: 'u', passwordStdin: true },
+        io(piped(Buffer.alloc(65 * 1024, 0x61)), env),
+      ),
+      /^--password-stdin: the input is longer than 64 KiB$/,
+    );
+    await refused(
+      login(
+        { registry: '127.0.0.1:9', username: 'u', passwordStdin: true },
+        io(piped(Buffer.from([0x70, 0xff, 0x77, 0x0a])), env),
+      ),
+      /^--password-stdin: the input is not UTF-8 text$/,
+    );
+    await assert.rejects(readFile(join(dir, 'config.json')), { code: 'ENOENT' });
+  });
+
+  test("a username with ':' and an empty --password are refused before the registry is asked", async () => {
+    await refused(
+      login({ registry: '127.0.0.1:9', username: 'a:b', password: 'pw' }, io(piped(Buffer.alloc(0)))),
+      /the username "a:b" contains ':'/,
+    );
+    await refused(
+      login({ registry: '127.0.0.1:9', username: 'u', password: '' }, io(piped(Buffer.alloc(0)))),
+      /^--password is empty$/,
+    );
+  });
+
+  test('a bad COG_REGISTRY_HOST is named as the variable', async () => {
+    await refused(
+      login({ username: 'u', password: 'pw' }, io(piped(Buffer.alloc(0)), { COG_REGISTRY_HOST: 'bad host' })),
+      /^COG_REGISTRY_HOST="bad host" is not a registry address$/,
+    );
+  });
+
+  test("a registry's refusal shows what it said; a 431 says the credentials are too long", async () => {
+    const server = createServer((req, res) => {
+      if (!req.headers.authorization) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="fake"' });
+        return res.end();
+      }
+      if (req.headers.authorization.length > 1000) {
+        res.writeHead(431);
+        return res.end();
+      }
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'DENIED', message: 'account locked' }] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await refused(
+        verifyRegistryLogin(host, good, { env: {} }),
+        /rejected the credentials \(HTTP 403: account locked \[DENIED\]\)/,
+      );
+      await assert.rejects(
+        verifyRegistryLogin(host, { username: 'u', secret: 'x'.repeat(2000) }, { env: {} }),
+        (err: CogError) =>
+          /HTTP 431/.test(err.message) && /longer than the registry accepts/.test(err.hint ?? ''),
+      );
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

@@ -287,6 +287,8 @@ describe('cog push: target, errors, summary', () => {
     assert.match(r8.message, /unable to find an existing Replicate model at r8\.im\/u\/m/);
     const other = new Error('boom');
     assert.equal(explainPushError(other, ref, false), other);
+    const half = explainPushError(err, ref, false, { COG_REGISTRY_USERNAME: 'ci' }) as CogError;
+    assert.match(half.hint ?? '', /^COG_REGISTRY_PASSWORD is not set \(the other one is\)/);
   });
 
   test('the summary counts blobs and bytes', () => {
