@@ -16,11 +16,17 @@ import {
   credentialResolver,
   dockerConfigDir,
   dockerHubHost,
+  normalizeRegistryHost,
 } from './docker-config.js';
 import { BuildkitError } from './errors.js';
 import type { SessionService } from './session.js';
 
 export interface AuthServiceOptions extends CredentialOptions {
+  /**
+   * registries COG_REGISTRY_USERNAME/COG_REGISTRY_PASSWORD (from `env`) answer for, ahead of config.json:
+   * the build's push destination. Never others: buildkitd also asks for the base images' registries.
+   */
+  readonly envCredentialsFor?: readonly string[];
   /** told of every Credentials request (host as the daemon sent it) and its outcome; never of a secret */
   readonly onRequest?: (host: string, outcome: 'credentials' | 'anonymous' | 'error') => void;
 }
@@ -29,7 +35,15 @@ const unimplemented = (method: string) => (_call: unknown, callback: grpc.sendUn
   callback({ code: grpc.status.UNIMPLEMENTED, details: `${method} is not implemented by cog-ts` });
 
 export function authService(options: AuthServiceOptions = {}): SessionService {
-  const resolve = credentialResolver(options);
+  const fromConfig = credentialResolver(options);
+  const env = options.env ?? process.env;
+  const envHosts = new Set((options.envCredentialsFor ?? []).map((h) => normalizeRegistryHost(h)));
+  const fromEnv =
+    env.COG_REGISTRY_USERNAME && env.COG_REGISTRY_PASSWORD
+      ? { username: env.COG_REGISTRY_USERNAME, secret: env.COG_REGISTRY_PASSWORD }
+      : undefined;
+  const resolve = (host: string) =>
+    fromEnv && envHosts.has(normalizeRegistryHost(host)) ? Promise.resolve(fromEnv) : fromConfig(host);
   return {
     name: 'moby.filesync.v1.Auth',
     implementation: {

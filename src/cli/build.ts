@@ -92,8 +92,14 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const recordInputs = recording && fingerprintBuild(recording, prepared, args);
 
   const specs: ExportSpec[] = [];
+  /** the registry --push sends to: COG_REGISTRY_USERNAME/PASSWORD answer buildkitd for it alone */
+  let pushRegistry: string | undefined;
   if (args.push) {
-    pushDestination(imageName, args.tag ? '-t' : `the image name (${imageName})`);
+    if (!args.tag && !loaded.completed.image && !loaded.completed.model)
+      throw new CogError(`--push needs a destination: cog.yaml names no image, and no -t was given`, {
+        hint: "name one with -t REGISTRY/REPO[:TAG], or set 'image' in cog.yaml",
+      });
+    pushRegistry = pushDestination(imageName, args.tag ? '-t' : "'image' in cog.yaml").registry;
     specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
   }
   for (const value of args.outputs) {
@@ -172,6 +178,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         sharedKey: sharedKeyHint,
         // a cog-base probe that fails is a fallback with a warning, not a failed step
         hideSteps: isCogBaseProbe,
+        ...(pushRegistry ? { envCredentialsFor: [pushRegistry] } : {}),
       },
       ({ client, session, ref, signal, onStatus }) =>
         buildModel(client, {

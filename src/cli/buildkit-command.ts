@@ -28,6 +28,8 @@ export interface BuildkitCommandOptions {
   readonly hideSteps?: (name: string) => boolean;
   /** what the first Ctrl-C does, for its message (default: cancelling the build) */
   readonly onInterruptDoing?: () => string;
+  /** registries (a --push destination) that COG_REGISTRY_USERNAME/PASSWORD answer for */
+  readonly envCredentialsFor?: readonly string[];
 }
 
 export interface BuildkitContext {
@@ -56,7 +58,10 @@ export async function withBuildkit<T>(
     try {
       const session = Session.start(
         connection.client,
-        [authService({ env: io.env }), ...options.services],
+        [
+          authService({ env: io.env, envCredentialsFor: options.envCredentialsFor ?? [] }),
+          ...options.services,
+        ],
         options.sharedKey ?? '',
       );
       try {

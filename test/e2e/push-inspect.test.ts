@@ -446,6 +446,19 @@ describe('cog push to the htpasswd registry', () => {
     assert.ok(!r.stdout.includes(tb.authPassword) && !r.stderr.includes(tb.authPassword));
     assert.match(r.stderr, /\(0 uploaded/);
   });
+
+  test('… and for cog build --push, where buildkitd asks for them (for the destination only)', async () => {
+    const r = await cogIn(
+      hello,
+      ['build', '--push', '-t', `${tb.authRegistry}/${repo}:v3`, '--progress', 'quiet'],
+      {
+        COG_REGISTRY_USERNAME: tb.authUser,
+        COG_REGISTRY_PASSWORD: tb.authPassword,
+      },
+    );
+    assert.equal(r.code, 0, explain(r));
+    assert.ok(!r.stdout.includes(tb.authPassword) && !r.stderr.includes(tb.authPassword));
+  });
 });
 
 describe('cog push and cog inspect refusals', () => {
@@ -456,6 +469,15 @@ describe('cog push and cog inspect refusals', () => {
     assert.equal(r.code, 1, explain(r));
     assert.match(r.stderr, /cog push needs an image name/);
     assert.match(r.stderr, /^hint: set the 'image' option in cog\.yaml/m);
+  });
+
+  test('cog build --push with no -t and no image in cog.yaml fails before building', async () => {
+    const dir = await tempDir('cogts-push-nodest-');
+    await cp(hello, dir, { recursive: true });
+    const r = await cogIn(dir, ['build', '--push']);
+    assert.equal(r.code, 1, explain(r));
+    assert.match(r.stderr, /--push needs a destination: cog\.yaml names no image, and no -t was given/);
+    assert.doesNotMatch(r.stderr, /buildkitd|\[\d+\/\d+\]/, 'nothing was built');
   });
 
   test('a digest as the destination fails before building, for cog push and cog build --push', async () => {

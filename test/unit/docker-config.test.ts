@@ -334,6 +334,34 @@ describe('the Auth session service', () => {
       assert.equal(err?.code, 12 /* UNIMPLEMENTED */, method);
     }
   });
+
+  test('COG_REGISTRY_USERNAME/PASSWORD answer buildkitd for the push destination only, ahead of config.json', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cogts-dockercfg-'));
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ auths: { 'push.example:5000': { auth: b64('old:pw') } } }),
+    );
+    const service = authService({
+      configDir: dir,
+      env: { COG_REGISTRY_USERNAME: 'ci', COG_REGISTRY_PASSWORD: 'ci-secret' },
+      envCredentialsFor: ['Push.Example:5000'],
+    });
+    const credentials = service.implementation.Credentials as Handler;
+    assert.deepEqual((await ask(credentials, 'push.example:5000')).value, {
+      Username: 'ci',
+      Secret: 'ci-secret',
+    });
+    // a base image's registry (Docker Hub here) never gets them
+    assert.deepEqual((await ask(credentials, 'registry-1.docker.io')).value, {});
+    const without = authService({
+      configDir: dir,
+      env: { COG_REGISTRY_USERNAME: 'ci', COG_REGISTRY_PASSWORD: 'x' },
+    });
+    assert.deepEqual((await ask(without.implementation.Credentials as Handler, 'push.example:5000')).value, {
+      Username: 'old',
+      Secret: 'pw',
+    });
+  });
 });
 
 describe('registry auth failures in solve errors', () => {
