@@ -17,7 +17,7 @@ import { checkPushSettings, defaultReplicateHost } from '../registry/settings.js
 import type { LoadedConfig } from '../config/index.js';
 import { formatSize } from '../image/inspect.js';
 import { ImageStore, imageStoreDir } from '../image/store.js';
-import { mountCandidates, readPushHistory, recordPush } from '../image/push-history.js';
+import { blobMountSources, readPushHistory, recordPush } from '../image/push-history.js';
 import { resolveProgressMode } from '../progress/index.js';
 import { createPushProgress } from '../progress/push-progress.js';
 import {
@@ -214,12 +214,14 @@ async function pushStored<T>(
       onRetry: (info) => progress.note(retryLine(info)),
     },
   });
-  const mountFrom = mountCandidates(
+  const store = new ImageStore(built.storeDir);
+  const sources = await blobMountSources(
     await readPushHistory(built.storeDir),
     ref.registry,
     ref.repository,
-    built.digest,
+    (image) => store.blobsOf(image),
   );
+  const mountFrom = (blob: string) => sources.get(blob) ?? [];
   let pushed: { result: PushResult; extra: T };
   try {
     pushed = await withInterrupt(

@@ -56,22 +56,39 @@ export async function recordPush(storeRoot: string, record: PushRecord): Promise
   }
 }
 
+/** Records read for blob mount sources: the newest pushes to the registry. */
+const recordsForMounts = 30;
+
 /**
- * Repositories on `registry` to mount from when pushing `digest` to `repository`: those that got the
- * same image first, then the others, newest first; at most `limit`. Pure.
+ * For each blob of the images pushed before to `registry` (other repositories than `repository`),
+ * the repositories that got it, newest push first: the mount sources a blob is worth asking for. A
+ * blob no earlier push had gets none, so it goes straight to upload instead of trying mounts that
+ * cannot work. `blobsOf` lists the digests an image (a manifest or index digest) reaches, from the
+ * local store; an image it no longer knows adds nothing.
  */
-export function mountCandidates(
+export async function blobMountSources(
   records: readonly PushRecord[],
   registry: string,
   repository: string,
-  digest: string,
-  limit = 3,
-): string[] {
-  const onRegistry = records.filter((r) => r.registry === registry && r.repository !== repository);
-  const newestFirst = [...onRegistry].sort((a, b) => b.at - a.at);
-  const ordered = [
-    ...newestFirst.filter((r) => r.digest === digest),
-    ...newestFirst.filter((r) => r.digest !== digest),
-  ];
-  return [...new Set(ordered.map((r) => r.repository))].slice(0, limit);
+  blobsOf: (image: string) => Promise<ReadonlySet<string>>,
+): Promise<ReadonlyMap<string, readonly string[]>> {
+  const newestFirst = records
+    .filter((r) => r.registry === registry && r.repository !== repository)
+    .sort((a, b) => b.at - a.at)
+    .slice(0, recordsForMounts);
+  const sources = new Map<string, string[]>();
+  const reached = new Map<string, ReadonlySet<string>>();
+  for (const record of newestFirst) {
+    let blobs = reached.get(record.digest);
+    if (!blobs) {
+      blobs = await blobsOf(record.digest).catch(() => new Set<string>());
+      reached.set(record.digest, blobs);
+    }
+    for (const blob of blobs) {
+      const repos = sources.get(blob) ?? [];
+      if (!repos.includes(record.repository)) repos.push(record.repository);
+      sources.set(blob, repos);
+    }
+  }
+  return sources;
 }

@@ -208,6 +208,22 @@ export class ImageStore {
     }
   }
 
+  /**
+   * Every digest an image (a manifest or index, by its digest) reaches in the store, itself included;
+   * empty when the store does not have it.
+   */
+  async blobsOf(digest: string): Promise<Set<string>> {
+    const json = (await this.readJson(digest)) as { mediaType?: unknown; manifests?: unknown } | undefined;
+    if (json === undefined || json === null) return new Set();
+    const mediaType =
+      typeof json.mediaType === 'string'
+        ? json.mediaType
+        : Array.isArray(json.manifests)
+          ? 'application/vnd.oci.image.index.v1+json'
+          : 'application/vnd.oci.image.manifest.v1+json';
+    return this.reachableFrom([{ digest, mediaType, size: 0 }]);
+  }
+
   private reachableFrom(roots: readonly Descriptor[]): Promise<Set<string>> {
     return reachableDigests(roots, (digest) => this.readJson(digest));
   }

@@ -8,7 +8,7 @@
  */
 import { CogError } from '../errors.js';
 import { uploadBlob } from './blob-upload.js';
-import { type BlobSource, type UploadSession, blobExists, mountBlob } from './blobs.js';
+import { type BlobSource, type UploadSession, blobExists, cancelUpload, mountBlob } from './blobs.js';
 import type { RegistryClient } from './client.js';
 import { isBlobUnknownError } from './errors.js';
 import { type Descriptor, OciLayout } from './layout.js';
@@ -33,6 +33,12 @@ export interface PushProgress {
   readonly total: { readonly done: number; readonly size: number; readonly bytesPerSecond: number };
 }
 
+/** Mount sources: repositories for every blob, or the repositories that hold a given blob. */
+export type MountSources = readonly string[] | ((blob: string) => readonly string[]);
+
+/** Mount sources asked per blob before it is uploaded. */
+const maxMountTries = 3;
+
 export interface PushOptions {
   readonly signal?: AbortSignal | undefined;
   /** blobs at once (default COG_PUSH_CONCURRENCY, else 5) */
@@ -41,8 +47,11 @@ export interface PushOptions {
   readonly chunkSize?: number;
   /** blobs up to this size go in one request (default COG_PUSH_MULTIPART_THRESHOLD, else 128 MiB) */
   readonly multipartThreshold?: number;
-  /** repositories on the same registry that may hold the blobs: mounted from instead of uploaded */
-  readonly mountFrom?: readonly string[];
+  /**
+   * repositories on the same registry that may hold the blobs (the same for every blob, or per blob):
+   * mounted from instead of uploaded, trying up to three in order
+   */
+  readonly mountFrom?: MountSources;
   readonly onProgress?: ((event: PushProgress) => void) | undefined;
   /** a line for the user, e.g. blobs uploaded again after the registry refused a manifest for them */
   readonly onNote?: ((line: string) => void) | undefined;
@@ -169,21 +178,27 @@ export async function pushImage(
           emit(blob.digest, blob.size, blob.size, 'exists');
           return;
         }
-        for (const from of options.mountFrom ?? []) {
+        const candidates =
+          typeof options.mountFrom === 'function'
+            ? options.mountFrom(blob.digest)
+            : (options.mountFrom ?? []);
+        for (const from of candidates.slice(0, maxMountTries)) {
           if (from === target.repository) continue;
           const mounted = await mountBlob(client, target, blob.digest, from, signal).catch((err: unknown) => {
             if (signal.aborted) throw err;
             return undefined; // no access to `from`, or no mount support: upload instead
           });
           if (mounted?.mounted) {
+            if (session) await cancelUpload(client, target, session.location, signal);
             counts.mounted++;
             notUploaded.set(blob.digest, 'mounted');
             emit(blob.digest, blob.size, blob.size, 'mounted');
             return;
           }
           if (mounted) {
+            // declined (202): the next source may hold it; the session opened by the last one uploads
+            if (session) await cancelUpload(client, target, session.location, signal);
             session = mounted.session;
-            break;
           }
         }
       }

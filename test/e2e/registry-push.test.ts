@@ -171,6 +171,36 @@ describe('push to the plain registry', () => {
     assert.equal(await rawDigest(`${tb.registry}/${sibling}:v1`), image.digest);
   });
 
+  test('a source that declines a mount (202) is not the last word: the next one is asked', async () => {
+    const before = uploads(proxy);
+    const sibling = `cogts-test/mount-next-${run}`;
+    const result = await pushFromLayout(
+      c,
+      image.dir,
+      undefined,
+      parseReference(`${proxy.host}/${sibling}:v1`),
+      {
+        // the first source has never held these blobs: the registry declines, opening an upload session
+        mountFrom: (blob) => [
+          `cogts-test/empty-${run}`,
+          image.layers.some((l) => l.digest === blob) ? repo : `cogts-test/nowhere-${run}`,
+        ],
+      },
+    );
+    assert.equal(result.blobs.mounted, image.layers.length);
+    assert.equal(result.blobs.uploaded, 1, 'only the config, whose sources both declined');
+    const deletes = proxy.stats.requests.filter(
+      (r) => r.method === 'DELETE' && r.path.includes('/blobs/uploads/'),
+    );
+    assert.equal(
+      deletes.length,
+      image.layers.length + 1,
+      "each declined mount's session let go but the one used",
+    );
+    assert.equal(uploads(proxy), before, "the config went up on the last declined mount's session");
+    assert.equal(await rawDigest(`${tb.registry}/${sibling}:v1`), image.digest);
+  });
+
   test('an index goes up with its children; the read side picks linux/amd64 and reads its config', async () => {
     const ref = parseReference(`${tb.registry}/cogts-test/multi-${run}:v1`);
     const result = await pushFromLayout(c, multi.dir, undefined, ref, { concurrency: 2 });

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { explainPushError, pushSummary, pushTarget, replicateModelUrl } from '../../src/cli/push.js';
 import type { CogError } from '../../src/errors.js';
-import { mountCandidates, withPush } from '../../src/image/push-history.js';
+import { blobMountSources, withPush } from '../../src/image/push-history.js';
 import {
   type PushView,
   applyPushEvent,
@@ -205,18 +205,32 @@ describe('push history', () => {
     at,
   });
 
-  test('mount sources: same image first, newest first, not the target, same registry, unique', () => {
+  test('mount sources per blob: the repositories whose images had it, newest first; not the target, same registry', async () => {
     const records = [
       rec('a', d2, 1),
       rec('b', d1, 2),
       rec('c', d2, 3),
       rec('target', d1, 4),
       rec('d', d1, 5, 'other:1'),
-      rec('b', d2, 6),
+      rec('e', 'sha256:gone', 6),
     ];
-    assert.deepEqual(mountCandidates(records, 'reg:5000', 'target', d1), ['b', 'c', 'a']);
-    assert.deepEqual(mountCandidates(records, 'reg:5000', 'target', d1, 1), ['b']);
-    assert.deepEqual(mountCandidates(records, 'nowhere', 'target', d1), []);
+    // image d1 has blobs x and y; image d2 has y and z; the store no longer knows 'sha256:gone'
+    const images: Record<string, string[]> = { [d1]: ['x', 'y'], [d2]: ['y', 'z'] };
+    const asked: string[] = [];
+    const sources = await blobMountSources(records, 'reg:5000', 'target', (image) => {
+      asked.push(image);
+      const blobs = images[image];
+      return blobs ? Promise.resolve(new Set(blobs)) : Promise.reject(new Error('not in the store'));
+    });
+    assert.deepEqual(sources.get('x'), ['b']);
+    assert.deepEqual(sources.get('y'), ['c', 'b', 'a']);
+    assert.deepEqual(sources.get('z'), ['c', 'a']);
+    assert.equal(sources.get('w'), undefined, 'a blob no push had: no mount tries');
+    assert.deepEqual(asked, ['sha256:gone', d2, d1], 'each image read once');
+    assert.equal(
+      (await blobMountSources(records, 'nowhere', 'target', () => Promise.resolve(new Set()))).size,
+      0,
+    );
   });
 
   test('a repeated push replaces its record', () => {
