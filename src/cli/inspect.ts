@@ -16,9 +16,11 @@ import {
   parseReference,
   checkImagePlatform,
   childFor,
+  defaultRetryPolicy,
 } from '../registry/index.js';
 import type { CommandIo } from './debug-solve.js';
 import { withInterrupt } from './interrupt.js';
+import { retryLine } from './retry-line.js';
 
 export interface InspectArgs {
   readonly image: string;
@@ -129,7 +131,10 @@ export async function inspect(args: InspectArgs, io: CommandIo): Promise<void> {
       });
   }
   if (!found) {
-    const client = new RegistryClient({ env: io.env });
+    const client = new RegistryClient({
+      env: io.env,
+      retry: { ...defaultRetryPolicy, onRetry: (info) => io.stderr.write(`${retryLine(info)}\n`) },
+    });
     try {
       found = await withInterrupt(
         io.stderr,

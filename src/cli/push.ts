@@ -19,13 +19,13 @@ import { formatSize } from '../image/inspect.js';
 import { ImageStore, imageStoreDir } from '../image/store.js';
 import { blobMountSources, readPushHistory, recordPush } from '../image/push-history.js';
 import { resolveProgressMode } from '../progress/index.js';
+import { retryLine } from './retry-line.js';
 import { createPushProgress } from '../progress/push-progress.js';
 import {
   type PushResult,
   type Reference,
   RegistryClient,
   RegistryError,
-  type RetryInfo,
   defaultRetryPolicy,
   formatReference,
   headManifest,
@@ -107,12 +107,6 @@ export function checkBundlePush(
       hint: `remove the 'weights' stanza to push the model bundle without managed weights`,
     });
   checkBundleDestination(model);
-}
-
-/** What a retry says: the (already redacted) error, the attempt, and the wait. */
-export function retryLine(info: RetryInfo): string {
-  const what = info.error instanceof Error ? info.error.message : String(info.error);
-  return `cog: ${what.split('\n')[0]}; retrying (${info.attempt}/${info.attempts - 1}) in ${(info.delayMs / 1000).toFixed(1)}s`;
 }
 
 /** The model page for an r8.im image (`https://replicate.com/owner/model`), else undefined. */

@@ -42,6 +42,8 @@ export interface RegistryClientOptions {
   readonly insecureRegistries?: readonly string[];
   /** connections per registry origin (default 8) */
   readonly connections?: number;
+  /** how long the /v2/ ping waits for an answer once connected (default 10 s) */
+  readonly pingAnswerMs?: number;
   /** an undici dispatcher to use instead of our own Agent (not closed by close()) */
   readonly dispatcher?: Dispatcher;
   readonly retry?: RetryPolicy;
@@ -82,6 +84,12 @@ function errorCode(err: unknown): string {
 /** Tries of the /v2/ ping; any call's retries do not try it again once it failed them all. */
 const pingAttempts = 3;
 
+/**
+ * How long the /v2/ ping waits for an answer once connected: a server that takes the connection and
+ * never answers (not a registry, or a hung one) fails in seconds, not after undici's 5 minutes.
+ */
+const defaultPingAnswerMs = 10_000;
+
 /** A scope with its actions sorted: `repository:x:push,pull` and `repository:x:pull,push` are one. */
 function normalScope(scope: string): string {
   const at = scope.lastIndexOf(':');
@@ -114,9 +122,11 @@ export class RegistryClient {
   private readonly ownsDispatcher: boolean;
   private readonly userAgent: string;
   private readonly hosts = new Map<string, HostState>();
+  private readonly pingAnswerMs: number;
 
   constructor(options: RegistryClientOptions = {}) {
     const env = options.env ?? process.env;
+    this.pingAnswerMs = options.pingAnswerMs ?? defaultPingAnswerMs;
     this.keychain = options.keychain ?? defaultKeychain(env);
     this.insecure = options.insecureRegistries ?? insecureRegistries(env);
     this.retry = options.retry ?? defaultRetryPolicy;
@@ -219,10 +229,12 @@ export class RegistryClient {
     headers: Record<string, string>,
     body: RequestBody,
     signal: AbortSignal | undefined,
+    answerWithinMs?: number,
   ): Promise<Dispatcher.ResponseData> {
     const stream = typeof body === 'function' ? body() : body;
     try {
       return await dispatchRequest(this.dispatcher, url, {
+        ...(answerWithinMs === undefined ? {} : { headersTimeout: answerWithinMs }),
         method: method as Dispatcher.HttpMethod,
         headers: { 'user-agent': this.userAgent, ...headers },
         ...(stream === undefined ? {} : { body: stream }),
@@ -236,6 +248,17 @@ export class RegistryClient {
       if (stream && typeof stream === 'object' && 'destroy' in stream) stream.destroy();
       if (isAbort(err) || signal?.aborted) throw signal?.reason ?? err;
       const code = errorCode(err);
+      if (code === 'UND_ERR_HEADERS_TIMEOUT')
+        throw new RegistryError(
+          `${registry} did not answer ${method} ${redactUrl(url)}${answerWithinMs === undefined ? '' : ` within ${answerWithinMs / 1000} s`}`,
+          {
+            status: undefined,
+            method,
+            url,
+            cause: err,
+            hint: `${registry} takes connections but does not answer: check that the address is a registry's, and that the registry is healthy`,
+          },
+        );
       throw new RegistryError(`cannot reach ${registry}: ${method} ${redactUrl(url)} failed (${code})`, {
         status: undefined,
         method,
@@ -270,7 +293,7 @@ export class RegistryClient {
       const last = i === schemes.length - 1;
       const url = `${scheme}://${host}/v2/`;
       try {
-        const res = await this.raw(registry, 'GET', url, {}, undefined, signal);
+        const res = await this.raw(registry, 'GET', url, {}, undefined, signal, this.pingAnswerMs);
         if (scheme === 'http' && !last && res.statusCode === 400) {
           await res.body.dump();
           continue;
@@ -280,10 +303,12 @@ export class RegistryClient {
       } catch (err) {
         // a registry that speaks TLS with a certificate we do not trust is not a plain-HTTP registry:
         // falling back would only hide the certificate problem behind an HTTP error
+        // (one that took the connection and said nothing is there: the other scheme would not help)
         const unreachable =
           err instanceof RegistryError &&
           err.status === undefined &&
-          tlsTrustHint(errorCode(err.cause)) === undefined;
+          tlsTrustHint(errorCode(err.cause)) === undefined &&
+          errorCode(err.cause) !== 'UND_ERR_HEADERS_TIMEOUT';
         if (!unreachable || signal?.aborted) throw err;
         if (last) {
           if (schemes.length === 1) throw err;
@@ -322,10 +347,21 @@ export class RegistryClient {
           await res.body.dump();
           return undefined;
         }
-        throw await responseError(
+        const error = await responseError(
           res,
           await this.errorContext(registry, `checking registry ${registry}`, 'GET', url),
         );
+        // the ping names no repository: a 404 means no registry API there, not a missing repository
+        if (res.statusCode === 404)
+          throw new RegistryError(`${registry} does not serve the registry API: ${error.message}`, {
+            status: 404,
+            method: 'GET',
+            url,
+            codes: error.codes,
+            said: error.said,
+            hint: `check the registry address (host[:port]): something other than a registry answered at ${registry}`,
+          });
+        throw error;
       },
       // a registry that does not answer its ping in three tries (about 3 s) is down or mistyped
       { policy: { ...this.retry, attempts: Math.min(this.retry.attempts, pingAttempts) }, signal },

@@ -326,7 +326,7 @@ describe('cog push: target, errors, summary', () => {
 
 describe('retries during a push', () => {
   test('a retry line names the error, the retry number and the wait', async () => {
-    const { retryLine } = await import('../../src/cli/push.js');
+    const { retryLine } = await import('../../src/cli/retry-line.js');
     const line = retryLine({
       attempt: 2,
       attempts: 5,

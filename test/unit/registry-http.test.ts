@@ -1,7 +1,7 @@
 // Pure pieces of the registry client: chunk sizes, Content-Range, upload Range, retry classification and
 // backoff, Retry-After, Bearer challenges, scopes, settings from the environment, insecure hosts.
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { CogError } from '../../src/errors.js';
@@ -231,6 +231,63 @@ describe('retry', () => {
       });
       assert.equal(connections, 6, 'three pings of two connections each');
     } finally {
+      await client.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  test('a web server that is not a registry (404 on /v2/) is named as such, not as a missing repository', async () => {
+    const { createServer: createHttpServer } = await import('node:http');
+    const web = createHttpServer((_req, res) => res.writeHead(404).end('not found'));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(web.address() as AddressInfo).port}`;
+    const client = new RegistryClient({ env: {}, keychain: anonymousKeychain });
+    try {
+      await assert.rejects(getManifest(client, parseReference(`${registry}/x/y:v1`), 'v1'), (e: Error) => {
+        assert.match(e.message, /^127\.0\.0\.1:\d+ does not serve the registry API: .*answered HTTP 404$/);
+        assert.match((e as CogError).hint ?? '', /something other than a registry answered/);
+        return true;
+      });
+    } finally {
+      await client.close();
+      await new Promise<void>((resolve) => web.close(() => resolve()));
+    }
+  });
+
+  test('a server that takes connections and never answers: the ping gives up in seconds, on one scheme', async () => {
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => {
+      sockets.push(socket); // held open, never answered
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const retries: string[] = [];
+    const client = new RegistryClient({
+      env: {},
+      keychain: anonymousKeychain,
+      pingAnswerMs: 200,
+      retry: {
+        ...defaultRetryPolicy,
+        initialDelayMs: 1,
+        maxDelayMs: 2,
+        onRetry: (info) => retries.push(String(info.attempt)),
+      },
+    });
+    const started = Date.now();
+    try {
+      await assert.rejects(getManifest(client, parseReference(`${registry}/x/y:v1`), 'v1'), (e: Error) => {
+        assert.match(
+          e.message,
+          /^127\.0\.0\.1:\d+ did not answer GET http:\/\/127\.0\.0\.1:\d+\/v2\/ within 0\.2 s$/,
+        );
+        assert.match((e as CogError).hint ?? '', /takes connections but does not answer/);
+        return true;
+      });
+      assert.deepEqual(retries, ['1', '2'], 'three tries, each said');
+      assert.equal(sockets.length, 3, 'plain HTTP only: TLS to a silent server would only wait again');
+      assert.ok(Date.now() - started < 5_000, `gave up after ${Date.now() - started} ms`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await client.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
