@@ -40,7 +40,7 @@ import {
   resolveModelRef,
 } from '../registry/model-ref.js';
 import { type BuildOutcome, buildImage } from './build.js';
-import type { BuildArgs } from './prepare-build.js';
+import { type BuildArgs, warningLine } from './prepare-build.js';
 import { parsePlatform } from './build-flags.js';
 import type { CommandIo } from './debug-solve.js';
 import { InterruptedError, withInterrupt } from './interrupt.js';
@@ -99,7 +99,7 @@ export function checkBundlePush(
     throw new CogError(
       `cog push IMAGE: ${source} makes this a model bundle push, which takes no IMAGE argument`,
       {
-        hint: `drop "${image}"; the destination is ${formatReference(model.ref)} (set COG_MODEL_TAG for another tag, or COG_MODEL for another reference)`,
+        hint: `drop "${image}"; the destination is ${formatReference(model.ref)} (${model.from === 'COG_MODEL' ? 'set COG_MODEL' : 'set COG_MODEL_TAG for another tag, or COG_MODEL'} for another reference)`,
       },
     );
   if (config.weights.length > 0)
@@ -270,6 +270,12 @@ async function buildAndPush(args: PushArgs, io: CommandIo, cwd: string): Promise
     env: io.env,
     now: new Date(),
   });
+  if (model?.ignored)
+    io.stderr.write(
+      warningLine(
+        `${model.ignored.join(', ')} ${model.ignored.length > 1 ? 'are' : 'is'} not used: COG_MODEL names the whole reference (${formatReference(model.ref)}); put the tag in COG_MODEL, or unset COG_MODEL`,
+      ),
+    );
   if (model) return pushBundle(args, io, cwd, loaded, model);
 
   const { name: target, ref } = pushTarget(args.image, completed);

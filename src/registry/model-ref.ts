@@ -40,6 +40,8 @@ export interface ResolvedModelRef {
   readonly from: 'COG_MODEL' | 'model' | 'COG_MODEL_REPO';
   /** true when the tag is the generated timestamp */
   readonly timestampTag: boolean;
+  /** COG_MODEL_* variables set but unused, because COG_MODEL names the whole reference (upstream's rule) */
+  readonly ignored?: readonly string[];
 }
 
 /** `YYYYMMDDTHHMMSSZ` in UTC, e.g. 20260508T153042Z. */
@@ -123,12 +125,14 @@ export function resolveModelRef(input: ModelRefInput): ResolvedModelRef | undefi
       `COG_MODEL "${full}"`,
       'set it to a model reference, e.g. COG_MODEL=r8.im/user/model or r8.im/user/model:v1',
     );
-    if (ref.digest) return { ref, from: 'COG_MODEL', timestampTag: false };
+    const ignored = set.filter((name) => name !== 'COG_MODEL');
+    const also = ignored.length > 0 ? { ignored } : {};
+    if (ref.digest) return { ref, from: 'COG_MODEL', timestampTag: false, ...also };
     if (hasTag(full)) {
       checkModelTag(ref.tag!, `COG_MODEL "${full}"`);
-      return { ref, from: 'COG_MODEL', timestampTag: false };
+      return { ref, from: 'COG_MODEL', timestampTag: false, ...also };
     }
-    return { ref: { ...ref, tag: timestampTag(input.now) }, from: 'COG_MODEL', timestampTag: true };
+    return { ref: { ...ref, tag: timestampTag(input.now) }, from: 'COG_MODEL', timestampTag: true, ...also };
   }
 
   const model = input.model?.trim() || undefined;

@@ -144,6 +144,20 @@ describe('resolveModelRef', () => {
     });
   }
 
+  test('COG_MODEL says which other COG_MODEL_* variables it leaves unused (for the warning)', () => {
+    const got = resolveModelRef({
+      model: null,
+      image: null,
+      env: { COG_MODEL: 'localhost:5000/x/y', COG_MODEL_TAG: 'v9', COG_MODEL_REPO: 'a/b' },
+      now,
+    });
+    assert.deepEqual(got?.ignored, ['COG_MODEL_REPO', 'COG_MODEL_TAG']);
+    assert.equal(
+      resolveModelRef({ model: null, image: null, env: { COG_MODEL: 'localhost:5000/x/y' }, now })?.ignored,
+      undefined,
+    );
+  });
+
   const errors: { name: string; model?: string; image?: string; env: NodeJS.ProcessEnv; message: RegExp }[] =
     [
       {
