@@ -105,6 +105,29 @@ export function explainRegistryAuthError(
     cause: err,
     hint:
       `log in with \`cog login ${host}\` (or docker login; credentials are read from ${configFile}; set DOCKER_CONFIG ` +
-      `to use another directory), and check that the account can ${/\bpush/i.test(err.message) ? 'push to the repository' : 'read the image'}`,
+      `to use another directory${/\bpush/i.test(err.message) ? '; or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD' : ''}), and check that the account can ${/\bpush/i.test(err.message) ? 'push to the repository' : 'read the image'}`,
+  });
+}
+
+/** The daemon could not talk to a registry at all: no such host, refused, timed out, TLS. */
+const unreachable =
+  /\b(no such host|connection refused|i\/o timeout|network is unreachable|no route to host|x509:|tls: |server gave HTTP response to HTTPS client)/i;
+
+/**
+ * Turns a failed push whose cause is that buildkitd cannot reach the registry into an error that names
+ * the registry and says what to check (buildkitd, not cog, connects to it); anything else is returned
+ * unchanged.
+ */
+export function explainRegistryReachError(err: unknown): unknown {
+  if (!(err instanceof Error) || !/failed to push/i.test(err.message) || !unreachable.test(err.message))
+    return err;
+  const host = registryHostInError(err.message);
+  if (!host) return err;
+  const plainHttp = /server gave HTTP response to HTTPS client/i.test(err.message);
+  return new BuildkitError(`buildkitd could not reach registry ${host} to push (${err.message})`, {
+    cause: err,
+    hint: plainHttp
+      ? `${host} speaks plain HTTP: list it in buildkitd.toml as [registry."${host}"] http = true, or push with \`cog push\` (plain HTTP for hosts in COG_INSECURE_REGISTRIES and on this machine)`
+      : `check the registry in the image name (-t, or 'image' in cog.yaml), and that the machine buildkitd runs on can reach ${host}`,
   });
 }

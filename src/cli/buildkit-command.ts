@@ -3,7 +3,7 @@
  * a private daemon), open a session with the command's services, cancel on Ctrl-C, explain registry
  * refusals, and close everything in order whatever happens.
  */
-import { authService, explainRegistryAuthError } from '../buildkit/auth.js';
+import { authService, explainRegistryAuthError, explainRegistryReachError } from '../buildkit/auth.js';
 import { type BuildkitClient, newId } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
 import type { SolveOptions } from '../buildkit/solve.js';
@@ -79,7 +79,7 @@ export async function withBuildkit<T>(
             }),
           options.onInterruptDoing,
         ).catch((err: unknown) => {
-          throw explainRegistryAuthError(err, { env: io.env });
+          throw explainRegistryReachError(explainRegistryAuthError(err, { env: io.env }));
         });
       } finally {
         await progress.close();

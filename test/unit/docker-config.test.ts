@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
-import { authService, explainRegistryAuthError, registryHostInError } from '../../src/buildkit/auth.js';
+import {
+  authService,
+  explainRegistryAuthError,
+  explainRegistryReachError,
+  registryHostInError,
+} from '../../src/buildkit/auth.js';
 import {
   type CredentialOptions,
   configKeyFor,
@@ -380,6 +385,30 @@ describe('registry auth failures in solve errors', () => {
       'ghcr.io',
     );
     assert.equal(registryHostInError('process "/bin/sh -c exit 1" did not complete'), undefined);
+  });
+
+  test('a push buildkitd cannot deliver (no such host, refused, plain HTTP) names the registry and what to check', () => {
+    const dns = new Error(
+      'failed to push cog-hello: failed to do request: Head "https://registry-1.docker.io/v2/library/cog-hello/blobs/sha256:ab": dial tcp: lookup registry-1.docker.io: no such host',
+    );
+    const explained = explainRegistryReachError(dns);
+    assert.ok(explained instanceof CogError);
+    assert.match(
+      explained.message,
+      /^buildkitd could not reach registry docker\.io to push \(failed to push/,
+    );
+    assert.match(
+      explained.hint ?? '',
+      /check the registry in the image name \(-t, or 'image' in cog\.yaml\)/,
+    );
+    const http = explainRegistryReachError(
+      new Error(
+        'failed to push reg.example:5000/a/b: failed to do request: Head "https://reg.example:5000/v2/a/b/blobs/sha256:ab": http: server gave HTTP response to HTTPS client',
+      ),
+    ) as CogError;
+    assert.match(http.hint ?? '', /\[registry\."reg\.example:5000"\] http = true/);
+    const other = new Error('process "/bin/sh -c exit 1" did not complete: connection refused');
+    assert.equal(explainRegistryReachError(other), other, 'not a push: unchanged');
   });
 
   test('a 401 becomes an error naming the registry, with a hint; others pass through', () => {
