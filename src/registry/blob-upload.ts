@@ -263,7 +263,21 @@ class BlobUpload {
           if (await blobExists(client, repo, source.digest, signal)) return;
           this.session = await startUpload(client, repo, signal);
         }
-        await this.putWithDigest(source.size === 0 ? undefined : [0, source.size - 1]);
+        try {
+          await this.putWithDigest(source.size === 0 ? undefined : [0, source.size - 1]);
+        } catch (err) {
+          // the registry found other bytes than the digest says: if they are what the store holds, the
+          // store's copy is damaged, and no retry or rebuild mends it
+          if (
+            err instanceof RegistryError &&
+            err.codes.includes('DIGEST_INVALID') &&
+            this.hasher.hashed === source.size
+          ) {
+            const actual = this.hasher.digest();
+            if (actual !== source.digest) throw damagedBlobError(source.digest, actual, err);
+          }
+          throw err;
+        }
       },
       { policy: client.retry, signal },
     );
@@ -274,10 +288,7 @@ class BlobUpload {
     const { client, repo, source, signal } = this;
     await this.hasher.catchUp(source, source.size);
     const actual = this.hasher.digest();
-    if (actual !== source.digest)
-      throw new CogError(`blob ${source.digest} has the content of ${actual}`, {
-        hint: 'the file changed while it was being pushed, or the image store is corrupt; rebuild the image',
-      });
+    if (actual !== source.digest) throw damagedBlobError(source.digest, actual);
     await withRetry(
       async (attempt) => {
         if (attempt > 1 && (await blobExists(client, repo, source.digest, signal))) return;
@@ -480,6 +491,14 @@ class BlobHasher {
  */
 function isReadFailure(err: unknown): boolean {
   return typeof (err as { path?: unknown } | null)?.path === 'string';
+}
+
+/** The blob's bytes hash to another digest than its name: the local copy is damaged (or changed). */
+function damagedBlobError(digest: string, actual: string, cause?: unknown): CogError {
+  return new CogError(`blob ${digest} in the local image store has the content of ${actual}: it is damaged`, {
+    hint: 'remove the images that use it (`cog image ls`, `cog image rm NAME`, which drops blobs no image uses), then build again; a build alone keeps the damaged copy',
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
 /** Reading the blob to upload it failed: a local problem, which retrying the request does not mend. */

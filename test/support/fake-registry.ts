@@ -67,10 +67,10 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
     const contentRange = req.headers['content-range'];
-    const answer = (status: number, headers: Record<string, string> = {}) => {
+    const answer = (status: number, headers: Record<string, string> = {}, text = '') => {
       log.push({ method, path: url.pathname, status, contentRange, bodyBytes: body.length });
-      res.writeHead(status, { 'content-length': '0', ...headers });
-      res.end();
+      res.writeHead(status, { 'content-length': String(Buffer.byteLength(text)), ...headers });
+      res.end(text);
     };
     const held = (id: string) => {
       const bytes = sessions.get(id)!;
@@ -130,7 +130,14 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
         if (options.refuseCommits) return answer(400);
         const all = Buffer.concat([bytes, body]);
         const digest = url.searchParams.get('digest') ?? '';
-        if (sha256(all) !== digest) return answer(400);
+        if (sha256(all) !== digest)
+          return answer(
+            400,
+            { 'content-type': 'application/json' },
+            JSON.stringify({
+              errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }],
+            }),
+          );
         sessions.delete(id);
         blobs.set(digest, all);
         return answer(201, { location: `/v2/repo/blobs/${digest}`, 'docker-content-digest': digest });

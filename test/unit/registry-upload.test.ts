@@ -428,6 +428,30 @@ describe('upload sessions, redirects and lost sessions', () => {
     assert.equal(uploadCalls(registry).filter((c) => c === 'POST 202').length, cases.length);
   });
 
+  test('a damaged blob in the store (its bytes hash to another digest) is named, with how to mend the store', async () => {
+    const { registry, client, repo } = await setup();
+    const data = randomBytes(3000);
+    const named = `sha256:${createHash('sha256').update(randomBytes(8)).digest('hex')}`;
+    const damaged = { ...memorySource(data), digest: named };
+    for (const threshold of [1 << 20, 0]) {
+      await assert.rejects(
+        uploadBlob(client, repo, damaged, { multipartThreshold: threshold, chunkSize: 2000 }),
+        (e: unknown) =>
+          e instanceof CogError &&
+          e.message ===
+            `blob ${named} in the local image store has the content of sha256:${createHash('sha256').update(data).digest('hex')}: it is damaged` &&
+          /cog image rm NAME/.test(e.hint ?? ''),
+        `threshold ${threshold}`,
+      );
+    }
+    assert.equal(registry.blobs.has(named), false);
+    assert.equal(
+      uploadCalls(registry).filter((c) => c === 'PUT 400').length,
+      1,
+      'one PUT (not retried), no chunked commit',
+    );
+  });
+
   test('a session opened elsewhere keeps the chunk limits its answer stated', async () => {
     const { registry, client, repo } = await setup({ maxChunk: 64 * 1024 + 2000 });
     const source = memorySource(randomBytes(5000));
