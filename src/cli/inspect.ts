@@ -34,6 +34,10 @@ export interface InspectArgs {
 
 function parsePlatform(value: string | undefined): Platform {
   if (value === undefined) return { os: 'linux', architecture: 'amd64' };
+  if (value.trim() === '')
+    throw new CogError('--platform needs a value: os/architecture[/variant]', {
+      hint: 'e.g. --platform linux/arm64',
+    });
   const parts = value.split('/');
   const [os, architecture, variant] = parts;
   if (!os || !architecture || parts.length > 3 || parts.some((part) => part === ''))

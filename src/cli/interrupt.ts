@@ -2,12 +2,18 @@
  * Ctrl-C for long-running commands: the first SIGINT (or SIGTERM) aborts the work's AbortSignal so the
  * build is cancelled on the daemon and the session closes; a second one exits at once.
  */
+import { constants } from 'node:os';
 import { CogError } from '../errors.js';
+
+/** The shell's exit status for a process ended by `signal`: 128 + its number (130 for SIGINT, 143 SIGTERM). */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 2);
+}
 
 export class InterruptedError extends CogError {
   /** @param doing what the interrupt did, as withInterrupt's `doing` says it: "cancelling the build" */
   constructor(signal: NodeJS.Signals, doing = 'cancelling the build') {
-    super(`interrupted (${signal}): ${outcome(doing)}`, { exitCode: 130 });
+    super(`interrupted (${signal}): ${outcome(doing)}`, { exitCode: signalExitCode(signal) });
   }
 }
 
@@ -33,7 +39,7 @@ export async function withInterrupt<T>(
   const onSignal = (signal: NodeJS.Signals) => {
     if (received) {
       stderr.write(`cog: ${signal} again, exiting now\n`);
-      process.exit(130);
+      process.exit(signalExitCode(signal));
     }
     received = signal;
     did = doing();

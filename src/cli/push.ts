@@ -237,7 +237,7 @@ async function pushStored<T>(
     if (err instanceof InterruptedError)
       throw new CogError('interrupted: the push was cancelled', {
         hint: 'run cog push again; blobs that reached the registry are not uploaded again',
-        exitCode: 130,
+        exitCode: err.exitCode,
       });
     throw explainPushError(err, ref, await client.hasCredentials(ref.registry), io.env);
   } finally {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { InterruptedError, withInterrupt } from '../../src/cli/interrupt.js';
+import { InterruptedError, signalExitCode, withInterrupt } from '../../src/cli/interrupt.js';
 
 async function interrupted(doing?: () => string) {
   const stderr = new PassThrough();
@@ -32,4 +32,10 @@ test('the message names what the command cancelled, the build by default', async
   const model = await interrupted(() => 'stopping the model');
   assert.ok(model.err instanceof InterruptedError);
   assert.equal(model.err.message, 'interrupted (SIGINT): the model was stopped');
+});
+
+test('SIGTERM ends with 143, SIGINT with 130: 128 + the signal number, as a shell reports it', () => {
+  assert.equal(signalExitCode('SIGINT'), 130);
+  assert.equal(signalExitCode('SIGTERM'), 143);
+  assert.equal(new InterruptedError('SIGTERM', 'cancelling the push').exitCode, 143);
 });
