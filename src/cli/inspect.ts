@@ -54,6 +54,15 @@ interface JsonManifest {
   manifests?: { digest: string; mediaType?: string; platform?: Partial<Platform> }[];
 }
 
+/**
+ * A stored name as inspect reports it: with its tag, `latest` when it names none (the registry side
+ * reports `REGISTRY/REPO:TAG` the same way); the store's own spelling otherwise, which is no registry's.
+ */
+function taggedName(name: string): string {
+  const path = name.split('@')[0] ?? name;
+  return name.includes('@') || path.lastIndexOf(':') > path.lastIndexOf('/') ? name : `${name}:latest`;
+}
+
 /** The image stored under `name` in the local store, or undefined when the store has no such name. */
 export async function inspectLocal(
   store: ImageStore,
@@ -62,7 +71,8 @@ export async function inspectLocal(
   exactPlatform = false,
 ): Promise<ImageInspection | undefined> {
   // `hello`, `hello:latest` and `docker.io/library/hello:latest` are one image, as for docker
-  const top = (await findStoredImage(store, name))?.manifest;
+  const found = await findStoredImage(store, name);
+  const top = found?.manifest;
   if (!top) return undefined;
   const readJson = async (digest: string) =>
     JSON.parse((await store.readBlob(digest)).toString('utf8')) as JsonManifest;
@@ -85,7 +95,7 @@ export async function inspectLocal(
   if (exactPlatform && manifestDigest === top.digest)
     checkImagePlatform(`${name} in the local image store`, config, platform);
   return inspectImage({
-    reference: name,
+    reference: taggedName(found.name),
     source: 'local',
     digest: top.digest,
     mediaType: top.mediaType,

@@ -200,9 +200,10 @@ describe('cog push to the plain registry', () => {
   test('cog inspect --local reads the same image from the local store', async () => {
     const r = await cogIn(hello, ['inspect', '--local', '--json', `${proxy.host}/${repo}:v1`]);
     assert.equal(r.code, 0, explain(r));
-    const parsed = JSON.parse(r.stdout) as { source: string; digest: string };
+    const parsed = JSON.parse(r.stdout) as { source: string; digest: string; reference: string };
     assert.equal(parsed.source, 'local');
     assert.equal(parsed.digest, digest);
+    assert.equal(parsed.reference, `${proxy.host}/${repo}:v1`);
     const missing = await cogIn(hello, ['inspect', '--local', `${proxy.host}/cogts-push/none-${run}:v1`]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no image named .* in the local image store/);
