@@ -23,26 +23,43 @@ const positionalCommands: Readonly<Record<string, string>> = {
   logout: 'SERVER',
 };
 
+/** Global options that take a value (the next argument, unless written `--name=value`). */
+const globalValueOptions: ReadonlySet<string> = new Set(['--registry']);
+
+/** The command's words in `argv` and the index just after the last one; none before `--`. */
+function commandWords(argv: readonly string[]): { words: string[]; after: number } {
+  const words: string[] = [];
+  let after = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') break;
+    if (arg.startsWith('-')) {
+      if (words.length === 0 && globalValueOptions.has(arg)) i++; // its value is not a command
+      continue;
+    }
+    words.push(arg);
+    after = i + 1;
+    if (words.length === 2 || !['image', 'cache', 'debug'].includes(words[0] ?? '')) break;
+  }
+  return { words, after };
+}
+
 /**
  * The command an argument list runs (`image rm` for a subcommand), or undefined when it names none that
  * cog has.
  */
 export function commandOf(argv: readonly string[]): string | undefined {
-  const words: string[] = [];
-  for (const arg of argv) {
-    if (arg === '--') break;
-    if (arg.startsWith('-')) continue;
-    words.push(arg);
-    if (words.length === 2 || !['image', 'cache', 'debug'].includes(words[0] ?? '')) break;
-  }
+  const { words } = commandWords(argv);
   if (!commandNames.has(words[0] ?? '')) return undefined;
   return words.join(' ');
 }
 
 /**
- * The arguments with a `--` in front of positional arguments taken out, so that `cog inspect -- REF`
- * reads REF as the image (yargs would leave it aside, and `cog push -- REF` would push to cog.yaml's
- * image instead). Image names and registries never start with `-`, so one that does is refused.
+ * The arguments with the names after a `--` moved to just after the command, so that `cog inspect --
+ * REF` reads REF as the image (yargs would leave it aside, and `cog push -- REF` would push to cog.yaml's
+ * image instead); moved there, not left where `--` was, so an option taking several values before it
+ * (`-i a=1 -- REF`, `--secret …`) does not take the name as one more. Image names and registries never
+ * start with `-`, so one that does is refused.
  */
 export function positionalsAfterDashes(argv: readonly string[]): string[] {
   const end = argv.indexOf('--');
@@ -55,7 +72,8 @@ export function positionalsAfterDashes(argv: readonly string[]): string[] {
       `${JSON.stringify(dashed)} after \`--\` is not a valid ${positionalCommands[command]} for \`cog ${command}\`: names never start with "-"`,
       { hint: `options go before \`--\`; run \`cog ${command} --help\` for usage` },
     );
-  return [...argv.slice(0, end), ...rest];
+  const { after } = commandWords(argv);
+  return [...argv.slice(0, after), ...rest, ...argv.slice(after, end)];
 }
 
 /**
@@ -80,7 +98,12 @@ export function usageError(message: string, argv: readonly string[]): CogError {
     const firstWord = argv.find((arg) => !arg.startsWith('-'));
     if (command === undefined && firstWord !== undefined)
       return new CogError(`unknown command ${JSON.stringify(firstWord)}`, { hint });
-    const named = (unknown[1] ?? '').split(', ').map((name) => spelled(name, argv));
+    // yargs names an unknown `--foo-bar` twice, also as `fooBar`: once is enough
+    const names = (unknown[1] ?? '').split(', ');
+    const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const named = names
+      .filter((name) => kebab(name) === name || !names.includes(kebab(name)))
+      .map((name) => spelled(name, argv));
     return new CogError(named.join('; '), { hint });
   }
   return new CogError(message, { hint });

@@ -13,17 +13,33 @@ test('the command is the first word cog knows, with its subcommand for image, ca
   assert.equal(commandOf(['bogus', 'x']), undefined);
   assert.equal(commandOf(['--', 'inspect']), undefined);
   assert.equal(commandOf([]), undefined);
+  // the global --registry's value is not the command
+  assert.equal(commandOf(['--registry', 'r.io', 'push', '--bogus']), 'push');
 });
 
 test('`--` before an image or registry is taken out, so the name reaches the positional', () => {
   assert.deepEqual(positionalsAfterDashes(['inspect', '--json', '--', 'r8.im/a/b']), [
     'inspect',
-    '--json',
     'r8.im/a/b',
+    '--json',
   ]);
   assert.deepEqual(positionalsAfterDashes(['push', '--', 'reg:5000/a/b:v1']), ['push', 'reg:5000/a/b:v1']);
   assert.deepEqual(positionalsAfterDashes(['image', 'rm', '--', 'a', 'b']), ['image', 'rm', 'a', 'b']);
   assert.deepEqual(positionalsAfterDashes(['logout', '--', 'a.example']), ['logout', 'a.example']);
+  // an option taking several values before `--` does not take the name as one more
+  assert.deepEqual(positionalsAfterDashes(['run', '-i', 'a=1', '--', 'r.io/x']), [
+    'run',
+    'r.io/x',
+    '-i',
+    'a=1',
+  ]);
+  assert.deepEqual(positionalsAfterDashes(['--debug', 'push', '--secret', 'id=a', '--', 'r.io/x']), [
+    '--debug',
+    'push',
+    'r.io/x',
+    '--secret',
+    'id=a',
+  ]);
   // commands without such positionals keep their `--` (build records, yargs's own handling)
   assert.deepEqual(positionalsAfterDashes(['build', '--', 'x']), ['build', '--', 'x']);
   assert.deepEqual(positionalsAfterDashes(['inspect', 'x']), ['inspect', 'x']);
@@ -58,6 +74,10 @@ test("yargs's failures name the command, and the hint its help", () => {
   assert.equal(
     usageError('Unknown arguments: q, b', ['inspect', 'a', 'b', '-q']).message,
     'unknown option -q; unexpected argument "b"',
+  );
+  assert.equal(
+    usageError('Unknown arguments: foo-bar, fooBar', ['image', 'ls', '--foo-bar']).message,
+    'unknown option --foo-bar',
   );
   // a mistyped command or subcommand points at the help that lists the real ones
   const command = usageError('Unknown argument: bogus', ['--debug', 'bogus']);
