@@ -233,6 +233,7 @@ async function toRegistry(
     // both uploads end before the layer's directory is removed: a failed one cancels the other
     const uploads = new AbortController();
     const onAbort = () => uploads.abort(signal?.reason);
+    if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await runLimited(

@@ -6,7 +6,21 @@
  * other field kept. No secret is ever part of a message: helper output is redacted before it is shown.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  type FileHandle,
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   type RegistryCredentials,
@@ -89,16 +103,31 @@ function helperSettings(raw: RawConfig) {
   return parseDockerConfig(JSON.stringify({ ...raw.json, auths: {} }), raw.file);
 }
 
-/** Where writing `file` lands: a symlink (also one whose target does not exist yet) is followed. */
+/**
+ * Where writing `file` lands: through its symlinks, as the kernel follows them (also a link whose target
+ * does not exist yet: that target is created). A missing file is written where it is named.
+ */
 async function writeTarget(file: string): Promise<string> {
+  try {
+    return await realpath(file); // there, through any links
+  } catch {
+    // missing, or a link to nothing: follow the links from each directory's real path
+  }
   let target = file;
   for (let hops = 0; hops < 40; hops++) {
+    let dir: string;
     try {
-      if (!(await lstat(target)).isSymbolicLink()) return target;
+      dir = await realpath(dirname(target));
     } catch {
-      return target; // missing: written fresh, here
+      return target; // its directory is missing too: made fresh
     }
-    target = resolve(dirname(target), await readlink(target));
+    const here = join(dir, basename(target));
+    const isLink = await lstat(here).then(
+      (st) => st.isSymbolicLink(),
+      () => false,
+    );
+    if (!isLink) return here;
+    target = resolve(dir, await readlink(here));
   }
   throw new CogError(`cannot write ${file}: too many levels of symbolic links`, {
     hint: 'fix the link, or point DOCKER_CONFIG at another directory',
@@ -107,8 +136,56 @@ async function writeTarget(file: string): Promise<string> {
 
 /** How long a login waits for another cog process's change to config.json. */
 const lockWaitMs = 10_000;
-/** A lock older than this was left by a process that died while holding it. */
+/** A lock from another host older than this was left by a process that died holding it. */
 const staleLockMs = 30_000;
+
+/** What a lock file says: the process holding it, on which host. */
+const lockOwner = () => `${process.pid}@${hostname()}`;
+
+/** Whether the lock file (as stat'ed) was left by a process that no longer runs. */
+async function isStaleLock(lock: string, mtimeMs: number): Promise<boolean> {
+  const owner = await readFile(lock, 'utf8').catch(() => '');
+  const match = /^(\d+)@(.*)$/.exec(owner.trim());
+  if (match && match[2] === hostname()) {
+    try {
+      process.kill(Number(match[1]), 0);
+      return false; // alive
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+  return Date.now() - mtimeMs > staleLockMs;
+}
+
+/** Takes the lock file, waiting for another holder (and clearing a dead one's); resolves whether held. */
+async function takeLock(lock: string, file: string): Promise<boolean> {
+  const deadline = Date.now() + lockWaitMs;
+  for (;;) {
+    let handle: FileHandle;
+    try {
+      handle = await open(lock, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false; // no lock possible here: the write says why
+      const seen = await stat(lock).catch(() => undefined);
+      if (seen && (await isStaleLock(lock, seen.mtimeMs))) {
+        // removed only if it is still the lock judged dead, not one another waiter has taken since
+        const now = await stat(lock).catch(() => undefined);
+        if (now?.ino === seen.ino) await rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new CogError(`${file} is locked by another cog login or logout (${lock})`, {
+          hint: `wait for it to finish; if none is running, remove ${lock}`,
+        });
+      await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
+      continue;
+    }
+    // held from here, whether or not the owner's name is written
+    await handle.writeFile(lockOwner()).catch(() => undefined);
+    await handle.close().catch(() => undefined);
+    return true;
+  }
+}
 
 /**
  * Runs `change` on config.json under a lock file next to it, so that logins and logouts running at the
@@ -128,27 +205,7 @@ async function changeConfig(
   // nothing to remove from a config that is not there: no directory is made for it
   if (!dirExists && change({ file, json: {} }) === undefined) return;
   await mkdir(dirname(target), { recursive: true, mode: 0o700 }).catch(() => undefined);
-  const deadline = Date.now() + lockWaitMs;
-  let held = false;
-  while (!held) {
-    try {
-      await writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
-      held = true;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') break; // no lock possible here (e.g. read-only): the write says why
-      const age = await stat(lock).then(
-        (st) => Date.now() - st.mtimeMs,
-        () => 0,
-      );
-      if (age > staleLockMs) await rm(lock, { force: true });
-      else if (Date.now() > deadline)
-        throw new CogError(`${file} is locked by another cog login or logout (${lock})`, {
-          hint: `wait for it to finish; if none is running, remove ${lock}`,
-        });
-      else await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
-    }
-  }
+  const held = await takeLock(lock, file);
   try {
     const next = change(await readRawConfig(file));
     if (next) await writeRawConfig(target, next);
@@ -358,11 +415,18 @@ export async function eraseCredentials(
     }
   }
   let fromFile = false;
-  await changeConfig(file, (raw) => {
-    const cleaned = withoutAuthEntries(raw.json, host);
-    fromFile = cleaned.removed;
-    return cleaned.changed ? cleaned.json : undefined;
-  });
+  try {
+    await changeConfig(file, (raw) => {
+      const cleaned = withoutAuthEntries(raw.json, host);
+      fromFile = cleaned.removed;
+      return cleaned.changed ? cleaned.json : undefined;
+    });
+  } catch (err) {
+    // both went wrong: say both
+    if (helperError && err instanceof CogError)
+      throw new CogError(`${helperError.message}; and ${err.message}`, { hint: err.hint ?? '', cause: err });
+    throw err;
+  }
   if (fromFile) removed.push({ kind: 'file', file });
   if (helperError)
     throw new CogError(

@@ -39,6 +39,9 @@ export type MountSources = readonly string[] | ((blob: string) => readonly strin
 /** Mount sources asked per blob before it is uploaded. */
 const maxMountTries = 3;
 
+/** How long deleting an unused upload session may take (the registry purges old ones anyway). */
+const abandonMs = 5_000;
+
 export interface PushOptions {
   readonly signal?: AbortSignal | undefined;
   /** blobs at once (default COG_PUSH_CONCURRENCY, else 5) */
@@ -182,14 +185,20 @@ export async function pushImage(
           typeof options.mountFrom === 'function'
             ? options.mountFrom(blob.digest)
             : (options.mountFrom ?? []);
+        // a declined mount's session that is not used: deleted (also when the push is cancelled)
+        const letGo = (unused: UploadSession) =>
+          cancelUpload(client, target, unused.location, AbortSignal.timeout(abandonMs));
         for (const from of candidates.slice(0, maxMountTries)) {
           if (from === target.repository) continue;
-          const mounted = await mountBlob(client, target, blob.digest, from, signal).catch((err: unknown) => {
-            if (signal.aborted) throw err;
-            return undefined; // no access to `from`, or no mount support: upload instead
-          });
+          const mounted = await mountBlob(client, target, blob.digest, from, signal).catch(
+            async (err: unknown) => {
+              if (!signal.aborted) return undefined; // no access to `from`, or no mount support: upload instead
+              if (session) await letGo(session);
+              throw err;
+            },
+          );
           if (mounted?.mounted) {
-            if (session) await cancelUpload(client, target, session.location, signal);
+            if (session) await letGo(session);
             counts.mounted++;
             notUploaded.set(blob.digest, 'mounted');
             emit(blob.digest, blob.size, blob.size, 'mounted');
@@ -197,7 +206,7 @@ export async function pushImage(
           }
           if (mounted) {
             // declined (202): the next source may hold it; the session opened by the last one uploads
-            if (session) await cancelUpload(client, target, session.location, signal);
+            if (session) await letGo(session);
             session = mounted.session;
           }
         }

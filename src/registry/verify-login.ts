@@ -7,6 +7,7 @@
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
 import { RegistryClient } from './client.js';
+import { redactSecrets } from './credential-store.js';
 import { RegistryError, readErrorBody } from './errors.js';
 import type { Keychain, RegistryCredentials } from './keychain.js';
 import { defaultRetryPolicy } from './retry.js';
@@ -26,6 +27,10 @@ export class LoginRejectedError extends CogError {
     );
   }
 }
+
+/** A registry's words with the credentials masked, should it echo them. */
+const hideCredentials = (text: string, credentials: RegistryCredentials) =>
+  redactSecrets(text, [credentials.secret, `${credentials.username}:${credentials.secret}`]);
 
 /** A keychain that gives these credentials for every host. */
 export function fixedKeychain(credentials: RegistryCredentials): Keychain {
@@ -57,10 +62,10 @@ export async function verifyRegistryLogin(
       });
       status = res.statusCode;
       if (status >= 200 && status < 300) await res.body.dump();
-      else said = (await readErrorBody(res)).said;
+      else said = hideCredentials((await readErrorBody(res)).said, credentials);
     } catch (err) {
       if (err instanceof RegistryError && (err.status === 401 || err.status === 403))
-        throw new LoginRejectedError(registry, err.status, err.said);
+        throw new LoginRejectedError(registry, err.status, hideCredentials(err.said, credentials));
       throw err;
     }
     if (status === 401 || status === 403) throw new LoginRejectedError(registry, status, said);

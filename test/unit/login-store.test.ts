@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmod, lstat, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { resolveRegistryHost } from '../../src/cli/login.js';
@@ -200,6 +201,29 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     await storeCredentials('r.example', creds, { configDir: dir, env: {} });
     assert.equal((await lstat(join(dir, 'config.json'))).isSymbolicLink(), true);
     assert.ok((await readFile(join(dir, 'elsewhere', 'real.json'), 'utf8')).includes('r.example'));
+  });
+
+  test('a lock left by a process that is gone is cleared at once; a live one is waited for', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    // a pid that is not running on this host (the kernel's limit is below 2^22)
+    await writeFile(join(dir, 'config.json.lock'), `${2 ** 22 + 7}@${hostname()}`);
+    const started = Date.now();
+    await storeCredentials('r.example', creds, { configDir: dir, env: {} });
+    assert.ok(Date.now() - started < 2_000, `waited ${Date.now() - started} ms for a dead lock`);
+    assert.deepEqual(await readdir(dir), ['config.json']);
+  });
+
+  test('config.json linked relatively from a linked directory is written where the kernel reads it', async () => {
+    const root = await tempDir('cogts-login-unit-');
+    await mkdir(join(root, 'real', 'docker'), { recursive: true });
+    await mkdir(join(root, 'real', 'shared'));
+    await writeFile(join(root, 'real', 'shared', 'config.json'), '{}');
+    await symlink(join(root, 'real', 'docker'), join(root, 'dot-docker'));
+    // `..` from the link's real directory is real/, not root/
+    await symlink('../shared/config.json', join(root, 'real', 'docker', 'config.json'));
+    await storeCredentials('r.example', creds, { configDir: join(root, 'dot-docker'), env: {} });
+    assert.ok((await readFile(join(root, 'real', 'shared', 'config.json'), 'utf8')).includes('r.example'));
+    await assert.rejects(stat(join(root, 'shared')), { code: 'ENOENT' }, 'nothing written beside the link');
   });
 
   test('logout through a helper that fails still removes the plain-text entry, then says the helper failed', async () => {
