@@ -209,13 +209,12 @@ async function pushStored<T>(
     },
   });
   const store = new ImageStore(built.storeDir);
-  const sources = await blobMountSources(
+  const mountFrom = await blobMountSources(
     await readPushHistory(built.storeDir),
     ref.registry,
     ref.repository,
     (image) => store.blobsOf(image),
   );
-  const mountFrom = (blob: string) => sources.get(blob) ?? [];
   let pushed: { result: PushResult; extra: T };
   try {
     pushed = await withInterrupt(

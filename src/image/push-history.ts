@@ -60,23 +60,25 @@ export async function recordPush(storeRoot: string, record: PushRecord): Promise
 const recordsForMounts = 30;
 
 /**
- * For each blob of the images pushed before to `registry` (other repositories than `repository`),
- * the repositories that got it, newest push first: the mount sources a blob is worth asking for. A
- * blob no earlier push had gets none, so it goes straight to upload instead of trying mounts that
- * cannot work. `blobsOf` lists the digests an image (a manifest or index digest) reaches, from the
- * local store; an image it no longer knows adds nothing.
+ * The mount sources worth asking for each blob, from the images pushed before to `registry` (other
+ * repositories than `repository`), newest push first: the repositories whose images held the blob,
+ * then those whose images the local store no longer knows (they may hold it; a rebuild collects the
+ * old image's manifests). A repository whose image is known and lacks the blob is not asked, so a new
+ * blob does not try mounts that cannot work. `blobsOf` lists the digests an image (a manifest or
+ * index digest) reaches in the local store, empty when it does not have it.
  */
 export async function blobMountSources(
   records: readonly PushRecord[],
   registry: string,
   repository: string,
   blobsOf: (image: string) => Promise<ReadonlySet<string>>,
-): Promise<ReadonlyMap<string, readonly string[]>> {
+): Promise<(blob: string) => readonly string[]> {
   const newestFirst = records
     .filter((r) => r.registry === registry && r.repository !== repository)
     .sort((a, b) => b.at - a.at)
     .slice(0, recordsForMounts);
-  const sources = new Map<string, string[]>();
+  const holders = new Map<string, string[]>();
+  const unknown: string[] = [];
   const reached = new Map<string, ReadonlySet<string>>();
   for (const record of newestFirst) {
     let blobs = reached.get(record.digest);
@@ -84,11 +86,15 @@ export async function blobMountSources(
       blobs = await blobsOf(record.digest).catch(() => new Set<string>());
       reached.set(record.digest, blobs);
     }
+    if (blobs.size === 0 && !unknown.includes(record.repository)) unknown.push(record.repository);
     for (const blob of blobs) {
-      const repos = sources.get(blob) ?? [];
+      const repos = holders.get(blob) ?? [];
       if (!repos.includes(record.repository)) repos.push(record.repository);
-      sources.set(blob, repos);
+      holders.set(blob, repos);
     }
   }
-  return sources;
+  return (blob) => {
+    const known = holders.get(blob) ?? [];
+    return [...known, ...unknown.filter((repo) => !known.includes(repo))];
+  };
 }

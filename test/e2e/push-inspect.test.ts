@@ -149,6 +149,25 @@ describe('cog push to the plain registry', () => {
     assert.equal(await rawDigest(`${tb.registry}/${sibling}:v1`), digest);
   });
 
+  test('an edited project pushed to a third repository mounts the layers it shares and asks no mount for its new ones', async () => {
+    const dir = await tempDir('cogts-push-edited-');
+    await cp(hello, dir, { recursive: true });
+    await writeFile(
+      join(dir, 'predict.py'),
+      `${await readFile(join(hello, 'predict.py'), 'utf8')}\n# edited ${run}\n`,
+    );
+    const mountsBefore = proxy.stats.requests.filter((q) => q.path.includes('mount=')).length;
+    const r = await cogIn(dir, ['push', `${proxy.host}/cogts-push/edited-${run}:v1`, '--progress', 'plain']);
+    assert.equal(r.code, 0, explain(r));
+    const counts = /\((\d+) uploaded, (\d+) already there, (\d+) mounted\)/.exec(r.stderr);
+    assert.ok(counts, r.stderr);
+    // the source layer and the config are new; every other layer is mounted from an earlier push
+    assert.equal(Number(counts[1]), 2, r.stderr);
+    assert.ok(Number(counts[3]) > 0, r.stderr);
+    const mounts = proxy.stats.requests.filter((q) => q.path.includes('mount=')).slice(mountsBefore);
+    assert.equal(mounts.filter((q) => q.status === 202).length, 0, 'no mount was tried for a new blob');
+  });
+
   test('cog inspect reads the pushed image from the registry without the local store', async () => {
     const ref = `${tb.registry}/${repo}:v1`;
     const empty = join(await tempDir('cogts-push-empty-'), 'store');
