@@ -17,5 +17,12 @@ if (!existsSync(entry)) {
 // (credential helpers, git, …) get it as it was set
 const heldBack = process.env.COG_NODE_EXTRA_CA_CERTS;
 if (heldBack && !process.env.NODE_EXTRA_CA_CERTS) process.env.NODE_EXTRA_CA_CERTS = heldBack;
+// output piped into a command that stops reading (`cog image ls | head -1`): end quietly, as other
+// command-line tools do, not with an unhandled EPIPE
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
 const { main } = await import(entry);
 process.exitCode = await main(process.argv.slice(2));

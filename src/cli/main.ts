@@ -46,6 +46,7 @@ function withImageBuildOptions<T>(y: Argv<T>) {
     .option('secret', {
       type: 'string',
       array: true,
+      nargs: 1,
       default: [] as string[],
       describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
     })
@@ -237,13 +238,21 @@ export async function main(argv: readonly string[]): Promise<number> {
               alias: 'o',
               type: 'string',
               array: true,
+              nargs: 1,
               default: [] as string[],
               describe: 'type=image,name=REF,push=true | type=oci|docker|tar,dest=FILE | type=local,dest=DIR',
             })
-            .option('local', { type: 'string', array: true, default: [] as string[], describe: 'NAME=DIR' })
+            .option('local', {
+              type: 'string',
+              array: true,
+              nargs: 1,
+              default: [] as string[],
+              describe: 'NAME=DIR',
+            })
             .option('secret', {
               type: 'string',
               array: true,
+              nargs: 1,
               default: [] as string[],
               describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
             })
@@ -328,6 +337,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           alias: 'o',
           type: 'string',
           array: true,
+          nargs: 1,
           default: [] as string[],
           describe: 'type=oci|docker,dest=FILE (- = stdout) instead of the local image store',
         })
@@ -339,12 +349,14 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('cache-from', {
           type: 'string',
           array: true,
+          nargs: 1,
           default: [] as string[],
           describe: 'type=registry,ref=REF | type=local,src=DIR',
         })
         .option('cache-to', {
           type: 'string',
           array: true,
+          nargs: 1,
           default: [] as string[],
           describe: 'type=registry,ref=REF,mode=max | type=local,dest=DIR | type=inline',
         })
@@ -390,6 +402,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         alias: 'i',
         type: 'string',
         array: true,
+        nargs: 1,
         default: [] as string[],
         describe: 'name=value; @file sends a file',
       })
@@ -399,6 +412,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         alias: 'e',
         type: 'string',
         array: true,
+        nargs: 1,
         default: [] as string[],
         describe: 'NAME=VALUE for the model',
       })
@@ -496,6 +510,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           alias: 'p',
           type: 'string',
           array: true,
+          nargs: 1,
           default: [] as string[],
           describe: 'PORT, HOST:PORT or [IPV6]:PORT (implicit: the container shares the daemon host network)',
         })
@@ -503,6 +518,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           alias: 'e',
           type: 'string',
           array: true,
+          nargs: 1,
           default: [] as string[],
           describe: 'NAME=VALUE for the command',
         })
@@ -594,6 +610,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const cacheFilterOption = {
     type: 'string',
     array: true,
+    nargs: 1,
     default: [] as string[],
     describe: "BuildKit's record filter, e.g. type==exec.cachemount (repeatable)",
   } as const;

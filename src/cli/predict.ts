@@ -83,6 +83,10 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       hint: 'did you forget -i? e.g. cog run -i name=value',
     });
   }
+  if (!Number.isFinite(args.setupTimeout) || args.setupTimeout <= 0)
+    throw new CogError('--setup-timeout needs a positive number of seconds', {
+      hint: 'e.g. --setup-timeout 600 (the default is 300)',
+    });
   const env = parseEnv(args.env);
   if (args.useReplicateToken && !io.env.REPLICATE_API_TOKEN)
     throw new CogError('--use-replicate-token needs the REPLICATE_API_TOKEN environment variable', {
@@ -215,6 +219,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     schemaForOutputs as never,
     args.output ? { outputPath: args.output } : {},
   );
-  const printed = await writeOutputs(planned, { cwd });
+  // "Written output to: …" and "No output generated" go to stderr, as upstream says them
+  const printed = await writeOutputs(planned, { cwd, onNote: (line) => io.stderr.write(`${line}\n`) });
   if (printed) io.stdout.write(printed.endsWith('\n') ? printed : `${printed}\n`);
 }

@@ -37,7 +37,7 @@ export function serverArgs(args: Pick<ServeArgs, 'host' | 'uploadUrl'>): string[
 
 export function checkPort(port: number): number {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new CogError(`--port ${port} is not a TCP port`, {
+    throw new CogError(Number.isNaN(port) ? '--port needs a number' : `--port ${port} is not a TCP port`, {
       hint: 'give a number from 1 to 65535, e.g. -p 8393',
     });
   }

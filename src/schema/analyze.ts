@@ -1115,8 +1115,15 @@ export function analyzePredictor(
     inputs.push(inputField(p, order++, fnCtx, methodLabel));
   }
 
-  if (fn.returns === undefined || fn.returns.k === 'none') {
+  if (fn.returns === undefined) {
     throw fnCtx.error('missing-return-type', `${methodLabel}() must have a return type annotation`, fn.line);
+  }
+  if (fn.returns.k === 'none') {
+    throw fnCtx.error(
+      'missing-return-type',
+      `${methodLabel}() is annotated to return None: a model returns an output (e.g. -> str, -> Path)`,
+      fn.line,
+    );
   }
   const returnAnn = toTypeAnn(fn.returns, fnCtx, true);
   const output = resolveOutputAnn(returnAnn, fnCtx, fn.returns.line, new Set());

@@ -94,6 +94,18 @@ describe('bin/cog', () => {
     assert.match(missing.stderr, /^cog: error: `cog inspect` needs IMAGE$/m);
   });
 
+  test('-i takes one value each: `cog run -i name=x IMAGE` runs IMAGE, not a project', async () => {
+    const dir = await tempDir('cogts-run-image-');
+    const result = await exec(cog, ['run', '-i', 'name=x', '127.0.0.1:9/x/y:v1'], {
+      cwd: dir,
+      env: { ...process.env, BUILDKIT_HOST: `unix://${join(dir, 'none.sock')}` },
+    });
+    assert.equal(result.code, 1);
+    // it went for buildkitd to run the image; with IMAGE taken as an input it looked for cog.yaml
+    assert.match(result.stderr, /cannot reach buildkitd/);
+    assert.doesNotMatch(result.stderr, /cog\.yaml not found|Failed to parse input/);
+  });
+
   test('an image after `--` is the image (not left aside)', async () => {
     const home = await tempDir('cogts-dashes-');
     const result = await exec(cog, ['inspect', '--local', '--', 'nothing/here'], {

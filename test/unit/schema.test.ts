@@ -307,6 +307,13 @@ describe('static OpenAPI schema: errors name file and line', () => {
     );
   });
 
+  test('a return annotated None is named as such, not as a missing annotation', () => {
+    rejects(
+      'class Predictor:\n    def run(self, x: int) -> None:\n        pass\n',
+      /^predict\.py:2: Predictor\.run\(\) is annotated to return None: a model returns an output/,
+    );
+  });
+
   test('unsupported input types', () => {
     rejects(
       'import numpy as np\nclass Predictor:\n    def run(self, a: np.ndarray) -> str: ...\n',
