@@ -324,7 +324,11 @@ async function diffCopy(
           pump();
           check();
         },
-        (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
+        // the daemon shows this to the user: name the file
+        (err: unknown) =>
+          fail(
+            new Error(`${file.path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }),
+          ),
       );
     }
   };
@@ -372,7 +376,16 @@ async function diffCopy(
   }
   if (failure) throw failure;
   check();
-  await done;
+  try {
+    await done;
+  } catch (err) {
+    // a file that cannot be read (permissions, gone since the walk): the daemon waits for its data
+    // until told, so it is told, and the build fails naming the file instead of hanging
+    const message = err instanceof Error ? err.message : String(err);
+    if (!/^error from receiver|^transfer cancelled/.test(message))
+      await write(call, { type: PACKET_ERR, data: Buffer.from(message) }).catch(() => undefined);
+    throw err;
+  }
   await write(call, { type: PACKET_FIN });
   call.end();
 }

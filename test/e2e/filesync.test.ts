@@ -2,6 +2,7 @@
 // transfer after a one-file change sends only what changed.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
 import { chmod, link, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,6 +187,43 @@ describe('FileSync: local directories sent to buildkitd', { timeout: 300_000 }, 
       requested.sort(),
       expected.filter((p) => !['docs', 'docs/link', 'other', 'pkg'].includes(p)),
     );
+  });
+
+  test('a file that cannot be read when the daemon asks for it fails the build, naming it (no hang)', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'ok.txt'), 'fine\n');
+    await writeFile(join(dir, 'vanishing.txt'), 'here at the walk\n');
+    const session = Session.start(client, [
+      fileSyncService(
+        { context: dir },
+        {
+          // unreadable between the walk and the read, as a file without read permission is
+          onFileRequested: (p) => {
+            if (p !== 'vanishing.txt') return;
+            rmSync(join(dir, p));
+            mkdirSync(join(dir, p)); // reading it now fails (EISDIR); a file simply gone arrives empty
+          },
+        },
+      ),
+    ]);
+    try {
+      const checked = image('python:3.11-slim')
+        .run({
+          shell: 'ls /ctx',
+          mounts: [{ type: 'bind', dest: '/ctx', source: local('context'), readonly: true }],
+          ignoreCache: true,
+        })
+        .root();
+      await assert.rejects(
+        solve(client, {
+          definition: checked.marshal({ localUniqueId: `filesync-vanishing-${Date.now()}` }).definition,
+          session,
+        }),
+        /vanishing\.txt/,
+      );
+    } finally {
+      session.close();
+    }
   });
 
   test('hardlinks arrive as hardlinks, and only the first path is requested', async () => {
