@@ -260,7 +260,7 @@ class BlobUpload {
     return withRetry(
       async (attempt) => {
         if (attempt > 1) {
-          if (await blobExists(client, repo, source.digest, signal)) return;
+          if (await blobExists(client, repo, source.digest, signal, source.size)) return;
           this.session = await startUpload(client, repo, signal);
         }
         try {
@@ -291,7 +291,7 @@ class BlobUpload {
     if (actual !== source.digest) throw damagedBlobError(source.digest, actual);
     await withRetry(
       async (attempt) => {
-        if (attempt > 1 && (await blobExists(client, repo, source.digest, signal))) return;
+        if (attempt > 1 && (await blobExists(client, repo, source.digest, signal, source.size))) return;
         await this.putWithDigest(undefined);
       },
       { policy: client.retry, signal },

@@ -44,6 +44,7 @@ export async function blobExists(
   repo: RepositoryRef,
   digest: string,
   signal?: AbortSignal,
+  size?: number,
 ): Promise<boolean> {
   const url = `/v2/${repo.repository}/blobs/${digest}`;
   return withRetry(
@@ -56,7 +57,16 @@ export async function blobExists(
         signal,
       });
       await res.body.dump();
-      if (res.statusCode === 200) return true;
+      if (res.statusCode === 200) {
+        // a registry states the blob's digest or length; another digest or length (a web server
+        // answering every path) is not this blob, which then goes up (and such a server refuses it)
+        const said = headerValue(res.headers, 'docker-content-digest');
+        const length = headerValue(res.headers, 'content-length');
+        if (said !== undefined && said !== digest) return false;
+        if (said === undefined && size !== undefined && length !== undefined && Number(length) !== size)
+          return false;
+        return true;
+      }
       if (res.statusCode === 404) return false;
       if (redirects.includes(res.statusCode) && headerValue(res.headers, 'location')) return true;
       throw await client.repositoryError(res, repo, `checking blob ${short(digest)}`, 'HEAD', url);
@@ -109,6 +119,13 @@ export async function startUpload(
         scopes: pushScopes(repo.repository),
         signal,
       });
+      if (res.statusCode >= 200 && res.statusCode < 300 && res.statusCode !== 202) {
+        await res.body.dump();
+        throw new CogError(
+          `${repo.registry} answered the start of a blob upload with HTTP ${res.statusCode}, not 202 and an upload session: it does not look like a registry`,
+          { hint: `check the registry address: ${repo.registry} should serve the OCI distribution API` },
+        );
+      }
       if (res.statusCode !== 202)
         throw await client.repositoryError(res, repo, 'starting a blob upload', 'POST', url);
       await res.body.dump();

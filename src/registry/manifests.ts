@@ -197,6 +197,13 @@ export async function putManifest(
         );
       await res.body.dump();
       const answered = headerValue(res.headers, 'docker-content-digest');
+      // a registry says 201 Created, or at least names what it stored: a 200 saying neither is a
+      // server that takes anything (a web server), where nothing was stored
+      if (res.statusCode !== 201 && !answered)
+        throw new CogError(
+          `${repo.registry} answered the manifest PUT for ${manifestName(repo, reference)} with HTTP ${res.statusCode} and no digest: it does not look like a registry, and the push cannot have landed`,
+          { hint: `check the registry address: ${repo.registry} should serve the OCI distribution API` },
+        );
       if (answered && answered !== digest)
         throw new CogError(`${repo.registry} stored manifest ${reference} as ${answered}, not ${digest}`, {
           hint: 'the registry rewrote the manifest; it may not support this media type',

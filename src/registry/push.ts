@@ -175,7 +175,7 @@ export async function pushImage(
       let session: UploadSession | undefined;
       if (!force) {
         emit(blob.digest, blob.size, 0, 'checking');
-        if (await blobExists(client, target, blob.digest, signal)) {
+        if (await blobExists(client, target, blob.digest, signal, blob.size)) {
           counts.existed++;
           notUploaded.set(blob.digest, 'existed');
           emit(blob.digest, blob.size, blob.size, 'exists');

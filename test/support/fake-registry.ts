@@ -85,7 +85,10 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
       if (!blobs.has(m[2]!)) return answer(404);
       if (options.redirectBlobHeads)
         return answer(307, { location: `http://storage.invalid/${m[2]!}?sig=1` });
-      return answer(200);
+      return answer(200, {
+        'docker-content-digest': m[2]!,
+        'content-length': String(blobs.get(m[2]!)!.length),
+      });
     }
     if (/^\/v2\/.+\/blobs\/uploads\/$/.test(url.pathname) && method === 'POST') {
       const id = String(++nextSession);

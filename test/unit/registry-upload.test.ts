@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, test } from 'node:test';
@@ -450,6 +451,34 @@ describe('upload sessions, redirects and lost sessions', () => {
       1,
       'one PUT (not retried), no chunked commit',
     );
+  });
+
+  test('a web server answering 200 to everything is not taken for a registry the push landed on', async () => {
+    const { createServer } = await import('node:http');
+    const web = createServer((req, res) => {
+      req.resume();
+      res
+        .writeHead(200, { 'content-type': 'text/html', 'content-length': '13' })
+        .end(req.method === 'HEAD' ? undefined : '<html></html>');
+    });
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(web.address() as AddressInfo).port}`;
+    const c = new RegistryClient({ env: {}, keychain: anonymousKeychain, retry: fast });
+    try {
+      const layout = await writeLayout(await tempDir('cogts-webserver-'), {
+        layerSizes: [3000],
+        seed: 'web',
+      });
+      await assert.rejects(
+        pushFromLayout(c, layout.dir, undefined, parseReference(`${host}/a/b:v1`)),
+        (e: unknown) =>
+          e instanceof CogError &&
+          /HTTP 200, not 202 and an upload session: it does not look like a registry/.test(e.message),
+      );
+    } finally {
+      await c.close();
+      await new Promise<void>((resolve) => web.close(() => resolve()));
+    }
   });
 
   test('a session opened elsewhere keeps the chunk limits its answer stated', async () => {
