@@ -63,6 +63,10 @@ export function commandOf(argv: readonly string[]): string | undefined {
  */
 export function positionalsAfterDashes(argv: readonly string[]): string[] {
   const end = argv.indexOf('--');
+  if (end !== -1 && commandWords(argv).words.length === 0 && argv.length > end + 1)
+    throw new CogError(`\`--\` comes after the command, not before it (${argv.slice(end + 1).join(' ')})`, {
+      hint: 'run `cog --help` for the commands',
+    });
   const command = commandOf(argv);
   if (end === -1 || command === undefined || !(command in positionalCommands)) return [...argv];
   const rest = argv.slice(end + 1);

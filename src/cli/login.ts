@@ -126,6 +126,13 @@ async function replicateLogin(host: string, options: LoginOptions, io: LoginIo):
       hint: fromStdin ? 'stdin was empty; pipe the CLI token in' : 'paste the CLI token when asked',
     });
   const username = await verifyReplicateToken(host, token, { env });
+  if (username.includes(':'))
+    throw new CogError(
+      `${host} says the token belongs to ${JSON.stringify(username)}, which contains ':' and cannot be stored as a login`,
+      {
+        hint: "check that the host is Replicate's registry; nothing was stored",
+      },
+    );
   if (options.username?.trim() && options.username.trim() !== username)
     io.stderr.write(
       `WARNING: --username ${options.username.trim()} is not used: ${host}'s token belongs to ${username}\n`,

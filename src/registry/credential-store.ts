@@ -170,7 +170,15 @@ async function takeLock(lock: string, file: string): Promise<boolean> {
       if (seen && (await isStaleLock(lock, seen.mtimeMs))) {
         // removed only if it is still the lock judged dead, not one another waiter has taken since
         const now = await stat(lock).catch(() => undefined);
-        if (now?.ino === seen.ino) await rm(lock, { force: true });
+        if (now?.ino === seen.ino)
+          await rm(lock, { force: true }).catch((rmErr: unknown) => {
+            throw new CogError(
+              `cannot remove the stale lock ${lock} (${(rmErr as NodeJS.ErrnoException).code ?? 'error'})`,
+              {
+                hint: `remove ${lock} by hand`,
+              },
+            );
+          });
         continue;
       }
       if (Date.now() > deadline)

@@ -41,6 +41,9 @@ export function replicateBaseUrl(host: string, env: NodeJS.ProcessEnv): string {
   return `${isInsecureHost(normal, insecureRegistries(env)) ? 'http' : 'https'}://${normal}`;
 }
 
+/** How long Replicate's login endpoints may take to answer once connected. */
+const answerWithinMs = 20_000;
+
 async function call(
   host: string,
   path: string,
@@ -60,9 +63,19 @@ async function call(
         headers: { 'user-agent': 'cog-ts', accept: 'application/json', ...(init.headers ?? {}) },
         ...(init.body === undefined ? {} : { body: init.body }),
         ...(options.signal ? { signal: options.signal } : {}),
+        // a server that takes the connection and says nothing fails in seconds, not undici's 5 minutes
+        headersTimeout: answerWithinMs,
       });
     } catch (err) {
       const code = (err as { code?: string }).code ?? (err as Error).message;
+      if (code === 'UND_ERR_HEADERS_TIMEOUT')
+        throw new CogError(
+          `${normalizeRegistryHost(host)} did not answer ${init.method} ${url} within ${answerWithinMs / 1000} s`,
+          {
+            hint: `${normalizeRegistryHost(host)} takes connections but does not answer: check the address, and that the service is healthy`,
+            cause: err,
+          },
+        );
       throw new CogError(
         `cannot reach ${normalizeRegistryHost(host)}: ${init.method} ${url} failed (${code})`,
         {

@@ -55,6 +55,10 @@ test('a name after `--` that starts with "-" is refused, naming what the command
       /cog inspect --help/.test(e.hint ?? ''),
   );
   assert.throws(
+    () => positionalsAfterDashes(['--', 'push', 'r.io/x']),
+    (e: unknown) => e instanceof CogError && /^`--` comes after the command, not before it/.test(e.message),
+  );
+  assert.throws(
     () => positionalsAfterDashes(['login', '--', '-x']),
     (e: unknown) => e instanceof CogError && /SERVER for `cog login`/.test(e.message),
   );
