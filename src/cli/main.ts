@@ -502,7 +502,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   );
   cli.command(
     'exec',
-    "Run a command in the model's environment (the project mounted at /src)",
+    "Run a command in the model's environment (a copy of the project at /src)",
     (c) =>
       withTlsOptions(c)
         .usage("$0 exec [options] <command> [args...]\n\nOptions after the command are the command's.")
