@@ -358,6 +358,28 @@ async function diffCopy(
   const done = new Promise<void>((resolve, reject) => {
     settle = { resolve, reject };
   });
+  /**
+   * A failure on our side (the walk, or a file that cannot be read: permissions, replaced since the
+   * walk, whether during the walk or after it): the daemon waits for the data until told, so it is told,
+   * and the build fails naming the file instead of hanging. Once only; not for the daemon's own errors.
+   */
+  let told = false;
+  const tellDaemon = async (err: unknown) => {
+    const message = err instanceof Error ? err.message : String(err);
+    if (told || /^error from receiver|^transfer cancelled/.test(message)) return;
+    told = true;
+    if (call.destroyed) return;
+    // a stream that will not drain (the call is going away) must not hold the failure back
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      write(call, { type: PACKET_ERR, data: Buffer.from(message) }),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 2_000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  };
   done.catch(() => {}); // observed below; a failure during the walk must not go unhandled
 
   try {
@@ -370,24 +392,38 @@ async function diffCopy(
     }
     await write(call, { type: PACKET_STAT });
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    if (!failure) await write(call, { type: PACKET_ERR, data: Buffer.from(message) });
+    await tellDaemon(err);
     throw err;
   }
-  if (failure) throw failure;
+  if (failure) {
+    await tellDaemon(failure);
+    throw failure;
+  }
   check();
   try {
     await done;
   } catch (err) {
-    // a file that cannot be read (permissions, gone since the walk): the daemon waits for its data
-    // until told, so it is told, and the build fails naming the file instead of hanging
-    const message = err instanceof Error ? err.message : String(err);
-    if (!/^error from receiver|^transfer cancelled/.test(message))
-      await write(call, { type: PACKET_ERR, data: Buffer.from(message) }).catch(() => undefined);
+    await tellDaemon(err);
     throw err;
   }
   await write(call, { type: PACKET_FIN });
   call.end();
+}
+
+/** Resolves when the daemon has ended the call, or after `ms`. */
+function endedOrAfter(call: PacketStream, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (call.destroyed || call.cancelled) return resolve();
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    call.once('cancelled', done);
+    call.once('close', done);
+    call.once('error', done);
+  });
 }
 
 /** A FileSync service that serves the given directories by name (the `local://NAME` of LLB). */
@@ -408,7 +444,10 @@ export function fileSyncService(
           return;
         }
         options.onTransfer?.(request);
-        diffCopy(call, root, request, options).catch((err: unknown) => {
+        diffCopy(call, root, request, options).catch(async (err: unknown) => {
+          // the daemon ends the call once it has read our PACKET_ERR: ending it first would drop that
+          // packet (the daemon then waited for the file for ever), so give it a moment
+          await endedOrAfter(call, 5_000);
           call.destroy(err instanceof Error ? err : new Error(String(err)));
         });
       },
