@@ -126,7 +126,12 @@ export function runFailure(report: SmokeReport): CogError | undefined {
   if (status !== 'READY') {
     return new CogError(
       `the model did not become ready (${report.error ?? `status ${status ?? 'unknown'}`})`,
-      { hint: report.health?.setup?.logs?.trim() || 'see the server output above' },
+      {
+        // the server's own output is in the build's log: shown with --progress plain, not in the quiet view
+        hint:
+          report.health?.setup?.logs?.trim() ||
+          "the model server's output says why: it is above with --progress plain (run again with it if it is not)",
+      },
     );
   }
   if (!report.prediction) return new CogError('the model server gave no answer to the request');
