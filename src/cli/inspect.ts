@@ -21,6 +21,7 @@ import {
 import type { CommandIo } from './debug-solve.js';
 import { withInterrupt } from './interrupt.js';
 import { retryLine } from './retry-line.js';
+import { hasTag } from '../registry/model-ref.js';
 
 export interface InspectArgs {
   readonly image: string;
@@ -59,8 +60,7 @@ interface JsonManifest {
  * reports `REGISTRY/REPO:TAG` the same way); the store's own spelling otherwise, which is no registry's.
  */
 function taggedName(name: string): string {
-  const path = name.split('@')[0] ?? name;
-  return name.includes('@') || path.lastIndexOf(':') > path.lastIndexOf('/') ? name : `${name}:latest`;
+  return name.includes('@') || hasTag(name) ? name : `${name}:latest`;
 }
 
 /** The image stored under `name` in the local store, or undefined when the store has no such name. */

@@ -70,7 +70,7 @@ function envValue(env: NodeJS.ProcessEnv, name: (typeof modelEnvVars)[number]): 
 }
 
 /** True when the reference text carries a tag (a `:` after the last `/`, before any `@`). */
-function hasTag(text: string): boolean {
+export function hasTag(text: string): boolean {
   const name = text.split('@')[0] ?? '';
   return name.lastIndexOf(':') > name.lastIndexOf('/');
 }
