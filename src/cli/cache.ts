@@ -12,6 +12,7 @@ import {
   parseByteSize,
   parseDuration,
 } from '../buildkit/cache-usage.js';
+import { checkCacheFilters } from '../buildkit/cache-filter.js';
 import type { BuildkitClient } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
@@ -95,7 +96,7 @@ export function formatCacheUsage(
 function explainFilterError(err: unknown, filter: readonly string[]): unknown {
   if (filter.length === 0 || !(err instanceof Error) || !/filter/i.test(err.message)) return err;
   return new CogError(`--filter ${filter.join(' --filter ')}: buildkitd refused it (${err.message})`, {
-    hint: 'a filter is FIELD==VALUE, FIELD~=REGEX or FIELD!=VALUE on id, type, description, inuse, mutable, shared or private, e.g. --filter type==exec.cachemount',
+    hint: 'a filter is FIELD==VALUE, FIELD~=REGEX or FIELD!=VALUE on id, type, description, inuse, mutable, immutable, shared, private or parents, e.g. --filter type==exec.cachemount',
     cause: err,
   });
 }
@@ -118,6 +119,7 @@ async function withDaemon<T>(
 }
 
 export async function showCacheUsage(args: CacheUsageArgs, io: CommandIo): Promise<void> {
+  checkCacheFilters(args.filter);
   await withDaemon(io, args.tls, args.filter, async (client) => {
     const response = await client.diskUsage({ filter: [...args.filter] });
     const records = (response.record ?? []).map(cacheRecord);
@@ -145,6 +147,7 @@ export function pruneScope(
 
 export async function pruneCache(args: CachePruneArgs, io: CommandIo): Promise<void> {
   // the flags are read before anything is asked or removed
+  checkCacheFilters(args.filter);
   const keepDurationMs = args.keepDuration ? parseDuration('--keep-duration', args.keepDuration) : 0;
   const keepBytes = args.keepStorage ? parseByteSize('--keep-storage', args.keepStorage) : 0;
   await withDaemon(io, args.tls, args.filter, async (client) => {

@@ -106,6 +106,16 @@ test(
     const badFilter = await exec(cog, ['cache', 'du', '--filter', 'description~~x'], { env: tb.env });
     assert.equal(badFilter.code, 1);
     assert.match(badFilter.stderr, /--filter/);
+    // a field records do not have: == would match nothing, != everything (a prune of the whole cache)
+    for (const command of [['du'], ['prune', '--force']]) {
+      const unknown = await exec(cog, ['cache', ...command, '--filter', 'bogus!=x'], { env: tb.env });
+      assert.equal(unknown.code, 1, unknown.stderr);
+      assert.match(
+        unknown.stderr,
+        /^cog: error: --filter bogus!=x: build cache records have no field "bogus"$/m,
+      );
+      assert.match(unknown.stderr, /^hint: filter on id, type, description, inuse/m);
+    }
     assert.equal((await usage(ours)).records, before.records, 'refused flags remove nothing');
 
     const pruned = await execOk(cog, ['cache', 'prune', '--force', '--json', '--filter', ours], {

@@ -1,0 +1,118 @@
+/**
+ * `--filter` values of `cog cache du` / `cog cache prune`, checked before they reach buildkitd. The
+ * daemon parses them as containerd filters (`FIELD`, `FIELD==VALUE`, `FIELD!=VALUE`, `FIELD~=REGEX`,
+ * comma-separated clauses all of which must hold) but tests them against a fixed set of record fields:
+ * a field it does not know is silently absent, so `bogus==x` matches nothing (an empty listing, a
+ * prune that frees nothing) and `bogus!=x` matches every record (a prune of everything). Pure.
+ */
+import { CogError } from '../errors.js';
+
+/** The fields buildkitd's cache records answer to (`parent` on daemons before v0.12, `parents` after). */
+export const cacheFilterFields = [
+  'id',
+  'type',
+  'description',
+  'inuse',
+  'mutable',
+  'immutable',
+  'shared',
+  'private',
+  'parents',
+  'parent',
+] as const;
+
+const fieldRune = /[A-Za-z0-9_]/;
+/** Characters that open a quoted value (containerd's quote runes, old and new). */
+const quoteRunes = new Set(['"', '/', '|']);
+
+/**
+ * The first field of each clause of a filter (`description~=x,inuse` → description, inuse), or
+ * undefined when the text is not filter syntax; buildkitd then refuses it with its own message.
+ */
+export function filterFields(filter: string): string[] | undefined {
+  const fields: string[] = [];
+  let i = 0;
+  const skipSpace = () => {
+    while (i < filter.length && /\s/.test(filter[i] as string)) i++;
+  };
+  for (;;) {
+    skipSpace();
+    // the field path: FIELD(.FIELD)*, where a quoted part names the field verbatim
+    const start = i;
+    let first: string | undefined;
+    for (;;) {
+      let part: string;
+      if (filter[i] === '"') {
+        const end = quotedEnd(filter, i);
+        if (end === undefined) return undefined;
+        part = JSON.parse(filter.slice(i, end)) as string;
+        i = end;
+      } else {
+        const from = i;
+        while (i < filter.length && fieldRune.test(filter[i] as string)) i++;
+        part = filter.slice(from, i);
+        if (part === '') return undefined;
+      }
+      first ??= part;
+      if (filter[i] !== '.') break;
+      i++;
+    }
+    if (i === start) return undefined;
+    fields.push(first);
+    skipSpace();
+    // a single `=` (Docker's key=value) is no operator of buildkitd's, but still names the field
+    const operator = /^(==|!=|~=|=)/.exec(filter.slice(i))?.[0];
+    if (operator) {
+      i += operator.length;
+      skipSpace();
+      if (quoteRunes.has(filter[i] as string)) {
+        const end = quotedEnd(filter, i);
+        if (end === undefined) return undefined;
+        i = end;
+      } else {
+        const from = i;
+        while (i < filter.length && filter[i] !== ',' && !/\s/.test(filter[i] as string)) i++;
+        if (i === from) return undefined;
+      }
+      skipSpace();
+    }
+    if (i === filter.length) return fields;
+    if (filter[i] !== ',') return undefined;
+    i++;
+  }
+}
+
+/** Where the quoted text opening at `start` ends (just past its closing quote), backslash escapes skipped. */
+function quotedEnd(text: string, start: number): number | undefined {
+  const quote = text[start];
+  for (let i = start + 1; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (text[i] === quote) return i + 1;
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a filter naming a field cache records do not have, naming `--filter` and the fields there
+ * are. Text that is not filter syntax is left for buildkitd to refuse.
+ * @throws CogError
+ */
+export function checkCacheFilters(filters: readonly string[]): void {
+  const known: ReadonlySet<string> = new Set(cacheFilterFields);
+  for (const filter of filters) {
+    const unknown = (filterFields(filter) ?? []).filter((field) => !known.has(field));
+    if (unknown.length === 0) continue;
+    // buildx's `until` filter is a prune's keep duration
+    const timed = unknown.includes('until');
+    throw new CogError(
+      `--filter ${filter}: build cache records have no field ${unknown.map((f) => `"${f}"`).join(' or ')}`,
+      {
+        hint:
+          'filter on id, type, description, inuse, mutable, immutable, shared, private or parents, ' +
+          'e.g. --filter type==exec.cachemount or --filter description~=pip' +
+          (timed ? '; to keep what was used recently, use cog cache prune --keep-duration (e.g. 24h)' : ''),
+      },
+    );
+  }
+}
+
