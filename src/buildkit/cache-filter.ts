@@ -116,3 +116,12 @@ export function checkCacheFilters(filters: readonly string[]): void {
   }
 }
 
+/**
+ * The filters as buildkitd is sent them: one filter of all the flags' clauses, so that a record must
+ * match every `--filter` (as buildx does). Sent as a list, the daemon keeps a record matching any of
+ * them, and `prune --filter type==regular --filter description~=x` would remove every regular record.
+ */
+export function daemonFilter(filters: readonly string[]): string[] {
+  const clauses = filters.map((f) => f.trim()).filter((f) => f !== '');
+  return clauses.length === 0 ? [] : [clauses.join(',')];
+}

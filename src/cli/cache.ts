@@ -12,7 +12,7 @@ import {
   parseByteSize,
   parseDuration,
 } from '../buildkit/cache-usage.js';
-import { checkCacheFilters } from '../buildkit/cache-filter.js';
+import { checkCacheFilters, daemonFilter } from '../buildkit/cache-filter.js';
 import type { BuildkitClient } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
@@ -121,7 +121,7 @@ async function withDaemon<T>(
 export async function showCacheUsage(args: CacheUsageArgs, io: CommandIo): Promise<void> {
   checkCacheFilters(args.filter);
   await withDaemon(io, args.tls, args.filter, async (client) => {
-    const response = await client.diskUsage({ filter: [...args.filter] });
+    const response = await client.diskUsage({ filter: daemonFilter(args.filter) });
     const records = (response.record ?? []).map(cacheRecord);
     const usage = cacheUsage(records);
     io.stdout.write(
@@ -173,7 +173,7 @@ export async function pruneCache(args: CachePruneArgs, io: CommandIo): Promise<v
     let bytes = 0;
     await client.prune(
       {
-        filter: [...args.filter],
+        filter: daemonFilter(args.filter),
         all: args.all,
         keepDuration: keepDurationMs * 1_000_000,
         reservedSpace: keepBytes,

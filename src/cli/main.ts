@@ -612,7 +612,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     array: true,
     nargs: 1,
     default: [] as string[],
-    describe: "BuildKit's record filter, e.g. type==exec.cachemount (repeatable)",
+    describe:
+      "BuildKit's record filter, e.g. type==exec.cachemount (repeatable: a record must match every one)",
   } as const;
   cli.command('cache', "Show and free buildkitd's build cache", (c) =>
     c

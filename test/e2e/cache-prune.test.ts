@@ -116,6 +116,13 @@ test(
       );
       assert.match(unknown.stderr, /^hint: filter on id, type, description, inuse/m);
     }
+    // every --filter must hold: this record is regular, so it is not also source.local
+    const both = await execOk(
+      cog,
+      ['cache', 'du', '--json', '--filter', ours, '--filter', 'type==source.local'],
+      { env: tb.env },
+    );
+    assert.equal((JSON.parse(both.stdout) as UsageJson).records, 0, both.stdout);
     assert.equal((await usage(ours)).records, before.records, 'refused flags remove nothing');
 
     const pruned = await execOk(cog, ['cache', 'prune', '--force', '--json', '--filter', ours], {

@@ -2,7 +2,7 @@
 // field the daemon does not know matches nothing with == and everything with !=).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkCacheFilters, filterFields } from '../../src/buildkit/cache-filter.js';
+import { checkCacheFilters, daemonFilter, filterFields } from '../../src/buildkit/cache-filter.js';
 import { CogError } from '../../src/errors.js';
 
 test('the fields of each clause are read, whatever the operator and quoting', () => {
@@ -55,4 +55,14 @@ test('filters on known fields, and text buildkitd will judge, pass', () => {
     'parent==x',
     'description~~x',
   ]);
+});
+
+test('the --filter flags go to buildkitd as one filter, so that a record must match all of them', () => {
+  // as a list, buildkitd keeps a record matching any one: a prune would remove far more than asked
+  assert.deepEqual(daemonFilter(['type==regular', 'description~=pip,inuse']), [
+    'type==regular,description~=pip,inuse',
+  ]);
+  assert.deepEqual(daemonFilter(['id==x']), ['id==x']);
+  assert.deepEqual(daemonFilter([]), []);
+  assert.deepEqual(daemonFilter([' ', '']), []);
 });
