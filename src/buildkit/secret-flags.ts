@@ -2,7 +2,8 @@
  * `--secret` flags: their parsing (buildx's syntax) and reading a secret's bytes from its file or
  * environment variable. The session's Secrets service (secrets.ts) serves them to the daemon.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
 import { CogError } from '../errors.js';
 
 export type SecretSource = { readonly file: string } | { readonly env: string };
@@ -44,5 +45,34 @@ export async function readSecret(
     throw new Error(
       `secret ${id}: cannot read ${source.file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
     );
+  }
+}
+
+/**
+ * Refuses a `--secret` whose file cannot be read, whether a step uses the secret or not (as buildx
+ * does): a misspelt src= would otherwise pass unnoticed. A variable (env=) is looked up only when a
+ * step uses it. Files are checked, not read: their content is read when the daemon asks.
+ * @throws CogError naming the flag and the file
+ */
+export async function checkSecretFiles(secrets: Readonly<Record<string, SecretSource>>): Promise<void> {
+  for (const [id, source] of Object.entries(secrets)) {
+    if (!('file' in source)) continue;
+    let why: string | undefined;
+    try {
+      if ((await stat(source.file)).isDirectory()) why = 'a directory, not a file';
+      else await access(source.file, constants.R_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      why =
+        code === 'ENOENT' || code === 'ENOTDIR'
+          ? 'no such file'
+          : code === 'EACCES'
+            ? 'not readable'
+            : (err as Error).message;
+    }
+    if (why)
+      throw new CogError(`--secret id=${id},src=${source.file}: ${why}`, {
+        hint: 'give src= the path of a readable file (relative to the current directory), or take the secret from a variable with env=VAR',
+      });
   }
 }

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { readDockerignore } from '../buildkit/patterns.js';
-import { type SecretSource, parseSecretFlag } from '../buildkit/secret-flags.js';
+import { type SecretSource, checkSecretFiles, parseSecretFlag } from '../buildkit/secret-flags.js';
 import { checkBaseImageFlags, chooseCogBase, cogBasePatchWarning } from '../build/cog-base.js';
 import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
@@ -192,6 +192,7 @@ export async function prepareBuild(
   const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
   if (patchNote) warn(patchNote);
   const secrets: Record<string, SecretSource> = Object.fromEntries((args.secrets ?? []).map(parseSecretFlag));
+  await checkSecretFiles(secrets);
   const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
   const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
     schemaFor(loaded, args, io.env, warn),

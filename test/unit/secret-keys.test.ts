@@ -6,10 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { secretContentKey, secretKeysFor } from '../../src/build/secret-keys.js';
+import { checkSecretFiles } from '../../src/buildkit/secret-flags.js';
 import { CogError } from '../../src/errors.js';
 import { compilePlan, secretsKeyEnv } from '../../src/plan/compile.js';
 import { planBuild, stepSecretsKey } from '../../src/plan/plan.js';
+import { exec } from '../support/exec.js';
 import { minimalPlanInput } from '../support/plan-inputs.js';
+import { repoRoot } from '../support/testbed.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -86,4 +89,34 @@ test('only the step mounting the secret carries the key; the image config never 
     c.image.marshal().ops.find((o) => o.metadata.description?.['llb.customname']?.startsWith('build.run[0]'))
       ?.digest;
   assert.notEqual(digest(other), digest(compiled));
+});
+
+test('a --secret file that cannot be read is refused, used or not; a variable is looked up only when used', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cogts-secret-files-'));
+  dirs.push(dir);
+  await writeFile(join(dir, 'token'), 'v1');
+  await checkSecretFiles({ token: { file: join(dir, 'token') }, unset: { env: 'NOT_SET_ANYWHERE' } });
+  await assert.rejects(
+    checkSecretFiles({ token: { file: join(dir, 'token') }, x: { file: join(dir, 'absent') } }),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message === `--secret id=x,src=${join(dir, 'absent')}: no such file` &&
+      /src= the path of a readable file/.test(err.hint ?? ''),
+  );
+  await assert.rejects(
+    checkSecretFiles({ d: { file: dir } }),
+    /--secret id=d,src=.*: a directory, not a file/,
+  );
+});
+
+test('cog build refuses a missing --secret file before it builds, though no step mounts the secret', async () => {
+  // the hello fixture mounts no secret; BUILDKIT_HOST points nowhere: refused before any daemon is asked
+  const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent/buildkitd.sock' };
+  const out = await exec(join(repoRoot, 'bin', 'cog'), ['build', '--secret', 'id=x,src=/missing/file'], {
+    cwd: join(repoRoot, 'fixtures', 'models', 'hello'),
+    env,
+  });
+  assert.equal(out.code, 1, out.stderr);
+  assert.match(out.stderr, /^cog: error: --secret id=x,src=\/missing\/file: no such file$/m);
+  assert.match(out.stderr, /^hint: give src= the path of a readable file/m);
 });
