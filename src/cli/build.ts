@@ -178,6 +178,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         sharedKey: sharedKeyHint,
         // a cog-base probe that fails is a fallback with a warning, not a failed step
         hideSteps: isCogBaseProbe,
+        secretFlag: true,
         ...(pushRegistry ? { envCredentialsFor: [pushRegistry] } : {}),
       },
       ({ client, session, ref, signal, onStatus }) =>

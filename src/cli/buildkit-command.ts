@@ -7,6 +7,7 @@ import { authService, explainRegistryAuthError, explainRegistryReachError } from
 import { type BuildkitClient, newId } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
 import type { SolveOptions } from '../buildkit/solve.js';
+import { explainMissingSecret } from '../buildkit/secrets.js';
 import { Session, type SessionService } from '../buildkit/session.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { hidingVertices } from '../progress/hide.js';
@@ -30,6 +31,8 @@ export interface BuildkitCommandOptions {
   readonly onInterruptDoing?: () => string;
   /** registries (a --push destination) that COG_REGISTRY_USERNAME/PASSWORD answer for */
   readonly envCredentialsFor?: readonly string[];
+  /** the command takes --secret: a step's missing secret is explained with the flag, else with `cog build` */
+  readonly secretFlag?: boolean;
 }
 
 export interface BuildkitContext {
@@ -79,7 +82,10 @@ export async function withBuildkit<T>(
             }),
           options.onInterruptDoing,
         ).catch((err: unknown) => {
-          throw explainRegistryReachError(explainRegistryAuthError(err, { env: io.env }));
+          throw explainMissingSecret(
+            explainRegistryReachError(explainRegistryAuthError(err, { env: io.env })),
+            options.secretFlag === true,
+          );
         });
       } finally {
         await progress.close();

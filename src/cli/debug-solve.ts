@@ -116,15 +116,18 @@ export async function debugSolve(args: DebugSolveArgs, io: CommandIo): Promise<v
   if (Object.keys(localDirs).length > 0) services.push(fileSyncService(localDirs));
   if (Object.keys(secrets).length > 0) services.push(secretsService(secrets));
 
-  const result = await withBuildkit(io, { progress: args.progress, tls: args.tls, services }, (buildkit) =>
-    solve(buildkit.client, {
-      ref: buildkit.ref,
-      definition,
-      session: buildkit.session,
-      exporters,
-      signal: buildkit.signal,
-      onStatus: buildkit.onStatus,
-    }),
+  const result = await withBuildkit(
+    io,
+    { progress: args.progress, tls: args.tls, services, secretFlag: true },
+    (buildkit) =>
+      solve(buildkit.client, {
+        ref: buildkit.ref,
+        definition,
+        session: buildkit.session,
+        exporters,
+        signal: buildkit.signal,
+        onStatus: buildkit.onStatus,
+      }),
   );
   if (args.metadataFile) {
     await writeFile(args.metadataFile, `${JSON.stringify(result.exporterResponse, null, 2)}\n`);

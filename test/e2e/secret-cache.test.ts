@@ -71,3 +71,19 @@ test(
     assert.ok(!config.stdout.includes('COG_BUILD_SECRETS_KEY'), 'the key is not in the image config');
   },
 );
+
+test(
+  'a step whose secret nobody passed fails with how to pass it: --secret on cog build, cog build first for cog run',
+  { timeout: 600_000 },
+  async () => {
+    const env = { ...tb.env, COG_IMAGE_STORE: store };
+    const build = await exec(cog, ['build', '-t', 'secret-cache:missing'], { cwd: project, env });
+    assert.equal(build.code, 1, explain(build));
+    assert.match(build.stderr, /^cog: error: secret token: not found$/m);
+    assert.match(build.stderr, /^hint: .*--secret id=token,src=FILE or --secret id=token,env=VAR$/m);
+    const run = await exec(cog, ['run'], { cwd: project, env });
+    assert.equal(run.code, 1, explain(run));
+    assert.match(run.stderr, /^cog: error: secret token: not found$/m);
+    assert.match(run.stderr, /^hint: .*`cog build --secret id=token,src=FILE -t NAME`, then run NAME$/m);
+  },
+);
