@@ -43,6 +43,24 @@ export function checkBaseImageFlags(flags: CogBaseFlags): void {
 }
 
 /**
+ * The flags shape the build of the project: a command given IMAGE builds nothing, so a flag given
+ * with it would be ignored without a word.
+ * @throws CogError naming the flag
+ */
+export function checkBaseImageFlagsUnused(flags: Partial<CogBaseFlags>, command: string): void {
+  const given =
+    flags.useCogBaseImage !== undefined
+      ? '--use-cog-base-image'
+      : flags.useCudaBaseImage !== undefined
+        ? '--use-cuda-base-image'
+        : undefined;
+  if (given)
+    throw new CogError(`${given}: \`${command} IMAGE\` runs an image that is built already`, {
+      hint: `drop ${given}, or leave IMAGE out to build the project with it`,
+    });
+}
+
+/**
  * The cog-base image the flags allow for this config, or undefined (flag false, or auto and no
  * cog-base tag fits).
  * @throws CogError when both flags are given, or when --use-cog-base-image=true and no tag fits

@@ -22,6 +22,10 @@ export interface ExecArgs {
   readonly file: string;
   readonly progress: string | undefined;
   readonly tls?: TlsFlags;
+  /** --use-cuda-base-image for the project's build, as `cog build` takes it; undefined is auto */
+  readonly useCudaBaseImage?: string | undefined;
+  /** --use-cog-base-image for the project's build, as `cog build` takes it; undefined is auto */
+  readonly useCogBaseImage?: boolean | undefined;
 }
 
 /** cog's own options of `cog exec` that take a value (the next argument, unless given as --opt=value). */
@@ -38,6 +42,7 @@ const valueOptions = new Set([
   '--tlskey',
   '--tlsservername',
   '--tlsdir',
+  '--use-cuda-base-image',
 ]);
 
 /**
@@ -135,7 +140,16 @@ export async function execCommand(args: ExecArgs, io: CommandIo, cwd = process.c
   const exit = await withModelContainer(
     io,
     // a predictor the schema reader refuses must not keep anyone from debugging in its environment
-    { image: undefined, file: args.file, progress: args.progress, tls: args.tls, schemaFailure: 'warn' },
+    {
+      image: undefined,
+      file: args.file,
+      progress: args.progress,
+      tls: args.tls,
+      schemaFailure: 'warn',
+      useCudaBaseImage: args.useCudaBaseImage,
+      useCogBaseImage: args.useCogBaseImage,
+      command: 'cog exec',
+    },
     cwd,
     async ({ container, config, cwd: workdir, onInterrupt }) => {
       const process = container.exec({

@@ -39,6 +39,32 @@ function tlsFlags(argv: TlsFlags): TlsFlags {
   };
 }
 
+/** The base image flags of every command that builds the project (build, push, run, serve, exec). */
+const baseImageOptions = {
+  'use-cuda-base-image': {
+    type: 'string',
+    describe: 'false builds GPU models on python:X-slim (default: auto)',
+  },
+  'use-cog-base-image': {
+    type: 'boolean',
+    describe:
+      'build on <registry>/cog-base:<tag> ($COG_REGISTRY_HOST, else r8.im); default: when it exists, true: required, false: never',
+  },
+} as const;
+
+/** The base image flags on a command that builds the project before it runs it; `note` ends their help. */
+function withBaseImageOptions<T>(y: Argv<T>, note = '') {
+  return y
+    .option('use-cuda-base-image', {
+      ...baseImageOptions['use-cuda-base-image'],
+      describe: `${baseImageOptions['use-cuda-base-image'].describe}${note}`,
+    })
+    .option('use-cog-base-image', {
+      ...baseImageOptions['use-cog-base-image'],
+      describe: `${baseImageOptions['use-cog-base-image'].describe}${note}`,
+    });
+}
+
 /** The options `cog build` and `cog push` share: how the image is built. */
 function withImageBuildOptions<T>(y: Argv<T>) {
   return withTlsOptions(y)
@@ -69,15 +95,8 @@ function withImageBuildOptions<T>(y: Argv<T>) {
       hidden: true,
       describe: 'build without an OpenAPI schema (no run.cog.openapi_schema label)',
     })
-    .option('use-cuda-base-image', {
-      type: 'string',
-      describe: 'false builds GPU models on python:X-slim (default: auto)',
-    })
-    .option('use-cog-base-image', {
-      type: 'boolean',
-      describe:
-        'build on <registry>/cog-base:<tag> ($COG_REGISTRY_HOST, else r8.im); default: when it exists, true: required, false: never',
-    })
+    .option('use-cuda-base-image', baseImageOptions['use-cuda-base-image'])
+    .option('use-cog-base-image', baseImageOptions['use-cog-base-image'])
     .option('precompile', {
       type: 'boolean',
       default: false,
@@ -393,7 +412,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   );
   // upstream's `cog run`; `cog predict` still works, hidden, with upstream's deprecation warning
   const runBuilder = <T>(c: Argv<T>) =>
-    withTlsOptions(c)
+    withBaseImageOptions(withTlsOptions(c), '; for the project, not IMAGE')
       .positional('image', {
         type: 'string',
         describe: 'a model image in a registry (default: build the project)',
@@ -446,6 +465,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         tls: tlsFlags(argv),
         gpus: argv.gpus,
         useReplicateToken: argv['use-replicate-token'],
+        useCudaBaseImage: argv['use-cuda-base-image'],
+        useCogBaseImage: argv['use-cog-base-image'],
       },
       processIo(),
     );
@@ -469,7 +490,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     'serve [image]',
     "Serve a model's HTTP API on a local port",
     (c) =>
-      withTlsOptions(c)
+      withBaseImageOptions(withTlsOptions(c), '; for the project, not IMAGE')
         .positional('image', {
           type: 'string',
           describe: 'a model image in a registry (default: build the project and mount it at /src)',
@@ -496,6 +517,8 @@ export async function main(argv: readonly string[]): Promise<number> {
           file: argv.file,
           progress: argv.progress,
           tls: tlsFlags(argv),
+          useCudaBaseImage: argv['use-cuda-base-image'],
+          useCogBaseImage: argv['use-cog-base-image'],
         },
         processIo(),
       ),
@@ -504,7 +527,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     'exec',
     "Run a command in the model's environment (a copy of the project at /src)",
     (c) =>
-      withTlsOptions(c)
+      withBaseImageOptions(withTlsOptions(c))
         .usage("$0 exec [options] <command> [args...]\n\nOptions after the command are the command's.")
         .option('publish', {
           alias: 'p',
@@ -536,6 +559,8 @@ export async function main(argv: readonly string[]): Promise<number> {
           file: argv.file,
           progress: argv.progress,
           tls: tlsFlags(argv),
+          useCudaBaseImage: argv['use-cuda-base-image'],
+          useCogBaseImage: argv['use-cog-base-image'],
         },
         processIo(),
       ),

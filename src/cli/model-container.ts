@@ -15,7 +15,7 @@ import { fileSyncService } from '../buildkit/filesync.js';
 import { type OciImageConfig, gatewayBuild } from '../buildkit/gateway.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
-import { isCogBaseProbe } from '../build/cog-base.js';
+import { checkBaseImageFlagsUnused, isCogBaseProbe } from '../build/cog-base.js';
 import { GatewayContainer } from '../runtime/container.js';
 import { localImages } from '../runtime/local-images.js';
 import { imageNeedsGpu } from '../runtime/gpu.js';
@@ -36,6 +36,12 @@ export interface ModelContainerOptions {
   readonly tls?: TlsFlags | undefined;
   /** a predictor the schema cannot be read from: warn and go on (cog exec, a debugging tool) */
   readonly schemaFailure?: 'fail' | 'warn';
+  /** --use-cuda-base-image for the project's build, as `cog build` takes it; undefined is auto */
+  readonly useCudaBaseImage?: string | undefined;
+  /** --use-cog-base-image for the project's build, as `cog build` takes it; undefined is auto */
+  readonly useCogBaseImage?: boolean | undefined;
+  /** the command, for errors: `cog serve` */
+  readonly command: string;
 }
 
 export interface ModelContainer {
@@ -60,10 +66,17 @@ export async function withModelContainer<T>(
   cwd: string,
   run: (model: ModelContainer) => Promise<T>,
 ): Promise<T> {
+  const baseFlags = { useCudaBaseImage: options.useCudaBaseImage, useCogBaseImage: options.useCogBaseImage };
+  if (options.image !== undefined) checkBaseImageFlagsUnused(baseFlags, options.command);
   const prepared =
     options.image === undefined
       ? await prepareBuild(
-          { ...defaultBuildSettings, file: options.file, schemaFailure: options.schemaFailure ?? 'fail' },
+          {
+            ...defaultBuildSettings,
+            ...baseFlags,
+            file: options.file,
+            schemaFailure: options.schemaFailure ?? 'fail',
+          },
           io,
           cwd,
         )

@@ -11,7 +11,7 @@ import { gatewayBuild } from '../buildkit/gateway.js';
 import { secretsService } from '../buildkit/secrets.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
-import { isCogBaseProbe } from '../build/cog-base.js';
+import { checkBaseImageFlagsUnused, isCogBaseProbe } from '../build/cog-base.js';
 import { CogError } from '../errors.js';
 import {
   format422,
@@ -44,6 +44,10 @@ export interface PredictArgs {
   readonly gpus?: string | undefined;
   /** `--use-replicate-token`: send $REPLICATE_API_TOKEN as the request's context.replicate_api_token */
   readonly useReplicateToken?: boolean;
+  /** --use-cuda-base-image for the project's build, as `cog build` takes it; undefined is auto */
+  readonly useCudaBaseImage?: string | undefined;
+  /** --use-cog-base-image for the project's build, as `cog build` takes it; undefined is auto */
+  readonly useCogBaseImage?: boolean | undefined;
 }
 
 /** The session secret that carries $REPLICATE_API_TOKEN to the run. */
@@ -92,10 +96,13 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     throw new CogError('--use-replicate-token needs the REPLICATE_API_TOKEN environment variable', {
       hint: 'export REPLICATE_API_TOKEN=r8_… (an API token from replicate.com/account/api-tokens)',
     });
+  const baseFlags = { useCudaBaseImage: args.useCudaBaseImage, useCogBaseImage: args.useCogBaseImage };
+  if (args.image !== undefined)
+    checkBaseImageFlagsUnused(baseFlags, args.mode === 'train' ? 'cog train' : 'cog run');
   // without IMAGE: the project's config and schema are known before connecting, so inputs fail fast
   const prepared =
     args.image === undefined
-      ? await prepareBuild({ ...defaultBuildSettings, file: args.file }, io, cwd)
+      ? await prepareBuild({ ...defaultBuildSettings, ...baseFlags, file: args.file }, io, cwd)
       : undefined;
   let input: Record<string, unknown> | undefined;
   if (prepared) {

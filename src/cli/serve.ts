@@ -19,6 +19,10 @@ export interface ServeArgs {
   readonly file: string;
   readonly progress: string | undefined;
   readonly tls?: TlsFlags;
+  /** --use-cuda-base-image for the project's build, as `cog build` takes it; undefined is auto */
+  readonly useCudaBaseImage?: string | undefined;
+  /** --use-cog-base-image for the project's build, as `cog build` takes it; undefined is auto */
+  readonly useCogBaseImage?: boolean | undefined;
 }
 
 /** The server's command line after the image's entrypoint (tini). */
@@ -63,7 +67,15 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
   const note = remoteDaemonNote(io.env.BUILDKIT_HOST, port);
   const exit = await withModelContainer(
     io,
-    { image: args.image, file: args.file, progress: args.progress, tls: args.tls },
+    {
+      image: args.image,
+      file: args.file,
+      progress: args.progress,
+      tls: args.tls,
+      useCudaBaseImage: args.useCudaBaseImage,
+      useCogBaseImage: args.useCogBaseImage,
+      command: 'cog serve',
+    },
     cwd,
     async ({ container, config, cwd: workdir, onInterrupt }) => {
       const server = container.exec({
