@@ -12,6 +12,7 @@ import { type SecretSource, checkSecretFiles, parseSecretFlag } from '../buildki
 import { checkBaseImageFlags, chooseCogBase, cogBasePatchWarning } from '../build/cog-base.js';
 import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
+import { excludedFileMessage, excludedReferencedFiles, referencedFiles } from '../build/predictor-files.js';
 import { findProjectWeights } from '../build/project-listing.js';
 import { secretKeysFor } from '../build/secret-keys.js';
 import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
@@ -35,7 +36,10 @@ export interface BuildArgs {
   readonly openapiSchema: string | undefined;
   /** hidden --skip-schema-validation: no schema at all (no label, no /src/.cog file), as upstream */
   readonly skipSchema?: boolean;
-  /** a predictor the schema cannot be read from: fail (default), or warn and go on without a schema */
+  /**
+   * a predictor the schema cannot be read from, or that .dockerignore leaves out: fail (default), or
+   * warn and go on (without a schema)
+   */
   readonly schemaFailure?: 'fail' | 'warn';
   /** --use-cuda-base-image; undefined when not given (auto) */
   readonly useCudaBaseImage: string | undefined;
@@ -201,6 +205,14 @@ export async function prepareBuild(
     gitLabels(loaded.projectDir, io.env),
     secretKeysFor(secrets, mountedSecrets, io.env),
   ]);
+  // a Dockerfile copies what it wants where it wants: only the build cog.yaml describes is checked
+  if (!dockerfile) {
+    for (const excluded of excludedReferencedFiles(referencedFiles(loaded.config), sourceExclude)) {
+      const { message, hint } = excludedFileMessage(excluded, basename(loaded.configPath));
+      if (args.schemaFailure === 'warn') warn(`${message} (${hint})`);
+      else throw new CogError(message, { hint });
+    }
+  }
   const weights = args.separateWeights
     ? await findProjectWeights(loaded.projectDir, ['.cog', ...sourceExclude])
     : undefined;
