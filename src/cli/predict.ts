@@ -74,7 +74,7 @@ async function inputsFor(args: PredictArgs, schema: OpenApiDoc | undefined, io: 
       ? await parseJsonInput(args.json, { cwd, stdin: io.stdin })
       : await parseInputFlags([...args.inputs], schema, { cwd, mode: args.mode });
   if (schema) {
-    const problems = validateInputs(input, schema, args.mode);
+    const problems = validateInputs(input, schema, args.mode, { fromText: args.json === undefined });
     if (problems.length > 0)
       throw new CogError(formatValidationErrors(problems), { hint: 'fix the inputs; nothing was started' });
   }

@@ -595,12 +595,38 @@ function formatValue(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-/** Checks one value against a resolved schema; problems are keyed by `field` (dotted paths inside arrays). */
+/**
+ * What was given, for a type mismatch: a value from JSON by its type; command-line text (`-i`), which
+ * fits none of the types, by itself and why it does not fit, e.g. `2.5 (not a whole number)`.
+ */
+function describeGiven(value: unknown, types: readonly string[], fromText: boolean): string {
+  if (!fromText || typeof value !== 'string') return jsonTypeName(value);
+  const text = value.trim();
+  const numeric = floatPattern.test(text);
+  const shown = numeric ? text : JSON.stringify(value);
+  const reasons = new Set<string>();
+  for (const type of types) {
+    if (type === 'integer')
+      reasons.add(
+        intPattern.test(text) ? 'too large for an integer' : numeric ? 'not a whole number' : 'not a number',
+      );
+    else if (type === 'number') reasons.add('not a number');
+    else if (type === 'boolean') reasons.add('not true or false');
+    else if (type === 'object') reasons.add('not a JSON object');
+  }
+  return reasons.size > 0 ? `${shown} (${[...reasons].join(', ')})` : shown;
+}
+
+/**
+ * Checks one value against a resolved schema; problems are keyed by `field` (dotted paths inside
+ * arrays). `fromText`: the value came from `-i` text, so a string is what coercion could not convert.
+ */
 function checkValue(
   value: unknown,
   schema: JsonSchema,
   doc: OpenApiDoc | undefined,
   field: string,
+  fromText = false,
 ): InputProblem[] {
   const problem = (message: string): InputProblem[] => [{ field, message }];
 
@@ -612,15 +638,17 @@ function checkValue(
   if (variants.length > 0) {
     const resolved = variants.map((v) => resolveSchema(doc, v)).filter((v) => v !== undefined);
     for (const v of resolved) if (checkValue(value, v, doc, field).length === 0) return [];
-    if (resolved.length === 1 && resolved[0] !== undefined) return checkValue(value, resolved[0], doc, field);
+    if (resolved.length === 1 && resolved[0] !== undefined)
+      return checkValue(value, resolved[0], doc, field, fromText);
+    const wanted = resolved.flatMap((v) => schemaTypes(v));
     return problem(
-      `expected ${resolved.map((v) => describeSchema(doc, v)).join(' or ')}, got ${jsonTypeName(value)}`,
+      `expected ${resolved.map((v) => describeSchema(doc, v)).join(' or ')}, got ${describeGiven(value, wanted, fromText)}`,
     );
   }
 
   const types = schemaTypes(schema);
   if (types.length > 0 && !types.some((t) => matchesType(value, t))) {
-    return problem(`expected ${types.join(' or ')}, got ${jsonTypeName(value)}`);
+    return problem(`expected ${types.join(' or ')}, got ${describeGiven(value, types, fromText)}`);
   }
 
   if (Array.isArray(schema.enum) && schema.enum.length > 0) {
@@ -692,7 +720,7 @@ function checkValue(
     }
     const items = resolveSchema(doc, schema.items);
     if (items !== undefined) {
-      value.forEach((item, i) => problems.push(...checkValue(item, items, doc, `${field}.${i}`)));
+      value.forEach((item, i) => problems.push(...checkValue(item, items, doc, `${field}.${i}`, fromText)));
     }
   }
   return problems;
@@ -708,6 +736,8 @@ export function validateInputs(
   inputs: Readonly<Record<string, unknown>>,
   schema: OpenApiDoc | undefined,
   mode: RunMode,
+  /** `fromText`: the inputs came from `-i` (text coerced by the schema), not from --json */
+  options: { readonly fromText?: boolean } = {},
 ): InputProblem[] {
   const component = inputComponent(schema, mode);
   if (component === undefined) return [];
@@ -746,7 +776,8 @@ export function validateInputs(
       continue;
     }
     const prop = resolveSchema(schema, props[name]);
-    if (prop !== undefined) problems.push(...checkValue(value, prop, schema, name));
+    if (prop !== undefined)
+      problems.push(...checkValue(value, prop, schema, name, options.fromText === true));
   }
   return problems;
 }

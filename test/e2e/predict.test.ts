@@ -168,6 +168,11 @@ test(
     assert.notEqual(out.code, 0);
     assert.match(out.stderr, /could not be validated/);
     assert.match(out.stderr, /- n: /);
+    // text that is no integer is shown as given, with why it does not fit
+    const fraction = await exec(cog, ['run', '-i', 'n=2.5'], { env: tb.env, cwd: join(fixtures, 'types') });
+    assert.notEqual(fraction.code, 0);
+    assert.match(fraction.stderr, /^ - n: expected integer, got 2\.5 \(not a whole number\)$/m);
+    assert.doesNotMatch(fraction.stderr, /run the model/);
   },
 );
 

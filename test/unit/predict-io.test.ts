@@ -343,6 +343,43 @@ describe('validateInputs', () => {
     assert.deepEqual(validateInputs({ anything: 1 }, undefined, 'predict'), []);
   });
 
+  test('-i text that does not convert is shown as given, with why it does not fit the input', async () => {
+    const given = await parseInputFlags(
+      [
+        'prompt=x',
+        'token=t',
+        'seed=2.5',
+        'num_steps=many',
+        'guidance=high',
+        'enabled=yes',
+        'options=[1]',
+        'weights=1',
+        'weights=heavy',
+        'num_or_bool=maybe',
+        `width=${'9'.repeat(20)}`,
+      ],
+      scalars,
+      noFiles,
+    );
+    assert.deepEqual(validateInputs(given, scalars, 'predict', { fromText: true }), [
+      { field: 'num_steps', message: 'expected integer, got "many" (not a number)' },
+      { field: 'guidance', message: 'expected number, got "high" (not a number)' },
+      { field: 'enabled', message: 'expected boolean, got "yes" (not true or false)' },
+      { field: 'seed', message: 'expected integer, got 2.5 (not a whole number)' },
+      { field: 'width', message: `expected integer, got ${'9'.repeat(20)} (too large for an integer)` },
+      { field: 'options', message: 'expected object, got "[1]" (not a JSON object)' },
+      { field: 'weights.1', message: 'expected number, got "heavy" (not a number)' },
+      {
+        field: 'num_or_bool',
+        message: 'expected integer or boolean, got "maybe" (not a number, not true or false)',
+      },
+    ]);
+    // from --json a string is a string: its type is what is wrong
+    assert.deepEqual(validateInputs({ prompt: 'x', token: 't', seed: '2.5' }, scalars, 'predict'), [
+      { field: 'seed', message: 'expected integer, got string' },
+    ]);
+  });
+
   test('formats like upstream and carries a usage hint', () => {
     const text = formatValidationErrors([
       { field: 'seed', message: 'required input is missing' },
