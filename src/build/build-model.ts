@@ -17,6 +17,7 @@ import { image, normalizeImageRef } from '../llb/index.js';
 import { compileOnDockerfile } from '../plan/compile-dockerfile.js';
 import { distroPython } from '../plan/distro.js';
 import type { PlanInput } from '../plan/types.js';
+import { notReadyDetail, wholeOutputHint } from '../runtime/server-output.js';
 import { type SmokeOptions, type SmokeReport, smokeTest } from '../runtime/smoke.js';
 import { CogError } from '../errors.js';
 import { freezeLabels } from './freeze-labels.js';
@@ -342,10 +343,9 @@ export async function buildModel(client: BuildkitClient, options: BuildModelOpti
 export function checkSmoke(report: SmokeReport, predicted: boolean): void {
   const status = report.health?.status;
   if (status !== 'READY') {
-    const logs = report.health?.setup?.logs?.trim();
     throw new CogError(
-      `smoke test: the model server did not become READY (${report.error ?? `status ${status ?? 'unknown'}`})`,
-      { hint: logs ? `setup logs:\n${logs}` : 'run the image and look at its setup logs' },
+      `smoke test: the model server did not become READY (${report.error ?? `status ${status ?? 'unknown'}`})${notReadyDetail(report)}`,
+      { hint: wholeOutputHint },
     );
   }
   if (predicted && report.prediction?.status !== 'succeeded') {

@@ -8,6 +8,7 @@ import { CogError } from '../errors.js';
 import { findStoredImage } from '../image/find.js';
 import type { ImageStore } from '../image/store.js';
 import { type State, image, local, normalizeImageRef, ociLayout } from '../llb/index.js';
+import { notReadyDetail, wholeOutputHint } from './server-output.js';
 import { type SmokeReport, smokeTest } from './smoke.js';
 
 /** The name under which the session serves the directory holding request.json. */
@@ -118,20 +119,13 @@ export async function resolveModelImage(
 /** Why a run did not produce an answer, as a user-facing error; undefined when it did. */
 export function runFailure(report: SmokeReport): CogError | undefined {
   const status = report.health?.status;
-  if (status === 'SETUP_FAILED') {
-    return new CogError('Model setup failed', {
-      hint: report.health?.setup?.logs?.trim() || 'the model’s setup() raised an error',
-    });
-  }
+  // the quiet progress view shows none of the server's output: its error carries the last of it
+  if (status === 'SETUP_FAILED')
+    return new CogError(`Model setup failed${notReadyDetail(report)}`, { hint: wholeOutputHint });
   if (status !== 'READY') {
     return new CogError(
-      `the model did not become ready (${report.error ?? `status ${status ?? 'unknown'}`})`,
-      {
-        // the server's own output is in the build's log: shown with --progress plain, not in the quiet view
-        hint:
-          report.health?.setup?.logs?.trim() ||
-          "the model server's output says why: it is above with --progress plain (run again with it if it is not)",
-      },
+      `the model did not become ready (${report.error ?? `status ${status ?? 'unknown'}`})${notReadyDetail(report)}`,
+      { hint: wholeOutputHint },
     );
   }
   if (!report.prediction) return new CogError('the model server gave no answer to the request');

@@ -39,6 +39,8 @@ export interface SmokeReport {
   readonly prediction?: { status?: string; output?: unknown; error?: unknown } | null;
   readonly openapi?: unknown;
   readonly error?: string;
+  /** the server's last lines of output (stdout and stderr), when it did not become READY */
+  readonly output_tail?: readonly string[];
   /** epoch seconds inside the exec: the probe started, the server said READY, the request was answered */
   readonly timings?: { probe_started?: number; ready?: number; answered?: number };
 }
@@ -61,8 +63,22 @@ base = "http://127.0.0.1:" + port
 # moving the pid).
 import random
 args = [sys.executable, "-m", "cog.server.http"] + (["--x-mode", "train"] if mode == "train" else [])
+# the server's output goes on to the build's log as it comes, and its last lines are kept for the report:
+# when the server does not become ready, they say why in every progress mode (the quiet one included)
+import collections, threading
+tail = collections.deque(maxlen=20)
+relays = []
+def relay(stream):
+    for line in iter(lambda: stream.readline(65536), b""):
+        sys.stderr.buffer.write(line)
+        sys.stderr.buffer.flush()
+        tail.append(line)
 def start_server():
-    return subprocess.Popen(args, env=dict(os.environ, PORT=port), stdout=sys.stderr, stderr=sys.stderr)
+    server = subprocess.Popen(args, env=dict(os.environ, PORT=port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    thread = threading.Thread(target=relay, args=(server.stdout,), daemon=True)
+    thread.start()
+    relays.append(thread)
+    return server
 def move_pid():
     for _ in range(random.randrange(1, 500)):
         child = os.fork()
@@ -131,6 +147,13 @@ finally:
         server.wait(10)
     except Exception:
         server.kill()
+if not (report["health"] and report["health"].get("status") == "READY"):
+    # the rest of the output, unless a child of the server still holds the pipe open
+    for thread in relays:
+        thread.join(2)
+    # a line as a terminal shows it: what follows its last carriage return, at most 1000 characters
+    lines = [line.decode("utf-8", "replace").rstrip("\r\n").split("\r")[-1][-1000:] for line in list(tail)]
+    report["output_tail"] = lines
 with open("/out/smoke.json", "w") as f:
     json.dump(report, f)
 `;

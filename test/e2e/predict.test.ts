@@ -30,6 +30,7 @@ test(
     });
     assert.equal(out.stdout, 'hello cog-ts\n');
     assert.doesNotMatch(out.stderr, /deprecated/);
+    assert.doesNotMatch(out.stderr, /of output:/, "a model that starts: none of the server's output");
     // upstream's old name: the same prediction, with upstream's warning on stderr
     const old = await execOk(cog, ['predict', '-i', 'name=old'], {
       env: tb.env,
@@ -123,7 +124,29 @@ test('a failing setup() gives a clear error and a non-zero exit', { timeout: 600
   assert.notEqual(out.code, 0);
   assert.match(out.stderr, /Model setup failed/);
   assert.match(out.stderr, /weights not found: this fixture fails on purpose/);
+  // the default (quiet) view shows the tail of the server's own output, readable, with the error in it
+  assert.match(out.stderr, /^the model server's last \d+ lines of output:$/m);
+  assert.match(out.stderr, /^ {2}ERROR Worker initialization failed error=.*weights not found/m);
+  assert.doesNotMatch(out.stderr, /"timestamp"/, 'no raw JSON log lines');
 });
+
+test(
+  'a model that fails to import shows its server output in the default view',
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-predict-import-fails-');
+    await writeFile(join(project, 'cog.yaml'), 'build:\n  python_version: "3.11"\nrun: "run.py:Runner"\n');
+    await writeFile(
+      join(project, 'run.py'),
+      'import no_such_module_cogts\nfrom cog import BaseRunner\n\n\nclass Runner(BaseRunner):\n    def run(self) -> str:\n        return "x"\n',
+    );
+    const out = await exec(cog, ['run'], { env: tb.env, cwd: project });
+    assert.notEqual(out.code, 0);
+    assert.match(out.stderr, /^the model server's last \d+ lines of output:$/m);
+    assert.match(out.stderr, /^ {2}ERROR .*No module named 'no_such_module_cogts'/m);
+    assert.match(out.stderr, /--progress plain/);
+  },
+);
 
 test('cog train posts to /trainings', { timeout: 600_000 }, async () => {
   const out = await execOk(cog, ['train', '-i', 'steps=5'], { env: tb.env, cwd: join(fixtures, 'train') });

@@ -1,0 +1,100 @@
+// A model that does not become ready: the error carries the tail of the server's own output (the probe
+// keeps its last lines in the report), because the default (quiet) progress view shows none of it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { checkSmoke } from '../../src/build/build-model.js';
+import { CogError } from '../../src/errors.js';
+import { runFailure } from '../../src/runtime/run-model.js';
+import { readableServerLine, serverOutputTail } from '../../src/runtime/server-output.js';
+import type { SmokeReport } from '../../src/runtime/smoke.js';
+
+const traceback = [
+  '',
+  'Traceback (most recent call last):',
+  '  File "/src/predict.py", line 1, in <module>',
+  'ModuleNotFoundError: No module named nosuchmodule',
+  '',
+];
+
+test('the tail is indented under a heading; blank lines around it are dropped; none gives nothing', () => {
+  assert.equal(
+    serverOutputTail({ health: null, output_tail: traceback }),
+    "\nthe model server's last 3 lines of output:\n" +
+      '  Traceback (most recent call last):\n' +
+      '    File "/src/predict.py", line 1, in <module>\n' +
+      '  ModuleNotFoundError: No module named nosuchmodule',
+  );
+  assert.equal(
+    serverOutputTail({ health: null, output_tail: ['one'] }),
+    "\nthe model server's last line of output:\n  one",
+  );
+  assert.equal(serverOutputTail({ health: null, output_tail: ['', ' '] }), '');
+  assert.equal(serverOutputTail({ health: { status: 'READY' } }), '');
+});
+
+test("coglet's JSON log lines read as LEVEL message key=value; the model's own output as its text", () => {
+  assert.equal(
+    readableServerLine(
+      '{"timestamp":"2026-11-24T09:43:40Z","level":"ERROR","fields":{"message":"Worker initialization failed","error":"ValueError: no weights","elapsed_ms":134},"target":"coglet"}',
+    ),
+    'ERROR Worker initialization failed error=ValueError: no weights elapsed_ms=134',
+  );
+  assert.equal(
+    readableServerLine('{"level":"INFO","fields":{"message":"loading weights...","source":"Stdout"}}'),
+    'loading weights...',
+  );
+  for (const line of ['plain text', '{"not":"a log entry"}', '{broken', '']) {
+    assert.equal(readableServerLine(line), line);
+  }
+});
+
+test('cog run: a server that exits before READY shows its last output, and how to see all of it', () => {
+  const report: SmokeReport = {
+    health: null,
+    error: 'the server exited with code 1',
+    output_tail: traceback,
+  };
+  const err = runFailure(report);
+  assert.ok(err instanceof CogError);
+  assert.match(err.message, /^the model did not become ready \(the server exited with code 1\)\n/);
+  assert.match(err.message, /^ {2}ModuleNotFoundError: No module named nosuchmodule$/m);
+  assert.match(err.hint ?? '', /--progress plain/);
+  // setup failed: its logs, then the output tail; logs the tail holds already are not repeated
+  const setup = runFailure({
+    health: { status: 'SETUP_FAILED', setup: { logs: 'loading weights...' } },
+    output_tail: ['ValueError: cannot load weights'],
+  });
+  assert.equal(
+    setup?.message,
+    "Model setup failed\nsetup logs:\n  loading weights...\nthe model server's last line of output:\n  ValueError: cannot load weights",
+  );
+  assert.match(setup?.hint ?? '', /--progress plain/);
+  const once = runFailure({
+    health: { status: 'SETUP_FAILED', setup: { logs: 'ValueError: cannot load weights' } },
+    output_tail: [
+      '{"level":"ERROR","fields":{"message":"failed","error":"ValueError: cannot load weights"}}',
+    ],
+  });
+  assert.equal(
+    once?.message,
+    "Model setup failed\nthe model server's last line of output:\n  ERROR failed error=ValueError: cannot load weights",
+  );
+  // no output kept (a report of an older probe): the logs alone
+  assert.equal(
+    runFailure({ health: { status: 'SETUP_FAILED', setup: { logs: 'boom' } } })?.message,
+    'Model setup failed\nsetup logs:\n  boom',
+  );
+  // ready and answered: no error at all
+  assert.equal(runFailure({ health: { status: 'READY' }, prediction: { status: 'succeeded' } }), undefined);
+});
+
+test('cog build --smoke-test: the same tail in its error', () => {
+  assert.throws(
+    () => checkSmoke({ health: { status: 'DEFUNCT' }, output_tail: ['RuntimeError: boom'] }, false),
+    (err: unknown) =>
+      err instanceof CogError &&
+      /^smoke test: the model server did not become READY \(status DEFUNCT\)\n/.test(err.message) &&
+      /^ {2}RuntimeError: boom$/m.test(err.message) &&
+      /--progress plain/.test(err.hint ?? ''),
+  );
+});
