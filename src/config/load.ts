@@ -48,6 +48,7 @@ export function findConfigFile(
 ): { projectDir: string; configPath: string } {
   if (isAbsolute(file)) {
     if (existsSync(file) && statSync(file).isFile()) return { projectDir: dirname(file), configPath: file };
+    if (isDirectory(file)) throw aDirectory(file, file);
     throw notFound(file, dirname(file));
   }
   let dir = resolve(cwd);
@@ -55,11 +56,24 @@ export function findConfigFile(
     const candidate = join(dir, file);
     if (existsSync(candidate) && statSync(candidate).isFile())
       return { projectDir: dir, configPath: candidate };
+    if (isDirectory(candidate)) throw aDirectory(file, candidate);
     const parent = dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
   throw notFound(file, resolve(cwd));
+}
+
+const isDirectory = (path: string) => existsSync(path) && statSync(path).isDirectory();
+
+/** The config file named (-f) is a directory: the project's, most likely. */
+function aDirectory(file: string, path: string): CogError {
+  const inside = join(file, DEFAULT_CONFIG_FILE);
+  return new CogError(`${file} is a directory${path === file ? '' : ` (${path})`}, not a config file`, {
+    hint: existsSync(join(path, DEFAULT_CONFIG_FILE))
+      ? `pass the config file in it: -f ${inside}, or run cog in that directory`
+      : `pass -f the path of a config file (e.g. -f ${inside}), or run cog in the project's directory`,
+  });
 }
 
 function notFound(file: string, dir: string): CogError {

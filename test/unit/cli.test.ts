@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { plannedCommands } from '../../src/cli/commands.js';
@@ -160,5 +160,40 @@ describe('bin/cog', () => {
     });
     assert.equal(logout.code, 0, logout.stderr);
     assert.equal(await readFile(join(dir, 'seen.erase'), 'utf8'), file);
+  });
+});
+
+describe('mistakes found before building: no buildkitd is reached', () => {
+  const hello = join(repoRoot, 'fixtures', 'models', 'hello');
+  /** cog with a BUILDKIT_HOST nothing listens on: reaching for buildkitd would say so */
+  async function cogNoDaemon(cwd: string, args: string[]) {
+    const home = await tempDir('cogts-nodaemon-');
+    return exec(cog, args, {
+      cwd,
+      env: {
+        ...process.env,
+        HOME: home,
+        XDG_DATA_HOME: join(home, 'data'),
+        XDG_CACHE_HOME: join(home, 'cache'),
+        COG_IMAGE_STORE: join(home, 'store'),
+        BUILDKIT_HOST: `unix://${join(home, 'none.sock')}`,
+      },
+    });
+  }
+  const failsEarly = (result: { code: number; stderr: string }, message: RegExp, hint?: RegExp) => {
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, message);
+    if (hint) assert.match(result.stderr, hint);
+    assert.doesNotMatch(result.stderr, /buildkitd|cog: build \S+ on/, 'nothing was built');
+  };
+
+  test('-f naming a directory says so, and names the file to pass', async () => {
+    const dir = await tempDir('cogts-f-dir-');
+    await cp(hello, join(dir, 'hello'), { recursive: true });
+    failsEarly(
+      await cogNoDaemon(dir, ['build', '-f', 'hello']),
+      /^cog: error: hello is a directory \(.*\), not a config file$/m,
+      /^hint: pass the config file in it: -f hello\/cog\.yaml/m,
+    );
   });
 });

@@ -71,6 +71,27 @@ test('no config file anywhere up the tree: the upstream message and a `cog init`
   );
 });
 
+test('-f naming a directory says so, and which file to pass instead', () => {
+  const dir = tmp();
+  const project = join(dir, 'project');
+  mkdirSync(project);
+  writeFileSync(join(project, 'cog.yaml'), 'build:\n  python_version: "3.12"\n');
+  const isDirectory = (file: string, hint: RegExp) => (err: unknown) =>
+    err instanceof CogError &&
+    err.message.startsWith(`${file} is a directory`) &&
+    err.message.endsWith('not a config file') &&
+    hint.test(err.hint ?? '');
+  // relative to the working directory, and absolute
+  assert.throws(() => findConfigFile(dir, 'project'), isDirectory('project', /-f project\/cog\.yaml/));
+  assert.throws(
+    () => findConfigFile(dir, project),
+    isDirectory(project, new RegExp(`-f ${project}/cog\\.yaml`)),
+  );
+  // a directory without a cog.yaml: the hint says what -f takes
+  mkdirSync(join(dir, 'empty'));
+  assert.throws(() => findConfigFile(dir, 'empty'), isDirectory('empty', /the path of a config file/));
+});
+
 test('an empty cog.yaml is valid', () => {
   const dir = tmp();
   writeFileSync(join(dir, 'cog.yaml'), '');
