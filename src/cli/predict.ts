@@ -65,6 +65,24 @@ export function parseEnv(values: readonly string[]): Record<string, string> {
   return env;
 }
 
+/**
+ * `cog train` on a project runs what cog.yaml's `train` names, and `cog run` what its `run` names: a
+ * project without it fails here, before anything is built.
+ */
+export function checkEntryPoint(
+  mode: PredictArgs['mode'],
+  config: { readonly predict: string | null; readonly train: string | null; readonly configFile: string },
+): void {
+  if (mode === 'train' && !config.train)
+    throw new CogError(`${config.configFile} has no 'train': cog train runs the training function it names`, {
+      hint: `add it to ${config.configFile}, e.g. \`train: "train.py:train"\` (a file and the function in it); cog run runs predictions`,
+    });
+  if (mode === 'predict' && !config.predict)
+    throw new CogError(`${config.configFile} has no 'run': cog run runs the predictor it names`, {
+      hint: `add it to ${config.configFile}, e.g. \`run: "run.py:Runner"\` (a file and the class in it)${config.train ? '; cog train runs trainings' : ''}`,
+    });
+}
+
 async function inputsFor(args: PredictArgs, schema: OpenApiDoc | undefined, io: CommandIo, cwd: string) {
   if (args.json !== undefined && args.inputs.length > 0) {
     throw new CogError('--json and -i cannot be combined', { hint: 'put every input in the --json object' });
@@ -106,6 +124,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       : undefined;
   let input: Record<string, unknown> | undefined;
   if (prepared) {
+    checkEntryPoint(args.mode, prepared.loaded.completed);
     const schema = prepared.input.openapiSchema
       ? (JSON.parse(prepared.input.openapiSchema) as OpenApiDoc)
       : undefined;

@@ -196,4 +196,12 @@ describe('mistakes found before building: no buildkitd is reached', () => {
       /^hint: pass the config file in it: -f hello\/cog\.yaml/m,
     );
   });
+
+  test('cog train on a project without train names the field', async () => {
+    failsEarly(
+      await cogNoDaemon(hello, ['train']),
+      /^cog: error: cog\.yaml has no 'train': cog train runs the training function it names$/m,
+      /^hint: add it to cog\.yaml, e\.g\. `train: "train\.py:train"`/m,
+    );
+  });
 });
