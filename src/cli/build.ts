@@ -21,7 +21,8 @@ import { parseOutputFlag } from './output-flag.js';
 import { withBuildkit } from './buildkit-command.js';
 import { type BuildArgs, prepareBuild, projectSharedKey, warningLine } from './prepare-build.js';
 import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
-import { pushDestination } from './push-destination.js';
+import { imageDestination, imageNameSource, pushDestination } from './push-destination.js';
+import { checkOutputFile } from './output-files.js';
 import { builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
 import { collectStoreGarbage } from './store-garbage.js';
@@ -45,6 +46,9 @@ function cacheEntry(flag: string, value: string) {
   }
   return { Type: type, Attrs: rest };
 }
+
+/** A boolean exporter attribute as BuildKit reads one (push=true, push=1). */
+const isTrue = (value: string | undefined) => value !== undefined && /^(1|t|true)$/i.test(value);
 
 /** The smoke test also runs one prediction with default inputs when the model needs none. */
 export function smokeOptions(schemaJson: string | undefined): SmokeOptions {
@@ -92,6 +96,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const recordInputs = recording && fingerprintBuild(recording, prepared, args);
 
   const specs: ExportSpec[] = [];
+  // names and output files are checked now: BuildKit would find a bad one only after the build
+  const nameFrom = imageNameSource(args.tag, loaded.completed, loaded.completed.configFile);
   /** the registry --push sends to: COG_REGISTRY_USERNAME/PASSWORD answer buildkitd for it alone */
   let pushRegistry: string | undefined;
   if (args.push) {
@@ -99,23 +105,52 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       throw new CogError(`--push needs a destination: cog.yaml names no image, and no -t was given`, {
         hint: "name one with -t REGISTRY/REPO[:TAG], or set 'image' in cog.yaml",
       });
-    pushRegistry = pushDestination(imageName, args.tag ? '-t' : "'image' in cog.yaml").registry;
+    pushRegistry = pushDestination(imageName, nameFrom).registry;
     specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
-  }
+  } else imageDestination(imageName, nameFrom);
   for (const value of args.outputs) {
     const spec = parseOutputFlag(value);
-    if (spec.type === 'image') specs.push({ type: 'image', attrs: spec.attrs });
-    else if (spec.type === 'local')
+    const flag = `--output "${value}"`;
+    if (spec.type === 'image') {
+      const pushes = isTrue(spec.attrs.push);
+      // the exporter takes several names, comma-separated
+      for (const name of (spec.attrs.name ?? '').split(',')) {
+        if (pushes) pushDestination(name, flag);
+        else imageDestination(name, flag);
+      }
+      specs.push({ type: 'image', attrs: spec.attrs });
+    } else if (spec.type === 'local')
       throw new CogError('--output type=local is not supported by cog build', {
         hint: 'use type=oci or type=docker with dest=FILE',
       });
-    else
+    else {
+      if (spec.dest !== '-')
+        await checkOutputFile(
+          {
+            flag,
+            path: spec.dest as string,
+            example: (file) => `--output type=${spec.type},dest=${file}`,
+            suggestedName: 'image.tar',
+          },
+          cwd,
+        );
       specs.push({
         type: spec.type,
         output: spec.dest === '-' ? (io.stdout as never) : (spec.dest as string),
         attrs: { name: imageName, ...spec.attrs },
       });
+    }
   }
+  if (args.metadataFile)
+    await checkOutputFile(
+      {
+        flag: '--metadata-file',
+        path: args.metadataFile,
+        example: (file) => `--metadata-file ${file}`,
+        suggestedName: 'metadata.json',
+      },
+      cwd,
+    );
   if (prepared.platforms.length > 1 && specs.some((s) => s.type === 'docker'))
     throw new CogError(
       `--output type=docker holds one platform, not ${prepared.platforms.map(platformId).join(' and ')}`,

@@ -1,9 +1,15 @@
-// Parsing of CLI flag values (--output) and the default daemon addresses.
+// Parsing of CLI flag values (--output), the output files' checks, and the default daemon addresses.
 import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultBuildkitHosts, findOnPath } from '../../src/buildkit/daemon.js';
 import { parseOutputFlag, splitCsv } from '../../src/cli/output-flag.js';
+import { checkOutputFile } from '../../src/cli/output-files.js';
 import { CogError } from '../../src/errors.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+
+const tempDir = tempDirsRemovedAfterTests();
 
 test('--output parses image, tarball and local outputs', () => {
   assert.deepEqual(parseOutputFlag('type=image,name=r/x:1,push=true'), {
@@ -41,6 +47,41 @@ test('--output errors name the flag and what is missing', () => {
       (err: unknown) =>
         err instanceof CogError && message.test(err.message) && err.message.includes('--output'),
       value,
+    );
+  }
+});
+
+test('an output file is checked before the build: its directory must exist, and it must not be a directory', async () => {
+  const dir = await tempDir('cogts-output-file-');
+  await mkdir(join(dir, 'out'));
+  await writeFile(join(dir, 'plain-file'), '');
+  const file = (path: string) => ({
+    flag: `--output "type=oci,dest=${path}"`,
+    path,
+    example: (f: string) => `--output type=oci,dest=${f}`,
+    suggestedName: 'image.tar',
+  });
+  // a new file, or one to replace, in a directory that exists; relative paths from cwd
+  await checkOutputFile(file('image.tar'), dir);
+  await checkOutputFile(file(join(dir, 'out', 'image.tar')), '/');
+  await writeFile(join(dir, 'out', 'old.tar'), '');
+  await checkOutputFile(file('out/old.tar'), dir);
+  const cases: [string, RegExp, RegExp][] = [
+    ['out', /: out is a directory, not a file to write$/, /--output type=oci,dest=out\/image\.tar/],
+    ['out/', /: out\/ is a directory, not a file to write$/, /dest=out\/image\.tar/],
+    ['new-dir/', /: new-dir\/ is a directory, not a file to write$/, /dest=new-dir\/image\.tar/],
+    ['missing/x.tar', /: the directory .*\/missing does not exist$/, /mkdir -p .*\/missing/],
+    ['plain-file/x.tar', /: .*\/plain-file is not a directory$/, /a directory that exists/],
+  ];
+  for (const [path, message, hint] of cases) {
+    await assert.rejects(
+      checkOutputFile(file(path), dir),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message.startsWith(`--output "type=oci,dest=${path}": `) &&
+        message.test(err.message) &&
+        hint.test(err.hint ?? ''),
+      path,
     );
   }
 });

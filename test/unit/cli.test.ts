@@ -187,6 +187,42 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     assert.doesNotMatch(result.stderr, /buildkitd|cog: build \S+ on/, 'nothing was built');
   };
 
+  test('a bad -t, or a bad image in cog.yaml, names where the name came from', async () => {
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '-t', 'Bad Name']),
+      /^cog: error: -t: invalid image reference "Bad Name"/m,
+    );
+    const project = await tempDir('cogts-bad-image-');
+    await cp(hello, project, { recursive: true });
+    await writeFile(
+      join(project, 'cog.yaml'),
+      `${await readFile(join(hello, 'cog.yaml'), 'utf8')}image: r.example/UPPER/x\n`,
+    );
+    failsEarly(
+      await cogNoDaemon(project, ['build']),
+      /'image' in cog\.yaml: invalid image reference "r\.example\/UPPER\/x"/,
+    );
+  });
+
+  test('an --output or --metadata-file in a missing directory, or naming a directory, is named', async () => {
+    const dir = await tempDir('cogts-bad-output-');
+    const missing = join(dir, 'missing', 'x.tar');
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '-o', `type=oci,dest=${missing}`]),
+      new RegExp(`--output "type=oci,dest=${missing}": the directory ${join(dir, 'missing')} does not exist`),
+      /^hint: create it first/m,
+    );
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '-o', `type=docker,dest=${dir}/`]),
+      new RegExp(`--output "type=docker,dest=${dir}/": ${dir}/ is a directory, not a file to write`),
+      new RegExp(`^hint: name a file, e.g. --output type=docker,dest=${dir}/image\\.tar`, 'm'),
+    );
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '--metadata-file', join(dir, 'missing', 'meta.json')]),
+      /--metadata-file: the directory .* does not exist/,
+    );
+  });
+
   test('-f naming a directory says so, and names the file to pass', async () => {
     const dir = await tempDir('cogts-f-dir-');
     await cp(hello, join(dir, 'hello'), { recursive: true });

@@ -1,8 +1,10 @@
-// Push progress rendering, the push history that picks mount sources, and the pure parts of `cog push`.
+// Push progress rendering, the push history that picks mount sources, the pure parts of `cog push`, and
+// the checks of a build's image name.
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { explainPushError, pushSummary, pushTarget, replicateModelUrl } from '../../src/cli/push.js';
+import { imageDestination, imageNameSource } from '../../src/cli/push-destination.js';
 import type { CogError } from '../../src/errors.js';
 import { blobMountSources, withPush } from '../../src/image/push-history.js';
 import {
@@ -268,6 +270,31 @@ describe('cog push: target, errors, summary', () => {
       () => pushTarget(undefined, config(`r.example/a/b@${digest}`)),
       (e: CogError) =>
         e.message.startsWith(`'image' in cog.yaml: cannot push`) &&
+        (e.hint ?? '').includes('r.example/a/b:latest'),
+    );
+  });
+
+  test("a build's image name says where it came from; a malformed one or a digest fails naming that", () => {
+    const config = (image: string | null, model: string | null = null) => ({ image, model });
+    assert.equal(imageNameSource('x', config('y'), 'cog.yaml'), '-t');
+    assert.equal(imageNameSource(undefined, config('y'), 'other.yaml'), "'image' in other.yaml");
+    assert.equal(imageNameSource(undefined, config(null, 'r8.im/a/b'), 'cog.yaml'), "'model' in cog.yaml");
+    assert.match(imageNameSource(undefined, config(null), 'cog.yaml'), /project directory's name/);
+
+    assert.equal(imageDestination('r.example/a/b:v1', '-t').tag, 'v1');
+    assert.throws(
+      () => imageDestination('Bad Name', '-t'),
+      (e: CogError) => e.message.startsWith('-t: invalid image reference "Bad Name"'),
+    );
+    assert.throws(
+      () => imageDestination('r.example/UPPER/x', "'image' in cog.yaml"),
+      (e: CogError) => e.message.startsWith(`'image' in cog.yaml: invalid image reference`),
+    );
+    const digest = `sha256:${'a'.repeat(64)}`;
+    assert.throws(
+      () => imageDestination(`r.example/a/b@${digest}`, '-t'),
+      (e: CogError) =>
+        e.message.startsWith(`-t: r.example/a/b@${digest} names a digest`) &&
         (e.hint ?? '').includes('r.example/a/b:latest'),
     );
   });

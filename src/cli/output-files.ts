@@ -1,0 +1,50 @@
+/**
+ * The files a build writes on the client (`--output type=oci|docker|tar,dest=FILE`, `--metadata-file`),
+ * checked before the build: a path that names a directory, or whose directory does not exist, would
+ * otherwise fail only once the (possibly long) build is done.
+ */
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { CogError } from '../errors.js';
+
+/** What a check says about a file a build is to write. */
+export interface OutputFile {
+  /** the flag as given, for the message, e.g. `--output "type=oci,dest=x.tar"` */
+  readonly flag: string;
+  /** the path as given */
+  readonly path: string;
+  /** the flag with `file` in place of the path, for the hint */
+  readonly example: (file: string) => string;
+  /** a file name to suggest inside a directory, e.g. image.tar */
+  readonly suggestedName: string;
+}
+
+const endsWithSeparator = (path: string) => path.endsWith('/') || path.endsWith(sep);
+
+async function statOf(path: string) {
+  return stat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw err;
+  });
+}
+
+/** Rejects unless `file.path` (relative to `cwd`) can be created or replaced as a file. */
+export async function checkOutputFile(file: OutputFile, cwd: string): Promise<void> {
+  const target = resolve(cwd, file.path);
+  const existing = await statOf(target);
+  if (existing?.isDirectory() || endsWithSeparator(file.path)) {
+    throw new CogError(`${file.flag}: ${file.path} is a directory, not a file to write`, {
+      hint: `name a file, e.g. ${file.example(join(file.path, file.suggestedName))}`,
+    });
+  }
+  const dir = dirname(target);
+  const parent = await statOf(dir);
+  if (!parent)
+    throw new CogError(`${file.flag}: the directory ${dir} does not exist`, {
+      hint: `create it first (mkdir -p ${dir}), or write the file into a directory that exists`,
+    });
+  if (!parent.isDirectory())
+    throw new CogError(`${file.flag}: ${dir} is not a directory`, {
+      hint: 'write the file into a directory that exists',
+    });
+}
