@@ -22,7 +22,9 @@ import { withBuildkit } from './buildkit-command.js';
 import { type BuildArgs, prepareBuild, projectSharedKey, warningLine } from './prepare-build.js';
 import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
 import { imageDestination, imageNameSource, pushDestination } from './push-destination.js';
+import { type PushRegistry, checkPushRegistries } from './push-preflight.js';
 import { checkOutputFile } from './output-files.js';
+import { retryLine } from './retry-line.js';
 import { builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
 import { collectStoreGarbage } from './store-garbage.js';
@@ -98,6 +100,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const specs: ExportSpec[] = [];
   // names and output files are checked now: BuildKit would find a bad one only after the build
   const nameFrom = imageNameSource(args.tag, loaded.completed, loaded.completed.configFile);
+  /** the registries BuildKit pushes to, asked before the build whether they answer */
+  const pushTargets: PushRegistry[] = [];
   /** the registry --push sends to: COG_REGISTRY_USERNAME/PASSWORD answer buildkitd for it alone */
   let pushRegistry: string | undefined;
   if (args.push) {
@@ -106,6 +110,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         hint: "name one with -t REGISTRY/REPO[:TAG], or set 'image' in cog.yaml",
       });
     pushRegistry = pushDestination(imageName, nameFrom).registry;
+    pushTargets.push({ registry: pushRegistry, from: nameFrom });
     specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
   } else imageDestination(imageName, nameFrom);
   for (const value of args.outputs) {
@@ -115,8 +120,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       const pushes = isTrue(spec.attrs.push);
       // the exporter takes several names, comma-separated
       for (const name of (spec.attrs.name ?? '').split(',')) {
-        if (pushes) pushDestination(name, flag);
-        else imageDestination(name, flag);
+        const ref = pushes ? pushDestination(name, flag) : imageDestination(name, flag);
+        if (pushes) pushTargets.push({ registry: ref.registry, from: flag });
       }
       specs.push({ type: 'image', attrs: spec.attrs });
     } else if (spec.type === 'local')
@@ -188,6 +193,11 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   if (prepared.dockerfile) dirs.dockerfile = prepared.dockerfile.dir;
   if (input.sdk.kind === 'file') dirs[wheelContext('cog')] = dirname(resolve(cwd, input.sdk.path));
   if (input.coglet?.kind === 'file') dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
+  // BuildKit's pusher would wait for ever on a registry that takes connections and never answers
+  await checkPushRegistries(pushTargets, {
+    env: io.env,
+    onRetry: (info) => io.stderr.write(`${retryLine(info)}\n`),
+  });
   // local caches are directories the session serves as content stores
   const caches = await localCaches(
     args.cacheFrom.map((v) => cacheEntry('--cache-from', v)),

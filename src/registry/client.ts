@@ -81,6 +81,18 @@ function errorCode(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
+/**
+ * Whether `err` is our client refusing a registry's TLS certificate (untrusted, expired, another
+ * host's), not the registry failing to answer.
+ */
+export function isTlsTrustError(err: unknown): boolean {
+  return (
+    err instanceof RegistryError &&
+    err.status === undefined &&
+    tlsTrustHint(errorCode(err.cause)) !== undefined
+  );
+}
+
 /** Tries of the /v2/ ping; any call's retries do not try it again once it failed them all. */
 const pingAttempts = 3;
 
@@ -370,6 +382,15 @@ export class RegistryClient {
       throw err;
     });
     return state.ping;
+  }
+
+  /**
+   * The registry's /v2/ ping on its own, as every request starts with it (its tries and its time limit
+   * for an answer): resolves when the registry answers as a registry (a 401 asking for credentials is
+   * an answer; none are sent), rejects with the ping's error otherwise.
+   */
+  async checkAnswers(registry: string, signal?: AbortSignal): Promise<void> {
+    await this.ping(registry, signal);
   }
 
   private async fetchToken(

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
@@ -528,6 +528,35 @@ describe('cog push and cog inspect refusals', () => {
       // retry loops around the ping do not try it again: 3 × (HTTP, HTTPS), not 5 × 5 × 2
       assert.equal(connections, 6);
     } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  test('cog build --push to a registry that takes connections and never answers fails before building, naming it', async () => {
+    const sockets: Socket[] = [];
+    const server = createNetServer((socket) => {
+      sockets.push(socket); // held open, never answered
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const started = Date.now();
+    try {
+      const r = await cogIn(hello, ['build', '--push', '-t', `${registry}/cogts-push/silent:v1`]);
+      assert.equal(r.code, 1, explain(r));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^cog: error: -t: cannot push to ${registry}: ${registry} did not answer GET http://${registry}/v2/ within 10 s$`,
+          'm',
+        ),
+      );
+      assert.match(r.stderr, /^hint: .*takes connections but does not answer.*nothing was built/m);
+      assert.match(r.stderr, /retrying \(1\/2\)[^]*retrying \(2\/2\)/, 'each retry is said');
+      assert.doesNotMatch(r.stderr, /cog: build \S+ on/, 'no solve was started');
+      // three pings of 10 s: as long as cog push waits, not for ever
+      assert.ok(Date.now() - started < 60_000, `gave up after ${Date.now() - started} ms`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });

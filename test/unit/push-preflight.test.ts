@@ -1,0 +1,98 @@
+// The registry check before a build that BuildKit pushes (cli/push-preflight.ts), against small local
+// servers: one that takes connections and never answers fails in seconds, naming the flag and the
+// registry; one that asks for credentials has answered; each registry is asked once.
+import assert from 'node:assert/strict';
+import { type IncomingMessage, createServer } from 'node:http';
+import { type AddressInfo, type Socket, createServer as createTcpServer } from 'node:net';
+import { describe, test } from 'node:test';
+import { checkPushRegistries, distinctRegistries } from '../../src/cli/push-preflight.js';
+import { CogError } from '../../src/errors.js';
+import { defaultRetryPolicy } from '../../src/registry/retry.js';
+
+/** quick limits: an answer within 0.2 s, retries at once */
+const quick = {
+  pingAnswerMs: 200,
+  retry: { ...defaultRetryPolicy, initialDelayMs: 1, maxDelayMs: 2 },
+};
+
+describe('push preflight', () => {
+  test('a registry that takes connections and never answers fails in seconds, naming the flag and the registry', async () => {
+    const sockets: Socket[] = [];
+    const server = createTcpServer((socket) => {
+      sockets.push(socket); // held open, never answered
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const retries: number[] = [];
+    const started = Date.now();
+    try {
+      await assert.rejects(
+        checkPushRegistries([{ registry, from: '-t' }], {
+          env: {},
+          client: quick,
+          onRetry: (info) => retries.push(info.attempt),
+        }),
+        (err: unknown) => {
+          assert.ok(err instanceof CogError);
+          assert.equal(
+            err.message,
+            `-t: cannot push to ${registry}: ${registry} did not answer GET http://${registry}/v2/ within 0.2 s`,
+          );
+          assert.match(err.hint ?? '', /takes connections but does not answer/);
+          assert.match(err.hint ?? '', /nothing was built/);
+          return true;
+        },
+      );
+      assert.deepEqual(retries, [1, 2], 'each retry is told');
+      assert.ok(Date.now() - started < 5_000, `gave up after ${Date.now() - started} ms`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  test('a registry asking for credentials has answered; none are sent, and each registry is asked once', async () => {
+    const seen: IncomingMessage[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req);
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="test"' }).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await checkPushRegistries(
+        [
+          { registry, from: '-t' },
+          { registry, from: '--output "type=image,name=x,push=true"' },
+        ],
+        {
+          env: { COG_REGISTRY_USERNAME: 'user', COG_REGISTRY_PASSWORD: 'secret' },
+          client: quick,
+        },
+      );
+      assert.deepEqual(
+        seen.map((r) => `${r.method} ${r.url}`),
+        ['GET /v2/'],
+      );
+      assert.equal(seen[0]?.headers.authorization, undefined, 'the ping carries no credentials');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  test('nothing to push asks nothing; the first name of a registry names it', async () => {
+    await checkPushRegistries([], { env: {} });
+    assert.deepEqual(
+      distinctRegistries([
+        { registry: 'a', from: '-t' },
+        { registry: 'b', from: '--output x' },
+        { registry: 'a', from: '--output y' },
+      ]),
+      [
+        { registry: 'a', from: '-t' },
+        { registry: 'b', from: '--output x' },
+      ],
+    );
+  });
+});
