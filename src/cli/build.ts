@@ -23,7 +23,7 @@ import { type BuildArgs, prepareBuild, projectSharedKey, warningLine } from './p
 import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
 import { imageDestination, imageNameSource, pushDestination } from './push-destination.js';
 import { type PushRegistry, checkPushRegistries } from './push-preflight.js';
-import { checkOutputFile } from './output-files.js';
+import { checkOutputFile, refuseBareOutput } from './output-files.js';
 import { retryLine } from './retry-line.js';
 import { builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
@@ -114,6 +114,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
   } else imageDestination(imageName, nameFrom);
   for (const value of args.outputs) {
+    refuseBareOutput(value);
     const spec = parseOutputFlag(value);
     const flag = `--output "${value}"`;
     if (spec.type === 'image') {

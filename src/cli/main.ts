@@ -426,7 +426,11 @@ export async function main(argv: readonly string[]): Promise<number> {
         describe: 'name=value; @file sends a file',
       })
       .option('json', { type: 'string', describe: 'all inputs as JSON, @file, or - for stdin' })
-      .option('output', { alias: 'o', type: 'string', describe: 'where to write a file output' })
+      .option('output', {
+        alias: 'o',
+        type: 'string',
+        describe: 'where to write the output: a file, or DIR/ for files in DIR',
+      })
       .option('env', {
         alias: 'e',
         type: 'string',

@@ -4,7 +4,7 @@
  * otherwise fail only once the (possibly long) build is done.
  */
 import { stat } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, extname, join, resolve, sep } from 'node:path';
 import { CogError } from '../errors.js';
 
 /** What a check says about a file a build is to write. */
@@ -47,4 +47,19 @@ export async function checkOutputFile(file: OutputFile, cwd: string): Promise<vo
     throw new CogError(`${file.flag}: ${dir} is not a directory`, {
       hint: 'write the file into a directory that exists',
     });
+}
+
+/**
+ * `cog build -o PATH`: to buildx a bare path is a directory to export the image's files into, which
+ * cog build does not make (it writes the image as a tarball); refused, naming the tarball flag to use.
+ */
+export function refuseBareOutput(value: string): void {
+  if (value.includes('=')) return;
+  const file =
+    value === '-' || (value.endsWith('/') === false && extname(value) !== '')
+      ? value
+      : join(value, 'image.tar');
+  throw new CogError(`--output "${value}": cog build writes the image as a tarball, not into a directory`, {
+    hint: `name the tarball: --output type=oci,dest=${file} (or type=docker for \`docker load\`)`,
+  });
 }

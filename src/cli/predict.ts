@@ -20,7 +20,7 @@ import {
   parseJsonInput,
   validateInputs,
 } from '../runtime/inputs.js';
-import { jsonModeResult, planOutputs, writeOutputs } from '../runtime/outputs.js';
+import { checkOutputPath, jsonModeResult, planOutputs, writeOutputs } from '../runtime/outputs.js';
 import { localImages } from '../runtime/local-images.js';
 import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
@@ -110,6 +110,8 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       hint: 'e.g. --setup-timeout 600 (the default is 300)',
     });
   const env = parseEnv(args.env);
+  // a mistyped -o fails now, not after the build and the run
+  const outputPath = args.output ? await checkOutputPath(args.output, cwd) : undefined;
   if (args.useReplicateToken && !io.env.REPLICATE_API_TOKEN)
     throw new CogError('--use-replicate-token needs the REPLICATE_API_TOKEN environment variable', {
       hint: 'export REPLICATE_API_TOKEN=r8_… (an API token from replicate.com/account/api-tokens)',
@@ -240,12 +242,12 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       });
     return;
   }
-  const planned = planOutputs(
-    answer as never,
-    schemaForOutputs as never,
-    args.output ? { outputPath: args.output } : {},
-  );
+  const planned = planOutputs(answer as never, schemaForOutputs as never, outputPath ? { outputPath } : {});
   // "Written output to: …" and "No output generated" go to stderr, as upstream says them
-  const printed = await writeOutputs(planned, { cwd, onNote: (line) => io.stderr.write(`${line}\n`) });
+  const printed = await writeOutputs(planned, {
+    cwd,
+    onNote: (line) => io.stderr.write(`${line}\n`),
+    makeDirectory: outputPath?.replace(/^@/, '').endsWith('/') === true,
+  });
   if (printed) io.stdout.write(printed.endsWith('\n') ? printed : `${printed}\n`);
 }

@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
@@ -41,7 +41,11 @@ export type OutputAction =
   | { readonly kind: 'warn'; readonly text: string };
 
 export interface PlanOptions {
-  /** the -o value; default file names start with "output" */
+  /**
+   * the -o value; default file names start with "output". A value ending in `/` is a directory: the
+   * outputs go in it under their default names (output.png, output.0.png; text as output.txt, other
+   * values as output.json)
+   */
   readonly outputPath?: string;
   /** which endpoint's schema to read; defaults to predict */
   readonly mode?: RunMode;
@@ -173,14 +177,19 @@ export function planOutputs(
   const output = response.output;
   if (output === undefined || output === null) return [{ kind: 'warn', text: 'No output generated' }];
 
-  const explicit = opts.outputPath !== undefined && opts.outputPath !== '';
-  const dest = explicit ? (opts.outputPath ?? '').replace(/^@/, '') : 'output';
+  const given = (opts.outputPath ?? '').replace(/^@/, '');
+  const intoDirectory = given.endsWith('/');
+  // in a directory, files are named as without -o; text and JSON are written as files all the same
+  const explicit = given !== '' && !intoDirectory;
+  const dest = intoDirectory ? `${given}output` : explicit ? given : 'output';
   const outSchema = outputSchemaOf(schema, opts.mode ?? 'predict');
   const items = outSchema === undefined ? undefined : resolveSchema(schema, outSchema.items);
   const isArray = outSchema !== undefined && schemaTypes(outSchema).includes('array');
 
-  const textOrFile = (text: string): OutputAction[] =>
-    explicit ? [{ kind: 'file', path: dest, data: Buffer.from(text, 'utf8') }] : [{ kind: 'print', text }];
+  const textOrFile = (text: string, extension = '.txt'): OutputAction[] =>
+    explicit || intoDirectory
+      ? [{ kind: 'file', path: intoDirectory ? dest + extension : dest, data: Buffer.from(text, 'utf8') }]
+      : [{ kind: 'print', text }];
 
   // Path / File
   if (
@@ -228,7 +237,7 @@ export function planOutputs(
   if (typeof output === 'string' && (isStringSchema(outSchema) || outSchema === undefined)) {
     return textOrFile(output);
   }
-  return textOrFile(pretty(output));
+  return textOrFile(pretty(output), '.json');
 }
 
 /** `--json` mode: the whole response, indented, and exit code 1 when it did not succeed. */
@@ -247,12 +256,32 @@ export interface WriteOptions {
   readonly cwd: string;
   /** receives notes meant for stderr: "Written output to: <path>" and warn actions */
   readonly onNote?: (line: string) => void;
+  /** -o named a directory (`DIR/`): the files' directory is made when it does not exist */
+  readonly makeDirectory?: boolean;
 }
 
 function expandHome(p: string): string {
   if (p === '~') return homedir();
   if (p.startsWith('~/')) return join(homedir(), p.slice(2));
   return p;
+}
+
+/**
+ * The -o value for the plan, checked before the model is built and run: an existing directory is
+ * taken as one (the outputs go in it, see PlanOptions), and a file must be in a directory that exists.
+ * A directory named with a trailing `/` is made when the outputs are written.
+ */
+export async function checkOutputPath(value: string, cwd: string): Promise<string> {
+  const given = value.replace(/^@/, '');
+  if (given === '' || given.endsWith('/')) return value;
+  const target = resolve(cwd, expandHome(given));
+  if ((await stat(target).catch(() => undefined))?.isDirectory() === true) return `${value}/`;
+  const dir = dirname(target);
+  if ((await stat(dir).catch(() => undefined))?.isDirectory() !== true)
+    throw new CogError(`-o ${value}: the directory ${dir} does not exist`, {
+      hint: `create it first (mkdir -p ${dir}), or write the output into a directory that exists`,
+    });
+  return value;
 }
 
 async function writeAtomic(target: string, data: Buffer): Promise<void> {
@@ -304,6 +333,7 @@ export async function writeOutputs(plan: readonly OutputAction[], opts: WriteOpt
         break;
       case 'file': {
         const target = resolve(opts.cwd, expandHome(action.path));
+        if (opts.makeDirectory) await mkdir(dirname(target), { recursive: true });
         await writeAtomic(target, action.data);
         opts.onNote?.(`Written output to: ${target}`);
         break;

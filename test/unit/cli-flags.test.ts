@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultBuildkitHosts, findOnPath } from '../../src/buildkit/daemon.js';
 import { parseOutputFlag, splitCsv } from '../../src/cli/output-flag.js';
-import { checkOutputFile } from '../../src/cli/output-files.js';
+import { checkOutputFile, refuseBareOutput } from '../../src/cli/output-files.js';
 import { CogError } from '../../src/errors.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
@@ -84,6 +84,27 @@ test('an output file is checked before the build: its directory must exist, and 
       path,
     );
   }
+});
+
+test('cog build -o PATH (a directory export to buildx) is refused, naming the tarball flag to use', () => {
+  const cases: [string, string][] = [
+    ['out/', 'out/image.tar'],
+    ['out', 'out/image.tar'],
+    ['image.tar', 'image.tar'],
+    ['-', '-'],
+  ];
+  for (const [value, file] of cases) {
+    assert.throws(
+      () => refuseBareOutput(value),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message ===
+          `--output "${value}": cog build writes the image as a tarball, not into a directory` &&
+        (err.hint ?? '').startsWith(`name the tarball: --output type=oci,dest=${file} `),
+      value,
+    );
+  }
+  refuseBareOutput('type=oci,dest=out/image.tar');
 });
 
 test('default daemon addresses: rootless socket first for non-root users', () => {

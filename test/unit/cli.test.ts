@@ -223,6 +223,25 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test('cog build -o DIR/ is refused naming the flag; cog run -o in a missing directory fails before building', async () => {
+    const dir = await tempDir('cogts-o-dir-');
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '-o', `${dir}/`]),
+      new RegExp(
+        `^cog: error: --output "${dir}/": cog build writes the image as a tarball, not into a directory$`,
+        'm',
+      ),
+      new RegExp(`^hint: name the tarball: --output type=oci,dest=${dir}/image\\.tar`, 'm'),
+    );
+    failsEarly(
+      await cogNoDaemon(hello, ['run', '-i', 'name=x', '-o', join(dir, 'missing', 'out.txt')]),
+      new RegExp(
+        `^cog: error: -o ${join(dir, 'missing', 'out.txt')}: the directory ${join(dir, 'missing')} does not exist$`,
+        'm',
+      ),
+    );
+  });
+
   test('-f naming a directory says so, and names the file to pass', async () => {
     const dir = await tempDir('cogts-f-dir-');
     await cp(hello, join(dir, 'hello'), { recursive: true });

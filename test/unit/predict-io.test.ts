@@ -18,6 +18,7 @@ import {
   type OpenApiDoc,
 } from '../../src/runtime/inputs.js';
 import {
+  checkOutputPath,
   decodeDataUrl,
   jsonModeResult,
   outputSchemaOf,
@@ -493,6 +494,26 @@ describe('planOutputs', () => {
     assert.equal(planOutputs(ok([pngUrl]), frames)[0]?.kind, 'file');
   });
 
+  test('-o DIR/ puts the outputs in DIR under their default names (it wrote a file named DIR/.txt)', () => {
+    const paths = openapi({}, { format: 'uri', type: 'string' });
+    assert.deepEqual(planOutputs(ok(pngUrl), paths, { outputPath: 'out/' }), [
+      { kind: 'file', path: 'out/output.png', data: png },
+    ]);
+    const lists = openapi({}, { items: { format: 'uri', type: 'string' }, type: 'array' });
+    assert.deepEqual(
+      planOutputs(ok([pngUrl, wavUrl]), lists, { outputPath: '@out/' }).map((a) =>
+        a.kind === 'file' ? a.path : a.kind,
+      ),
+      ['out/output.0.png', 'out/output.1.wav'],
+    );
+    assert.deepEqual(planOutputs(ok('hi'), openapi({}, { type: 'string' }), { outputPath: 'out/' }), [
+      { kind: 'file', path: 'out/output.txt', data: Buffer.from('hi') },
+    ]);
+    assert.deepEqual(planOutputs(ok(7), openapi({}, { type: 'integer' }), { outputPath: 'out/' }), [
+      { kind: 'file', path: 'out/output.json', data: Buffer.from('7') },
+    ]);
+  });
+
   test('ConcatenateIterator[str] is printed joined; a plain Iterator[str] as JSON', () => {
     const tokens = openapi(
       {},
@@ -610,6 +631,42 @@ describe('writeOutputs', () => {
       );
       assert.deepEqual(await readdir(dir), ['sub']);
       assert.deepEqual(await readdir(join(dir, 'sub')), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('checkOutputPath', () => {
+  test('an existing directory becomes DIR/; a file in a missing directory fails naming -o', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cog-predict-out-'));
+    try {
+      await mkdir(join(dir, 'sub'));
+      assert.equal(await checkOutputPath('sub', dir), 'sub/');
+      assert.equal(await checkOutputPath('@sub', dir), '@sub/');
+      assert.equal(await checkOutputPath('sub/x.png', dir), 'sub/x.png');
+      assert.equal(await checkOutputPath('out', dir), 'out', 'a new file (its extension comes later)');
+      assert.equal(await checkOutputPath('new/', dir), 'new/', 'a directory made when writing');
+      await assert.rejects(
+        checkOutputPath('missing/x.png', dir),
+        (err: unknown) =>
+          err instanceof CogError &&
+          err.message === `-o missing/x.png: the directory ${join(dir, 'missing')} does not exist` &&
+          /mkdir -p/.test(err.hint ?? ''),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('writeOutputs makes the -o DIR/ directory when asked', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cog-predict-out-'));
+    try {
+      const plan = planOutputs(ok(pngUrl), openapi({}, { format: 'uri', type: 'string' }), {
+        outputPath: 'made/',
+      });
+      await writeOutputs(plan, { cwd: dir, makeDirectory: true });
+      assert.deepEqual(await readFile(join(dir, 'made', 'output.png')), png);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
