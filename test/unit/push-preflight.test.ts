@@ -7,6 +7,8 @@ import { type AddressInfo, type Socket, createServer as createTcpServer } from '
 import { describe, test } from 'node:test';
 import { checkPushRegistries, distinctRegistries } from '../../src/cli/push-preflight.js';
 import { CogError } from '../../src/errors.js';
+import { isTlsTrustError } from '../../src/registry/client.js';
+import { RegistryError } from '../../src/registry/errors.js';
 import { defaultRetryPolicy } from '../../src/registry/retry.js';
 
 /** quick limits: an answer within 0.2 s, retries at once */
@@ -79,6 +81,25 @@ describe('push preflight', () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  test('a certificate our client does not trust is told apart from a registry that does not answer (buildkitd has CAs of its own)', () => {
+    const failed = (code: string, status?: number) =>
+      new RegistryError('x', {
+        status,
+        method: 'GET',
+        url: 'https://r.example/v2/',
+        cause: Object.assign(new Error(code), { code }),
+      });
+    assert.equal(isTlsTrustError(failed('SELF_SIGNED_CERT_IN_CHAIN')), true);
+    assert.equal(isTlsTrustError(failed('CERT_HAS_EXPIRED')), true);
+    assert.equal(isTlsTrustError(failed('ECONNREFUSED')), false);
+    assert.equal(isTlsTrustError(failed('UND_ERR_HEADERS_TIMEOUT')), false);
+    assert.equal(
+      isTlsTrustError(failed('SELF_SIGNED_CERT_IN_CHAIN', 401)),
+      false,
+      'an answer is not a TLS failure',
+    );
   });
 
   test('nothing to push asks nothing; the first name of a registry names it', async () => {
