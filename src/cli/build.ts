@@ -198,6 +198,12 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   await checkPushRegistries(pushTargets, {
     env: io.env,
     onRetry: (info) => io.stderr.write(`${retryLine(info)}\n`),
+    onUnreachable: (target, err) =>
+      io.stderr.write(
+        warningLine(
+          `${target.from}: ${err instanceof Error ? err.message : String(err)} from this machine; the build goes on, as buildkitd pushes from its own network`,
+        ),
+      ),
   });
   // local caches are directories the session serves as content stores
   const caches = await localCaches(

@@ -4,8 +4,9 @@
  * registry that is down, mistyped or takes connections without answering as `cog push` does. BuildKit's
  * pusher finds that out only after the whole build, and waits for ever on a registry that never
  * answers. The ping carries no credentials (a registry that asks for them has answered; they go to
- * buildkitd as before). A certificate our client does not trust is left to buildkitd, which has CAs of
- * its own.
+ * buildkitd as before). A registry this machine cannot connect to (refused, no such host, a certificate
+ * our client does not trust) is only warned about: buildkitd pushes from its own network and with CAs of
+ * its own (a remote daemon may reach a registry this machine cannot), and says so itself after the build.
  */
 import { CogError } from '../errors.js';
 import type { RegistryClientOptions } from '../registry/client.js';
@@ -21,6 +22,8 @@ export interface PushPreflightOptions {
   readonly env: NodeJS.ProcessEnv;
   /** told of each retry of a ping (cog prints a line for it) */
   readonly onRetry?: (info: RetryInfo) => void;
+  /** told of a registry this machine cannot connect to (the build goes on: buildkitd may reach it) */
+  readonly onUnreachable?: (target: PushRegistry, err: unknown) => void;
   readonly signal?: AbortSignal;
   /** the client's time limits (tests shorten them) */
   readonly client?: Pick<RegistryClientOptions, 'pingAnswerMs' | 'retry'>;
@@ -42,14 +45,17 @@ export function unansweredRegistry(target: PushRegistry, err: unknown): unknown 
   });
 }
 
-/** Resolves when every registry answers (or its certificate is left to buildkitd); rejects naming the first that does not. */
+/**
+ * Resolves when every registry answers or cannot be connected to from here (told to `onUnreachable`);
+ * rejects naming the first that took the connection and did not answer, or answered as no registry does.
+ */
 export async function checkPushRegistries(
   targets: readonly PushRegistry[],
   options: PushPreflightOptions,
 ): Promise<void> {
   if (targets.length === 0) return;
   // loaded only to push: the client's module changes a V8 flag (see cli/source-only.ts)
-  const [{ RegistryClient, isTlsTrustError }, { defaultRetryPolicy }] = await Promise.all([
+  const [{ RegistryClient, isConnectionFailure }, { defaultRetryPolicy }] = await Promise.all([
     import('../registry/client.js'),
     import('../registry/retry.js'),
   ]);
@@ -66,7 +72,11 @@ export async function checkPushRegistries(
       distinctRegistries(targets).map((target) =>
         client.checkAnswers(target.registry, options.signal).then(
           () => undefined,
-          (err: unknown) => (isTlsTrustError(err) ? undefined : { target, err }),
+          (err: unknown) => {
+            if (options.signal?.aborted || !isConnectionFailure(err)) return { target, err };
+            options.onUnreachable?.(target, err);
+            return undefined;
+          },
         ),
       ),
     );

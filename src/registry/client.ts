@@ -82,14 +82,15 @@ function errorCode(err: unknown): string {
 }
 
 /**
- * Whether `err` is our client refusing a registry's TLS certificate (untrusted, expired, another
- * host's), not the registry failing to answer.
+ * Whether `err` is a request that got no answer at the connection: refused, no such host, a TLS
+ * certificate we do not trust, a reset (not a registry that took the connection and never answered,
+ * nor any answer).
  */
-export function isTlsTrustError(err: unknown): boolean {
+export function isConnectionFailure(err: unknown): boolean {
   return (
     err instanceof RegistryError &&
     err.status === undefined &&
-    tlsTrustHint(errorCode(err.cause)) !== undefined
+    errorCode(err.cause) !== 'UND_ERR_HEADERS_TIMEOUT'
   );
 }
 

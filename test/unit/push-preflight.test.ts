@@ -7,7 +7,7 @@ import { type AddressInfo, type Socket, createServer as createTcpServer } from '
 import { describe, test } from 'node:test';
 import { checkPushRegistries, distinctRegistries } from '../../src/cli/push-preflight.js';
 import { CogError } from '../../src/errors.js';
-import { isTlsTrustError } from '../../src/registry/client.js';
+import { isConnectionFailure } from '../../src/registry/client.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { defaultRetryPolicy } from '../../src/registry/retry.js';
 
@@ -83,7 +83,23 @@ describe('push preflight', () => {
     }
   });
 
-  test('a certificate our client does not trust is told apart from a registry that does not answer (buildkitd has CAs of its own)', () => {
+  test('a registry this machine cannot connect to is only warned about: buildkitd pushes from its own network', async () => {
+    const server = createTcpServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => server.close(() => resolve())); // nothing listens there now
+    const unreachable: string[] = [];
+    await checkPushRegistries([{ registry, from: '-t' }], {
+      env: {},
+      client: quick,
+      onUnreachable: (target, err) =>
+        unreachable.push(`${target.from} ${target.registry} ${(err as Error).message}`),
+    });
+    assert.equal(unreachable.length, 1);
+    assert.match(unreachable[0] ?? '', new RegExp(`^-t ${registry} cannot reach ${registry}.*ECONNREFUSED`));
+  });
+
+  test('a failure at the connection (refused, no host, untrusted certificate) is told apart from no answer and from an answer', () => {
     const failed = (code: string, status?: number) =>
       new RegistryError('x', {
         status,
@@ -91,15 +107,12 @@ describe('push preflight', () => {
         url: 'https://r.example/v2/',
         cause: Object.assign(new Error(code), { code }),
       });
-    assert.equal(isTlsTrustError(failed('SELF_SIGNED_CERT_IN_CHAIN')), true);
-    assert.equal(isTlsTrustError(failed('CERT_HAS_EXPIRED')), true);
-    assert.equal(isTlsTrustError(failed('ECONNREFUSED')), false);
-    assert.equal(isTlsTrustError(failed('UND_ERR_HEADERS_TIMEOUT')), false);
-    assert.equal(
-      isTlsTrustError(failed('SELF_SIGNED_CERT_IN_CHAIN', 401)),
-      false,
-      'an answer is not a TLS failure',
-    );
+    assert.equal(isConnectionFailure(failed('SELF_SIGNED_CERT_IN_CHAIN')), true);
+    assert.equal(isConnectionFailure(failed('ECONNREFUSED')), true);
+    assert.equal(isConnectionFailure(failed('ENOTFOUND')), true);
+    assert.equal(isConnectionFailure(failed('UND_ERR_HEADERS_TIMEOUT')), false, 'took it and never answered');
+    assert.equal(isConnectionFailure(failed('ECONNREFUSED', 503)), false, 'an answer');
+    assert.equal(isConnectionFailure(new Error('ECONNREFUSED')), false, 'not a registry request');
   });
 
   test('nothing to push asks nothing; the first name of a registry names it', async () => {
