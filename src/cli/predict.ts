@@ -242,7 +242,10 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       });
     return;
   }
-  const planned = planOutputs(answer as never, schemaForOutputs as never, outputPath ? { outputPath } : {});
+  const planned = planOutputs(answer as never, schemaForOutputs as never, {
+    mode: args.mode,
+    ...(outputPath ? { outputPath } : {}),
+  });
   // "Written output to: …" and "No output generated" go to stderr, as upstream says them
   const printed = await writeOutputs(planned, {
     cwd,

@@ -154,6 +154,31 @@ test('cog train posts to /trainings', { timeout: 600_000 }, async () => {
 });
 
 test(
+  "cog train's output is read by the training schema (a file, where run returns text)",
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-train-file-');
+    await writeFile(
+      join(project, 'cog.yaml'),
+      "build:\n  python_version: '3.11'\nrun: 'run.py:Runner'\ntrain: 'train.py:train'\n",
+    );
+    await writeFile(
+      join(project, 'run.py'),
+      'from cog import BaseRunner\n\n\nclass Runner(BaseRunner):\n    def run(self) -> str:\n        return "predicting"\n',
+    );
+    await writeFile(
+      join(project, 'train.py'),
+      'from cog import Path\n\n\ndef train(steps: int = 3) -> Path:\n    out = Path("/tmp/weights.txt")\n    out.write_text(f"trained for {steps} steps")\n    return out\n',
+    );
+    const dest = join(project, 'weights.txt');
+    const out = await execOk(cog, ['train', '-i', 'steps=4', '-o', dest], { env: tb.env, cwd: project });
+    // read by the run schema (text), the data URL was printed instead of written
+    assert.equal(await readFile(dest, 'utf8'), 'trained for 4 steps');
+    assert.doesNotMatch(out.stdout, /data:/);
+  },
+);
+
+test(
   'int, float, bool, list and dict inputs are coerced; an iterator output prints as a list',
   { timeout: 600_000 },
   async () => {
