@@ -32,6 +32,7 @@ import {
 } from '../buildkit/docker-config.js';
 import { execCredentialHelper } from '../buildkit/credential-helper.js';
 import { CogError } from '../errors.js';
+import { credentialSecrets, redactSecrets } from './redact.js';
 
 export interface CredentialStoreOptions {
   /** the directory holding config.json; default $DOCKER_CONFIG, else ~/.docker */
@@ -294,26 +295,6 @@ export function withoutAuthEntries(
   return { json: { ...json, auths }, changed: keys.length > 0, removed };
 }
 
-/**
- * Replaces every occurrence of the secrets in `text` with `***`: as given, base64 (the `auth` field and
- * Basic headers encode `user:secret`: pass that as a secret too), JSON-escaped and URL-encoded.
- */
-export function redactSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length < 3) continue;
-    const forms = [
-      secret,
-      Buffer.from(secret).toString('base64'),
-      Buffer.from(secret).toString('base64').replace(/=+$/, ''),
-      JSON.stringify(secret).slice(1, -1),
-      encodeURIComponent(secret),
-    ];
-    for (const form of forms.sort((a, b) => b.length - a.length)) out = out.split(form).join('***');
-  }
-  return out;
-}
-
 /** What helpers print when they have nothing for the server (docker-credential-helpers' texts vary). */
 const notFoundPattern = /credentials not found|could not be found|not found in (native )?keychain/i;
 
@@ -382,10 +363,7 @@ export async function storeCredentials(
     });
     const result = await runHelper(helper, 'store', input, options);
     if (result.code !== 0)
-      throw helperFailure(helper, 'store', serverUrl, result, [
-        credentials.secret,
-        `${credentials.username}:${credentials.secret}`,
-      ]);
+      throw helperFailure(helper, 'store', serverUrl, result, credentialSecrets(credentials));
     await changeConfig(file, (raw) => {
       const cleaned = withoutAuthEntries(raw.json, host);
       return cleaned.removed ? cleaned.json : undefined;

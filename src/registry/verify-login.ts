@@ -7,7 +7,7 @@
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
 import { RegistryClient } from './client.js';
-import { redactSecrets } from './credential-store.js';
+import { redactSecrets } from './redact.js';
 import { RegistryError, readErrorBody } from './errors.js';
 import type { Keychain, RegistryCredentials } from './keychain.js';
 import { defaultRetryPolicy } from './retry.js';

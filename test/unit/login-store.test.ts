@@ -7,11 +7,11 @@ import { resolveRegistryHost } from '../../src/cli/login.js';
 import {
   encodeAuthField,
   eraseCredentials,
-  redactSecrets,
   storeCredentials,
   withAuthEntry,
   withoutAuthEntries,
 } from '../../src/registry/credential-store.js';
+import { redactSecrets } from '../../src/registry/redact.js';
 import { isApiToken, replicateBaseUrl, usesReplicateLogin } from '../../src/registry/replicate-auth.js';
 import { CogError } from '../../src/errors.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
@@ -81,10 +81,24 @@ describe('config.json edits (pure)', () => {
     // the `auth` field / Basic header form, and a URL-encoded one
     const auth = Buffer.from('ann:p@ss word').toString('base64');
     assert.equal(
-      redactSecrets(`auth=${auth} url=ann%3Ap%40ss%20word`, ['p@ss word', 'ann:p@ss word']),
-      'auth=*** url=ann%3A***',
+      redactSecrets(`auth=${auth} url=ann%3Ap%40ss%20word form=p%40ss+word`, ['p@ss word', 'ann:p@ss word']),
+      'auth=*** url=*** form=***',
     );
     assert.equal(redactSecrets('ab', ['a']), 'ab', 'very short secrets are not hunted');
+  });
+
+  test('redactSecrets hides the secret however a JSON encoder escaped it', () => {
+    const secret = 'pé<ss>/"wörd"\\\n';
+    const forms = [
+      JSON.stringify(secret).slice(1, -1), // as JavaScript writes it: é and ö as they are
+      'p\\u00e9\\u003css\\u003e\\/\\"w\\u00f6rd\\"\\\\\\n', // Go's HTML-safe, ASCII-only style
+      'p\\u00E9<ss>/\\u0022w\\u00F6rd\\u0022\\u005c\\u000A', // upper-case hex; \\u00XX where a short escape would do
+    ];
+    for (const form of forms)
+      assert.equal(redactSecrets(`{"Secret":"${form}"}`, [secret]), '{"Secret":"***"}', form);
+    // a character outside the BMP, as a surrogate pair
+    assert.equal(redactSecrets('x \\ud83d\\ude00abc y', ['😀abc']), 'x *** y');
+    assert.equal(redactSecrets('no secret here', [secret]), 'no secret here');
   });
 });
 
@@ -257,6 +271,31 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     await assert.rejects(
       storeCredentials('r.example', creds, { configDir: dir, env: { PATH: dir } }),
       /docker-credential-cogts-missing-helper is not installed/,
+    );
+  });
+
+  test('a failing helper that echoes the secret JSON-escaped (\\u00e9) is shown with it masked', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ credsStore: 'cogts-escaping' }));
+    // what a Go helper prints with ASCII-only JSON: the secret's é and ö as \u escapes
+    await writeFile(
+      join(dir, 'docker-credential-cogts-escaping'),
+      `#!/bin/sh\ncat >/dev/null\necho 'cannot store {"Username":"ann","Secret":"p\\u00e9ss-w\\u00f6rd"}' >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    await assert.rejects(
+      storeCredentials(
+        'r.example',
+        { username: 'ann', secret: 'péss-wörd' },
+        { configDir: dir, env: { PATH: dir } },
+      ),
+      (err: unknown) => {
+        assert.ok(err instanceof CogError);
+        assert.match(err.message, /docker-credential-cogts-escaping failed to store/);
+        assert.match(err.message, /"Secret":"\*\*\*"/);
+        assert.doesNotMatch(err.message, /u00e9ss/);
+        return true;
+      },
     );
   });
 });

@@ -1,0 +1,68 @@
+/**
+ * Masking secrets in text we show: what a registry, its token service or a credential helper says can
+ * echo back the credentials or token we sent, in any of the encodings they travel in. Pure.
+ */
+
+/** What to mask for a set of credentials: the secret, and `user:secret` (the Basic header's content). */
+export function credentialSecrets(credentials: {
+  readonly username: string;
+  readonly secret: string;
+}): string[] {
+  return [credentials.secret, `${credentials.username}:${credentials.secret}`];
+}
+
+/** The short JSON escapes, by the character they stand for. */
+const jsonShortEscapes: Readonly<Record<string, string>> = {
+  '"': '\\\\"',
+  '\\': '\\\\\\\\',
+  '/': '\\\\/',
+  '\b': '\\\\b',
+  '\f': '\\\\f',
+  '\n': '\\\\n',
+  '\r': '\\\\r',
+  '\t': '\\\\t',
+};
+
+/**
+ * A pattern that matches `text` inside a JSON string however the encoder escaped it: each UTF-16 unit
+ * as itself, as `\uXXXX` (either case: Go writes `\u003c`, others `\u00E9`), or as a short escape.
+ */
+function jsonEscapedPattern(text: string): RegExp {
+  let source = '';
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    const hex = unit.toString(16).padStart(4, '0');
+    const alternatives = [
+      `\\u${hex}`, // the unit itself (a lone surrogate cannot be written literally in a pattern)
+      `\\\\u${[...hex].map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d)).join('')}`,
+    ];
+    const short = jsonShortEscapes[text[i] ?? ''];
+    if (short) alternatives.push(short);
+    source += `(?:${alternatives.join('|')})`;
+  }
+  return new RegExp(source, 'g');
+}
+
+/**
+ * Replaces every occurrence of the secrets in `text` with `***`: as given, JSON-escaped in any way a
+ * JSON encoder may escape it, base64 (the `auth` field and Basic headers encode `user:secret`: pass
+ * that as a secret too, see credentialSecrets), and URL- or form-encoded. Secrets shorter than 3
+ * characters are left alone (masking them would mask ordinary words).
+ */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  const kept = secrets.filter((secret) => secret.length >= 3).sort((a, b) => b.length - a.length);
+  const encodings = kept.flatMap((secret) => {
+    const base64 = Buffer.from(secret).toString('base64');
+    return [
+      base64,
+      base64.replace(/=+$/, ''),
+      encodeURIComponent(secret),
+      new URLSearchParams({ s: secret }).toString().slice(2),
+    ];
+  });
+  let out = text;
+  // the longer forms first: one may contain another's text
+  for (const form of encodings.sort((a, b) => b.length - a.length)) out = out.split(form).join('***');
+  for (const secret of kept) out = out.replace(jsonEscapedPattern(secret), '***');
+  return out;
+}
