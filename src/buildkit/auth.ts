@@ -19,6 +19,7 @@ import {
   normalizeRegistryHost,
 } from './docker-config.js';
 import { BuildkitError } from './errors.js';
+import { credentialSecrets } from '../registry/redact.js';
 import type { SessionService } from './session.js';
 
 export interface AuthServiceOptions extends CredentialOptions {
@@ -29,6 +30,11 @@ export interface AuthServiceOptions extends CredentialOptions {
   readonly envCredentialsFor?: readonly string[];
   /** told of every Credentials request (host as the daemon sent it) and its outcome; never of a secret */
   readonly onRequest?: (host: string, outcome: 'credentials' | 'anonymous' | 'error') => void;
+  /**
+   * what was handed to the daemon is added here (credentialSecrets), to be masked in what it says: a
+   * registry may echo the credentials in a refusal, which the daemon passes on
+   */
+  readonly handedOut?: Set<string>;
 }
 
 const unimplemented = (method: string) => (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
@@ -55,6 +61,7 @@ export function authService(options: AuthServiceOptions = {}): SessionService {
         resolve(host).then(
           (creds) => {
             options.onRequest?.(host, creds ? 'credentials' : 'anonymous');
+            for (const secret of creds ? credentialSecrets(creds) : []) options.handedOut?.add(secret);
             callback(null, creds ? { Username: creds.username, Secret: creds.secret } : {});
           },
           (err: unknown) => {

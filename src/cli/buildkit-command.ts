@@ -11,6 +11,8 @@ import { explainMissingSecret } from '../buildkit/secrets.js';
 import { Session, type SessionService } from '../buildkit/session.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { hidingVertices } from '../progress/hide.js';
+import { maskingSecrets } from '../progress/mask.js';
+import { redactError } from '../registry/redact.js';
 import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import type { CommandIo } from './debug-solve.js';
 import { withInterrupt } from './interrupt.js';
@@ -56,13 +58,16 @@ export async function withBuildkit<T>(
   );
   const progress = createProgressRenderer(mode, io.stderr, { env: io.env });
   const visible = hidingVertices(options.hideSteps ?? (() => false));
+  // the credentials the session gave buildkitd: masked in what it says (a registry may echo them)
+  const handedOut = new Set<string>();
+  const masked = maskingSecrets(() => [...handedOut]);
   try {
     const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(options.tls) });
     try {
       const session = Session.start(
         connection.client,
         [
-          authService({ env: io.env, envCredentialsFor: options.envCredentialsFor ?? [] }),
+          authService({ env: io.env, envCredentialsFor: options.envCredentialsFor ?? [], handedOut }),
           ...options.services,
         ],
         options.sharedKey ?? '',
@@ -78,13 +83,16 @@ export async function withBuildkit<T>(
               session,
               ref,
               signal,
-              onStatus: (status) => progress.update(visible(status)),
+              onStatus: (status) => progress.update(masked(visible(status))),
             }),
           options.onInterruptDoing,
         ).catch((err: unknown) => {
-          throw explainMissingSecret(
-            explainRegistryReachError(explainRegistryAuthError(err, { env: io.env })),
-            options.secretFlag === true,
+          throw redactError(
+            explainMissingSecret(
+              explainRegistryReachError(explainRegistryAuthError(err, { env: io.env })),
+              options.secretFlag === true,
+            ),
+            [...handedOut],
           );
         });
       } finally {

@@ -12,6 +12,7 @@ import { extraCaCertificates, secureContextWith } from '../extra-ca.js';
 import { type Challenge, pickChallenge } from './challenge.js';
 import { type ErrorContext, RegistryError, headerValue, redactUrl, responseError } from './errors.js';
 import { type Keychain, type RegistryCredentials, defaultKeychain } from './keychain.js';
+import { credentialSecrets } from './redact.js';
 import { type RepositoryRef, apiHost } from './reference.js';
 import { type RetryPolicy, defaultRetryPolicy, withRetry } from './retry.js';
 import { insecureRegistries, isInsecureHost, isLoopbackHost } from './settings.js';
@@ -63,6 +64,8 @@ interface HostState {
   readonly tokens: Map<string, Promise<Token>>;
   /** its token service answered the OAuth2 POST 404 or 405: identity tokens go by GET from then on */
   noOAuthPost?: boolean;
+  /** the credentials and tokens sent to it: masked in what it says (ErrorContext.secrets) */
+  readonly secrets: Set<string>;
 }
 
 /** Tokens are renewed this long before they expire. */
@@ -185,7 +188,7 @@ export class RegistryClient {
   private host(registry: string): HostState {
     let state = this.hosts.get(registry);
     if (!state) {
-      state = { tokens: new Map() };
+      state = { tokens: new Map(), secrets: new Set() };
       this.hosts.set(registry, state);
     }
     return state;
@@ -194,10 +197,16 @@ export class RegistryClient {
   /** Credentials for the registry (looked up once). */
   credentials(registry: string): Promise<RegistryCredentials | undefined> {
     const state = this.host(registry);
-    state.credentials ??= this.keychain.resolve(registry).catch((err: unknown) => {
-      state.credentials = undefined;
-      throw err;
-    });
+    state.credentials ??= this.keychain.resolve(registry).then(
+      (credentials) => {
+        for (const secret of credentials ? credentialSecrets(credentials) : []) state.secrets.add(secret);
+        return credentials;
+      },
+      (err: unknown) => {
+        state.credentials = undefined;
+        throw err;
+      },
+    );
     return state.credentials;
   }
 
@@ -220,6 +229,7 @@ export class RegistryClient {
       registry,
       ...(repository === undefined ? {} : { repository }),
       hadCredentials: await this.hasCredentials(registry),
+      secrets: [...this.host(registry).secrets],
     };
   }
 
@@ -486,6 +496,7 @@ export class RegistryClient {
               hint: 'the registry is misconfigured; contact its operator',
             },
           );
+        host.secrets.add(value);
         const expiresIn = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;
         return {
           value,

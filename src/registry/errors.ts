@@ -5,6 +5,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { CogError } from '../errors.js';
+import { redactSecrets } from './redact.js';
 
 export interface RegistryErrorInit {
   readonly status: number | undefined;
@@ -87,6 +88,11 @@ export interface ErrorContext {
   readonly repository?: string;
   /** whether credentials were found for the registry */
   readonly hadCredentials?: boolean;
+  /**
+   * what we sent the registry that its words must not show: the credentials (credentialSecrets) and
+   * the tokens; a registry or token service may echo them back in its error body
+   */
+  readonly secrets?: readonly string[];
 }
 
 function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): string {
@@ -116,6 +122,9 @@ function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): s
 
 const maxBody = 64 * 1024;
 
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /**
  * One entry of a registry's error body as the user reads it: the message, the code when the message
  * does not already say it (`blob unknown to registry [MANIFEST_BLOB_UNKNOWN]`), and a detail that is
@@ -137,10 +146,13 @@ export function errorEntry(code: string | undefined, message: string, detail: un
 
 /**
  * What a registry's error body says: its error codes, and its entries as one line (errorEntry); empty
- * when the body is not the spec's error shape. Reads at most 64 KiB; consumes the response body.
+ * when the body is not the spec's error shape. `secrets` are masked in the whole body before any of it
+ * is cut short (a cut would leave part of a secret unmasked). Reads at most 64 KiB; consumes the
+ * response body.
  */
 export async function readErrorBody(
   res: Dispatcher.ResponseData,
+  secrets: readonly string[] = [],
 ): Promise<{ readonly codes: string[]; readonly said: string }> {
   let text = '';
   try {
@@ -150,6 +162,10 @@ export async function readErrorBody(
   } catch {
     // the body is only decoration
   }
+  // masked in the JSON as sent (escaped any way), then in its strings (a JSON text quoted in one)
+  text = redactSecrets(text, secrets);
+  const mask = (value: unknown): unknown =>
+    typeof value === 'string' ? redactSecrets(value, secrets) : value;
   const codes: string[] = [];
   const parts: string[] = [];
   try {
@@ -157,7 +173,8 @@ export async function readErrorBody(
     for (const e of json.errors ?? []) {
       const code = typeof e.code === 'string' ? e.code : undefined;
       if (code) codes.push(code);
-      const part = errorEntry(code, typeof e.message === 'string' ? e.message : '', e.detail);
+      const detail = isRecord(e.detail) ? { ...e.detail, message: mask(e.detail.message) } : mask(e.detail);
+      const part = errorEntry(code, typeof e.message === 'string' ? (mask(e.message) as string) : '', detail);
       if (part) parts.push(part);
     }
   } catch {
@@ -166,9 +183,12 @@ export async function readErrorBody(
   return { codes, said: parts.join('; ').slice(0, 400) };
 }
 
-/** Reads (at most 64 KiB of) the error body and builds the error. Consumes the response body. */
+/**
+ * Reads (at most 64 KiB of) the error body and builds the error, with `ctx.secrets` masked in what the
+ * registry said. Consumes the response body.
+ */
 export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorContext): Promise<RegistryError> {
-  const { codes, said } = await readErrorBody(res);
+  const { codes, said } = await readErrorBody(res, ctx.secrets);
   const status = res.statusCode;
   return new RegistryError(
     `${ctx.what}: ${ctx.method} ${redactUrl(ctx.url)} answered HTTP ${status}${said ? ` (${said})` : ''}`,

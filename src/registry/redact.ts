@@ -66,3 +66,22 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   for (const secret of kept) out = out.replace(jsonEscapedPattern(secret), '***');
   return out;
 }
+
+/**
+ * Masks the secrets in an error's message and stack, and in those of its causes (what `--debug`
+ * prints), in place; gRPC errors' `details` too. Returns the error. For errors whose text came from
+ * elsewhere (buildkitd's words about a registry) that were built before the secrets could be masked.
+ */
+export function redactError<T>(err: T, secrets: readonly string[]): T {
+  if (secrets.length === 0) return err;
+  let current: unknown = err;
+  for (let depth = 0; current instanceof Error && depth < 20; depth++) {
+    current.message = redactSecrets(current.message, secrets);
+    if (current.stack !== undefined) current.stack = redactSecrets(current.stack, secrets);
+    const withDetails = current as Error & { details?: unknown };
+    if (typeof withDetails.details === 'string')
+      withDetails.details = redactSecrets(withDetails.details, secrets);
+    current = current.cause;
+  }
+  return err;
+}

@@ -7,8 +7,7 @@
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
 import { RegistryClient } from './client.js';
-import { redactSecrets } from './redact.js';
-import { RegistryError, readErrorBody } from './errors.js';
+import { RegistryError, responseError } from './errors.js';
 import type { Keychain, RegistryCredentials } from './keychain.js';
 import { defaultRetryPolicy } from './retry.js';
 
@@ -27,10 +26,6 @@ export class LoginRejectedError extends CogError {
     );
   }
 }
-
-/** A registry's words with the credentials masked, should it echo them. */
-const hideCredentials = (text: string, credentials: RegistryCredentials) =>
-  redactSecrets(text, [credentials.secret, `${credentials.username}:${credentials.secret}`]);
 
 /** A keychain that gives these credentials for every host. */
 export function fixedKeychain(credentials: RegistryCredentials): Keychain {
@@ -62,10 +57,17 @@ export async function verifyRegistryLogin(
       });
       status = res.statusCode;
       if (status >= 200 && status < 300) await res.body.dump();
-      else said = hideCredentials((await readErrorBody(res)).said, credentials);
+      // what it said, with the credentials masked should it echo them (the client masks what it sent)
+      else
+        said = (
+          await responseError(
+            res,
+            await client.errorContext(registry, `logging in to ${registry}`, 'GET', '/v2/'),
+          )
+        ).said;
     } catch (err) {
       if (err instanceof RegistryError && (err.status === 401 || err.status === 403))
-        throw new LoginRejectedError(registry, err.status, hideCredentials(err.said, credentials));
+        throw new LoginRejectedError(registry, err.status, err.said);
       throw err;
     }
     if (status === 401 || status === 403) throw new LoginRejectedError(registry, status, said);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, readFile, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -478,6 +479,75 @@ describe('cog push to the htpasswd registry', () => {
     );
     assert.equal(r.code, 0, explain(r));
     assert.ok(!r.stdout.includes(tb.authPassword) && !r.stderr.includes(tb.authPassword));
+  });
+});
+
+describe('a registry whose refusals echo the credentials it was sent', () => {
+  const password = `echo-pw-${run}`;
+  const basic = basicAuth('ann', password);
+  let echo: { host: string; close(): Promise<void> };
+  before(async () => {
+    // Basic auth; refuses every repository request after the ping with what it was sent in the detail
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      const auth = req.headers.authorization ?? '';
+      if (!auth) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="echo"' });
+        return res.end();
+      }
+      if (req.url === '/v2/' || req.method === 'HEAD') {
+        res.writeHead(req.url === '/v2/' ? 200 : 404);
+        return res.end();
+      }
+      const decoded = Buffer.from(auth.replace(/^Basic /, ''), 'base64').toString();
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          errors: [{ code: 'DENIED', message: 'refused', detail: `for ${auth} (${decoded})` }],
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    echo = {
+      host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  });
+  after(async () => {
+    await echo.close();
+  });
+
+  const creds = () => ({ COG_REGISTRY_USERNAME: 'ann', COG_REGISTRY_PASSWORD: password });
+  const assertMasked = (r: ExecResult) => {
+    for (const secret of [password, basic.replace(/^Basic /, '')])
+      assert.ok(
+        !r.stdout.includes(secret) && !r.stderr.includes(secret),
+        `a credential shows:\n${explain(r)}`,
+      );
+    assert.match(r.stderr, /^cog: error: .*refused.*for Basic \*\*\*/m, explain(r));
+  };
+
+  test('cog inspect shows the refusal with the credentials masked', async () => {
+    const r = await cogIn(hello, ['inspect', '--remote', `${echo.host}/a/b:v1`], creds());
+    assert.equal(r.code, 1, explain(r));
+    assertMasked(r);
+  });
+
+  test('cog push too', async () => {
+    const r = await cogIn(hello, ['push', `${echo.host}/a/b:v1`, '--progress', 'plain'], creds());
+    assert.equal(r.code, 1, explain(r));
+    assertMasked(r);
+  });
+
+  test('cog build --push too, where buildkitd pushes and passes the refusal on (in the progress too)', async () => {
+    const r = await cogIn(
+      hello,
+      ['build', '--push', '-t', `${echo.host}/a/b:v1`, '--progress', 'plain', '--debug'],
+      creds(),
+    );
+    assert.equal(r.code, 1, explain(r));
+    assertMasked(r);
+    assert.match(r.stderr, /ERROR: .*for Basic \*\*\*/, 'the step that failed says it masked');
   });
 });
 

@@ -317,10 +317,12 @@ describe('the Auth session service', () => {
       }),
     );
     const seen: string[] = [];
+    const handedOut = new Set<string>();
     const service = authService({
       configDir: dir,
       env: { PATH: '/nonexistent' },
       onRequest: (h, o) => seen.push(`${h} ${o}`),
+      handedOut,
     });
     assert.equal(service.name, 'moby.filesync.v1.Auth');
     const credentials = service.implementation.Credentials as Handler;
@@ -333,6 +335,8 @@ describe('the Auth session service', () => {
     assert.equal(failed.err?.code, 2 /* UNKNOWN */);
     assert.match(failed.err?.details ?? '', /docker-credential-missinghelper.*h\.example/);
     assert.deepEqual(seen, ['r.example credentials', 'other.example anonymous', 'h.example error']);
+    // what was handed out, for masking in what the daemon says (the secret, and `user:secret`)
+    assert.deepEqual([...handedOut], ['p', 'u:p']);
     // the token authority is left to the daemon: UNIMPLEMENTED means "no authority"
     for (const method of ['GetTokenAuthority', 'VerifyTokenAuthority', 'FetchToken']) {
       const { err } = await ask(service.implementation[method] as Handler, 'r.example');

@@ -63,3 +63,17 @@ test('a body that is not the spec error shape leaves the status alone', async ()
   );
   assert.match(err.hint ?? '', /internal problem/);
 });
+
+test('what we sent the registry is masked in what it says, also where its text is cut short', async () => {
+  const secret = 'hunter2-secret-value';
+  const basic = Buffer.from(`ann:${secret}`).toString('base64');
+  // the detail is cut at 200 characters: the secret straddles the cut
+  const detail = `${'x'.repeat(190)}${secret} and Basic ${basic}`;
+  const err = await responseError(answer(403, { errors: [{ code: 'DENIED', message: 'denied', detail }] }), {
+    ...ctx,
+    secrets: [secret, `ann:${secret}`],
+  });
+  assert.ok(!err.message.includes('hunter2'), err.message);
+  assert.ok(err.message.includes(`${'x'.repeat(190)}***`), err.message);
+  assert.equal(err.said, `denied: ${`${'x'.repeat(190)}*** and Basic ***`.slice(0, 200)}`);
+});
