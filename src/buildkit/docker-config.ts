@@ -90,10 +90,21 @@ export function configKeyFor(host: string): string {
   return normal === dockerHubHost ? dockerHubConfigKey : normal;
 }
 
+/** The hint for a field of config.json (or of DOCKER_AUTH_CONFIG) that cannot be read. */
+function configFieldHint(file: string, field: string): string {
+  if (file === 'DOCKER_AUTH_CONFIG') return `fix or remove ${field} in DOCKER_AUTH_CONFIG, or unset it`;
+  if (field === 'the top level')
+    return `make ${file} one JSON object (\`{}\` at the least) by hand, or remove it (\`cog login\` and \`cog logout\` stop at it too), or point DOCKER_CONFIG at another directory`;
+  // one registry's entry: login and logout replace or remove it (credential-store.ts keeps the others);
+  // any other field stops them as it stops this reader, so only an edit mends it
+  const byLogin = field.startsWith('auths[')
+    ? ' (`cog login` or `cog logout` for that registry replaces or removes it)'
+    : ' by hand (`cog login` and `cog logout` stop at it too)';
+  return `fix or remove ${field} in ${file}${byLogin}, or point DOCKER_CONFIG at another directory`;
+}
+
 function configError(file: string, field: string, problem: string): CogError {
-  return new CogError(`${file}: ${field} ${problem}`, {
-    hint: `fix or remove ${field} in ${file} (\`cog login\` or \`cog logout\` for that registry replaces or removes it), or point DOCKER_CONFIG at another directory`,
-  });
+  return new CogError(`${file}: ${field} ${problem}`, { hint: configFieldHint(file, field) });
 }
 
 /** Decodes an `auth` field: base64 of "user:password". */

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { resolveRegistryHost } from '../../src/cli/login.js';
+import { loadDockerConfig } from '../../src/buildkit/docker-config.js';
 import {
   encodeAuthField,
   eraseCredentials,
@@ -225,6 +226,45 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     await storeCredentials('r.example', creds, { configDir: dir, env: {} });
     assert.ok(Date.now() - started < 2_000, `waited ${Date.now() - started} ms for a dead lock`);
     assert.deepEqual(await readdir(dir), ['config.json']);
+  });
+
+  test('a bad top-level field: the hint says to fix the file, naming it and the field, not to log in', async () => {
+    for (const [json, field] of [
+      [{ credsStore: 5 }, 'credsStore'],
+      [{ credHelpers: { 'r.example': 1 } }, 'credHelpers["r.example"]'],
+      [{ auths: 'x' }, 'auths'],
+      [[], 'the top level'],
+    ] as const) {
+      const dir = await tempDir('cogts-login-unit-');
+      const file = join(dir, 'config.json');
+      await writeFile(file, JSON.stringify(json));
+      for (const run of [
+        () => storeCredentials('r.example', creds, { configDir: dir, env: {} }),
+        () => eraseCredentials('r.example', { configDir: dir, env: {} }),
+      ])
+        await assert.rejects(run(), (err: unknown) => {
+          assert.ok(err instanceof CogError);
+          assert.ok(err.message.startsWith(`${file}: ${field} `), err.message);
+          assert.ok(err.hint?.includes(file), err.hint);
+          assert.match(
+            err.hint ?? '',
+            field === 'the top level'
+              ? /one JSON object/
+              : new RegExp(`fix or remove ${field.replace(/[[\]"]/g, '.')} in `),
+          );
+          assert.match(err.hint ?? '', /by hand/);
+          assert.doesNotMatch(err.hint ?? '', /replaces or removes/);
+          return true;
+        });
+    }
+    // one registry's entry: a login or logout for that registry mends it, and the hint says so
+    const dir = await tempDir('cogts-login-unit-');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { 'r.example': { auth: '!!' } } }));
+    await assert.rejects(loadDockerConfig({ configDir: dir }), (err: unknown) => {
+      assert.ok(err instanceof CogError);
+      assert.match(err.hint ?? '', /`cog login` or `cog logout` for that registry replaces or removes it/);
+      return true;
+    });
   });
 
   test('config.json linked relatively from a linked directory is written where the kernel reads it', async () => {
