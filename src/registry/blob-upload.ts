@@ -32,6 +32,7 @@ import {
 } from './chunks.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError, headerValue } from './errors.js';
+import { damagedBlobHint } from './layout.js';
 import type { RepositoryRef } from './reference.js';
 import { delayAfter, isRetryableError, sleep, withRetry } from './retry.js';
 
@@ -496,7 +497,7 @@ function isReadFailure(err: unknown): boolean {
 /** The blob's bytes hash to another digest than its name: the local copy is damaged (or changed). */
 function damagedBlobError(digest: string, actual: string, cause?: unknown): CogError {
   return new CogError(`blob ${digest} in the local image store has the content of ${actual}: it is damaged`, {
-    hint: 'remove the images that use it (`cog image ls`, `cog image rm NAME`, which drops blobs no image uses), then build again; a build alone keeps the damaged copy',
+    hint: damagedBlobHint,
     ...(cause === undefined ? {} : { cause }),
   });
 }

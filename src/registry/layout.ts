@@ -8,6 +8,13 @@ import { type BlobSource, fileBlobSource } from './blobs.js';
 
 export type { Descriptor, OciIndex };
 
+/**
+ * What mends a damaged blob in the local image store: a build finds the blob there and keeps it, so the
+ * images that use it must go first (removing the last one drops the blob).
+ */
+export const damagedBlobHint =
+  'remove the images that use it (`cog image ls`, `cog image rm NAME`, which drops blobs no image uses), then build again; a build alone keeps the damaged copy';
+
 export class OciLayout {
   constructor(readonly root: string) {}
 
@@ -68,10 +75,8 @@ export class OciLayout {
     }
     if (size !== descriptor.size)
       throw new CogError(
-        `blob ${descriptor.digest} in ${this.root} has ${size} bytes, not ${descriptor.size}`,
-        {
-          hint: 'the image layout is corrupt; rebuild the image',
-        },
+        `blob ${descriptor.digest} in ${this.root} has ${size} bytes, not ${descriptor.size}: it is damaged${size < descriptor.size ? ' (cut short)' : ''}`,
+        { hint: damagedBlobHint },
       );
     return fileBlobSource(path, descriptor.digest, size);
   }

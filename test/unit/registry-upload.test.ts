@@ -4,7 +4,7 @@
 // and the scheme: HTTPS first, plain HTTP only for loopback and COG_INSECURE_REGISTRIES.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -450,6 +450,23 @@ describe('upload sessions, redirects and lost sessions', () => {
       uploadCalls(registry).filter((c) => c === 'PUT 400').length,
       1,
       'one PUT (not retried), no chunked commit',
+    );
+  });
+
+  test('a blob cut short in the store is named as damaged, with how to mend the store (not "rebuild")', async () => {
+    const { registry, client } = await setup();
+    const layout = await writeLayout(await tempDir('cogts-truncated-'), { layerSizes: [3000], seed: 'cut' });
+    const layer = layout.layers[0]!;
+    await truncate(join(layout.dir, 'blobs', 'sha256', layer.digest.slice('sha256:'.length)), 1000);
+    await assert.rejects(
+      pushFromLayout(client, layout.dir, undefined, parseReference(`${registry.host}/a/b:v1`)),
+      (e: unknown) =>
+        e instanceof CogError &&
+        e.message ===
+          `blob ${layer.digest} in ${layout.dir} has 1000 bytes, not ${layer.size}: it is damaged (cut short)` &&
+        /^remove the images that use it \(`cog image ls`, `cog image rm NAME`, which drops blobs no image uses\), then build again/.test(
+          e.hint ?? '',
+        ),
     );
   });
 
