@@ -117,7 +117,14 @@ function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): s
     return `${ctx.registry}, or a proxy in front of it, limits the size of request bodies below what this needs; raise the limit (nginx: client_max_body_size)`;
   if (status === 429) return 'the registry is rate limiting requests; wait a little and try again';
   if (status >= 500) return 'the registry had an internal problem; try again later';
-  return 'the registry rejected the request; check the reference and the registry address';
+  // a request about no repository (the /v2/ check, a login) has no reference to check
+  const check =
+    ctx.repository === undefined
+      ? 'check the registry address'
+      : 'check the reference and the registry address';
+  if (status >= 300 && status < 400)
+    return `${ctx.registry} answered with a redirect, where a registry answers the API itself; ${check}`;
+  return `the registry rejected the request; ${check}`;
 }
 
 const maxBody = 64 * 1024;

@@ -77,3 +77,23 @@ test('what we sent the registry is masked in what it says, also where its text i
   assert.ok(err.message.includes(`${'x'.repeat(190)}***`), err.message);
   assert.equal(err.said, `denied: ${`${'x'.repeat(190)}*** and Basic ***`.slice(0, 200)}`);
 });
+
+test('a redirect is named as one; a request about no repository hints at the address, not a reference', async () => {
+  const ping = {
+    what: 'checking registry reg.example',
+    method: 'GET',
+    url: 'https://reg.example/v2/',
+    registry: 'reg.example',
+  };
+  const moved = await responseError(answer(301, ''), ping);
+  assert.equal(
+    moved.hint,
+    'reg.example answered with a redirect, where a registry answers the API itself; check the registry address',
+  );
+  const teapot = await responseError(answer(418, ''), ping);
+  assert.equal(teapot.hint, 'the registry rejected the request; check the registry address');
+  assert.match(
+    (await responseError(answer(418, ''), ctx)).hint ?? '',
+    /check the reference and the registry address/,
+  );
+});
