@@ -81,10 +81,25 @@ export function positionalsAfterDashes(argv: readonly string[]): string[] {
 }
 
 /**
- * yargs's failure message as a CogError that names the command: a missing positional says which, and
- * the hint points at the command's own help.
+ * The surplus positionals yargs named, in the argument list positionalsAfterDashes gave it (the names
+ * from after `--` first), as they stand in the user's order: the same number, from its end. `cog push A
+ * -- B` reads B, then A, and the surplus is the last name the user wrote, B, not A.
  */
-export function usageError(message: string, argv: readonly string[]): CogError {
+export function surplusAsWritten(named: readonly string[], written: readonly string[]): string[] {
+  const end = written.indexOf('--');
+  if (end === -1 || named.length === 0) return [...named];
+  const afterDashes = written.slice(end + 1);
+  const before = named.filter((name) => !afterDashes.includes(name));
+  const order = [...before, ...afterDashes];
+  return order.slice(Math.max(0, order.length - named.length));
+}
+
+/**
+ * yargs's failure message as a CogError that names the command: a missing positional says which, and
+ * the hint points at the command's own help. `argv` is the list yargs read; `written`, the user's
+ * (before positionalsAfterDashes), when it differs.
+ */
+export function usageError(message: string, argv: readonly string[], written = argv): CogError {
   const command = commandOf(argv);
   // a subcommand's own help only for the ones known here (a mistyped one is not a command)
   const helpFor = command === undefined || command in positionalCommands ? command : command.split(' ')[0];
@@ -105,18 +120,25 @@ export function usageError(message: string, argv: readonly string[]): CogError {
     // yargs names an unknown `--foo-bar` twice, also as `fooBar`: once is enough
     const names = (unknown[1] ?? '').split(', ');
     const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-    const named = names
-      .filter((name) => kebab(name) === name || !names.includes(kebab(name)))
-      .map((name) => spelled(name, argv));
+    const kept = names.filter((name) => kebab(name) === name || !names.includes(kebab(name)));
+    const positionals = kept.filter((name) => optionForm(name, argv) === undefined);
+    // only when positionalsAfterDashes moved the names after `--` (it drops the `--`)
+    const surplus = argv.includes('--') ? positionals : surplusAsWritten(positionals, written);
+    const named = kept.map((name) => {
+      const form = optionForm(name, argv);
+      return form
+        ? `unknown option ${form}`
+        : `unexpected argument ${JSON.stringify(surplus.shift() ?? name)}`;
+    });
     return new CogError(named.join('; '), { hint });
   }
   return new CogError(message, { hint });
 }
 
-/** How the user wrote a name yargs calls an unknown argument: an option as typed, else the word. */
-function spelled(name: string, argv: readonly string[]): string {
+/** How the user wrote `name` as an option (`--name`, `-n`, `--no-name`), or undefined when not as one. */
+function optionForm(name: string, argv: readonly string[]): string | undefined {
   for (const form of [`--${name}`, `-${name}`, `--no-${name}`]) {
-    if (argv.some((arg) => arg === form || arg.startsWith(`${form}=`))) return `unknown option ${form}`;
+    if (argv.some((arg) => arg === form || arg.startsWith(`${form}=`))) return form;
   }
-  return `unexpected argument ${JSON.stringify(name)}`;
+  return undefined;
 }

@@ -182,6 +182,8 @@ function skipHelpPrerender(cli: Argv): void {
 export async function main(argv: readonly string[]): Promise<number> {
   // `cog exec`: everything from the command on is the command's, options included
   let execArgv: string[] = [];
+  // as the user wrote them, for naming a surplus argument (`cog exec`'s command is not its arguments)
+  const written = argv[0] === 'exec' ? undefined : argv;
   if (argv[0] === 'exec') {
     const split = splitExecArgv(argv.slice(1));
     execArgv = split.command;
@@ -204,7 +206,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .demandCommand(1, 'Name a command; `cog --help` lists them.')
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
-      throw err ?? usageError(msg, argv);
+      throw err ?? usageError(msg, argv, written ?? argv);
     });
   skipHelpPrerender(cli);
   withGlobalFlags(cli);

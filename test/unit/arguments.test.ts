@@ -91,3 +91,21 @@ test("yargs's failures name the command, and the hint its help", () => {
   assert.equal(sub.message, 'unexpected argument "x"');
   assert.equal(sub.hint, 'run `cog image --help` for usage');
 });
+
+test('a surplus name is the one the user wrote last, also when `--` moved the names after it first', () => {
+  // `cog push A -- B` is read as `push B A`: yargs finds A surplus, but B is the one too many
+  const written = ['push', 'a.example/x', '--', 'b.example/y'];
+  const read = positionalsAfterDashes(written);
+  assert.deepEqual(read, ['push', 'b.example/y', 'a.example/x']);
+  assert.equal(
+    usageError('Unknown argument: a.example/x', read, written).message,
+    'unexpected argument "b.example/y"',
+  );
+  const three = ['inspect', '--json', 'a', 'c', '--', 'b'];
+  assert.equal(
+    usageError('Unknown arguments: a, c', positionalsAfterDashes(three), three).message,
+    'unexpected argument "c"; unexpected argument "b"',
+  );
+  // without `--` nothing moved: the names are as yargs gave them
+  assert.equal(usageError('Unknown argument: b', ['push', 'a', 'b']).message, 'unexpected argument "b"');
+});
