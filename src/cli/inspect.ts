@@ -94,8 +94,10 @@ export async function inspectLocal(
   >;
   if (exactPlatform && manifestDigest === top.digest)
     checkImagePlatform(`${name} in the local image store`, config, platform);
+  // a name pinned by digest is reported with it, as the registry side reports it
+  const pinned = name.includes('@') && !found.name.includes('@') ? name.slice(name.indexOf('@')) : '';
   return inspectImage({
-    reference: taggedName(found.name),
+    reference: pinned ? `${found.name}${pinned}` : taggedName(found.name),
     source: 'local',
     digest: top.digest,
     mediaType: top.mediaType,

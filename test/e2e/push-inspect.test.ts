@@ -224,6 +224,13 @@ describe('cog push to the plain registry', () => {
     assert.equal(parsed.source, 'local');
     assert.equal(parsed.digest, digest);
     assert.equal(parsed.reference, `${proxy.host}/${repo}:v1`);
+    // pinned by digest: the reference printed keeps the digest
+    const pinned = await cogIn(hello, ['inspect', '--local', '--json', `${proxy.host}/${repo}:v1@${digest}`]);
+    assert.equal(pinned.code, 0, explain(pinned));
+    assert.equal(
+      (JSON.parse(pinned.stdout) as { reference: string }).reference,
+      `${proxy.host}/${repo}:v1@${digest}`,
+    );
     const missing = await cogIn(hello, ['inspect', '--local', `${proxy.host}/cogts-push/none-${run}:v1`]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no image named .* in the local image store/);
