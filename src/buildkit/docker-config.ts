@@ -5,9 +5,9 @@
  * the file, field, helper and registry, never a value.
  */
 import { execCredentialHelper } from './credential-helper.js';
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CogError } from '../errors.js';
 
 /** The `auths` key `docker login` writes for Docker Hub. */
@@ -189,11 +189,47 @@ export async function loadDockerConfig(options: DockerConfigOptions = {}): Promi
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return emptyDockerConfig;
-    throw new CogError(`cannot read ${file} (${code ?? 'error'})`, {
-      hint: 'check its permissions, or point DOCKER_CONFIG at another directory',
-    });
+    throw await configReadError(file, code);
   }
   return parseDockerConfig(text, file);
+}
+
+/**
+ * The error for a config.json that is there but cannot be read (`code` from the read): what is wrong
+ * with which path. Only a link loop costs a look at the file system, to say where the loop is.
+ */
+export async function configReadError(file: string, code: string | undefined): Promise<CogError> {
+  const elsewhere = 'or point DOCKER_CONFIG at another directory';
+  if (code === 'EISDIR')
+    return new CogError(`cannot read ${file}: it is a directory`, {
+      hint: `move ${file} away, ${elsewhere}`,
+    });
+  if (code === 'ELOOP') {
+    // the file's own links loop when its directory resolves; else the loop is on the directory's path
+    const dir = dirname(file);
+    const dirResolves = await realpath(dir).then(
+      () => true,
+      () => false,
+    );
+    const fileIsLink = await lstat(file).then(
+      (st) => st.isSymbolicLink(),
+      () => false,
+    );
+    if (dirResolves && fileIsLink)
+      return new CogError(
+        `cannot read ${file}: it is a symbolic link whose links lead round in a loop (ELOOP)`,
+        {
+          hint: `point the link ${file} at a real file, or remove it, ${elsewhere}`,
+        },
+      );
+    return new CogError(
+      `cannot read ${file}: its directory ${dir} is reached through symbolic links that lead round in a loop (ELOOP)`,
+      { hint: `point the links on the path to ${dir} at a real directory, or remove them, ${elsewhere}` },
+    );
+  }
+  return new CogError(`cannot read ${file} (${code ?? 'error'})`, {
+    hint: `check its permissions, ${elsewhere}`,
+  });
 }
 
 /** The entry for `host` in a keyed map: the exact key first, else the first key that normalises to it. */

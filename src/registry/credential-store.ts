@@ -25,6 +25,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import {
   type RegistryCredentials,
   configKeyFor,
+  configReadError,
   dockerConfigDir,
   helperFor,
   normalizeRegistryHost,
@@ -72,12 +73,7 @@ async function readRawConfig(file: string): Promise<RawConfig> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { file, json: {} };
-    throw new CogError(`cannot read ${file} (${code ?? 'error'})`, {
-      hint:
-        code === 'EISDIR'
-          ? `${file} is a directory; move it away, or point DOCKER_CONFIG at another directory`
-          : 'check its permissions, or point DOCKER_CONFIG at another directory',
-    });
+    throw await configReadError(file, code);
   }
   if (text.trim() === '') return { file, json: {} };
   // the reader's checks (JSON, shapes, helpers), so a file we would misread is never rewritten

@@ -228,6 +228,36 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     assert.deepEqual(await readdir(dir), ['config.json']);
   });
 
+  test('a config.json that is a link loop, or under one, says which path loops', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    await symlink('config.json', join(dir, 'config.json'));
+    await assert.rejects(
+      storeCredentials('r.example', creds, { configDir: dir, env: {} }),
+      (err: unknown) => {
+        assert.ok(err instanceof CogError);
+        assert.equal(
+          err.message,
+          `cannot read ${join(dir, 'config.json')}: it is a symbolic link whose links lead round in a loop (ELOOP)`,
+        );
+        assert.match(
+          err.hint ?? '',
+          new RegExp(`^point the link ${join(dir, 'config.json')} at a real file`),
+        );
+        return true;
+      },
+    );
+    await symlink('loop', join(dir, 'loop'));
+    await assert.rejects(loadDockerConfig({ configDir: join(dir, 'loop') }), (err: unknown) => {
+      assert.ok(err instanceof CogError);
+      assert.match(
+        err.message,
+        /its directory .*\/loop is reached through symbolic links that lead round in a loop/,
+      );
+      assert.match(err.hint ?? '', /^point the links on the path to .*\/loop at a real directory/);
+      return true;
+    });
+  });
+
   test('a bad top-level field: the hint says to fix the file, naming it and the field, not to log in', async () => {
     for (const [json, field] of [
       [{ credsStore: 5 }, 'credsStore'],
