@@ -33,6 +33,7 @@ import {
 } from '../buildkit/docker-config.js';
 import { execCredentialHelper } from '../buildkit/credential-helper.js';
 import { CogError } from '../errors.js';
+import { processStartMs } from './process-start.js';
 import { credentialSecrets, redactSecrets } from './redact.js';
 
 export interface CredentialStoreOptions {
@@ -139,17 +140,32 @@ const staleLockMs = 30_000;
 /** What a lock file says: the process holding it, on which host. */
 const lockOwner = () => `${process.pid}@${hostname()}`;
 
-/** Whether the lock file (as stat'ed) was left by a process that no longer runs. */
+/**
+ * How much later than the lock file's time its owner's start may look and the owner still be its
+ * writer: /proc's boot time is in whole seconds, and the clock may have been set since boot.
+ */
+const startSlackMs = 2_000;
+
+/**
+ * Whether the lock file (as stat'ed) was left by a process that no longer runs: its pid on this host
+ * is gone, or now belongs to a process that started after the lock was written (the pid was reused;
+ * a holder writes the lock after it started, and holds it only while it rewrites config.json).
+ */
 async function isStaleLock(lock: string, mtimeMs: number): Promise<boolean> {
   const owner = await readFile(lock, 'utf8').catch(() => '');
   const match = /^(\d+)@(.*)$/.exec(owner.trim());
   if (match && match[2] === hostname()) {
+    const pid = Number(match[1]);
     try {
-      process.kill(Number(match[1]), 0);
-      return false; // alive
+      process.kill(pid, 0);
     } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ESRCH') return true;
+      if (code !== 'EPERM') return false; // cannot tell: wait
     }
+    // alive (EPERM: another user's): the writer, unless it started after the lock was written
+    const started = await processStartMs(pid);
+    return started !== undefined && started > mtimeMs + startSlackMs;
   }
   return Date.now() - mtimeMs > staleLockMs;
 }

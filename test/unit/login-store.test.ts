@@ -1,10 +1,23 @@
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { resolveRegistryHost } from '../../src/cli/login.js';
 import { loadDockerConfig } from '../../src/buildkit/docker-config.js';
+import { processStartFromProc } from '../../src/registry/process-start.js';
 import {
   encodeAuthField,
   eraseCredentials,
@@ -226,6 +239,52 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     await storeCredentials('r.example', creds, { configDir: dir, env: {} });
     assert.ok(Date.now() - started < 2_000, `waited ${Date.now() - started} ms for a dead lock`);
     assert.deepEqual(await readdir(dir), ['config.json']);
+  });
+
+  test('a lock naming a live process that started after the lock was written (its pid reused) is cleared', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    const unrelated = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => unrelated.once('spawn', resolve));
+      const lock = join(dir, 'config.json.lock');
+      await writeFile(lock, `${unrelated.pid}@${hostname()}`);
+      const anHourAgo = new Date(Date.now() - 3600_000);
+      await utimes(lock, anHourAgo, anHourAgo);
+      const started = Date.now();
+      await storeCredentials('r.example', creds, { configDir: dir, env: {} });
+      assert.ok(Date.now() - started < 2_000, `waited ${Date.now() - started} ms for a reused pid's lock`);
+      assert.deepEqual(await readdir(dir), ['config.json']);
+    } finally {
+      unrelated.kill();
+    }
+  });
+
+  test('a lock its live writer holds is waited for, and taken once it is let go', async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    const lock = join(dir, 'config.json.lock');
+    // this process, running since before the lock was written: a real holder
+    await writeFile(lock, `${process.pid}@${hostname()}`);
+    let settled = false;
+    const storing = storeCredentials('r.example', creds, { configDir: dir, env: {} }).finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(settled, false, 'the login waits');
+    assert.equal(await readFile(lock, 'utf8'), `${process.pid}@${hostname()}`, 'the lock is left alone');
+    await rm(lock);
+    await storing;
+    assert.ok((await readFile(join(dir, 'config.json'), 'utf8')).includes('r.example'));
+  });
+
+  test("a process's start time is read from /proc, whatever its name holds", () => {
+    // fields after the name: state (3) … starttime (22), here 12345 ticks after boot
+    const rest = ['S', ...Array.from({ length: 18 }, (_, i) => String(i + 4)), '12345', '99', '100'].join(
+      ' ',
+    );
+    const procStat = 'cpu  1 2 3\nbtime 1700000000\nprocesses 5\n';
+    assert.equal(processStartFromProc(`42 (a) (b c) ${rest}`, procStat), 1700000000 * 1000 + 123450);
+    assert.equal(processStartFromProc('42 (a) S 1 2', procStat), undefined, 'too few fields');
+    assert.equal(processStartFromProc(`42 (a) ${rest}`, 'cpu 1\n'), undefined, 'no boot time');
   });
 
   test('a config.json that is a link loop, or under one, says which path loops', async () => {
