@@ -16,6 +16,7 @@ import {
   parseReference,
   checkImagePlatform,
   childFor,
+  damagedBlobHint,
   defaultRetryPolicy,
 } from '../registry/index.js';
 import type { CommandIo } from './debug-solve.js';
@@ -74,8 +75,17 @@ export async function inspectLocal(
   const found = await findStoredImage(store, name);
   const top = found?.manifest;
   if (!top) return undefined;
-  const readJson = async (digest: string) =>
-    JSON.parse((await store.readBlob(digest)).toString('utf8')) as JsonManifest;
+  // a blob that is not JSON is damaged (cut short, or overwritten): named so, with how to mend the store
+  const readJson = async <T = JsonManifest>(digest: string): Promise<T> => {
+    const text = (await store.readBlob(digest)).toString('utf8');
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new CogError(`blob ${digest} of ${name} in the local image store is not JSON: it is damaged`, {
+        hint: damagedBlobHint,
+      });
+    }
+  };
   let manifestDigest = top.digest;
   let manifest = await readJson(top.digest);
   if (isIndexMediaType(top.mediaType) || Array.isArray(manifest.manifests)) {
@@ -88,10 +98,7 @@ export async function inspectLocal(
     throw new CogError(`${name} in the local image store has no image config`, {
       hint: 'rebuild it with `cog build`',
     });
-  const config = JSON.parse((await store.readBlob(manifest.config.digest)).toString('utf8')) as Record<
-    string,
-    unknown
-  >;
+  const config = await readJson<Record<string, unknown>>(manifest.config.digest);
   if (exactPlatform && manifestDigest === top.digest)
     checkImagePlatform(`${name} in the local image store`, config, platform);
   // a name pinned by digest is reported with it, as the registry side reports it

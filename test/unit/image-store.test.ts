@@ -14,9 +14,11 @@ import {
   leaseIsLive,
   reachableDigests,
 } from '../../src/image/store-gc.js';
-import { type Descriptor, ImageStore } from '../../src/image/store.js';
+import { type Descriptor, ImageStore, refNameAnnotation } from '../../src/image/store.js';
 import { listStore } from '../../src/image/store-listing.js';
 import { formatStoreListing } from '../../src/cli/images.js';
+import { inspectLocal } from '../../src/cli/inspect.js';
+import { CogError } from '../../src/errors.js';
 
 const manifestType = 'application/vnd.oci.image.manifest.v1+json';
 const indexType = 'application/vnd.oci.image.index.v1+json';
@@ -323,4 +325,43 @@ test('collecting in a store that does not exist does nothing and makes no direct
   const root = join(scratch, 'never-made');
   assert.deepEqual(await new ImageStore(root).collectGarbage(), { blobs: 0, bytes: 0, skipped: false });
   assert.equal(existsSync(root), false);
+});
+
+test('cog inspect --local on an image whose manifest or config is cut short names the blob damaged', async () => {
+  const store = new ImageStore(join(scratch, 'damaged-json'));
+  const config = await putBlob(store.root, configType, '{"config":{"Labels":{');
+  const manifest = await putBlob(
+    store.root,
+    manifestType,
+    JSON.stringify({ schemaVersion: 2, mediaType: manifestType, config, layers: [] }),
+  );
+  const cutManifest = await putBlob(store.root, manifestType, '{"schemaVersion":2,"config":{"dig');
+  // written as is: tagging would refuse the cut manifest (its collection reads every manifest)
+  const named = (d: Descriptor, name: string) => ({ ...d, annotations: { [refNameAnnotation]: name } });
+  await writeFile(
+    join(store.root, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [named(manifest, 'whole-manifest:v1'), named(cutManifest, 'cut-manifest:v1')],
+    }),
+  );
+  for (const [name, digest] of [
+    ['whole-manifest:v1', config.digest],
+    ['cut-manifest:v1', cutManifest.digest],
+  ] as const)
+    await assert.rejects(
+      inspectLocal(store, name, { os: 'linux', architecture: 'amd64' }),
+      (err: unknown) => {
+        assert.ok(err instanceof CogError, String(err));
+        assert.equal(
+          err.message,
+          `blob ${digest} of ${name} in the local image store is not JSON: it is damaged`,
+        );
+        assert.match(
+          err.hint ?? '',
+          /`cog image rm NAME`, which drops blobs no image uses\), then build again/,
+        );
+        return true;
+      },
+    );
 });
