@@ -16,7 +16,7 @@ import {
   parseReference,
   checkImagePlatform,
   childFor,
-  damagedBlobHint,
+  DamagedBlobError,
   defaultRetryPolicy,
 } from '../registry/index.js';
 import type { CommandIo } from './debug-solve.js';
@@ -81,9 +81,14 @@ export async function inspectLocal(
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new CogError(`blob ${digest} of ${name} in the local image store is not JSON: it is damaged`, {
-        hint: damagedBlobHint,
-      });
+      const usedBy = await store.namesUsing(digest).catch(() => [found.name]);
+      throw new DamagedBlobError(
+        digest,
+        `blob ${digest} of ${name} in the local image store is not JSON: it is damaged`,
+        {
+          usedBy,
+        },
+      );
     }
   };
   let manifestDigest = top.digest;

@@ -22,6 +22,7 @@ import { resolveProgressMode } from '../progress/index.js';
 import { retryLine } from './retry-line.js';
 import { createPushProgress } from '../progress/push-progress.js';
 import {
+  DamagedBlobError,
   type PushResult,
   type Reference,
   RegistryClient,
@@ -238,6 +239,11 @@ async function pushStored<T>(
         hint: 'run cog push again; blobs that reached the registry are not uploaded again',
         exitCode: err.exitCode,
       });
+    // a damaged blob in the store: name the images to remove (a build alone keeps the copy)
+    if (err instanceof DamagedBlobError) {
+      const usedBy = await store.namesUsing(err.digest).catch(() => []);
+      throw usedBy.length ? new DamagedBlobError(err.digest, err.message, { cause: err, usedBy }) : err;
+    }
     throw explainPushError(err, ref, await client.hasCredentials(ref.registry), io.env);
   } finally {
     await client.close();

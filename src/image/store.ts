@@ -224,6 +224,26 @@ export class ImageStore {
     return this.reachableFrom([{ digest, mediaType, size: 0 }]);
   }
 
+  /**
+   * The names whose images use blob `digest` (their manifest is it, or reaches it), in index order; a
+   * name whose image cannot be read is left out.
+   */
+  async namesUsing(digest: string): Promise<string[]> {
+    const names: string[] = [];
+    for (const manifest of (await this.index()).manifests) {
+      const name = manifest.annotations?.[refNameAnnotation];
+      if (name === undefined) continue;
+      const uses =
+        manifest.digest === digest ||
+        (await this.blobsOf(manifest.digest).then(
+          (reached) => reached.has(digest),
+          () => false,
+        ));
+      if (uses && !names.includes(name)) names.push(name);
+    }
+    return names;
+  }
+
   private reachableFrom(roots: readonly Descriptor[]): Promise<Set<string>> {
     return reachableDigests(roots, (digest) => this.readJson(digest));
   }

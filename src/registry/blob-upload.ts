@@ -32,7 +32,7 @@ import {
 } from './chunks.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError, headerValue } from './errors.js';
-import { damagedBlobHint } from './layout.js';
+import { DamagedBlobError } from './layout.js';
 import type { RepositoryRef } from './reference.js';
 import { delayAfter, isRetryableError, sleep, withRetry } from './retry.js';
 
@@ -496,10 +496,11 @@ function isReadFailure(err: unknown): boolean {
 
 /** The blob's bytes hash to another digest than its name: the local copy is damaged (or changed). */
 function damagedBlobError(digest: string, actual: string, cause?: unknown): CogError {
-  return new CogError(`blob ${digest} in the local image store has the content of ${actual}: it is damaged`, {
-    hint: damagedBlobHint,
-    ...(cause === undefined ? {} : { cause }),
-  });
+  return new DamagedBlobError(
+    digest,
+    `blob ${digest} in the local image store has the content of ${actual}: it is damaged`,
+    cause === undefined ? {} : { cause },
+  );
 }
 
 /** Reading the blob to upload it failed: a local problem, which retrying the request does not mend. */

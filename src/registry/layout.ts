@@ -10,10 +10,27 @@ export type { Descriptor, OciIndex };
 
 /**
  * What mends a damaged blob in the local image store: a build finds the blob there and keeps it, so the
- * images that use it must go first (removing the last one drops the blob).
+ * images that use it must go first (removing the last one drops the blob). `names`: those images, when
+ * known.
  */
-export const damagedBlobHint =
-  'remove the images that use it (`cog image ls`, `cog image rm NAME`, which drops blobs no image uses), then build again; a build alone keeps the damaged copy';
+export function damagedBlobHint(names: readonly string[] = []): string {
+  const remove = names.length ? `\`cog image rm ${names.join(' ')}\`` : '`cog image ls`, `cog image rm NAME`';
+  return `remove the images that use it (${remove}, which drops blobs no image uses), then build again; a build alone keeps the damaged copy`;
+}
+
+/** A blob in the local image store whose bytes are not what its digest and size say. */
+export class DamagedBlobError extends CogError {
+  constructor(
+    readonly digest: string,
+    message: string,
+    options: { readonly cause?: unknown; readonly usedBy?: readonly string[] } = {},
+  ) {
+    super(message, {
+      hint: damagedBlobHint(options.usedBy),
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+    });
+  }
+}
 
 export class OciLayout {
   constructor(readonly root: string) {}
@@ -74,9 +91,9 @@ export class OciLayout {
       throw missing(this.root, descriptor.digest, err);
     }
     if (size !== descriptor.size)
-      throw new CogError(
+      throw new DamagedBlobError(
+        descriptor.digest,
         `blob ${descriptor.digest} in ${this.root} has ${size} bytes, not ${descriptor.size}: it is damaged${size < descriptor.size ? ' (cut short)' : ''}`,
-        { hint: damagedBlobHint },
       );
     return fileBlobSource(path, descriptor.digest, size);
   }

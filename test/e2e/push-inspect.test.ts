@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, truncate, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
@@ -555,6 +555,37 @@ describe('a registry whose refusals echo the credentials it was sent', () => {
     assert.equal(r.code, 1, explain(r));
     assertMasked(r);
     assert.match(r.stderr, /ERROR: .*for Basic \*\*\*/, 'the step that failed says it masked');
+  });
+});
+
+describe('a layer cut short in the local image store', () => {
+  test('cog push names every image that uses it; removing them and pushing again mends the store', async () => {
+    const own = { COG_IMAGE_STORE: join(await tempDir('cogts-push-damaged-'), 'store') };
+    const target = `${tb.registry}/cogts-push/damaged-${run}:v1`;
+    const other = `cogts-damaged-${run}:other`;
+    await pushOk(target, own);
+    const built = await cogIn(hello, ['build', '-t', other, '--progress', 'quiet'], own);
+    assert.equal(built.code, 0, explain(built));
+    // the image's last layer, cut to half its size
+    const blobs = join(own.COG_IMAGE_STORE, 'blobs', 'sha256');
+    const index = JSON.parse(await readFile(join(own.COG_IMAGE_STORE, 'index.json'), 'utf8')) as {
+      manifests: { digest: string }[];
+    };
+    const manifest = JSON.parse(
+      await readFile(join(blobs, index.manifests[0]!.digest.slice('sha256:'.length)), 'utf8'),
+    ) as { layers: { digest: string; size: number }[] };
+    const layer = manifest.layers.at(-1)!;
+    await truncate(join(blobs, layer.digest.slice('sha256:'.length)), Math.floor(layer.size / 2));
+
+    const failed = await cogIn(hello, ['push', target, '--progress', 'plain'], own);
+    assert.equal(failed.code, 1, explain(failed));
+    assert.match(failed.stderr, new RegExp(`blob ${layer.digest} in .* it is damaged \\(cut short\\)`));
+    const hint = /^hint: remove the images that use it \(`cog image rm ([^`]+)`/m.exec(failed.stderr);
+    assert.deepEqual(hint?.[1]?.split(' ').sort(), [target, other].sort(), explain(failed));
+
+    const removed = await cogIn(hello, ['image', 'rm', ...hint![1]!.split(' ')], own);
+    assert.equal(removed.code, 0, explain(removed));
+    await pushOk(target, own);
   });
 });
 

@@ -342,12 +342,20 @@ test('cog inspect --local on an image whose manifest or config is cut short name
     join(store.root, 'index.json'),
     JSON.stringify({
       schemaVersion: 2,
-      manifests: [named(manifest, 'whole-manifest:v1'), named(cutManifest, 'cut-manifest:v1')],
+      manifests: [
+        named(manifest, 'whole-manifest:v1'),
+        named(cutManifest, 'cut-manifest:v1'),
+        named(manifest, 'same-image:v2'),
+      ],
     }),
   );
-  for (const [name, digest] of [
-    ['whole-manifest:v1', config.digest],
-    ['cut-manifest:v1', cutManifest.digest],
+  assert.deepEqual(await store.namesUsing(config.digest), ['whole-manifest:v1', 'same-image:v2']);
+  assert.deepEqual(await store.namesUsing(cutManifest.digest), ['cut-manifest:v1']);
+  assert.deepEqual(await store.namesUsing(sha256('elsewhere')), []);
+  // the hint names every image that uses the blob: removing them all drops it
+  for (const [name, digest, users] of [
+    ['whole-manifest:v1', config.digest, 'whole-manifest:v1 same-image:v2'],
+    ['cut-manifest:v1', cutManifest.digest, 'cut-manifest:v1'],
   ] as const)
     await assert.rejects(
       inspectLocal(store, name, { os: 'linux', architecture: 'amd64' }),
@@ -357,9 +365,9 @@ test('cog inspect --local on an image whose manifest or config is cut short name
           err.message,
           `blob ${digest} of ${name} in the local image store is not JSON: it is damaged`,
         );
-        assert.match(
-          err.hint ?? '',
-          /`cog image rm NAME`, which drops blobs no image uses\), then build again/,
+        assert.equal(
+          err.hint,
+          `remove the images that use it (\`cog image rm ${users}\`, which drops blobs no image uses), then build again; a build alone keeps the damaged copy`,
         );
         return true;
       },
