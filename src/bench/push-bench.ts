@@ -45,6 +45,7 @@ import { pseudoRandomStream } from '../../test/support/registry-fixtures.js';
 import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
 import { statusTimeMs } from './status-time.js';
 import { median, pad } from './report.js';
+import { procStatFields } from '../registry/process-start.js';
 
 /**
  * `ours-one-patch`: ours with the chunk size set to the blob's size (COG_PUSH_DEFAULT_CHUNK_SIZE), so a
@@ -263,8 +264,7 @@ const clockTicks = 100;
 async function cpuSecondsOf(pid: number): Promise<number | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
   if (!stat) return undefined;
-  // the command name may hold spaces: fields are counted after its closing parenthesis (field 3 first)
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = procStatFields(stat); // field 3 first
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 

@@ -33,7 +33,7 @@ import {
 } from '../buildkit/docker-config.js';
 import { execCredentialHelper } from '../buildkit/credential-helper.js';
 import { CogError } from '../errors.js';
-import { processStartMs } from './process-start.js';
+import { processStartTicks } from './process-start.js';
 import { credentialSecrets, redactSecrets } from './redact.js';
 
 export interface CredentialStoreOptions {
@@ -137,23 +137,23 @@ const lockWaitMs = 10_000;
 /** A lock from another host older than this was left by a process that died holding it. */
 const staleLockMs = 30_000;
 
-/** What a lock file says: the process holding it, on which host. */
-const lockOwner = () => `${process.pid}@${hostname()}`;
-
 /**
- * How much later than the lock file's time its owner's start may look and the owner still be its
- * writer: /proc's boot time is in whole seconds, and the clock may have been set since boot.
+ * What a lock file says: the process holding it, on which host, and (where /proc tells) when that
+ * process started, which tells it apart from a later process given the same pid.
  */
-const startSlackMs = 2_000;
+async function lockOwner(): Promise<string> {
+  const ticks = await processStartTicks('self');
+  return `${process.pid}@${hostname()}${ticks === undefined ? '' : `:${ticks}`}`;
+}
 
 /**
  * Whether the lock file (as stat'ed) was left by a process that no longer runs: its pid on this host
- * is gone, or now belongs to a process that started after the lock was written (the pid was reused;
- * a holder writes the lock after it started, and holds it only while it rewrites config.json).
+ * is gone, or now belongs to another process (its start differs from the one the lock records: the
+ * pid was reused). A lock without a start (written where /proc does not tell) is held while its pid runs.
  */
 async function isStaleLock(lock: string, mtimeMs: number): Promise<boolean> {
   const owner = await readFile(lock, 'utf8').catch(() => '');
-  const match = /^(\d+)@(.*)$/.exec(owner.trim());
+  const match = /^(\d+)@(.*?)(?::(\d+))?$/.exec(owner.trim());
   if (match && match[2] === hostname()) {
     const pid = Number(match[1]);
     try {
@@ -163,9 +163,11 @@ async function isStaleLock(lock: string, mtimeMs: number): Promise<boolean> {
       if (code === 'ESRCH') return true;
       if (code !== 'EPERM') return false; // cannot tell: wait
     }
-    // alive (EPERM: another user's): the writer, unless it started after the lock was written
-    const started = await processStartMs(pid);
-    return started !== undefined && started > mtimeMs + startSlackMs;
+    // alive (EPERM: another user's): the writer, unless it started at another time than the writer
+    const recorded = match[3];
+    if (recorded === undefined) return false;
+    const current = await processStartTicks(pid);
+    return current !== undefined && current !== recorded;
   }
   return Date.now() - mtimeMs > staleLockMs;
 }
@@ -202,7 +204,7 @@ async function takeLock(lock: string, file: string): Promise<boolean> {
       continue;
     }
     // held from here, whether or not the owner's name is written
-    await handle.writeFile(lockOwner()).catch(() => undefined);
+    await handle.writeFile(await lockOwner()).catch(() => undefined);
     await handle.close().catch(() => undefined);
     return true;
   }

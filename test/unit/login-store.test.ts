@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { resolveRegistryHost } from '../../src/cli/login.js';
 import { loadDockerConfig } from '../../src/buildkit/docker-config.js';
-import { processStartFromProc } from '../../src/registry/process-start.js';
+import { processStartTicks, startTicksFromProc } from '../../src/registry/process-start.js';
 import {
   encodeAuthField,
   eraseCredentials,
@@ -241,15 +241,16 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     assert.deepEqual(await readdir(dir), ['config.json']);
   });
 
-  test('a lock naming a live process that started after the lock was written (its pid reused) is cleared', async () => {
+  test('a lock naming a live process that started at another time than its writer (its pid reused) is cleared', async () => {
     const dir = await tempDir('cogts-login-unit-');
     const unrelated = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       await new Promise((resolve) => unrelated.once('spawn', resolve));
+      const ticks = await processStartTicks(unrelated.pid ?? 0);
+      assert.ok(ticks !== undefined, 'this test needs /proc');
       const lock = join(dir, 'config.json.lock');
-      await writeFile(lock, `${unrelated.pid}@${hostname()}`);
-      const anHourAgo = new Date(Date.now() - 3600_000);
-      await utimes(lock, anHourAgo, anHourAgo);
+      // written by a process that started at another time and had this pid
+      await writeFile(lock, `${unrelated.pid}@${hostname()}:${Number(ticks) - 1}`);
       const started = Date.now();
       await storeCredentials('r.example', creds, { configDir: dir, env: {} });
       assert.ok(Date.now() - started < 2_000, `waited ${Date.now() - started} ms for a reused pid's lock`);
@@ -257,6 +258,29 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     } finally {
       unrelated.kill();
     }
+  });
+
+  test("a live writer's lock is held whatever its file's time says (a network file system's clock)", async () => {
+    const dir = await tempDir('cogts-login-unit-');
+    const lock = join(dir, 'config.json.lock');
+    const ticks = await processStartTicks('self');
+    assert.ok(ticks !== undefined, 'this test needs /proc');
+    await writeFile(lock, `${process.pid}@${hostname()}:${ticks}`);
+    const anHourAgo = new Date(Date.now() - 3600_000);
+    await utimes(lock, anHourAgo, anHourAgo);
+    let settled = false;
+    const storing = storeCredentials('r.example', creds, { configDir: dir, env: {} }).finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(settled, false, 'the login waits');
+    assert.equal(
+      await readFile(lock, 'utf8'),
+      `${process.pid}@${hostname()}:${ticks}`,
+      'the lock is left alone',
+    );
+    await rm(lock);
+    await storing;
   });
 
   test('a lock its live writer holds is waited for, and taken once it is let go', async () => {
@@ -276,15 +300,14 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     assert.ok((await readFile(join(dir, 'config.json'), 'utf8')).includes('r.example'));
   });
 
-  test("a process's start time is read from /proc, whatever its name holds", () => {
+  test("a process's start is read from /proc, whatever its name holds", () => {
     // fields after the name: state (3) … starttime (22), here 12345 ticks after boot
     const rest = ['S', ...Array.from({ length: 18 }, (_, i) => String(i + 4)), '12345', '99', '100'].join(
       ' ',
     );
-    const procStat = 'cpu  1 2 3\nbtime 1700000000\nprocesses 5\n';
-    assert.equal(processStartFromProc(`42 (a) (b c) ${rest}`, procStat), 1700000000 * 1000 + 123450);
-    assert.equal(processStartFromProc('42 (a) S 1 2', procStat), undefined, 'too few fields');
-    assert.equal(processStartFromProc(`42 (a) ${rest}`, 'cpu 1\n'), undefined, 'no boot time');
+    assert.equal(startTicksFromProc(`42 (a) (b c) ${rest}`), '12345');
+    assert.equal(startTicksFromProc('42 (a) S 1 2'), undefined, 'too few fields');
+    assert.equal(startTicksFromProc('no name'), undefined);
   });
 
   test('a config.json that is a link loop, or under one, says which path loops', async () => {
