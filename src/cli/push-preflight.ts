@@ -55,10 +55,8 @@ export async function checkPushRegistries(
 ): Promise<void> {
   if (targets.length === 0) return;
   // loaded only to push: the client's module changes a V8 flag (see cli/source-only.ts)
-  const [{ RegistryClient, isConnectionFailure }, { defaultRetryPolicy }] = await Promise.all([
-    import('../registry/client.js'),
-    import('../registry/retry.js'),
-  ]);
+  const [{ RegistryClient, isConnectionFailure }, { defaultRetryPolicy, isRetryableError }] =
+    await Promise.all([import('../registry/client.js'), import('../registry/retry.js')]);
   const client = new RegistryClient({
     env: options.env,
     retry: {
@@ -70,14 +68,21 @@ export async function checkPushRegistries(
   try {
     const failures = await Promise.all(
       distinctRegistries(targets).map((target) =>
-        client.checkAnswers(target.registry, options.signal).then(
-          () => undefined,
-          (err: unknown) => {
-            if (options.signal?.aborted || !isConnectionFailure(err)) return { target, err };
-            options.onUnreachable?.(target, err);
-            return undefined;
-          },
-        ),
+        // a connection failure is only warned about: no retries for it, which would hold the build
+        client
+          .checkAnswers(
+            target.registry,
+            options.signal,
+            (err) => !isConnectionFailure(err) && isRetryableError(err),
+          )
+          .then(
+            () => undefined,
+            (err: unknown) => {
+              if (options.signal?.aborted || !isConnectionFailure(err)) return { target, err };
+              options.onUnreachable?.(target, err);
+              return undefined;
+            },
+          ),
       ),
     );
     const failed = failures.find((f) => f !== undefined);

@@ -352,7 +352,11 @@ export class RegistryClient {
   }
 
   /** GET /v2/: which challenge the registry sets, if any. Cached per registry; failures are not. */
-  private ping(registry: string, signal: AbortSignal | undefined): Promise<Challenge | undefined> {
+  private ping(
+    registry: string,
+    signal: AbortSignal | undefined,
+    retryable?: (err: unknown) => boolean,
+  ): Promise<Challenge | undefined> {
     const state = this.host(registry);
     state.ping ??= withRetry(
       async () => {
@@ -387,7 +391,11 @@ export class RegistryClient {
         throw error;
       },
       // a registry that does not answer its ping in three tries (about 3 s) is down or mistyped
-      { policy: { ...this.retry, attempts: Math.min(this.retry.attempts, pingAttempts) }, signal },
+      {
+        policy: { ...this.retry, attempts: Math.min(this.retry.attempts, pingAttempts) },
+        signal,
+        ...(retryable ? { retryable } : {}),
+      },
     ).catch((err: unknown) => {
       state.ping = undefined;
       throw err;
@@ -398,10 +406,15 @@ export class RegistryClient {
   /**
    * The registry's /v2/ ping on its own, as every request starts with it (its tries and its time limit
    * for an answer): resolves when the registry answers as a registry (a 401 asking for credentials is
-   * an answer; none are sent), rejects with the ping's error otherwise.
+   * an answer; none are sent), rejects with the ping's error otherwise. `retryable` narrows which
+   * failures are tried again (e.g. not one at the connection, for a check that only warns of it).
    */
-  async checkAnswers(registry: string, signal?: AbortSignal): Promise<void> {
-    await this.ping(registry, signal);
+  async checkAnswers(
+    registry: string,
+    signal?: AbortSignal,
+    retryable?: (err: unknown) => boolean,
+  ): Promise<void> {
+    await this.ping(registry, signal, retryable);
   }
 
   private async fetchToken(

@@ -89,13 +89,16 @@ describe('push preflight', () => {
     const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
     await new Promise<void>((resolve) => server.close(() => resolve())); // nothing listens there now
     const unreachable: string[] = [];
+    const retries: number[] = [];
     await checkPushRegistries([{ registry, from: '-t' }], {
       env: {},
       client: quick,
+      onRetry: (info) => retries.push(info.attempt),
       onUnreachable: (target, err) =>
         unreachable.push(`${target.from} ${target.registry} ${(err as Error).message}`),
     });
     assert.equal(unreachable.length, 1);
+    assert.deepEqual(retries, [], 'not tried again: a warning is not worth holding the build');
     assert.match(unreachable[0] ?? '', new RegExp(`^-t ${registry} cannot reach ${registry}.*ECONNREFUSED`));
   });
 
