@@ -81,7 +81,8 @@ export async function inspectLocal(
     try {
       return JSON.parse(text) as T;
     } catch {
-      const usedBy = await store.namesUsing(digest).catch(() => [found.name]);
+      // this image first: namesUsing leaves out a name whose image it cannot read (this one, maybe)
+      const usedBy = [...new Set([found.name, ...(await store.namesUsing(digest).catch(() => []))])];
       throw new DamagedBlobError(
         digest,
         `blob ${digest} of ${name} in the local image store is not JSON: it is damaged`,

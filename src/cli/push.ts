@@ -241,8 +241,9 @@ async function pushStored<T>(
       });
     // a damaged blob in the store: name the images to remove (a build alone keeps the copy)
     if (err instanceof DamagedBlobError) {
-      const usedBy = await store.namesUsing(err.digest).catch(() => []);
-      throw usedBy.length ? new DamagedBlobError(err.digest, err.message, { cause: err, usedBy }) : err;
+      // the pushed image first: its own image cannot be read when the damaged blob is its manifest
+      const usedBy = [...new Set([built.imageName, ...(await store.namesUsing(err.digest).catch(() => []))])];
+      throw new DamagedBlobError(err.digest, err.message, { cause: err, usedBy });
     }
     throw explainPushError(err, ref, await client.hasCredentials(ref.registry), io.env);
   } finally {
