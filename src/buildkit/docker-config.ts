@@ -9,6 +9,7 @@ import { lstat, readFile, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CogError } from '../errors.js';
+import { isRecord } from '../is-record.js';
 
 /** The `auths` key `docker login` writes for Docker Hub. */
 export const dockerHubConfigKey = 'https://index.docker.io/v1/';
@@ -120,9 +121,6 @@ export function decodeAuthField(value: string, file: string, field: string): Aut
     password: decoded.slice(colon + 1).replace(/^\0+|\0+$/g, ''),
   };
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function optionalString(entry: Record<string, unknown>, name: string, file: string, field: string) {
   const value = entry[name];

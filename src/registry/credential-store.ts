@@ -35,6 +35,7 @@ import { execCredentialHelper } from '../buildkit/credential-helper.js';
 import { CogError } from '../errors.js';
 import { processStartTicks } from './process-start.js';
 import { credentialSecrets, redactSecrets } from './redact.js';
+import { isRecord } from '../is-record.js';
 
 export interface CredentialStoreOptions {
   /** the directory holding config.json; default $DOCKER_CONFIG, else ~/.docker */
@@ -54,9 +55,6 @@ interface RawConfig {
   readonly file: string;
   readonly json: Record<string, unknown>;
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function configFile(options: CredentialStoreOptions): string {
   return join(options.configDir ?? dockerConfigDir(options.env ?? process.env), 'config.json');

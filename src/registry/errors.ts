@@ -6,6 +6,7 @@
 import type { Dispatcher } from 'undici';
 import { CogError } from '../errors.js';
 import { redactSecrets } from './redact.js';
+import { isRecord } from '../is-record.js';
 
 export interface RegistryErrorInit {
   readonly status: number | undefined;
@@ -128,9 +129,6 @@ function hintFor(status: number, ctx: ErrorContext, codes: readonly string[]): s
 }
 
 const maxBody = 64 * 1024;
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * One entry of a registry's error body as the user reads it: the message, the code when the message

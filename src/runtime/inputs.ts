@@ -13,6 +13,7 @@ import { readFile as fsReadFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { extname, resolve } from 'node:path';
 import { CogError } from '../errors.js';
+import { isRecord } from '../is-record.js';
 
 /** An OpenAPI document as parsed JSON (the schema label or GET /openapi.json). */
 export type OpenApiDoc = { readonly [key: string]: unknown };
@@ -128,9 +129,7 @@ export function toDataUrl(data: Buffer, mimeType: string): string {
 // ---------------------------------------------------------------------------------------------
 // Schema helpers (shared with outputs.ts)
 
-export function isRecord(v: unknown): v is { [key: string]: unknown } {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isRecord };
 
 /** Follows a local `$ref` (#/components/schemas/X); other values are returned as they are. */
 export function deref(doc: OpenApiDoc | undefined, schema: unknown, depth = 0): JsonSchema | undefined {

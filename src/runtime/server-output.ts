@@ -4,9 +4,7 @@
  * server's output. coglet logs JSON lines; they are shown as a person reads them. Pure.
  */
 import type { SmokeReport } from './smoke.js';
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+import { isRecord } from '../is-record.js';
 
 /**
  * One line of the server's output as a person reads it: a coglet JSON log entry becomes
