@@ -6,10 +6,15 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { CogError } from '../errors.js';
 
-export type SecretSource = { readonly file: string } | { readonly env: string };
+/** `implied`: the flag named neither src= nor env=, and no variable of the id's name was set */
+export type SecretSource = { readonly file: string; readonly implied?: true } | { readonly env: string };
 
-/** Parses a `--secret` value like buildx: `id=NAME,src=PATH` or `id=NAME,env=VAR` (type=file|env). */
-export function parseSecretFlag(value: string): [string, SecretSource] {
+/**
+ * Parses a `--secret` value like buildx: `id=NAME,src=PATH` or `id=NAME,env=VAR` (type=file|env). With
+ * neither src= nor env= (nor a type), the secret is the variable NAME when `env` has it set, else the
+ * file NAME, as buildx's secrets provider decides.
+ */
+export function parseSecretFlag(value: string, env: NodeJS.ProcessEnv): [string, SecretSource] {
   const fields = new Map(
     value.split(',').map((part) => {
       const eq = part.indexOf('=');
@@ -18,14 +23,16 @@ export function parseSecretFlag(value: string): [string, SecretSource] {
   );
   const id = fields.get('id');
   const src = fields.get('src') ?? fields.get('source');
-  const env = fields.get('env');
+  const variable = fields.get('env');
   if (!id)
     throw new CogError(`--secret "${value}" has no id`, {
       hint: 'write it as id=NAME,src=PATH or id=NAME,env=VAR',
     });
-  if (src && env) throw new CogError(`--secret ${id}: give src or env, not both`);
-  if (fields.get('type') === 'env' || env) return [id, { env: env ?? src ?? id }];
-  return [id, { file: src ?? id }];
+  if (src && variable) throw new CogError(`--secret ${id}: give src or env, not both`);
+  const type = fields.get('type');
+  if (type === 'env' || variable) return [id, { env: variable ?? src ?? id }];
+  if (src || type === 'file') return [id, { file: src ?? id }];
+  return [id, env[id] !== undefined ? { env: id } : { file: id, implied: true }];
 }
 
 /** A secret's bytes, from its file or environment variable. */
@@ -48,9 +55,22 @@ export async function readSecret(
   }
 }
 
+/** What is wrong with a secret's file, from the error reading it. */
+function fileProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR'
+    ? 'no such file'
+    : code === 'EACCES'
+      ? 'not readable'
+      : code === 'EISDIR'
+        ? 'a directory, not a file'
+        : (err as Error).message;
+}
+
 /**
  * Refuses a `--secret` whose file cannot be read, whether a step uses the secret or not (as buildx
- * does): a misspelt src= would otherwise pass unnoticed. A variable (env=) is looked up only when a
+ * does): a misspelt src= would otherwise pass unnoticed; so is `id=NAME` alone when neither a variable
+ * nor a file NAME is there. A variable (env=) is looked up only when a
  * step uses it. Files are checked, not read: their content is read when the daemon asks.
  * @throws CogError naming the flag and the file
  */
@@ -62,14 +82,15 @@ export async function checkSecretFiles(secrets: Readonly<Record<string, SecretSo
       if ((await stat(source.file)).isDirectory()) why = 'a directory, not a file';
       else await access(source.file, constants.R_OK);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      why =
-        code === 'ENOENT' || code === 'ENOTDIR'
-          ? 'no such file'
-          : code === 'EACCES'
-            ? 'not readable'
-            : (err as Error).message;
+      why = fileProblem(err);
     }
+    if (why && source.implied)
+      throw new CogError(
+        `--secret id=${id}: no variable ${id} is set, and the file ${source.file} cannot be read (${why})`,
+        {
+          hint: `with neither src= nor env=, the secret is the variable ${id} if it is set, else the file ${id}: set the variable, or write id=${id},src=FILE or id=${id},env=VAR`,
+        },
+      );
     if (why)
       throw new CogError(`--secret id=${id},src=${source.file}: ${why}`, {
         hint: 'give src= the path of a readable file (relative to the current directory), or take the secret from a variable with env=VAR',

@@ -211,7 +211,11 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     args.cacheTo.map((v) => cacheEntry('--cache-to', v)),
     { cwd, warn },
   );
-  const services: SessionService[] = [fileSyncService(dirs), secretsService(secrets), exports.service];
+  const services: SessionService[] = [
+    fileSyncService(dirs),
+    secretsService(secrets, io.env),
+    exports.service,
+  ];
   // one content service for every store the daemon may use: local caches, and the image store
   const stores = {
     ...caches.stores,

@@ -98,7 +98,9 @@ export async function debugSolve(args: DebugSolveArgs, io: CommandIo): Promise<v
   const definition = await loadDefinition(args, io);
   const outputs = args.outputs.map(parseOutputFlag);
   const localDirs = Object.fromEntries(args.locals.map(parseLocal));
-  const secrets: Record<string, SecretSource> = Object.fromEntries(args.secrets.map(parseSecretFlag));
+  const secrets: Record<string, SecretSource> = Object.fromEntries(
+    args.secrets.map((v) => parseSecretFlag(v, io.env)),
+  );
   const exports = exportsFor(
     outputs.map((o): ExportSpec => {
       if (o.type === 'image') return { type: 'image', attrs: o.attrs };
@@ -114,7 +116,7 @@ export async function debugSolve(args: DebugSolveArgs, io: CommandIo): Promise<v
 
   const services: SessionService[] = [exports.service];
   if (Object.keys(localDirs).length > 0) services.push(fileSyncService(localDirs));
-  if (Object.keys(secrets).length > 0) services.push(secretsService(secrets));
+  if (Object.keys(secrets).length > 0) services.push(secretsService(secrets, io.env));
 
   const result = await withBuildkit(
     io,

@@ -195,7 +195,9 @@ export async function prepareBuild(
   const cogBase = dockerfile ? undefined : chooseCogBase(loaded.completed, baseFlags, io.env);
   const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
   if (patchNote) warn(patchNote);
-  const secrets: Record<string, SecretSource> = Object.fromEntries((args.secrets ?? []).map(parseSecretFlag));
+  const secrets: Record<string, SecretSource> = Object.fromEntries(
+    (args.secrets ?? []).map((v) => parseSecretFlag(v, io.env)),
+  );
   await checkSecretFiles(secrets);
   const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
   const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([

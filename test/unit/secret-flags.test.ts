@@ -1,0 +1,80 @@
+// `--secret` flags: buildx's syntax, and `id=NAME` alone meaning the variable NAME when it is set, else
+// the file NAME (buildx's secrets provider decides so).
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { checkSecretFiles, parseSecretFlag, readSecret } from '../../src/buildkit/secret-flags.js';
+import { CogError } from '../../src/errors.js';
+import { exec } from '../support/exec.js';
+import { repoRoot } from '../support/testbed.js';
+
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+test('src= and env= name the source; type=env takes src= as the variable', () => {
+  assert.deepEqual(parseSecretFlag('id=a,src=/f', { a: 'set' }), ['a', { file: '/f' }]);
+  assert.deepEqual(parseSecretFlag('id=a,source=/f', {}), ['a', { file: '/f' }]);
+  assert.deepEqual(parseSecretFlag('id=a,env=V', {}), ['a', { env: 'V' }]);
+  assert.deepEqual(parseSecretFlag('type=env,id=a,src=V', {}), ['a', { env: 'V' }]);
+  assert.deepEqual(parseSecretFlag('type=env,id=a', {}), ['a', { env: 'a' }]);
+  assert.deepEqual(parseSecretFlag('type=file,id=a', { a: 'set' }), ['a', { file: 'a' }]);
+});
+
+test('id=NAME alone is the variable NAME when it is set (even empty), else the file NAME', () => {
+  assert.deepEqual(parseSecretFlag('id=HF_TOKEN', { HF_TOKEN: 'hf_x' }), ['HF_TOKEN', { env: 'HF_TOKEN' }]);
+  assert.deepEqual(parseSecretFlag('id=HF_TOKEN', { HF_TOKEN: '' }), ['HF_TOKEN', { env: 'HF_TOKEN' }]);
+  assert.deepEqual(parseSecretFlag('id=HF_TOKEN', { OTHER: 'x' }), [
+    'HF_TOKEN',
+    { file: 'HF_TOKEN', implied: true },
+  ]);
+});
+
+test('id=NAME with the variable set is read from it, and no file NAME is asked for', async () => {
+  const [id, source] = parseSecretFlag('id=COGTS_NO_SUCH_FILE_TOKEN', { COGTS_NO_SUCH_FILE_TOKEN: 'v1' });
+  await checkSecretFiles({ [id]: source });
+  assert.equal(
+    Buffer.from(await readSecret(id, source, { COGTS_NO_SUCH_FILE_TOKEN: 'v1' })).toString(),
+    'v1',
+  );
+});
+
+test('id=NAME with neither a variable nor a file NAME is refused, saying both were looked for', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cogts-secret-flags-'));
+  dirs.push(dir);
+  const name = join(dir, 'token');
+  await assert.rejects(
+    checkSecretFiles({ [name]: { file: name, implied: true } }),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message ===
+        `--secret id=${name}: no variable ${name} is set, and the file ${name} cannot be read (no such file)` &&
+      /the variable .* if it is set, else the file/.test(err.hint ?? ''),
+  );
+  await writeFile(name, 'v1');
+  await checkSecretFiles({ [name]: { file: name, implied: true } });
+});
+
+test('cog build --secret id=NAME takes $NAME when set; without it, and no file NAME, it is refused', async () => {
+  // BUILDKIT_HOST points nowhere: a flag that passes its checks fails later, connecting to the daemon
+  const cwd = join(repoRoot, 'fixtures', 'models', 'hello');
+  const env: NodeJS.ProcessEnv = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent/buildkitd.sock' };
+  delete env.COGTS_TEST_IMPLIED_SECRET;
+  const args = ['build', '--secret', 'id=COGTS_TEST_IMPLIED_SECRET'];
+  const unset = await exec(join(repoRoot, 'bin', 'cog'), args, { cwd, env });
+  assert.equal(unset.code, 1, unset.stderr);
+  assert.match(
+    unset.stderr,
+    /^cog: error: --secret id=COGTS_TEST_IMPLIED_SECRET: no variable COGTS_TEST_IMPLIED_SECRET is set, and the file COGTS_TEST_IMPLIED_SECRET cannot be read \(no such file\)$/m,
+  );
+  const set = await exec(join(repoRoot, 'bin', 'cog'), args, {
+    cwd,
+    env: { ...env, COGTS_TEST_IMPLIED_SECRET: 'v1' },
+  });
+  assert.equal(set.code, 1, set.stderr);
+  assert.doesNotMatch(set.stderr, /--secret/);
+  assert.match(set.stderr, /nonexistent\/buildkitd\.sock/);
+});
