@@ -87,3 +87,28 @@ test(
     assert.match(run.stderr, /^hint: .*`cog build --secret id=token,src=FILE -t NAME`, then run NAME$/m);
   },
 );
+
+test(
+  '--secret id=NAME alone takes the variable NAME when it is set: the step reads it',
+  { timeout: 600_000 },
+  async () => {
+    // the project has no file named token: before, id=token alone was that file, and was refused
+    const token = randomBytes(16).toString('hex');
+    const r = await exec(
+      cog,
+      ['build', '-t', 'secret-cache:implied', '--progress', 'plain', '--secret', 'id=token'],
+      {
+        cwd: project,
+        env: { ...tb.env, COG_IMAGE_STORE: store, token },
+      },
+    );
+    assert.equal(r.code, 0, explain(r));
+    assert.ok(!r.stderr.includes(token), 'the secret is not in the output');
+    // a new secret: the step ran, and `test -s /run/secrets/token` found it there
+    const ran = stepsFromPlainProgress(r.stderr).ran;
+    assert.ok(
+      ran.some((s) => s.startsWith('build.run[0]')),
+      ran.join(' | '),
+    );
+  },
+);
