@@ -35,7 +35,11 @@ export function parseSecretFlag(value: string, env: NodeJS.ProcessEnv): [string,
   return [id, env[id] !== undefined ? { env: id } : { file: id, implied: true }];
 }
 
-/** A secret's bytes, from its file or environment variable. */
+/**
+ * A secret's bytes, from its file or environment variable.
+ * @throws Error `secret ID: environment variable VAR is not set` or `secret ID: cannot read the file
+ * PATH: WHY` (the session passes this on to buildkitd, and explainMissingSecret reads it back)
+ */
 export async function readSecret(
   id: string,
   source: SecretSource,
@@ -49,9 +53,7 @@ export async function readSecret(
   try {
     return await readFile(source.file);
   } catch (err) {
-    throw new Error(
-      `secret ${id}: cannot read ${source.file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
+    throw new Error(`secret ${id}: cannot read the file ${source.file}: ${fileProblem(err)}`);
   }
 }
 

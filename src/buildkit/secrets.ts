@@ -27,9 +27,12 @@ export function secretsService(
           callback({ code: grpc.status.NOT_FOUND, details: `secret ${id} not found` });
           return;
         }
+        // a secret passed but unreadable is not NOT_FOUND: buildkitd would say `secret ID: not found`
+        // (as though nobody passed it), or run an optional mount without it; any other code fails the
+        // step with our message, as buildx does for a file it cannot read
         readSecret(id, source, env).then(
           (data) => callback(null, { data }),
-          (err: Error) => callback({ code: grpc.status.NOT_FOUND, details: err.message }),
+          (err: Error) => callback({ code: grpc.status.FAILED_PRECONDITION, details: err.message }),
         );
       },
     },
@@ -39,12 +42,30 @@ export function secretsService(
 /** buildkitd's error for a step that mounts a secret the session does not serve: `secret token: not found`. */
 const missingSecret = /\bsecret ([^\s:]+): not found\b/;
 
+/** The session's answer for a secret it has but cannot read (readSecret's errors), as buildkitd passes it on. */
+const unreadableVariable = /\bsecret ([^\s:]+): environment variable (\S+) is not set\b/;
+const unreadableFile = /\bsecret ([^\s:]+): cannot read the file (.+?): ([^\n]+)/;
+
 /**
  * A step failed for a secret nobody passed: the error says how to pass it. `withFlag`: the command
  * takes `--secret` (build, push); the others (run, serve, exec) take none, so the image is built first.
+ * A secret that was passed but could not be read when the step asked says so, with its source and why.
  */
 export function explainMissingSecret(err: unknown, withFlag: boolean): unknown {
   if (!(err instanceof Error) || (err instanceof CogError && err.hint)) return err;
+  const passed = withFlag ? 'was passed with --secret' : 'was passed';
+  const variable = unreadableVariable.exec(err.message);
+  if (variable)
+    return new BuildkitError(err.message, {
+      cause: err,
+      hint: `a build step mounts the secret "${variable[1]}", which ${passed} from the variable ${variable[2]}, but ${variable[2]} is not set in cog's environment: export ${variable[2]}=…, or give the secret a file with --secret id=${variable[1]},src=FILE`,
+    });
+  const file = unreadableFile.exec(err.message);
+  if (file)
+    return new BuildkitError(err.message, {
+      cause: err,
+      hint: `a build step mounts the secret "${file[1]}", which ${passed} from the file ${file[2]}, but when the step asked for it the file could not be read (${file[3]}): make it a readable file, or take the secret from a variable with --secret id=${file[1]},env=VAR`,
+    });
   const id = missingSecret.exec(err.message)?.[1];
   if (id === undefined) return err;
   return new BuildkitError(err.message, {

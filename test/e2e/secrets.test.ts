@@ -1,7 +1,7 @@
 // A secret mounted into a step is readable by the command and absent from the image and progress output.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -10,9 +10,11 @@ import { secretsService } from '../../src/buildkit/secrets.js';
 import { Session } from '../../src/buildkit/session.js';
 import { solve } from '../../src/buildkit/solve.js';
 import { image } from '../../src/llb/index.js';
-import { execOk } from '../support/exec.js';
-import { ensureTestbed, type Testbed } from '../support/testbed.js';
+import { exec, execOk } from '../support/exec.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
+const tempDir = tempDirsRemovedAfterTests();
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 let tb: Testbed;
@@ -99,5 +101,78 @@ test(
     } finally {
       session.close();
     }
+  },
+);
+
+test(
+  'a passed secret unreadable when the step asks fails naming its source and why, optional mount or not',
+  { timeout: 300_000 },
+  async () => {
+    const dir = await tempDir('cogts-secret-unreadable-');
+    const step = (id: string, required: boolean) =>
+      image('python:3.11-slim')
+        .run({
+          shell: `echo ran-without-${id}`,
+          mounts: [{ type: 'secret', id, required }],
+          ignoreCache: true,
+        })
+        .root();
+    const session = Session.start(client, [
+      secretsService({ gone: { file: join(dir, 'gone') }, unset: { env: 'COGTS_TEST_UNSET_SECRET' } }, {}),
+    ]);
+    try {
+      // not `secret gone: not found`, as though nobody had passed it
+      await assert.rejects(
+        solve(client, { definition: step('gone', true).marshal().definition, session }),
+        (err: Error) =>
+          err.message === `secret gone: cannot read the file ${join(dir, 'gone')}: no such file`,
+      );
+      // an optional mount does not run without a secret that was passed
+      await assert.rejects(
+        solve(client, { definition: step('unset', false).marshal().definition, session }),
+        (err: Error) =>
+          err.message === 'secret unset: environment variable COGTS_TEST_UNSET_SECRET is not set',
+      );
+    } finally {
+      session.close();
+    }
+  },
+);
+
+test(
+  'cog build --dockerfile with a secret whose variable is unset: the hint names the variable, not how to pass it',
+  { timeout: 300_000 },
+  async () => {
+    // a Dockerfile's secret mounts are not checked before the build: the session finds the variable unset
+    const project = join(await tempDir('cogts-secret-dockerfile-'), 'hello');
+    await cp(join(repoRoot, 'fixtures', 'models', 'hello'), project, { recursive: true });
+    await writeFile(
+      join(project, 'Dockerfile'),
+      'FROM python:3.11-slim\nRUN --mount=type=secret,id=tok,required=true test -s /run/secrets/tok\n',
+    );
+    const env: NodeJS.ProcessEnv = { ...tb.env, COG_IMAGE_STORE: join(project, '..', 'store') };
+    delete env.COGTS_TEST_UNSET_SECRET;
+    const out = await exec(
+      join(repoRoot, 'bin', 'cog'),
+      [
+        'build',
+        '-t',
+        'secret-dockerfile:x',
+        '--dockerfile',
+        'Dockerfile',
+        '--secret',
+        'id=tok,env=COGTS_TEST_UNSET_SECRET',
+      ],
+      { cwd: project, env },
+    );
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(
+      out.stderr,
+      /^cog: error: secret tok: environment variable COGTS_TEST_UNSET_SECRET is not set$/m,
+    );
+    assert.match(
+      out.stderr,
+      /^hint: .*"tok", which was passed with --secret from the variable COGTS_TEST_UNSET_SECRET, but COGTS_TEST_UNSET_SECRET is not set/m,
+    );
   },
 );
