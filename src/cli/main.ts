@@ -74,7 +74,7 @@ function withImageBuildOptions<T>(y: Argv<T>) {
       array: true,
       nargs: 1,
       default: [] as string[],
-      describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
+      describe: 'id=NAME,src=FILE or id=NAME,env=VAR (id=NAME alone: $NAME if set, else the file NAME)',
     })
     .option('cache', {
       type: 'boolean',
@@ -275,7 +275,8 @@ export async function main(argv: readonly string[]): Promise<number> {
               array: true,
               nargs: 1,
               default: [] as string[],
-              describe: 'id=NAME,src=FILE or id=NAME,env=VAR',
+              describe:
+                'id=NAME,src=FILE or id=NAME,env=VAR (id=NAME alone: $NAME if set, else the file NAME)',
             })
             .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
             .option('progress', {
