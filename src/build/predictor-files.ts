@@ -4,7 +4,13 @@
  * project on this machine, so nothing fails until the model runs). Pure.
  */
 import { posix } from 'node:path';
-import { PatternError, PatternMatcher } from '../buildkit/patterns.js';
+import {
+  ContextFilter,
+  type DirFilterState,
+  type Pattern,
+  PatternError,
+  PatternMatcher,
+} from '../buildkit/patterns.js';
 import type { CogConfig } from '../config/types.js';
 
 /** A file cog.yaml names for the server to load, and the key naming it. */
@@ -43,15 +49,19 @@ export interface ExcludedFile extends ReferencedFile {
 }
 
 /**
- * The referenced files `exclude` (the .dockerignore patterns) keeps out of the build's context. A
- * pattern list that does not parse is the build's to refuse: nothing is reported for it here.
+ * The referenced files `exclude` (the .dockerignore patterns) keeps out of the build's context, decided
+ * as the context walk decides (ContextFilter, each directory's results handed to its entries): a file
+ * is left out when a directory above it is skipped or the file itself is not sent. A pattern list that
+ * does not parse is the build's to refuse: nothing is reported for it here.
  */
 export function excludedReferencedFiles(
   files: readonly ReferencedFile[],
   exclude: readonly string[],
 ): ExcludedFile[] {
+  let filter: ContextFilter;
   let matcher: PatternMatcher;
   try {
+    filter = new ContextFilter({ exclude });
     matcher = new PatternMatcher(exclude);
   } catch (err) {
     if (err instanceof PatternError) return [];
@@ -59,10 +69,34 @@ export function excludedReferencedFiles(
   }
   const excluded: ExcludedFile[] = [];
   for (const ref of files) {
-    const pattern = matcher.decidingPattern(ref.file);
-    if (pattern && !pattern.exclusion) excluded.push({ ...ref, pattern: pattern.text });
+    const pattern = excludingPattern(filter, matcher, ref.file);
+    if (pattern) excluded.push({ ...ref, pattern: pattern.text });
   }
   return excluded;
+}
+
+/**
+ * The pattern that leaves `file` out of the walk `filter` makes, undefined when the walk sends it: its
+ * directories are checked from the top, each with its parent's state, as the walk checks them. Once
+ * a path is left out, the pattern named is the last one matching it (with the same parent results),
+ * the one that made the match.
+ */
+function excludingPattern(filter: ContextFilter, matcher: PatternMatcher, file: string): Pattern | undefined {
+  const parts = file.split('/');
+  let state: DirFilterState = {};
+  for (let i = 1; i <= parts.length; i++) {
+    const path = parts.slice(0, i).join('/');
+    const isDir = i < parts.length;
+    const checked = filter.check(path, isDir, state);
+    // a directory that is not sent itself is still walked: something below it may be
+    if (checked.decision === 'skip' || (checked.decision === 'hide' && !isDir)) {
+      const { info } = matcher.matchesUsingParent(path, state.exclude);
+      const last = info.lastIndexOf(true);
+      return matcher.patterns[last];
+    }
+    state = checked.state;
+  }
+  return undefined;
 }
 
 /** What to tell the user about an excluded file: the message and the hint. */

@@ -237,17 +237,6 @@ export class PatternMatcher {
   }
 
   /**
-   * The pattern that decides about `path`: the last one matching it or one of its parent directories
-   * (an exception `!…` when it is kept by one); undefined when none matches.
-   */
-  decidingPattern(path: string): Pattern | undefined {
-    const candidates = [path, ...parentDirs(path)];
-    let deciding: Pattern | undefined;
-    for (const pattern of this.patterns) if (candidates.some((p) => pattern.match(p))) deciding = pattern;
-    return deciding;
-  }
-
-  /**
    * Like `matches`, with the results of `path`'s parent directory (from the call for that directory),
    * as a walk does; without them every parent directory of `path` is tried.
    */

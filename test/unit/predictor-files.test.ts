@@ -2,15 +2,17 @@
 // is found before the build (the image would build, and its server would fail to start), and `cog
 // build`/`cog debug` refuse it naming .dockerignore, the file and the pattern.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
   excludedFileMessage,
   excludedReferencedFiles,
+  type ReferencedFile,
   referencedFiles,
 } from '../../src/build/predictor-files.js';
-import { PatternMatcher } from '../../src/buildkit/patterns.js';
+import { walkContext } from '../../src/buildkit/filesync.js';
+import { ContextFilter } from '../../src/buildkit/patterns.js';
 import { exec } from '../support/exec.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { repoRoot } from '../support/testbed.js';
@@ -29,12 +31,58 @@ test('the files run:/predict: and train: name, relative to the project', () => {
   assert.deepEqual(referencedFiles({ run: '../up.py:P', train: 'no-colon' }), []);
 });
 
-test('the deciding pattern is the last that matches the file or a directory above it', () => {
-  const matcher = new PatternMatcher(['*.py', '!predict.py', 'src']);
-  assert.equal(matcher.decidingPattern('predict.py')?.toString(), '!predict.py');
-  assert.equal(matcher.decidingPattern('other.py')?.toString(), '*.py');
-  assert.equal(matcher.decidingPattern('src/deep/train.py')?.toString(), 'src');
-  assert.equal(matcher.decidingPattern('README.md'), undefined);
+test('a file is left out as the context walk leaves it out, naming the pattern that matched it', () => {
+  const files = referencedFiles({ run: 'src/predict.py:Predictor', train: 'src/deep/train.py:train' });
+  // `*` comes after `!src/predict.py` has un-matched src/predict.py below the matched src: the walk
+  // does not try `*` on src (already matched) and `*` does not match src/predict.py itself
+  assert.deepEqual(excludedReferencedFiles(files, ['src/', '!src/predict.py', '*']), [
+    { key: 'train', file: 'src/deep/train.py', pattern: 'src' },
+  ]);
+  // `!src` does not bring back what `src/*` matched below src
+  assert.deepEqual(excludedReferencedFiles(files, ['src/*', '!src']), [
+    { key: 'run', file: 'src/predict.py', pattern: 'src/*' },
+    { key: 'train', file: 'src/deep/train.py', pattern: 'src/*' },
+  ]);
+  // a skipped directory names the pattern that matched the directory
+  assert.deepEqual(excludedReferencedFiles(files, ['*.py', 'src']), [
+    { key: 'run', file: 'src/predict.py', pattern: 'src' },
+    { key: 'train', file: 'src/deep/train.py', pattern: 'src' },
+  ]);
+  assert.deepEqual(excludedReferencedFiles(files, ['src', '!src/deep/train.py']), [
+    { key: 'run', file: 'src/predict.py', pattern: 'src' },
+  ]);
+});
+
+test('the check agrees with the context walk on every list of up to three patterns from a set', async () => {
+  const project = await tempDir('cogts-ignored-walk-');
+  const paths = ['predict.py', 'src/predict.py', 'src/deep/train.py', 'src/deep/x/train.py'];
+  for (const p of paths) {
+    await mkdir(dirname(join(project, p)), { recursive: true });
+    await writeFile(join(project, p), '');
+  }
+  const files: ReferencedFile[] = paths.map((file) => ({ key: 'run', file }));
+  const pool = ['*', '*.py', '!*.py', 'src', 'src/', '!src', 'src/*', '!src/*', '**/*.py', '!src/predict.py'];
+  const pool2 = ['src/deep', '!src/deep', 'src/**', '!**/train.py', 's*', '!s*/deep/*', 'predict.py'];
+  const lists: string[][] = [];
+  for (const a of [...pool, ...pool2]) {
+    lists.push([a]);
+    for (const b of pool) {
+      lists.push([a, b]);
+      for (const c of pool) lists.push([a, b, c]);
+    }
+  }
+  let disagreements = 0;
+  for (const exclude of lists) {
+    const sent = new Set<string>();
+    for await (const entry of walkContext(project, new ContextFilter({ exclude }))) sent.add(entry.path);
+    const walked = paths.filter((p) => !sent.has(p));
+    const checked = excludedReferencedFiles(files, exclude).map((e) => e.file);
+    if (checked.join() !== walked.join()) {
+      disagreements++;
+      assert.deepEqual({ exclude, checked }, { exclude, checked: walked });
+    }
+  }
+  assert.equal(disagreements, 0);
 });
 
 test('excluded files are reported with the pattern; exceptions and other patterns are not', () => {
