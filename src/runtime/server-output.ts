@@ -28,14 +28,20 @@ export function readableServerLine(line: string): string {
   return [typeof entry.level === 'string' ? entry.level : '', message, ...extra].filter((p) => p).join(' ');
 }
 
+/** The report's tail of the server's output as a person reads it, without blank lines around it. */
+function readableTail(report: SmokeReport): string[] {
+  const lines = (report.output_tail ?? []).map(readableServerLine);
+  while (lines.length > 0 && (lines[0] ?? '').trim() === '') lines.shift();
+  while (lines.length > 0 && (lines[lines.length - 1] ?? '').trim() === '') lines.pop();
+  return lines;
+}
+
 /**
  * The report's tail of the server's output (kept when it did not become READY), indented under a
  * heading, to end an error message; empty when there is none.
  */
 export function serverOutputTail(report: SmokeReport): string {
-  const lines = (report.output_tail ?? []).map(readableServerLine);
-  while (lines.length > 0 && (lines[0] ?? '').trim() === '') lines.shift();
-  while (lines.length > 0 && (lines[lines.length - 1] ?? '').trim() === '') lines.pop();
+  const lines = readableTail(report);
   if (lines.length === 0) return '';
   const count = lines.length === 1 ? 'line' : `${lines.length} lines`;
   return `\nthe model server's last ${count} of output:\n${lines.map((l) => `  ${l}`).join('\n')}`;
@@ -45,13 +51,25 @@ export function serverOutputTail(report: SmokeReport): string {
 export const wholeOutputHint = "run again with --progress plain to see all of the model server's output";
 
 /**
+ * Whether the tail's lines hold the setup logs already: every non-blank line of the logs is within one
+ * of them (compared line by line, before the tail is indented under its heading).
+ */
+function tailHolds(tail: readonly string[], logs: string): boolean {
+  return logs
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .every((l) => tail.some((t) => t.includes(l)));
+}
+
+/**
  * What follows the first line of an error about a server that did not become READY: its setup logs
  * (unless the output tail holds them already) and the tail of its output; empty when it has neither.
  */
 export function notReadyDetail(report: SmokeReport): string {
   const tail = serverOutputTail(report);
   const logs = report.health?.setup?.logs?.trim();
-  if (!logs || tail.includes(logs)) return tail;
+  if (!logs || tailHolds(readableTail(report), logs)) return tail;
   const indented = logs
     .split('\n')
     .map((l) => `  ${l}`)

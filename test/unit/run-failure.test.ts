@@ -79,6 +79,44 @@ test('cog run: a server that exits before READY shows its last output, and how t
     once?.message,
     "Model setup failed\nthe model server's last line of output:\n  ERROR failed error=ValueError: cannot load weights",
   );
+  // a traceback (several lines) the tail holds is not repeated either, nor one with coglet's JSON lines
+  // around it; one whose lines the tail lacks is shown
+  const tb = traceback.slice(1, 4);
+  const expectedTail =
+    "\nthe model server's last 3 lines of output:\n" +
+    '  Traceback (most recent call last):\n' +
+    '    File "/src/predict.py", line 1, in <module>\n' +
+    '  ModuleNotFoundError: No module named nosuchmodule';
+  for (const logs of [tb.join('\n'), `${tb.join('\r\n')}\r\n`, ['', ...tb, ''].join('\n')]) {
+    assert.equal(
+      runFailure({ health: { status: 'SETUP_FAILED', setup: { logs } }, output_tail: tb })?.message,
+      `Model setup failed${expectedTail}`,
+      JSON.stringify(logs),
+    );
+  }
+  const logged = runFailure({
+    health: { status: 'SETUP_FAILED', setup: { logs: tb.join('\n') } },
+    output_tail: [
+      '{"level":"INFO","fields":{"message":"starting setup"}}',
+      ...tb.map((line) => JSON.stringify({ level: 'INFO', fields: { message: line, source: 'Stderr' } })),
+    ],
+  });
+  assert.equal(logged?.message.split('Traceback').length, 2, logged?.message);
+  assert.doesNotMatch(logged?.message ?? '', /setup logs:/);
+  const partly = runFailure({
+    health: { status: 'SETUP_FAILED', setup: { logs: `loading weights...\n${tb.join('\n')}` } },
+    output_tail: tb.slice(1),
+  });
+  assert.equal(
+    partly?.message,
+    'Model setup failed\nsetup logs:\n  loading weights...\n' +
+      tb.map((l) => `  ${l}`).join('\n') +
+      "\nthe model server's last 2 lines of output:\n" +
+      tb
+        .slice(1)
+        .map((l) => `  ${l}`)
+        .join('\n'),
+  );
   // no output kept (a report of an older probe): the logs alone
   assert.equal(
     runFailure({ health: { status: 'SETUP_FAILED', setup: { logs: 'boom' } } })?.message,
