@@ -43,6 +43,8 @@ export function checkBareRepository(ref: string): RepositoryCheck {
 /**
  * The image name used when cog.yaml sets neither image nor model: "cog-" + the project directory's
  * base name, lowercased, spaces as "-", other characters outside [a-z0-9-] dropped, at most 30 chars.
+ * A name component may not end with a separator: dashes left at the end (by the cut or by the
+ * directory's name) are dropped, and a directory whose name leaves nothing gives "cog".
  */
 export function defaultImageName(projectDirBaseName: string): string {
   let name = projectDirBaseName
@@ -50,5 +52,6 @@ export function defaultImageName(projectDirBaseName: string): string {
     .replace(/ /g, '-')
     .replace(/[^a-z0-9-]/g, '');
   if (name.startsWith('cog-')) name = name.slice(4);
-  return `cog-${name.slice(0, 26)}`;
+  name = name.slice(0, 26).replace(/-+$/, '');
+  return name === '' ? 'cog' : `cog-${name}`;
 }

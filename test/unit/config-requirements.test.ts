@@ -12,6 +12,7 @@ import {
   parseRequirementsText,
   suggestKey,
 } from '../../src/config/index.js';
+import { parseReference } from '../../src/registry/reference.js';
 import { comparePep440, parsePep440, versionMatches } from '../../src/config/version.js';
 
 test('requirements text: CRLF, continuations, comments, -e . and blank lines', () => {
@@ -140,6 +141,33 @@ test('default image name', () => {
   assert.equal(defaultImageName('My Project!'), 'cog-my-project');
   assert.equal(defaultImageName('cog-thing'), 'cog-thing');
   assert.equal(defaultImageName('a'.repeat(40)).length, 30);
+  // a cut or a name that leaves a dash at the end: a repository name may not end with a separator
+  assert.equal(defaultImageName('my-super-cool-image-model-v2'), 'cog-my-super-cool-image-model');
+  assert.equal(defaultImageName('model-'), 'cog-model');
+  assert.equal(defaultImageName('model - '), 'cog-model');
+  assert.equal(defaultImageName('--x--'), 'cog---x');
+  // nothing left of the directory's name
+  for (const empty of ['', 'cog-', 'cog---', '---', '模型', '!!!'])
+    assert.equal(defaultImageName(empty), 'cog', empty);
+});
+
+test('the default image name is a valid reference whatever the directory is called', () => {
+  const alphabet = ['a', 'Z', '9', '-', ' ', '_', '.', '!', 'é', '模', 'cog-'];
+  let seed = 7;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const names = ['my-super-cool-image-model-v2', 'model-', 'cog-', 'a '.repeat(20), '-'.repeat(40)];
+  for (let i = 0; i < 2000; i++) {
+    names.push(Array.from({ length: random(40) }, () => alphabet[random(alphabet.length)]).join(''));
+  }
+  for (const dir of names) {
+    const name = defaultImageName(dir);
+    assert.deepEqual(checkBareRepository(name), { ok: true }, `${JSON.stringify(dir)} -> ${name}`);
+    assert.doesNotThrow(() => parseReference(name), `${JSON.stringify(dir)} -> ${name}`);
+    assert.ok(name.length <= 30, name);
+  }
 });
 
 test('did-you-mean suggestions', () => {
