@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
-import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { tempDirsRemovedAfterTests, writeFiles } from '../support/temp-dirs.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
 const fixtures = join(repoRoot, 'fixtures', 'models');
@@ -67,13 +67,9 @@ test(
   { timeout: 600_000 },
   async () => {
     const project = await tempDir('cogts-replicate-token-');
-    await writeFile(
-      join(project, 'cog.yaml'),
-      'build:\n  python_version: "3.11"\nrun: "predict.py:Predictor"\n',
-    );
-    await writeFile(
-      join(project, 'predict.py'),
-      [
+    await writeFiles(project, {
+      'cog.yaml': 'build:\n  python_version: "3.11"\nrun: "predict.py:Predictor"\n',
+      'predict.py': [
         'from cog import BasePredictor, current_scope',
         '',
         '',
@@ -82,7 +78,7 @@ test(
         '        return name + ":" + current_scope().context.get("replicate_api_token", "<none>")',
         '',
       ].join('\n'),
-    );
+    });
     const token = `r8_e2e${Date.now().toString(36)}`;
     const env = { ...tb.env, REPLICATE_API_TOKEN: token };
     const sent = await execOk(cog, ['run', '-i', 'name=a', '--use-replicate-token', '--progress', 'plain'], {
@@ -158,18 +154,13 @@ test(
   { timeout: 600_000 },
   async () => {
     const project = await tempDir('cogts-train-file-');
-    await writeFile(
-      join(project, 'cog.yaml'),
-      "build:\n  python_version: '3.11'\nrun: 'run.py:Runner'\ntrain: 'train.py:train'\n",
-    );
-    await writeFile(
-      join(project, 'run.py'),
-      'from cog import BaseRunner\n\n\nclass Runner(BaseRunner):\n    def run(self) -> str:\n        return "predicting"\n',
-    );
-    await writeFile(
-      join(project, 'train.py'),
-      'from cog import Path\n\n\ndef train(steps: int = 3) -> Path:\n    out = Path("/tmp/weights.txt")\n    out.write_text(f"trained for {steps} steps")\n    return out\n',
-    );
+    await writeFiles(project, {
+      'cog.yaml': "build:\n  python_version: '3.11'\nrun: 'run.py:Runner'\ntrain: 'train.py:train'\n",
+      'run.py':
+        'from cog import BaseRunner\n\n\nclass Runner(BaseRunner):\n    def run(self) -> str:\n        return "predicting"\n',
+      'train.py':
+        'from cog import Path\n\n\ndef train(steps: int = 3) -> Path:\n    out = Path("/tmp/weights.txt")\n    out.write_text(f"trained for {steps} steps")\n    return out\n',
+    });
     const dest = join(project, 'weights.txt');
     const out = await execOk(cog, ['train', '-i', 'steps=4', '-o', dest], { env: tb.env, cwd: project });
     // read by the run schema (text), the data URL was printed instead of written

@@ -1,5 +1,5 @@
 /** Temporary directories that the test file removes when it ends. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -15,4 +15,9 @@ export function tempDirsRemovedAfterTests(): (prefix: string) => Promise<string>
     made.push(dir);
     return dir;
   };
+}
+
+/** Writes `files` (path relative to `dir` → text) into `dir`, e.g. a small Cog project for one test. */
+export async function writeFiles(dir: string, files: Readonly<Record<string, string>>): Promise<void> {
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
 }

@@ -14,7 +14,7 @@ import {
 import { walkContext } from '../../src/buildkit/filesync.js';
 import { ContextFilter } from '../../src/buildkit/patterns.js';
 import { exec } from '../support/exec.js';
-import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { tempDirsRemovedAfterTests, writeFiles } from '../support/temp-dirs.js';
 import { repoRoot } from '../support/testbed.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
@@ -106,15 +106,12 @@ test('excluded files are reported with the pattern; exceptions and other pattern
 
 test('cog build and cog debug refuse a project whose .dockerignore leaves out the predictor', async () => {
   const project = await tempDir('cogts-ignored-predictor-');
-  await writeFile(
-    join(project, 'cog.yaml'),
-    'build:\n  python_version: "3.11"\nrun: "predict.py:Predictor"\n',
-  );
-  await writeFile(
-    join(project, 'predict.py'),
-    'from cog import BasePredictor\n\n\nclass Predictor(BasePredictor):\n    def predict(self) -> str:\n        return "x"\n',
-  );
-  await writeFile(join(project, '.dockerignore'), '# sources\n*.py\n');
+  await writeFiles(project, {
+    'cog.yaml': 'build:\n  python_version: "3.11"\nrun: "predict.py:Predictor"\n',
+    'predict.py':
+      'from cog import BasePredictor\n\n\nclass Predictor(BasePredictor):\n    def predict(self) -> str:\n        return "x"\n',
+    '.dockerignore': '# sources\n*.py\n',
+  });
   // refused while the project is read: no daemon is asked (BUILDKIT_HOST points nowhere)
   const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent/buildkitd.sock' };
   for (const args of [['build'], ['debug']]) {
