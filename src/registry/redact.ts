@@ -46,7 +46,7 @@ function jsonEscapedPattern(text: string): RegExp {
 /**
  * Replaces every occurrence of the secrets in `text` with `***`: as given, JSON-escaped in any way a
  * JSON encoder may escape it, base64 (the `auth` field and Basic headers encode `user:secret`: pass
- * that as a secret too, see credentialSecrets), and URL- or form-encoded. Secrets shorter than 3
+ * that as a secret too, see credentialSecrets), and URL- or form-encoded (escapes in either case). Secrets shorter than 3
  * characters are left alone (masking them would mask ordinary words).
  */
 export function redactSecrets(text: string, secrets: readonly string[]): string {
@@ -57,6 +57,8 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
       base64,
       base64.replace(/=+$/, ''),
       encodeURIComponent(secret),
+      // percent-escapes in lower case (RFC 3986 allows either; some servers echo them so)
+      encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
       new URLSearchParams({ s: secret }).toString().slice(2),
     ];
   });

@@ -98,6 +98,7 @@ describe('config.json edits (pure)', () => {
       redactSecrets(`auth=${auth} url=ann%3Ap%40ss%20word form=p%40ss+word`, ['p@ss word', 'ann:p@ss word']),
       'auth=*** url=*** form=***',
     );
+    assert.equal(redactSecrets('q=p%40ss%20w%2f%c3%b6', ['p@ss w/ö']), 'q=***', 'lower-case escapes');
     assert.equal(redactSecrets('ab', ['a']), 'ab', 'very short secrets are not hunted');
   });
 
