@@ -112,6 +112,13 @@ export function usageError(message: string, argv: readonly string[], written = a
       { hint },
     );
   }
+  // an option that takes a value, given none (`-o` last, or before another option)
+  const valueless = /^Not enough arguments following: (.+)$/.exec(message);
+  if (valueless) {
+    const name = valueless[1] ?? '';
+    const form = optionForm(name, argv) ?? (name.length === 1 ? `-${name}` : `--${name}`);
+    return new CogError(`${form} needs a value`, { hint });
+  }
   const unknown = /^Unknown arguments?: (.+)$/.exec(message);
   if (unknown) {
     const firstWord = argv.find((arg) => !arg.startsWith('-'));

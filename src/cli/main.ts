@@ -206,7 +206,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .demandCommand(1, 'Name a command; `cog --help` lists them.')
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
-      throw err ?? usageError(msg, argv, written ?? argv);
+      // yargs's own parse errors (a YError: an option given no value) are usage errors too
+      if (err && err.name !== 'YError') throw err;
+      throw usageError(msg ?? err?.message ?? '', argv, written ?? argv);
     });
   skipHelpPrerender(cli);
   withGlobalFlags(cli);

@@ -260,3 +260,18 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 });
+
+test('an option that takes a value, given none, is a usage error naming it (it was an internal error with a stack)', async () => {
+  for (const [args, form, help] of [
+    [['build', '-o'], '-o', 'cog build'],
+    [['build', '--secret'], '--secret', 'cog build'],
+    [['run', '-i'], '-i', 'cog run'],
+    [['cache', 'du', '--filter'], '--filter', 'cog cache'],
+  ] as const) {
+    const out = await exec(cog, [...args], {
+      env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
+    });
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(out.stderr, `cog: error: ${form} needs a value\nhint: run \`${help} --help\` for usage\n`);
+  }
+});
