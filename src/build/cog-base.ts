@@ -31,11 +31,17 @@ export function cogBaseImageName(tag: string, env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * Upstream refuses both flags given explicitly, whatever their values.
- * @throws CogError when both are given
+ * Upstream refuses both flags given explicitly, whatever their values; --use-cuda-base-image takes
+ * auto, true or false.
+ * @throws CogError when both are given, or the CUDA flag has another value
  */
 export function checkBaseImageFlags(flags: CogBaseFlags): void {
-  if (flags.useCogBaseImage !== undefined && flags.useCudaBaseImage !== undefined) {
+  const cuda = flags.useCudaBaseImage;
+  if (cuda !== undefined && !['auto', 'true', 'false'].includes(cuda))
+    throw new CogError(`--use-cuda-base-image takes auto, true or false, not ${JSON.stringify(cuda)}`, {
+      hint: 'write it as --use-cuda-base-image=false (a word after a space is taken as its value, e.g. an IMAGE)',
+    });
+  if (flags.useCogBaseImage !== undefined && cuda !== undefined) {
     throw new CogError('the flags --use-cog-base-image and --use-cuda-base-image are mutually exclusive', {
       hint: 'give at most one of them',
     });

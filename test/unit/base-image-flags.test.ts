@@ -70,3 +70,22 @@ test('with IMAGE the flags are refused: nothing is built', async () => {
   );
   checkBaseImageFlagsUnused({}, 'cog run');
 });
+
+test('--use-cuda-base-image takes auto, true or false: an IMAGE after it is not taken for its value', async () => {
+  for (const args of [
+    ['build', '--use-cuda-base-image=bogus'],
+    ['run', '--use-cuda-base-image', 'r.example/some/model'],
+  ]) {
+    const out = await exec(cog, args, { cwd: project, env });
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(
+      out.stderr,
+      /^cog: error: --use-cuda-base-image takes auto, true or false, not "(bogus|r\.example\/some\/model)"$/m,
+    );
+    assert.match(out.stderr, /^hint: write it as --use-cuda-base-image=false/m);
+  }
+  for (const value of ['auto', 'true', 'false']) {
+    const out = await exec(cog, ['build', `--use-cuda-base-image=${value}`], { cwd: project, env });
+    assert.doesNotMatch(out.stderr, /takes auto, true or false/, value);
+  }
+});
