@@ -599,6 +599,9 @@ function formatValue(v: unknown): string {
  * fits none of the types, by itself and why it does not fit, e.g. `2.5 (not a whole number)`.
  */
 function describeGiven(value: unknown, types: readonly string[], fromText: boolean): string {
+  // `-i n=2 -i n=3`: a name given more than once is a list, for an input that takes one value
+  if (fromText && Array.isArray(value) && !types.includes('array'))
+    return `${value.length} values (-i gave it ${value.length} times; it takes one)`;
   if (!fromText || typeof value !== 'string') return jsonTypeName(value);
   const text = value.trim();
   const numeric = floatPattern.test(text);
@@ -607,7 +610,13 @@ function describeGiven(value: unknown, types: readonly string[], fromText: boole
   for (const type of types) {
     if (type === 'integer')
       reasons.add(
-        intPattern.test(text) ? 'too large for an integer' : numeric ? 'not a whole number' : 'not a number',
+        intPattern.test(text)
+          ? 'too large for an integer'
+          : !numeric
+            ? 'not a number'
+            : Number.isInteger(Number(text))
+              ? 'write an integer without a decimal point or exponent'
+              : 'not a whole number',
       );
     else if (type === 'number') reasons.add('not a number');
     else if (type === 'boolean') reasons.add('not true or false');

@@ -375,6 +375,19 @@ describe('validateInputs', () => {
         message: 'expected integer or boolean, got "maybe" (not a number, not true or false)',
       },
     ]);
+    // a whole number written as a decimal, and a one-value input given twice
+    const twice = await parseInputFlags(
+      ['prompt=x', 'token=t', 'seed=2.0', 'num_steps=1', 'num_steps=2'],
+      scalars,
+      noFiles,
+    );
+    assert.deepEqual(validateInputs(twice, scalars, 'predict', { fromText: true }), [
+      { field: 'num_steps', message: 'expected integer, got 2 values (-i gave it 2 times; it takes one)' },
+      {
+        field: 'seed',
+        message: 'expected integer, got 2.0 (write an integer without a decimal point or exponent)',
+      },
+    ]);
     // from --json a string is a string: its type is what is wrong
     assert.deepEqual(validateInputs({ prompt: 'x', token: 't', seed: '2.5' }, scalars, 'predict'), [
       { field: 'seed', message: 'expected integer, got string' },
