@@ -166,6 +166,15 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     );
   const store = new ImageStore(imageStoreDir(io.env));
   const toStore = specs.length === 0;
+  /**
+   * The names the image goes out under: --push's, and `--output type=image,name=A,B`'s (not the store's
+   * name, which nothing writes then); for a tarball or the store, the build's own name.
+   */
+  const exportedNames = specs
+    .filter((s) => s.type === 'image')
+    .flatMap((s) => (s.attrs?.name ?? '').split(','))
+    .filter((n) => n !== '');
+  const shownName = exportedNames[0] ?? imageName;
   const sharedKeyHint = projectSharedKey(loaded.projectDir);
   const sourceOnly = recording && sourceOnlyAllowed(args, prepared) ? recording : undefined;
   if (sourceOnly) {
@@ -265,7 +274,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     if (args.metadataFile) {
       await writeFile(
         args.metadataFile,
-        `${JSON.stringify({ ...built.exporterResponse, 'image.name': imageName, 'cog.build.ref': built.ref }, null, 2)}\n`,
+        `${JSON.stringify({ ...built.exporterResponse, 'image.name': exportedNames.length > 0 ? exportedNames.join(',') : imageName, 'cog.build.ref': built.ref }, null, 2)}\n`,
       );
     }
     for (const { smoke, platform } of built.images) {
@@ -288,7 +297,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
     if (sourceOnly && output)
       await recordSourceImage(args, sourceOnly, preparedNotes, prepared, built, output, store, io);
-    io.stderr.write(builtLine(imageName, digest, output));
+    io.stderr.write(builtLine(shownName, digest, output));
     return { imageName, digest, storeDir: toStore ? store.root : undefined };
   } finally {
     await lease?.release();

@@ -599,6 +599,31 @@ describe('cog push and cog inspect refusals', () => {
     assert.match(r.stderr, /^hint: set the 'image' option in cog\.yaml/m);
   });
 
+  test('cog build -o type=image,name=REF,push=true names REF in its line and its metadata file', async () => {
+    const dir = await tempDir('cogts-push-output-image-');
+    const target = `${tb.registry}/cogts-push/output-image-${run}:v1`;
+    const metadata = join(dir, 'metadata.json');
+    const r = await cogIn(hello, [
+      'build',
+      '-o',
+      `type=image,name=${target},push=true`,
+      '--metadata-file',
+      metadata,
+    ]);
+    assert.equal(r.code, 0, explain(r));
+    // it said the build's own name (cog-hello), which nothing wrote
+    assert.match(
+      r.stderr,
+      new RegExp(`^Image built as ${target.replace(/[.]/g, '\\.')}@sha256:[0-9a-f]{64}`, 'm'),
+    );
+    const written = JSON.parse(await readFile(metadata, 'utf8')) as Record<string, string>;
+    assert.equal(written['image.name'], target);
+    const inspected = JSON.parse(
+      (await execOk('skopeo', ['inspect', '--tls-verify=false', `docker://${target}`])).stdout,
+    ) as { Digest: string };
+    assert.equal(inspected.Digest, written['containerimage.digest']);
+  });
+
   test('cog build --push with no -t and no image in cog.yaml fails before building', async () => {
     const dir = await tempDir('cogts-push-nodest-');
     await cp(hello, dir, { recursive: true });
