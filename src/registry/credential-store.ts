@@ -170,6 +170,42 @@ async function isStaleLock(lock: string, mtimeMs: number): Promise<boolean> {
   return Date.now() - mtimeMs > staleLockMs;
 }
 
+/** A guard left by a process that died while clearing a stale lock (a matter of milliseconds) is this old. */
+const staleGuardMs = 5_000;
+
+/**
+ * Removes the lock when it is still stale, judged again under a guard file (`<lock>.clearing`, taken
+ * with O_EXCL): two waiters that both found the dead holder's lock would otherwise both remove "it",
+ * the second one removing the lock the first had taken since (a new file can even get the freed inode,
+ * so comparing inodes does not tell). Under the guard, a lock taken anew names a live holder, or is
+ * still empty, and is left alone. A waiter that finds the guard taken leaves the clearing to its holder.
+ */
+async function clearStaleLock(lock: string): Promise<void> {
+  const guard = `${lock}.clearing`;
+  try {
+    await (await open(guard, 'wx', 0o600)).close();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return; // the lock's own wait times out then
+    const left = await stat(guard).catch(() => undefined);
+    if (left && Date.now() - left.mtimeMs > staleGuardMs)
+      await rm(guard, { force: true }).catch(() => undefined);
+    else await new Promise((r) => setTimeout(r, 10)); // its holder is clearing it now
+    return;
+  }
+  try {
+    const now = await stat(lock).catch(() => undefined);
+    if (now && (await isStaleLock(lock, now.mtimeMs)))
+      await rm(lock, { force: true }).catch((rmErr: unknown) => {
+        throw new CogError(
+          `cannot remove the stale lock ${lock} (${(rmErr as NodeJS.ErrnoException).code ?? 'error'})`,
+          { hint: `remove ${lock} by hand` },
+        );
+      });
+  } finally {
+    await rm(guard, { force: true }).catch(() => undefined);
+  }
+}
+
 /** Takes the lock file, waiting for another holder (and clearing a dead one's); resolves whether held. */
 async function takeLock(lock: string, file: string): Promise<boolean> {
   const deadline = Date.now() + lockWaitMs;
@@ -181,17 +217,7 @@ async function takeLock(lock: string, file: string): Promise<boolean> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false; // no lock possible here: the write says why
       const seen = await stat(lock).catch(() => undefined);
       if (seen && (await isStaleLock(lock, seen.mtimeMs))) {
-        // removed only if it is still the lock judged dead, not one another waiter has taken since
-        const now = await stat(lock).catch(() => undefined);
-        if (now?.ino === seen.ino)
-          await rm(lock, { force: true }).catch((rmErr: unknown) => {
-            throw new CogError(
-              `cannot remove the stale lock ${lock} (${(rmErr as NodeJS.ErrnoException).code ?? 'error'})`,
-              {
-                hint: `remove ${lock} by hand`,
-              },
-            );
-          });
+        await clearStaleLock(lock);
         continue;
       }
       if (Date.now() > deadline)

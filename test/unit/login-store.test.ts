@@ -208,6 +208,20 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     assert.deepEqual(await readdir(dir), ['config.json'], 'no lock or temp file left');
   });
 
+  test("logins at the same time that find a dead holder's lock each keep their entry (one clears it)", async () => {
+    // two waiters both judged the dead lock stale; one cleared it and took the lock anew (the file
+    // system can give the new file the freed inode), and the other removed that live lock
+    for (let round = 0; round < 30; round++) {
+      const dir = await tempDir('cogts-login-unit-');
+      await writeFile(join(dir, 'config.json.lock'), `${2 ** 22 + 7}@${hostname()}:1`);
+      const hosts = Array.from({ length: 10 }, (_, i) => `r${i}.example`);
+      await Promise.all(hosts.map((h) => storeCredentials(h, creds, { configDir: dir, env: {} })));
+      const json = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { auths: object };
+      assert.deepEqual(Object.keys(json.auths).sort(), [...hosts].sort(), `round ${round}`);
+      assert.deepEqual(await readdir(dir), ['config.json'], 'no lock or temp file left');
+    }
+  });
+
   test("a broken auths entry stops no login: another host's is kept, the host's own is replaced or removed", async () => {
     const dir = await tempDir('cogts-login-unit-');
     const file = join(dir, 'config.json');
