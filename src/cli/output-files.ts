@@ -1,9 +1,10 @@
 /**
  * The files a build writes on the client (`--output type=oci|docker|tar,dest=FILE`, `--metadata-file`),
- * checked before the build: a path that names a directory, or whose directory does not exist, would
- * otherwise fail only once the (possibly long) build is done.
+ * checked before the build: a path that names a directory, or whose directory does not exist or cannot
+ * be written in, would otherwise fail only once the (possibly long) build is done.
  */
-import { stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, rm, stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { CogError } from '../errors.js';
 
@@ -47,6 +48,18 @@ export async function checkOutputFile(file: OutputFile, cwd: string): Promise<vo
     throw new CogError(`${file.flag}: ${dir} is not a directory`, {
       hint: 'write the file into a directory that exists',
     });
+  // a file made and removed at once: permissions, a read-only mount or a pseudo file system (/sys,
+  // /proc) are found now, not when the build is done (access() says yes to root on most of them)
+  const probe = join(dir, `.cog-write-check-${randomBytes(6).toString('hex')}`);
+  try {
+    await (await open(probe, 'wx', 0o600)).close();
+  } catch (err) {
+    throw new CogError(
+      `${file.flag}: cannot write files in ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { hint: 'write the file into a directory you can write to' },
+    );
+  }
+  await rm(probe, { force: true });
 }
 
 /**

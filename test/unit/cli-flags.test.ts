@@ -1,6 +1,6 @@
 // Parsing of CLI flag values (--output), the output files' checks, and the default daemon addresses.
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultBuildkitHosts, findOnPath } from '../../src/buildkit/daemon.js';
@@ -72,6 +72,8 @@ test('an output file is checked before the build: its directory must exist, and 
     ['new-dir/', /: new-dir\/ is a directory, not a file to write$/, /dest=new-dir\/image\.tar/],
     ['missing/x.tar', /: the directory .*\/missing does not exist$/, /mkdir -p .*\/missing/],
     ['plain-file/x.tar', /: .*\/plain-file is not a directory$/, /a directory that exists/],
+    // a pseudo file system that takes no new files (root may "access" it): found before the build
+    ['/sys/x.tar', /: cannot write files in \/sys \(E[A-Z]+\)$/, /a directory you can write to/],
   ];
   for (const [path, message, hint] of cases) {
     await assert.rejects(
@@ -84,6 +86,7 @@ test('an output file is checked before the build: its directory must exist, and 
       path,
     );
   }
+  assert.deepEqual(await readdir(dir), ['out', 'plain-file'], 'no write-check file is left');
 });
 
 test('cog build -o PATH (a directory export to buildx) is refused, naming the tarball flag to use', () => {
