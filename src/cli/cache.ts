@@ -51,8 +51,12 @@ export function formatCacheUsage(
   records: readonly CacheRecord[],
   verbose: boolean,
   daemon: string,
+  filter: readonly string[] = [],
 ): string {
-  if (usage.records === 0) return `The build cache of buildkitd at ${daemon} is empty.\n`;
+  if (usage.records === 0)
+    return filter.length > 0
+      ? `No record of the build cache of buildkitd at ${daemon} matches --filter ${filter.join(' --filter ')}.\n`
+      : `The build cache of buildkitd at ${daemon} is empty.\n`;
   const lines = alignColumns(
     [
       ['TYPE', 'RECORDS', 'SIZE', 'RECLAIMABLE'],
@@ -127,7 +131,7 @@ export async function showCacheUsage(args: CacheUsageArgs, io: CommandIo): Promi
     io.stdout.write(
       args.json
         ? `${JSON.stringify({ daemon: client.address.display, ...usage, ...(args.verbose ? { entries: records } : {}) }, null, 2)}\n`
-        : formatCacheUsage(usage, records, args.verbose, client.address.display),
+        : formatCacheUsage(usage, records, args.verbose, client.address.display, args.filter),
     );
   });
 }

@@ -133,7 +133,7 @@ test(
     assert.ok(removed.bytes >= 1024 * 1024, `bytes freed: ${removed.bytes}`);
 
     const after = await execOk(cog, ['cache', 'du', '--filter', ours], { env: tb.env });
-    assert.match(after.stdout, /build cache of buildkitd at .* is empty/);
+    assert.match(after.stdout, /^No record of the build cache of buildkitd at .* matches --filter /);
     assert.ok((await usage('description~=python:3.11-slim')).records >= 1, 'the base image stays');
   },
 );

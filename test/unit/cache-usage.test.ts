@@ -138,6 +138,11 @@ test('cog cache du prints a table per type and, verbose, the records largest fir
     formatCacheUsage(cacheUsage([]), [], false, 'tcp://b:1234'),
     'The build cache of buildkitd at tcp://b:1234 is empty.\n',
   );
+  // a filter that matches nothing is not an empty cache
+  assert.equal(
+    formatCacheUsage(cacheUsage([]), [], false, 'tcp://b:1234', ['id==x', 'type==regular']),
+    'No record of the build cache of buildkitd at tcp://b:1234 matches --filter id==x --filter type==regular.\n',
+  );
 });
 
 test('the prune question says what goes', () => {
