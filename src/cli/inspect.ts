@@ -154,10 +154,15 @@ export async function inspect(args: InspectArgs, io: CommandIo): Promise<void> {
   if (!args.remote) {
     const store = new ImageStore(imageStoreDir(io.env));
     found = await inspectLocal(store, args.image, platform, exact);
-    if (!found && args.local)
-      throw new CogError(`no image named ${args.image} in the local image store (${store.root})`, {
-        hint: `build it first with \`cog build -t ${args.image}\`, or drop --local to read it from its registry`,
-      });
+    if (!found && args.local) {
+      // an image is named by a tag, not by a digest: a digest asks for the image a tag holds
+      const at = args.image.indexOf('@');
+      const hint =
+        at === -1
+          ? `build it first with \`cog build -t ${args.image}\`, or drop --local to read it from its registry`
+          : `the local store finds an image by NAME:TAG@DIGEST, the tag holding that digest (\`cog image ls\` lists them), or drop --local to read ${args.image.slice(0, at)}@… from its registry`;
+      throw new CogError(`no image named ${args.image} in the local image store (${store.root})`, { hint });
+    }
   }
   if (!found) {
     const client = new RegistryClient({

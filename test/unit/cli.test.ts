@@ -275,3 +275,14 @@ test('an option that takes a value, given none, is a usage error naming it (it w
     assert.equal(out.stderr, `cog: error: ${form} needs a value\nhint: run \`${help} --help\` for usage\n`);
   }
 });
+
+test('inspect --local NAME@DIGEST not in the store hints at NAME:TAG@DIGEST, not at `cog build -t NAME@DIGEST` (refused)', async () => {
+  const store = join(await tempDir('cogts-inspect-store-'), 'store');
+  const ref = `r.example/a/b@sha256:${'a'.repeat(64)}`;
+  const out = await exec(cog, ['inspect', '--local', ref], {
+    env: { ...process.env, COG_IMAGE_STORE: store },
+  });
+  assert.equal(out.code, 1, out.stderr);
+  assert.match(out.stderr, /^hint: the local store finds an image by NAME:TAG@DIGEST/m);
+  assert.doesNotMatch(out.stderr, /cog build -t/);
+});
