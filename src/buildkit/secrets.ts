@@ -72,6 +72,6 @@ export function explainMissingSecret(err: unknown, withFlag: boolean): unknown {
     cause: err,
     hint: withFlag
       ? `a build step mounts the secret "${id}": pass it with --secret id=${id},src=FILE or --secret id=${id},env=VAR`
-      : `a build step mounts the secret "${id}", and this command passes no build secrets: build the image with \`cog build --secret id=${id},src=FILE -t NAME\`, then run NAME`,
+      : `a build step mounts the secret "${id}", and this command passes no build secrets: build the image with \`cog build --secret id=${id},src=FILE -t NAME\`, then \`cog run NAME\` or \`cog serve NAME\` (\`cog exec\` builds the project itself, so it cannot run such a project)`,
   });
 }
