@@ -26,6 +26,7 @@ import { CogError } from '../errors.js';
 import { defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
+import { checkEntryPoint } from './entry-point.js';
 
 export interface ModelContainerOptions {
   /** run this image instead of building the project */
@@ -42,6 +43,8 @@ export interface ModelContainerOptions {
   readonly useCogBaseImage?: boolean | undefined;
   /** the command, for errors: `cog serve` */
   readonly command: string;
+  /** the command serves the predictor: a project whose cog.yaml names none fails before the build */
+  readonly servesPredictor?: boolean;
 }
 
 export interface ModelContainer {
@@ -81,6 +84,8 @@ export async function withModelContainer<T>(
           cwd,
         )
       : undefined;
+  if (prepared && options.servesPredictor)
+    checkEntryPoint('predict', prepared.loaded.completed, options.command);
   const dirs: Record<string, string> = {};
   if (prepared) {
     const { loaded, input } = prepared;

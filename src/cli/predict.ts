@@ -28,6 +28,7 @@ import type { SmokeReport } from '../runtime/smoke.js';
 import { defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
+import { checkEntryPoint } from './entry-point.js';
 
 export interface PredictArgs {
   readonly image: string | undefined;
@@ -63,24 +64,6 @@ export function parseEnv(values: readonly string[]): Record<string, string> {
     env[value.slice(0, eq)] = value.slice(eq + 1);
   }
   return env;
-}
-
-/**
- * `cog train` on a project runs what cog.yaml's `train` names, and `cog run` what its `run` names: a
- * project without it fails here, before anything is built.
- */
-export function checkEntryPoint(
-  mode: PredictArgs['mode'],
-  config: { readonly predict: string | null; readonly train: string | null; readonly configFile: string },
-): void {
-  if (mode === 'train' && !config.train)
-    throw new CogError(`${config.configFile} has no 'train': cog train runs the training function it names`, {
-      hint: `add it to ${config.configFile}, e.g. \`train: "train.py:train"\` (a file and the function in it); cog run runs predictions`,
-    });
-  if (mode === 'predict' && !config.predict)
-    throw new CogError(`${config.configFile} has no 'run': cog run runs the predictor it names`, {
-      hint: `add it to ${config.configFile}, e.g. \`run: "run.py:Runner"\` (a file and the class in it)${config.train ? '; cog train runs trainings' : ''}`,
-    });
 }
 
 async function inputsFor(args: PredictArgs, schema: OpenApiDoc | undefined, io: CommandIo, cwd: string) {

@@ -75,6 +75,7 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
       useCudaBaseImage: args.useCudaBaseImage,
       useCogBaseImage: args.useCogBaseImage,
       command: 'cog serve',
+      servesPredictor: true,
     },
     cwd,
     async ({ container, config, cwd: workdir, onInterrupt }) => {

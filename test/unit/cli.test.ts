@@ -259,6 +259,22 @@ describe('mistakes found before building: no buildkitd is reached', () => {
       /^hint: add it to cog\.yaml, e\.g\. `train: "train\.py:train"`/m,
     );
   });
+
+  test('cog run and cog serve on a project without run name the field', async () => {
+    const dir = await tempDir('cogts-no-run-');
+    await cp(hello, dir, { recursive: true });
+    const config = await readFile(join(dir, 'cog.yaml'), 'utf8');
+    await writeFile(join(dir, 'cog.yaml'), config.replace(/^(run|predict):.*$/m, ''));
+    for (const [args, says] of [
+      [['run'], 'cog run runs'],
+      [['serve'], 'cog serve serves'],
+    ] as const)
+      failsEarly(
+        await cogNoDaemon(dir, [...args]),
+        new RegExp(`^cog: error: cog\\.yaml has no 'run': ${says} the predictor it names$`, 'm'),
+        /^hint: add it to cog\.yaml, e\.g\. `run: "run\.py:Runner"`/m,
+      );
+  });
 });
 
 test('an option that takes a value, given none, is a usage error naming it (it was an internal error with a stack)', async () => {
