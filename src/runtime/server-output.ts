@@ -30,7 +30,8 @@ export function readableServerLine(line: string): string {
 
 /** The report's tail of the server's output as a person reads it, without blank lines around it. */
 function readableTail(report: SmokeReport): string[] {
-  const lines = (report.output_tail ?? []).map(readableServerLine);
+  // a log entry's message may hold line breaks (an exception's text): each line is one of the tail's
+  const lines = (report.output_tail ?? []).flatMap((line) => readableServerLine(line).split(/\r?\n/));
   while (lines.length > 0 && (lines[0] ?? '').trim() === '') lines.shift();
   while (lines.length > 0 && (lines[lines.length - 1] ?? '').trim() === '') lines.pop();
   return lines;

@@ -32,6 +32,17 @@ test('the tail is indented under a heading; blank lines around it are dropped; n
   assert.equal(serverOutputTail({ health: { status: 'READY' } }), '');
 });
 
+test('a log message of several lines (an exception text) is indented line by line', () => {
+  const entry = JSON.stringify({
+    level: 'ERROR',
+    fields: { message: 'setup failed: bad\nmultiline\nmessage' },
+  });
+  assert.equal(
+    serverOutputTail({ health: null, output_tail: [entry] }),
+    "\nthe model server's last 3 lines of output:\n  ERROR setup failed: bad\n  multiline\n  message",
+  );
+});
+
 test("coglet's JSON log lines read as LEVEL message key=value; the model's own output as its text", () => {
   assert.equal(
     readableServerLine(
