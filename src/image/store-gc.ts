@@ -18,11 +18,19 @@ const manifestTypes = new Set([
 export class UnreadableManifestError extends CogError {
   constructor(
     readonly digest: string,
-    reason: string,
+    readonly reason: string,
+    /** the names whose images reach it, when known */
+    holders: readonly string[] = [],
   ) {
-    super(`manifest ${digest} in the image store is unreadable (${reason}); nothing was removed`, {
-      hint: '`cog image ls` shows which name holds it: remove that name with `cog image rm`',
-    });
+    super(
+      `manifest ${digest} in the image store is unreadable (${reason}): it is damaged, and no unused blob was removed`,
+      {
+        hint:
+          holders.length > 0
+            ? `remove the images that use it (\`cog image rm ${holders.join(' ')}\`), then build again`
+            : '`cog image ls` shows which name holds it: remove that name with `cog image rm`',
+      },
+    );
   }
 }
 

@@ -321,7 +321,20 @@ export class ImageStore {
     if (!existsSync(join(this.root, 'blobs', 'sha256'))) return none;
     return this.locked(async () => {
       if (await this.othersHoldLeases()) return { ...none, skipped: true };
-      const keep = await this.reachableFrom((await this.index()).manifests);
+      const roots = (await this.index()).manifests;
+      const keep = await this.reachableFrom(roots).catch(async (err: unknown) => {
+        if (!(err instanceof UnreadableManifestError)) throw err;
+        // name the images whose walk meets it: they are what to remove (cog image ls cannot tell)
+        const holders: string[] = [];
+        for (const root of roots) {
+          const name = root.annotations?.[refNameAnnotation];
+          if (name === undefined || holders.includes(name)) continue;
+          await this.reachableFrom([root]).catch((e: unknown) => {
+            if (e instanceof UnreadableManifestError && e.digest === err.digest) holders.push(name);
+          });
+        }
+        throw new UnreadableManifestError(err.digest, err.reason, holders);
+      });
       const removed = { ...none };
       for (const digest of await this.blobDigests()) {
         if (keep.has(digest)) continue;
