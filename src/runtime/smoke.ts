@@ -139,6 +139,16 @@ try:
                 with urllib.request.urlopen(req, timeout=300) as r:
                     report["prediction"] = json.load(r)
                 report["timings"]["answered"] = time.time()
+                # coglet frees the prediction's slot just after it answers; stopped before that, it logs
+                # ERROR lines (a permit dropped, a slot poisoned): wait (up to 2 s) until it is READY again
+                settle_until = time.time() + 2
+                while time.time() < settle_until:
+                    try:
+                        if get("/health-check").get("status") == "READY":
+                            break
+                    except Exception:
+                        break
+                    time.sleep(0.02)
             except urllib.error.HTTPError as e:
                 report["prediction"] = {"status": "http %d" % e.code, "error": e.read().decode()}
 finally:
