@@ -89,7 +89,7 @@ function errorCode(err: unknown): string {
  * certificate we do not trust, a reset (not a registry that took the connection and never answered,
  * nor any answer).
  */
-export function isConnectionFailure(err: unknown): boolean {
+export function isConnectionFailure(err: unknown): err is RegistryError {
   return (
     err instanceof RegistryError &&
     err.status === undefined &&
@@ -327,11 +327,7 @@ export class RegistryClient {
         // a registry that speaks TLS with a certificate we do not trust is not a plain-HTTP registry:
         // falling back would only hide the certificate problem behind an HTTP error
         // (one that took the connection and said nothing is there: the other scheme would not help)
-        const unreachable =
-          err instanceof RegistryError &&
-          err.status === undefined &&
-          tlsTrustHint(errorCode(err.cause)) === undefined &&
-          errorCode(err.cause) !== 'UND_ERR_HEADERS_TIMEOUT';
+        const unreachable = isConnectionFailure(err) && tlsTrustHint(errorCode(err.cause)) === undefined;
         if (!unreachable || signal?.aborted) throw err;
         if (last) {
           if (schemes.length === 1) throw err;
