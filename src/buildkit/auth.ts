@@ -16,9 +16,9 @@ import {
   credentialResolver,
   dockerConfigDir,
   dockerHubHost,
-  normalizeRegistryHost,
 } from './docker-config.js';
 import { BuildkitError } from './errors.js';
+import { envKeychainFor, multiKeychain } from '../registry/keychain.js';
 import { credentialSecrets } from '../registry/redact.js';
 import type { SessionService } from './session.js';
 
@@ -41,15 +41,11 @@ const unimplemented = (method: string) => (_call: unknown, callback: grpc.sendUn
   callback({ code: grpc.status.UNIMPLEMENTED, details: `${method} is not implemented by cog-ts` });
 
 export function authService(options: AuthServiceOptions = {}): SessionService {
-  const fromConfig = credentialResolver(options);
-  const env = options.env ?? process.env;
-  const envHosts = new Set((options.envCredentialsFor ?? []).map((h) => normalizeRegistryHost(h)));
-  const fromEnv =
-    env.COG_REGISTRY_USERNAME && env.COG_REGISTRY_PASSWORD
-      ? { username: env.COG_REGISTRY_USERNAME, secret: env.COG_REGISTRY_PASSWORD }
-      : undefined;
-  const resolve = (host: string) =>
-    fromEnv && envHosts.has(normalizeRegistryHost(host)) ? Promise.resolve(fromEnv) : fromConfig(host);
+  const keychain = multiKeychain(
+    envKeychainFor(options.env ?? process.env, options.envCredentialsFor ?? []),
+    { resolve: credentialResolver(options) },
+  );
+  const resolve = (host: string) => keychain.resolve(host);
   return {
     name: 'moby.filesync.v1.Auth',
     implementation: {

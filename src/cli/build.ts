@@ -22,7 +22,8 @@ import { withBuildkit } from './buildkit-command.js';
 import { type BuildArgs, prepareBuild, projectSharedKey, warningLine } from './prepare-build.js';
 import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
 import { imageDestination, imageNameSource, pushDestination } from './push-destination.js';
-import { type PushRegistry, checkPushRegistries } from './push-preflight.js';
+import { type PushTarget, checkPushRegistries } from './push-preflight.js';
+import { dockerKeychain, envKeychainFor, multiKeychain } from '../registry/keychain.js';
 import { checkOutputFile, refuseBareOutput } from './output-files.js';
 import { retryLine } from './retry-line.js';
 import { builtLine } from './up-to-date.js';
@@ -100,8 +101,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const specs: ExportSpec[] = [];
   // names and output files are checked now: BuildKit would find a bad one only after the build
   const nameFrom = imageNameSource(args.tag, loaded.completed, loaded.completed.configFile);
-  /** the registries BuildKit pushes to, asked before the build whether they answer */
-  const pushTargets: PushRegistry[] = [];
+  /** the repositories BuildKit pushes to, asked before the build whether they answer and take a push */
+  const pushTargets: PushTarget[] = [];
   /** the registry --push sends to: COG_REGISTRY_USERNAME/PASSWORD answer buildkitd for it alone */
   let pushRegistry: string | undefined;
   if (args.push) {
@@ -109,8 +110,9 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       throw new CogError(`--push needs a destination: cog.yaml names no image, and no -t was given`, {
         hint: "name one with -t REGISTRY/REPO[:TAG], or set 'image' in cog.yaml",
       });
-    pushRegistry = pushDestination(imageName, nameFrom).registry;
-    pushTargets.push({ registry: pushRegistry, from: nameFrom });
+    const destination = pushDestination(imageName, nameFrom);
+    pushRegistry = destination.registry;
+    pushTargets.push({ registry: pushRegistry, repository: destination.repository, from: nameFrom });
     specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
   } else imageDestination(imageName, nameFrom);
   for (const value of args.outputs) {
@@ -122,7 +124,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       // the exporter takes several names, comma-separated
       for (const name of (spec.attrs.name ?? '').split(',')) {
         const ref = pushes ? pushDestination(name, flag) : imageDestination(name, flag);
-        if (pushes) pushTargets.push({ registry: ref.registry, from: flag });
+        if (pushes) pushTargets.push({ registry: ref.registry, repository: ref.repository, from: flag });
       }
       specs.push({ type: 'image', attrs: spec.attrs });
     } else if (spec.type === 'local')
@@ -203,9 +205,15 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   if (prepared.dockerfile) dirs.dockerfile = prepared.dockerfile.dir;
   if (input.sdk.kind === 'file') dirs[wheelContext('cog')] = dirname(resolve(cwd, input.sdk.path));
   if (input.coglet?.kind === 'file') dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
-  // BuildKit's pusher would wait for ever on a registry that takes connections and never answers
+  // BuildKit's pusher would wait for ever on a registry that takes connections and never answers, and
+  // find missing credentials only after the build
   await checkPushRegistries(pushTargets, {
     env: io.env,
+    // the credentials buildkitd will be given (see authService's envCredentialsFor)
+    keychain: multiKeychain(
+      envKeychainFor(io.env, pushRegistry ? [pushRegistry] : []),
+      dockerKeychain({ env: io.env }),
+    ),
     onRetry: (info) => io.stderr.write(`${retryLine(info)}\n`),
     onUnreachable: (target, err) =>
       io.stderr.write(

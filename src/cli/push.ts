@@ -26,7 +26,6 @@ import {
   type PushResult,
   type Reference,
   RegistryClient,
-  RegistryError,
   defaultRetryPolicy,
   formatReference,
   headManifest,
@@ -46,6 +45,8 @@ import { parsePlatform } from './build-flags.js';
 import type { CommandIo } from './debug-solve.js';
 import { InterruptedError, withInterrupt } from './interrupt.js';
 import { pushDestination } from './push-destination.js';
+import { explainPushError } from './push-refusal.js';
+import { checkPushRegistries } from './push-preflight.js';
 
 export type PushArgs = Pick<
   BuildArgs,
@@ -73,15 +74,37 @@ export type PushArgs = Pick<
 export function pushTarget(
   image: string | undefined,
   config: { image: string | null; configFile: string },
-): { readonly name: string; readonly ref: Reference } {
+): { readonly name: string; readonly ref: Reference; readonly from: string } {
   const name = image ?? config.image ?? undefined;
   if (!name)
     throw new CogError('no image to push to: cog push needs an image name', {
       hint: "set the 'image' option in cog.yaml (e.g. `image: r8.im/your-username/your-model`) or pass one: cog push REGISTRY/REPO[:TAG]; or set 'model' to push a model bundle",
     });
   // a bad name fails before the build
-  const ref = pushDestination(name, image ? 'cog push IMAGE' : `'image' in ${basename(config.configFile)}`);
-  return { name, ref };
+  const from = image ? 'cog push IMAGE' : `'image' in ${basename(config.configFile)}`;
+  const ref = pushDestination(name, from);
+  return { name, ref, from };
+}
+
+/** Where a model reference came from, for messages: `'model' in cog.yaml`, COG_MODEL, COG_MODEL_REPO. */
+function modelSource(model: ResolvedModelRef, configFile: string): string {
+  return model.from === 'model'
+    ? `'model' in ${configFile}`
+    : model.from === 'COG_MODEL'
+      ? 'COG_MODEL'
+      : 'COG_MODEL_REPO';
+}
+
+/**
+ * Before the build: the registry answers and `ref`'s repository takes a push with our credentials
+ * (a missing `cog login` fails now, not after the build).
+ */
+async function checkDestination(io: CommandIo, ref: Reference, from: string): Promise<void> {
+  await checkPushRegistries([{ registry: ref.registry, repository: ref.repository, from }], {
+    env: io.env,
+    pusher: 'cog',
+    onRetry: (info) => io.stderr.write(`${retryLine(info)}\n`),
+  });
 }
 
 /** What a bundle push refuses before building: IMAGE on the command line, managed weights, a bad destination. */
@@ -90,12 +113,7 @@ export function checkBundlePush(
   config: { configFile: string; model: string | null; weights: readonly unknown[] },
   model: ResolvedModelRef,
 ): void {
-  const source =
-    model.from === 'model'
-      ? `'model' in ${config.configFile}`
-      : model.from === 'COG_MODEL'
-        ? 'COG_MODEL'
-        : 'COG_MODEL_REPO';
+  const source = modelSource(model, config.configFile);
   if (image !== undefined)
     throw new CogError(
       `cog push IMAGE: ${source} makes this a model bundle push, which takes no IMAGE argument`,
@@ -113,44 +131,6 @@ export function checkBundlePush(
 /** The model page for an r8.im image (`https://replicate.com/owner/model`), else undefined. */
 export function replicateModelUrl(ref: Reference): string | undefined {
   return ref.registry === defaultReplicateHost ? `https://replicate.com/${ref.repository}` : undefined;
-}
-
-/** Registry refusals, said in terms of `cog push` and what to do about them. Never names a credential. */
-export function explainPushError(
-  err: unknown,
-  ref: Reference,
-  hadCredentials: boolean,
-  env: NodeJS.ProcessEnv = {},
-): unknown {
-  if (!(err instanceof RegistryError)) return err;
-  const where = `${ref.registry}/${ref.repository}`;
-  // one of the pair alone counts for nothing: say which is missing
-  const halfSet = ['COG_REGISTRY_USERNAME', 'COG_REGISTRY_PASSWORD'].filter((name) => !env[name]);
-  if (err.status === 401)
-    return new CogError(
-      hadCredentials
-        ? `${ref.registry} rejected the credentials for pushing to ${where}`
-        : `${ref.registry} requires authentication to push to ${where}, and no credentials for it were found`,
-      {
-        hint: hadCredentials
-          ? `log in again with \`cog login ${ref.registry}\` (or fix COG_REGISTRY_USERNAME / COG_REGISTRY_PASSWORD)`
-          : halfSet.length === 1
-            ? `${halfSet[0]} is not set (the other one is): set both, or log in with \`cog login ${ref.registry}\``
-            : `log in with \`cog login ${ref.registry}\`, or set COG_REGISTRY_USERNAME and COG_REGISTRY_PASSWORD`,
-        cause: err,
-      },
-    );
-  if (ref.registry === defaultReplicateHost && err.status === 404)
-    return new CogError(`unable to find an existing Replicate model at ${where}`, {
-      hint: `create the model on replicate.com first (https://replicate.com/create), then push again; also check that you are logged in as its owner (\`cog login\`)`,
-      cause: err,
-    });
-  if (err.status === 403)
-    return new CogError(`${ref.registry} denied pushing to ${where}`, {
-      hint: `check the repository name and that your account (\`cog login ${ref.registry}\`) may push to it`,
-      cause: err,
-    });
-  return err;
 }
 
 /** The closing summary on stderr: counts, bytes and time. */
@@ -284,7 +264,8 @@ async function buildAndPush(args: PushArgs, io: CommandIo, cwd: string): Promise
     );
   if (model) return pushBundle(args, io, cwd, loaded, model);
 
-  const { name: target, ref } = pushTarget(args.image, completed);
+  const { name: target, ref, from } = pushTarget(args.image, completed);
+  await checkDestination(io, ref, from);
   const built = await buildForPush(args, io, cwd, target);
   const { result } = await pushStored(args, io, built, ref, async () => undefined);
   const url = replicateModelUrl(ref);
@@ -314,6 +295,7 @@ async function pushBundle(
   // a generated timestamp tag names the registry's copy only: the local store files the newest build
   // of the repository as :latest rather than gaining an entry per push
   const storeName = formatReference(model.timestampTag ? { ...modelRef, tag: 'latest' } : modelRef);
+  await checkDestination(io, modelRef, modelSource(model, loaded.completed.configFile));
   const built = await buildForPush(args, io, cwd, storeName, { [pushIdLabel]: pushId });
   const { result, extra: index } = await pushStored(
     args,

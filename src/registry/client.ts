@@ -13,6 +13,7 @@ import { type Challenge, pickChallenge } from './challenge.js';
 import { type ErrorContext, RegistryError, headerValue, redactUrl, responseError } from './errors.js';
 import { type Keychain, type RegistryCredentials, defaultKeychain } from './keychain.js';
 import { credentialSecrets } from './redact.js';
+import { grantedActions, grantsPush } from './token-grants.js';
 import { type RepositoryRef, apiHost } from './reference.js';
 import { type RetryPolicy, defaultRetryPolicy, withRetry } from './retry.js';
 import { insecureRegistries, isInsecureHost, isLoopbackHost } from './settings.js';
@@ -411,6 +412,36 @@ export class RegistryClient {
     retryable?: (err: unknown) => boolean,
   ): Promise<void> {
     await this.ping(registry, signal, retryable);
+  }
+
+  /**
+   * Before a push: whether `repo` takes one with the credentials we have, asked without sending a blob.
+   * An open registry (no challenge) is not asked. Basic: GET /v2/ with the credentials. Bearer: a token
+   * for pull,push, whose grants are read when it lists them (a JWT's `access`); a token that lists no
+   * push for the repository is refused here, as the registry would refuse the upload's first request.
+   * Rejects with a RegistryError: 401 (no credentials, or refused ones), 403 (no push granted).
+   */
+  async checkPushAccess(repo: RepositoryRef, signal?: AbortSignal): Promise<void> {
+    const challenge = await this.ping(repo.registry, signal);
+    if (!challenge) return;
+    const scopes = [`repository:${repo.repository}:pull,push`];
+    const what = `checking that ${repo.registry}/${repo.repository} can be pushed to`;
+    if (challenge.scheme === 'bearer') {
+      const token = await this.token(repo.registry, challenge, scopes, signal, false);
+      const granted = grantedActions(token, repo.repository);
+      if (granted === undefined || grantsPush(granted)) return;
+      const context = await this.errorContext(repo.registry, what, 'GET', challenge.params.realm ?? '/v2/');
+      throw new RegistryError(
+        `${repo.registry} grants ${granted.length ? granted.join(',') : 'no access'}, not push, on ${repo.repository} to ${context.hadCredentials ? 'these credentials' : 'anonymous users'}`,
+        { status: context.hadCredentials ? 403 : 401, method: 'GET', url: context.url, codes: ['DENIED'] },
+      );
+    }
+    const res = await this.send({ registry: repo.registry, method: 'GET', url: '/v2/', scopes, signal });
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      await res.body.dump();
+      return;
+    }
+    throw await this.repositoryError(res, repo, what, 'GET', '/v2/');
   }
 
   private async fetchToken(

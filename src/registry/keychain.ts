@@ -6,6 +6,7 @@ import {
   type CredentialOptions,
   type RegistryCredentials,
   credentialResolver,
+  normalizeRegistryHost,
 } from '../buildkit/docker-config.js';
 
 export type { RegistryCredentials };
@@ -23,6 +24,19 @@ export function envKeychain(env: NodeJS.ProcessEnv): Keychain {
   const secret = env.COG_REGISTRY_PASSWORD;
   const creds = username && secret ? { username, secret } : undefined;
   return { resolve: () => Promise.resolve(creds) };
+}
+
+/**
+ * COG_REGISTRY_USERNAME + COG_REGISTRY_PASSWORD for `hosts` only: what a build's session hands
+ * buildkitd, which also asks for the base images' registries (they must not get a push account).
+ */
+export function envKeychainFor(env: NodeJS.ProcessEnv, hosts: readonly string[]): Keychain {
+  const names = new Set(hosts.map((h) => normalizeRegistryHost(h)));
+  const fromEnv = envKeychain(env);
+  return {
+    resolve: (host) =>
+      names.has(normalizeRegistryHost(host)) ? fromEnv.resolve(host) : Promise.resolve(undefined),
+  };
 }
 
 /** docker's config.json: credHelpers, credsStore, auths (read once, cached per host). */

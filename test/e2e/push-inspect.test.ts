@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { basicAuth, writeDockerLogin } from '../support/docker-config.js';
+import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
@@ -240,8 +241,9 @@ describe('cog push to the plain registry', () => {
 describe('cog push through a registry that answers 500 and 429', () => {
   let proxy: FaultProxy;
   before(async () => {
-    // the 2nd and 5th requests (after the /v2/ ping) fail; every call site retries them
-    proxy = await startFaultProxy(tb.registry, { faults: { statusAt: { 2: 500, 5: 429 } } });
+    // the 3rd and 6th requests fail (after the /v2/ pings: the check before the build, and the push's
+    // own); every call site retries them
+    proxy = await startFaultProxy(tb.registry, { faults: { statusAt: { 3: 500, 6: 429 } } });
   });
   after(async () => {
     await proxy.close();
@@ -257,9 +259,9 @@ describe('cog push through a registry that answers 500 and 429', () => {
     assert.deepEqual(proxy.stats.faults, { cuts: 0, status500: 1, status429: 1 });
     const retries = r.stderr.split('\n').filter((l) => /; retrying \(\d\/4\) in \d+\.\ds$/.test(l));
     assert.equal(retries.length, 2, explain(r));
-    assert.match(retries[0]!, /^cog: .* answered HTTP 500( \(injected\))?; retrying \(1\/4\) in 1\.\ds$/);
+    assert.match(retries[0]!, /^cog: .* answered HTTP 500( \(injected[^)]*\))?; retrying \(1\/4\) in 1\.\ds$/);
     // 429 came with Retry-After: 1, which the wait follows
-    assert.match(retries[1]!, /^cog: .* answered HTTP 429( \(injected\))?; retrying \(1\/4\) in 1\.0s$/);
+    assert.match(retries[1]!, /^cog: .* answered HTTP 429( \(injected[^)]*\))?; retrying \(1\/4\) in 1\.0s$/);
     assert.ok(!/^Error|^cog: error/m.test(r.stderr), explain(r));
     assert.equal(await rawDigest(`${tb.registry}/${repo}:v1`), r.digest);
   });
@@ -440,12 +442,37 @@ describe('cog push to a registry that refuses chunked uploads', () => {
 describe('cog push to the htpasswd registry', () => {
   const repo = `cogts-push/auth-${run}`;
 
-  test('without credentials it fails naming the registry, with a cog login hint', async () => {
+  test('without credentials it fails before building, naming the registry, with a cog login hint', async () => {
     const r = await cogIn(hello, ['push', `${tb.authRegistry}/${repo}:v1`, '--progress', 'plain']);
     assert.notEqual(r.code, 0, explain(r));
-    assert.match(r.stderr, /127\.0\.0\.1:5056 requires authentication to push to 127\.0\.0\.1:5056\//);
-    assert.match(r.stderr, /^hint: .*`cog login 127\.0\.0\.1:5056`/m);
+    assert.match(
+      r.stderr,
+      /cog push IMAGE: 127\.0\.0\.1:5056 requires authentication to push to 127\.0\.0\.1:5056\//,
+    );
+    assert.match(r.stderr, /^hint: .*`cog login 127\.0\.0\.1:5056`.*nothing was built/m);
+    assert.deepEqual(stepsFromPlainProgress(r.stderr).ran, [], 'no build step ran');
     assert.equal(r.stdout, '');
+  });
+
+  test('cog build --push with credentials the registry refuses fails before building, naming neither', async () => {
+    const cfg = await writeDockerLogin(
+      await tempDir('cogts-push-cfg-'),
+      tb.authRegistry,
+      tb.authUser,
+      'not-the-password-77',
+    );
+    const r = await cogIn(
+      hello,
+      ['build', '--push', '-t', `${tb.authRegistry}/${repo}:v9`, '--progress', 'plain'],
+      { DOCKER_CONFIG: cfg },
+    );
+    assert.notEqual(r.code, 0, explain(r));
+    assert.match(
+      r.stderr,
+      /-t: 127\.0\.0\.1:5056 rejected the credentials for pushing to 127\.0\.0\.1:5056\/.*\n^hint: log in again with `cog login 127\.0\.0\.1:5056`.*nothing was built/m,
+    );
+    assert.deepEqual(stepsFromPlainProgress(r.stderr).ran, [], 'no build step ran');
+    assert.ok(!r.stderr.includes('not-the-password-77'));
   });
 
   test('with credentials in DOCKER_CONFIG it pushes, and the password appears nowhere', async () => {

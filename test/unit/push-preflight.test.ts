@@ -29,7 +29,7 @@ describe('push preflight', () => {
     const started = Date.now();
     try {
       await assert.rejects(
-        checkPushRegistries([{ registry, from: '-t' }], {
+        checkPushRegistries([{ registry, repository: 'me/model', from: '-t' }], {
           env: {},
           client: quick,
           onRetry: (info) => retries.push(info.attempt),
@@ -53,19 +53,22 @@ describe('push preflight', () => {
     }
   });
 
-  test('a registry asking for credentials has answered; none are sent, and each registry is asked once', async () => {
+  test('the ping carries no credentials and is sent once per registry; each repository is then asked with them', async () => {
     const seen: IncomingMessage[] = [];
+    const good = `Basic ${Buffer.from('user:secret').toString('base64')}`;
     const server = createServer((req, res) => {
       seen.push(req);
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="test"' }).end();
+      if (req.headers.authorization === good) res.writeHead(200).end();
+      else res.writeHead(401, { 'www-authenticate': 'Basic realm="test"' }).end();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       await checkPushRegistries(
         [
-          { registry, from: '-t' },
-          { registry, from: '--output "type=image,name=x,push=true"' },
+          { registry, repository: 'me/model', from: '-t' },
+          { registry, repository: 'me/model', from: '--output "type=image,name=x,push=true"' },
+          { registry, repository: 'me/other', from: '--output "type=image,name=y,push=true"' },
         ],
         {
           env: { COG_REGISTRY_USERNAME: 'user', COG_REGISTRY_PASSWORD: 'secret' },
@@ -73,14 +76,130 @@ describe('push preflight', () => {
         },
       );
       assert.deepEqual(
-        seen.map((r) => `${r.method} ${r.url}`),
-        ['GET /v2/'],
+        seen.map((r) => `${r.method} ${r.url} ${r.headers.authorization === good ? 'with' : 'without'}`),
+        ['GET /v2/ without', 'GET /v2/ with', 'GET /v2/ with'],
       );
-      assert.equal(seen[0]?.headers.authorization, undefined, 'the ping carries no credentials');
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  test('a Basic registry without credentials, or refusing them, fails before the build with a cog login hint', async () => {
+    const server = createServer((req, res) => {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="test"' }).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const target = { registry, repository: 'me/model', from: '-t' };
+    try {
+      await assert.rejects(checkPushRegistries([target], { env: {}, client: quick }), (err: unknown) => {
+        assert.ok(err instanceof CogError);
+        assert.equal(
+          err.message,
+          `-t: ${registry} requires authentication to push to ${registry}/me/model, and no credentials for it were found`,
+        );
+        assert.match(err.hint ?? '', new RegExp(`cog login ${registry}.*nothing was built`));
+        return true;
+      });
+      await assert.rejects(
+        checkPushRegistries([target], {
+          env: { COG_REGISTRY_USERNAME: 'user', COG_REGISTRY_PASSWORD: 'wrong-pw-1234' },
+          client: quick,
+        }),
+        (err: unknown) => {
+          assert.ok(err instanceof CogError);
+          assert.equal(
+            err.message,
+            `-t: ${registry} rejected the credentials for pushing to ${registry}/me/model`,
+          );
+          assert.ok(!`${err.message} ${err.hint}`.includes('wrong-pw-1234'), 'the password is not named');
+          return true;
+        },
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  test('a Bearer registry: a token that lists no push on the repository is refused; one that does, or says nothing, is not', async () => {
+    const jwt = (access: unknown) =>
+      ['{"alg":"none"}', JSON.stringify({ access }), 'sig']
+        .map((part, i) => (i < 2 ? Buffer.from(part).toString('base64url') : part))
+        .join('.');
+    let token = '';
+    const tokenRequests: string[] = [];
+    const server = createServer((req, res) => {
+      if (req.url?.startsWith('/token')) {
+        tokenRequests.push(
+          `${decodeURIComponent(req.url)} ${req.headers.authorization ? 'with' : 'without'}`,
+        );
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token }));
+        return;
+      }
+      const port = (server.address() as AddressInfo).port;
+      res
+        .writeHead(401, {
+          'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="test"`,
+        })
+        .end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const target = { registry, repository: 'me/model', from: "'image' in cog.yaml" };
+    try {
+      token = jwt([{ type: 'repository', name: 'me/model', actions: ['pull'] }]);
+      await assert.rejects(checkPushRegistries([target], { env: {}, client: quick }), (err: unknown) => {
+        assert.ok(err instanceof CogError);
+        assert.equal(
+          err.message,
+          `'image' in cog.yaml: ${registry} requires authentication to push to ${registry}/me/model, and no credentials for it were found`,
+        );
+        return true;
+      });
+      assert.deepEqual(tokenRequests, ['/token?service=test&scope=repository:me/model:pull,push without']);
+      const withCreds = { COG_REGISTRY_USERNAME: 'user', COG_REGISTRY_PASSWORD: 'secret' };
+      await assert.rejects(
+        checkPushRegistries([target], { env: withCreds, client: quick }),
+        (err: unknown) => {
+          assert.ok(err instanceof CogError);
+          assert.equal(
+            err.message,
+            `'image' in cog.yaml: ${registry} denied pushing to ${registry}/me/model`,
+          );
+          return true;
+        },
+      );
+      token = jwt([{ type: 'repository', name: 'me/model', actions: ['pull', 'push'] }]);
+      await checkPushRegistries([target], { env: withCreds, client: quick });
+      token = 'an-opaque-token';
+      await checkPushRegistries([target], { env: {}, client: quick });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  test('when cog pushes, a registry this machine cannot connect to is an error before the build', async () => {
+    const server = createTcpServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => server.close(() => resolve())); // nothing listens there now
+    await assert.rejects(
+      checkPushRegistries([{ registry, repository: 'me/model', from: 'cog push IMAGE' }], {
+        env: {},
+        client: quick,
+        pusher: 'cog',
+        onUnreachable: () => assert.fail('not a warning when cog pushes'),
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof CogError);
+        assert.match(err.message, new RegExp(`^cog push IMAGE: cannot push to ${registry}: .*ECONNREFUSED`));
+        assert.match(err.hint ?? '', /nothing was built/);
+        return true;
+      },
+    );
   });
 
   test('a registry this machine cannot connect to is only warned about: buildkitd pushes from its own network', async () => {
@@ -90,7 +209,7 @@ describe('push preflight', () => {
     await new Promise<void>((resolve) => server.close(() => resolve())); // nothing listens there now
     const unreachable: string[] = [];
     const retries: number[] = [];
-    await checkPushRegistries([{ registry, from: '-t' }], {
+    await checkPushRegistries([{ registry, repository: 'me/model', from: '-t' }], {
       env: {},
       client: quick,
       onRetry: (info) => retries.push(info.attempt),
@@ -122,13 +241,13 @@ describe('push preflight', () => {
     await checkPushRegistries([], { env: {} });
     assert.deepEqual(
       distinctRegistries([
-        { registry: 'a', from: '-t' },
-        { registry: 'b', from: '--output x' },
-        { registry: 'a', from: '--output y' },
+        { registry: 'a', repository: 'r', from: '-t' },
+        { registry: 'b', repository: 'r', from: '--output x' },
+        { registry: 'a', repository: 's', from: '--output y' },
       ]),
       [
-        { registry: 'a', from: '-t' },
-        { registry: 'b', from: '--output x' },
+        { registry: 'a', repository: 'r', from: '-t' },
+        { registry: 'b', repository: 'r', from: '--output x' },
       ],
     );
   });

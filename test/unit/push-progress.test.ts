@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
-import { explainPushError, pushSummary, pushTarget, replicateModelUrl } from '../../src/cli/push.js';
+import { pushSummary, pushTarget, replicateModelUrl } from '../../src/cli/push.js';
+import { explainPushError } from '../../src/cli/push-refusal.js';
 import { imageDestination, imageNameSource } from '../../src/cli/push-destination.js';
 import type { CogError } from '../../src/errors.js';
 import { blobMountSources, withPush } from '../../src/image/push-history.js';
@@ -325,6 +326,12 @@ describe('cog push: target, errors, summary', () => {
       true,
     ) as CogError;
     assert.match(r8.message, /unable to find an existing Replicate model at r8\.im\/u\/m/);
+    const denied = new RegistryError('x', { status: 403, method: 'GET', url: 'https://r8.im/auth/token' });
+    const r8Denied = explainPushError(denied, parseReference('r8.im/u/m'), true) as CogError;
+    assert.equal(r8Denied.message, 'r8.im denied pushing to r8.im/u/m');
+    assert.match(r8Denied.hint ?? '', /must exist on replicate\.com before its first push/);
+    const elsewhere = explainPushError(denied, ref, true) as CogError;
+    assert.doesNotMatch(elsewhere.hint ?? '', /replicate/);
     const other = new Error('boom');
     assert.equal(explainPushError(other, ref, false), other);
     const half = explainPushError(err, ref, false, { COG_REGISTRY_USERNAME: 'ci' }) as CogError;
