@@ -28,7 +28,7 @@ import type { SmokeReport } from '../runtime/smoke.js';
 import { defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
-import { checkEntryPoint } from './entry-point.js';
+import { checkEntryPoint, checkImageEntryPoint } from './entry-point.js';
 
 export interface PredictArgs {
   readonly image: string | undefined;
@@ -176,6 +176,8 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
             model = resolved.state;
             resolvedLabels = resolved.config.config?.Labels;
             schemaForOutputs = resolved.schema;
+            // a trainer the image was built without fails now, not after its container started
+            checkImageEntryPoint(args.mode, args.image as string, resolved.schema);
             input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);
           }
           const imageGpu = imageNeedsGpu(resolvedLabels);

@@ -164,15 +164,14 @@ export function resolveSchema(doc: OpenApiDoc | undefined, schema: unknown): Jso
   return { ...merged, ...rest };
 }
 
-/** The Input (or, in train mode, TrainingInput, falling back to Input) component. */
+/**
+ * The Input component, or in train mode TrainingInput: never the predictor's Input, whose names a
+ * trainer does not take (a schema without TrainingInput has no trainer, which `cog train` refuses).
+ */
 export function inputComponent(doc: OpenApiDoc | undefined, mode: RunMode): JsonSchema | undefined {
   const schemas = isRecord(doc?.components) ? doc.components.schemas : undefined;
   if (!isRecord(schemas)) return undefined;
-  if (mode === 'train') {
-    const t = deref(doc, schemas.TrainingInput);
-    if (t !== undefined) return t;
-  }
-  return deref(doc, schemas.Input);
+  return deref(doc, mode === 'train' ? schemas.TrainingInput : schemas.Input);
 }
 
 function propertiesOf(component: JsonSchema): { [key: string]: unknown } {

@@ -170,6 +170,57 @@ test(
 );
 
 test(
+  'cog train IMAGE on an image built without train is refused before its container starts',
+  { timeout: 600_000 },
+  async () => {
+    const ref = `${tb.registry}/cogts-test/train-predictor-only:${Date.now().toString(36)}`;
+    await execOk(cog, ['build', '-t', ref, '--push', '--progress', 'quiet'], {
+      env: tb.env,
+      cwd: join(fixtures, 'hello'),
+    });
+    // name=… is the predictor's input: the missing trainer is what is reported, not an input
+    const out = await exec(cog, ['train', ref, '-i', 'name=x', '--progress', 'plain'], {
+      env: tb.env,
+      cwd: dir,
+    });
+    assert.notEqual(out.code, 0);
+    assert.match(out.stderr, new RegExp(`^cog: error: ${ref.replace(/[.]/g, '\\.')} has no trainer: `, 'm'));
+    assert.match(
+      out.stderr,
+      /^hint: the image was built without 'train' in cog\.yaml; add it, e\.g\. `train: "train\.py:train"`/m,
+    );
+    // the container never started: no run step, no server output
+    assert.doesNotMatch(out.stderr, /run the model/);
+    assert.doesNotMatch(out.stderr, /COG_TRAIN_TYPE_STUB|model server/);
+  },
+);
+
+test(
+  "cog train IMAGE checks -i against the trainer's inputs, not the predictor's",
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-train-inputs-');
+    await writeFiles(project, {
+      'cog.yaml': "build:\n  python_version: '3.11'\nrun: 'run.py:Runner'\ntrain: 'train.py:train'\n",
+      'run.py':
+        'from cog import BaseRunner\n\n\nclass Runner(BaseRunner):\n    def run(self, prompt: str = "p") -> str:\n        return "predicting " + prompt\n',
+      'train.py': 'def train(steps: int = 3) -> str:\n    return f"trained for {steps} steps"\n',
+    });
+    const ref = `${tb.registry}/cogts-test/train-inputs:${Date.now().toString(36)}`;
+    await execOk(cog, ['build', '-t', ref, '--push', '--progress', 'quiet'], { env: tb.env, cwd: project });
+    const trained = await execOk(cog, ['train', ref, '-i', 'steps=2'], { env: tb.env, cwd: dir });
+    assert.equal(trained.stdout, 'trained for 2 steps\n');
+    const refused = await exec(cog, ['train', ref, '-i', 'prompt=x', '--progress', 'plain'], {
+      env: tb.env,
+      cwd: dir,
+    });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /^cog: error: unknown input "prompt"; valid inputs are: steps$/m);
+    assert.doesNotMatch(refused.stderr, /run the model/);
+  },
+);
+
+test(
   'int, float, bool, list and dict inputs are coerced; an iterator output prints as a list',
   { timeout: 600_000 },
   async () => {

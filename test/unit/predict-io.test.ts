@@ -9,6 +9,7 @@ import {
   extensionForMimeType,
   format422,
   formatValidationErrors,
+  inputComponent,
   inputValidationError,
   mimeTypeForPath,
   parseInputFlags,
@@ -263,6 +264,16 @@ describe('parseInputFlags', () => {
       { field: 'dataset', message: 'required input is missing' },
       { field: 'epochs', message: 'must be greater than or equal to 1 (got 0)' },
     ]);
+  });
+
+  test("train mode never reads the predictor's Input (a schema without TrainingInput has no trainer)", async () => {
+    const predictorOnly = openapi({ properties: { n: { title: 'N', type: 'integer', 'x-order': 0 } } }, {});
+    assert.equal(inputComponent(predictorOnly, 'train'), undefined);
+    assert.equal(inputComponent(predictorOnly, 'predict')?.title, 'Input');
+    // not coerced by Input's integer: the value stays the text given
+    assert.deepEqual(await parseInputFlags(['n=3'], predictorOnly, { ...noFiles, mode: 'train' }), {
+      n: '3',
+    });
   });
 });
 
