@@ -24,6 +24,7 @@ import {
 } from '../../src/buildkit/docker-config.js';
 import { execCredentialHelper } from '../../src/buildkit/credential-helper.js';
 import { CogError } from '../../src/errors.js';
+import { exec } from '../support/exec.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
@@ -221,6 +222,111 @@ describe('credential helpers', () => {
     assert.equal(forks.stdout, '{"Username":"u","Secret":"s"}');
     assert.ok(Date.now() - started < 5_000, `answered after ${Date.now() - started} ms`);
   });
+
+  /** A helper that starts `sleep 1000` (its pid written to `pidFile`) and then never answers. */
+  async function hungHelperWithChild(name: string): Promise<string> {
+    const pidFile = join(binDir, `${name}.child-pid`);
+    await writeFile(
+      join(binDir, `docker-credential-${name}`),
+      `#!/bin/sh\nsleep 1000 &\necho $! > "${pidFile}.tmp"\nmv "${pidFile}.tmp" "${pidFile}"\nwait\n`,
+    );
+    await chmod(join(binDir, `docker-credential-${name}`), 0o755);
+    return pidFile;
+  }
+
+  async function childPid(pidFile: string): Promise<number> {
+    for (let i = 0; i < 100; i++) {
+      const text = await readFile(pidFile, 'utf8').catch(() => '');
+      if (text.trim()) return Number(text.trim());
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(`the helper never wrote ${pidFile}`);
+  }
+
+  /** Whether `pid` is still running within `ms` (a zombie waiting to be reaped counts as gone). */
+  async function stillRunningAfter(pid: number, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      try {
+        process.kill(pid, 0);
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+        if (/^\d+ \(.*\) Z /.test(stat)) return false;
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, 'ESRCH');
+        return false;
+      }
+      if (Date.now() > deadline) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  test(
+    'a hung helper is killed at the timeout with the programs it started',
+    { timeout: 30_000 },
+    async () => {
+      const pidFile = await hungHelperWithChild('hangs');
+      const started = Date.now();
+      await assert.rejects(
+        runCredentialHelper('hangs', 'x.example', { env, timeoutMs: 300 }),
+        (err: unknown) => {
+          assert.ok(err instanceof CogError);
+          assert.equal(
+            err.message,
+            'credential helper docker-credential-hangs failed for x.example: no answer within 0.3 s',
+          );
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started < 5_000, `gave up after ${Date.now() - started} ms`);
+      const pid = await childPid(pidFile);
+      try {
+        assert.equal(
+          await stillRunningAfter(pid, 2_000),
+          false,
+          `the helper's child ${pid} is still running`,
+        );
+      } finally {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone, as it should be
+        }
+      }
+    },
+  );
+
+  test(
+    'a helper still running when cog exits is killed with the programs it started',
+    { timeout: 30_000 },
+    async () => {
+      const pidFile = await hungHelperWithChild('outlives');
+      const module = new URL('../../src/buildkit/credential-helper.js', import.meta.url).href;
+      // a process that asks the helper, then exits (as a second Ctrl-C does) while it hangs
+      const script = [
+        `const { execCredentialHelper } = await import(${JSON.stringify(module)});`,
+        `void execCredentialHelper('outlives', 'get', 'x.example', { env: ${JSON.stringify(env)}, timeoutMs: 60000 });`,
+        `const { existsSync } = await import('node:fs');`,
+        `while (!existsSync(${JSON.stringify(pidFile)})) await new Promise((r) => setTimeout(r, 20));`,
+        'process.exit(0);',
+      ].join('\n');
+      const exited = await exec(process.execPath, ['--input-type=module', '-e', script]);
+      assert.equal(exited.code, 0, exited.stderr);
+      const pid = await childPid(pidFile);
+      try {
+        assert.equal(
+          await stillRunningAfter(pid, 2_000),
+          false,
+          `the helper's child ${pid} is still running`,
+        );
+      } finally {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone, as it should be
+        }
+      }
+    },
+  );
 
   test('a helper answers found, not found (= anonymous) or fails naming helper and server', async () => {
     assert.deepEqual(await runCredentialHelper('fake', 'helped.example', { env }), {
