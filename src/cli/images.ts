@@ -7,8 +7,15 @@ import { CogError } from '../errors.js';
 import { findStoredImage } from '../image/find.js';
 import { formatSize } from '../image/inspect.js';
 import { type StoreListing, listStore } from '../image/store-listing.js';
-import { ImageStore, imageStoreDir } from '../image/store.js';
+import {
+  type DamagedImage,
+  type Descriptor,
+  ImageStore,
+  imageStoreDir,
+  refNameAnnotation,
+} from '../image/store.js';
 import type { CommandIo } from './debug-solve.js';
+import { warningLine } from './prepare-build.js';
 import { alignColumns, utcMinute } from './text-table.js';
 
 /** The listing as a table: name, short digest, size, creation time (UTC, to the minute). */
@@ -50,9 +57,23 @@ export async function removeImages(args: { names: readonly string[] }, io: Comma
       });
     if (!stored.includes(found.name)) stored.push(found.name);
   }
+  // the removed images' manifests: with a damaged image in the store, only what they reached may go
+  const released = (await store.index()).manifests.filter((m) =>
+    stored.includes(m.annotations?.[refNameAnnotation] ?? ''),
+  );
   await store.untag(stored);
   for (const name of stored) io.stdout.write(`Removed ${name}\n`);
-  await collect(store, io);
+  await collect(store, io, released);
+}
+
+/** What `cog image rm` says of a damaged image it left in place, and how to remove it. */
+export function damagedImageWarning(damaged: DamagedImage): string {
+  const which = damaged.names.length > 0 ? `image ${damaged.names.join(', ')}` : 'an image';
+  const remove =
+    damaged.names.length > 0
+      ? `remove it with \`cog image rm ${damaged.names.join(' ')}\`, then build again`
+      : '`cog image ls` shows which name holds it: remove that name with `cog image rm`';
+  return `${which} in the local image store is damaged (manifest ${damaged.digest} is unreadable: ${damaged.reason}); the blobs it may use were kept: ${remove}`;
 }
 
 /** `cog image prune`: removes the blobs no name reaches, now. */
@@ -60,8 +81,9 @@ export async function pruneImages(io: CommandIo): Promise<void> {
   await collect(new ImageStore(imageStoreDir(io.env)), io);
 }
 
-async function collect(store: ImageStore, io: CommandIo): Promise<void> {
-  const collected = await store.collectGarbage();
+async function collect(store: ImageStore, io: CommandIo, released?: readonly Descriptor[]): Promise<void> {
+  const collected = await store.collectGarbage(released ? { released } : {});
+  for (const damaged of collected.damaged ?? []) io.stderr.write(warningLine(damagedImageWarning(damaged)));
   if (collected.skipped)
     io.stderr.write(
       'cog: another cog is using the image store; unused blobs stay until `cog image prune` finds it free\n',

@@ -53,11 +53,14 @@ export function descriptorsIn(json: unknown): Descriptor[] {
 /**
  * Every digest reachable from `roots`: the roots, and through each manifest or index, what it lists.
  * `readJson` gives a blob's parsed JSON, or undefined when the blob is not in the store (a missing
- * manifest reaches nothing more). A blob that is there but is not JSON throws UnreadableManifestError.
+ * manifest reaches nothing more). A blob that is there but is not JSON throws UnreadableManifestError;
+ * with `onUnreadable`, it is passed there instead and the walk goes on (the blob itself is reached,
+ * what it lists is unknown).
  */
 export async function reachableDigests(
   roots: readonly Descriptor[],
   readJson: (digest: string) => Promise<unknown>,
+  onUnreadable?: (err: UnreadableManifestError) => void,
 ): Promise<Set<string>> {
   const reached = new Set<string>();
   const pending = [...roots];
@@ -65,10 +68,25 @@ export async function reachableDigests(
     if (reached.has(next.digest)) continue;
     reached.add(next.digest);
     if (!manifestTypes.has(next.mediaType)) continue;
-    const json = await readJson(next.digest);
+    let json: unknown;
+    try {
+      json = await readJson(next.digest);
+    } catch (err) {
+      if (!onUnreadable || !(err instanceof UnreadableManifestError)) throw err;
+      onUnreadable(err);
+      continue;
+    }
     if (json !== undefined) pending.push(...descriptorsIn(json));
   }
   return reached;
+}
+
+/**
+ * The sha256 digests named in a damaged manifest's text, in order, once each: what it may still
+ * reference (the part before a cut, or around spoiled bytes).
+ */
+export function digestsNamedIn(text: string): string[] {
+  return [...new Set(text.match(/sha256:[0-9a-f]{64}/g) ?? [])];
 }
 
 /** What a lease file holds: the process using the store and the host it runs on. */

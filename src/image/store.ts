@@ -16,6 +16,7 @@ import { userDir } from '../user-dirs.js';
 import {
   type LeaseHolder,
   UnreadableManifestError,
+  digestsNamedIn,
   leaseIsLive,
   processIsAlive,
   reachableDigests,
@@ -244,8 +245,70 @@ export class ImageStore {
     return names;
   }
 
-  private reachableFrom(roots: readonly Descriptor[]): Promise<Set<string>> {
-    return reachableDigests(roots, (digest) => this.readJson(digest));
+  private reachableFrom(
+    roots: readonly Descriptor[],
+    onUnreadable?: (err: UnreadableManifestError) => void,
+  ): Promise<Set<string>> {
+    return reachableDigests(roots, (digest) => this.readJson(digest), onUnreadable);
+  }
+
+  /** The names among `roots` whose images reach the unreadable manifest `digest`, in index order. */
+  private async namesReaching(roots: readonly Descriptor[], digest: string): Promise<string[]> {
+    const names: string[] = [];
+    for (const root of roots) {
+      const name = root.annotations?.[refNameAnnotation];
+      if (name === undefined || names.includes(name)) continue;
+      let meets = false;
+      await this.reachableFrom([root], (err) => {
+        if (err.digest === digest) meets = true;
+      });
+      if (meets) names.push(name);
+    }
+    return names;
+  }
+
+  /**
+   * Adds to `keep` every blob the damaged manifests may still reference: the digests their text
+   * names, and what those reach when they are manifests themselves (a damaged index's children).
+   * Further damaged manifests met on the way are added to `damaged` and read the same way.
+   */
+  private async keepNamedByDamaged(keep: Set<string>, damaged: Map<string, string>): Promise<void> {
+    const scanned = new Set<string>();
+    for (let more = true; more;) {
+      more = false;
+      for (const digest of [...damaged.keys()]) {
+        if (scanned.has(digest)) continue;
+        scanned.add(digest);
+        more = true;
+        const text = await readFile(blobPath(this.root, digest), 'latin1').catch(() => '');
+        for (const named of digestsNamedIn(text)) {
+          if (keep.has(named) || !this.hasBlob(named)) continue;
+          const mediaType = await this.sniffManifestType(named);
+          const reached = await this.reachableFrom([{ digest: named, mediaType, size: 0 }], (err) =>
+            damaged.set(err.digest, err.reason),
+          );
+          for (const d of reached) keep.add(d);
+        }
+      }
+    }
+  }
+
+  /** A blob's media type as far as the walk needs it: a manifest or index when it is one, else opaque. */
+  private async sniffManifestType(digest: string): Promise<string> {
+    const file = blobPath(this.root, digest);
+    // manifests are small (registries take at most 4 MiB): a larger blob is a layer, not read
+    if ((await lstat(file)).size > 4 * 1024 * 1024) return 'application/octet-stream';
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(file, 'utf8'));
+    } catch {
+      return 'application/octet-stream';
+    }
+    if (typeof json !== 'object' || json === null) return 'application/octet-stream';
+    const doc = json as Record<string, unknown>;
+    if (Array.isArray(doc.manifests)) return 'application/vnd.oci.image.index.v1+json';
+    if (Array.isArray(doc.layers)) return 'application/vnd.oci.image.manifest.v1+json';
+    return 'application/octet-stream';
   }
 
   /**
@@ -314,32 +377,50 @@ export class ImageStore {
    * Removes the blobs no named image reaches (images replaced under their name, writes of builds
    * that stopped before naming their image) and staging files of such writes. Does nothing while
    * another process holds a lease. Returns what it removed.
+   *
+   * A named image whose manifest is damaged (unreadable) may reference any blob: without `released`,
+   * the collection then removes nothing and throws UnreadableManifestError naming the image. With
+   * `released` (the images whose names were just removed), it removes only the blobs those reached
+   * that no readable image reaches and no damaged manifest names, keeps every other blob (whose users
+   * are unknown), and reports the damaged images in `damaged`.
    */
-  async collectGarbage(): Promise<GarbageCollected> {
+  async collectGarbage(
+    options: { readonly released?: readonly Descriptor[] } = {},
+  ): Promise<GarbageCollected> {
     const none: GarbageCollected = { blobs: 0, bytes: 0, skipped: false };
     // no store yet: nothing to collect, and no directory made for nothing
     if (!existsSync(join(this.root, 'blobs', 'sha256'))) return none;
     return this.locked(async () => {
       if (await this.othersHoldLeases()) return { ...none, skipped: true };
       const roots = (await this.index()).manifests;
-      const keep = await this.reachableFrom(roots).catch(async (err: unknown) => {
-        if (!(err instanceof UnreadableManifestError)) throw err;
+      const damaged = new Map<string, string>();
+      const keep = await this.reachableFrom(roots, (err) => damaged.set(err.digest, err.reason));
+      let candidates: readonly string[];
+      const report: DamagedImage[] = [];
+      if (damaged.size === 0) {
+        candidates = await this.blobDigests();
+      } else {
+        const [digest, reason] = [...damaged][0] as [string, string];
         // name the images whose walk meets it: they are what to remove (cog image ls cannot tell)
-        const holders: string[] = [];
-        for (const root of roots) {
-          const name = root.annotations?.[refNameAnnotation];
-          if (name === undefined || holders.includes(name)) continue;
-          await this.reachableFrom([root]).catch((e: unknown) => {
-            if (e instanceof UnreadableManifestError && e.digest === err.digest) holders.push(name);
-          });
-        }
-        throw new UnreadableManifestError(err.digest, err.reason, holders);
-      });
-      const removed = { ...none };
-      for (const digest of await this.blobDigests()) {
+        if (options.released === undefined)
+          throw new UnreadableManifestError(digest, reason, await this.namesReaching(roots, digest));
+        await this.keepNamedByDamaged(keep, damaged);
+        for (const [d, r] of damaged)
+          report.push({ digest: d, reason: r, names: await this.namesReaching(roots, d) });
+        // only what the released images reached: any other blob may be a damaged manifest's
+        candidates = [...(await this.reachableFrom(options.released, () => undefined))];
+      }
+      const removed: GarbageCollected = { ...none, ...(report.length > 0 ? { damaged: report } : {}) };
+      for (const digest of candidates) {
         if (keep.has(digest)) continue;
         const file = blobPath(this.root, digest);
-        const { size } = await lstat(file);
+        let size: number;
+        try {
+          ({ size } = await lstat(file));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw err;
+        }
         await rm(file, { force: true });
         removed.blobs += 1;
         removed.bytes += size;
@@ -353,9 +434,20 @@ export class ImageStore {
   }
 }
 
+/** A named image whose manifest (or a manifest it reaches) is unreadable. */
+export interface DamagedImage {
+  /** the unreadable manifest */
+  readonly digest: string;
+  readonly reason: string;
+  /** the names whose images reach it */
+  readonly names: readonly string[];
+}
+
 /** What a collection removed; `skipped` when another process's lease stopped it. */
 export interface GarbageCollected {
   blobs: number;
   bytes: number;
   skipped: boolean;
+  /** damaged images the collection went around (only with `released`; see collectGarbage) */
+  damaged?: readonly DamagedImage[];
 }

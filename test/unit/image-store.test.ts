@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   UnreadableManifestError,
+  digestsNamedIn,
   foreignLeaseMs,
   leaseIsLive,
   reachableDigests,
@@ -19,11 +20,14 @@ import { listStore } from '../../src/image/store-listing.js';
 import { formatStoreListing } from '../../src/cli/images.js';
 import { inspectLocal } from '../../src/cli/inspect.js';
 import { CogError } from '../../src/errors.js';
+import { exec } from '../support/exec.js';
+import { repoRoot } from '../support/testbed.js';
 
 const manifestType = 'application/vnd.oci.image.manifest.v1+json';
 const indexType = 'application/vnd.oci.image.index.v1+json';
 const layerType = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const configType = 'application/vnd.oci.image.config.v1+json';
+const cog = join(repoRoot, 'bin', 'cog');
 const sha256 = (data: string | Uint8Array) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 let scratch: string;
@@ -116,6 +120,37 @@ describe('reachableDigests', () => {
       UnreadableManifestError,
     );
   });
+
+  test('with onUnreadable, a manifest that is not JSON is reported and the walk goes on', async () => {
+    const bad = desc(manifestType, 'bad-but-reported');
+    const layer = desc(layerType, 'beside-bad');
+    const good = desc(manifestType, 'good-beside-bad', { layers: [layer] });
+    const reported: string[] = [];
+    const reached = await reachableDigests(
+      [bad, good],
+      async (d) => {
+        if (d === bad.digest) throw new UnreadableManifestError(bad.digest, 'Unexpected token');
+        return blobs.get(d);
+      },
+      (err) => reported.push(err.digest),
+    );
+    assert.deepEqual(reported, [bad.digest]);
+    assert.deepEqual([...reached].sort(), [bad.digest, good.digest, layer.digest].sort());
+  });
+});
+
+test('digestsNamedIn finds each sha256 digest a damaged text still holds, once', () => {
+  const a = sha256('a');
+  const b = sha256('b');
+  assert.deepEqual(
+    digestsNamedIn(`{"config":{"digest":"${a}"},"layers":[{"digest":"${b}"},{"digest":"${a}`),
+    [a, b],
+  );
+  assert.deepEqual(
+    digestsNamedIn(`{"layers":[{"digest":"${b.slice(0, 40)}`),
+    [],
+    'a digest cut short is none',
+  );
 });
 
 describe('leaseIsLive', () => {
@@ -320,6 +355,63 @@ test('a named manifest that is not JSON stops a collection, which removes nothin
     (await listStore(store)).images.map((i) => i.name),
     ['garbled', 'good'],
   );
+});
+
+test('cog image rm of a sound image beside a damaged one removes it and the blobs only it used, and warns', async () => {
+  const store = await newStore('rm-beside-damaged');
+  const shared = await putBlob(store.root, layerType, 'shared layer');
+  const onlyB = await putBlob(store.root, layerType, 'only b');
+  const configB = await putBlob(store.root, configType, JSON.stringify({ name: 'b', os: 'linux' }));
+  const b = await putBlob(
+    store.root,
+    manifestType,
+    JSON.stringify({ schemaVersion: 2, mediaType: manifestType, config: configB, layers: [shared, onlyB] }),
+  );
+  await store.tag('b', b);
+  const c = await putImage(store.root, 'c', ['c layer']);
+  await store.tag('c', c);
+  // a's manifest is cut short: it still names its config and the shared layer, not the layer after
+  const configA = await putBlob(store.root, configType, JSON.stringify({ name: 'a', os: 'linux' }));
+  const afterCut = await putBlob(store.root, layerType, 'a layer after the cut');
+  const whole = JSON.stringify({ schemaVersion: 2, config: configA, layers: [shared, afterCut] });
+  const cut = await putBlob(store.root, manifestType, whole.slice(0, whole.indexOf(shared.digest) + 71));
+  const index = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
+    manifests: Descriptor[];
+  };
+  index.manifests.push({ ...cut, annotations: { [refNameAnnotation]: 'a' } });
+  await writeFile(join(store.root, 'index.json'), JSON.stringify(index));
+  const orphan = await putBlob(store.root, layerType, 'no one names this');
+  const before = await blobsIn(store.root);
+  const env = { ...process.env, COG_IMAGE_STORE: store.root };
+
+  const removed = await exec(cog, ['image', 'rm', 'b'], { env });
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal(removed.stdout, 'Removed b\n');
+  assert.match(
+    removed.stderr,
+    new RegExp(
+      `^cog: warning: image a in the local image store is damaged \\(manifest ${cut.digest} is unreadable: .+\\); the blobs it may use were kept: remove it with \`cog image rm a\`, then build again$`,
+      'm',
+    ),
+  );
+  assert.match(removed.stderr, /^Freed [0-9.]+ \w*B \(3 blobs\)$/m);
+  const left = await blobsIn(store.root);
+  // b's manifest, config and own layer went; the layer a's remains name, a's blobs and the orphan stay
+  assert.deepEqual(
+    [...before].filter((d) => !left.has(d)).sort(),
+    [b.digest, configB.digest, onlyB.digest].sort(),
+  );
+  for (const kept of [shared, configA, afterCut, cut, orphan, c]) assert.ok(left.has(kept.digest));
+  assert.deepEqual(
+    (await listStore(store)).images.map((i) => i.name),
+    ['a', 'c'],
+  );
+
+  // removing the damaged image as the warning says: the store is sound again, and everything unused goes
+  const mended = await exec(cog, ['image', 'rm', 'a'], { env });
+  assert.equal(mended.code, 0, mended.stderr);
+  assert.doesNotMatch(mended.stderr, /warning/);
+  assert.deepEqual([...(await blobsIn(store.root))].sort(), [...(await store.blobsOf(c.digest))].sort());
 });
 
 test('collecting in a store that does not exist does nothing and makes no directory', async () => {
