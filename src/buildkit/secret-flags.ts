@@ -4,13 +4,15 @@
  */
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { CogError } from '../errors.js';
 
 /** `implied`: the flag named neither src= nor env=, and no variable of the id's name was set */
 export type SecretSource = { readonly file: string; readonly implied?: true } | { readonly env: string };
 
 /**
- * Parses a `--secret` value like buildx: `id=NAME,src=PATH` or `id=NAME,env=VAR` (type=file|env). With
+ * Parses a `--secret` value like buildx: `id=NAME,src=PATH` or `id=NAME,env=VAR` (type=file|env);
+ * `src=PATH` without an id takes the file's base name as the id. With
  * neither src= nor env= (nor a type), the secret is the variable NAME when `env` has it set, else the
  * file NAME, as buildx's secrets provider decides.
  */
@@ -21,15 +23,16 @@ export function parseSecretFlag(value: string, env: NodeJS.ProcessEnv): [string,
       return eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
     }),
   );
-  const id = fields.get('id');
   const src = fields.get('src') ?? fields.get('source');
   const variable = fields.get('env');
+  const type = fields.get('type');
+  // without id=, a file's secret is named after the file (as buildx does): src=/run/token.txt -> token.txt
+  const id = fields.get('id') || (src && type !== 'env' ? basename(src) : undefined);
   if (!id)
     throw new CogError(`--secret "${value}" has no id`, {
-      hint: 'write it as id=NAME,src=PATH or id=NAME,env=VAR',
+      hint: 'write it as id=NAME,src=PATH, src=PATH (the id is the file name), id=NAME,env=VAR or id=NAME',
     });
   if (src && variable) throw new CogError(`--secret ${id}: give src or env, not both`);
-  const type = fields.get('type');
   if (type === 'env' || variable) return [id, { env: variable ?? src ?? id }];
   if (src || type === 'file') return [id, { file: src ?? id }];
   return [id, env[id] !== undefined ? { env: id } : { file: id, implied: true }];

@@ -74,7 +74,8 @@ function withImageBuildOptions<T>(y: Argv<T>) {
       array: true,
       nargs: 1,
       default: [] as string[],
-      describe: 'id=NAME,src=FILE or id=NAME,env=VAR (id=NAME alone: $NAME if set, else the file NAME)',
+      describe:
+        'id=NAME,src=FILE or id=NAME,env=VAR (src=FILE alone: id is the file name; id=NAME alone: $NAME if set, else the file NAME)',
     })
     .option('cache', {
       type: 'boolean',
@@ -278,7 +279,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               nargs: 1,
               default: [] as string[],
               describe:
-                'id=NAME,src=FILE or id=NAME,env=VAR (id=NAME alone: $NAME if set, else the file NAME)',
+                'id=NAME,src=FILE or id=NAME,env=VAR (src=FILE alone: id is the file name; id=NAME alone: $NAME if set, else the file NAME)',
             })
             .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
             .option('progress', {

@@ -24,6 +24,30 @@ test('src= and env= name the source; type=env takes src= as the variable', () =>
   assert.deepEqual(parseSecretFlag('type=file,id=a', { a: 'set' }), ['a', { file: 'a' }]);
 });
 
+test('src=PATH without id= takes the file name as the id (as buildx does)', () => {
+  assert.deepEqual(parseSecretFlag('src=/run/keys/token.txt', {}), [
+    'token.txt',
+    { file: '/run/keys/token.txt' },
+  ]);
+  assert.deepEqual(parseSecretFlag('source=keys/hf', {}), ['hf', { file: 'keys/hf' }]);
+  assert.deepEqual(parseSecretFlag('type=file,src=./a/b.pem', {}), ['b.pem', { file: './a/b.pem' }]);
+});
+
+test('a --secret with neither id= nor src= is refused, naming the value and the accepted forms', () => {
+  for (const value of ['env=HF_TOKEN', 'type=env,src=HF_TOKEN', 'src=/', 'mode=0400']) {
+    assert.throws(
+      () => parseSecretFlag(value, {}),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message === `--secret "${value}" has no id` &&
+        /id=NAME,src=PATH/.test(err.hint ?? '') &&
+        /src=PATH \(the id is the file name\)/.test(err.hint ?? ''),
+      value,
+    );
+  }
+  assert.throws(() => parseSecretFlag('src=/f,env=V', {}), /--secret f: give src or env, not both/);
+});
+
 test('id=NAME alone is the variable NAME when it is set (even empty), else the file NAME', () => {
   assert.deepEqual(parseSecretFlag('id=HF_TOKEN', { HF_TOKEN: 'hf_x' }), ['HF_TOKEN', { env: 'HF_TOKEN' }]);
   assert.deepEqual(parseSecretFlag('id=HF_TOKEN', { HF_TOKEN: '' }), ['HF_TOKEN', { env: 'HF_TOKEN' }]);
