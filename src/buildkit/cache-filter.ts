@@ -6,6 +6,7 @@
  * prune that frees nothing) and `bogus!=x` matches every record (a prune of everything). Pure.
  */
 import { CogError } from '../errors.js';
+import { parseDuration } from './cache-usage.js';
 
 /** The fields buildkitd's cache records answer to (`parent` on daemons before v0.12, `parents` after). */
 export const cacheFilterFields = [
@@ -110,7 +111,9 @@ export function checkCacheFilters(filters: readonly string[]): void {
         hint:
           'filter on id, type, description, inuse, mutable, immutable, shared, private or parents, ' +
           'e.g. --filter type==exec.cachemount or --filter description~=pip' +
-          (timed ? '; to keep what was used recently, use cog cache prune --keep-duration (e.g. 24h)' : ''),
+          (timed
+            ? '; to keep what was used recently, use cog cache prune --keep-duration 24h (or --filter until=24h on its own)'
+            : ''),
       },
     );
   }
@@ -124,4 +127,60 @@ export function checkCacheFilters(filters: readonly string[]): void {
 export function daemonFilter(filters: readonly string[]): string[] {
   const clauses = filters.map((f) => f.trim()).filter((f) => f !== '');
   return clauses.length === 0 ? [] : [clauses.join(',')];
+}
+
+/** A prune's filters, and its keep duration once buildx's `until` filter is taken out of them. */
+export interface PruneFilters {
+  readonly filter: string[];
+  readonly keepDuration: string | undefined;
+}
+
+/**
+ * Takes buildx's `--filter until=DURATION` (remove what was last used longer ago than DURATION) out of
+ * a prune's filters: buildkitd has no such field, and it means what `--keep-duration DURATION` does.
+ * Given with `--keep-duration` (or twice), both must name the same length of time. Pure.
+ * @throws CogError for a bad duration, two different durations, or `until` inside a list of clauses
+ */
+export function takeUntilFilter(filters: readonly string[], keepDuration: string | undefined): PruneFilters {
+  const rest: string[] = [];
+  let until: { flag: string; value: string; ms: number } | undefined;
+  if (keepDuration !== undefined)
+    until = {
+      flag: `--keep-duration ${keepDuration}`,
+      value: keepDuration,
+      ms: parseDuration('--keep-duration', keepDuration),
+    };
+  for (const filter of filters) {
+    const match = /^\s*until\s*==?\s*(.*?)\s*$/.exec(filter);
+    if (!match) {
+      if ((filterFields(filter) ?? []).includes('until'))
+        throw new CogError(
+          `--filter ${filter}: until cannot be combined with other clauses in one --filter`,
+          {
+            hint: 'give it as a --filter of its own, e.g. --filter until=24h --filter type==regular',
+          },
+        );
+      rest.push(filter);
+      continue;
+    }
+    const value = match[1] as string;
+    const ms = untilDuration(filter, value);
+    if (until && until.ms !== ms)
+      throw new CogError(`--filter ${filter} and ${until.flag} ask for different durations`, {
+        hint: 'give one of them (--filter until=DURATION means --keep-duration DURATION: what was used more recently is kept)',
+      });
+    until ??= { flag: `--filter ${filter.trim()}`, value, ms };
+  }
+  return { filter: rest, keepDuration: until?.value };
+}
+
+/** An `until` filter's duration in milliseconds. @throws CogError naming the filter, with an example */
+function untilDuration(filter: string, value: string): number {
+  try {
+    return parseDuration('until', value);
+  } catch {
+    throw new CogError(`--filter ${filter}: "${value}" is not a duration`, {
+      hint: 'give numbers with units d, h, m, s or ms, e.g. --filter until=24h or --filter until=1h30m',
+    });
+  }
 }

@@ -12,7 +12,7 @@ import {
   parseByteSize,
   parseDuration,
 } from '../buildkit/cache-usage.js';
-import { checkCacheFilters, daemonFilter } from '../buildkit/cache-filter.js';
+import { checkCacheFilters, daemonFilter, takeUntilFilter } from '../buildkit/cache-filter.js';
 import type { BuildkitClient } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
@@ -149,8 +149,9 @@ export function pruneScope(
   return parts.join(', ');
 }
 
-export async function pruneCache(args: CachePruneArgs, io: CommandIo): Promise<void> {
-  // the flags are read before anything is asked or removed
+export async function pruneCache(flags: CachePruneArgs, io: CommandIo): Promise<void> {
+  // the flags are read before anything is asked or removed; buildx's --filter until=D is --keep-duration D
+  const args = { ...flags, ...takeUntilFilter(flags.filter, flags.keepDuration) };
   checkCacheFilters(args.filter);
   const keepDurationMs = args.keepDuration ? parseDuration('--keep-duration', args.keepDuration) : 0;
   const keepBytes = args.keepStorage ? parseByteSize('--keep-storage', args.keepStorage) : 0;

@@ -125,6 +125,19 @@ test(
     assert.equal((JSON.parse(both.stdout) as UsageJson).records, 0, both.stdout);
     assert.equal((await usage(ours)).records, before.records, 'refused flags remove nothing');
 
+    // buildx's --filter until=1h is --keep-duration 1h: the record was used just now, so it stays
+    const recent = await execOk(
+      cog,
+      ['cache', 'prune', '--force', '--json', '--filter', ours, '--filter', 'until=1h'],
+      { env: tb.env },
+    );
+    assert.equal((JSON.parse(recent.stdout) as { records: number }).records, 0, recent.stdout);
+    assert.equal(
+      (await usage(ours)).records,
+      before.records,
+      'until=1h keeps what was used in the last hour',
+    );
+
     const pruned = await execOk(cog, ['cache', 'prune', '--force', '--json', '--filter', ours], {
       env: tb.env,
     });

@@ -2,7 +2,12 @@
 // field the daemon does not know matches nothing with == and everything with !=).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkCacheFilters, daemonFilter, filterFields } from '../../src/buildkit/cache-filter.js';
+import {
+  checkCacheFilters,
+  daemonFilter,
+  filterFields,
+  takeUntilFilter,
+} from '../../src/buildkit/cache-filter.js';
 import { CogError } from '../../src/errors.js';
 
 test('the fields of each clause are read, whatever the operator and quoting', () => {
@@ -65,4 +70,53 @@ test('the --filter flags go to buildkitd as one filter, so that a record must ma
   assert.deepEqual(daemonFilter(['id==x']), ['id==x']);
   assert.deepEqual(daemonFilter([]), []);
   assert.deepEqual(daemonFilter([' ', '']), []);
+});
+
+test("a prune's --filter until=DURATION (buildx's) is its keep duration, and leaves the other filters", () => {
+  assert.deepEqual(takeUntilFilter(['until=24h'], undefined), { filter: [], keepDuration: '24h' });
+  assert.deepEqual(takeUntilFilter(['type==regular', ' until == 1h30m '], undefined), {
+    filter: ['type==regular'],
+    keepDuration: '1h30m',
+  });
+  assert.deepEqual(takeUntilFilter(['type==regular'], '7d'), {
+    filter: ['type==regular'],
+    keepDuration: '7d',
+  });
+  assert.deepEqual(takeUntilFilter([], undefined), { filter: [], keepDuration: undefined });
+  // the same length of time, however written, is no conflict
+  assert.deepEqual(takeUntilFilter(['until=24h'], '1d'), { filter: [], keepDuration: '1d' });
+  assert.deepEqual(takeUntilFilter(['until=60m', 'until=1h'], undefined), {
+    filter: [],
+    keepDuration: '60m',
+  });
+});
+
+test('until with a different --keep-duration, a bad duration, or among other clauses is refused', () => {
+  assert.throws(
+    () => takeUntilFilter(['until=24h'], '7d'),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message === '--filter until=24h and --keep-duration 7d ask for different durations' &&
+      /give one of them/.test(err.hint ?? ''),
+  );
+  assert.throws(
+    () => takeUntilFilter(['until=1h', 'until=2h'], undefined),
+    /--filter until=2h and --filter until=1h ask for different durations/,
+  );
+  assert.throws(
+    () => takeUntilFilter(['until=yesterday'], undefined),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message === '--filter until=yesterday: "yesterday" is not a duration' &&
+      /--filter until=24h/.test(err.hint ?? ''),
+  );
+  assert.throws(() => takeUntilFilter(['until='], undefined), /--filter until=: "" is not a duration/);
+  assert.throws(
+    () => takeUntilFilter(['type==regular,until=24h'], undefined),
+    (err: unknown) =>
+      err instanceof CogError &&
+      /^--filter type==regular,until=24h: until cannot be combined/.test(err.message) &&
+      /a --filter of its own/.test(err.hint ?? ''),
+  );
+  assert.throws(() => takeUntilFilter([], 'soon'), /--keep-duration "soon" is not a duration/);
 });
