@@ -17,7 +17,7 @@ import { type Descriptor, ImageStore, imageStoreDir } from '../image/store.js';
 import { wheelContext } from '../plan/plan.js';
 import type { SmokeOptions } from '../runtime/smoke.js';
 import type { CommandIo } from './debug-solve.js';
-import { parseOutputFlag } from './output-flag.js';
+import { isTrue, outputPushesImage, parseOutputFlag } from './output-flag.js';
 import { withBuildkit } from './buildkit-command.js';
 import { type BuildArgs, prepareBuild, projectSharedKey, warningLine } from './prepare-build.js';
 import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
@@ -49,9 +49,6 @@ function cacheEntry(flag: string, value: string) {
   }
   return { Type: type, Attrs: rest };
 }
-
-/** A boolean exporter attribute as BuildKit reads one (push=true, push=1). */
-const isTrue = (value: string | undefined) => value !== undefined && /^(1|t|true)$/i.test(value);
 
 /** The smoke test also runs one prediction with default inputs when the model needs none. */
 export function smokeOptions(schemaJson: string | undefined): SmokeOptions {
@@ -105,11 +102,14 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const pushTargets: PushTarget[] = [];
   /** the registry --push sends to: COG_REGISTRY_USERNAME/PASSWORD answer buildkitd for it alone */
   let pushRegistry: string | undefined;
-  if (args.push) {
-    if (!args.tag && !loaded.completed.image && !loaded.completed.model)
-      throw new CogError(`--push needs a destination: cog.yaml names no image, and no -t was given`, {
-        hint: "name one with -t REGISTRY/REPO[:TAG], or set 'image' in cog.yaml",
-      });
+  // --push pushes the build's own name when -t or cog.yaml gives one; else an
+  // --output type=image,name=REF,push=true must be there to say where the image goes
+  const pushesOwnName = args.push && Boolean(args.tag || loaded.completed.image || loaded.completed.model);
+  if (args.push && !pushesOwnName && !outputPushesImage(args.outputs))
+    throw new CogError(`--push needs a destination: cog.yaml names no image, and no -t was given`, {
+      hint: "name one with -t REGISTRY/REPO[:TAG] or -o type=image,name=REGISTRY/REPO[:TAG],push=true, or set 'image' in cog.yaml",
+    });
+  if (pushesOwnName) {
     const destination = pushDestination(imageName, nameFrom);
     pushRegistry = destination.registry;
     pushTargets.push({ registry: pushRegistry, repository: destination.repository, from: nameFrom });
@@ -298,7 +298,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     }
     const output: RecordedOutput | undefined = toStore
       ? { kind: 'store', root: store.root }
-      : args.push
+      : pushesOwnName
         ? pushedOutput(imageName, io.env)
         : undefined;
     if (recording && recordInputs && output)

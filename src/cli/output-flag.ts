@@ -67,3 +67,21 @@ export function parseOutputFlag(value: string): OutputSpec {
   }
   return { type: type as OutputType, dest, attrs: rest };
 }
+
+/** A boolean exporter attribute as BuildKit reads one (push=true, push=1). */
+export const isTrue = (value: string | undefined) => value !== undefined && /^(1|t|true)$/i.test(value);
+
+/**
+ * Whether an `--output` value pushes a named image (`type=image,name=REF,push=true`): a destination of
+ * its own, so `--push` needs no `-t` beside it. A value that does not parse is left to its own error.
+ */
+export function outputPushesImage(values: readonly string[]): boolean {
+  return values.some((value) => {
+    try {
+      const spec = parseOutputFlag(value);
+      return spec.type === 'image' && (spec.attrs.name ?? '').trim() !== '' && isTrue(spec.attrs.push);
+    } catch {
+      return false;
+    }
+  });
+}

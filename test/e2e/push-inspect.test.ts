@@ -660,6 +660,26 @@ describe('cog push and cog inspect refusals', () => {
     assert.doesNotMatch(r.stderr, /buildkitd|\[\d+\/\d+\]/, 'nothing was built');
   });
 
+  test('cog build --push with no -t pushes to an -o type=image,name=REF,push=true output', async () => {
+    const dir = await tempDir('cogts-push-nodest-output-');
+    await cp(hello, dir, { recursive: true });
+    const target = `${tb.registry}/cogts-push/nodest-output-${run}:v1`;
+    const r = await cogIn(dir, ['build', '--push', '-o', `type=image,name=${target},push=true`]);
+    assert.equal(r.code, 0, explain(r));
+    assert.doesNotMatch(r.stderr, /needs a destination/);
+    const digest = /^Image built as \S+@(sha256:[0-9a-f]{64})/m.exec(r.stderr)?.[1];
+    assert.ok(digest, explain(r));
+    const inspected = JSON.parse(
+      (await execOk('skopeo', ['inspect', '--tls-verify=false', `docker://${target}`])).stdout,
+    ) as { Digest: string };
+    assert.equal(inspected.Digest, digest);
+    // an image output that does not push is still no destination for --push
+    const local = await cogIn(dir, ['build', '--push', '-o', `type=image,name=${target}`]);
+    assert.equal(local.code, 1, explain(local));
+    assert.match(local.stderr, /--push needs a destination/);
+    assert.match(local.stderr, /^hint: .*-o type=image,name=REGISTRY\/REPO\[:TAG\],push=true/m);
+  });
+
   test('a digest as the destination fails before building, for cog push and cog build --push', async () => {
     const digest = `sha256:${'d'.repeat(64)}`;
     const target = `${tb.registry}/cogts-push/pinned-${run}@${digest}`;

@@ -4,7 +4,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultBuildkitHosts, findOnPath } from '../../src/buildkit/daemon.js';
-import { parseOutputFlag, splitCsv } from '../../src/cli/output-flag.js';
+import { outputPushesImage, parseOutputFlag, splitCsv } from '../../src/cli/output-flag.js';
 import { checkOutputFile, refuseBareOutput } from '../../src/cli/output-files.js';
 import { CogError } from '../../src/errors.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
@@ -49,6 +49,17 @@ test('--output errors name the flag and what is missing', () => {
       value,
     );
   }
+});
+
+test('an --output that pushes a named image is a destination for --push; one that does not is none', () => {
+  assert.equal(outputPushesImage(['type=image,name=r.io/x:1,push=true']), true);
+  assert.equal(outputPushesImage(['type=oci,dest=a.tar', 'type=image,name=r.io/x,push=1']), true);
+  assert.equal(outputPushesImage(['type=image,name=r.io/x']), false);
+  assert.equal(outputPushesImage(['type=image,name=r.io/x,push=false']), false);
+  assert.equal(outputPushesImage(['type=oci,dest=a.tar,push=true']), false);
+  // a value that does not parse is no destination (its own error comes later)
+  assert.equal(outputPushesImage(['type=image,push=true']), false);
+  assert.equal(outputPushesImage([]), false);
 });
 
 test('an output file is checked before the build: its directory must exist, and it must not be a directory', async () => {
