@@ -23,6 +23,9 @@ const positionalCommands: Readonly<Record<string, string>> = {
   logout: 'SERVER',
 };
 
+/** What the value of an option is, for the error when it is missing. */
+const valueNouns: Readonly<Record<string, string>> = { t: 'an image name', tag: 'an image name' };
+
 /** Global options that take a value (the next argument, unless written `--name=value`). */
 const globalValueOptions: ReadonlySet<string> = new Set(['--registry']);
 
@@ -117,7 +120,14 @@ export function usageError(message: string, argv: readonly string[], written = a
   if (valueless) {
     const name = valueless[1] ?? '';
     const form = optionForm(name, argv) ?? (name.length === 1 ? `-${name}` : `--${name}`);
-    return new CogError(`${form} needs a value`, { hint });
+    const what = valueNouns[name];
+    // `-t -bad`: the word after the option starts with "-", so yargs read it as options (b, a, d)
+    const next = argv[argv.lastIndexOf(form) + 1];
+    const dashed =
+      argv.includes(form) && next !== '--' && next?.startsWith('-')
+        ? `; ${JSON.stringify(next)} looks like a flag`
+        : '';
+    return new CogError(`${form} needs a value${what ? ` (${what})` : ''}${dashed}`, { hint });
   }
   const unknown = /^Unknown arguments?: (.+)$/.exec(message);
   if (unknown) {

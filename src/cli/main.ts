@@ -351,6 +351,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('tag', {
           alias: 't',
           type: 'string',
+          // `-t` with no value (or `-t -bad`) is an error, not an empty name
+          nargs: 1,
           describe: 'image name (default: cog.yaml image, model, or cog-<dir>)',
         })
         .option('push', {

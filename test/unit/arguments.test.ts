@@ -92,6 +92,32 @@ test("yargs's failures name the command, and the hint its help", () => {
   assert.equal(sub.hint, 'run `cog image --help` for usage');
 });
 
+test('an option given no value, or a dash-word where its value should be, says so (not one error per letter)', () => {
+  const bad = usageError('Not enough arguments following: t', ['build', '-t', '-bad']);
+  assert.equal(bad.message, '-t needs a value (an image name); "-bad" looks like a flag');
+  assert.equal(bad.hint, 'run `cog build --help` for usage');
+  assert.equal(
+    usageError('Not enough arguments following: tag', ['build', '--tag', '--push']).message,
+    '--tag needs a value (an image name); "--push" looks like a flag',
+  );
+  assert.equal(
+    usageError('Not enough arguments following: t', ['build', '-t', 'a', '-t', '-x']).message,
+    '-t needs a value (an image name); "-x" looks like a flag',
+  );
+  assert.equal(
+    usageError('Not enough arguments following: t', ['build', '-t']).message,
+    '-t needs a value (an image name)',
+  );
+  assert.equal(
+    usageError('Not enough arguments following: o', ['build', '-o', '-bad']).message,
+    '-o needs a value; "-bad" looks like a flag',
+  );
+  assert.equal(
+    usageError('Not enough arguments following: t', ['build', '-t', '--']).message,
+    '-t needs a value (an image name)',
+  );
+});
+
 test('a surplus name is the one the user wrote last, also when `--` moved the names after it first', () => {
   // `cog push A -- B` is read as `push B A`: yargs finds A surplus, but B is the one too many
   const written = ['push', 'a.example/x', '--', 'b.example/y'];

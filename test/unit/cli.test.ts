@@ -292,6 +292,19 @@ test('an option that takes a value, given none, is a usage error naming it (it w
   }
 });
 
+test('cog build -t -bad says -t needs an image name and "-bad" looks like a flag (it named each letter)', async () => {
+  for (const [args, expected] of [
+    [['build', '-t', '-bad'], '-t needs a value (an image name); "-bad" looks like a flag'],
+    [['build', '-t'], '-t needs a value (an image name)'],
+  ] as const) {
+    const out = await exec(cog, [...args], {
+      env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
+    });
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(out.stderr, `cog: error: ${expected}\nhint: run \`cog build --help\` for usage\n`);
+  }
+});
+
 test('inspect --local NAME@DIGEST not in the store hints at NAME:TAG@DIGEST, not at `cog build -t NAME@DIGEST` (refused)', async () => {
   const store = join(await tempDir('cogts-inspect-store-'), 'store');
   const ref = `r.example/a/b@sha256:${'a'.repeat(64)}`;
