@@ -3,10 +3,10 @@
  * checked before the build: a path that names a directory, or whose directory does not exist or cannot
  * be written in, would otherwise fail only once the (possibly long) build is done.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { CogError } from '../errors.js';
+import { directoryProblem } from '../writable-dir.js';
 
 /** What a check says about a file a build is to write. */
 export interface OutputFile {
@@ -39,27 +39,19 @@ export async function checkOutputFile(file: OutputFile, cwd: string): Promise<vo
     });
   }
   const dir = dirname(target);
-  const parent = await statOf(dir);
-  if (!parent)
+  const problem = await directoryProblem(dir);
+  if (problem?.kind === 'missing')
     throw new CogError(`${file.flag}: the directory ${dir} does not exist`, {
       hint: `create it first (mkdir -p ${dir}), or write the file into a directory that exists`,
     });
-  if (!parent.isDirectory())
-    throw new CogError(`${file.flag}: ${dir} is not a directory`, {
-      hint: 'write the file into a directory that exists',
+  if (problem?.kind === 'file')
+    throw new CogError(`${file.flag}: ${problem.path} is a file, not a directory`, {
+      hint: `choose another path, in a directory that exists, e.g. ${file.example(file.suggestedName)}`,
     });
-  // a file made and removed at once: permissions, a read-only mount or a pseudo file system (/sys,
-  // /proc) are found now, not when the build is done (access() says yes to root on most of them)
-  const probe = join(dir, `.cog-write-check-${randomBytes(6).toString('hex')}`);
-  try {
-    await (await open(probe, 'wx', 0o600)).close();
-  } catch (err) {
-    throw new CogError(
-      `${file.flag}: cannot write files in ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      { hint: 'write the file into a directory you can write to' },
-    );
-  }
-  await rm(probe, { force: true });
+  if (problem?.kind === 'unwritable')
+    throw new CogError(`${file.flag}: cannot write files in ${dir} (${problem.code})`, {
+      hint: `choose another path, in a directory you can write to, e.g. ${file.example(file.suggestedName)}`,
+    });
 }
 
 /**

@@ -10,6 +10,7 @@ import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
+import { directoryProblem } from '../writable-dir.js';
 import {
   deref,
   extensionForMimeType,
@@ -275,13 +276,23 @@ export async function checkOutputPath(value: string, cwd: string): Promise<strin
   const given = value.replace(/^@/, '');
   if (given === '' || given.endsWith('/')) return value;
   const target = resolve(cwd, expandHome(given));
-  if ((await stat(target).catch(() => undefined))?.isDirectory() === true) return `${value}/`;
-  const dir = dirname(target);
-  if ((await stat(dir).catch(() => undefined))?.isDirectory() !== true)
+  const isDirectory = (await stat(target).catch(() => undefined))?.isDirectory() === true;
+  // the outputs go in the directory itself, or next to the file named
+  const dir = isDirectory ? target : dirname(target);
+  const problem = await directoryProblem(dir);
+  if (problem?.kind === 'missing')
     throw new CogError(`-o ${value}: the directory ${dir} does not exist`, {
       hint: `create it first (mkdir -p ${dir}), or write the output into a directory that exists`,
     });
-  return value;
+  if (problem?.kind === 'file')
+    throw new CogError(`-o ${value}: ${problem.path} is a file, not a directory`, {
+      hint: 'choose another path with -o, e.g. -o output.json or -o outputs/ (made when missing)',
+    });
+  if (problem?.kind === 'unwritable')
+    throw new CogError(`-o ${value}: cannot write files in ${dir} (${problem.code})`, {
+      hint: 'choose another path with -o, in a directory you can write to',
+    });
+  return isDirectory ? `${value}/` : value;
 }
 
 async function writeAtomic(target: string, data: Buffer): Promise<void> {

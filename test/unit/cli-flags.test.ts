@@ -82,7 +82,14 @@ test('an output file is checked before the build: its directory must exist, and 
     ['out/', /: out\/ is a directory, not a file to write$/, /dest=out\/image\.tar/],
     ['new-dir/', /: new-dir\/ is a directory, not a file to write$/, /dest=new-dir\/image\.tar/],
     ['missing/x.tar', /: the directory .*\/missing does not exist$/, /mkdir -p .*\/missing/],
-    ['plain-file/x.tar', /: .*\/plain-file is not a directory$/, /a directory that exists/],
+    [
+      'plain-file/x.tar',
+      /: .*\/plain-file is a file, not a directory$/,
+      /choose another path.*dest=image\.tar/,
+    ],
+    // not "does not exist, mkdir -p": mkdir would fail on the file in the way
+    ['plain-file/sub/x.tar', /: .*\/plain-file is a file, not a directory$/, /choose another path/],
+    ['/proc/x.tar', /: cannot write files in \/proc \(E[A-Z]+\)$/, /a directory you can write to/],
     // a pseudo file system that takes no new files (root may "access" it): found before the build
     ['/sys/x.tar', /: cannot write files in \/sys \(E[A-Z]+\)$/, /a directory you can write to/],
   ];

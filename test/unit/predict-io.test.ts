@@ -683,6 +683,40 @@ describe('checkOutputPath', () => {
     }
   });
 
+  test('a file where the directory should be, or a directory that takes no files, fails before the run', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cog-predict-out-'));
+    try {
+      await writeFile(join(dir, 'out.json'), '{}');
+      for (const value of ['out.json/x.png', 'out.json/sub/x.png']) {
+        await assert.rejects(
+          checkOutputPath(value, dir),
+          (err: unknown) =>
+            err instanceof CogError &&
+            err.message === `-o ${value}: ${join(dir, 'out.json')} is a file, not a directory` &&
+            /choose another path with -o/.test(err.hint ?? '') &&
+            !/mkdir/.test(err.hint ?? ''),
+          value,
+        );
+      }
+      // /proc takes no new files, even from root: said now, not after the model has run
+      for (const [value, where] of [
+        ['/proc/x.png', '/proc'],
+        ['/proc', '/proc'],
+      ] as const) {
+        await assert.rejects(
+          checkOutputPath(value, dir),
+          (err: unknown) =>
+            err instanceof CogError &&
+            new RegExp(`^-o ${value}: cannot write files in ${where} \\(E[A-Z]+\\)$`).test(err.message) &&
+            /a directory you can write to/.test(err.hint ?? ''),
+          value,
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('writeOutputs makes the -o DIR/ directory when asked', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cog-predict-out-'));
     try {
