@@ -195,8 +195,10 @@ export async function readErrorBody(
 export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorContext): Promise<RegistryError> {
   const { codes, said } = await readErrorBody(res, ctx.secrets);
   const status = res.statusCode;
+  const target = status >= 300 && status < 400 ? redirectTarget(res, ctx) : undefined;
   return new RegistryError(
-    `${ctx.what}: ${ctx.method} ${redactUrl(ctx.url)} answered HTTP ${status}${said ? ` (${said})` : ''}`,
+    `${ctx.what}: ${ctx.method} ${redactUrl(ctx.url)} answered HTTP ${status}` +
+      `${target ? `, a redirect to ${target}` : ''}${said ? ` (${said})` : ''}`,
     {
       status,
       method: ctx.method,
@@ -207,4 +209,20 @@ export async function responseError(res: Dispatcher.ResponseData, ctx: ErrorCont
       hint: hintFor(status, ctx, codes),
     },
   );
+}
+
+/**
+ * Where a redirect points, as the user may read it: resolved against the request's URL, without
+ * user-info or query (redactUrl; a login page's URL may carry a token), `ctx.secrets` masked.
+ */
+function redirectTarget(res: Dispatcher.ResponseData, ctx: ErrorContext): string | undefined {
+  const location = headerValue(res.headers, 'location')?.trim();
+  if (!location) return undefined;
+  let url: string;
+  try {
+    url = new URL(location, ctx.url).toString();
+  } catch {
+    url = location.replace(/\/\/[^/]*@/, '//'); // no user-info, even in what is not a URL
+  }
+  return redactSecrets(redactUrl(url), ctx.secrets ?? []);
 }

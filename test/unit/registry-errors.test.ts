@@ -1,8 +1,11 @@
 // What a registry's error body becomes in the message and hint the user reads.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import type { Dispatcher } from 'undici';
+import { RegistryClient, RegistryError, defaultRetryPolicy } from '../../src/registry/index.js';
 import { errorEntry, responseError } from '../../src/registry/errors.js';
 
 const answer = (status: number, body: unknown) =>
@@ -96,4 +99,62 @@ test('a redirect is named as one; a request about no repository hints at the add
     (await responseError(answer(418, ''), ctx)).hint ?? '',
     /check the reference and the registry address/,
   );
+});
+
+test('a redirect names where it points, without the user-info and query it may carry', async () => {
+  const ping = {
+    what: 'checking registry reg.example',
+    method: 'GET',
+    url: 'https://reg.example/v2/',
+    registry: 'reg.example',
+  };
+  const moved = (location: string, secrets: string[] = []) =>
+    responseError(
+      {
+        statusCode: 302,
+        headers: { location },
+        body: Readable.from([Buffer.from('moved')]),
+      } as unknown as Dispatcher.ResponseData,
+      { ...ping, secrets },
+    );
+  assert.equal(
+    (await moved('https://ann:hunter2@login.example.com/v2/?token=abc123')).message,
+    'checking registry reg.example: GET https://reg.example/v2/ answered HTTP 302, a redirect to https://login.example.com/v2/',
+  );
+  // a relative Location is on the registry's own host
+  assert.match((await moved('/login')).message, /, a redirect to https:\/\/reg\.example\/login$/);
+  // a secret we sent is masked in the path too
+  assert.match(
+    (await moved('https://sso.example/s3cr3t-tok/x', ['s3cr3t-tok'])).message,
+    /a redirect to https:\/\/sso\.example\/\*\*\*\/x$/,
+  );
+  // no Location: the status alone, as before
+  assert.equal(
+    (await responseError(answer(301, ''), ping)).message,
+    'checking registry reg.example: GET https://reg.example/v2/ answered HTTP 301',
+  );
+});
+
+test('a registry whose /v2/ redirects: the ping error says where to', async () => {
+  const server = createServer((_req, res) => {
+    res.writeHead(307, { location: 'https://user:pw-9f8e@portal.example.net/v2/?session=s-77' });
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const client = new RegistryClient({ env: {}, retry: { ...defaultRetryPolicy, attempts: 1 } });
+    await assert.rejects(
+      client.checkAnswers(registry),
+      (err: unknown) =>
+        err instanceof RegistryError &&
+        err.status === 307 &&
+        err.message ===
+          `checking registry ${registry}: GET http://${registry}/v2/ answered HTTP 307, a redirect to https://portal.example.net/v2/` &&
+        !/pw-9f8e|s-77|user/.test(err.message) &&
+        /answered with a redirect/.test(err.hint ?? ''),
+    );
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
