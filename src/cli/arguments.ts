@@ -159,3 +159,30 @@ function optionForm(name: string, argv: readonly string[]): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * An option that takes one value, given more than once (`-t a -t b`): yargs makes its value a list,
+ * which the command would take for a string. The error names the option as written and the values;
+ * `arrayKeys` are the options that may repeat (yargs's `array` list, aliases included).
+ */
+export function repeatedOptionError(
+  parsed: Readonly<Record<string, unknown>>,
+  arrayKeys: readonly string[],
+  argv: readonly string[],
+): CogError | undefined {
+  const may = new Set(arrayKeys);
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key === '_' || key === '$0' || may.has(key) || !Array.isArray(value)) continue;
+    const form = optionForm(key, argv);
+    // an alias's key (tag for -t) names the same option: report the form the user wrote
+    if (form === undefined) continue;
+    const command = commandOf(argv);
+    return new CogError(
+      `${form} was given ${value.length} times (${value.map((v) => JSON.stringify(String(v))).join(', ')}): it takes one value`,
+      {
+        hint: `give ${form} once (\`${command === undefined ? 'cog --help' : `cog ${command} --help`}\` lists the options)`,
+      },
+    );
+  }
+  return undefined;
+}

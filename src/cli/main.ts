@@ -12,7 +12,7 @@ import { predict } from './predict.js';
 import { serve } from './serve.js';
 import { ProcessExitError, execCommand, splitExecArgv } from './exec.js';
 import { registerLoginCommands } from './login-commands.js';
-import { positionalsAfterDashes, usageError } from './arguments.js';
+import { positionalsAfterDashes, repeatedOptionError, usageError } from './arguments.js';
 import { processIo } from './process-io.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
@@ -212,7 +212,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw usageError(msg ?? err?.message ?? '', argv, written ?? argv);
     });
   skipHelpPrerender(cli);
-  withGlobalFlags(cli);
+  withGlobalFlags(cli, argv);
   cli.command('debug', 'Print the build plan and the LLB graph for cog.yaml', (y) =>
     y
       .command(
@@ -776,7 +776,14 @@ export async function main(argv: readonly string[]): Promise<number> {
  * COG_REGISTRY_HOST: the cog-base images' registry and r8.im's stand-in). They become the environment
  * the commands read, set before any command runs.
  */
-function withGlobalFlags(cli: Argv): void {
+/** The options (aliases included) declared `array` in the command being parsed: they may repeat. */
+function declaredArrays(cli: Argv): readonly string[] {
+  // getOptions is yargs's (the command's options while it parses); its typings leave it out
+  return (cli as unknown as { getOptions(): { array: string[] } }).getOptions().array;
+}
+
+/** Global flags, and the checks every command's parsed options go through (`rawArgv`: what yargs read). */
+function withGlobalFlags(cli: Argv, rawArgv: readonly string[]): void {
   cli
     .option('debug', {
       type: 'boolean',
@@ -789,6 +796,11 @@ function withGlobalFlags(cli: Argv): void {
       describe: '--no-color: no colours in the progress view (also NO_COLOR, COG_NO_COLOR)',
     })
     .option('registry', { type: 'string', hidden: true, describe: 'the registry host (COG_REGISTRY_HOST)' })
+    .middleware((parsed) => {
+      // `-t a -t b`: a list where the command expects one value (the options of the command run)
+      const repeated = repeatedOptionError(parsed, declaredArrays(cli), rawArgv);
+      if (repeated) throw repeated;
+    })
     .middleware((argv) => {
       if (typeof argv.registry === 'string' && argv.registry !== '')
         process.env.COG_REGISTRY_HOST = argv.registry;

@@ -259,7 +259,10 @@ describe('cog push through a registry that answers 500 and 429', () => {
     assert.deepEqual(proxy.stats.faults, { cuts: 0, status500: 1, status429: 1 });
     const retries = r.stderr.split('\n').filter((l) => /; retrying \(\d\/4\) in \d+\.\ds$/.test(l));
     assert.equal(retries.length, 2, explain(r));
-    assert.match(retries[0]!, /^cog: .* answered HTTP 500( \(injected[^)]*\))?; retrying \(1\/4\) in 1\.\ds$/);
+    assert.match(
+      retries[0]!,
+      /^cog: .* answered HTTP 500( \(injected[^)]*\))?; retrying \(1\/4\) in 1\.\ds$/,
+    );
     // 429 came with Retry-After: 1, which the wait follows
     assert.match(retries[1]!, /^cog: .* answered HTTP 429( \(injected[^)]*\))?; retrying \(1\/4\) in 1\.0s$/);
     assert.ok(!/^Error|^cog: error/m.test(r.stderr), explain(r));

@@ -2,7 +2,12 @@
 // into messages that name the command.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { commandOf, positionalsAfterDashes, usageError } from '../../src/cli/arguments.js';
+import {
+  commandOf,
+  positionalsAfterDashes,
+  repeatedOptionError,
+  usageError,
+} from '../../src/cli/arguments.js';
 import { CogError } from '../../src/errors.js';
 
 test('the command is the first word cog knows, with its subcommand for image, cache and debug', () => {
@@ -134,4 +139,25 @@ test('a surplus name is the one the user wrote last, also when `--` moved the na
   );
   // without `--` nothing moved: the names are as yargs gave them
   assert.equal(usageError('Unknown argument: b', ['push', 'a', 'b']).message, 'unexpected argument "b"');
+});
+
+test('options that may repeat are left alone; a single-value one given twice is named as written', () => {
+  const argv = ['predict', '-i', 'a=1', '-i', 'b=2', '--tag', 'x', '--tag', 'y'];
+  const parsed = {
+    _: ['predict'],
+    $0: 'cog',
+    i: ['a=1', 'b=2'],
+    input: ['a=1', 'b=2'],
+    t: ['x', 'y'],
+    tag: ['x', 'y'],
+  };
+  const err = repeatedOptionError(parsed, ['i', 'input'], argv);
+  assert.equal(err?.message, '--tag was given 2 times ("x", "y"): it takes one value');
+  assert.equal(err?.hint, 'give --tag once (`cog predict --help` lists the options)');
+  assert.equal(repeatedOptionError({ ...parsed, t: 'y', tag: 'y' }, ['i', 'input'], argv), undefined);
+  assert.equal(
+    repeatedOptionError({ _: ['a', 'b'], $0: 'cog' }, [], ['a', 'b']),
+    undefined,
+    'positionals are not options',
+  );
 });

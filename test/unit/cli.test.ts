@@ -305,6 +305,38 @@ test('cog build -t -bad says -t needs an image name and "-bad" looks like a flag
   }
 });
 
+test('an option that takes one value, given twice, is refused naming it and both values (it crashed on a list)', async () => {
+  const dir = await tempDir('cogts-repeated-');
+  await writeFile(
+    join(dir, 'cog.yaml'),
+    'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n',
+  );
+  await writeFile(join(dir, 'predict.py'), 'from cog import BasePredictor\n');
+  for (const [args, expected, help] of [
+    [['build', '-t', 'a', '-t', 'b'], '-t was given 2 times ("a", "b"): it takes one value', 'cog build'],
+    [
+      ['build', '--progress', 'plain', '--progress', 'quiet'],
+      '--progress was given 2 times ("plain", "quiet"): it takes one value',
+      'cog build',
+    ],
+    [
+      ['push', '-f', 'cog.yaml', '--file', 'x.yaml'],
+      '-f was given 2 times ("cog.yaml", "x.yaml"): it takes one value',
+      'cog push',
+    ],
+  ] as const) {
+    const out = await exec(cog, [...args], {
+      cwd: dir,
+      env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock', COG_IMAGE_STORE: join(dir, 'store') },
+    });
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(
+      out.stderr,
+      `cog: error: ${expected}\nhint: give ${expected.split(' ')[0]} once (\`${help} --help\` lists the options)\n`,
+    );
+  }
+});
+
 test('inspect --local NAME@DIGEST not in the store hints at NAME:TAG@DIGEST, not at `cog build -t NAME@DIGEST` (refused)', async () => {
   const store = join(await tempDir('cogts-inspect-store-'), 'store');
   const ref = `r.example/a/b@sha256:${'a'.repeat(64)}`;
