@@ -11,6 +11,12 @@ export const defaultUvImage = 'ghcr.io/astral-sh/uv:0.9.26';
 export const freezeCommand = 'python -m pip freeze --disable-pip-version-check 2>/dev/null || uv pip freeze';
 export const aptCache: CacheMount = { target: '/var/cache/apt', sharing: 'locked' };
 const pipCache: CacheMount = { target: '/root/.cache/pip', sharing: 'shared' };
+/**
+ * Every step that runs uv mounts its cache: uv writes one there even for `uv run pip`, and its
+ * interpreter entry records the ctime of the Python binary in buildkitd's snapshot (not a property of
+ * the image), which would make the layer, and so the image digest, differ from one daemon or snapshot
+ * to the next even with --timestamp.
+ */
 const uvCache: CacheMount = { target: '/root/.cache/uv', sharing: 'shared' };
 const optimisingCflags = '-O3 -funroll-loops -fno-strict-aliasing -flto -S';
 /**
@@ -348,7 +354,7 @@ export function planBuild(input: PlanInput): BuildPlan {
       kind: 'run',
       name: 'install requirements',
       shell: `${cd}uv run pip install${breakSystem} --cache-dir /root/.cache/pip -r /tmp/requirements.txt${stripSuffix(input.strip)}`,
-      cache: [pipCache],
+      cache: [pipCache, uvCache],
     });
     steps.push({ kind: 'env', name: 'reset CFLAGS', env: [['CFLAGS', '']] });
     if (artifacts.length > 0) {
@@ -356,6 +362,7 @@ export function planBuild(input: PlanInput): BuildPlan {
         kind: 'run',
         name: 'keep the managed cog and coglet',
         shell: `uv pip uninstall${breakSystem} cog coglet`,
+        cache: [uvCache],
       });
     }
   }

@@ -116,6 +116,50 @@ test('file wheels are copied from their own context and pre-releases add --pre',
   assert.equal(copy?.kind === 'context-files' && copy.context, 'cog-wheel');
 });
 
+test('every step that runs uv mounts uv’s cache, so no uv cache entry lands in a layer', () => {
+  // uv's interpreter entry holds the ctime of Python in buildkitd's snapshot: in a layer, it made two
+  // --timestamp builds of the same project differ whenever that snapshot changed between them
+  const uvSteps = (input: PlanInput) =>
+    planBuild(input).steps.flatMap((s) => (s.kind === 'run' && /(^|[\s&|;(])uv\s/.test(s.shell) ? [s] : []));
+  const cuda: PlanInput = {
+    ...cpuInput,
+    baseKind: 'cuda',
+    gpu: true,
+    baseImage: 'nvidia/cuda:x',
+    cuda: '12.8',
+  };
+  const steps = [...uvSteps(cpuInput), ...uvSteps(cuda)];
+  const names = steps.map((s) => s.name);
+  for (const expected of [
+    'install requirements',
+    'keep the managed cog and coglet',
+    'install Python 3.11 with uv',
+  ])
+    assert.ok(names.includes(expected), `${expected} runs uv (found: ${names.join(', ')})`);
+  for (const step of steps)
+    assert.ok(
+      (step.cache ?? []).some((c) => c.target === '/root/.cache/uv'),
+      `${step.name} runs uv without its cache mount`,
+    );
+
+  // compiled: the requirements install is an exec with both caches mounted (BuildKit cache mounts)
+  const compiled = compilePlan(
+    planBuild(minimalPlanInput({ requirements: 'six==1.17.0', sourceDateEpoch: 1 })),
+    {
+      baseConfig: {},
+    },
+  );
+  const install = compiled.image
+    .marshal()
+    .ops.find((o) => o.metadata.description?.['llb.customname'] === 'install requirements')?.op.exec;
+  assert.ok(install);
+  assert.deepEqual(
+    (install.mounts ?? []).filter((m) => m.mountType === 3).map((m) => m.dest),
+    ['/root/.cache/pip', '/root/.cache/uv'],
+  );
+  assert.ok(install.meta?.env?.includes('SOURCE_DATE_EPOCH=1'));
+});
+
 test('the compiled graph keeps the source copy off the dependency chain', () => {
   const plan = planBuild(cpuInput);
   const compiled = compilePlan(plan, {
