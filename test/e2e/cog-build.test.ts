@@ -5,6 +5,7 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
+import { imageDifference, imageFacts } from '../support/image-difference.js';
 import { layerEntries, pushedConfig } from '../support/pushed-image.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
@@ -269,8 +270,10 @@ test(
   { timeout: 900_000 },
   async () => {
     const digests: string[] = [];
+    const refs: string[] = [];
     for (const round of [1, 2]) {
       const ref = `${tb.registry}/cogts-test/reproducible:${tag}-${round}`;
+      refs.push(ref);
       const out = await exec(
         cog,
         ['build', '-t', ref, '--push', '--no-cache', '--timestamp', '1700000000', '--progress', 'quiet'],
@@ -281,6 +284,10 @@ test(
       assert.ok(digest, out.stderr);
       digests.push(digest);
     }
-    assert.equal(digests[0], digests[1]);
+    const [first, second] = refs as [string, string];
+    // on a mismatch, the message says which steps' layers differ, and whether the package index changed
+    const why =
+      digests[0] === digests[1] ? '' : imageDifference(await imageFacts(first), await imageFacts(second));
+    assert.equal(digests[0], digests[1], `the two builds differ:\n${why}`);
   },
 );
