@@ -3,6 +3,7 @@
  * a private daemon), open a session with the command's services, cancel on Ctrl-C, explain registry
  * refusals, and close everything in order whatever happens.
  */
+import { pointToShownOutput } from '../runtime/server-output.js';
 import { authService, explainRegistryAuthError, explainRegistryReachError } from '../buildkit/auth.js';
 import { type BuildkitClient, newId } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
@@ -13,7 +14,7 @@ import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { hidingVertices } from '../progress/hide.js';
 import { maskingSecrets } from '../progress/mask.js';
 import { redactError } from '../registry/redact.js';
-import { createProgressRenderer, resolveProgressMode } from '../progress/index.js';
+import { type ProgressMode, createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import type { CommandIo } from './debug-solve.js';
 import { withInterrupt } from './interrupt.js';
 
@@ -46,16 +47,27 @@ export interface BuildkitContext {
   readonly onStatus: NonNullable<SolveOptions['onStatus']>;
 }
 
+/** The progress view a command shows: --progress, else BUILDKIT_PROGRESS, else its default. */
+export function progressModeOf(
+  io: CommandIo,
+  options: Pick<BuildkitCommandOptions, 'progress' | 'defaultProgress'>,
+): ProgressMode {
+  return resolveProgressMode(
+    options.progress ?? (io.env.BUILDKIT_PROGRESS ? undefined : options.defaultProgress),
+    io.env,
+    io.stderr.isTTY === true,
+  );
+}
+
+/** Whether the progress view prints the build's whole log (the model server's output included). */
+export const showsWholeLog = (mode: ProgressMode) => mode === 'plain' || mode === 'rawjson';
+
 export async function withBuildkit<T>(
   io: CommandIo,
   options: BuildkitCommandOptions,
   work: (context: BuildkitContext) => Promise<T>,
 ): Promise<T> {
-  const mode = resolveProgressMode(
-    options.progress ?? (io.env.BUILDKIT_PROGRESS ? undefined : options.defaultProgress),
-    io.env,
-    io.stderr.isTTY === true,
-  );
+  const mode = progressModeOf(io, options);
   const progress = createProgressRenderer(mode, io.stderr, { env: io.env });
   const visible = hidingVertices(options.hideSteps ?? (() => false));
   // the credentials the session gave buildkitd: masked in what it says (a registry may echo them)
@@ -89,7 +101,11 @@ export async function withBuildkit<T>(
         ).catch((err: unknown) => {
           throw redactError(
             explainMissingSecret(
-              explainRegistryReachError(explainRegistryAuthError(err, { env: io.env })),
+              explainRegistryReachError(
+                explainRegistryAuthError(pointToShownOutput(err, showsWholeLog(mode)), {
+                  env: io.env,
+                }),
+              ),
               options.secretFlag === true,
             ),
             [...handedOut],

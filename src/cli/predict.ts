@@ -24,9 +24,10 @@ import { checkOutputPath, jsonModeResult, planOutputs, writeOutputs } from '../r
 import { localImages } from '../runtime/local-images.js';
 import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
+import { pointToShownOutput } from '../runtime/server-output.js';
 import type { SmokeReport } from '../runtime/smoke.js';
 import { defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
-import { withBuildkit } from './buildkit-command.js';
+import { progressModeOf, showsWholeLog, withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
 import { checkEntryPoint, checkImageEntryPoint } from './entry-point.js';
 
@@ -207,7 +208,11 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
 
   if (!report) throw new CogError('the model did not run');
   const failure = runFailure(report);
-  if (failure) throw failure;
+  if (failure)
+    throw pointToShownOutput(
+      failure,
+      showsWholeLog(progressModeOf(io, { progress: args.progress, defaultProgress: 'quiet' })),
+    );
   const answer = report.prediction as { status?: string; error?: unknown; output?: unknown };
   if (answer.status === 'http 422') throw new CogError(format422(answer.error), { hint: 'fix the inputs' });
   if (answer.status?.startsWith('http ')) {

@@ -3,6 +3,7 @@
  * probe (smoke.ts) keeps them in its report, since the default (quiet) progress view shows none of the
  * server's output. coglet logs JSON lines; they are shown as a person reads them. Pure.
  */
+import { CogError } from '../errors.js';
 import type { SmokeReport } from './smoke.js';
 import { isRecord } from '../is-record.js';
 
@@ -50,6 +51,18 @@ export function serverOutputTail(report: SmokeReport): string {
 
 /** The hint of an error about a server that did not become READY: the build's log has all its output. */
 export const wholeOutputHint = "run again with --progress plain to see all of the model server's output";
+
+/** The same hint when the progress view printed the build's log (--progress plain or rawjson). */
+export const shownOutputHint = "the model server's whole output is in the build's log above";
+
+/**
+ * An error whose hint says to run again with --progress plain, when the log was printed already
+ * (`logShown`): the hint points to the log instead. Any other error is returned as it is.
+ */
+export function pointToShownOutput(err: unknown, logShown: boolean): unknown {
+  if (!logShown || !(err instanceof CogError) || err.hint !== wholeOutputHint) return err;
+  return new CogError(err.message, { hint: shownOutputHint, exitCode: err.exitCode, cause: err.cause });
+}
 
 /**
  * Whether the tail's lines hold the setup logs already: every non-blank line of the logs is within one

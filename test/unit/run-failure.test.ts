@@ -5,7 +5,13 @@ import { test } from 'node:test';
 import { checkSmoke } from '../../src/build/build-model.js';
 import { CogError } from '../../src/errors.js';
 import { runFailure } from '../../src/runtime/run-model.js';
-import { readableServerLine, serverOutputTail } from '../../src/runtime/server-output.js';
+import {
+  pointToShownOutput,
+  readableServerLine,
+  serverOutputTail,
+  shownOutputHint,
+  wholeOutputHint,
+} from '../../src/runtime/server-output.js';
 import type { SmokeReport } from '../../src/runtime/smoke.js';
 
 const traceback = [
@@ -146,4 +152,18 @@ test('cog build --smoke-test: the same tail in its error', () => {
       /^ {2}RuntimeError: boom$/m.test(err.message) &&
       /--progress plain/.test(err.hint ?? ''),
   );
+});
+
+test('with the whole log printed (--progress plain), the hint points to it instead of asking to run again', () => {
+  const failure = runFailure({ health: { status: 'SETUP_FAILED' } } as SmokeReport);
+  assert.ok(failure instanceof CogError);
+  assert.equal(failure.hint, wholeOutputHint);
+  assert.equal(pointToShownOutput(failure, false), failure, 'quiet/tty: unchanged');
+  const shown = pointToShownOutput(failure, true);
+  assert.ok(shown instanceof CogError);
+  assert.equal(shown.message, failure.message);
+  assert.equal(shown.hint, shownOutputHint);
+  assert.equal(shown.exitCode, failure.exitCode);
+  const other = new CogError('x', { hint: 'something else' });
+  assert.equal(pointToShownOutput(other, true), other, 'other hints are left alone');
 });
