@@ -260,6 +260,19 @@ describe('credential helpers', () => {
     }
   }
 
+  /** Asserts the helper's child `pid` is gone within 2 s; kills it either way, so no test leaves it running. */
+  async function assertGone(pid: number): Promise<void> {
+    try {
+      assert.equal(await stillRunningAfter(pid, 2_000), false, `the helper's child ${pid} is still running`);
+    } finally {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone, as it should be
+      }
+    }
+  }
+
   test(
     'a hung helper is killed at the timeout with the programs it started',
     { timeout: 30_000 },
@@ -279,19 +292,7 @@ describe('credential helpers', () => {
       );
       assert.ok(Date.now() - started < 5_000, `gave up after ${Date.now() - started} ms`);
       const pid = await childPid(pidFile);
-      try {
-        assert.equal(
-          await stillRunningAfter(pid, 2_000),
-          false,
-          `the helper's child ${pid} is still running`,
-        );
-      } finally {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone, as it should be
-        }
-      }
+      await assertGone(pid);
     },
   );
 
@@ -312,19 +313,7 @@ describe('credential helpers', () => {
       const exited = await exec(process.execPath, ['--input-type=module', '-e', script]);
       assert.equal(exited.code, 0, exited.stderr);
       const pid = await childPid(pidFile);
-      try {
-        assert.equal(
-          await stillRunningAfter(pid, 2_000),
-          false,
-          `the helper's child ${pid} is still running`,
-        );
-      } finally {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone, as it should be
-        }
-      }
+      await assertGone(pid);
     },
   );
 
