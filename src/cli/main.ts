@@ -68,7 +68,13 @@ function withBaseImageOptions<T>(y: Argv<T>, note = '') {
 /** The options `cog build` and `cog push` share: how the image is built. */
 function withImageBuildOptions<T>(y: Argv<T>) {
   return withTlsOptions(y)
-    .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
+    .option('file', {
+      alias: 'f',
+      type: 'string',
+      nargs: 1,
+      default: 'cog.yaml',
+      describe: 'the config file',
+    })
     .option('secret', {
       type: 'string',
       array: true,
@@ -84,6 +90,7 @@ function withImageBuildOptions<T>(y: Argv<T>) {
     })
     .option('progress', {
       type: 'string',
+      nargs: 1,
       describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
     })
     .option('openapi-schema', {
@@ -121,6 +128,7 @@ function withImageBuildOptions<T>(y: Argv<T>) {
     })
     .option('platform', {
       type: 'string',
+      nargs: 1,
       describe:
         'linux/amd64 (default) or linux/arm64 for CPU models; linux/amd64,linux/arm64 builds one image index of both',
     });
@@ -284,6 +292,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
             .option('progress', {
               type: 'string',
+              nargs: 1,
               describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
             })
             .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
@@ -310,7 +319,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         'Print what `cog build` would do for cog.yaml (the default)',
         (c) =>
           c
-            .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+            .option('file', { alias: 'f', type: 'string', nargs: 1, default: 'cog.yaml' })
             .option('format', {
               choices: ['text', 'json', 'llb'] as const,
               default: 'text' as const,
@@ -457,9 +466,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         type: 'string',
         describe: 'GPUs as CDI devices: all, a count, device=0,1 or none (default: all when build.gpu)',
       })
-      .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+      .option('file', { alias: 'f', type: 'string', nargs: 1, default: 'cog.yaml' })
       .option('progress', {
         type: 'string',
+        nargs: 1,
         describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
       });
   const runModel = (argv: Awaited<ReturnType<typeof runBuilder>['argv']>, mode: 'predict' | 'train') =>
@@ -514,9 +524,10 @@ export async function main(argv: readonly string[]): Promise<number> {
           describe: 'the address to bind (on the buildkitd host, whose network the server shares)',
         })
         .option('upload-url', { type: 'string', describe: 'PUT file outputs to this URL' })
-        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+        .option('file', { alias: 'f', type: 'string', nargs: 1, default: 'cog.yaml' })
         .option('progress', {
           type: 'string',
+          nargs: 1,
           describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
         }),
     (argv) =>
@@ -557,9 +568,10 @@ export async function main(argv: readonly string[]): Promise<number> {
           default: [] as string[],
           describe: 'NAME=VALUE for the command',
         })
-        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml' })
+        .option('file', { alias: 'f', type: 'string', nargs: 1, default: 'cog.yaml' })
         .option('progress', {
           type: 'string',
+          nargs: 1,
           describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
         }),
     (argv) =>
@@ -607,6 +619,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('remote', { type: 'boolean', default: false, describe: 'only look in the registry' })
         .option('platform', {
           type: 'string',
+          nargs: 1,
           describe: 'the image to pick from a multi-platform index (default linux/amd64)',
         }),
     async (argv) =>
@@ -724,7 +737,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     'Check the project and this machine for common problems',
     (d) =>
       withTlsOptions(d)
-        .option('file', { alias: 'f', type: 'string', default: 'cog.yaml', describe: 'the config file' })
+        .option('file', {
+          alias: 'f',
+          type: 'string',
+          nargs: 1,
+          default: 'cog.yaml',
+          describe: 'the config file',
+        })
         .option('fix', {
           type: 'boolean',
           default: false,

@@ -292,6 +292,26 @@ test('an option that takes a value, given none, is a usage error naming it (it w
   }
 });
 
+test('-f, --progress and --platform given no value are refused (they were read as empty: -f built cog.yaml)', async () => {
+  for (const [args, expected, help] of [
+    [['build', '-f'], '-f needs a value', 'cog build'],
+    [['build', '-f', '--progress', 'quiet'], '-f needs a value; "--progress" looks like a flag', 'cog build'],
+    [
+      ['predict', '--progress', '-i', 'a=1'],
+      '--progress needs a value; "-i" looks like a flag',
+      'cog predict',
+    ],
+    [['build', '--platform'], '--platform needs a value', 'cog build'],
+    [['debug', 'plan', '-f'], '-f needs a value', 'cog debug'],
+  ] as const) {
+    const out = await exec(cog, [...args], {
+      env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
+    });
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(out.stderr, `cog: error: ${expected}\nhint: run \`${help} --help\` for usage\n`);
+  }
+});
+
 test('cog build -t -bad says -t needs an image name and "-bad" looks like a flag (it named each letter)', async () => {
   for (const [args, expected] of [
     [['build', '-t', '-bad'], '-t needs a value (an image name); "-bad" looks like a flag'],
