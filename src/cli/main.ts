@@ -65,16 +65,19 @@ function withBaseImageOptions<T>(y: Argv<T>, note = '') {
     });
 }
 
+/** -f/--file, which every command that reads cog.yaml takes (one value: `-f` alone is refused). */
+const configFileOption = {
+  alias: 'f',
+  type: 'string',
+  nargs: 1,
+  default: 'cog.yaml',
+  describe: 'the config file',
+} as const;
+
 /** The options `cog build` and `cog push` share: how the image is built. */
 function withImageBuildOptions<T>(y: Argv<T>) {
   return withTlsOptions(y)
-    .option('file', {
-      alias: 'f',
-      type: 'string',
-      nargs: 1,
-      default: 'cog.yaml',
-      describe: 'the config file',
-    })
+    .option('file', configFileOption)
     .option('secret', {
       type: 'string',
       array: true,
@@ -319,7 +322,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         'Print what `cog build` would do for cog.yaml (the default)',
         (c) =>
           c
-            .option('file', { alias: 'f', type: 'string', nargs: 1, default: 'cog.yaml' })
+            .option('file', configFileOption)
             .option('format', {
               choices: ['text', 'json', 'llb'] as const,
               default: 'text' as const,
@@ -466,7 +469,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         type: 'string',
         describe: 'GPUs as CDI devices: all, a count, device=0,1 or none (default: all when build.gpu)',
       })
-      .option('file', { alias: 'f', type: 'string', nargs: 1, default: 'cog.yaml' })
+      .option('file', configFileOption)
       .option('progress', {
         type: 'string',
         nargs: 1,
@@ -524,7 +527,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           describe: 'the address to bind (on the buildkitd host, whose network the server shares)',
         })
         .option('upload-url', { type: 'string', describe: 'PUT file outputs to this URL' })
-        .option('file', { alias: 'f', type: 'string', nargs: 1, default: 'cog.yaml' })
+        .option('file', configFileOption)
         .option('progress', {
           type: 'string',
           nargs: 1,
@@ -568,7 +571,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           default: [] as string[],
           describe: 'NAME=VALUE for the command',
         })
-        .option('file', { alias: 'f', type: 'string', nargs: 1, default: 'cog.yaml' })
+        .option('file', configFileOption)
         .option('progress', {
           type: 'string',
           nargs: 1,
@@ -736,19 +739,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     'doctor',
     'Check the project and this machine for common problems',
     (d) =>
-      withTlsOptions(d)
-        .option('file', {
-          alias: 'f',
-          type: 'string',
-          nargs: 1,
-          default: 'cog.yaml',
-          describe: 'the config file',
-        })
-        .option('fix', {
-          type: 'boolean',
-          default: false,
-          describe: 'apply the safe fixes (predict: to run:, removed imports)',
-        }),
+      withTlsOptions(d).option('file', configFileOption).option('fix', {
+        type: 'boolean',
+        default: false,
+        describe: 'apply the safe fixes (predict: to run:, removed imports)',
+      }),
     async (argv) =>
       (await import('./doctor.js')).doctor(
         { file: argv.file, fix: argv.fix, tls: tlsFlags(argv) },
