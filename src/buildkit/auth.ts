@@ -11,14 +11,9 @@ import type {
   moby_filesync_v1_CredentialsResponse,
 } from '../gen/types.js';
 import { CogError } from '../errors.js';
-import {
-  type CredentialOptions,
-  credentialResolver,
-  dockerConfigDir,
-  dockerHubHost,
-} from './docker-config.js';
+import { type CredentialOptions, dockerConfigDir, dockerHubHost } from './docker-config.js';
 import { BuildkitError } from './errors.js';
-import { envKeychainFor, multiKeychain } from '../registry/keychain.js';
+import { sessionKeychain } from '../registry/keychain.js';
 import { credentialSecrets } from '../registry/redact.js';
 import type { SessionService } from './session.js';
 
@@ -41,10 +36,7 @@ const unimplemented = (method: string) => (_call: unknown, callback: grpc.sendUn
   callback({ code: grpc.status.UNIMPLEMENTED, details: `${method} is not implemented by cog-ts` });
 
 export function authService(options: AuthServiceOptions = {}): SessionService {
-  const keychain = multiKeychain(
-    envKeychainFor(options.env ?? process.env, options.envCredentialsFor ?? []),
-    { resolve: credentialResolver(options) },
-  );
+  const keychain = sessionKeychain(options.envCredentialsFor ?? [], options);
   const resolve = (host: string) => keychain.resolve(host);
   return {
     name: 'moby.filesync.v1.Auth',

@@ -23,7 +23,7 @@ import { type BuildArgs, prepareBuild, projectSharedKey, warningLine } from './p
 import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from './build-recording.js';
 import { imageDestination, imageNameSource, pushDestination } from './push-destination.js';
 import { type PushTarget, checkPushRegistries } from './push-preflight.js';
-import { dockerKeychain, envKeychainFor, multiKeychain } from '../registry/keychain.js';
+import { sessionKeychain } from '../registry/keychain.js';
 import { checkOutputFile, refuseBareOutput } from './output-files.js';
 import { retryLine } from './retry-line.js';
 import { builtLine } from './up-to-date.js';
@@ -209,11 +209,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   // find missing credentials only after the build
   await checkPushRegistries(pushTargets, {
     env: io.env,
-    // the credentials buildkitd will be given (see authService's envCredentialsFor)
-    keychain: multiKeychain(
-      envKeychainFor(io.env, pushRegistry ? [pushRegistry] : []),
-      dockerKeychain({ env: io.env }),
-    ),
+    // the credentials buildkitd will be given: authService answers from the same sessionKeychain
+    keychain: sessionKeychain(pushRegistry ? [pushRegistry] : [], { env: io.env }),
     onRetry: (info) => io.stderr.write(`${retryLine(info)}\n`),
     onUnreachable: (target, err) =>
       io.stderr.write(

@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { Agent, connectorWithLazyTls, dispatchRequest } from './http-agent.js';
 import { CogError } from '../errors.js';
 import { extraCaCertificates, secureContextWith } from '../extra-ca.js';
-import { type Challenge, pickChallenge } from './challenge.js';
+import { type Challenge, pickChallenge, pushScopes } from './challenge.js';
 import { type ErrorContext, RegistryError, headerValue, redactUrl, responseError } from './errors.js';
 import { type Keychain, type RegistryCredentials, defaultKeychain } from './keychain.js';
 import { credentialSecrets } from './redact.js';
@@ -424,7 +424,7 @@ export class RegistryClient {
   async checkPushAccess(repo: RepositoryRef, signal?: AbortSignal): Promise<void> {
     const challenge = await this.ping(repo.registry, signal);
     if (!challenge) return;
-    const scopes = [`repository:${repo.repository}:pull,push`];
+    const scopes = pushScopes(repo.repository);
     const what = `checking that ${repo.registry}/${repo.repository} can be pushed to`;
     if (challenge.scheme === 'bearer') {
       const token = await this.token(repo.registry, challenge, scopes, signal, false);

@@ -39,6 +39,14 @@ export function envKeychainFor(env: NodeJS.ProcessEnv, hosts: readonly string[])
   };
 }
 
+/**
+ * The credentials a build's session hands buildkitd (and that the check before a push build asks
+ * with): COG_REGISTRY_USERNAME/PASSWORD for `envHosts` (the push destination) only, then config.json.
+ */
+export function sessionKeychain(envHosts: readonly string[], options: CredentialOptions = {}): Keychain {
+  return multiKeychain(envKeychainFor(options.env ?? process.env, envHosts), dockerKeychain(options));
+}
+
 /** docker's config.json: credHelpers, credsStore, auths (read once, cached per host). */
 export function dockerKeychain(options: CredentialOptions = {}): Keychain {
   const resolve = credentialResolver(options);
