@@ -74,6 +74,20 @@ const configFileOption = {
   describe: 'the config file',
 } as const;
 
+/** --progress of the commands whose output is the build (build, push, debug solve). */
+const solveProgressOption = {
+  type: 'string',
+  nargs: 1,
+  describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
+} as const;
+
+/** --progress of the commands that build, then run the model (run, predict, train, serve, exec). */
+const runProgressOption = {
+  type: 'string',
+  nargs: 1,
+  describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
+} as const;
+
 /** The options `cog build` and `cog push` share: how the image is built. */
 function withImageBuildOptions<T>(y: Argv<T>) {
   return withTlsOptions(y)
@@ -91,11 +105,7 @@ function withImageBuildOptions<T>(y: Argv<T>) {
       default: true,
       describe: 'use the build cache (--no-cache runs every step again)',
     })
-    .option('progress', {
-      type: 'string',
-      nargs: 1,
-      describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
-    })
+    .option('progress', solveProgressOption)
     .option('openapi-schema', {
       type: 'string',
       describe: 'use this OpenAPI schema file instead of generating one',
@@ -293,11 +303,7 @@ export async function main(argv: readonly string[]): Promise<number> {
                 'id=NAME,src=FILE or id=NAME,env=VAR (src=FILE alone: id is the file name; id=NAME alone: $NAME if set, else the file NAME)',
             })
             .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
-            .option('progress', {
-              type: 'string',
-              nargs: 1,
-              describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
-            })
+            .option('progress', solveProgressOption)
             .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
             .option('git-url', { type: 'string', default: 'git://127.0.0.1/repo.git' }),
         (argv) =>
@@ -470,11 +476,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         describe: 'GPUs as CDI devices: all, a count, device=0,1 or none (default: all when build.gpu)',
       })
       .option('file', configFileOption)
-      .option('progress', {
-        type: 'string',
-        nargs: 1,
-        describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
-      });
+      .option('progress', runProgressOption);
   const runModel = (argv: Awaited<ReturnType<typeof runBuilder>['argv']>, mode: 'predict' | 'train') =>
     predict(
       {
@@ -528,11 +530,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         })
         .option('upload-url', { type: 'string', describe: 'PUT file outputs to this URL' })
         .option('file', configFileOption)
-        .option('progress', {
-          type: 'string',
-          nargs: 1,
-          describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
-        }),
+        .option('progress', runProgressOption),
     (argv) =>
       serve(
         {
@@ -572,11 +570,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           describe: 'NAME=VALUE for the command',
         })
         .option('file', configFileOption)
-        .option('progress', {
-          type: 'string',
-          nargs: 1,
-          describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
-        }),
+        .option('progress', runProgressOption),
     (argv) =>
       execCommand(
         {

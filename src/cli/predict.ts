@@ -126,12 +126,13 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   if (prepared) dirs.context = prepared.loaded.projectDir;
   let report: SmokeReport | undefined;
   let schemaForOutputs: unknown;
+  /** the run's progress view: quiet unless asked (the prediction's output is what the user reads) */
+  const progress = { progress: args.progress, defaultProgress: 'quiet' };
   try {
     await withBuildkit(
       io,
       {
-        progress: args.progress,
-        defaultProgress: 'quiet',
+        ...progress,
         tls: args.tls,
         services: [
           fileSyncService(dirs),
@@ -208,11 +209,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
 
   if (!report) throw new CogError('the model did not run');
   const failure = runFailure(report);
-  if (failure)
-    throw pointToShownOutput(
-      failure,
-      showsWholeLog(progressModeOf(io, { progress: args.progress, defaultProgress: 'quiet' })),
-    );
+  if (failure) throw pointToShownOutput(failure, showsWholeLog(progressModeOf(io, progress)));
   const answer = report.prediction as { status?: string; error?: unknown; output?: unknown };
   if (answer.status === 'http 422') throw new CogError(format422(answer.error), { hint: 'fix the inputs' });
   if (answer.status?.startsWith('http ')) {
