@@ -5,6 +5,7 @@
  * content store "export" (see buildkit/content-store.ts), which hashes and verifies each blob before
  * renaming it into place and skips blobs already here; `tag` then files the manifest under its name.
  */
+import { isRecord } from '../is-record.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
@@ -55,6 +56,20 @@ export function withTaggedManifest(index: OciIndex, name: string, manifest: Desc
   const kept = index.manifests.filter((m) => m.annotations?.[refNameAnnotation] !== name);
   const annotations: Record<string, string> = { ...(manifest.annotations ?? {}), [refNameAnnotation]: name };
   return { ...index, manifests: [...kept, { ...manifest, annotations }] };
+}
+
+const ociManifestType = 'application/vnd.oci.image.manifest.v1+json';
+
+/**
+ * A manifest's or index's media type read from its JSON: its own `mediaType`, else an index when it
+ * lists `manifests`, a manifest when it lists `layers`; undefined for any other JSON.
+ */
+function manifestMediaTypeOf(json: unknown): string | undefined {
+  if (!isRecord(json)) return undefined;
+  if (typeof json.mediaType === 'string') return json.mediaType;
+  if (Array.isArray(json.manifests)) return 'application/vnd.oci.image.index.v1+json';
+  if (Array.isArray(json.layers)) return ociManifestType;
+  return undefined;
 }
 
 export class ImageStore {
@@ -214,14 +229,9 @@ export class ImageStore {
    * empty when the store does not have it.
    */
   async blobsOf(digest: string): Promise<Set<string>> {
-    const json = (await this.readJson(digest)) as { mediaType?: unknown; manifests?: unknown } | undefined;
+    const json = await this.readJson(digest);
     if (json === undefined || json === null) return new Set();
-    const mediaType =
-      typeof json.mediaType === 'string'
-        ? json.mediaType
-        : Array.isArray(json.manifests)
-          ? 'application/vnd.oci.image.index.v1+json'
-          : 'application/vnd.oci.image.manifest.v1+json';
+    const mediaType = manifestMediaTypeOf(json) ?? ociManifestType;
     return this.reachableFrom([{ digest, mediaType, size: 0 }]);
   }
 
@@ -304,11 +314,7 @@ export class ImageStore {
     } catch {
       return 'application/octet-stream';
     }
-    if (typeof json !== 'object' || json === null) return 'application/octet-stream';
-    const doc = json as Record<string, unknown>;
-    if (Array.isArray(doc.manifests)) return 'application/vnd.oci.image.index.v1+json';
-    if (Array.isArray(doc.layers)) return 'application/vnd.oci.image.manifest.v1+json';
-    return 'application/octet-stream';
+    return manifestMediaTypeOf(json) ?? 'application/octet-stream';
   }
 
   /**
