@@ -1,21 +1,61 @@
 /**
  * The session's Auth service (moby.filesync.v1.Auth): buildkitd asks it for registry credentials when a
- * pull or push needs them. We answer Credentials from docker's config.json / credential helpers (see
- * docker-config.ts) or from credentials given directly; the token-authority methods answer UNIMPLEMENTED,
- * which the daemon takes as "no authority" and then fetches registry tokens itself with the credentials.
+ * pull or push needs them. For a registry that answers Basic, it asks Credentials, and we answer from
+ * docker's config.json / credential helpers (see docker-config.ts) or from credentials given directly.
+ * For a Bearer registry, given a token source, we are its token authority (as buildx is): the daemon asks
+ * GetTokenAuthority, then FetchToken for each scope, and the password never leaves this process — the
+ * daemon holds only short-lived tokens, which we know and mask in what it says. Without a token source
+ * (or with BUILDKIT_NO_CLIENT_TOKEN=1) the token methods answer that there is no authority, and the
+ * daemon fetches tokens itself with the credentials it asks for.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type {
   moby_filesync_v1_CredentialsRequest,
   moby_filesync_v1_CredentialsResponse,
+  moby_filesync_v1_FetchTokenRequest,
+  moby_filesync_v1_FetchTokenResponse,
+  moby_filesync_v1_GetTokenAuthorityRequest,
+  moby_filesync_v1_GetTokenAuthorityResponse,
+  moby_filesync_v1_VerifyTokenAuthorityRequest,
+  moby_filesync_v1_VerifyTokenAuthorityResponse,
 } from '../gen/types.js';
 import { CogError } from '../errors.js';
-import { type CredentialOptions, dockerConfigDir, dockerHubHost } from './docker-config.js';
+import {
+  type CredentialOptions,
+  dockerConfigDir,
+  dockerHubHost,
+  normalizeRegistryHost,
+} from './docker-config.js';
 import { BuildkitError } from './errors.js';
-import { sessionKeychain } from '../registry/keychain.js';
+import { type Keychain, sessionKeychain } from '../registry/keychain.js';
 import { credentialSecrets } from '../registry/redact.js';
 import type { SessionService } from './session.js';
+import { authorityKey, publicKeyBytes, signedPayload } from './token-authority.js';
+
+/** What buildkitd asks a token for: the challenge's token service and the scopes it needs. */
+export interface RegistryTokenRequest {
+  /** the registry host as the daemon spoke to it (`registry-1.docker.io` for Docker Hub) */
+  readonly host: string;
+  readonly realm: string;
+  readonly service: string | undefined;
+  readonly scopes: readonly string[];
+}
+
+export interface RegistryToken {
+  readonly token: string;
+  /** seconds from issuedAt */
+  readonly expiresIn: number;
+  /** unix seconds */
+  readonly issuedAt: number;
+}
+
+/** Fetches a token from a registry's token service with our credentials for the host. */
+export type RegistryTokenSource = (
+  request: RegistryTokenRequest,
+  signal: AbortSignal,
+) => Promise<RegistryToken>;
 
 export interface AuthServiceOptions extends CredentialOptions {
   /**
@@ -23,11 +63,18 @@ export interface AuthServiceOptions extends CredentialOptions {
    * the build's push destination. Never others: buildkitd also asks for the base images' registries.
    */
   readonly envCredentialsFor?: readonly string[];
-  /** told of every Credentials request (host as the daemon sent it) and its outcome; never of a secret */
-  readonly onRequest?: (host: string, outcome: 'credentials' | 'anonymous' | 'error') => void;
+  /** where credentials come from, instead of the keychain made of envCredentialsFor and the config */
+  readonly keychain?: Keychain;
   /**
-   * what was handed to the daemon is added here (credentialSecrets), to be masked in what it says: a
-   * registry may echo the credentials in a refusal, which the daemon passes on
+   * fetches tokens for Bearer registries (with the same credentials as `keychain`'s): makes the session
+   * the daemon's token authority; without it the daemon fetches tokens itself
+   */
+  readonly tokens?: RegistryTokenSource;
+  /** told of every Credentials and FetchToken request (host as the daemon sent it) and its outcome; never of a secret */
+  readonly onRequest?: (host: string, outcome: 'credentials' | 'anonymous' | 'token' | 'error') => void;
+  /**
+   * what was handed to the daemon is added here (credentialSecrets, tokens), to be masked in what it
+   * says: a registry may echo them in a refusal, which the daemon passes on
    */
   readonly handedOut?: Set<string>;
 }
@@ -35,9 +82,57 @@ export interface AuthServiceOptions extends CredentialOptions {
 const unimplemented = (method: string) => (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
   callback({ code: grpc.status.UNIMPLEMENTED, details: `${method} is not implemented by cog-ts` });
 
+/** BUILDKIT_NO_CLIENT_TOKEN=1 (buildx's switch): the daemon fetches tokens itself. */
+function clientTokensDisabled(env: NodeJS.ProcessEnv): boolean {
+  return /^(1|t|true)$/i.test(env.BUILDKIT_NO_CLIENT_TOKEN ?? '');
+}
+
+/** The error the daemon puts into the build's error: which registry, and what to do. */
+function failure(host: string, err: unknown): grpc.ServiceError {
+  const message = err instanceof Error ? err.message : String(err);
+  const hint = err instanceof CogError && err.hint ? ` (${err.hint})` : '';
+  const prefix = message.includes(host) ? '' : `registry credentials for ${host}: `;
+  return Object.assign(new Error(`${prefix}${message}${hint}`), {
+    code: grpc.status.UNKNOWN,
+    details: `${prefix}${message}${hint}`,
+    metadata: new grpc.Metadata(),
+  });
+}
+
+/** An AbortSignal that fires when the daemon cancels the call. */
+function cancelledWith(call: grpc.ServerUnaryCall<unknown, unknown>): AbortSignal {
+  const controller = new AbortController();
+  call.once('cancelled', () => controller.abort(new Error('buildkitd cancelled the request')));
+  return controller.signal;
+}
+
 export function authService(options: AuthServiceOptions = {}): SessionService {
-  const keychain = sessionKeychain(options.envCredentialsFor ?? [], options);
+  const keychain = options.keychain ?? sessionKeychain(options.envCredentialsFor ?? [], options);
   const resolve = (host: string) => keychain.resolve(host);
+  const tokens = options.tokens;
+  const env = options.env ?? process.env;
+  /** this session's secret per registry, mixed into the authority key when we hold credentials there */
+  const secrets = new Map<string, Buffer>();
+  const keyFor = async (host: string, salt: Uint8Array | undefined) => {
+    const creds = await resolve(host);
+    const name = normalizeRegistryHost(host);
+    let secret = secrets.get(name);
+    if (creds && !secret) secrets.set(name, (secret = randomBytes(32)));
+    return authorityKey(salt ?? new Uint8Array(), creds ? secret : undefined);
+  };
+  /** a token-authority method, or (no token source, or switched off) UNIMPLEMENTED: "no authority" */
+  const authority = <Req extends { Host?: string | undefined }, Res>(
+    method: string,
+    answer: (request: Req, source: RegistryTokenSource, signal: AbortSignal) => Promise<Res>,
+  ) =>
+    tokens && !clientTokensDisabled(env)
+      ? (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<Res>) => {
+          answer(call.request, tokens, cancelledWith(call)).then(
+            (response) => callback(null, response),
+            (err: unknown) => callback(failure(call.request.Host ?? '', err)),
+          );
+        }
+      : unimplemented(method);
   return {
     name: 'moby.filesync.v1.Auth',
     implementation: {
@@ -54,17 +149,49 @@ export function authService(options: AuthServiceOptions = {}): SessionService {
           },
           (err: unknown) => {
             options.onRequest?.(host, 'error');
-            // the daemon puts this text into the build's error: say which registry, and what to do
-            const message = err instanceof Error ? err.message : String(err);
-            const hint = err instanceof CogError && err.hint ? ` (${err.hint})` : '';
-            const prefix = message.includes(host) ? '' : `registry credentials for ${host}: `;
-            callback({ code: grpc.status.UNKNOWN, details: `${prefix}${message}${hint}` });
+            callback(failure(host, err));
           },
         );
       },
-      FetchToken: unimplemented('FetchToken'),
-      GetTokenAuthority: unimplemented('GetTokenAuthority'),
-      VerifyTokenAuthority: unimplemented('VerifyTokenAuthority'),
+      GetTokenAuthority: authority(
+        'GetTokenAuthority',
+        async (
+          request: moby_filesync_v1_GetTokenAuthorityRequest,
+        ): Promise<moby_filesync_v1_GetTokenAuthorityResponse> => ({
+          PublicKey: publicKeyBytes(await keyFor(request.Host ?? '', request.Salt)),
+        }),
+      ),
+      VerifyTokenAuthority: authority(
+        'VerifyTokenAuthority',
+        async (
+          request: moby_filesync_v1_VerifyTokenAuthorityRequest,
+        ): Promise<moby_filesync_v1_VerifyTokenAuthorityResponse> => ({
+          Signed: signedPayload(
+            await keyFor(request.Host ?? '', request.Salt),
+            request.Payload ?? new Uint8Array(),
+          ),
+        }),
+      ),
+      FetchToken: authority(
+        'FetchToken',
+        async (
+          request: moby_filesync_v1_FetchTokenRequest,
+          source,
+          signal,
+        ): Promise<moby_filesync_v1_FetchTokenResponse> => {
+          const host = request.Host ?? '';
+          const asked = { host, realm: request.Realm ?? '', service: request.Service || undefined };
+          try {
+            const issued = await source({ ...asked, scopes: request.Scopes ?? [] }, signal);
+            options.onRequest?.(host, 'token');
+            options.handedOut?.add(issued.token);
+            return { Token: issued.token, ExpiresIn: issued.expiresIn, IssuedAt: issued.issuedAt };
+          } catch (err) {
+            options.onRequest?.(host, 'error');
+            throw err;
+          }
+        },
+      ),
     },
   };
 }

@@ -14,6 +14,8 @@ import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { hidingVertices } from '../progress/hide.js';
 import { maskingSecrets } from '../progress/mask.js';
 import { redactError } from '../registry/redact.js';
+import { sessionKeychain } from '../registry/keychain.js';
+import { sessionTokens } from './session-tokens.js';
 import { type ProgressMode, createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import type { CommandIo } from './debug-solve.js';
 import { withInterrupt } from './interrupt.js';
@@ -75,13 +77,13 @@ export async function withBuildkit<T>(
   const masked = maskingSecrets(() => [...handedOut]);
   try {
     const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(options.tls) });
+    // one keychain for the credentials the session hands out and the tokens it fetches
+    const keychain = sessionKeychain(options.envCredentialsFor ?? [], { env: io.env });
+    const tokens = sessionTokens(io.env, keychain);
     try {
       const session = Session.start(
         connection.client,
-        [
-          authService({ env: io.env, envCredentialsFor: options.envCredentialsFor ?? [], handedOut }),
-          ...options.services,
-        ],
+        [authService({ env: io.env, keychain, tokens: tokens.source, handedOut }), ...options.services],
         options.sharedKey ?? '',
       );
       try {
@@ -116,6 +118,7 @@ export async function withBuildkit<T>(
         session.close();
       }
     } finally {
+      await tokens.close();
       await connection.close();
     }
   } finally {

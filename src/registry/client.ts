@@ -55,6 +55,19 @@ export interface RegistryClientOptions {
 interface Token {
   readonly value: string;
   readonly expiresAt: number;
+  /** seconds the token service said it lasts (or our default for none) */
+  readonly expiresIn: number;
+  /** when it was asked for, in ms since the epoch */
+  readonly issuedAt: number;
+}
+
+/** A bearer token issued for someone else's requests (buildkitd's, through the build session). */
+export interface IssuedToken {
+  readonly token: string;
+  /** seconds from `issuedAt` */
+  readonly expiresIn: number;
+  /** unix seconds */
+  readonly issuedAt: number;
 }
 
 interface HostState {
@@ -444,6 +457,27 @@ export class RegistryClient {
     throw await this.repositoryError(res, repo, what, 'GET', '/v2/');
   }
 
+  /**
+   * A bearer token from the token service `realm` for `scopes` of `registry`, with this client's
+   * credentials for it (anonymous without): what buildkitd asks the build session for when it leaves
+   * token fetching to the client (FetchToken). The token is remembered for masking like our own.
+   */
+  async issueToken(
+    registry: string,
+    service: { readonly realm: string; readonly service?: string | undefined },
+    scopes: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<IssuedToken> {
+    const params: Record<string, string> = { realm: service.realm };
+    if (service.service) params.service = service.service;
+    const token = await this.fetchToken(registry, { scheme: 'bearer', params }, scopes, signal);
+    return {
+      token: token.value,
+      expiresIn: token.expiresIn,
+      issuedAt: Math.floor(token.issuedAt / 1000),
+    };
+  }
+
   private async fetchToken(
     registry: string,
     challenge: Challenge,
@@ -541,6 +575,8 @@ export class RegistryClient {
         return {
           value,
           expiresAt: started + expiresIn * 1000 - Math.min(tokenSlackMs, (expiresIn * 1000) / 4),
+          expiresIn,
+          issuedAt: started,
         };
       },
       { policy: this.retry, signal },
