@@ -11,6 +11,8 @@ export interface Testbed {
   readonly authRegistry: string;
   readonly authUser: string;
   readonly authPassword: string;
+  /** the registry with token (Bearer) auth; its token server takes authUser / authPassword */
+  readonly tokenRegistry: string;
   readonly stateDir: string;
   /** host CA bundle for TLS-intercepting proxies, when the host has one */
   readonly caCert: string | undefined;
@@ -49,6 +51,7 @@ export async function ensureTestbed(): Promise<Testbed> {
     authRegistry: required(vars, 'COG_TEST_AUTH_REGISTRY'),
     authUser: required(vars, 'COG_TEST_AUTH_USER'),
     authPassword: required(vars, 'COG_TEST_AUTH_PASSWORD'),
+    tokenRegistry: required(vars, 'COG_TEST_TOKEN_REGISTRY'),
     stateDir: required(vars, 'COG_TESTBED_DIR'),
     caCert: vars.get('COG_CA_CERT'),
     env,
