@@ -1,0 +1,228 @@
+// `cog push`, `cog login` and `cog inspect` against the test bed's token registry: distribution with
+// `auth: token:` and its token server (scripts/testbed-token-server.mjs), the Bearer flow of r8.im,
+// Docker Hub and GHCR. Without a login the check before the build gets an anonymous token granting only
+// pull, and the push fails before any build step; a wrong password is refused by `cog login`; after
+// `cog login` the push lands (skopeo reads back the digest) and `cog inspect` reads it with the stored
+// login; an identity token in config.json is exchanged through the OAuth2 POST. The token server's log shows which tokens it issued to whom; cog's output never shows one.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { basicAuth } from '../support/docker-config.js';
+import { type ExecResult, exec, execOk } from '../support/exec.js';
+import { stepsFromPlainProgress } from '../support/plain-steps.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { type Testbed, ensureTestbed, repoRoot } from '../support/testbed.js';
+
+const cog = join(repoRoot, 'bin', 'cog');
+const hello = join(repoRoot, 'fixtures', 'models', 'hello');
+const tempDir = tempDirsRemovedAfterTests();
+const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+let tb: Testbed;
+let store: string;
+let dockerConfig: string;
+
+before(async () => {
+  tb = await ensureTestbed();
+  store = join(await tempDir('cogts-token-store-'), 'store');
+  dockerConfig = await tempDir('cogts-token-cfg-');
+});
+
+/** The test bed's environment with our store, our DOCKER_CONFIG and no ambient registry credentials. */
+function env(configDir = dockerConfig): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = { ...tb.env, COG_IMAGE_STORE: store, DOCKER_CONFIG: configDir };
+  for (const name of [
+    'COG_REGISTRY_USERNAME',
+    'COG_REGISTRY_PASSWORD',
+    'DOCKER_AUTH_CONFIG',
+    'BUILDKIT_PROGRESS',
+  ])
+    delete base[name];
+  return base;
+}
+
+const cogRun = (args: string[], input?: string, configDir?: string) =>
+  exec(cog, args, { cwd: hello, env: env(configDir), ...(input === undefined ? {} : { input }) });
+
+function explain(r: ExecResult): string {
+  return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+/** Every cog run's output, for the check that no secret was ever printed. */
+const outputs: ExecResult[] = [];
+async function cogLogged(args: string[], input?: string, configDir?: string): Promise<ExecResult> {
+  const r = await cogRun(args, input, configDir);
+  outputs.push(r);
+  return r;
+}
+
+/** The token server's log lines for tokens issued while `action` ran: `jti`, `sub` and `access`. */
+async function tokensIssuedDuring<T>(
+  action: () => Promise<T>,
+): Promise<{ result: T; tokens: { jti: string; sub: string; access: string }[] }> {
+  const logFile = join(tb.stateDir, 'token-server.log');
+  const start = (await readFile(logFile, 'utf8')).length;
+  const result = await action();
+  const lines = (await readFile(logFile, 'utf8')).slice(start).split('\n');
+  const tokens = lines.flatMap((line) => {
+    const m = /issued jti=(\S+) sub=(\S+) access=(.*)$/.exec(line);
+    return m ? [{ jti: m[1]!, sub: m[2]!, access: m[3]! }] : [];
+  });
+  return { result, tokens };
+}
+
+async function skopeoDigest(ref: string): Promise<string> {
+  const { stdout } = await execOk(
+    'skopeo',
+    [
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      '--creds',
+      `${tb.authUser}:${tb.authPassword}`,
+      `docker://${ref}`,
+    ],
+    { env: tb.env },
+  );
+  return `sha256:${createHash('sha256').update(stdout).digest('hex')}`;
+}
+
+describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => {
+  const repo = `cogts-token/hello-${run}`;
+  const target = () => `${tb.tokenRegistry}/${repo}:v1`;
+  const escaped = () => tb.tokenRegistry.replace(/\./g, '\\.');
+  let digest: string;
+  const issuedJtis: string[] = [];
+  let identityToken = '';
+
+  test('the registry asks for a Bearer token from the test bed token server', async () => {
+    const res = await fetch(`http://${tb.tokenRegistry}/v2/`);
+    assert.equal(res.status, 401);
+    assert.match(
+      res.headers.get('www-authenticate') ?? '',
+      /^Bearer realm="http:\/\/127\.0\.0\.1:\d+\/token",service=/,
+    );
+  });
+
+  test('cog push without a login fails before any build step: an anonymous token grants only pull', async () => {
+    const { result: r, tokens } = await tokensIssuedDuring(() =>
+      cogLogged(['push', target(), '--progress', 'plain']),
+    );
+    assert.notEqual(r.code, 0, explain(r));
+    assert.match(
+      r.stderr,
+      new RegExp(`${escaped()} requires authentication to push to ${escaped()}/${repo}`),
+    );
+    assert.match(r.stderr, new RegExp(`^hint: .*\`cog login ${escaped()}\`.*nothing was built`, 'm'));
+    assert.deepEqual(stepsFromPlainProgress(r.stderr).ran, [], 'no build step ran');
+    assert.equal(r.stdout, '');
+    // the check asked the token server, anonymously, and was granted pull only
+    assert.ok(
+      tokens.some((t) => t.sub === '(anonymous)' && t.access === `${repo}:pull`),
+      JSON.stringify(tokens),
+    );
+    assert.ok(!tokens.some((t) => t.access.includes('push')), JSON.stringify(tokens));
+    issuedJtis.push(...tokens.map((t) => t.jti));
+  });
+
+  test('cog login with a wrong password is refused and stores nothing', async () => {
+    const r = await cogLogged(
+      ['login', tb.tokenRegistry, '--username', tb.authUser, '--password-stdin'],
+      'not-the-password-58\n',
+    );
+    assert.notEqual(r.code, 0, explain(r));
+    assert.match(r.stderr, new RegExp(escaped()));
+    assert.ok(!r.stderr.includes('not-the-password-58'), r.stderr);
+    const stored = await readFile(join(dockerConfig, 'config.json'), 'utf8').catch(() => '');
+    assert.ok(!stored.includes(tb.tokenRegistry), `nothing stored for the registry: ${stored}`);
+  });
+
+  test('after cog login --password-stdin, cog push lands and skopeo reads back its digest', async () => {
+    const login = await cogLogged(
+      ['login', tb.tokenRegistry, '--username', tb.authUser, '--password-stdin'],
+      `${tb.authPassword}\n`,
+    );
+    assert.equal(login.code, 0, explain(login));
+    const { result: r, tokens } = await tokensIssuedDuring(() =>
+      cogLogged(['push', target(), '--progress', 'plain']),
+    );
+    assert.equal(r.code, 0, explain(r));
+    const last = r.stdout.trim().split('\n').at(-1) ?? '';
+    const match = /@(sha256:[0-9a-f]{64})$/.exec(last);
+    assert.ok(match?.[1] && last.startsWith(`${target()}@`), `stdout ends with the pushed digest: ${last}`);
+    digest = match[1];
+    assert.equal(await skopeoDigest(target()), digest);
+    // the push went through tokens the server issued to the logged-in user, for pull,push
+    assert.ok(
+      tokens.some((t) => t.sub === tb.authUser && t.access === `${repo}:pull,push`),
+      JSON.stringify(tokens),
+    );
+    issuedJtis.push(...tokens.map((t) => t.jti));
+  });
+
+  test('cog inspect --remote reads the pushed image with the stored login', async () => {
+    const { result: r, tokens } = await tokensIssuedDuring(() =>
+      cogLogged(['inspect', '--remote', '--json', target()]),
+    );
+    assert.equal(r.code, 0, explain(r));
+    const parsed = JSON.parse(r.stdout) as { reference: string; digest: string; source: string };
+    assert.equal(parsed.reference, target());
+    assert.equal(parsed.digest, digest);
+    assert.equal(parsed.source, 'registry');
+    assert.ok(
+      tokens.some((t) => t.sub === tb.authUser && t.access.startsWith(`${repo}:pull`)),
+      JSON.stringify(tokens),
+    );
+    issuedJtis.push(...tokens.map((t) => t.jti));
+  });
+
+  test('an identity token in config.json is exchanged by the OAuth2 POST (refresh_token) and pushes', async () => {
+    // what `docker login` stores for registries that hand out refresh tokens
+    const res = await fetch(tb.env.COG_TEST_TOKEN_REALM!, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: tb.authUser,
+        password: tb.authPassword,
+        access_type: 'offline',
+        client_id: 'cog-ts-e2e',
+      }),
+    });
+    assert.equal(res.status, 200);
+    const refreshToken = ((await res.json()) as { refresh_token?: string }).refresh_token;
+    assert.ok(refreshToken, 'the token server hands out a refresh token');
+    identityToken = refreshToken;
+    const configDir = await tempDir('cogts-token-identity-');
+    await writeFile(
+      join(configDir, 'config.json'),
+      JSON.stringify({ auths: { [tb.tokenRegistry]: { identitytoken: refreshToken } } }),
+    );
+    const { result: r, tokens } = await tokensIssuedDuring(() =>
+      cogLogged(['push', `${tb.tokenRegistry}/${repo}:v2`, '--progress', 'plain'], undefined, configDir),
+    );
+    assert.equal(r.code, 0, explain(r));
+    assert.match(r.stderr, /\(0 uploaded/);
+    assert.equal(await skopeoDigest(`${tb.tokenRegistry}/${repo}:v2`), digest);
+    // only the refresh_token grant turns the identity token into the user's tokens (a Basic GET of it is refused)
+    assert.ok(
+      tokens.some((t) => t.sub === tb.authUser && t.access === `${repo}:pull,push`),
+      JSON.stringify(tokens),
+    );
+    issuedJtis.push(...tokens.map((t) => t.jti));
+  });
+
+  test('no password, Basic credential, token or token id appears in any of cog’s output', () => {
+    assert.ok(outputs.length >= 6, `${outputs.length} runs recorded`);
+    assert.ok(issuedJtis.length >= 3, `${issuedJtis.length} tokens issued`);
+    assert.ok(identityToken, 'the identity-token test ran');
+    const secrets = [tb.authPassword, basicAuth(tb.authUser, tb.authPassword), identityToken, ...issuedJtis];
+    for (const r of outputs) {
+      for (const text of [r.stdout, r.stderr]) {
+        // every JWT starts with the base64 of `{"`: eyJ
+        assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{10,}/, `a token in the output:\n${text}`);
+        for (const secret of secrets) assert.ok(!text.includes(secret), `a secret in the output:\n${text}`);
+      }
+    }
+  });
+});
