@@ -169,3 +169,63 @@ describe('the auth registry', { timeout }, () => {
     assert.notEqual(anonymous.code, 0);
   });
 });
+
+describe('the token registry', { timeout }, () => {
+  const realm = () => tb.env.COG_TEST_TOKEN_REALM ?? '';
+  const target = () => `docker://${tb.tokenRegistry}/cogts-test/token-proof:${runId}`;
+  const copyArgs = () => [
+    'copy',
+    '--src-tls-verify=false',
+    '--dest-tls-verify=false',
+    `docker://${tb.registry}/astral-sh/uv:0.9.26`,
+    target(),
+  ];
+  const tokenFor = async (query: string, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${realm()}?service=cog-ts-testbed&${query}`, { headers });
+    return { status: res.status, body: (await res.json()) as { token?: string; expires_in?: number } };
+  };
+
+  test('sends clients to the token server, whose signed tokens it takes and whose forgeries it refuses', async () => {
+    const ping = await fetch(`http://${tb.tokenRegistry}/v2/`);
+    assert.equal(ping.status, 401);
+    assert.equal(ping.headers.get('www-authenticate'), `Bearer realm="${realm()}",service="cog-ts-testbed"`);
+    const { status, body } = await tokenFor('');
+    assert.equal(status, 200);
+    const token = body.token ?? '';
+    assert.ok(token.startsWith('eyJ') && (body.expires_in ?? 0) > 0, JSON.stringify(body));
+    const bearer = (token: string) =>
+      fetch(`http://${tb.tokenRegistry}/v2/`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await bearer(token)).status, 200);
+    // the same token with another signature: a registry that checked nothing would take it
+    const [header, claims] = token.split('.');
+    const forged = `${header}.${claims}.${Buffer.alloc(64, 7).toString('base64url')}`;
+    assert.equal((await bearer(forged)).status, 401);
+  });
+
+  test('grants anonymous users pull only, the test bed user push too, and refuses a wrong password', async () => {
+    const scope = 'scope=repository:cogts-test/token-proof:pull,push';
+    const access = (token: string | undefined) =>
+      (JSON.parse(Buffer.from(token?.split('.')[1] ?? '', 'base64url').toString()) as { access: unknown })
+        .access;
+    const anonymous = await tokenFor(scope);
+    assert.deepEqual(access(anonymous.body.token), [
+      { type: 'repository', name: 'cogts-test/token-proof', actions: ['pull'] },
+    ]);
+    const basic = (password: string) => ({
+      authorization: `Basic ${Buffer.from(`${tb.authUser}:${password}`).toString('base64')}`,
+    });
+    const user = await tokenFor(scope, basic(tb.authPassword));
+    assert.deepEqual(access(user.body.token), [
+      { type: 'repository', name: 'cogts-test/token-proof', actions: ['pull', 'push'] },
+    ]);
+    assert.equal((await tokenFor(scope, basic('not-the-password'))).status, 401);
+
+    const copy = await exec('skopeo', copyArgs());
+    assert.notEqual(copy.code, 0);
+    assert.match(copy.stderr, /denied|unauthorized/i);
+    await execOk('skopeo', [...copyArgs(), `--dest-creds=${tb.authUser}:${tb.authPassword}`]);
+    const ref = target().slice('docker://'.length);
+    const original = await skopeoInspect(`${tb.registry}/astral-sh/uv:0.9.26`);
+    assert.deepEqual((await skopeoInspect(ref)).Layers, original.Layers, 'anonymous pull works');
+  });
+});
