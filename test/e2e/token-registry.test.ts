@@ -2,8 +2,10 @@
 // `auth: token:` and its token server (scripts/testbed-token-server.mjs), the Bearer flow of r8.im,
 // Docker Hub and GHCR. Without a login the check before the build gets an anonymous token granting only
 // pull, and the push fails before any build step; a wrong password is refused by `cog login`; after
-// `cog login` the push lands (skopeo reads back the digest) and `cog inspect` reads it with the stored
-// login; an identity token in config.json is exchanged through the OAuth2 POST. The token server's log shows which tokens it issued to whom; cog's output never shows one.
+// `cog login` the push lands (skopeo reads back the digest), so does `cog build --push` (buildkitd
+// pushes, asking cog's session), and `cog inspect` reads the image with the stored login; an identity
+// token in config.json is exchanged through the OAuth2 POST. The token server's log shows which tokens
+// it issued to whom; cog's output never shows one.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -161,6 +163,22 @@ describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => 
     issuedJtis.push(...tokens.map((t) => t.jti));
   });
 
+  test('cog build --push, where buildkitd pushes with the stored login through cog’s session', async () => {
+    const ref = `${tb.tokenRegistry}/${repo}:v3`;
+    const { result: r, tokens } = await tokensIssuedDuring(() =>
+      cogLogged(['build', '--push', '-t', ref, '--progress', 'quiet']),
+    );
+    assert.equal(r.code, 0, explain(r));
+    const pushed = /Image built as \S+@(sha256:[0-9a-f]{64}) and pushed/.exec(r.stderr + r.stdout)?.[1];
+    assert.ok(pushed, explain(r));
+    assert.equal(await skopeoDigest(ref), pushed);
+    assert.ok(
+      tokens.some((t) => t.sub === tb.authUser && t.access.includes(`${repo}:pull,push`)),
+      JSON.stringify(tokens),
+    );
+    issuedJtis.push(...tokens.map((t) => t.jti));
+  });
+
   test('cog inspect --remote reads the pushed image with the stored login', async () => {
     const { result: r, tokens } = await tokensIssuedDuring(() =>
       cogLogged(['inspect', '--remote', '--json', target()]),
@@ -213,7 +231,7 @@ describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => 
   });
 
   test('no password, Basic credential, token or token id appears in any of cog’s output', () => {
-    assert.ok(outputs.length >= 6, `${outputs.length} runs recorded`);
+    assert.ok(outputs.length >= 7, `${outputs.length} runs recorded`);
     assert.ok(issuedJtis.length >= 3, `${issuedJtis.length} tokens issued`);
     assert.ok(identityToken, 'the identity-token test ran');
     const secrets = [tb.authPassword, basicAuth(tb.authUser, tb.authPassword), identityToken, ...issuedJtis];
