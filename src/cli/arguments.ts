@@ -23,8 +23,56 @@ const positionalCommands: Readonly<Record<string, string>> = {
   logout: 'SERVER',
 };
 
-/** What the value of an option is, for the error when it is missing. */
-const valueNouns: Readonly<Record<string, string>> = { t: 'an image name', tag: 'an image name' };
+/**
+ * What the value of an option is, for the error when it is missing: the names yargs may report (an
+ * alias too), and the commands it is for when the same name takes another value elsewhere (`-o`, `-p`).
+ */
+const valueNouns: readonly { names: readonly string[]; noun: string; commands?: readonly string[] }[] = [
+  { names: ['t', 'tag'], noun: 'an image name' },
+  { names: ['f', 'file'], noun: 'a config file, e.g. cog.yaml' },
+  { names: ['progress'], noun: 'auto, tty, plain, rawjson or quiet' },
+  { names: ['platform'], noun: 'a platform, e.g. linux/amd64' },
+  { names: ['secret'], noun: 'id=NAME,src=FILE or id=NAME,env=VAR' },
+  { names: ['openapi-schema'], noun: 'a schema file' },
+  { names: ['dockerfile'], noun: 'a Dockerfile' },
+  { names: ['metadata-file'], noun: 'a file to write' },
+  { names: ['use-cuda-base-image'], noun: 'auto, true or false' },
+  { names: ['tlscacert'], noun: 'a CA certificate file' },
+  { names: ['tlscert'], noun: 'a certificate file' },
+  { names: ['tlskey'], noun: 'a key file' },
+  { names: ['tlsservername'], noun: 'a server name' },
+  { names: ['tlsdir'], noun: 'a directory' },
+  { names: ['registry'], noun: 'a registry host' },
+  { names: ['example'], noun: 'a graph of the LLB corpus' },
+  { names: ['llb'], noun: 'a Definition file, or - for stdin' },
+  { names: ['http-url', 'git-url', 'upload-url'], noun: 'a URL' },
+  { names: ['local'], noun: 'NAME=DIR' },
+  { names: ['o', 'output'], noun: 'type=oci|docker,dest=FILE', commands: ['build'] },
+  { names: ['o', 'output'], noun: 'an exporter, e.g. type=image,name=REF', commands: ['debug'] },
+  { names: ['o', 'output'], noun: 'a file, or DIR/', commands: ['run', 'predict', 'train'] },
+  { names: ['cache-from'], noun: 'type=registry,ref=REF or type=local,src=DIR' },
+  { names: ['cache-to'], noun: 'type=registry,ref=REF, type=local,dest=DIR or type=inline' },
+  { names: ['i', 'input'], noun: 'name=value' },
+  { names: ['json'], noun: 'a JSON object, @file or -' },
+  { names: ['e', 'env'], noun: 'NAME=VALUE' },
+  { names: ['gpus'], noun: 'all, a count, device=0,1 or none' },
+  { names: ['host'], noun: 'an address to bind' },
+  { names: ['p', 'publish'], noun: 'PORT, HOST:PORT or [IPV6]:PORT', commands: ['exec'] },
+  { names: ['p', 'password'], noun: 'a password or token', commands: ['login'] },
+  { names: ['u', 'username'], noun: 'a username' },
+  { names: ['filter'], noun: 'a record filter, e.g. type==exec.cachemount' },
+  { names: ['keep-duration'], noun: 'a duration, e.g. 24h' },
+  { names: ['keep-storage'], noun: 'a size, e.g. 10GB' },
+];
+
+/** What option `name` of `command` (`debug solve`: debug) takes, or undefined when not listed. */
+export function valueNoun(command: string | undefined, name: string): string | undefined {
+  const top = command?.split(' ')[0];
+  return valueNouns.find(
+    (n) =>
+      n.names.includes(name) && (n.commands === undefined || (top !== undefined && n.commands.includes(top))),
+  )?.noun;
+}
 
 /** Global options that take a value (the next argument, unless written `--name=value`). */
 const globalValueOptions: ReadonlySet<string> = new Set(['--registry']);
@@ -120,7 +168,7 @@ export function usageError(message: string, argv: readonly string[], written = a
   if (valueless) {
     const name = valueless[1] ?? '';
     const form = optionForm(name, argv) ?? (name.length === 1 ? `-${name}` : `--${name}`);
-    const what = valueNouns[name];
+    const what = valueNoun(command, name);
     // `-t -bad`: the word after the option starts with "-", so yargs read it as options (b, a, d)
     const next = argv[argv.lastIndexOf(form) + 1];
     const dashed =

@@ -1,4 +1,4 @@
-import yargs, { type Argv } from 'yargs';
+import yargs, { type Argv, type Options } from 'yargs';
 import { CogError, NotImplementedError } from '../errors.js';
 import { cogVersion } from '../version.js';
 import { plannedCommands } from './commands.js';
@@ -186,6 +186,27 @@ function imageBuildArgs(
   };
 }
 
+/**
+ * Every option declared `type: 'string'` that is not a list takes exactly one value (yargs's nargs 1),
+ * for every command at once rather than `nargs: 1` on each declaration: given none, or followed by
+ * another option, yargs refuses it and usageError names it and what it wants ('--dockerfile needs a
+ * value (a Dockerfile)'), where yargs read it as an empty string and the command went on with that. A
+ * value written empty (`--registry=`, `--tlsdir ''`) is still one, and so is `-` (`--json -` reads
+ * stdin; without nargs yargs took the `-` for a positional). yargs declares through the instance's
+ * option method for option(), options(), positional() and every command's builder (it reuses the
+ * instance), so this wraps that one method.
+ */
+function stringOptionsTakeOneValue(cli: Argv): void {
+  const declare = cli.option.bind(cli) as (...args: unknown[]) => Argv;
+  const option = (...args: unknown[]) => {
+    const [key, opt] = args as [unknown, Options | undefined];
+    if (typeof key === 'string' && opt?.type === 'string' && opt.array !== true && opt.nargs === undefined)
+      return declare(key, { ...opt, nargs: 1 });
+    return declare(...args);
+  };
+  Object.assign(cli, { option });
+}
+
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 /**
  * yargs renders a command's whole help text as soon as the command's handler starts, in case a later
@@ -233,6 +254,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw usageError(msg ?? err?.message ?? '', argv, written ?? argv);
     });
   skipHelpPrerender(cli);
+  stringOptionsTakeOneValue(cli);
   withGlobalFlags(cli, argv);
   cli.command('debug', 'Print the build plan and the LLB graph for cog.yaml', (y) =>
     y

@@ -115,7 +115,20 @@ test('an option given no value, or a dash-word where its value should be, says s
   );
   assert.equal(
     usageError('Not enough arguments following: o', ['build', '-o', '-bad']).message,
-    '-o needs a value; "-bad" looks like a flag',
+    '-o needs a value (type=oci|docker,dest=FILE); "-bad" looks like a flag',
+  );
+  // the same name, another command: what it wants there
+  assert.equal(
+    usageError('Not enough arguments following: o', ['run', '-o']).message,
+    '-o needs a value (a file, or DIR/)',
+  );
+  assert.equal(
+    usageError('Not enough arguments following: p', ['login', '-p']).message,
+    '-p needs a value (a password or token)',
+  );
+  assert.equal(
+    usageError('Not enough arguments following: zz', ['build', '--zz']).message,
+    '--zz needs a value',
   );
   assert.equal(
     usageError('Not enough arguments following: t', ['build', '-t', '--']).message,

@@ -279,30 +279,40 @@ describe('mistakes found before building: no buildkitd is reached', () => {
 
 test('an option that takes a value, given none, is a usage error naming it (it was an internal error with a stack)', async () => {
   for (const [args, form, help] of [
-    [['build', '-o'], '-o', 'cog build'],
-    [['build', '--secret'], '--secret', 'cog build'],
-    [['run', '-i'], '-i', 'cog run'],
-    [['cache', 'du', '--filter'], '--filter', 'cog cache'],
+    [['build', '-o'], '-o needs a value (type=oci|docker,dest=FILE)', 'cog build'],
+    [['build', '--secret'], '--secret needs a value (id=NAME,src=FILE or id=NAME,env=VAR)', 'cog build'],
+    [['run', '-i'], '-i needs a value (name=value)', 'cog run'],
+    [
+      ['cache', 'du', '--filter'],
+      '--filter needs a value (a record filter, e.g. type==exec.cachemount)',
+      'cog cache',
+    ],
+    [['exec', '-p'], '-p needs a value (PORT, HOST:PORT or [IPV6]:PORT)', 'cog exec'],
+    [['debug', 'solve', '-o'], '-o needs a value (an exporter, e.g. type=image,name=REF)', 'cog debug'],
   ] as const) {
     const out = await exec(cog, [...args], {
       env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
     });
     assert.equal(out.code, 1, out.stderr);
-    assert.equal(out.stderr, `cog: error: ${form} needs a value\nhint: run \`${help} --help\` for usage\n`);
+    assert.equal(out.stderr, `cog: error: ${form}\nhint: run \`${help} --help\` for usage\n`);
   }
 });
 
 test('-f, --progress and --platform given no value are refused (they were read as empty: -f built cog.yaml)', async () => {
   for (const [args, expected, help] of [
-    [['build', '-f'], '-f needs a value', 'cog build'],
-    [['build', '-f', '--progress', 'quiet'], '-f needs a value; "--progress" looks like a flag', 'cog build'],
+    [['build', '-f'], '-f needs a value (a config file, e.g. cog.yaml)', 'cog build'],
+    [
+      ['build', '-f', '--progress', 'quiet'],
+      '-f needs a value (a config file, e.g. cog.yaml); "--progress" looks like a flag',
+      'cog build',
+    ],
     [
       ['predict', '--progress', '-i', 'a=1'],
-      '--progress needs a value; "-i" looks like a flag',
+      '--progress needs a value (auto, tty, plain, rawjson or quiet); "-i" looks like a flag',
       'cog predict',
     ],
-    [['build', '--platform'], '--platform needs a value', 'cog build'],
-    [['debug', 'plan', '-f'], '-f needs a value', 'cog debug'],
+    [['build', '--platform'], '--platform needs a value (a platform, e.g. linux/amd64)', 'cog build'],
+    [['debug', 'plan', '-f'], '-f needs a value (a config file, e.g. cog.yaml)', 'cog debug'],
   ] as const) {
     const out = await exec(cog, [...args], {
       env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
@@ -310,6 +320,75 @@ test('-f, --progress and --platform given no value are refused (they were read a
     assert.equal(out.code, 1, out.stderr);
     assert.equal(out.stderr, `cog: error: ${expected}\nhint: run \`${help} --help\` for usage\n`);
   }
+});
+
+test('every option that takes one string value, given none or followed by an option, is refused naming what it wants (it was read as empty)', async () => {
+  const dir = await tempDir('cogts-valueless-');
+  // [arguments, the option as written, what it wants, the command whose help the hint names]
+  const cases: [string[], string, string, string][] = [
+    [['build', '--dockerfile'], '--dockerfile', 'a Dockerfile', 'cog build'],
+    [['build', '--metadata-file', '--push'], '--metadata-file', 'a file to write', 'cog build'],
+    [['build', '--openapi-schema'], '--openapi-schema', 'a schema file', 'cog build'],
+    [
+      ['build', '--use-cuda-base-image', '--push'],
+      '--use-cuda-base-image',
+      'auto, true or false',
+      'cog build',
+    ],
+    [['push', '--tlscacert'], '--tlscacert', 'a CA certificate file', 'cog push'],
+    [['build', '--tlscert'], '--tlscert', 'a certificate file', 'cog build'],
+    [['build', '--tlskey'], '--tlskey', 'a key file', 'cog build'],
+    [['cache', 'du', '--tlsservername'], '--tlsservername', 'a server name', 'cog cache'],
+    [['doctor', '--tlsdir'], '--tlsdir', 'a directory', 'cog doctor'],
+    [['login', '--username'], '--username', 'a username', 'cog login'],
+    [['login', '-u', '--password-stdin'], '-u', 'a username', 'cog login'],
+    [['login', '-u', 'me', '-p'], '-p', 'a password or token', 'cog login'],
+    [['run', '--json'], '--json', 'a JSON object, @file or -', 'cog run'],
+    [['run', '-o', '-i', 'a=1'], '-o', 'a file, or DIR/', 'cog run'],
+    [['train', '--gpus'], '--gpus', 'all, a count, device=0,1 or none', 'cog train'],
+    [['serve', '--host'], '--host', 'an address to bind', 'cog serve'],
+    [['serve', '--upload-url', '--progress', 'quiet'], '--upload-url', 'a URL', 'cog serve'],
+    [['cache', 'prune', '--keep-duration'], '--keep-duration', 'a duration, e.g. 24h', 'cog cache'],
+    [['cache', 'prune', '--keep-storage', '-f'], '--keep-storage', 'a size, e.g. 10GB', 'cog cache'],
+    [['debug', 'solve', '--example'], '--example', 'a graph of the LLB corpus', 'cog debug'],
+    [['debug', 'solve', '--metadata-file'], '--metadata-file', 'a file to write', 'cog debug'],
+    [['debug', 'llb', '--example', 'x', '--http-url'], '--http-url', 'a URL', 'cog debug'],
+    [['debug', 'plan', '--use-cuda-base-image'], '--use-cuda-base-image', 'auto, true or false', 'cog debug'],
+    [['build', '--registry'], '--registry', 'a registry host', 'cog build'],
+  ];
+  for (const [args, form, what, help] of cases) {
+    const out = await exec(cog, args, {
+      cwd: dir,
+      env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
+    });
+    const next = args[args.indexOf(form) + 1];
+    const dashed = next === undefined ? '' : `; ${JSON.stringify(next)} looks like a flag`;
+    assert.equal(
+      out.stderr,
+      `cog: error: ${form} needs a value (${what})${dashed}\nhint: run \`${help} --help\` for usage\n`,
+      args.join(' '),
+    );
+    assert.equal(out.code, 1, args.join(' '));
+  }
+});
+
+test('an empty value written as one still reaches the command, and - is a value (--json - reads stdin)', async () => {
+  const hello = join(repoRoot, 'fixtures', 'models', 'hello');
+  const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' };
+  // `--dockerfile=` and `--dockerfile ''` are empty on purpose: the command's own check answers
+  for (const args of [
+    ['build', '--dockerfile='],
+    ['build', '--dockerfile', ''],
+  ]) {
+    const out = await exec(cog, args, { cwd: hello, env });
+    assert.equal(
+      out.stderr,
+      'cog: error: --dockerfile needs the path of a Dockerfile\nhint: e.g. --dockerfile Dockerfile\n',
+    );
+  }
+  // `--json -` takes the JSON from stdin (it was read as an empty --json, and - as the image)
+  const stdin = await exec(cog, ['run', '--json', '-'], { cwd: hello, env, input: '{"text": ' });
+  assert.match(stdin.stderr, /^cog: error: Failed to parse JSON from standard input/);
 });
 
 test('cog build -t -bad says -t needs an image name and "-bad" looks like a flag (it named each letter)', async () => {
