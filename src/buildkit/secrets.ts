@@ -48,7 +48,8 @@ const unreadableFile = /\bsecret ([^\s:]+): cannot read the file (.+?): ([^\n]+)
 
 /**
  * A step failed for a secret nobody passed: the error says how to pass it. `withFlag`: the command
- * takes `--secret` (build, push); the others (run, serve, exec) take none, so the image is built first.
+ * takes `--secret` (every command when it builds the project); without it (one that runs IMAGE, which
+ * builds nothing) the hint says to build the image with the secret.
  * A secret that was passed but could not be read when the step asked says so, with its source and why.
  */
 export function explainMissingSecret(err: unknown, withFlag: boolean): unknown {
@@ -72,6 +73,6 @@ export function explainMissingSecret(err: unknown, withFlag: boolean): unknown {
     cause: err,
     hint: withFlag
       ? `a build step mounts the secret "${id}": pass it with --secret id=${id},src=FILE or --secret id=${id},env=VAR`
-      : `a build step mounts the secret "${id}", and this command passes no build secrets: build the image with \`cog build --secret id=${id},src=FILE -t NAME\`, then \`cog run NAME\` or \`cog serve NAME\` (\`cog exec\` builds the project itself, so it cannot run such a project)`,
+      : `a build step mounts the secret "${id}", and this command passes no build secrets: build the image with \`cog build --secret id=${id},src=FILE -t NAME\`, or give the command that builds it --secret id=${id},src=FILE`,
   });
 }

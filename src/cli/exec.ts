@@ -20,6 +20,8 @@ export interface ExecArgs {
   readonly publish: readonly string[];
   readonly env: readonly string[];
   readonly file: string;
+  /** --secret for the project's build (build.run steps that mount one) */
+  readonly secrets?: readonly string[];
   readonly progress: string | undefined;
   readonly tls?: TlsFlags;
   /** --use-cuda-base-image for the project's build, as `cog build` takes it; undefined is auto */
@@ -36,6 +38,7 @@ const valueOptions = new Set([
   '--env',
   '-f',
   '--file',
+  '--secret',
   '--progress',
   '--tlscacert',
   '--tlscert',
@@ -143,6 +146,7 @@ export async function execCommand(args: ExecArgs, io: CommandIo, cwd = process.c
     {
       image: undefined,
       file: args.file,
+      secrets: args.secrets ?? [],
       progress: args.progress,
       tls: args.tls,
       schemaFailure: 'warn',

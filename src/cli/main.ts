@@ -74,6 +74,19 @@ const configFileOption = {
   describe: 'the config file',
 } as const;
 
+/**
+ * --secret of every command that builds (build, push, run, predict, train, serve, exec, debug solve):
+ * a secret for the steps that mount it, never in the image.
+ */
+const secretOption = {
+  type: 'string',
+  array: true,
+  nargs: 1,
+  default: [] as string[],
+  describe:
+    'id=NAME,src=FILE or id=NAME,env=VAR (src=FILE alone: id is the file name; id=NAME alone: $NAME if set, else the file NAME)',
+} as const;
+
 /** --progress of the commands whose output is the build (build, push, debug solve). */
 const solveProgressOption = {
   type: 'string',
@@ -92,14 +105,7 @@ const runProgressOption = {
 function withImageBuildOptions<T>(y: Argv<T>) {
   return withTlsOptions(y)
     .option('file', configFileOption)
-    .option('secret', {
-      type: 'string',
-      array: true,
-      nargs: 1,
-      default: [] as string[],
-      describe:
-        'id=NAME,src=FILE or id=NAME,env=VAR (src=FILE alone: id is the file name; id=NAME alone: $NAME if set, else the file NAME)',
-    })
+    .option('secret', secretOption)
     .option('cache', {
       type: 'boolean',
       default: true,
@@ -316,14 +322,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               default: [] as string[],
               describe: 'NAME=DIR',
             })
-            .option('secret', {
-              type: 'string',
-              array: true,
-              nargs: 1,
-              default: [] as string[],
-              describe:
-                'id=NAME,src=FILE or id=NAME,env=VAR (src=FILE alone: id is the file name; id=NAME alone: $NAME if set, else the file NAME)',
-            })
+            .option('secret', secretOption)
             .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
             .option('progress', solveProgressOption)
             .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
@@ -498,6 +497,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         describe: 'GPUs as CDI devices: all, a count, device=0,1 or none (default: all when build.gpu)',
       })
       .option('file', configFileOption)
+      .option('secret', secretOption)
       .option('progress', runProgressOption);
   const runModel = (argv: Awaited<ReturnType<typeof runBuilder>['argv']>, mode: 'predict' | 'train') =>
     predict(
@@ -510,6 +510,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         env: argv.env,
         setupTimeout: argv['setup-timeout'],
         file: argv.file,
+        secrets: argv.secret,
         progress: argv.progress,
         tls: tlsFlags(argv),
         gpus: argv.gpus,
@@ -552,6 +553,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         })
         .option('upload-url', { type: 'string', describe: 'PUT file outputs to this URL' })
         .option('file', configFileOption)
+        .option('secret', secretOption)
         .option('progress', runProgressOption),
     (argv) =>
       serve(
@@ -561,6 +563,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           host: argv.host,
           uploadUrl: argv['upload-url'],
           file: argv.file,
+          secrets: argv.secret,
           progress: argv.progress,
           tls: tlsFlags(argv),
           useCudaBaseImage: argv['use-cuda-base-image'],
@@ -592,6 +595,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           describe: 'NAME=VALUE for the command',
         })
         .option('file', configFileOption)
+        .option('secret', secretOption)
         .option('progress', runProgressOption),
     (argv) =>
       execCommand(
@@ -600,6 +604,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           publish: argv.publish,
           env: argv.env,
           file: argv.file,
+          secrets: argv.secret,
           progress: argv.progress,
           tls: tlsFlags(argv),
           useCudaBaseImage: argv['use-cuda-base-image'],

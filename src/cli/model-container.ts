@@ -23,7 +23,8 @@ import { resolveModelImage } from '../runtime/run-model.js';
 import { configEnvEntries } from '../plan/compile.js';
 import { wheelContext } from '../plan/plan.js';
 import { CogError } from '../errors.js';
-import { defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
+import { checkSecretsUnused, defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
+import { secretsService } from '../buildkit/secrets.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
 import { checkEntryPoint } from './entry-point.js';
@@ -33,6 +34,8 @@ export interface ModelContainerOptions {
   readonly image: string | undefined;
   /** cog.yaml */
   readonly file: string;
+  /** --secret for the project's build (build.run steps that mount one); not with IMAGE */
+  readonly secrets?: readonly string[];
   readonly progress: string | undefined;
   readonly tls?: TlsFlags | undefined;
   /** a predictor the schema cannot be read from: warn and go on (cog exec, a debugging tool) */
@@ -70,7 +73,10 @@ export async function withModelContainer<T>(
   run: (model: ModelContainer) => Promise<T>,
 ): Promise<T> {
   const baseFlags = { useCudaBaseImage: options.useCudaBaseImage, useCogBaseImage: options.useCogBaseImage };
-  if (options.image !== undefined) checkBaseImageFlagsUnused(baseFlags, options.command);
+  if (options.image !== undefined) {
+    checkBaseImageFlagsUnused(baseFlags, options.command);
+    checkSecretsUnused(options.secrets, options.command);
+  }
   const prepared =
     options.image === undefined
       ? await prepareBuild(
@@ -78,6 +84,7 @@ export async function withModelContainer<T>(
             ...defaultBuildSettings,
             ...baseFlags,
             file: options.file,
+            secrets: options.secrets ?? [],
             schemaFailure: options.schemaFailure ?? 'fail',
           },
           io,
@@ -111,8 +118,16 @@ export async function withModelContainer<T>(
         progress: options.progress,
         defaultProgress: 'quiet',
         tls: options.tls,
-        services: [fileSyncService(dirs), ...(images ? [images.service] : [])],
+        services: [
+          fileSyncService(dirs),
+          ...(images ? [images.service] : []),
+          ...(prepared && Object.keys(prepared.secrets).length > 0
+            ? [secretsService(prepared.secrets, io.env)]
+            : []),
+        ],
         ...(sharedKey ? { sharedKey } : {}),
+        // the project's build takes --secret: a step's missing secret is explained with the flag
+        secretFlag: prepared !== undefined,
         hideSteps: isCogBaseProbe,
         onInterruptDoing: () => (interruptHandler ? 'stopping the model' : 'cancelling the build'),
       },

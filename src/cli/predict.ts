@@ -26,7 +26,7 @@ import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
 import { pointToShownOutput } from '../runtime/server-output.js';
 import type { SmokeReport } from '../runtime/smoke.js';
-import { defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
+import { checkSecretsUnused, defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
 import { progressModeOf, showsWholeLog, withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
 import { checkEntryPoint, checkImageEntryPoint } from './entry-point.js';
@@ -40,6 +40,8 @@ export interface PredictArgs {
   readonly env: readonly string[];
   readonly setupTimeout: number;
   readonly file: string;
+  /** --secret for the project's build (build.run steps that mount one); not with IMAGE */
+  readonly secrets?: readonly string[];
   readonly progress: string | undefined;
   readonly tls?: TlsFlags;
   /** `--gpus` (all, a count, device=0,1, none); default: all when the model has build.gpu */
@@ -101,12 +103,19 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       hint: 'export REPLICATE_API_TOKEN=r8_… (an API token from replicate.com/account/api-tokens)',
     });
   const baseFlags = { useCudaBaseImage: args.useCudaBaseImage, useCogBaseImage: args.useCogBaseImage };
-  if (args.image !== undefined)
-    checkBaseImageFlagsUnused(baseFlags, args.mode === 'train' ? 'cog train' : 'cog run');
+  if (args.image !== undefined) {
+    const command = args.mode === 'train' ? 'cog train' : 'cog run';
+    checkBaseImageFlagsUnused(baseFlags, command);
+    checkSecretsUnused(args.secrets, command);
+  }
   // without IMAGE: the project's config and schema are known before connecting, so inputs fail fast
   const prepared =
     args.image === undefined
-      ? await prepareBuild({ ...defaultBuildSettings, ...baseFlags, file: args.file }, io, cwd)
+      ? await prepareBuild(
+          { ...defaultBuildSettings, ...baseFlags, file: args.file, secrets: args.secrets ?? [] },
+          io,
+          cwd,
+        )
       : undefined;
   let input: Record<string, unknown> | undefined;
   if (prepared) {
@@ -128,6 +137,12 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   let schemaForOutputs: unknown;
   /** the run's progress view: quiet unless asked (the prediction's output is what the user reads) */
   const progress = { progress: args.progress, defaultProgress: 'quiet' };
+  // --secret for the build's steps, and the token, which reaches the run as a secret mount: never in
+  // the LLB, its cache keys or a layer
+  const sessionSecrets = {
+    ...prepared?.secrets,
+    ...(args.useReplicateToken ? { [replicateTokenSecret]: { env: 'REPLICATE_API_TOKEN' } } : {}),
+  };
   try {
     await withBuildkit(
       io,
@@ -137,12 +152,11 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         services: [
           fileSyncService(dirs),
           ...(images ? [images.service] : []),
-          // the token reaches the run as a secret mount: never in the LLB, its cache keys or a layer
-          ...(args.useReplicateToken
-            ? [secretsService({ [replicateTokenSecret]: { env: 'REPLICATE_API_TOKEN' } }, io.env)]
-            : []),
+          ...(Object.keys(sessionSecrets).length > 0 ? [secretsService(sessionSecrets, io.env)] : []),
         ],
         hideSteps: isCogBaseProbe,
+        // the project's build takes --secret: a step's missing secret is explained with the flag
+        secretFlag: prepared !== undefined,
       },
       async ({ client, session, ref, signal, onStatus }) => {
         // the worker's devices are only asked for when a GPU is wanted (one round trip less otherwise)

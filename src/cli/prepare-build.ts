@@ -144,6 +144,17 @@ export const defaultBuildSettings = {
   timestamp: undefined,
 } as const;
 
+/**
+ * --secret is for the project's build: `cog run IMAGE --secret …` builds nothing, so the secret would
+ * reach no step (refused, as the base image flags are).
+ */
+export function checkSecretsUnused(secrets: readonly string[] | undefined, command: string): void {
+  if ((secrets ?? []).length > 0)
+    throw new CogError(`--secret: \`${command} IMAGE\` runs an image that is built already`, {
+      hint: 'drop --secret, or leave IMAGE out to build the project with it',
+    });
+}
+
 /** What --separate-weights found, for stderr. */
 export function weightsNote(weights: WeightsSplit): string {
   const paths = weightPaths(weights);

@@ -17,6 +17,8 @@ export interface ServeArgs {
   readonly host: string;
   readonly uploadUrl: string | undefined;
   readonly file: string;
+  /** --secret for the project's build (build.run steps that mount one); not with IMAGE */
+  readonly secrets?: readonly string[];
   readonly progress: string | undefined;
   readonly tls?: TlsFlags;
   /** --use-cuda-base-image for the project's build, as `cog build` takes it; undefined is auto */
@@ -70,6 +72,7 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
     {
       image: args.image,
       file: args.file,
+      secrets: args.secrets ?? [],
       progress: args.progress,
       tls: args.tls,
       useCudaBaseImage: args.useCudaBaseImage,

@@ -391,6 +391,29 @@ test('an empty value written as one still reaches the command, and - is a value 
   assert.match(stdin.stderr, /^cog: error: Failed to parse JSON from standard input/);
 });
 
+test('every command that builds the project takes --secret; with IMAGE (nothing to build) it is refused', async () => {
+  const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' };
+  for (const command of ['build', 'push', 'run', 'predict', 'train', 'serve', 'exec']) {
+    const help = await exec(cog, [command, '--help'], { env });
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /^\s+--secret\s+id=NAME,src=FILE or id=NAME,env=VAR/m, `cog ${command} --help`);
+  }
+  for (const command of ['run', 'predict', 'train', 'serve']) {
+    const out = await exec(cog, [command, 'h2-some-image:latest', '--secret', 'id=token,src=token.txt'], {
+      env,
+    });
+    assert.equal(out.code, 1, out.stderr);
+    const shown = command === 'predict' ? 'run' : command;
+    assert.match(
+      out.stderr,
+      new RegExp(
+        `^cog: error: --secret: \`cog ${shown} IMAGE\` runs an image that is built already\nhint: drop --secret, or leave IMAGE out to build the project with it\n$`,
+        'm',
+      ),
+    );
+  }
+});
+
 test('cog build -t -bad says -t needs an image name and "-bad" looks like a flag (it named each letter)', async () => {
   for (const [args, expected] of [
     [['build', '-t', '-bad'], '-t needs a value (an image name); "-bad" looks like a flag'],

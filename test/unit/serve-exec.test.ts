@@ -19,6 +19,11 @@ describe('cog exec arguments', () => {
       options: ['--env=A=b', '-p', '80'],
       command: ['-weird'],
     });
+    // --secret's value is cog's, not the command (`cog exec --secret id=t,src=f cat x`)
+    assert.deepEqual(splitExecArgv(['--secret', 'id=t,src=f', 'cat', 'x']), {
+      options: ['--secret', 'id=t,src=f'],
+      command: ['cat', 'x'],
+    });
     assert.deepEqual(splitExecArgv(['--help']), { options: ['--help'], command: [] });
     assert.deepEqual(splitExecArgv([]), { options: [], command: [] });
   });
