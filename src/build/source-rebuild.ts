@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { OciImageConfig } from '../buildkit/gateway.js';
-import { type ImageStore } from '../image/store.js';
+import { type Descriptor, type ImageStore } from '../image/store.js';
 import { UnsupportedEntryError, writeSourceLayer } from '../image/source-layer.js';
 import type { PlanInput } from '../plan/types.js';
 import {
@@ -93,8 +93,8 @@ export type SourceRebuild =
   | {
       readonly kind: 'rebuilt';
       readonly digest: string;
-      /** the digest the name had in the store before (undefined: pushed, or a new name) */
-      readonly replaced?: string;
+      /** the image the name had in the store before (undefined: pushed, or a new name) */
+      readonly replaced?: Descriptor;
       /** the record of the image made, for the next rebuild */
       readonly record: SourceRecord;
     }
@@ -170,7 +170,7 @@ type LayerSpec = Parameters<typeof writeSourceLayer>[0];
 type Previous = Parameters<typeof nextSourceImage>[0];
 type Settings = Parameters<typeof nextSourceImage>[2];
 type Made =
-  | { readonly kind: 'made'; readonly image: NextImage; readonly replaced?: string }
+  | { readonly kind: 'made'; readonly image: NextImage; readonly replaced?: Descriptor }
   | { readonly kind: 'declined'; readonly reason: string };
 
 async function intoStore(
@@ -203,7 +203,7 @@ async function intoStore(
     size: image.manifest.length,
     ...(platform ? { platform } : {}),
   });
-  return { kind: 'made', image, ...(replaced ? { replaced: replaced.digest } : {}) };
+  return { kind: 'made', image, ...(replaced ? { replaced } : {}) };
 }
 
 function bufferBlobSource(bytes: Buffer, digest: string): BlobSource {

@@ -274,7 +274,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     if (toStore) {
       const manifest = exportedManifest(built.exporterResponse);
       const previous = await store.tag(imageName, manifest);
-      if (previous?.digest !== manifest.digest) await collectStoreGarbage(store, io.stderr);
+      if (previous?.digest !== manifest.digest) await collectStoreGarbage(store, io.stderr, previous);
     }
     if (args.metadataFile) {
       await writeFile(

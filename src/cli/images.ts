@@ -7,15 +7,10 @@ import { CogError } from '../errors.js';
 import { findStoredImage } from '../image/find.js';
 import { formatSize } from '../image/inspect.js';
 import { type StoreListing, listStore } from '../image/store-listing.js';
-import {
-  type DamagedImage,
-  type Descriptor,
-  ImageStore,
-  imageStoreDir,
-  refNameAnnotation,
-} from '../image/store.js';
+import { type Descriptor, ImageStore, imageStoreDir, refNameAnnotation } from '../image/store.js';
 import type { CommandIo } from './debug-solve.js';
 import { warningLine } from './prepare-build.js';
+import { damagedImageWarning } from './store-garbage.js';
 import { alignColumns, utcMinute } from './text-table.js';
 
 /** The listing as a table: name, short digest, size, creation time (UTC, to the minute). */
@@ -64,16 +59,6 @@ export async function removeImages(args: { names: readonly string[] }, io: Comma
   await store.untag(stored);
   for (const name of stored) io.stdout.write(`Removed ${name}\n`);
   await collect(store, io, released);
-}
-
-/** What `cog image rm` says of a damaged image it left in place, and how to remove it. */
-export function damagedImageWarning(damaged: DamagedImage): string {
-  const which = damaged.names.length > 0 ? `image ${damaged.names.join(', ')}` : 'an image';
-  const remove =
-    damaged.names.length > 0
-      ? `remove it with \`cog image rm ${damaged.names.join(' ')}\`, then build again`
-      : '`cog image ls` shows which name holds it: remove that name with `cog image rm`';
-  return `${which} in the local image store is damaged (manifest ${damaged.digest} is unreadable: ${damaged.reason}); the blobs it may use were kept: ${remove}`;
 }
 
 /** `cog image prune`: removes the blobs no name reaches, now. */

@@ -14,7 +14,7 @@ import {
   sourceRecordsDir,
   writeSourceRecord,
 } from '../build/source-record.js';
-import type { ImageStore } from '../image/store.js';
+import type { Descriptor, ImageStore } from '../image/store.js';
 import { fetchBlob } from '../registry/blobs.js';
 import type { RegistryClient } from '../registry/client.js';
 import { getManifest } from '../registry/manifests.js';
@@ -114,7 +114,8 @@ export async function buildSourceOnly(request: {
     await lease?.release();
   }
   if (!answered) return undefined;
-  if (toStore && answered.replaced !== answered.digest) await collectStoreGarbage(store, io.stderr);
+  if (toStore && answered.replaced?.digest !== answered.digest)
+    await collectStoreGarbage(store, io.stderr, answered.replaced);
   const output: RecordedOutput = toStore
     ? { kind: 'store', root: store.root }
     : pushedOutput(imageName, io.env);
@@ -134,7 +135,7 @@ export async function buildSourceOnly(request: {
  */
 export async function answerSourceOnly(
   request: SourceOnlyRequest,
-): Promise<{ digest: string; replaced?: string } | undefined> {
+): Promise<{ digest: string; replaced?: Descriptor } | undefined> {
   const { recording, prepared, io } = request;
   const dir = sourceRecordsDir(recording.env);
   const record = request.record ?? readSourceRecord(dir, recording.key);

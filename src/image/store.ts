@@ -384,11 +384,12 @@ export class ImageStore {
    * that stopped before naming their image) and staging files of such writes. Does nothing while
    * another process holds a lease. Returns what it removed.
    *
-   * A named image whose manifest is damaged (unreadable) may reference any blob: without `released`,
-   * the collection then removes nothing and throws UnreadableManifestError naming the image. With
-   * `released` (the images whose names were just removed), it removes only the blobs those reached
-   * that no readable image reaches and no damaged manifest names, keeps every other blob (whose users
-   * are unknown), and reports the damaged images in `damaged`.
+   * A named image whose manifest is damaged (unreadable) may reference any blob: without `released`
+   * (`cog image prune`), the collection then removes nothing and throws UnreadableManifestError naming
+   * the image. With `released` (the images whose names were just removed by `cog image rm`, or moved
+   * to a new image by a build; none for a new name), it removes only the blobs those reached that no
+   * readable image reaches and no damaged manifest names, keeps every other blob (whose users are
+   * unknown), and reports the damaged images in `damaged`.
    */
   async collectGarbage(
     options: { readonly released?: readonly Descriptor[] } = {},

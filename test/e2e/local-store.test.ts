@@ -262,3 +262,84 @@ test(
     assert.equal(left.has(dev.digest), false);
   },
 );
+
+test(
+  'a damaged unrelated image does not stop the collection after a build: the build warns naming it, removes the replaced image, keeps what the damaged one may use',
+  { timeout: 900_000 },
+  async () => {
+    const store = join(scratchDir, 'damaged-store');
+    const env = { ...tb.env, COG_IMAGE_STORE: store };
+    const damagedName = `damaged-${tag}:a`;
+    const name = `beside-damaged-${tag}:b`;
+    const digestOf = (stderr: string) => /@(sha256:[0-9a-f]{64})/.exec(stderr)?.[1];
+    const damaged = digestOf(
+      (
+        await execOk(cog, ['build', '-t', damagedName, '--progress', 'quiet'], {
+          env,
+          cwd: join(fixtures, 'hello'),
+        })
+      ).stderr,
+    );
+    assert.ok(damaged);
+    // a's manifest cut short: it still names its config and first layers, not the rest
+    const manifestFile = join(store, 'blobs', 'sha256', damaged.slice(7));
+    const whole = await readFile(manifestFile, 'utf8');
+    const cut = whole.slice(0, Math.floor(whole.length / 2));
+    await writeFile(manifestFile, cut);
+    const namedByCut = [...new Set(cut.match(/sha256:[0-9a-f]{64}/g) ?? [])];
+    assert.ok(namedByCut.length > 0);
+
+    // b, a different image, built twice: the second build replaces the first under its name
+    const project = join(scratchDir, 'beside-damaged-project');
+    await cp(join(fixtures, 'hello'), project, { recursive: true });
+    const edit = async (line: string) =>
+      writeFile(
+        join(project, 'predict.py'),
+        `${await readFile(join(project, 'predict.py'), 'utf8')}\n${line}\n`,
+      );
+    await edit('# b v1');
+    const build = () => exec(cog, ['build', '-t', name, '--progress', 'quiet'], { env, cwd: project });
+    const firstBuild = await build();
+    assert.equal(firstBuild.code, 0, firstBuild.stderr);
+    const first = digestOf(firstBuild.stderr)!;
+    const firstManifest = JSON.parse(
+      await readFile(join(store, 'blobs', 'sha256', first.slice(7)), 'utf8'),
+    ) as {
+      config: { digest: string };
+      layers: { digest: string }[];
+    };
+    // what only b's first image used: its manifest, config and source layer (the last one)
+    const onlyFirst = [first, firstManifest.config.digest, firstManifest.layers.at(-1)!.digest];
+    await edit('# b v2');
+    const secondBuild = await build();
+    assert.equal(secondBuild.code, 0, secondBuild.stderr);
+    const second = digestOf(secondBuild.stderr)!;
+    assert.notEqual(second, first, 'the edit made a new image');
+
+    const warning = `cog: warning: image ${damagedName} in the local image store is damaged (manifest ${damaged} is unreadable: `;
+    for (const r of [firstBuild, secondBuild]) {
+      assert.equal(
+        r.stderr.split(warning).length - 1,
+        1,
+        `one warning naming the damaged image:\n${r.stderr}`,
+      );
+      assert.ok(
+        r.stderr.includes(`the blobs it may use were kept: remove it with \`cog image rm ${damagedName}\``),
+        r.stderr,
+      );
+      assert.doesNotMatch(r.stderr, /could not remove unused blobs/);
+    }
+    const left = await storeBlobs(store);
+    for (const digest of onlyFirst)
+      assert.equal(left.has(digest), false, `${digest} of the replaced image went`);
+    for (const digest of [damaged, ...namedByCut]) assert.ok(left.has(digest), `${digest} was kept`);
+
+    // removing the damaged image as the warning says mends the store: the next build is silent
+    await execOk(cog, ['image', 'rm', damagedName], { env, cwd: scratchDir });
+    await edit('# b v3');
+    const mended = await build();
+    assert.equal(mended.code, 0, mended.stderr);
+    assert.doesNotMatch(mended.stderr, /warning: image .* is damaged/);
+    assert.deepEqual([...(await storeBlobs(store)).keys()].sort(), [...(await namedBlobs(store))].sort());
+  },
+);

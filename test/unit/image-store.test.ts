@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,6 +21,7 @@ import { listStore } from '../../src/image/store-listing.js';
 import { formatStoreListing } from '../../src/cli/images.js';
 import { inspectLocal } from '../../src/cli/inspect.js';
 import { CogError } from '../../src/errors.js';
+import { collectStoreGarbage } from '../../src/cli/store-garbage.js';
 import { exec } from '../support/exec.js';
 import { repoRoot } from '../support/testbed.js';
 
@@ -412,6 +414,58 @@ test('cog image rm of a sound image beside a damaged one removes it and the blob
   assert.equal(mended.code, 0, mended.stderr);
   assert.doesNotMatch(mended.stderr, /warning/);
   assert.deepEqual([...(await blobsIn(store.root))].sort(), [...(await store.blobsOf(c.digest))].sort());
+});
+
+test('the collection after a build beside a damaged image removes the replaced image, keeps the rest, and warns once', async () => {
+  const store = await newStore('build-beside-damaged');
+  const shared = await putBlob(store.root, layerType, 'base layer');
+  const old = await putImage(store.root, 'old', ['base layer', 'source v1']);
+  await store.tag('b', old);
+  // a's manifest is cut short after the shared layer: what came after the cut is unknown
+  const configA = await putBlob(store.root, configType, JSON.stringify({ name: 'a', os: 'linux' }));
+  const afterCut = await putBlob(store.root, layerType, 'a layer after the cut');
+  const whole = JSON.stringify({ schemaVersion: 2, config: configA, layers: [shared, afterCut] });
+  const cut = await putBlob(store.root, manifestType, whole.slice(0, whole.indexOf(shared.digest) + 71));
+  const index = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
+    manifests: Descriptor[];
+  };
+  index.manifests.push({ ...cut, annotations: { [refNameAnnotation]: 'a' } });
+  await writeFile(join(store.root, 'index.json'), JSON.stringify(index));
+  const orphan = await putBlob(store.root, layerType, 'a write no name reached');
+  // the build files its new image under b
+  const next = await putImage(store.root, 'next', ['base layer', 'source v2']);
+  const previous = await store.tag('b', next);
+  assert.equal(previous?.digest, old.digest);
+  const before = await blobsIn(store.root);
+
+  let said = '';
+  const stderr = new PassThrough().on('data', (chunk: Buffer) => (said += chunk.toString()));
+  await collectStoreGarbage(store, stderr, previous);
+  const left = await blobsIn(store.root);
+  const oldConfig = sha256(JSON.stringify({ name: 'old', architecture: 'amd64', os: 'linux' }));
+  assert.deepEqual(
+    [...before].filter((d) => !left.has(d)).sort(),
+    [old.digest, oldConfig, sha256('source v1')].sort(),
+    'only what the replaced image alone used goes',
+  );
+  // the orphan may be a's layer after the cut as much as a stopped write: it stays
+  for (const kept of [shared, configA, afterCut, cut, orphan, next]) assert.ok(left.has(kept.digest));
+  assert.match(
+    said,
+    new RegExp(
+      `^cog: warning: image a in the local image store is damaged \\(manifest ${cut.digest} is unreadable: [^\\n]+\\); the blobs it may use were kept: remove it with \`cog image rm a\`, then build again\\n$`,
+    ),
+    'one warning, naming the damaged image and the command that removes it',
+  );
+
+  // a new name (nothing replaced): nothing may go but staging files, and the warning is the same
+  said = '';
+  await collectStoreGarbage(store, stderr, undefined);
+  assert.deepEqual(await blobsIn(store.root), left);
+  assert.match(
+    said,
+    /^cog: warning: image a in the local image store is damaged .*`cog image rm a`, then build again\n$/,
+  );
 });
 
 test('collecting in a store that does not exist does nothing and makes no directory', async () => {
