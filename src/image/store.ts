@@ -12,6 +12,7 @@ import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } f
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
+import { DamagedBlobError } from './damaged-blob.js';
 import { sha256Digest } from '../registry/manifests.js';
 import { userDir } from '../user-dirs.js';
 import {
@@ -168,7 +169,19 @@ export class ImageStore {
   async tag(name: string, manifest: Descriptor): Promise<Descriptor | undefined> {
     await this.ensureLayout();
     // the manifest and everything it reaches must be here, or the name would point at a broken image
-    const missing = [...(await this.reachableFrom([manifest]))].find((digest) => !this.hasBlob(digest));
+    const unreadable = new Map<string, string>();
+    const reached = await this.reachableFrom([manifest], (err) => unreadable.set(err.digest, err.reason));
+    const [damaged, reason] = [...unreadable][0] ?? [];
+    if (damaged !== undefined) {
+      // the daemon (or putBlob) found the blob in the store and kept it: it was damaged before this build
+      const usedBy = await this.namesReaching((await this.index()).manifests, damaged);
+      throw new DamagedBlobError(
+        damaged,
+        `blob ${damaged} of the image built as ${name} in the local image store is not JSON (${reason}): it is damaged`,
+        { usedBy },
+      );
+    }
+    const missing = [...reached].find((digest) => !this.hasBlob(digest));
     if (missing)
       throw new CogError(`the image store lacks ${missing}, part of the exported image ${manifest.digest}`, {
         hint: 'build again; if it persists, remove the store directory',

@@ -32,7 +32,7 @@ import {
 } from './chunks.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError, headerValue } from './errors.js';
-import { DamagedBlobError } from './layout.js';
+import { DamagedBlobError } from '../image/damaged-blob.js';
 import type { RepositoryRef } from './reference.js';
 import { delayAfter, isRetryableError, sleep, withRetry } from './retry.js';
 

@@ -3,34 +3,14 @@ import { stat } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
+import { DamagedBlobError } from '../image/damaged-blob.js';
 import { type Descriptor, type OciIndex, refNameAnnotation } from '../image/store.js';
 import { type BlobSource, fileBlobSource } from './blobs.js';
 
 export type { Descriptor, OciIndex };
 
-/**
- * What mends a damaged blob in the local image store: a build finds the blob there and keeps it, so the
- * images that use it must go first (removing the last one drops the blob). `names`: those images, when
- * known.
- */
-export function damagedBlobHint(names: readonly string[] = []): string {
-  const remove = names.length ? `\`cog image rm ${names.join(' ')}\`` : '`cog image ls`, `cog image rm NAME`';
-  return `remove the images that use it (${remove}, which drops blobs no image uses), then build again; a build alone keeps the damaged copy`;
-}
-
-/** A blob in the local image store whose bytes are not what its digest and size say. */
-export class DamagedBlobError extends CogError {
-  constructor(
-    readonly digest: string,
-    message: string,
-    options: { readonly cause?: unknown; readonly usedBy?: readonly string[] } = {},
-  ) {
-    super(message, {
-      hint: damagedBlobHint(options.usedBy),
-      ...(options.cause === undefined ? {} : { cause: options.cause }),
-    });
-  }
-}
+// the push and inspect commands take it from the registry's exports
+export { DamagedBlobError };
 
 export class OciLayout {
   constructor(readonly root: string) {}

@@ -619,6 +619,48 @@ describe('a layer cut short in the local image store', () => {
   });
 });
 
+describe('a manifest cut short in the local image store', () => {
+  test('cog push of its image (and a build making the same image) names the blob damaged and the image to remove, not a collection error', async () => {
+    const own = { COG_IMAGE_STORE: join(await tempDir('cogts-push-damaged-manifest-'), 'store') };
+    const target = `${tb.registry}/cogts-push/damaged-manifest-${run}:v1`;
+    const { digest } = await pushOk(target, own);
+    const file = join(own.COG_IMAGE_STORE, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    const whole = await readFile(file, 'utf8');
+    await writeFile(file, whole.slice(0, Math.floor(whole.length / 2)));
+
+    for (const args of [
+      ['push', target, '--progress', 'plain'],
+      // another name: the build makes the same manifest, which the store already holds, damaged
+      ['build', '-t', `cogts-damaged-manifest-${run}:other`, '--progress', 'plain'],
+    ]) {
+      const failed = await cogIn(hello, args, own);
+      assert.equal(failed.code, 1, explain(failed));
+      assert.match(
+        failed.stderr,
+        new RegExp(
+          `^cog: error: blob ${digest} of the image built as \\S+ in the local image store is not JSON \\(.+\\): it is damaged$`,
+          'm',
+        ),
+        explain(failed),
+      );
+      assert.match(
+        failed.stderr,
+        new RegExp(
+          `^hint: remove the images that use it \\(\`cog image rm ${target.replace(/[.]/g, '\\.')}\`, which drops blobs no image uses\\), then build again; a build alone keeps the damaged copy$`,
+          'm',
+        ),
+        explain(failed),
+      );
+      assert.doesNotMatch(failed.stderr, /no unused blob was removed/, explain(failed));
+    }
+
+    const removed = await cogIn(hello, ['image', 'rm', target], own);
+    assert.equal(removed.code, 0, explain(removed));
+    const again = await pushOk(target, own);
+    assert.equal(again.digest, digest, 'the same image, whole again');
+  });
+});
+
 describe('cog push and cog inspect refusals', () => {
   test('no IMAGE and no image in cog.yaml: an error naming the image option', async () => {
     const dir = await tempDir('cogts-push-noimage-');

@@ -21,6 +21,7 @@ import { listStore } from '../../src/image/store-listing.js';
 import { formatStoreListing } from '../../src/cli/images.js';
 import { inspectLocal } from '../../src/cli/inspect.js';
 import { CogError } from '../../src/errors.js';
+import { DamagedBlobError } from '../../src/image/damaged-blob.js';
 import { collectStoreGarbage } from '../../src/cli/store-garbage.js';
 import { exec } from '../support/exec.js';
 import { repoRoot } from '../support/testbed.js';
@@ -210,6 +211,36 @@ describe('ImageStore garbage collection', () => {
       return true;
     });
     assert.equal((await store.resolve('m'))?.digest, good.digest);
+  });
+
+  test('tag of an image whose manifest the store holds damaged names the blob and the images using it', async () => {
+    const store = await newStore('tag-damaged');
+    const image = await putImage(store.root, 'img', ['layer']);
+    await store.tag('first', image);
+    await store.tag('second', image);
+    const other = await putImage(store.root, 'other', ['other layer']);
+    await store.tag('other', other);
+    // the manifest cut short, as a crash or a full disk leaves it; a new build writes the same digest
+    // and finds the damaged copy in place
+    const file = join(store.root, 'blobs', 'sha256', image.digest.slice(7));
+    await writeFile(file, (await readFile(file, 'utf8')).slice(0, 40));
+    for (const name of ['first', 'third'])
+      await assert.rejects(store.tag(name, image), (err: unknown) => {
+        assert.ok(err instanceof DamagedBlobError, String(err));
+        assert.equal(err.digest, image.digest);
+        assert.match(
+          err.message,
+          new RegExp(
+            `^blob ${image.digest} of the image built as ${name} in the local image store is not JSON \\(.+\\): it is damaged$`,
+          ),
+        );
+        assert.equal(
+          err.hint,
+          'remove the images that use it (`cog image rm first second`, which drops blobs no image uses), then build again; a build alone keeps the damaged copy',
+        );
+        return true;
+      });
+    assert.equal(await store.resolve('third'), undefined, 'the name is not filed');
   });
 
   test("another live process's lease stops a collection; its end lets the next one run", async () => {
