@@ -80,7 +80,7 @@ function grant(scopes, who) {
     .map(([name, actions]) => ({ type: 'repository', name, actions: [...actions] }));
 }
 
-function issue(who, access) {
+function issue(who, access, client) {
   const now = Math.floor(Date.now() / 1000);
   const jti = randomBytes(12).toString('hex');
   const header = { alg: 'ES256', typ: 'JWT', x5c: [certDer] };
@@ -97,7 +97,7 @@ function issue(who, access) {
   const signed = `${b64url(header)}.${b64url(claims)}`;
   const signature = sign('sha256', Buffer.from(signed), { key, dsaEncoding: 'ieee-p1363' });
   const what = access.map((a) => `${a.name}:${a.actions.join(',')}`).join(' ') || 'nothing';
-  log(`issued jti=${jti} sub=${who || '(anonymous)'} access=${what}`);
+  log(`issued jti=${jti} sub=${who || '(anonymous)'} client=${client} access=${what}`);
   return { token: `${signed}.${signature.toString('base64url')}`, jti, issuedAt: new Date(now * 1000) };
 }
 
@@ -111,10 +111,12 @@ function refuse(res, status, code, message) {
   reply(res, status, { errors: [{ code, message }] });
 }
 
-function tokenReply(res, who, scopes, service, refreshToken) {
+function tokenReply(req, res, who, scopes, service, refreshToken) {
   if (service && service !== opts.service)
     return refuse(res, 400, 'INVALID_REQUEST', `unknown service ${JSON.stringify(service)}`);
-  const { token, issuedAt } = issue(who, grant(scopes, who));
+  // who asked, by the first word of its User-Agent (cog-ts, or buildkitd's containerd client)
+  const client = (req.headers['user-agent'] ?? '').split(/[\s/]/)[0] || '(none)';
+  const { token, issuedAt } = issue(who, grant(scopes, who), client);
   reply(res, 200, {
     token,
     access_token: token,
@@ -136,11 +138,11 @@ function getToken(req, res, url) {
     who = colon > 0 ? account(decoded.slice(0, colon), decoded.slice(colon + 1)) : null;
     if (!who) return refuse(res, 401, 'UNAUTHORIZED', 'incorrect username or password');
   }
-  tokenReply(res, who, scopes, url.searchParams.get('service'));
+  tokenReply(req, res, who, scopes, url.searchParams.get('service'));
 }
 
 /** POST: the OAuth2 form, scopes space-separated in one `scope` field. */
-function postToken(res, form) {
+function postToken(req, res, form) {
   const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
   const service = form.get('service');
   const grantType = form.get('grant_type');
@@ -152,12 +154,12 @@ function postToken(res, form) {
       refreshToken = randomBytes(24).toString('base64url');
       refreshTokens.set(refreshToken, who);
     }
-    return tokenReply(res, who, scopes, service, refreshToken);
+    return tokenReply(req, res, who, scopes, service, refreshToken);
   }
   if (grantType === 'refresh_token') {
     const who = refreshTokens.get(form.get('refresh_token') ?? '');
     if (!who) return refuse(res, 401, 'UNAUTHORIZED', 'unknown refresh token');
-    return tokenReply(res, who, scopes, service);
+    return tokenReply(req, res, who, scopes, service);
   }
   refuse(res, 400, 'UNSUPPORTED_GRANT_TYPE', `grant_type ${JSON.stringify(grantType)} is not supported`);
 }
@@ -172,7 +174,7 @@ const server = createServer((req, res) => {
   req.on('data', (chunk) => {
     body += chunk;
   });
-  req.on('end', () => postToken(res, new URLSearchParams(body)));
+  req.on('end', () => postToken(req, res, new URLSearchParams(body)));
 });
 
 server.listen(Number(opts.port), '127.0.0.1', () => log(`listening on 127.0.0.1:${opts.port}`));

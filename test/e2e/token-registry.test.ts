@@ -62,14 +62,14 @@ async function cogLogged(args: string[], input?: string, configDir?: string): Pr
 /** The token server's log lines for tokens issued while `action` ran: `jti`, `sub` and `access`. */
 async function tokensIssuedDuring<T>(
   action: () => Promise<T>,
-): Promise<{ result: T; tokens: { jti: string; sub: string; access: string }[] }> {
+): Promise<{ result: T; tokens: { jti: string; sub: string; client: string; access: string }[] }> {
   const logFile = join(tb.stateDir, 'token-server.log');
   const start = (await readFile(logFile, 'utf8')).length;
   const result = await action();
   const lines = (await readFile(logFile, 'utf8')).slice(start).split('\n');
   const tokens = lines.flatMap((line) => {
-    const m = /issued jti=(\S+) sub=(\S+) access=(.*)$/.exec(line);
-    return m ? [{ jti: m[1]!, sub: m[2]!, access: m[3]! }] : [];
+    const m = /issued jti=(\S+) sub=(\S+) client=(\S+) access=(.*)$/.exec(line);
+    return m ? [{ jti: m[1]!, sub: m[2]!, client: m[3]!, access: m[4]! }] : [];
   });
   return { result, tokens };
 }
@@ -172,8 +172,34 @@ describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => 
     const pushed = /Image built as \S+@(sha256:[0-9a-f]{64}) and pushed/.exec(r.stderr + r.stdout)?.[1];
     assert.ok(pushed, explain(r));
     assert.equal(await skopeoDigest(ref), pushed);
+    // cog is buildkitd's token authority: every token was fetched by cog (the check before the build,
+    // and the session's FetchToken for the daemon's push), none by the daemon with our password
+    const pushTokens = tokens.filter((t) => t.sub === tb.authUser && t.access.includes(`${repo}:pull,push`));
+    assert.ok(pushTokens.length >= 2, JSON.stringify(tokens));
+    assert.deepEqual(
+      tokens.filter((t) => t.client !== 'cog-ts'),
+      [],
+      'no token was fetched by buildkitd itself',
+    );
+    issuedJtis.push(...tokens.map((t) => t.jti));
+  });
+
+  test('with BUILDKIT_NO_CLIENT_TOKEN=1 buildkitd fetches its push token itself, with the credentials it asks for', async () => {
+    const ref = `${tb.tokenRegistry}/${repo}:v4`;
+    const { result: r, tokens } = await tokensIssuedDuring(() =>
+      exec(cog, ['build', '--push', '-t', ref, '--progress', 'quiet'], {
+        cwd: hello,
+        env: { ...env(), BUILDKIT_NO_CLIENT_TOKEN: '1' },
+      }),
+    );
+    outputs.push(r);
+    assert.equal(r.code, 0, explain(r));
+    const pushed = /Image built as \S+@(sha256:[0-9a-f]{64}) and pushed/.exec(r.stderr + r.stdout)?.[1];
+    assert.equal(await skopeoDigest(ref), pushed);
     assert.ok(
-      tokens.some((t) => t.sub === tb.authUser && t.access.includes(`${repo}:pull,push`)),
+      tokens.some(
+        (t) => t.client !== 'cog-ts' && t.sub === tb.authUser && t.access.includes(`${repo}:pull,push`),
+      ),
       JSON.stringify(tokens),
     );
     issuedJtis.push(...tokens.map((t) => t.jti));
