@@ -69,7 +69,6 @@ function withBaseImageOptions<T>(y: Argv<T>, note = '') {
 const configFileOption = {
   alias: 'f',
   type: 'string',
-  nargs: 1,
   default: 'cog.yaml',
   describe: 'the config file',
 } as const;
@@ -90,14 +89,12 @@ const secretOption = {
 /** --progress of the commands whose output is the build (build, push, debug solve). */
 const solveProgressOption = {
   type: 'string',
-  nargs: 1,
   describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
 } as const;
 
 /** --progress of the commands that build, then run the model (run, predict, train, serve, exec). */
 const runProgressOption = {
   type: 'string',
-  nargs: 1,
   describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
 } as const;
 
@@ -147,7 +144,6 @@ function withImageBuildOptions<T>(y: Argv<T>) {
     })
     .option('platform', {
       type: 'string',
-      nargs: 1,
       describe:
         'linux/amd64 (default) or linux/arm64 for CPU models; linux/amd64,linux/arm64 builds one image index of both',
     });
@@ -304,7 +300,6 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('example', { type: 'string', describe: 'name of a graph of the LLB corpus' })
             .option('llb', {
               type: 'string',
-              nargs: 1,
               describe: 'a Definition file written by `cog debug llb` (- = stdin)',
             })
             .option('output', {
@@ -390,8 +385,6 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('tag', {
           alias: 't',
           type: 'string',
-          // `-t` with no value (or `-t -bad`) is an error, not an empty name
-          nargs: 1,
           describe: 'image name (default: cog.yaml image, model, or cog-<dir>)',
         })
         .option('push', {
@@ -643,7 +636,6 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('remote', { type: 'boolean', default: false, describe: 'only look in the registry' })
         .option('platform', {
           type: 'string',
-          nargs: 1,
           describe: 'the image to pick from a multi-platform index (default linux/amd64)',
         }),
     async (argv) =>
