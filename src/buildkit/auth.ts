@@ -87,11 +87,14 @@ function clientTokensDisabled(env: NodeJS.ProcessEnv): boolean {
   return /^(1|t|true)$/i.test(env.BUILDKIT_NO_CLIENT_TOKEN ?? '');
 }
 
-/** The error the daemon puts into the build's error: which registry, and what to do. */
-function failure(host: string, err: unknown): grpc.ServiceError {
+/**
+ * The error the daemon puts into the build's error: which registry, and what to do. `asked`: what the
+ * daemon asked for, named when the message does not name the registry.
+ */
+function failure(host: string, err: unknown, asked = 'registry credentials'): grpc.ServiceError {
   const message = err instanceof Error ? err.message : String(err);
   const hint = err instanceof CogError && err.hint ? ` (${err.hint})` : '';
-  const prefix = message.includes(host) ? '' : `registry credentials for ${host}: `;
+  const prefix = message.includes(host) ? '' : `${asked} for ${host}: `;
   return Object.assign(new Error(`${prefix}${message}${hint}`), {
     code: grpc.status.UNKNOWN,
     details: `${prefix}${message}${hint}`,
@@ -124,12 +127,13 @@ export function authService(options: AuthServiceOptions = {}): SessionService {
   const authority = <Req extends { Host?: string | undefined }, Res>(
     method: string,
     answer: (request: Req, source: RegistryTokenSource, signal: AbortSignal) => Promise<Res>,
+    asked = 'registry credentials',
   ) =>
     tokens && !clientTokensDisabled(env)
       ? (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<Res>) => {
           answer(call.request, tokens, cancelledWith(call)).then(
             (response) => callback(null, response),
-            (err: unknown) => callback(failure(call.request.Host ?? '', err)),
+            (err: unknown) => callback(failure(call.request.Host ?? '', err, asked)),
           );
         }
       : unimplemented(method);
@@ -180,9 +184,9 @@ export function authService(options: AuthServiceOptions = {}): SessionService {
           signal,
         ): Promise<moby_filesync_v1_FetchTokenResponse> => {
           const host = request.Host ?? '';
-          const asked = { host, realm: request.Realm ?? '', service: request.Service || undefined };
+          const wanted = { host, realm: request.Realm ?? '', service: request.Service || undefined };
           try {
-            const issued = await source({ ...asked, scopes: request.Scopes ?? [] }, signal);
+            const issued = await source({ ...wanted, scopes: request.Scopes ?? [] }, signal);
             options.onRequest?.(host, 'token');
             options.handedOut?.add(issued.token);
             return { Token: issued.token, ExpiresIn: issued.expiresIn, IssuedAt: issued.issuedAt };
@@ -191,6 +195,7 @@ export function authService(options: AuthServiceOptions = {}): SessionService {
             throw err;
           }
         },
+        'a registry token',
       ),
     },
   };

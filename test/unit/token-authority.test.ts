@@ -125,6 +125,7 @@ describe('the Auth service as token authority', () => {
         asked.push(request);
         if (request.host === 'down.example')
           return Promise.reject(new Error('down.example: token service down'));
+        if (request.host === 'quiet.example') return Promise.reject(new Error('no answer'));
         return Promise.resolve({ token: 'issued-token-1', expiresIn: 300, issuedAt: 1700000000 });
       },
     });
@@ -149,7 +150,10 @@ describe('the Auth service as token authority', () => {
     const failed = await ask(service.implementation.FetchToken, { Host: 'down.example', Realm: 'x' });
     assert.equal(failed.err?.code, 2 /* UNKNOWN */);
     assert.match(failed.err?.details ?? '', /down\.example: token service down/);
-    assert.deepEqual(seen, ['tokens.example token', 'down.example error']);
+    // a failure that does not name the registry is told with it
+    const unnamed = await ask(service.implementation.FetchToken, { Host: 'quiet.example', Realm: 'x' });
+    assert.match(unnamed.err?.details ?? '', /^a registry token for quiet\.example: no answer$/);
+    assert.deepEqual(seen, ['tokens.example token', 'down.example error', 'quiet.example error']);
   });
 
   test('BUILDKIT_NO_CLIENT_TOKEN=1 leaves tokens to the daemon, as buildx does', async () => {
