@@ -3,20 +3,13 @@
  * is loaded only when one of them runs, so other commands do not pay for it at start-up.
  */
 import type { Argv } from 'yargs';
+import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
 import { processIo } from './process-io.js';
 
-/** A registry as written, reduced to what names it: no scheme, path or case (`https://R.io/v2/` is r.io). */
-const spelledHost = (given: string) =>
-  given
-    .trim()
-    .toLowerCase()
-    .replace(/^[a-z][a-z0-9+.-]*:\/\//, '')
-    .replace(/\/.*$/, '');
-
 function singleRegistry(value: unknown): string | undefined {
   if (value === undefined || typeof value === 'string') return value;
-  if (Array.isArray(value) && new Set(value.map((v) => spelledHost(String(v)))).size === 1)
+  if (Array.isArray(value) && new Set(value.map((v) => normalizeRegistryHost(String(v)))).size === 1)
     return String(value[0]);
   throw new CogError('name one registry', {
     hint: 'give the registry once, as SERVER or as --registry',

@@ -15,6 +15,11 @@ test('SERVER or --registry; two different registries are refused', () => {
     registryArgument({ server: 'http://B.example:5000/', registry: 'b.example:5000' }),
     'http://B.example:5000/',
   );
+  // and Docker Hub under its aliases is Docker Hub
+  assert.equal(
+    registryArgument({ server: 'https://index.docker.io/v1/', registry: 'docker.io' }),
+    'https://index.docker.io/v1/',
+  );
   for (const argv of [
     { server: 'a.example', registry: 'b.example' },
     { registry: ['a.example', 'b.example'] },
