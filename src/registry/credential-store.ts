@@ -26,6 +26,7 @@ import {
   type RegistryCredentials,
   configKeyFor,
   configReadError,
+  type DockerConfig,
   dockerConfigDir,
   helperFor,
   normalizeRegistryHost,
@@ -54,10 +55,17 @@ export type CredentialLocation =
 interface RawConfig {
   readonly file: string;
   readonly json: Record<string, unknown>;
+  /** the file as the reader reads it, `auths` left out: its credential helper settings */
+  readonly helpers: DockerConfig;
 }
 
 function configFile(options: CredentialStoreOptions): string {
   return join(options.configDir ?? dockerConfigDir(options.env ?? process.env), 'config.json');
+}
+
+/** A config.json that is missing or empty. */
+function emptyRawConfig(file: string): RawConfig {
+  return { file, json: {}, helpers: parseDockerConfig('', file) };
 }
 
 /**
@@ -71,15 +79,15 @@ async function readRawConfig(file: string): Promise<RawConfig> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { file, json: {} };
+    if (code === 'ENOENT') return emptyRawConfig(file);
     throw await configReadError(file, code);
   }
-  if (text.trim() === '') return { file, json: {} };
+  if (text.trim() === '') return emptyRawConfig(file);
   // the reader's checks (JSON, shapes, helpers), so a file we would misread is never rewritten
   const json = parseDockerConfigJson(text, file);
   if (json.auths !== undefined && json.auths !== null && !isRecord(json.auths)) parseDockerConfig(text, file); // throws, naming `auths`
-  parseDockerConfig(JSON.stringify({ ...json, auths: {} }), file);
-  return { file, json };
+  const helpers = parseDockerConfig(JSON.stringify({ ...json, auths: {} }), file);
+  return { file, json, helpers };
 }
 
 /** The JSON object in config.json, with the reader's message when it is not one. */
@@ -92,11 +100,6 @@ function parseDockerConfigJson(text: string, file: string): Record<string, unkno
   }
   if (!isRecord(json)) parseDockerConfig(text, file);
   return json as Record<string, unknown>;
-}
-
-/** The helper settings of a raw config (its `auths` entries are not read). */
-function helperSettings(raw: RawConfig) {
-  return parseDockerConfig(JSON.stringify({ ...raw.json, auths: {} }), raw.file);
 }
 
 /**
@@ -250,7 +253,7 @@ async function changeConfig(
     () => false,
   );
   // nothing to remove from a config that is not there: no directory is made for it
-  if (!dirExists && change({ file, json: {} }) === undefined) return;
+  if (!dirExists && change(emptyRawConfig(file)) === undefined) return;
   await mkdir(dirname(target), { recursive: true, mode: 0o700 }).catch(() => undefined);
   const held = await takeLock(lock, file);
   try {
@@ -391,7 +394,7 @@ export async function storeCredentials(
   options: CredentialStoreOptions = {},
 ): Promise<CredentialLocation> {
   const file = configFile(options);
-  const helper = helperFor(helperSettings(await readRawConfig(file)), host);
+  const helper = helperFor((await readRawConfig(file)).helpers, host);
   const serverUrl = configKeyFor(host);
   if (helper) {
     const input = JSON.stringify({
@@ -423,7 +426,7 @@ export async function eraseCredentials(
   options: CredentialStoreOptions = {},
 ): Promise<CredentialLocation[]> {
   const file = configFile(options);
-  const helper = helperFor(helperSettings(await readRawConfig(file)), host);
+  const helper = helperFor((await readRawConfig(file)).helpers, host);
   const serverUrl = configKeyFor(host);
   const removed: CredentialLocation[] = [];
   let helperError: CogError | undefined;
