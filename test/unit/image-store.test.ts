@@ -74,6 +74,23 @@ async function newStore(name: string): Promise<ImageStore> {
   return new ImageStore(root);
 }
 
+/**
+ * Names `name` an image whose manifest is cut short just after `shared`: it still names its config and
+ * that layer, not the layer after the cut (which is in the store).
+ */
+async function addCutImage(store: ImageStore, name: string, shared: Descriptor) {
+  const configA = await putBlob(store.root, configType, JSON.stringify({ name, os: 'linux' }));
+  const afterCut = await putBlob(store.root, layerType, `${name} layer after the cut`);
+  const whole = JSON.stringify({ schemaVersion: 2, config: configA, layers: [shared, afterCut] });
+  const cut = await putBlob(store.root, manifestType, whole.slice(0, whole.indexOf(shared.digest) + 71));
+  const index = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
+    manifests: Descriptor[];
+  };
+  index.manifests.push({ ...cut, annotations: { [refNameAnnotation]: name } });
+  await writeFile(join(store.root, 'index.json'), JSON.stringify(index));
+  return { configA, afterCut, cut };
+}
+
 describe('reachableDigests', () => {
   const blobs = new Map<string, unknown>();
   const desc = (mediaType: string, name: string, doc?: unknown): Descriptor => {
@@ -404,15 +421,7 @@ test('cog image rm of a sound image beside a damaged one removes it and the blob
   const c = await putImage(store.root, 'c', ['c layer']);
   await store.tag('c', c);
   // a's manifest is cut short: it still names its config and the shared layer, not the layer after
-  const configA = await putBlob(store.root, configType, JSON.stringify({ name: 'a', os: 'linux' }));
-  const afterCut = await putBlob(store.root, layerType, 'a layer after the cut');
-  const whole = JSON.stringify({ schemaVersion: 2, config: configA, layers: [shared, afterCut] });
-  const cut = await putBlob(store.root, manifestType, whole.slice(0, whole.indexOf(shared.digest) + 71));
-  const index = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
-    manifests: Descriptor[];
-  };
-  index.manifests.push({ ...cut, annotations: { [refNameAnnotation]: 'a' } });
-  await writeFile(join(store.root, 'index.json'), JSON.stringify(index));
+  const { configA, afterCut, cut } = await addCutImage(store, 'a', shared);
   const orphan = await putBlob(store.root, layerType, 'no one names this');
   const before = await blobsIn(store.root);
   const env = { ...process.env, COG_IMAGE_STORE: store.root };
@@ -453,15 +462,7 @@ test('the collection after a build beside a damaged image removes the replaced i
   const old = await putImage(store.root, 'old', ['base layer', 'source v1']);
   await store.tag('b', old);
   // a's manifest is cut short after the shared layer: what came after the cut is unknown
-  const configA = await putBlob(store.root, configType, JSON.stringify({ name: 'a', os: 'linux' }));
-  const afterCut = await putBlob(store.root, layerType, 'a layer after the cut');
-  const whole = JSON.stringify({ schemaVersion: 2, config: configA, layers: [shared, afterCut] });
-  const cut = await putBlob(store.root, manifestType, whole.slice(0, whole.indexOf(shared.digest) + 71));
-  const index = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
-    manifests: Descriptor[];
-  };
-  index.manifests.push({ ...cut, annotations: { [refNameAnnotation]: 'a' } });
-  await writeFile(join(store.root, 'index.json'), JSON.stringify(index));
+  const { configA, afterCut, cut } = await addCutImage(store, 'a', shared);
   const orphan = await putBlob(store.root, layerType, 'a write no name reached');
   // the build files its new image under b
   const next = await putImage(store.root, 'next', ['base layer', 'source v2']);
