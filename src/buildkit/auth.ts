@@ -29,6 +29,7 @@ import {
   normalizeRegistryHost,
 } from './docker-config.js';
 import { BuildkitError } from './errors.js';
+import type { IssuedToken } from '../registry/client.js';
 import { type Keychain, sessionKeychain } from '../registry/keychain.js';
 import { credentialSecrets } from '../registry/redact.js';
 import type { SessionService } from './session.js';
@@ -43,19 +44,11 @@ export interface RegistryTokenRequest {
   readonly scopes: readonly string[];
 }
 
-export interface RegistryToken {
-  readonly token: string;
-  /** seconds from issuedAt */
-  readonly expiresIn: number;
-  /** unix seconds */
-  readonly issuedAt: number;
-}
-
 /** Fetches a token from a registry's token service with our credentials for the host. */
 export type RegistryTokenSource = (
   request: RegistryTokenRequest,
   signal: AbortSignal,
-) => Promise<RegistryToken>;
+) => Promise<IssuedToken>;
 
 export interface AuthServiceOptions extends CredentialOptions {
   /**
