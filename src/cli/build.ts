@@ -207,10 +207,12 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   if (input.coglet?.kind === 'file') dirs[wheelContext('coglet')] = dirname(resolve(cwd, input.coglet.path));
   // BuildKit's pusher would wait for ever on a registry that takes connections and never answers, and
   // find missing credentials only after the build
+  // the credentials buildkitd will be given, for the check, the session and the source record read
+  // back after the push: one keychain, so a credential helper runs once per registry
+  const keychain = sessionKeychain(pushRegistry ? [pushRegistry] : [], { env: io.env });
   await checkPushRegistries(pushTargets, {
     env: io.env,
-    // the credentials buildkitd will be given: authService answers from the same sessionKeychain
-    keychain: sessionKeychain(pushRegistry ? [pushRegistry] : [], { env: io.env }),
+    keychain,
     onRetry: (info) => io.stderr.write(`${retryLine(info)}\n`),
     onUnreachable: (target, err) =>
       io.stderr.write(
@@ -249,7 +251,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         // a cog-base probe that fails is a fallback with a warning, not a failed step
         hideSteps: isCogBaseProbe,
         secretFlag: true,
-        ...(pushRegistry ? { envCredentialsFor: [pushRegistry] } : {}),
+        keychain,
       },
       ({ client, session, ref, signal, onStatus }) =>
         buildModel(client, {
@@ -301,7 +303,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     if (recording && recordInputs && output)
       finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
     if (sourceOnly && output)
-      await recordSourceImage(args, sourceOnly, preparedNotes, prepared, built, output, store, io);
+      await recordSourceImage(args, sourceOnly, preparedNotes, prepared, built, output, store, io, keychain);
     io.stderr.write(builtLine(shownName, digest, output));
     return { imageName, digest, storeDir: toStore ? store.root : undefined };
   } finally {

@@ -14,7 +14,7 @@ import { type TlsFlags, withTls } from '../buildkit/tls.js';
 import { hidingVertices } from '../progress/hide.js';
 import { maskingSecrets } from '../progress/mask.js';
 import { redactError } from '../registry/redact.js';
-import { sessionKeychain } from '../registry/keychain.js';
+import { type Keychain, sessionKeychain } from '../registry/keychain.js';
 import { sessionTokens } from './session-tokens.js';
 import { type ProgressMode, createProgressRenderer, resolveProgressMode } from '../progress/index.js';
 import type { CommandIo } from './debug-solve.js';
@@ -34,8 +34,12 @@ export interface BuildkitCommandOptions {
   readonly hideSteps?: (name: string) => boolean;
   /** what the first Ctrl-C does, for its message (default: cancelling the build) */
   readonly onInterruptDoing?: () => string;
-  /** registries (a --push destination) that COG_REGISTRY_USERNAME/PASSWORD answer for */
-  readonly envCredentialsFor?: readonly string[];
+  /**
+   * the credentials the session hands buildkitd and fetches its tokens with (default: config.json's); a
+   * push build passes the keychain its check before the build asked with (COG_REGISTRY_USERNAME/PASSWORD
+   * for the destination first), so a credential helper runs once for both
+   */
+  readonly keychain?: Keychain;
   /** the command takes --secret: a step's missing secret is explained with the flag, else with `cog build` */
   readonly secretFlag?: boolean;
 }
@@ -78,7 +82,7 @@ export async function withBuildkit<T>(
   try {
     const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(options.tls) });
     // one keychain for the credentials the session hands out and the tokens it fetches
-    const keychain = sessionKeychain(options.envCredentialsFor ?? [], { env: io.env });
+    const keychain = options.keychain ?? sessionKeychain([], { env: io.env });
     const tokens = sessionTokens(io.env, keychain);
     try {
       const session = Session.start(

@@ -17,6 +17,7 @@ import {
 import type { Descriptor, ImageStore } from '../image/store.js';
 import { fetchBlob } from '../registry/blobs.js';
 import type { RegistryClient } from '../registry/client.js';
+import type { Keychain } from '../registry/keychain.js';
 import { getManifest } from '../registry/manifests.js';
 import { parseReference } from '../registry/reference.js';
 import type { BuildArgs, PreparedBuild } from './prepare-build.js';
@@ -71,10 +72,10 @@ export async function openPush(imageName: string, env: NodeJS.ProcessEnv): Promi
   return openPushTarget(await registryClient(env), imageName);
 }
 
-/** A registry client, its module loaded now (see openPush). */
-async function registryClient(env: NodeJS.ProcessEnv): Promise<RegistryClient> {
+/** A registry client, its module loaded now (see openPush); `keychain`: the command's, when it has one. */
+async function registryClient(env: NodeJS.ProcessEnv, keychain?: Keychain): Promise<RegistryClient> {
   const { RegistryClient } = await import('../registry/client.js');
-  return new RegistryClient({ env });
+  return new RegistryClient({ env, ...(keychain ? { keychain } : {}) });
 }
 
 /**
@@ -187,6 +188,8 @@ export async function recordSourceImage(
   output: RecordedOutput,
   store: ImageStore,
   io: CommandIo,
+  /** the credentials the build pushed with (one keychain: a credential helper is asked once) */
+  keychain?: Keychain,
 ): Promise<void> {
   const [image] = built.images;
   const digest = built.exporterResponse['containerimage.digest'];
@@ -195,7 +198,7 @@ export async function recordSourceImage(
     const { manifest, config } =
       output.kind === 'store'
         ? await fromStore(store, digest)
-        : await fromRegistry(prepared.imageName, digest, io.env);
+        : await fromRegistry(prepared.imageName, digest, io.env, keychain);
     const record: SourceRecord = {
       format: sourceRecordFormat,
       key: recording.key,
@@ -228,9 +231,14 @@ export async function closeUnused(opening: Promise<PushTarget> | undefined): Pro
   if (target) await closePushTarget(target);
 }
 
-async function fromRegistry(imageName: string, digest: string, env: NodeJS.ProcessEnv) {
+async function fromRegistry(
+  imageName: string,
+  digest: string,
+  env: NodeJS.ProcessEnv,
+  keychain: Keychain | undefined,
+) {
   const ref = parseReference(imageName);
-  const client = await registryClient(env);
+  const client = await registryClient(env, keychain);
   try {
     const manifest = (await getManifest(client, ref, digest)).bytes;
     return { manifest, config: await fetchBlob(client, ref, configDigestOf(manifest)) };

@@ -8,8 +8,8 @@
 // it issued to whom; cog's output never shows one.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { basicAuth } from '../support/docker-config.js';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
@@ -202,6 +202,51 @@ describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => 
       ),
       JSON.stringify(tokens),
     );
+    issuedJtis.push(...tokens.map((t) => t.jti));
+  });
+
+  test('cog build --push asks a credential helper once: the check before the build and the session share the keychain', async () => {
+    const bin = await tempDir('cogts-token-helper-');
+    const calls = join(bin, 'calls.log');
+    const creds = join(bin, 'creds.json');
+    await writeFile(
+      creds,
+      JSON.stringify({ ServerURL: tb.tokenRegistry, Username: tb.authUser, Secret: tb.authPassword }),
+    );
+    await writeFile(
+      join(bin, 'docker-credential-cogtscount'),
+      [
+        '#!/bin/sh',
+        'url=$(cat)',
+        `echo "$1 $url" >> "${calls}"`,
+        `if [ "$1" = get ] && [ "$url" = "${tb.tokenRegistry}" ]; then cat "${creds}"; exit 0; fi`,
+        'echo "credentials not found in native keychain"; exit 1',
+        '',
+      ].join('\n'),
+    );
+    await chmod(join(bin, 'docker-credential-cogtscount'), 0o755);
+    const configDir = await tempDir('cogts-token-helper-cfg-');
+    await writeFile(
+      join(configDir, 'config.json'),
+      JSON.stringify({ credHelpers: { [tb.tokenRegistry]: 'cogtscount' } }),
+    );
+    const ref = `${tb.tokenRegistry}/${repo}:v5`;
+    const { result: r, tokens } = await tokensIssuedDuring(() =>
+      exec(cog, ['build', '--push', '-t', ref, '--progress', 'quiet'], {
+        cwd: hello,
+        env: { ...env(configDir), PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` },
+      }),
+    );
+    outputs.push(r);
+    assert.equal(r.code, 0, explain(r));
+    const pushed = /Image built as \S+@(sha256:[0-9a-f]{64}) and pushed/.exec(r.stderr + r.stdout)?.[1];
+    assert.equal(await skopeoDigest(ref), pushed);
+    // tokens for the check and for the daemon's push, both with the helper's credentials
+    assert.ok(
+      tokens.filter((t) => t.sub === tb.authUser && t.access.includes(`${repo}:pull,push`)).length >= 2,
+      JSON.stringify(tokens),
+    );
+    assert.equal(await readFile(calls, 'utf8'), `get ${tb.tokenRegistry}\n`);
     issuedJtis.push(...tokens.map((t) => t.jti));
   });
 
