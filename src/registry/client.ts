@@ -440,7 +440,7 @@ export class RegistryClient {
     const scopes = pushScopes(repo.repository);
     const what = `checking that ${repo.registry}/${repo.repository} can be pushed to`;
     if (challenge.scheme === 'bearer') {
-      const token = await this.token(repo.registry, challenge, scopes, signal, false);
+      const token = await this.token(repo.registry, challenge, scopes, signal);
       const granted = grantedActions(token, repo.repository);
       if (granted === undefined || grantsPush(granted)) return;
       const context = await this.errorContext(repo.registry, what, 'GET', challenge.params.realm ?? '/v2/');
@@ -584,24 +584,25 @@ export class RegistryClient {
   }
 
   /**
-   * A cached bearer token for these scopes, fetched when missing, expired, or `fresh` is asked. A fresh
-   * token also replaces the one cached for `alsoFor` (scopes it covers): the requests that use that
-   * key would otherwise keep sending the token the registry just refused.
+   * A cached bearer token for these scopes, fetched when missing, expired, or the one the registry
+   * `refused`. A token fetched in place of a refused one also replaces the one cached for `alsoFor`
+   * (scopes it covers): the requests that use that key would otherwise keep sending the refused token.
+   * Requests refused together (concurrent uploads with one stale token) share one new token.
    */
   private async token(
     registry: string,
     challenge: Challenge,
     scopes: readonly string[],
     signal: AbortSignal | undefined,
-    fresh: boolean,
+    refused?: string,
     alsoFor?: readonly string[],
   ): Promise<string> {
     const key = scopeKey(scopes);
     const tokens = this.host(registry).tokens;
     const cached = tokens.get(key);
-    if (cached && !fresh) {
+    if (cached) {
       const token = await cached.catch(() => undefined);
-      if (token && token.expiresAt > Date.now()) return token.value;
+      if (token && token.value !== refused && token.expiresAt > Date.now()) return token.value;
     }
     const pending = this.fetchToken(registry, challenge, scopes, signal);
     const keys = alsoFor ? [key, scopeKey(alsoFor)] : [key];
@@ -617,7 +618,7 @@ export class RegistryClient {
     challenge: Challenge | undefined,
     scopes: readonly string[],
     signal: AbortSignal | undefined,
-    fresh = false,
+    refused?: string,
     alsoFor?: readonly string[],
   ): Promise<string | undefined> {
     if (!challenge) return undefined;
@@ -627,7 +628,7 @@ export class RegistryClient {
         ? `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`
         : undefined;
     }
-    return `Bearer ${await this.token(registry, challenge, scopes, signal, fresh, alsoFor)}`;
+    return `Bearer ${await this.token(registry, challenge, scopes, signal, refused, alsoFor)}`;
   }
 
   /**
@@ -659,7 +660,7 @@ export class RegistryClient {
       again ?? challenge,
       scopes,
       req.signal,
-      true,
+      auth?.replace(/^Bearer /, ''),
       req.scopes,
     );
     if (renewed) headers.authorization = renewed;

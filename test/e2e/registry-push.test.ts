@@ -446,6 +446,32 @@ describe('bearer token registry', () => {
     }
   });
 
+  test('uploads refused together for a revoked token share one new token', async () => {
+    const proxy = await startFaultProxy(tb.registry, { bearer: { username: user, password } });
+    const c = client({ DOCKER_CONFIG: await dockerConfigFor(proxy.host, user, password) });
+    const ref = parseReference(`${proxy.host}/cogts-test/revoked-together-${run}:v1`);
+    try {
+      await pushFromLayout(c, image.dir, undefined, ref, { concurrency: 5 });
+      const second = await writeLayout(await tempDir('cogts-reg-revoked-together-'), {
+        layerSizes: [1000, 2000, 3000, 4000, 5000, 6000],
+        seed: `revoked-together-${run}`,
+      });
+      proxy.revokeTokens();
+      const tokensBefore = proxy.stats.tokens.length;
+      const unauthorizedBefore = proxy.stats.unauthorized;
+      const result = await pushFromLayout(c, second.dir, undefined, ref, { concurrency: 5 });
+      assert.equal(result.digest, second.digest);
+      assert.ok(proxy.stats.unauthorized - unauthorizedBefore >= 2, 'the revoked tokens were refused');
+      // one new token per scope (pull for the manifest HEAD, pull+push for the uploads), however many
+      // uploads the revoked one was refused for
+      const renewed = proxy.stats.tokens.slice(tokensBefore);
+      assert.equal(renewed.length, 2, JSON.stringify(renewed.map((t) => t.scopes)));
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
+  });
+
   test('a token service without the OAuth2 POST (404) gets the identity token by GET, and is not POSTed to again', async () => {
     const identityToken = `idt-${randomBytes(8).toString('hex')}`;
     const proxy = await startFaultProxy(tb.registry, {
