@@ -10,6 +10,10 @@
 // password it grants the actions asked for (pull, push); wrong credentials are refused (401). A token is
 // an ES256 JWT (header x5c: the certificate) with the claims distribution checks: iss, aud (the service),
 // exp, nbf and `access`. Each token issued is logged by its jti (never the token); so is each refusal.
+//
+// A repository whose last path component starts with `lapse-` gets its first token already expired (an
+// hour ago) while the reply still says `expires_in`: what a revoked token, or one from a server whose
+// clock runs behind, looks like to a client. The registry refuses it; a client must ask for another.
 import { Buffer } from 'node:buffer';
 import { X509Certificate, createPrivateKey, randomBytes, sign, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -37,6 +41,8 @@ const key = createPrivateKey(readFileSync(opts.key));
 const certDer = new X509Certificate(readFileSync(opts.cert)).raw.toString('base64');
 const password = readFileSync(opts['password-file'], 'utf8').trim();
 const ttlSeconds = Number(opts.ttl);
+/** `lapse-` repositories that have had their expired first token */
+const lapsed = new Set();
 /** refresh tokens handed out by the OAuth2 password grant (access_type=offline) → their account */
 const refreshTokens = new Map();
 
@@ -80,8 +86,20 @@ function grant(scopes, who) {
     .map(([name, actions]) => ({ type: 'repository', name, actions: [...actions] }));
 }
 
+/** Whether this token is a `lapse-` repository's first: issued already expired. */
+function lapses(access) {
+  const fresh = access
+    .map((a) => a.name)
+    .filter((name) => name.split('/').at(-1).startsWith('lapse-') && !lapsed.has(name));
+  for (const name of fresh) lapsed.add(name);
+  return fresh.length > 0;
+}
+
 function issue(who, access, client) {
-  const now = Math.floor(Date.now() / 1000);
+  const expired = lapses(access);
+  const issuedAt = Math.floor(Date.now() / 1000);
+  // an expired token's claims lie an hour in the past: beyond the minute of skew distribution allows
+  const now = issuedAt - (expired ? 3600 : 0);
   const jti = randomBytes(12).toString('hex');
   const header = { alg: 'ES256', typ: 'JWT', x5c: [certDer] };
   const claims = {
@@ -97,8 +115,9 @@ function issue(who, access, client) {
   const signed = `${b64url(header)}.${b64url(claims)}`;
   const signature = sign('sha256', Buffer.from(signed), { key, dsaEncoding: 'ieee-p1363' });
   const what = access.map((a) => `${a.name}:${a.actions.join(',')}`).join(' ') || 'nothing';
-  log(`issued jti=${jti} sub=${who || '(anonymous)'} client=${client} access=${what}`);
-  return { token: `${signed}.${signature.toString('base64url')}`, jti, issuedAt: new Date(now * 1000) };
+  const state = expired ? ' expired' : '';
+  log(`issued${state} jti=${jti} sub=${who || '(anonymous)'} client=${client} access=${what}`);
+  return { token: `${signed}.${signature.toString('base64url')}`, jti, issuedAt: new Date(issuedAt * 1000) };
 }
 
 function reply(res, status, body) {

@@ -13,7 +13,7 @@
  * itself after the build. When cog pushes, that is an error like any other.
  */
 import { CogError } from '../errors.js';
-import type { RegistryClientOptions } from '../registry/client.js';
+import type { RegistryClient, RegistryClientOptions } from '../registry/client.js';
 import type { Keychain } from '../registry/keychain.js';
 import type { RetryInfo } from '../registry/retry.js';
 import { explainPushError } from './push-refusal.js';
@@ -35,6 +35,11 @@ export interface PushPreflightOptions {
    * tried again) or `cog` (it is an error); default buildkitd
    */
   readonly pusher?: 'buildkitd' | 'cog';
+  /**
+   * the client to ask, left open: the push goes on with it, its credentials and tokens (`keychain`,
+   * `onRetry` and `client` are then its own); default a client of the check's own, closed after it
+   */
+  readonly registry?: RegistryClient;
   /** where the credentials the push will use come from (default: the registry client's default) */
   readonly keychain?: Keychain;
   /** told of each retry of a ping (cog prints a line for it) */
@@ -100,15 +105,17 @@ export async function checkPushRegistries(
   // loaded only to push: the client's module changes a V8 flag (see cli/source-only.ts)
   const [{ RegistryClient, isConnectionFailure }, { defaultRetryPolicy, isRetryableError }] =
     await Promise.all([import('../registry/client.js'), import('../registry/retry.js')]);
-  const client = new RegistryClient({
-    env: options.env,
-    ...(options.keychain ? { keychain: options.keychain } : {}),
-    retry: {
-      ...(options.client?.retry ?? defaultRetryPolicy),
-      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
-    },
-    ...(options.client?.pingAnswerMs !== undefined ? { pingAnswerMs: options.client.pingAnswerMs } : {}),
-  });
+  const client =
+    options.registry ??
+    new RegistryClient({
+      env: options.env,
+      ...(options.keychain ? { keychain: options.keychain } : {}),
+      retry: {
+        ...(options.client?.retry ?? defaultRetryPolicy),
+        ...(options.onRetry ? { onRetry: options.onRetry } : {}),
+      },
+      ...(options.client?.pingAnswerMs !== undefined ? { pingAnswerMs: options.client.pingAnswerMs } : {}),
+    });
   const byBuildkitd = (options.pusher ?? 'buildkitd') === 'buildkitd';
   try {
     const answered = await Promise.all(
@@ -142,6 +149,6 @@ export async function checkPushRegistries(
         ),
     );
   } finally {
-    await client.close();
+    if (client !== options.registry) await client.close();
   }
 }

@@ -96,14 +96,51 @@ function modelSource(model: ResolvedModelRef, configFile: string): string {
 }
 
 /**
+ * The registry client of one `cog push`, shared by the check before the build and the push after it: a
+ * credential helper is asked once, and the token fetched for the check serves the push. Its retry lines
+ * go to stderr until the push's progress display takes them over.
+ */
+interface PushClient {
+  readonly client: RegistryClient;
+  /** retry lines go to `note` from now on */
+  noteRetriesTo(note: (line: string) => void): void;
+}
+
+/** Runs `use` with a PushClient, closed after it. */
+async function withPushClient<T>(io: CommandIo, use: (registry: PushClient) => Promise<T>): Promise<T> {
+  let note = (line: string) => {
+    io.stderr.write(`${line}\n`);
+  };
+  const client = new RegistryClient({
+    env: io.env,
+    retry: { ...defaultRetryPolicy, onRetry: (info) => note(retryLine(info)) },
+  });
+  try {
+    return await use({
+      client,
+      noteRetriesTo: (to) => {
+        note = to;
+      },
+    });
+  } finally {
+    await client.close();
+  }
+}
+
+/**
  * Before the build: the registry answers and `ref`'s repository takes a push with our credentials
  * (a missing `cog login` fails now, not after the build).
  */
-async function checkDestination(io: CommandIo, ref: Reference, from: string): Promise<void> {
+async function checkDestination(
+  io: CommandIo,
+  registry: PushClient,
+  ref: Reference,
+  from: string,
+): Promise<void> {
   await checkPushRegistries([{ registry: ref.registry, repository: ref.repository, from }], {
     env: io.env,
     pusher: 'cog',
-    onRetry: (info) => io.stderr.write(`${retryLine(info)}\n`),
+    registry: registry.client,
   });
 }
 
@@ -176,19 +213,15 @@ async function buildForPush(
 async function pushStored<T>(
   args: PushArgs,
   io: CommandIo,
+  registry: PushClient,
   built: BuildOutcome & { storeDir: string },
   ref: Reference,
   then: (client: RegistryClient, result: PushResult, signal: AbortSignal) => Promise<T>,
 ): Promise<{ result: PushResult; extra: T }> {
   const mode = resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true);
   const progress = createPushProgress(mode, io.stderr, { target: formatReference(ref) });
-  const client = new RegistryClient({
-    env: io.env,
-    retry: {
-      ...defaultRetryPolicy,
-      onRetry: (info) => progress.note(retryLine(info)),
-    },
-  });
+  const { client } = registry;
+  registry.noteRetriesTo((line) => progress.note(line));
   const store = new ImageStore(built.storeDir);
   const mountFrom = await blobMountSources(
     await readPushHistory(built.storeDir),
@@ -226,8 +259,6 @@ async function pushStored<T>(
       throw new DamagedBlobError(err.digest, err.message, { cause: err, usedBy });
     }
     throw explainPushError(err, ref, await client.hasCredentials(ref.registry), io.env);
-  } finally {
-    await client.close();
   }
   await progress.close();
   await recordPush(built.storeDir, {
@@ -265,9 +296,11 @@ async function buildAndPush(args: PushArgs, io: CommandIo, cwd: string): Promise
   if (model) return pushBundle(args, io, cwd, loaded, model);
 
   const { name: target, ref, from } = pushTarget(args.image, completed);
-  await checkDestination(io, ref, from);
-  const built = await buildForPush(args, io, cwd, target);
-  const { result } = await pushStored(args, io, built, ref, async () => undefined);
+  const { result } = await withPushClient(io, async (registry) => {
+    await checkDestination(io, registry, ref, from);
+    const built = await buildForPush(args, io, cwd, target);
+    return pushStored(args, io, registry, built, ref, async () => undefined);
+  });
   const url = replicateModelUrl(ref);
   if (url) io.stderr.write(`Run your model on Replicate: ${url}\n`);
   io.stdout.write(`${result.reference}\n`);
@@ -295,14 +328,10 @@ async function pushBundle(
   // a generated timestamp tag names the registry's copy only: the local store files the newest build
   // of the repository as :latest rather than gaining an entry per push
   const storeName = formatReference(model.timestampTag ? { ...modelRef, tag: 'latest' } : modelRef);
-  await checkDestination(io, modelRef, modelSource(model, loaded.completed.configFile));
-  const built = await buildForPush(args, io, cwd, storeName, { [pushIdLabel]: pushId });
-  const { result, extra: index } = await pushStored(
-    args,
-    io,
-    built,
-    imageRef,
-    async (client, pushed, signal) => {
+  const { result, extra: index } = await withPushClient(io, async (registry) => {
+    await checkDestination(io, registry, modelRef, modelSource(model, loaded.completed.configFile));
+    const built = await buildForPush(args, io, cwd, storeName, { [pushIdLabel]: pushId });
+    return pushStored(args, io, registry, built, imageRef, async (client, pushed, signal) => {
       const head = await headManifest(client, imageRef, imageRef.tag!, signal);
       if (!head)
         throw new CogError(`${formatReference(imageRef)} is missing right after it was pushed`, {
@@ -318,8 +347,8 @@ async function pushBundle(
       const bundle = buildBundleIndex(image, platform);
       await putManifest(client, modelRef, modelRef.tag!, bundle.bytes, bundle.mediaType, signal);
       return bundle;
-    },
-  );
+    });
+  });
   for (const line of bundleTree(repository, index.digest, result.digest)) io.stderr.write(`${line}\n`);
   const url = replicateModelUrl(modelRef);
   if (url) io.stderr.write(`Run your model on Replicate: ${url}\n`);

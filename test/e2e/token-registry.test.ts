@@ -62,16 +62,37 @@ async function cogLogged(args: string[], input?: string, configDir?: string): Pr
 /** The token server's log lines for tokens issued while `action` ran: `jti`, `sub` and `access`. */
 async function tokensIssuedDuring<T>(
   action: () => Promise<T>,
-): Promise<{ result: T; tokens: { jti: string; sub: string; client: string; access: string }[] }> {
+): Promise<{ result: T; tokens: IssuedToken[] }> {
   const logFile = join(tb.stateDir, 'token-server.log');
   const start = (await readFile(logFile, 'utf8')).length;
   const result = await action();
   const lines = (await readFile(logFile, 'utf8')).slice(start).split('\n');
   const tokens = lines.flatMap((line) => {
-    const m = /issued jti=(\S+) sub=(\S+) client=(\S+) access=(.*)$/.exec(line);
-    return m ? [{ jti: m[1]!, sub: m[2]!, client: m[3]!, access: m[4]! }] : [];
+    const m = /issued( expired)? jti=(\S+) sub=(\S+) client=(\S+) access=(.*)$/.exec(line);
+    return m ? [{ expired: m[1] !== undefined, jti: m[2]!, sub: m[3]!, client: m[4]!, access: m[5]! }] : [];
   });
   return { result, tokens };
+}
+
+/** A token the token server's log says it issued (`expired`: already, see `lapse-` repositories). */
+interface IssuedToken {
+  readonly expired: boolean;
+  readonly jti: string;
+  readonly sub: string;
+  readonly client: string;
+  readonly access: string;
+}
+
+/** The token registry's log lines, written while `action` ran, that refused a token as invalid. */
+async function invalidTokensDuring<T>(action: () => Promise<T>): Promise<{ result: T; refused: string[] }> {
+  const logFile = join(tb.stateDir, 'token-registry.log');
+  const start = (await readFile(logFile, 'utf8')).length;
+  const result = await action();
+  const lines = (await readFile(logFile, 'utf8')).slice(start).split('\n');
+  return {
+    result,
+    refused: lines.filter((line) => line.includes('error authorizing context: invalid token')),
+  };
 }
 
 async function skopeoDigest(ref: string): Promise<string> {
@@ -163,6 +184,35 @@ describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => 
     issuedJtis.push(...tokens.map((t) => t.jti));
   });
 
+  test('a token the registry refuses as expired, though its reply said it was good for minutes, is renewed once', async () => {
+    // the token server issues a `lapse-` repository's first token an hour out of date (a revoked token,
+    // or a token server whose clock runs behind, looks the same): the check before the build gets it,
+    // the push sends it, the registry refuses it, and the push goes on with one new token
+    const lapsing = `cogts-token/lapse-${run}`;
+    const ref = `${tb.tokenRegistry}/${lapsing}:v1`;
+    const {
+      result: { result: r, tokens },
+      refused,
+    } = await invalidTokensDuring(() =>
+      tokensIssuedDuring(() => cogLogged(['push', ref, '--progress', 'plain'])),
+    );
+    assert.equal(r.code, 0, explain(r));
+    const pushed = /@(sha256:[0-9a-f]{64})$/.exec(r.stdout.trim())?.[1];
+    assert.equal(await skopeoDigest(ref), pushed);
+    // (a mount from the first push's repository asks for a token of its own, with pull on that one)
+    const full = tokens.filter((t) => t.access === `${lapsing}:pull,push`);
+    assert.deepEqual(
+      full.map((t) => t.expired),
+      [true, false],
+      `the expired token, then one new one: ${JSON.stringify(tokens)}`,
+    );
+    assert.ok(
+      refused.some((line) => line.includes(`/v2/${lapsing}/`)),
+      `the registry refused the expired token:\n${refused.join('\n')}`,
+    );
+    issuedJtis.push(...tokens.map((t) => t.jti));
+  });
+
   test('cog build --push, where buildkitd pushes with the stored login through cog’s session', async () => {
     const ref = `${tb.tokenRegistry}/${repo}:v3`;
     const { result: r, tokens } = await tokensIssuedDuring(() =>
@@ -205,7 +255,7 @@ describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => 
     issuedJtis.push(...tokens.map((t) => t.jti));
   });
 
-  test('cog build --push asks a credential helper once: the check before the build and the session share the keychain', async () => {
+  test('cog build --push and cog push each ask a credential helper once: the check before the build and the push share it', async () => {
     const bin = await tempDir('cogts-token-helper-');
     const calls = join(bin, 'calls.log');
     const creds = join(bin, 'creds.json');
@@ -248,6 +298,17 @@ describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => 
     );
     assert.equal(await readFile(calls, 'utf8'), `get ${tb.tokenRegistry}\n`);
     issuedJtis.push(...tokens.map((t) => t.jti));
+
+    // cog push too: its check before the build and its push share one registry client
+    const pushRef = `${tb.tokenRegistry}/${repo}:v6`;
+    const p = await exec(cog, ['push', pushRef, '--progress', 'plain'], {
+      cwd: hello,
+      env: { ...env(configDir), PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` },
+    });
+    outputs.push(p);
+    assert.equal(p.code, 0, explain(p));
+    assert.equal(await skopeoDigest(pushRef), /@(sha256:[0-9a-f]{64})$/.exec(p.stdout.trim())?.[1]);
+    assert.equal(await readFile(calls, 'utf8'), `get ${tb.tokenRegistry}\n`.repeat(2));
   });
 
   test('cog inspect --remote reads the pushed image with the stored login', async () => {
