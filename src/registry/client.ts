@@ -6,7 +6,8 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { Agent, connectorWithLazyTls, dispatchRequest } from './http-agent.js';
+import { RegistryDispatchers, dispatchRequest } from './http-agent.js';
+import { describeProxy, proxySettings, proxyVariable, tunnelRefusal } from './proxy.js';
 import { CogError } from '../errors.js';
 import { extraCaCertificates, secureContextWith } from '../extra-ca.js';
 import { type Challenge, pickChallenge, pushScopes } from './challenge.js';
@@ -90,6 +91,27 @@ function isAbort(err: unknown): boolean {
   return name === 'AbortError' || code === 'ABORT_ERR' || code === 'UND_ERR_ABORTED';
 }
 
+/** Throws a RegistryError for a proxy that would not open a tunnel to the registry; returns otherwise. */
+function throwProxyRefusal(err: unknown, proxy: URL, registry: string, method: string, url: string): void {
+  const status = tunnelRefusal(err);
+  if (status === undefined) return;
+  const variable = proxyVariable(new URL(url));
+  throw new RegistryError(
+    `the proxy ${describeProxy(proxy)} (${variable}) would not open a connection to ${registry}: it answered HTTP ${status}`,
+    {
+      // a refusal of our credentials is final; anything else a proxy says may pass, as a connection failure
+      status: status === 407 ? 407 : undefined,
+      method,
+      url,
+      cause: err,
+      hint:
+        status === 407
+          ? `the proxy wants credentials: put them in ${variable} (http://user:password@host:port)`
+          : `check the proxy, or list ${apiHost(registry)} in NO_PROXY to connect directly`,
+    },
+  );
+}
+
 function errorCode(err: unknown): string {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
@@ -148,8 +170,8 @@ export class RegistryClient {
   readonly retry: RetryPolicy;
   private readonly keychain: Keychain;
   private readonly insecure: readonly string[];
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  /** direct, or through the proxy HTTP(S)_PROXY names; a dispatcher given in the options is not closed */
+  private readonly dispatchers: Pick<RegistryDispatchers, 'for' | 'proxyOf' | 'close'>;
   private readonly userAgent: string;
   private readonly hosts = new Map<string, HostState>();
   private readonly pingAnswerMs: number;
@@ -161,23 +183,21 @@ export class RegistryClient {
     this.insecure = options.insecureRegistries ?? insecureRegistries(env);
     this.retry = options.retry ?? defaultRetryPolicy;
     this.userAgent = options.userAgent ?? 'cog-ts';
-    this.ownsDispatcher = options.dispatcher === undefined;
     // the extra CAs are read now (a bad file fails here, not as a retried connection error); the
     // TLS context made of them only when the first HTTPS connection is
     const extraCa = options.dispatcher ? undefined : extraCaCertificates(env);
-    this.dispatcher =
-      options.dispatcher ??
-      new Agent({
-        connections: options.connections ?? 8,
-        pipelining: 1,
-        allowH2: false,
-        keepAliveTimeout: 30_000,
-        connect: connectorWithLazyTls(() => secureContextWith(extraCa)),
-      });
+    const given = options.dispatcher;
+    this.dispatchers = given
+      ? { for: () => given, proxyOf: () => undefined, close: async () => undefined }
+      : new RegistryDispatchers({
+          connections: options.connections ?? 8,
+          secureContext: () => secureContextWith(extraCa),
+          proxies: proxySettings(env),
+        });
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    await this.dispatchers.close();
   }
 
   /** Whether `registry` may be spoken to over plain HTTP: loopback and the insecure list. */
@@ -270,7 +290,7 @@ export class RegistryClient {
   ): Promise<Dispatcher.ResponseData> {
     const stream = typeof body === 'function' ? body() : body;
     try {
-      return await dispatchRequest(this.dispatcher, url, {
+      return await dispatchRequest(this.dispatchers.for(url), url, {
         ...(answerWithinMs === undefined ? {} : { headersTimeout: answerWithinMs }),
         method: method as Dispatcher.HttpMethod,
         headers: { 'user-agent': this.userAgent, ...headers },
@@ -283,7 +303,10 @@ export class RegistryClient {
       });
     } catch (err) {
       if (stream && typeof stream === 'object' && 'destroy' in stream) stream.destroy();
-      if (isAbort(err) || signal?.aborted) throw signal?.reason ?? err;
+      if (signal?.aborted) throw signal.reason ?? err;
+      const proxy = this.dispatchers.proxyOf(url);
+      if (proxy) throwProxyRefusal(err, proxy, registry, method, url);
+      if (isAbort(err)) throw err;
       const code = errorCode(err);
       if (code === 'UND_ERR_HEADERS_TIMEOUT')
         throw new RegistryError(
@@ -296,17 +319,25 @@ export class RegistryClient {
             hint: `${registry} takes connections but does not answer: check that the address is a registry's, and that the registry is healthy`,
           },
         );
-      throw new RegistryError(`cannot reach ${registry}: ${method} ${redactUrl(url)} failed (${code})`, {
-        status: undefined,
-        method,
-        url,
-        cause: err,
-        hint:
-          tlsTrustHint(code) ??
-          `check the registry address and your network${
-            url.startsWith('https:') ? '; for a plain-HTTP registry add it to COG_INSECURE_REGISTRIES' : ''
-          }`,
-      });
+      const via = proxy ? ` through the proxy ${describeProxy(proxy)}` : '';
+      throw new RegistryError(
+        `cannot reach ${registry}${via}: ${method} ${redactUrl(url)} failed (${code})`,
+        {
+          status: undefined,
+          method,
+          url,
+          cause: err,
+          hint:
+            tlsTrustHint(code) ??
+            (proxy
+              ? `check the proxy ${proxyVariable(new URL(url))} names, or list ${apiHost(registry)} in NO_PROXY to connect directly`
+              : `check the registry address and your network${
+                  url.startsWith('https:')
+                    ? '; for a plain-HTTP registry add it to COG_INSECURE_REGISTRIES'
+                    : ''
+                }`),
+        },
+      );
     }
   }
 
@@ -344,7 +375,8 @@ export class RegistryClient {
         const unreachable = isConnectionFailure(err) && tlsTrustHint(errorCode(err.cause)) === undefined;
         if (!unreachable || signal?.aborted) throw err;
         if (last) {
-          if (schemes.length === 1) throw err;
+          // (through a proxy, the error names the proxy: most often it is what could not be reached)
+          if (schemes.length === 1 || this.dispatchers.proxyOf(url)) throw err;
           // both schemes were tried: the insecure-registry hint of a single HTTPS failure does not apply
           throw new RegistryError(
             `cannot reach ${registry} over plain HTTP or HTTPS: GET ${host}/v2/ failed (${errorCode(err.cause)})`,

@@ -1,15 +1,20 @@
 /**
- * The HTTP layer of the registry client: undici's Agent and its request API, loaded from their own
- * modules. undici's index also loads fetch, WebSocket, EventSource, the cache stores and the mock
- * agent, none of which we use: ~120 ms of every `cog push`/`inspect`/`login` on this machine (about
- * 45 ms with these two modules). The types are undici's own (undici-parts.d.ts).
+ * The HTTP layer of the registry client: undici's Agent and its request API (and, for HTTP(S)_PROXY,
+ * its ProxyAgent: ~3 ms more), loaded from their own modules. undici's index also loads fetch,
+ * WebSocket, EventSource, the cache stores and the mock agent, none of which we use: ~120 ms of every
+ * `cog push`/`inspect`/`login` on this machine (about 45 ms with these modules). The types are
+ * undici's own (undici-parts.d.ts).
  */
 import type { SecureContext } from 'node:tls';
 import type { Dispatcher, buildConnector as BuildConnector } from 'undici';
 import Agent from 'undici/lib/dispatcher/agent.js';
+import ProxyAgent from 'undici/lib/dispatcher/proxy-agent.js';
+import Pool from 'undici/lib/dispatcher/pool.js';
+import apiConnect from 'undici/lib/api/api-connect.js';
 import buildConnector from 'undici/lib/core/connect.js';
 import apiRequest from 'undici/lib/api/api-request.js';
 import { setV8Flag } from '../v8-flags.js';
+import { type ProxySettings, proxyFor } from './proxy.js';
 
 // undici parses HTTP with llhttp compiled to WebAssembly, on the first connection. V8 compiles it
 // quickly (Liftoff), then optimises it again on a background thread, and the process waits for that
@@ -55,4 +60,74 @@ export function connectorWithLazyTls(
     }
     tls(options, callback);
   };
+}
+
+export interface RegistryDispatchersOptions {
+  /** connections per origin (and per proxy) */
+  readonly connections?: number;
+  readonly keepAliveTimeout?: number;
+  /** the trust for HTTPS (Node's roots plus extra CAs), asked for on the first HTTPS connection */
+  readonly secureContext: () => SecureContext | undefined;
+  /** HTTP(S)_PROXY and NO_PROXY (proxy.ts); undefined: every request goes direct */
+  readonly proxies: ProxySettings | undefined;
+}
+
+/**
+ * The dispatchers registry requests go through: one Agent for direct connections and, for the URLs
+ * HTTP(S)_PROXY sends through a proxy, a ProxyAgent per proxy (made on first use). A proxy carries both
+ * https and http requests in a CONNECT tunnel; TLS to the registry inside it has the same trust as a
+ * direct connection's.
+ */
+export class RegistryDispatchers {
+  private readonly direct: Dispatcher;
+  private readonly viaProxy = new Map<string, Dispatcher>();
+  private readonly secureContext: () => SecureContext | undefined;
+
+  constructor(private readonly options: RegistryDispatchersOptions) {
+    let made: { context: SecureContext | undefined } | undefined;
+    this.secureContext = () => (made ??= { context: options.secureContext() }).context;
+    this.direct = new Agent({
+      ...this.pooling(),
+      connect: connectorWithLazyTls(this.secureContext),
+    });
+  }
+
+  private pooling() {
+    return {
+      connections: this.options.connections ?? 8,
+      pipelining: 1,
+      allowH2: false,
+      keepAliveTimeout: this.options.keepAliveTimeout ?? 30_000,
+    };
+  }
+
+  /** The proxy a request to `url` goes through, if any. */
+  proxyOf(url: string): URL | undefined {
+    return proxyFor(new URL(url), this.options.proxies);
+  }
+
+  /** The dispatcher for a request to `url`. */
+  for(url: string): Dispatcher {
+    const proxy = this.proxyOf(url);
+    if (!proxy) return this.direct;
+    let agent = this.viaProxy.get(proxy.href);
+    if (!agent) {
+      const context = this.secureContext();
+      const tls = context ? { secureContext: context } : undefined;
+      agent = new ProxyAgent({
+        ...this.pooling(),
+        uri: proxy.href,
+        // the connection to the proxy opens tunnels with CONNECT: undici's index puts that method on
+        // every dispatcher, the modules loaded here do not
+        clientFactory: (origin, options) => Object.assign(new Pool(origin, options), { connect: apiConnect }),
+        ...(tls ? { requestTls: tls, proxyTls: tls } : {}),
+      });
+      this.viaProxy.set(proxy.href, agent);
+    }
+    return agent;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.direct, ...this.viaProxy.values()].map((d) => d.close()));
+  }
 }

@@ -12,7 +12,8 @@
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
 import { secureContextWithExtraCa } from '../extra-ca.js';
-import { Agent, dispatchRequest } from './http-agent.js';
+import { RegistryDispatchers, dispatchRequest } from './http-agent.js';
+import { proxySettings } from './proxy.js';
 import { defaultReplicateHost, insecureRegistries, isInsecureHost } from './settings.js';
 
 export { defaultRegistryHost, defaultReplicateHost } from './settings.js';
@@ -53,12 +54,16 @@ async function call(
   const env = options.env ?? process.env;
   const url = `${replicateBaseUrl(host, env)}${path}`;
   // the trust the registry client has: Node's roots plus SSL_CERT_FILE's and NODE_EXTRA_CA_CERTS'
-  const secureContext = secureContextWithExtraCa(env);
-  const dispatcher = new Agent(secureContext ? { connect: { secureContext } } : {});
+  // and the same proxy (HTTPS_PROXY, NO_PROXY)
+  const dispatchers = new RegistryDispatchers({
+    connections: 1,
+    secureContext: () => secureContextWithExtraCa(env),
+    proxies: proxySettings(env),
+  });
   try {
     let res;
     try {
-      res = await dispatchRequest(dispatcher, url, {
+      res = await dispatchRequest(dispatchers.for(url), url, {
         method: init.method,
         headers: { 'user-agent': 'cog-ts', accept: 'application/json', ...(init.headers ?? {}) },
         ...(init.body === undefined ? {} : { body: init.body }),
@@ -93,7 +98,7 @@ async function call(
     }
     return { status: res.statusCode, json };
   } finally {
-    await dispatcher.close();
+    await dispatchers.close();
   }
 }
 

@@ -1,0 +1,108 @@
+// Which proxy a registry request goes through (src/registry/proxy.ts): HTTP(S)_PROXY and NO_PROXY as
+// Go's net/http reads them.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { CogError } from '../../src/errors.js';
+import { describeProxy, proxyFor, proxySettings, tunnelRefusal } from '../../src/registry/proxy.js';
+
+const via = (url: string, env: NodeJS.ProcessEnv) => proxyFor(new URL(url), proxySettings(env))?.href;
+
+describe('registry proxy settings', () => {
+  test('no proxy variable: every request goes direct', () => {
+    assert.equal(proxySettings({}), undefined);
+    assert.equal(proxySettings({ NO_PROXY: 'example.com' }), undefined);
+    assert.equal(via('https://r8.im/v2/', {}), undefined);
+  });
+
+  test('HTTPS_PROXY for https URLs, HTTP_PROXY for http ones; https without HTTPS_PROXY goes direct', () => {
+    const env = { HTTPS_PROXY: 'http://secure-proxy:3128', HTTP_PROXY: 'http://plain-proxy:8080' };
+    assert.equal(via('https://r8.im/v2/', env), 'http://secure-proxy:3128/');
+    assert.equal(via('http://registry.internal:5000/v2/', env), 'http://plain-proxy:8080/');
+    assert.equal(via('https://r8.im/v2/', { HTTP_PROXY: 'http://plain-proxy:8080' }), undefined);
+  });
+
+  test('the uppercase name wins over the lowercase one; the lowercase one alone counts', () => {
+    assert.equal(
+      via('https://ghcr.io/v2/', { HTTPS_PROXY: 'http://upper:1', https_proxy: 'http://lower:2' }),
+      'http://upper:1/',
+    );
+    assert.equal(via('https://ghcr.io/v2/', { https_proxy: 'http://lower:2' }), 'http://lower:2/');
+  });
+
+  test('a proxy without a scheme is http://; its credentials stay out of its description', () => {
+    assert.equal(via('https://ghcr.io/v2/', { HTTPS_PROXY: 'proxy.corp:3128' }), 'http://proxy.corp:3128/');
+    const proxy = proxyFor(
+      new URL('https://ghcr.io/v2/'),
+      proxySettings({ HTTPS_PROXY: 'http://alice:s3cret@proxy.corp:3128' }),
+    );
+    assert.ok(proxy);
+    assert.equal(describeProxy(proxy), 'http://proxy.corp:3128');
+    assert.ok(!describeProxy(proxy).includes('s3cret'));
+  });
+
+  test('localhost and loopback addresses are never proxied', () => {
+    const env = { HTTPS_PROXY: 'http://p:1', HTTP_PROXY: 'http://p:1' };
+    for (const url of [
+      'http://localhost:5000/v2/',
+      'http://127.0.0.1:5055/v2/',
+      'http://127.8.9.10/v2/',
+      'http://[::1]:5000/v2/',
+    ])
+      assert.equal(via(url, env), undefined, url);
+    assert.equal(via('http://10.0.0.1:5000/v2/', env), 'http://p:1/');
+  });
+
+  test('NO_PROXY: names match themselves and subdomains; a leading dot or *. subdomains only', () => {
+    const env = { HTTPS_PROXY: 'http://p:1', NO_PROXY: 'example.com, .corp.net,*.lab.io' };
+    assert.equal(via('https://example.com/v2/', env), undefined);
+    assert.equal(via('https://registry.example.com/v2/', env), undefined);
+    assert.equal(via('https://notexample.com/v2/', env), 'http://p:1/');
+    assert.equal(via('https://corp.net/v2/', env), 'http://p:1/');
+    assert.equal(via('https://registry.corp.net/v2/', env), undefined);
+    assert.equal(via('https://lab.io/v2/', env), 'http://p:1/');
+    assert.equal(via('https://a.lab.io/v2/', env), undefined);
+    assert.equal(
+      via('https://EXAMPLE.com/v2/', { HTTPS_PROXY: 'http://p:1', NO_PROXY: 'Example.COM' }),
+      undefined,
+    );
+  });
+
+  test('NO_PROXY: ports, IP addresses, CIDR ranges and *', () => {
+    const env = {
+      HTTPS_PROXY: 'http://p:1',
+      HTTP_PROXY: 'http://p:1',
+      NO_PROXY: 'registry.corp:5000,10.1.2.3,192.168.0.0/16,[fd00::1]:443',
+    };
+    assert.equal(via('http://registry.corp:5000/v2/', env), undefined);
+    assert.equal(via('https://registry.corp/v2/', env), 'http://p:1/', 'another port is proxied');
+    assert.equal(via('https://10.1.2.3:8443/v2/', env), undefined);
+    assert.equal(via('https://10.1.2.4/v2/', env), 'http://p:1/');
+    assert.equal(via('https://192.168.40.2/v2/', env), undefined);
+    assert.equal(via('https://192.169.0.1/v2/', env), 'http://p:1/');
+    assert.equal(via('https://[fd00::1]/v2/', env), undefined);
+    assert.equal(via('https://[fd00::2]/v2/', env), 'http://p:1/');
+    assert.equal(
+      via('https://anything.example/v2/', { HTTPS_PROXY: 'http://p:1', NO_PROXY: '*' }),
+      undefined,
+    );
+  });
+
+  test('a proxy variable that is no proxy address fails, naming the variable', () => {
+    for (const value of ['ftp://proxy:21', 'http://', '::::'])
+      assert.throws(
+        () => proxySettings({ HTTPS_PROXY: value }),
+        (err: unknown) =>
+          err instanceof CogError &&
+          /^HTTPS_PROXY is not a proxy address/.test(err.message) &&
+          /unset it/.test(err.hint ?? ''),
+        value,
+      );
+  });
+
+  test("undici's error for a refused tunnel gives the proxy's status; other errors none", () => {
+    assert.equal(tunnelRefusal(new Error('Proxy response (407) !== 200 when HTTP Tunneling')), 407);
+    assert.equal(tunnelRefusal(new Error('Proxy response (502) !== 200 when HTTP Tunneling')), 502);
+    assert.equal(tunnelRefusal(new Error('connect ECONNREFUSED 127.0.0.1:1')), undefined);
+    assert.equal(tunnelRefusal('Proxy response (407)'), undefined);
+  });
+});
