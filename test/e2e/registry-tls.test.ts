@@ -1,6 +1,7 @@
 // `cog push` and `cog inspect` over HTTPS: a registry with a certificate from a private CA, on this
 // machine's non-loopback address (loopback registries are asked over plain HTTP first). Without trust in
 // the CA the push fails naming the certificate problem and SSL_CERT_FILE; with SSL_CERT_FILE it lands,
+// also through HTTPS_PROXY (TLS inside the proxy's tunnel),
 // and skopeo (Go's TLS, given the same CA) reads back the same digest.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -11,6 +12,7 @@ import { createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { startConnectProxy } from '../support/connect-proxy.js';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
@@ -212,5 +214,33 @@ test(
     });
     assert.equal(r.code, 0, explain(r));
     assert.ok((JSON.parse(r.stdout) as { labels?: Record<string, string> }).labels?.['run.cog.version']);
+  },
+);
+
+test(
+  'through HTTPS_PROXY, the TLS to the registry inside the tunnel trusts SSL_CERT_FILE as a direct connection does',
+  { timeout: 120_000 },
+  async () => {
+    const proxy = await startConnectProxy({
+      route: (target) => (target === registry ? registry : undefined),
+    });
+    try {
+      const target = `${registry}/cogts/tls:${run}`;
+      const untrusted = await cogIn(['inspect', target, '--remote'], { HTTPS_PROXY: proxy.url });
+      assert.notEqual(untrusted.code, 0, explain(untrusted));
+      assert.match(untrusted.stderr, /SSL_CERT_FILE/, explain(untrusted));
+      const r = await cogIn(['inspect', target, '--remote', '--json'], {
+        HTTPS_PROXY: proxy.url,
+        SSL_CERT_FILE: join(dir, 'ca.pem'),
+      });
+      assert.equal(r.code, 0, explain(r));
+      assert.ok((JSON.parse(r.stdout) as { labels?: Record<string, string> }).labels?.['run.cog.version']);
+      assert.ok(
+        proxy.tunnels.length >= 2 && proxy.tunnels.every((t) => t === registry),
+        JSON.stringify(proxy.tunnels),
+      );
+    } finally {
+      await proxy.close();
+    }
   },
 );
