@@ -5,8 +5,9 @@
  * For a Bearer registry, given a token source, we are its token authority (as buildx is): the daemon asks
  * GetTokenAuthority, then FetchToken for each scope, and the password never leaves this process — the
  * daemon holds only short-lived tokens, which we know and mask in what it says. Without a token source
- * (or with BUILDKIT_NO_CLIENT_TOKEN=1) the token methods answer that there is no authority, and the
- * daemon fetches tokens itself with the credentials it asks for.
+ * (or with BUILDKIT_NO_CLIENT_TOKEN=1), and for a registry this machine does not reach (a daemon on
+ * another network may), the token methods answer that there is no authority, and the daemon fetches
+ * tokens itself with the credentials it asks for.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -44,11 +45,16 @@ export interface RegistryTokenRequest {
   readonly scopes: readonly string[];
 }
 
-/** Fetches a token from a registry's token service with our credentials for the host. */
-export type RegistryTokenSource = (
-  request: RegistryTokenRequest,
-  signal: AbortSignal,
-) => Promise<IssuedToken>;
+/** Registry tokens fetched here, with our credentials for the host, for buildkitd. */
+export interface RegistryTokenSource {
+  /**
+   * whether this machine reaches the registry (buildkitd, on another machine or network, may reach
+   * one this machine cannot): the session is the token authority only for those it does
+   */
+  reaches(host: string, signal: AbortSignal): Promise<boolean>;
+  /** a token from the registry's token service for the scopes asked */
+  fetch(request: RegistryTokenRequest, signal: AbortSignal): Promise<IssuedToken>;
+}
 
 export interface AuthServiceOptions extends CredentialOptions {
   /**
@@ -116,17 +122,46 @@ export function authService(options: AuthServiceOptions = {}): SessionService {
     if (creds && !secret) secrets.set(name, (secret = randomBytes(32)));
     return authorityKey(salt ?? new Uint8Array(), creds ? secret : undefined);
   };
-  /** a token-authority method, or (no token source, or switched off) UNIMPLEMENTED: "no authority" */
+  /** per registry, whether this machine reaches it: asked once, when buildkitd first asks about it */
+  const reached = new Map<string, Promise<boolean>>();
+  const reaches = (source: RegistryTokenSource, host: string, signal: AbortSignal) => {
+    const name = normalizeRegistryHost(host);
+    let known = reached.get(name);
+    if (!known) {
+      known = source.reaches(host, signal);
+      reached.set(name, known);
+      known.catch(() => reached.delete(name));
+    }
+    return known;
+  };
+  /**
+   * a token-authority method, or (no token source, or switched off) UNIMPLEMENTED: "no authority".
+   * For a registry this machine does not reach, GetTokenAuthority and VerifyTokenAuthority answer
+   * UNIMPLEMENTED as well (the code buildkitd takes as "no authority" from both; UNAVAILABLE only from
+   * the first): buildkitd fetches that registry's tokens itself.
+   */
   const authority = <Req extends { Host?: string | undefined }, Res>(
     method: string,
     answer: (request: Req, source: RegistryTokenSource, signal: AbortSignal) => Promise<Res>,
     asked = 'registry credentials',
+    onlyWhereReached = true,
   ) =>
     tokens && !clientTokensDisabled(env)
       ? (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<Res>) => {
-          answer(call.request, tokens, cancelledWith(call)).then(
-            (response) => callback(null, response),
-            (err: unknown) => callback(failure(call.request.Host ?? '', err, asked)),
+          const host = call.request.Host ?? '';
+          const signal = cancelledWith(call);
+          (async () => {
+            if (onlyWhereReached && !(await reaches(tokens, host, signal))) return undefined;
+            return await answer(call.request, tokens, signal);
+          })().then(
+            (response) =>
+              response === undefined
+                ? callback({
+                    code: grpc.status.UNIMPLEMENTED,
+                    details: `cog-ts does not reach ${host} from this machine: buildkitd fetches its tokens itself`,
+                  })
+                : callback(null, response),
+            (err: unknown) => callback(failure(host, err, asked)),
           );
         }
       : unimplemented(method);
@@ -179,7 +214,7 @@ export function authService(options: AuthServiceOptions = {}): SessionService {
           const host = request.Host ?? '';
           const wanted = { host, realm: request.Realm ?? '', service: request.Service || undefined };
           try {
-            const issued = await source({ ...wanted, scopes: request.Scopes ?? [] }, signal);
+            const issued = await source.fetch({ ...wanted, scopes: request.Scopes ?? [] }, signal);
             options.onRequest?.(host, 'token');
             options.handedOut?.add(issued.token);
             return { Token: issued.token, ExpiresIn: issued.expiresIn, IssuedAt: issued.issuedAt };
@@ -189,6 +224,8 @@ export function authService(options: AuthServiceOptions = {}): SessionService {
           }
         },
         'a registry token',
+        // buildkitd asks for tokens only where the authority was granted
+        false,
       ),
     },
   };

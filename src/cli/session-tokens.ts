@@ -14,17 +14,32 @@ export interface SessionTokens {
 }
 
 export function sessionTokens(env: NodeJS.ProcessEnv, keychain: Keychain): SessionTokens {
-  let client: Promise<RegistryClient> | undefined;
+  let loaded: Promise<{ client: RegistryClient; isConnectionFailure: (err: unknown) => boolean }> | undefined;
+  const registryClient = () =>
+    (loaded ??= import('../registry/client.js').then(({ RegistryClient, isConnectionFailure }) => ({
+      client: new RegistryClient({ env, keychain }),
+      isConnectionFailure,
+    })));
   return {
-    source: async (request, signal) => {
-      client ??= import('../registry/client.js').then(
-        ({ RegistryClient }) => new RegistryClient({ env, keychain }),
-      );
-      const { realm, service } = request;
-      return (await client).issueToken(request.host, { realm, service }, request.scopes, signal);
+    source: {
+      // the registry's /v2/ ping, tried once: only a failure to connect (not an error answer) says no
+      reaches: async (host, signal) => {
+        const { client, isConnectionFailure } = await registryClient();
+        return client
+          .checkAnswers(host, signal, () => false)
+          .then(
+            () => true,
+            (err: unknown) => !isConnectionFailure(err),
+          );
+      },
+      fetch: async (request, signal) => {
+        const { realm, service } = request;
+        const { client } = await registryClient();
+        return client.issueToken(request.host, { realm, service }, request.scopes, signal);
+      },
     },
     close: async () => {
-      if (client) await (await client).close();
+      if (loaded) await (await loaded).client.close();
     },
   };
 }

@@ -69,9 +69,12 @@ describe('the Auth service as token authority', () => {
     const service = authService({
       configDir: await configDir(),
       env: {},
-      tokens: (request) => {
-        asked.push(request);
-        return Promise.resolve({ token: 't', expiresIn: 60, issuedAt: 1 });
+      tokens: {
+        reaches: () => Promise.resolve(true),
+        fetch: (request) => {
+          asked.push(request);
+          return Promise.resolve({ token: 't', expiresIn: 60, issuedAt: 1 });
+        },
       },
     });
     const salt = Buffer.from('salt');
@@ -121,12 +124,15 @@ describe('the Auth service as token authority', () => {
       env: {},
       handedOut,
       onRequest: (host, outcome) => seen.push(`${host} ${outcome}`),
-      tokens: (request) => {
-        asked.push(request);
-        if (request.host === 'down.example')
-          return Promise.reject(new Error('down.example: token service down'));
-        if (request.host === 'quiet.example') return Promise.reject(new Error('no answer'));
-        return Promise.resolve({ token: 'issued-token-1', expiresIn: 300, issuedAt: 1700000000 });
+      tokens: {
+        reaches: () => Promise.reject(new Error('FetchToken does not ask')),
+        fetch: (request) => {
+          asked.push(request);
+          if (request.host === 'down.example')
+            return Promise.reject(new Error('down.example: token service down'));
+          if (request.host === 'quiet.example') return Promise.reject(new Error('no answer'));
+          return Promise.resolve({ token: 'issued-token-1', expiresIn: 300, issuedAt: 1700000000 });
+        },
       },
     });
     const got = await ask<Record<string, unknown>>(service.implementation.FetchToken, {
@@ -160,7 +166,10 @@ describe('the Auth service as token authority', () => {
     const service = authService({
       configDir: await configDir(),
       env: { BUILDKIT_NO_CLIENT_TOKEN: '1' },
-      tokens: () => Promise.reject(new Error('not asked')),
+      tokens: {
+        reaches: () => Promise.reject(new Error('not asked')),
+        fetch: () => Promise.reject(new Error('not asked')),
+      },
     });
     for (const method of ['GetTokenAuthority', 'VerifyTokenAuthority', 'FetchToken']) {
       const { err } = await ask(service.implementation[method], { Host: 'tokens.example' });
@@ -169,5 +178,37 @@ describe('the Auth service as token authority', () => {
     // Credentials still answer
     const { value } = await ask(service.implementation.Credentials, { Host: 'tokens.example' });
     assert.deepEqual(value, { Username: 'user', Secret: 'hunter2' });
+  });
+
+  test('for a registry this machine does not reach, the daemon is told there is no authority (it fetches itself)', async () => {
+    const probed: string[] = [];
+    const service = authService({
+      configDir: await configDir(),
+      env: {},
+      tokens: {
+        reaches: (host) => {
+          probed.push(host);
+          return Promise.resolve(host !== 'tokens.example');
+        },
+        fetch: () => Promise.reject(new Error('not asked')),
+      },
+    });
+    const salt = Buffer.from('salt');
+    for (const method of ['GetTokenAuthority', 'VerifyTokenAuthority']) {
+      const { err } = await ask(service.implementation[method], { Host: 'tokens.example', Salt: salt });
+      assert.equal(err?.code, 12 /* UNIMPLEMENTED */, method);
+      assert.match(
+        err?.details ?? '',
+        /does not reach tokens\.example from this machine: buildkitd fetches its tokens itself/,
+      );
+    }
+    const reached = await ask<{ PublicKey: Buffer }>(service.implementation.GetTokenAuthority, {
+      Host: 'open.example',
+      Salt: salt,
+    });
+    assert.equal(reached.err, null);
+    assert.equal(reached.value.PublicKey.length, 32);
+    // each registry is probed once, however often the daemon asks
+    assert.deepEqual(probed, ['tokens.example', 'open.example']);
   });
 });
