@@ -103,7 +103,7 @@ export class RegistryDispatchers {
 
   /** The proxy a request to `url` goes through, if any. */
   proxyOf(url: string): URL | undefined {
-    return proxyFor(new URL(url), this.options.proxies);
+    return this.options.proxies && proxyFor(new URL(url), this.options.proxies);
   }
 
   /** The dispatcher for a request to `url`. */
