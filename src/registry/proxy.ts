@@ -44,9 +44,9 @@ function proxyUrl(value: string, variable: string): URL | undefined {
   if (!value) return undefined;
   const spelled = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
   const url = URL.canParse(spelled) ? new URL(spelled) : undefined;
-  if (!url?.hostname || !['http:', 'https:', 'socks5:', 'socks:'].includes(url.protocol))
+  if (!url?.hostname || !['http:', 'https:'].includes(url.protocol))
     throw new CogError(`${variable} is not a proxy address cog can use`, {
-      hint: `set ${variable} to http://host:port (or https:// or socks5://), or unset it`,
+      hint: `set ${variable} to http://host:port (or https://host:port), or unset it; cog-ts speaks to HTTP proxies only`,
     });
   return url;
 }

@@ -88,7 +88,7 @@ describe('registry proxy settings', () => {
   });
 
   test('a proxy variable that is no proxy address fails, naming the variable', () => {
-    for (const value of ['ftp://proxy:21', 'http://', '::::'])
+    for (const value of ['ftp://proxy:21', 'socks5://proxy:1080', 'http://', '::::'])
       assert.throws(
         () => proxySettings({ HTTPS_PROXY: value }),
         (err: unknown) =>
