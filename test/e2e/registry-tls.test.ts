@@ -1,8 +1,8 @@
 // `cog push` and `cog inspect` over HTTPS: a registry with a certificate from a private CA, on this
 // machine's non-loopback address (loopback registries are asked over plain HTTP first). Without trust in
 // the CA the push fails naming the certificate problem and SSL_CERT_FILE; with SSL_CERT_FILE it lands,
-// also through HTTPS_PROXY (TLS inside the proxy's tunnel),
-// and skopeo (Go's TLS, given the same CA) reads back the same digest.
+// and skopeo (Go's TLS, given the same CA) reads back the same digest. Through HTTPS_PROXY, the TLS
+// inside the proxy's tunnel trusts the same CA, and only it.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -4,8 +4,9 @@
 // pull, and the push fails before any build step; a wrong password is refused by `cog login`; after
 // `cog login` the push lands (skopeo reads back the digest), so does `cog build --push` (buildkitd
 // pushes, asking cog's session), and `cog inspect` reads the image with the stored login; an identity
-// token in config.json is exchanged through the OAuth2 POST. The token server's log shows which tokens
-// it issued to whom; cog's output never shows one.
+// token in config.json is exchanged through the OAuth2 POST; a token the registry refuses as expired is
+// renewed once; a credential helper runs once per `cog push` and per `cog build --push`. The token
+// server's log shows which tokens it issued to whom; cog's output never shows one.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
@@ -59,14 +60,22 @@ async function cogLogged(args: string[], input?: string, configDir?: string): Pr
   return r;
 }
 
+/** What `action` resolves to, and the lines the test bed's `log` (a file in its state directory) gained meanwhile. */
+async function linesLoggedDuring<T>(
+  log: string,
+  action: () => Promise<T>,
+): Promise<{ result: T; lines: string[] }> {
+  const logFile = join(tb.stateDir, log);
+  const start = (await readFile(logFile, 'utf8')).length;
+  const result = await action();
+  return { result, lines: (await readFile(logFile, 'utf8')).slice(start).split('\n') };
+}
+
 /** The token server's log lines for tokens issued while `action` ran: `jti`, `sub` and `access`. */
 async function tokensIssuedDuring<T>(
   action: () => Promise<T>,
 ): Promise<{ result: T; tokens: IssuedToken[] }> {
-  const logFile = join(tb.stateDir, 'token-server.log');
-  const start = (await readFile(logFile, 'utf8')).length;
-  const result = await action();
-  const lines = (await readFile(logFile, 'utf8')).slice(start).split('\n');
+  const { result, lines } = await linesLoggedDuring('token-server.log', action);
   const tokens = lines.flatMap((line) => {
     const m = /issued( expired)? jti=(\S+) sub=(\S+) client=(\S+) access=(.*)$/.exec(line);
     return m ? [{ expired: m[1] !== undefined, jti: m[2]!, sub: m[3]!, client: m[4]!, access: m[5]! }] : [];
@@ -85,10 +94,7 @@ interface IssuedToken {
 
 /** The token registry's log lines, written while `action` ran, that refused a token as invalid. */
 async function invalidTokensDuring<T>(action: () => Promise<T>): Promise<{ result: T; refused: string[] }> {
-  const logFile = join(tb.stateDir, 'token-registry.log');
-  const start = (await readFile(logFile, 'utf8')).length;
-  const result = await action();
-  const lines = (await readFile(logFile, 'utf8')).slice(start).split('\n');
+  const { result, lines } = await linesLoggedDuring('token-registry.log', action);
   return {
     result,
     refused: lines.filter((line) => line.includes('error authorizing context: invalid token')),
