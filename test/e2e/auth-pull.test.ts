@@ -11,6 +11,7 @@ import { Session } from '../../src/buildkit/session.js';
 import { solve } from '../../src/buildkit/solve.js';
 import { CogError } from '../../src/errors.js';
 import { image } from '../../src/llb/index.js';
+import { writeCredentialHelper } from '../support/docker-config.js';
 import { execOk } from '../support/exec.js';
 import { ensureTestbed, type Testbed } from '../support/testbed.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
@@ -123,22 +124,11 @@ test(
 
 test('a credential helper named in credHelpers supplies the credentials', { timeout: 300_000 }, async () => {
   const bin = await tempDir('cogts-auth-helper-');
-  const creds = join(bin, 'creds.json');
-  await writeFile(
-    creds,
-    JSON.stringify({ ServerURL: tb.authRegistry, Username: tb.authUser, Secret: tb.authPassword }),
-  );
-  await writeFile(
-    join(bin, 'docker-credential-cogtstest'),
-    [
-      '#!/bin/sh',
-      'url=$(cat)',
-      `if [ "$1" = get ] && [ "$url" = "${tb.authRegistry}" ]; then cat "${creds}"; exit 0; fi`,
-      'echo "credentials not found in native keychain"; exit 1',
-      '',
-    ].join('\n'),
-  );
-  await chmod(join(bin, 'docker-credential-cogtstest'), 0o755);
+  await writeCredentialHelper(bin, 'cogtstest', {
+    host: tb.authRegistry,
+    username: tb.authUser,
+    secret: tb.authPassword,
+  });
   const configDir = await dockerConfig({ credHelpers: { [tb.authRegistry]: 'cogtstest' } });
   const env = { PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` };
   const { asked } = await buildFromPrivate({ configDir, env });

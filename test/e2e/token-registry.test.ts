@@ -9,10 +9,10 @@
 // server's log shows which tokens it issued to whom; cog's output never shows one.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { basicAuth } from '../support/docker-config.js';
+import { basicAuth, writeCredentialHelper } from '../support/docker-config.js';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
 import { stepsFromPlainProgress } from '../support/plain-steps.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
@@ -264,23 +264,12 @@ describe('cog against the token (Bearer) registry', { timeout: 600_000 }, () => 
   test('cog build --push and cog push each ask a credential helper once: the check before the build and the push share it', async () => {
     const bin = await tempDir('cogts-token-helper-');
     const calls = join(bin, 'calls.log');
-    const creds = join(bin, 'creds.json');
-    await writeFile(
-      creds,
-      JSON.stringify({ ServerURL: tb.tokenRegistry, Username: tb.authUser, Secret: tb.authPassword }),
-    );
-    await writeFile(
-      join(bin, 'docker-credential-cogtscount'),
-      [
-        '#!/bin/sh',
-        'url=$(cat)',
-        `echo "$1 $url" >> "${calls}"`,
-        `if [ "$1" = get ] && [ "$url" = "${tb.tokenRegistry}" ]; then cat "${creds}"; exit 0; fi`,
-        'echo "credentials not found in native keychain"; exit 1',
-        '',
-      ].join('\n'),
-    );
-    await chmod(join(bin, 'docker-credential-cogtscount'), 0o755);
+    await writeCredentialHelper(bin, 'cogtscount', {
+      host: tb.tokenRegistry,
+      username: tb.authUser,
+      secret: tb.authPassword,
+      callsLog: calls,
+    });
     const configDir = await tempDir('cogts-token-helper-cfg-');
     await writeFile(
       join(configDir, 'config.json'),
