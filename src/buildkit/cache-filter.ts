@@ -184,3 +184,11 @@ function untilDuration(filter: string, value: string): number {
     });
   }
 }
+
+/** `FIELD~=a b` (buildkitd ends a value at a space) written as `FIELD~="a b"`; undefined for other filters. */
+export function quotedSpacedValue(filter: string): string | undefined {
+  const match = /^\s*([\w.]+)\s*(==|!=|~=)\s*(.*?)\s*$/.exec(filter);
+  const [, field, operator, value] = match ?? [];
+  if (!field || !operator || !value || !/\s/.test(value) || /^["'`/]|,/.test(value)) return undefined;
+  return `${field}${operator}"${value.replace(/["\\]/g, '\\$&')}"`;
+}

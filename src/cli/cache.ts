@@ -12,7 +12,12 @@ import {
   parseByteSize,
   parseDuration,
 } from '../buildkit/cache-usage.js';
-import { checkCacheFilters, daemonFilter, takeUntilFilter } from '../buildkit/cache-filter.js';
+import {
+  checkCacheFilters,
+  daemonFilter,
+  quotedSpacedValue,
+  takeUntilFilter,
+} from '../buildkit/cache-filter.js';
 import type { BuildkitClient } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
 import { type TlsFlags, withTls } from '../buildkit/tls.js';
@@ -99,8 +104,11 @@ export function formatCacheUsage(
 /** BuildKit refuses a filter it cannot parse; the error then names the flag and the syntax. */
 function explainFilterError(err: unknown, filter: readonly string[]): unknown {
   if (filter.length === 0 || !(err instanceof Error) || !/filter/i.test(err.message)) return err;
+  const quoted = filter.map(quotedSpacedValue).find((q) => q !== undefined);
   return new CogError(`--filter ${filter.join(' --filter ')}: buildkitd refused it (${err.message})`, {
-    hint: 'a filter is FIELD==VALUE, FIELD~=REGEX or FIELD!=VALUE on id, type, description, inuse, mutable, immutable, shared, private or parents, e.g. --filter type==exec.cachemount',
+    hint: quoted
+      ? `a value with spaces is quoted inside the filter: --filter '${quoted}'`
+      : 'a filter is FIELD==VALUE, FIELD~=REGEX or FIELD!=VALUE on id, type, description, inuse, mutable, immutable, shared, private or parents, e.g. --filter type==exec.cachemount',
     cause: err,
   });
 }

@@ -6,6 +6,7 @@ import {
   checkCacheFilters,
   daemonFilter,
   filterFields,
+  quotedSpacedValue,
   takeUntilFilter,
 } from '../../src/buildkit/cache-filter.js';
 import { CogError } from '../../src/errors.js';
@@ -119,4 +120,13 @@ test('until with a different --keep-duration, a bad duration, or among other cla
       /a --filter of its own/.test(err.hint ?? ''),
   );
   assert.throws(() => takeUntilFilter([], 'soon'), /--keep-duration "soon" is not a duration/);
+});
+
+test('a value with an unquoted space (which buildkitd ends at the space) is offered quoted in the hint', () => {
+  assert.equal(quotedSpacedValue('description~=pulled from'), 'description~="pulled from"');
+  assert.equal(quotedSpacedValue(' description == a "b" c '), 'description=="a \\"b\\" c"');
+  assert.equal(quotedSpacedValue('description~=a\\.b c'), 'description~="a\\\\.b c"');
+  assert.equal(quotedSpacedValue('description~="pulled from"'), undefined, 'already quoted');
+  assert.equal(quotedSpacedValue('description~=pulled'), undefined, 'no space');
+  assert.equal(quotedSpacedValue('description~=a b,inuse'), undefined, 'several clauses: not guessed');
 });
