@@ -234,3 +234,39 @@ export function repeatedOptionError(
   }
   return undefined;
 }
+
+/** Go's strconv.ParseBool, which the flags of upstream Cog and buildx are read with. */
+const goTrue = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+const goFalse = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
+
+/** A switch's `--name=VALUE` read as Go reads it: true, false, or undefined for any other text. */
+export function switchValue(value: string): boolean | undefined {
+  return goTrue.has(value) ? true : goFalse.has(value) ? false : undefined;
+}
+
+/**
+ * The switches (boolean options; `switches` lists their names, aliases included) written
+ * `--name=VALUE` before any `--`, with the value each means as Go's flag package reads it (upstream
+ * Cog, buildx): yargs takes every value but `true` as false, so `cog build --push=1` built and did not
+ * push. A value Go refuses is refused here too, naming the option as written.
+ * @throws CogError
+ */
+export function writtenSwitches(argv: readonly string[], switches: readonly string[]): Map<string, boolean> {
+  const known = new Set(switches);
+  const values = new Map<string, boolean>();
+  const end = argv.indexOf('--');
+  for (const arg of end === -1 ? argv : argv.slice(0, end)) {
+    const match = /^--([^=]+)=(.*)$/s.exec(arg);
+    if (!match || !known.has(match[1] as string)) continue;
+    const [, name, text] = match as unknown as [string, string, string];
+    const value = switchValue(text);
+    if (value === undefined) {
+      const command = commandOf(argv);
+      throw new CogError(`--${name}=${text}: --${name} is a switch, on or off`, {
+        hint: `write --${name} or --${name}=false (1, t, true and 0, f, false are taken too); \`${command === undefined ? 'cog --help' : `cog ${command} --help`}\` lists the options`,
+      });
+    }
+    values.set(name, value);
+  }
+  return values;
+}

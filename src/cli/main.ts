@@ -12,7 +12,13 @@ import { predict } from './predict.js';
 import { serve } from './serve.js';
 import { ProcessExitError, execCommand, splitExecArgv } from './exec.js';
 import { registerLoginCommands } from './login-commands.js';
-import { positionalsAfterDashes, repeatedOptionError, usageError } from './arguments.js';
+import {
+  positionalsAfterDashes,
+  repeatedOptionError,
+  usageError,
+  switchValue,
+  writtenSwitches,
+} from './arguments.js';
 import { processIo } from './process-io.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
@@ -798,18 +804,31 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** The options of the command being parsed, as yargs lists them (aliases included in each list). */
+interface DeclaredOptions {
+  readonly array: readonly string[];
+  readonly boolean: readonly string[];
+  readonly alias: Readonly<Record<string, readonly string[]>>;
+}
+
+function declaredOptions(cli: Argv): DeclaredOptions {
+  // getOptions is yargs's (the command's options while it parses); its typings leave it out
+  return (cli as unknown as { getOptions(): DeclaredOptions }).getOptions();
+}
+
+/** Every key yargs gives option `name` in the parsed arguments: its aliases, and their camelCase forms. */
+function keysOf(name: string, alias: DeclaredOptions['alias']): string[] {
+  const key = Object.keys(alias).find((k) => k === name || alias[k]?.includes(name)) ?? name;
+  const names = [key, ...(alias[key] ?? [])];
+  return [...names, ...names.map((n) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()))];
+}
+
 /**
  * Upstream's global flags: `--debug`, `--no-color` (as NO_COLOR), hidden `--registry HOST` (as
  * COG_REGISTRY_HOST: the cog-base images' registry and r8.im's stand-in). They become the environment
- * the commands read, set before any command runs.
+ * the commands read, set before any command runs. Then the checks every command's parsed options go
+ * through (`rawArgv`: what yargs read).
  */
-/** The options (aliases included) declared `array` in the command being parsed: they may repeat. */
-function declaredArrays(cli: Argv): readonly string[] {
-  // getOptions is yargs's (the command's options while it parses); its typings leave it out
-  return (cli as unknown as { getOptions(): { array: string[] } }).getOptions().array;
-}
-
-/** Global flags, and the checks every command's parsed options go through (`rawArgv`: what yargs read). */
 function withGlobalFlags(cli: Argv, rawArgv: readonly string[]): void {
   cli
     .option('debug', {
@@ -824,8 +843,14 @@ function withGlobalFlags(cli: Argv, rawArgv: readonly string[]): void {
     })
     .option('registry', { type: 'string', hidden: true, describe: 'the registry host (COG_REGISTRY_HOST)' })
     .middleware((parsed) => {
+      // `--push=1` is on, as Go reads it (yargs read every value but `true` as off)
+      const { boolean, alias } = declaredOptions(cli);
+      for (const [name, value] of writtenSwitches(rawArgv, boolean))
+        for (const key of keysOf(name, alias)) parsed[key] = value;
+    }, true)
+    .middleware((parsed) => {
       // `-t a -t b`: a list where the command expects one value (the options of the command run)
-      const repeated = repeatedOptionError(parsed, declaredArrays(cli), rawArgv);
+      const repeated = repeatedOptionError(parsed, declaredOptions(cli).array, rawArgv);
       if (repeated) throw repeated;
     })
     .middleware((argv) => {
@@ -838,7 +863,9 @@ function withGlobalFlags(cli: Argv, rawArgv: readonly string[]): void {
 /** `--debug` among the CLI's own arguments (before `--`; exec's command was split off already). */
 function debugRequested(argv: readonly string[]): boolean {
   const end = argv.indexOf('--');
-  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === '--debug' || a === '--debug=true');
+  return (end === -1 ? argv : argv.slice(0, end)).some(
+    (a) => a === '--debug' || (a.startsWith('--debug=') && switchValue(a.slice(8)) === true),
+  );
 }
 
 /** An error's stack trace, then each cause's (innermost last): what `--debug` adds to a failure. */

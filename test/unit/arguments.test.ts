@@ -7,6 +7,7 @@ import {
   positionalsAfterDashes,
   repeatedOptionError,
   usageError,
+  writtenSwitches,
 } from '../../src/cli/arguments.js';
 import { CogError } from '../../src/errors.js';
 
@@ -173,4 +174,31 @@ test('options that may repeat are left alone; a single-value one given twice is 
     undefined,
     'positionals are not options',
   );
+});
+
+test("a switch written --name=VALUE takes Go's values (1, t, TRUE, 0, f, False …) and refuses others", () => {
+  const switches = ['push', 'use-cog-base-image', 'x'];
+  const read = writtenSwitches(
+    ['build', '--push=1', '--use-cog-base-image=F', '--tag=1', '--x=True', '--', '--push=maybe'],
+    switches,
+  );
+  assert.deepEqual(
+    [...read],
+    [
+      ['push', true],
+      ['use-cog-base-image', false],
+      ['x', true],
+    ],
+  );
+  assert.deepEqual([...writtenSwitches(['build', '--push', '--no-push'], switches)], [], 'no value written');
+  for (const bad of ['yes', 'maybe', '', 'fasle', 'TrUe']) {
+    assert.throws(
+      () => writtenSwitches(['build', `--push=${bad}`], switches),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message === `--push=${bad}: --push is a switch, on or off` &&
+        /--push=false/.test(err.hint ?? '') &&
+        /cog build --help/.test(err.hint ?? ''),
+    );
+  }
 });

@@ -55,6 +55,30 @@ describe('bin/cog', () => {
     assert.match(debugErr.stderr.slice(plainErr.stderr.length), /^\w*Error: [^]*?\n\s+at /, 'a stack trace');
   });
 
+  test("a switch's --name=VALUE is read as Go reads it: --use-cog-base-image=1 is on, =yes refused", async () => {
+    const hello = join(repoRoot, 'fixtures', 'models', 'hello');
+    const plan = (flag: string) => exec(cog, ['debug', flag], { cwd: hello });
+    for (const on of ['--use-cog-base-image', '--use-cog-base-image=1', '--use-cog-base-image=TRUE']) {
+      const result = await plan(on);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^cog-base {2}\S+ is required/m, on);
+    }
+    const off = await plan('--use-cog-base-image=0');
+    assert.equal(off.code, 0, off.stderr);
+    assert.doesNotMatch(off.stdout, /^cog-base /m);
+    const refused = await plan('--use-cog-base-image=yes');
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /^cog: error: --use-cog-base-image=yes: --use-cog-base-image is a switch, on or off$/m,
+    );
+    // --debug=1 asks for the stack trace as --debug does
+    const broken = await tempDir('cogts-debug-value-');
+    await writeFile(join(broken, 'cog.yaml'), 'build:\n  python_version: [3.11\n');
+    const debugErr = await exec(cog, ['--debug=1', 'debug'], { cwd: broken });
+    assert.match(debugErr.stderr, /\n\s+at /, 'a stack trace');
+  });
+
   test('--debug detail lists the causes, innermost last', () => {
     const inner = new Error('connect ECONNREFUSED 127.0.0.1:1234');
     const outer = new CogError('cannot reach buildkitd', {
