@@ -20,6 +20,7 @@ import {
   writtenSwitches,
 } from './arguments.js';
 import { processIo } from './process-io.js';
+import { sourceDateEpoch } from './timestamp-flag.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 
 /** buildctl's TLS flags, for a tcp:// BUILDKIT_HOST. */
@@ -142,7 +143,11 @@ function withImageBuildOptions<T>(y: Argv<T>) {
       default: false,
       describe: 'copy weight files (10 MiB or more, outside code directories) in an image layer of their own',
     })
-    .option('timestamp', { type: 'number', describe: 'SOURCE_DATE_EPOCH for reproducible images' })
+    .option('timestamp', {
+      type: 'string',
+      describe:
+        'seconds since 1970 to set every file time to, for reproducible images (SOURCE_DATE_EPOCH); -1: keep the times',
+    })
     .option('dockerfile', {
       type: 'string',
       hidden: true,
@@ -169,7 +174,7 @@ function imageBuildArgs(
     precompile: boolean;
     strip: boolean;
     'separate-weights': boolean;
-    timestamp: number | undefined;
+    timestamp: string | undefined;
     dockerfile: string | undefined;
     platform: string | undefined;
   } & TlsFlags,
@@ -186,8 +191,7 @@ function imageBuildArgs(
     precompile: argv.precompile,
     strip: argv.strip,
     separateWeights: argv['separate-weights'],
-    timestamp:
-      argv.timestamp ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined),
+    timestamp: sourceDateEpoch(argv.timestamp, process.env),
     dockerfile: argv.dockerfile,
     platform: argv.platform,
     tls: tlsFlags(argv),
