@@ -12,6 +12,7 @@ import { secretsService } from '../buildkit/secrets.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
 import { checkBaseImageFlagsUnused, isCogBaseProbe } from '../build/cog-base.js';
+import { parseReference } from '../registry/reference.js';
 import { CogError } from '../errors.js';
 import {
   format422,
@@ -91,6 +92,8 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       hint: 'did you forget -i? e.g. cog run -i name=value',
     });
   }
+  // a malformed name fails here, named as one, not inside the run
+  if (args.image !== undefined) parseReference(args.image);
   if (!Number.isFinite(args.setupTimeout) || args.setupTimeout <= 0)
     throw new CogError('--setup-timeout needs a positive number of seconds', {
       hint: 'e.g. --setup-timeout 600 (the default is 300)',

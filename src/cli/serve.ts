@@ -7,6 +7,7 @@
  * With a remote daemon (BUILDKIT_HOST=tcp://…) the port opens on the daemon's host, not this one.
  */
 import type { TlsFlags } from '../buildkit/tls.js';
+import { parseReference } from '../registry/reference.js';
 import { CogError } from '../errors.js';
 import type { CommandIo } from './debug-solve.js';
 import { processEnv, withModelContainer } from './model-container.js';
@@ -66,6 +67,8 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
       hint: 'cog serve takes an image name, or none',
     });
   }
+  // a malformed name fails here, named as one, not inside the run
+  if (args.image !== undefined) parseReference(args.image);
   const note = remoteDaemonNote(io.env.BUILDKIT_HOST, port);
   const exit = await withModelContainer(
     io,

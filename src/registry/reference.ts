@@ -50,6 +50,7 @@ export function isRegistryHost(host: string): boolean {
 export function parseReference(input: string): Reference {
   const text = input.trim();
   if (text === '') throw invalid(input, 'it is empty');
+  if (/\s/.test(text)) throw invalid(input, 'it has a space in it');
 
   let rest = text;
   let digest: string | undefined;

@@ -214,8 +214,15 @@ describe('mistakes found before building: no buildkitd is reached', () => {
   test('a bad -t, or a bad image in cog.yaml, names where the name came from', async () => {
     failsEarly(
       await cogNoDaemon(hello, ['build', '-t', 'Bad Name']),
-      /^cog: error: -t: invalid image reference "Bad Name"/m,
+      /^cog: error: -t: invalid image reference "Bad Name": it has a space in it/m,
     );
+    // IMAGE of run, train and serve: named as a reference before anything runs (was an internal error)
+    for (const command of ['run', 'train', 'serve'])
+      failsEarly(
+        await cogNoDaemon(hello, [command, 'Bad/Image']),
+        /^cog: error: invalid image reference "Bad\/Image": /m,
+        /^hint: write it as \[registry\/\]repository/m,
+      );
     const project = await tempDir('cogts-bad-image-');
     await cp(hello, project, { recursive: true });
     await writeFile(
