@@ -7,7 +7,7 @@
  */
 import { isRecord } from '../is-record.js';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -40,10 +40,30 @@ export interface OciIndex {
   manifests: Descriptor[];
 }
 
-/** Where the store lives: $COG_IMAGE_STORE, else $XDG_DATA_HOME/cog-ts/images, else ~/.local/share/…. */
+/**
+ * Where the store lives: $COG_IMAGE_STORE, else $XDG_DATA_HOME/cog-ts/images, else ~/.local/share/….
+ * A path that is there but no directory (or under a file) is refused, naming where it came from.
+ * @throws CogError
+ */
 export function imageStoreDir(env: NodeJS.ProcessEnv): string {
-  if (env.COG_IMAGE_STORE) return env.COG_IMAGE_STORE;
-  return join(userDir(env, 'data'), 'cog-ts', 'images');
+  const root = env.COG_IMAGE_STORE || join(userDir(env, 'data'), 'cog-ts', 'images');
+  let directory: boolean;
+  try {
+    directory = statSync(root, { throwIfNoEntry: false })?.isDirectory() ?? true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
+    directory = false;
+  }
+  if (!directory)
+    throw new CogError(
+      `the local image store ${env.COG_IMAGE_STORE ? `COG_IMAGE_STORE=${root}` : root} is not a directory`,
+      {
+        hint: env.COG_IMAGE_STORE
+          ? 'point COG_IMAGE_STORE at a directory (it is made when missing), or unset it'
+          : 'move the file away, or set COG_IMAGE_STORE to a directory for the store',
+      },
+    );
+  return root;
 }
 
 function blobPath(root: string, digest: string): string {

@@ -16,7 +16,7 @@ import {
   leaseIsLive,
   reachableDigests,
 } from '../../src/image/store-gc.js';
-import { type Descriptor, ImageStore, refNameAnnotation } from '../../src/image/store.js';
+import { type Descriptor, ImageStore, imageStoreDir, refNameAnnotation } from '../../src/image/store.js';
 import { listStore } from '../../src/image/store-listing.js';
 import { formatStoreListing } from '../../src/cli/images.js';
 import { inspectLocal } from '../../src/cli/inspect.js';
@@ -551,4 +551,28 @@ test('cog inspect --local on an image whose manifest or config is cut short name
         return true;
       },
     );
+});
+
+test('a store path that is a file, or under one, is refused naming COG_IMAGE_STORE (was an internal error)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cogts-store-path-'));
+  try {
+    const file = join(dir, 'file');
+    await writeFile(file, 'x');
+    assert.equal(imageStoreDir({ COG_IMAGE_STORE: join(dir, 'new') }), join(dir, 'new'), 'made when missing');
+    assert.equal(imageStoreDir({ COG_IMAGE_STORE: dir }), dir);
+    for (const root of [file, join(file, 'below')])
+      assert.throws(
+        () => imageStoreDir({ COG_IMAGE_STORE: root }),
+        (err: unknown) =>
+          err instanceof CogError &&
+          err.message === `the local image store COG_IMAGE_STORE=${root} is not a directory` &&
+          /point COG_IMAGE_STORE at a directory/.test(err.hint ?? ''),
+      );
+    assert.throws(
+      () => imageStoreDir({ XDG_DATA_HOME: file }),
+      new RegExp(`the local image store ${file}/cog-ts/images is not a directory`),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
