@@ -124,7 +124,8 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
       try {
         registry = parseReference(target).registry;
       } catch (err) {
-        return { registry: target, error: err instanceof Error ? err.message : String(err) };
+        const field = config?.image ? 'image' : 'model';
+        return { field, problem: err instanceof Error ? err.message : String(err) };
       }
       try {
         const fromEnv = await envKeychain(io.env).resolve(registry);

@@ -93,7 +93,9 @@ export interface DoctorContext {
 
 export type PushCredentials =
   | { readonly registry: string; readonly found: boolean; readonly from?: string }
-  | { readonly registry: string; readonly error: string };
+  | { readonly registry: string; readonly error: string }
+  /** the config's `image`/`model` (`field`) is no image reference: `problem` says why */
+  | { readonly field: 'image' | 'model'; readonly problem: string };
 
 const pass = (detail?: string): CheckResult => ({ findings: [], ...(detail ? { detail } : {}) });
 const skip = (why: string): CheckResult => ({ findings: [], skipped: why });
@@ -474,6 +476,17 @@ const registryCredentials: Check = {
     if (!ctx.config) return skip('the config did not load');
     const target = await ctx.pushCredentials();
     if (!target) return skip('no image or model in the config to push to');
+    if ('problem' in target)
+      return {
+        findings: [
+          {
+            severity: 'error',
+            message: `'${target.field}' in ${ctx.configFile}: ${target.problem}`,
+            remediation:
+              'write it as [registry/]repository[:tag], e.g. r8.im/user/model; cog build and cog push refuse it too',
+          },
+        ],
+      };
     if ('error' in target)
       return {
         findings: [

@@ -595,6 +595,17 @@ test('registry credentials: found (never shown), missing for r8.im a warning, el
   assert.match(broken.findings[0]?.remediation ?? '', /^fix the credential helper the message names/);
   const badFile = await run({ registry: 'r8.im', error: '/cfg/config.json is not valid JSON' });
   assert.match(badFile.findings[0]?.remediation ?? '', /^fix the file the message names/);
+  // a malformed image name is the config's error, not the docker config's (cog build refuses it too)
+  const badName = await run({
+    field: 'image',
+    problem: 'invalid image reference "Bad Image": it has a space in it',
+  });
+  assert.equal(badName.findings[0]?.severity, 'error');
+  assert.match(
+    badName.findings[0]?.message ?? '',
+    /^'image' in \S*cog\.yaml: invalid image reference "Bad Image"/,
+  );
+  assert.match(badName.findings[0]?.remediation ?? '', /^write it as \[registry\/\]repository/);
   // an info finding does not count
   const outcomes = await runChecks([check], () =>
     context({ pushCredentials: async () => ({ registry: 'localhost:5000', found: false }) }),
