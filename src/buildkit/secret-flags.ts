@@ -10,6 +10,9 @@ import { CogError } from '../errors.js';
 /** `implied`: the flag named neither src= nor env=, and no variable of the id's name was set */
 export type SecretSource = { readonly file: string; readonly implied?: true } | { readonly env: string };
 
+/** The keys of a `--secret` value, as buildx has them. */
+const secretKeys: ReadonlySet<string> = new Set(['id', 'src', 'source', 'env', 'type']);
+
 /**
  * Parses a `--secret` value like buildx: `id=NAME,src=PATH` or `id=NAME,env=VAR` (type=file|env);
  * `src=PATH` without an id takes the file's base name as the id. With
@@ -17,15 +20,27 @@ export type SecretSource = { readonly file: string; readonly implied?: true } | 
  * file NAME, as buildx's secrets provider decides.
  */
 export function parseSecretFlag(value: string, env: NodeJS.ProcessEnv): [string, SecretSource] {
+  // buildx refuses what it does not know: a misspelt src= would otherwise fall back to the id's file
+  const refuse = (problem: string) =>
+    new CogError(`--secret "${value}": ${problem}`, {
+      hint: 'the keys are id, src (or source), env and type (file or env): id=NAME,src=PATH or id=NAME,env=VAR',
+    });
   const fields = new Map(
     value.split(',').map((part) => {
       const eq = part.indexOf('=');
-      return eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
+      if (eq < 0) throw refuse(`${JSON.stringify(part)} is not KEY=VALUE`);
+      const key = part.slice(0, eq).trim().toLowerCase();
+      if (!secretKeys.has(key)) throw refuse(`unknown key ${JSON.stringify(key)}`);
+      return [key, part.slice(eq + 1)];
     }),
   );
   const src = fields.get('src') ?? fields.get('source');
   const variable = fields.get('env');
   const type = fields.get('type');
+  if (type !== undefined && type !== 'file' && type !== 'env')
+    throw new CogError(`--secret "${value}": type ${JSON.stringify(type)} is not file or env`, {
+      hint: 'type=file reads src (a file), type=env reads env (a variable); leave type out to have it guessed',
+    });
   // without id=, a file's secret is named after the file (as buildx does): src=/run/token.txt -> token.txt
   const id = fields.get('id') || (src && type !== 'env' ? basename(src) : undefined);
   if (!id)

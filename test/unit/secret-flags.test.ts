@@ -24,6 +24,27 @@ test('src= and env= name the source; type=env takes src= as the variable', () =>
   assert.deepEqual(parseSecretFlag('type=file,id=a', { a: 'set' }), ['a', { file: 'a' }]);
 });
 
+test('an unknown key or type, or a field without =, is refused as buildx refuses it', () => {
+  const refused = (value: string, problem: string) =>
+    assert.throws(
+      () => parseSecretFlag(value, { token: 'set' }),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message === `--secret "${value}": ${problem}` &&
+        /the keys are id, src \(or source\), env and type/.test(err.hint ?? ''),
+      value,
+    );
+  // a misspelt src= used to fall back to the variable or file named like the id
+  refused('id=token,scr=/tmp/tok', 'unknown key "scr"');
+  refused('id=token,src=/f,mode=0400', 'unknown key "mode"');
+  refused('token', '"token" is not KEY=VALUE');
+  assert.throws(
+    () => parseSecretFlag('type=bogus,id=token,src=/f', {}),
+    /^CogError: --secret "type=bogus,id=token,src=\/f": type "bogus" is not file or env$/,
+  );
+  assert.deepEqual(parseSecretFlag('ID=a,SRC=/f', {}), ['a', { file: '/f' }], 'keys in any case, as buildx');
+});
+
 test('src=PATH without id= takes the file name as the id (as buildx does)', () => {
   assert.deepEqual(parseSecretFlag('src=/run/keys/token.txt', {}), [
     'token.txt',
@@ -34,7 +55,7 @@ test('src=PATH without id= takes the file name as the id (as buildx does)', () =
 });
 
 test('a --secret with neither id= nor src= is refused, naming the value and the accepted forms', () => {
-  for (const value of ['env=HF_TOKEN', 'type=env,src=HF_TOKEN', 'src=/', 'mode=0400']) {
+  for (const value of ['env=HF_TOKEN', 'type=env,src=HF_TOKEN', 'src=/', 'id=']) {
     assert.throws(
       () => parseSecretFlag(value, {}),
       (err: unknown) =>
