@@ -6,6 +6,7 @@
  *
  * With a remote daemon (BUILDKIT_HOST=tcp://…) the port opens on the daemon's host, not this one.
  */
+import { isIP } from 'node:net';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { parseReference } from '../registry/reference.js';
 import { CogError } from '../errors.js';
@@ -51,6 +52,31 @@ export function checkPort(port: number): number {
   return port;
 }
 
+/** `--host`: an IP address or a host name, as the server binds it. */
+export function checkHost(host: string): string {
+  const name =
+    /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+  if (isIP(host) !== 0 || name.test(host)) return host;
+  throw new CogError(`--host ${JSON.stringify(host)} is not an address to bind`, {
+    hint: 'give an IP address or a host name, e.g. --host 127.0.0.1 (this host only) or --host 0.0.0.0 (every interface); IPv6 without brackets, e.g. --host ::',
+  });
+}
+
+/** `--upload-url`: an http(s) URL the server PUTs file outputs to. */
+export function checkUploadUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol === 'http:' || protocol === 'https:') return url;
+  throw new CogError(`--upload-url ${JSON.stringify(url)} is not an http or https URL`, {
+    hint: 'e.g. --upload-url https://uploads.example/put/ (file outputs are PUT there)',
+  });
+}
+
 /** A note for daemons elsewhere: the port opens on their host. */
 export function remoteDaemonNote(buildkitHost: string | undefined, port: number): string | undefined {
   if (!buildkitHost?.startsWith('tcp://')) return undefined;
@@ -62,6 +88,8 @@ const stopTimeoutMs = 10_000;
 
 export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   const port = checkPort(args.port);
+  checkHost(args.host);
+  checkUploadUrl(args.uploadUrl);
   if (args.image?.includes('=')) {
     throw new CogError(`invalid image name "${args.image}"`, {
       hint: 'cog serve takes an image name, or none',

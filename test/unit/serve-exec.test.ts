@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import type { ExecStream } from '../../src/buildkit/gateway.js';
 import { parsePublish, publishNote, splitExecArgv } from '../../src/cli/exec.js';
 import { processEnv } from '../../src/cli/model-container.js';
-import { checkPort, remoteDaemonNote, serverArgs } from '../../src/cli/serve.js';
+import { checkHost, checkPort, checkUploadUrl, remoteDaemonNote, serverArgs } from '../../src/cli/serve.js';
 import { CogError } from '../../src/errors.js';
 import type { moby_buildkit_v1_frontend_ExecMessage } from '../../src/gen/types.js';
 import { ContainerProcess, containerRequest, initMessage, signalName } from '../../src/runtime/container.js';
@@ -71,6 +71,23 @@ describe('cog serve', () => {
   test('ports are checked', () => {
     assert.equal(checkPort(8393), 8393);
     for (const bad of [0, -1, 65536, 1.5, Number.NaN]) assert.throws(() => checkPort(bad), CogError);
+  });
+
+  test('--host and --upload-url are checked before anything runs (the server died on them)', () => {
+    for (const good of ['127.0.0.1', '0.0.0.0', '::', '::1', 'localhost', 'my-host.example'])
+      assert.equal(checkHost(good), good);
+    for (const bad of ['bad host', '', '[::1]', 'a..b', '-x', 'host:80'])
+      assert.throws(
+        () => checkHost(bad),
+        (err: unknown) =>
+          err instanceof CogError &&
+          err.message === `--host ${JSON.stringify(bad)} is not an address to bind` &&
+          /--host 0\.0\.0\.0/.test(err.hint ?? ''),
+      );
+    assert.equal(checkUploadUrl(undefined), undefined);
+    assert.equal(checkUploadUrl('https://u.example/p/'), 'https://u.example/p/');
+    for (const bad of ['u.example/p', 'ftp://u.example/', ''])
+      assert.throws(() => checkUploadUrl(bad), /is not an http or https URL/);
   });
 
   test('a remote daemon gets a note', () => {
