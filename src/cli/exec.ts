@@ -28,39 +28,28 @@ export interface ExecArgs {
   readonly useCudaBaseImage?: string | undefined;
   /** --use-cog-base-image for the project's build, as `cog build` takes it; undefined is auto */
   readonly useCogBaseImage?: boolean | undefined;
+  /** --gpus: refused unless none (see withModelContainer) */
+  readonly gpus?: string | undefined;
 }
-
-/** cog's own options of `cog exec` that take a value (the next argument, unless given as --opt=value). */
-const valueOptions = new Set([
-  '-p',
-  '--publish',
-  '-e',
-  '--env',
-  '-f',
-  '--file',
-  '--secret',
-  '--progress',
-  '--tlscacert',
-  '--tlscert',
-  '--tlskey',
-  '--tlsservername',
-  '--tlsdir',
-  '--use-cuda-base-image',
-]);
 
 /**
  * Splits the arguments after `exec` into cog's options and the command: the command starts at the
  * first argument that is not an option of cog's (or after `--`), and everything from there on is the
- * command's, options included.
+ * command's, options included. `valueOptions`: the names (long, or a letter) of cog's options that take
+ * a value, which is the next argument unless written `--name=value`.
  */
-export function splitExecArgv(argv: readonly string[]): { options: string[]; command: string[] } {
+export function splitExecArgv(
+  argv: readonly string[],
+  valueOptions: readonly string[],
+): { options: string[]; command: string[] } {
+  const takesValue = new Set(valueOptions.map((name) => (name.length === 1 ? `-${name}` : `--${name}`)));
   const options: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--') return { options, command: argv.slice(i + 1) };
     if (!arg.startsWith('-') || arg === '-') return { options, command: argv.slice(i) };
     options.push(arg);
-    if (valueOptions.has(arg) && i + 1 < argv.length) options.push(argv[++i] as string);
+    if (takesValue.has(arg) && i + 1 < argv.length) options.push(argv[++i] as string);
   }
   return { options, command: [] };
 }
@@ -152,6 +141,7 @@ export async function execCommand(args: ExecArgs, io: CommandIo, cwd = process.c
       schemaFailure: 'warn',
       useCudaBaseImage: args.useCudaBaseImage,
       useCogBaseImage: args.useCogBaseImage,
+      gpus: args.gpus,
       command: 'cog exec',
     },
     cwd,

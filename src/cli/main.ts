@@ -100,6 +100,38 @@ const solveProgressOption = {
 } as const;
 
 /** --progress of the commands that build, then run the model (run, predict, train, serve, exec). */
+/** `cog exec`'s options (the command and its arguments come after them, see splitExecArgv). */
+function withExecOptions<T>(c: Argv<T>) {
+  return withBaseImageOptions(withTlsOptions(c))
+    .usage("$0 exec [options] <command> [args...]\n\nOptions after the command are the command's.")
+    .option('publish', {
+      alias: 'p',
+      type: 'string',
+      array: true,
+      nargs: 1,
+      default: [] as string[],
+      describe: 'PORT, HOST:PORT or [IPV6]:PORT (implicit: the container shares the daemon host network)',
+    })
+    .option('env', {
+      alias: 'e',
+      type: 'string',
+      array: true,
+      nargs: 1,
+      default: [] as string[],
+      describe: 'NAME=VALUE for the command',
+    })
+    .option('file', configFileOption)
+    .option('secret', secretOption)
+    .option('gpus', containerGpusOption)
+    .option('progress', runProgressOption);
+}
+
+/** `--gpus` of serve and exec, which upstream's serve has: refused but for `none` (see model-container.ts) */
+const containerGpusOption = {
+  type: 'string',
+  describe: 'none only: BuildKit cannot attach GPUs to the containers of serve and exec (cog run --gpus can)',
+} as const;
+
 const runProgressOption = {
   type: 'string',
   describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
@@ -240,7 +272,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   // as the user wrote them, for naming a surplus argument (`cog exec`'s command is not its arguments)
   const written = argv[0] === 'exec' ? undefined : argv;
   if (argv[0] === 'exec') {
-    const split = splitExecArgv(argv.slice(1));
+    // the options that take a value, as declared: cog's own and exec's (the command starts after them)
+    const declared = declaredOptions(withExecOptions(withGlobalFlags(yargs([]), [])));
+    const split = splitExecArgv(argv.slice(1), [...declared.string, ...declared.number]);
     execArgv = split.command;
     argv = ['exec', ...split.options];
   } else {
@@ -557,6 +591,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('upload-url', { type: 'string', describe: 'PUT file outputs to this URL' })
         .option('file', configFileOption)
         .option('secret', secretOption)
+        .option('gpus', containerGpusOption)
         .option('progress', runProgressOption),
     (argv) =>
       serve(
@@ -571,6 +606,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           tls: tlsFlags(argv),
           useCudaBaseImage: argv['use-cuda-base-image'],
           useCogBaseImage: argv['use-cog-base-image'],
+          gpus: argv.gpus,
         },
         processIo(),
       ),
@@ -578,28 +614,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   cli.command(
     'exec',
     "Run a command in the model's environment (a copy of the project at /src)",
-    (c) =>
-      withBaseImageOptions(withTlsOptions(c))
-        .usage("$0 exec [options] <command> [args...]\n\nOptions after the command are the command's.")
-        .option('publish', {
-          alias: 'p',
-          type: 'string',
-          array: true,
-          nargs: 1,
-          default: [] as string[],
-          describe: 'PORT, HOST:PORT or [IPV6]:PORT (implicit: the container shares the daemon host network)',
-        })
-        .option('env', {
-          alias: 'e',
-          type: 'string',
-          array: true,
-          nargs: 1,
-          default: [] as string[],
-          describe: 'NAME=VALUE for the command',
-        })
-        .option('file', configFileOption)
-        .option('secret', secretOption)
-        .option('progress', runProgressOption),
+    withExecOptions,
     (argv) =>
       execCommand(
         {
@@ -612,6 +627,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           tls: tlsFlags(argv),
           useCudaBaseImage: argv['use-cuda-base-image'],
           useCogBaseImage: argv['use-cog-base-image'],
+          gpus: argv.gpus,
         },
         processIo(),
       ),
@@ -811,6 +827,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 /** The options of the command being parsed, as yargs lists them (aliases included in each list). */
 interface DeclaredOptions {
   readonly array: readonly string[];
+  readonly string: readonly string[];
+  readonly number: readonly string[];
   readonly boolean: readonly string[];
   readonly alias: Readonly<Record<string, readonly string[]>>;
 }
@@ -833,8 +851,8 @@ function keysOf(name: string, alias: DeclaredOptions['alias']): string[] {
  * the commands read, set before any command runs. Then the checks every command's parsed options go
  * through (`rawArgv`: what yargs read).
  */
-function withGlobalFlags(cli: Argv, rawArgv: readonly string[]): void {
-  cli
+function withGlobalFlags(cli: Argv, rawArgv: readonly string[]): Argv {
+  return cli
     .option('debug', {
       type: 'boolean',
       default: false,

@@ -44,6 +44,8 @@ export interface ModelContainerOptions {
   readonly useCudaBaseImage?: string | undefined;
   /** --use-cog-base-image for the project's build, as `cog build` takes it; undefined is auto */
   readonly useCogBaseImage?: boolean | undefined;
+  /** --gpus (upstream's serve takes it): only `none`, as these containers cannot have devices */
+  readonly gpus?: string | undefined;
   /** the command, for errors: `cog serve` */
   readonly command: string;
   /** the command serves the predictor: a project whose cog.yaml names none fails before the build */
@@ -72,6 +74,11 @@ export async function withModelContainer<T>(
   cwd: string,
   run: (model: ModelContainer) => Promise<T>,
 ): Promise<T> {
+  // BuildKit's gateway containers (NewContainerRequest, v0.32) have no CDI devices field
+  if (options.gpus !== undefined && options.gpus !== 'none')
+    throw new CogError(`--gpus ${options.gpus}: ${options.command} cannot attach GPUs`, {
+      hint: `BuildKit gives GPUs to build steps, not to the containers ${options.command} runs: \`cog run --gpus ${options.gpus}\` runs a prediction on them`,
+    });
   const baseFlags = { useCudaBaseImage: options.useCudaBaseImage, useCogBaseImage: options.useCogBaseImage };
   if (options.image !== undefined) {
     checkBaseImageFlagsUnused(baseFlags, options.command);

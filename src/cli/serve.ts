@@ -27,6 +27,8 @@ export interface ServeArgs {
   readonly useCudaBaseImage?: string | undefined;
   /** --use-cog-base-image for the project's build, as `cog build` takes it; undefined is auto */
   readonly useCogBaseImage?: boolean | undefined;
+  /** --gpus: refused unless none (see withModelContainer) */
+  readonly gpus?: string | undefined;
 }
 
 /** The server's command line after the image's entrypoint (tini). */
@@ -108,6 +110,7 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
       tls: args.tls,
       useCudaBaseImage: args.useCudaBaseImage,
       useCogBaseImage: args.useCogBaseImage,
+      gpus: args.gpus,
       command: 'cog serve',
       servesPredictor: true,
     },

@@ -235,6 +235,19 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test("--gpus of serve and exec (upstream's serve has it) is refused but for none, naming cog run", async () => {
+    for (const args of [
+      ['serve', '--gpus', 'all'],
+      // exec knows --gpus takes a value (its options are read from their declarations): 1 is not the command
+      ['exec', '--gpus', '1', 'nvidia-smi'],
+    ])
+      failsEarly(
+        await cogNoDaemon(hello, args),
+        new RegExp(`^cog: error: --gpus ${args[2]}: cog ${args[0]} cannot attach GPUs$`, 'm'),
+        new RegExp(`\`cog run --gpus ${args[2]}\``),
+      );
+  });
+
   test('an --output or --metadata-file in a missing directory, or naming a directory, is named', async () => {
     const dir = await tempDir('cogts-bad-output-');
     const missing = join(dir, 'missing', 'x.tar');

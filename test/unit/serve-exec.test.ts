@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import type { ExecStream } from '../../src/buildkit/gateway.js';
-import { parsePublish, publishNote, splitExecArgv } from '../../src/cli/exec.js';
+import { parsePublish, publishNote, splitExecArgv as split } from '../../src/cli/exec.js';
 import { processEnv } from '../../src/cli/model-container.js';
 import { checkHost, checkPort, checkUploadUrl, remoteDaemonNote, serverArgs } from '../../src/cli/serve.js';
 import { CogError } from '../../src/errors.js';
@@ -11,6 +11,7 @@ import { ContainerProcess, containerRequest, initMessage, signalName } from '../
 
 describe('cog exec arguments', () => {
   test('the command starts at the first argument that is not a cog option', () => {
+    const splitExecArgv = (argv: string[]) => split(argv, ['env', 'e', 'publish', 'p', 'secret']);
     assert.deepEqual(splitExecArgv(['-e', 'A=b', 'python', '-c', 'x', '-e', 'y']), {
       options: ['-e', 'A=b'],
       command: ['python', '-c', 'x', '-e', 'y'],
