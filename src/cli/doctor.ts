@@ -69,13 +69,15 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
   let projectDir = cwd;
   let configText: string | undefined;
   let display = args.file;
+  let configMissing: DoctorContext['configMissing'];
   try {
     const found = findConfigFile(cwd, args.file);
     projectDir = found.projectDir;
     configText = readFileSync(found.configPath, 'utf8');
     display = relative(cwd, found.configPath) || args.file;
-  } catch {
+  } catch (err) {
     configText = undefined;
+    if (err instanceof CogError) configMissing = { message: err.message, hint: err.hint };
   }
   const parseErrors =
     configText === undefined ? [] : parseYamlSource(configText, display).errors.map(formatIssue);
@@ -103,6 +105,7 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
   return {
     configFile: display,
     configText,
+    ...(configMissing ? { configMissing } : {}),
     parseErrors,
     loadError,
     config,

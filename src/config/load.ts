@@ -46,10 +46,14 @@ export function findConfigFile(
   cwd: string,
   file: string = DEFAULT_CONFIG_FILE,
 ): { projectDir: string; configPath: string } {
+  if (file.trim() === '')
+    throw new CogError('-f names no file (it is empty)', {
+      hint: `pass -f the path of a config file, or leave -f out for ${DEFAULT_CONFIG_FILE}`,
+    });
   if (isAbsolute(file)) {
     if (existsSync(file) && statSync(file).isFile()) return { projectDir: dirname(file), configPath: file };
     if (isDirectory(file)) throw aDirectory(file, file);
-    throw notFound(file, dirname(file));
+    throw notFound(file);
   }
   let dir = resolve(cwd);
   for (let i = 0; i < MAX_PARENT_LEVELS; i++) {
@@ -76,8 +80,10 @@ function aDirectory(file: string, path: string): CogError {
   });
 }
 
-function notFound(file: string, dir: string): CogError {
-  return new CogError(`${file} not found in ${dir} (or in any parent directories)`, {
+/** `searched`: the directory looked in, then its parents (not for a path from the root) */
+function notFound(file: string, searched?: string): CogError {
+  const where = searched === undefined ? '' : ` in ${searched} (or in any parent directories)`;
+  return new CogError(`${file} not found${where}`, {
     hint: 'run `cog init` to create one, or pass -f <file> to name another config file',
   });
 }

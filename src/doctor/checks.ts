@@ -56,6 +56,8 @@ export interface DoctorContext {
   readonly configFile: string;
   /** its text; undefined when no such file was found from the working directory up */
   readonly configText: string | undefined;
+  /** why there is no text, as finding the file said (a directory, not found): message and hint */
+  readonly configMissing?: { readonly message: string; readonly hint?: string | undefined };
   /** YAML syntax problems, formatted with their position */
   readonly parseErrors: readonly string[];
   /** loading (schema, completion) failed with this message; undefined when it loaded or did not parse */
@@ -110,8 +112,8 @@ const configParse: Check = {
         findings: [
           {
             severity: 'error',
-            message: `${ctx.configFile} not found`,
-            remediation: 'Run "cog init" to create a cog.yaml',
+            message: ctx.configMissing?.message ?? `${ctx.configFile} not found`,
+            remediation: ctx.configMissing?.hint ?? 'Run "cog init" to create a cog.yaml',
           },
         ],
       };

@@ -74,6 +74,15 @@ test('a broken project: each finding with its place, and errors exit 1', async (
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^ ✗ Config schema$/m);
   assert.match(bad.stderr, /invalid\.yaml validation failed: .*python_version/s);
+
+  // -f naming a directory: said as cog build says it, not "not found" with a cog init remedy
+  const directory = await exec(cog, ['doctor', '-f', dir], { env: tb.env, cwd: dir });
+  assert.equal(directory.code, 1);
+  assert.match(
+    directory.stderr,
+    new RegExp(`^ {2}${dir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is a directory, not a config file$`, 'm'),
+  );
+  assert.doesNotMatch(directory.stderr, /cog init/);
 });
 
 test(

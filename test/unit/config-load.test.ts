@@ -71,6 +71,17 @@ test('no config file anywhere up the tree: the upstream message and a `cog init`
   );
 });
 
+test('-f with a path from the root is not looked for upwards, and an empty -f is refused', () => {
+  const missing = join(tmp(), 'missing.yaml');
+  assert.throws(
+    () => findConfigFile('/', missing),
+    (err) =>
+      err instanceof CogError && err.message === `${missing} not found` && /cog init/.test(err.hint ?? ''),
+  );
+  for (const empty of ['', ' '])
+    assert.throws(() => findConfigFile(tmp(), empty), /^CogError: -f names no file \(it is empty\)$/);
+});
+
 test('-f naming a directory says so, and which file to pass instead', () => {
   const dir = tmp();
   const project = join(dir, 'project');

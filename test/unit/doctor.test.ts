@@ -99,6 +99,18 @@ test('config: a missing file, bad YAML and a config that does not validate are e
   const missing = await byId('config-parse').run(context({ configText: undefined }));
   assert.equal(missing.findings[0]?.message, 'cog.yaml not found');
   assert.match(missing.findings[0]?.remediation ?? '', /cog init/);
+  // -f naming a directory: what finding the file said, not "not found" and cog init
+  const directory = await byId('config-parse').run(
+    context({
+      configText: undefined,
+      configMissing: {
+        message: '/tmp is a directory, not a config file',
+        hint: 'pass -f the path of a config file',
+      },
+    }),
+  );
+  assert.equal(directory.findings[0]?.message, '/tmp is a directory, not a config file');
+  assert.equal(directory.findings[0]?.remediation, 'pass -f the path of a config file');
   const bad = await byId('config-parse').run(context({ parseErrors: ['cog.yaml:2:3: bad indentation'] }));
   assert.equal(bad.findings[0]?.message, 'cog.yaml has invalid YAML: cog.yaml:2:3: bad indentation');
   const invalid = await byId('config-schema').run(
