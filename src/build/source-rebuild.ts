@@ -181,8 +181,10 @@ async function intoStore(
   imageName: string,
 ): Promise<Made> {
   const below = previous.manifest.layers.slice(0, -1);
-  const missing = below.find((layer) => !store.hasBlob(layer.digest));
-  if (missing) return { kind: 'declined', reason: `the image store no longer holds layer ${missing.digest}` };
+  // a copy cut short is no copy: the build on buildkitd then names it
+  const missing = below.find((layer) => !store.hasBlob(layer.digest, layer.size));
+  if (missing)
+    return { kind: 'declined', reason: `the image store no longer holds layer ${missing.digest} whole` };
   const staged = await store.stagingPath();
   let image: NextImage;
   try {

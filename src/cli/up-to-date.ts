@@ -58,23 +58,24 @@ async function gitUnchanged(record: BuildRecord, env: NodeJS.ProcessEnv): Promis
 
 /**
  * Whether the store holds every blob of the manifest `digest`: its config and layers, or for an index
- * (a multi-platform image) every image it lists.
+ * (a multi-platform image) every image it lists; each of the size its descriptor gives (a copy cut
+ * short sends the build down the normal path, which names it).
  */
-async function storeHasAll(store: ImageStore, digest: string, depth = 0): Promise<boolean> {
-  if (depth > 2 || !store.hasBlob(digest)) return false;
+async function storeHasAll(store: ImageStore, digest: string, size?: number, depth = 0): Promise<boolean> {
+  if (depth > 2 || !store.hasBlob(digest, size)) return false;
   const manifest = JSON.parse((await store.readBlob(digest)).toString('utf8')) as {
-    config?: { digest: string };
-    layers?: { digest: string }[];
-    manifests?: { digest: string }[];
+    config?: { digest: string; size: number };
+    layers?: { digest: string; size: number }[];
+    manifests?: { digest: string; size: number }[];
   };
   if (Array.isArray(manifest.manifests)) {
     if (manifest.manifests.length === 0) return false;
     for (const child of manifest.manifests)
-      if (!(await storeHasAll(store, child.digest, depth + 1))) return false;
+      if (!(await storeHasAll(store, child.digest, child.size, depth + 1))) return false;
     return true;
   }
   if (!manifest.config) return false;
-  return [manifest.config, ...(manifest.layers ?? [])].every((d) => store.hasBlob(d.digest));
+  return [manifest.config, ...(manifest.layers ?? [])].every((d) => store.hasBlob(d.digest, d.size));
 }
 
 /** Whether the store still files the recorded image under its name, with every blob of it. */

@@ -61,12 +61,14 @@ export async function reachableDigests(
   roots: readonly Descriptor[],
   readJson: (digest: string) => Promise<unknown>,
   onUnreadable?: (err: UnreadableManifestError) => void,
+  onReached?: (descriptor: Descriptor) => void,
 ): Promise<Set<string>> {
   const reached = new Set<string>();
   const pending = [...roots];
   for (let next = pending.pop(); next; next = pending.pop()) {
     if (reached.has(next.digest)) continue;
     reached.add(next.digest);
+    onReached?.(next);
     if (!manifestTypes.has(next.mediaType)) continue;
     let json: unknown;
     try {

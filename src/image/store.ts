@@ -8,7 +8,7 @@
 import { isRecord } from '../is-record.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
@@ -119,8 +119,11 @@ export class ImageStore {
     return (await this.index()).manifests.find((m) => m.annotations?.[refNameAnnotation] === name);
   }
 
-  hasBlob(digest: string): boolean {
-    return existsSync(blobPath(this.root, digest));
+  /** Whether the store has blob `digest` (of `size` bytes, when given: a copy cut short is not the blob). */
+  hasBlob(digest: string, size?: number): boolean {
+    const path = blobPath(this.root, digest);
+    if (size === undefined) return existsSync(path);
+    return statSync(path, { throwIfNoEntry: false })?.size === size;
   }
 
   async readBlob(digest: string): Promise<Buffer> {
@@ -190,7 +193,12 @@ export class ImageStore {
     await this.ensureLayout();
     // the manifest and everything it reaches must be here, or the name would point at a broken image
     const unreadable = new Map<string, string>();
-    const reached = await this.reachableFrom([manifest], (err) => unreadable.set(err.digest, err.reason));
+    const descriptors: Descriptor[] = [];
+    const reached = await this.reachableFrom(
+      [manifest],
+      (err) => unreadable.set(err.digest, err.reason),
+      (descriptor) => descriptors.push(descriptor),
+    );
     const [damaged, reason] = [...unreadable][0] ?? [];
     if (damaged !== undefined) {
       // the daemon (or putBlob) found the blob in the store and kept it: it was damaged before this build
@@ -206,6 +214,8 @@ export class ImageStore {
       throw new CogError(`the image store lacks ${missing}, part of the exported image ${manifest.digest}`, {
         hint: 'build again; if it persists, remove the store directory',
       });
+    // the daemon keeps a blob the store has: a copy cut short before this build stays cut
+    await this.refuseCutBlobs(descriptors, `the image built as ${name}`);
     const plain: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
     if (manifest.platform) plain.platform = manifest.platform;
     return this.locked(async () => {
@@ -291,8 +301,36 @@ export class ImageStore {
   private reachableFrom(
     roots: readonly Descriptor[],
     onUnreadable?: (err: UnreadableManifestError) => void,
+    onReached?: (descriptor: Descriptor) => void,
   ): Promise<Set<string>> {
-    return reachableDigests(roots, (digest) => this.readJson(digest), onUnreadable);
+    return reachableDigests(roots, (digest) => this.readJson(digest), onUnreadable, onReached);
+  }
+
+  /**
+   * Refuses an image one of whose blobs is not the size its descriptor gives (a copy cut short, or
+   * damaged otherwise), naming the blob and the images that use it, before the daemon reads it (which
+   * would fail with a bare "short read") or a build files the image. `image`: the image, for the message.
+   * @throws DamagedBlobError
+   */
+  async checkBlobSizes(manifest: Descriptor, image: string): Promise<void> {
+    const descriptors: Descriptor[] = [];
+    await this.reachableFrom([manifest], undefined, (descriptor) => descriptors.push(descriptor));
+    await this.refuseCutBlobs(descriptors, image);
+  }
+
+  private async refuseCutBlobs(descriptors: readonly Descriptor[], image: string): Promise<void> {
+    for (const { digest, size } of descriptors) {
+      const actual = await stat(blobPath(this.root, digest)).then(
+        (s) => s.size,
+        () => undefined,
+      );
+      if (actual === undefined || size <= 0 || actual === size) continue;
+      throw new DamagedBlobError(
+        digest,
+        `blob ${digest} of ${image} in the local image store is ${actual} bytes, where the image says ${size}: it is damaged`,
+        { usedBy: await this.namesUsing(digest) },
+      );
+    }
   }
 
   /** The names among `roots` whose images reach the unreadable manifest `digest`, in index order. */

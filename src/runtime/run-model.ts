@@ -86,6 +86,8 @@ export async function resolveModelImage(
   let resolved: ImageConfigResult;
   let source: (config: OciImageConfig['config']) => State;
   if (stored && options.local) {
+    // a blob cut short is named here, not by the daemon's bare "short read"
+    await options.local.store.checkBlobSizes(stored.manifest, stored.name);
     const { storeId, sessionId } = options.local;
     const pinned = `${repository(normalizeImageRef(stored.name))}@${stored.manifest.digest}`;
     resolved = await gw.resolveImageConfig(pinned, {

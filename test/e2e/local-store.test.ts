@@ -3,7 +3,7 @@
 // exported by one daemon makes a fresh daemon's build CACHED.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -341,5 +341,58 @@ test(
     assert.equal(mended.code, 0, mended.stderr);
     assert.doesNotMatch(mended.stderr, /warning: image .* is damaged/);
     assert.deepEqual([...(await storeBlobs(store)).keys()].sort(), [...(await namedBlobs(store))].sort());
+  },
+);
+
+test(
+  'a layer cut short in the store is named by the build (not "up to date") and by cog run; removing the image mends it',
+  { timeout: 600_000 },
+  async () => {
+    const store = join(scratchDir, 'cut-layer-store');
+    const env = { ...tb.env, COG_IMAGE_STORE: store, XDG_CACHE_HOME: join(scratchDir, 'cut-layer-cache') };
+    const name = `cut-${tag}:a`;
+    const cwd = join(fixtures, 'hello');
+    const build = () =>
+      exec(cog, ['build', '-t', name, '--progress', 'quiet', '--use-cog-base-image=false'], { env, cwd });
+    const built = await build();
+    assert.equal(built.code, 0, built.stderr);
+    const digest = /@(sha256:[0-9a-f]{64})/.exec(built.stderr)?.[1];
+    assert.ok(digest, built.stderr);
+    const manifest = JSON.parse(await readFile(join(store, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as {
+      layers: { digest: string; size: number }[];
+    };
+    // a layer below the source layer (which a source-only rebuild writes anew)
+    const layer = manifest.layers[0];
+    assert.ok(layer && layer.size > 100);
+    await truncate(join(store, 'blobs', 'sha256', layer.digest.slice(7)), 100);
+    const damaged = new RegExp(
+      `^cog: error: blob ${layer.digest} of (the image built as )?${name} in the local image store is 100 bytes, where the image says ${layer.size}: it is damaged$`,
+      'm',
+    );
+    const hint = new RegExp(
+      `^hint: remove the images that use it \\(\`cog image rm ${name}\`.*then build again`,
+      'm',
+    );
+
+    // the build's record said nothing changed; the store's copy is not the image any more
+    const rebuilt = await build();
+    assert.equal(rebuilt.code, 1, rebuilt.stderr);
+    assert.doesNotMatch(rebuilt.stderr, /up to date/);
+    assert.match(rebuilt.stderr, damaged);
+    assert.match(rebuilt.stderr, hint);
+    // the daemon would read it and say only "short read"
+    const run = await exec(cog, ['run', name, '-i', 'name=x'], { env, cwd });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, damaged);
+    assert.doesNotMatch(run.stderr, /short read/);
+
+    // the hint mends it
+    await execOk(cog, ['image', 'rm', name], { env });
+    await execOk(cog, ['build', '-t', name, '--progress', 'quiet', '--use-cog-base-image=false'], {
+      env,
+      cwd,
+    });
+    const answer = await execOk(cog, ['run', name, '-i', 'name=x'], { env, cwd });
+    assert.equal(answer.stdout.trim(), 'hello x');
   },
 );
