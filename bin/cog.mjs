@@ -17,11 +17,13 @@ if (!existsSync(entry)) {
 // (credential helpers, git, …) get it as it was set
 const heldBack = process.env.COG_NODE_EXTRA_CA_CERTS;
 if (heldBack && !process.env.NODE_EXTRA_CA_CERTS) process.env.NODE_EXTRA_CA_CERTS = heldBack;
-// output piped into a command that stops reading (`cog image ls | head -1`): end quietly, as other
-// command-line tools do, not with an unhandled EPIPE
+// output piped into a command that stops reading (`cog image ls | head -1`): end quietly, not with an
+// unhandled EPIPE, and with the status of a process SIGPIPE ended (128 + 13), as Go's docker, crane and
+// buildx end: whatever the command was doing is not done (`cog push 2>&1 | head -1` pushed nothing and
+// exited 0), and under `set -o pipefail` a script sees it
 for (const stream of [process.stdout, process.stderr])
   stream.on('error', (err) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (err.code === 'EPIPE') process.exit(process.exitCode || 141);
     throw err;
   });
 const { main } = await import(entry);

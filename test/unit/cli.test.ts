@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
@@ -77,6 +78,21 @@ describe('bin/cog', () => {
     await writeFile(join(broken, 'cog.yaml'), 'build:\n  python_version: [3.11\n');
     const debugErr = await exec(cog, ['--debug=1', 'debug'], { cwd: broken });
     assert.match(debugErr.stderr, /\n\s+at /, 'a stack trace');
+  });
+
+  test('output into a pipe that closed ends cog with the status SIGPIPE gives (141), quietly', async () => {
+    // the reader is gone before cog writes: Go's tools die of SIGPIPE there, and a push that could not
+    // say what it did must not exit 0 (it stopped at its first write)
+    const child = spawn(cog, ['debug'], {
+      cwd: join(repoRoot, 'fixtures', 'models', 'hello'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
+    assert.equal(code, 141, stderr);
+    assert.doesNotMatch(stderr, /EPIPE|Error/, 'no stack trace');
   });
 
   test('--debug detail lists the causes, innermost last', () => {
