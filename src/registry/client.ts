@@ -6,7 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { RegistryDispatchers, dispatchRequest } from './http-agent.js';
+import { ProxyNoAnswerError, RegistryDispatchers, dispatchRequest } from './http-agent.js';
 import { describeProxy, proxySettings, proxyVariable, tunnelRefusal } from './proxy.js';
 import { CogError } from '../errors.js';
 import { extraCaCertificates, secureContextWith } from '../extra-ca.js';
@@ -47,6 +47,8 @@ export interface RegistryClientOptions {
   readonly connections?: number;
   /** how long the /v2/ ping waits for an answer once connected (default 10 s) */
   readonly pingAnswerMs?: number;
+  /** how long a proxy (HTTP(S)_PROXY) may take to answer a CONNECT (default 10 s) */
+  readonly proxyAnswerMs?: number;
   /** an undici dispatcher to use instead of our own Agent (not closed by close()) */
   readonly dispatcher?: Dispatcher;
   readonly retry?: RetryPolicy;
@@ -110,6 +112,41 @@ function throwProxyRefusal(err: unknown, proxy: URL, registry: string, method: s
           : `check the proxy, or list ${apiHost(registry)} in NO_PROXY to connect directly`,
     },
   );
+}
+
+/**
+ * `pending`, or its rejection with the signal's reason as soon as `signal` aborts: undici sees an abort
+ * only once the request has a connection, so Ctrl-C waited for a connection being opened (a proxy's
+ * CONNECT: up to its time limit). An answer that comes after the abort is let go.
+ */
+function untilAborted(
+  signal: AbortSignal | undefined,
+  onAbandon: () => void,
+  pending: Promise<Dispatcher.ResponseData>,
+): Promise<Dispatcher.ResponseData> {
+  if (!signal) return pending;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      onAbandon();
+      reject(signal.reason);
+      pending.then(
+        (res) => res.body.destroy(),
+        () => undefined,
+      );
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (res) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(res);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 function errorCode(err: unknown): string {
@@ -193,12 +230,17 @@ export class RegistryClient {
           connections: options.connections ?? 8,
           secureContext: () => secureContextWith(extraCa),
           proxies: proxySettings(env),
+          ...(options.proxyAnswerMs === undefined ? {} : { proxyAnswerMs: options.proxyAnswerMs }),
         });
   }
 
+  /** Closes the connections; at once when a request was given up on abort (it may wait on a connect). */
   async close(): Promise<void> {
-    await this.dispatchers.close();
+    await this.dispatchers.close({ now: this.abandoned });
   }
+
+  /** a request was given up when its signal aborted, before undici had a connection for it */
+  private abandoned = false;
 
   /** Whether `registry` may be spoken to over plain HTTP: loopback and the insecure list. */
   private mayUseHttp(registry: string): boolean {
@@ -290,22 +332,38 @@ export class RegistryClient {
   ): Promise<Dispatcher.ResponseData> {
     const stream = typeof body === 'function' ? body() : body;
     try {
-      return await dispatchRequest(this.dispatchers.for(url), url, {
-        ...(answerWithinMs === undefined ? {} : { headersTimeout: answerWithinMs }),
-        method: method as Dispatcher.HttpMethod,
-        headers: { 'user-agent': this.userAgent, ...headers },
-        ...(stream === undefined ? {} : { body: stream }),
-        ...(signal ? { signal } : {}),
-        // undici closes the connection after every HEAD, in case a server sends a body with it; a push
-        // asks HEAD for every blob, so each blob cost a new connection (510 connects for 500 blobs).
-        // Registries answer HEAD as HTTP says, and Go's client (crane, docker) keeps these connections.
-        ...(method === 'HEAD' ? { reset: false } : {}),
-      });
+      return await untilAborted(
+        signal,
+        () => (this.abandoned = true),
+        dispatchRequest(this.dispatchers.for(url), url, {
+          ...(answerWithinMs === undefined ? {} : { headersTimeout: answerWithinMs }),
+          method: method as Dispatcher.HttpMethod,
+          headers: { 'user-agent': this.userAgent, ...headers },
+          ...(stream === undefined ? {} : { body: stream }),
+          ...(signal ? { signal } : {}),
+          // undici closes the connection after every HEAD, in case a server sends a body with it; a push
+          // asks HEAD for every blob, so each blob cost a new connection (510 connects for 500 blobs).
+          // Registries answer HEAD as HTTP says, and Go's client (crane, docker) keeps these connections.
+          ...(method === 'HEAD' ? { reset: false } : {}),
+        }),
+      );
     } catch (err) {
       if (stream && typeof stream === 'object' && 'destroy' in stream) stream.destroy();
       if (signal?.aborted) throw signal.reason ?? err;
       const proxy = this.dispatchers.proxyOf(url);
       if (proxy) throwProxyRefusal(err, proxy, registry, method, url);
+      const silent = err instanceof ProxyNoAnswerError ? err : undefined;
+      if (proxy && silent)
+        throw new RegistryError(
+          `the proxy ${describeProxy(proxy)} (${proxyVariable(new URL(url))}) took the connection and did not answer the request for a tunnel to ${registry} within ${silent.answerMs / 1000} s`,
+          {
+            status: undefined,
+            method,
+            url,
+            cause: err,
+            hint: `check the proxy, or list ${apiHost(registry)} in NO_PROXY to connect directly`,
+          },
+        );
       if (isAbort(err)) throw err;
       const code = errorCode(err);
       if (code === 'UND_ERR_HEADERS_TIMEOUT')

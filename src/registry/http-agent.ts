@@ -70,6 +70,19 @@ export interface RegistryDispatchersOptions {
   readonly secureContext: () => SecureContext | undefined;
   /** HTTP(S)_PROXY and NO_PROXY (proxy.ts); undefined: every request goes direct */
   readonly proxies: ProxySettings | undefined;
+  /** how long a proxy may take to answer a CONNECT (default 10 s; undici's own limit is 300 s) */
+  readonly proxyAnswerMs?: number;
+}
+
+/** A proxy took the connection and did not answer the CONNECT in time. */
+export class ProxyNoAnswerError extends Error {
+  readonly code = 'COG_PROXY_NO_ANSWER';
+  constructor(
+    readonly answerMs: number,
+    options: { readonly cause: unknown },
+  ) {
+    super(`the proxy did not answer CONNECT within ${answerMs / 1000} s`, options);
+  }
 }
 
 /**
@@ -119,7 +132,19 @@ export class RegistryDispatchers {
         uri: proxy.href,
         // the connection to the proxy opens tunnels with CONNECT: undici's index puts that method on
         // every dispatcher, the modules loaded here do not
-        clientFactory: (origin, options) => Object.assign(new Pool(origin, options), { connect: apiConnect }),
+        // (with a limit of our own on the proxy's answer, named as the proxy's)
+        clientFactory: (origin, options) => {
+          const pool = new Pool(origin, options);
+          const answerMs = this.options.proxyAnswerMs ?? 10_000;
+          const connect = (params: Dispatcher.ConnectOptions) =>
+            apiConnect.call(pool, { ...params, headersTimeout: answerMs }).catch((err: unknown) => {
+              const code = (err as { code?: unknown } | null)?.code;
+              throw code === 'UND_ERR_HEADERS_TIMEOUT'
+                ? new ProxyNoAnswerError(answerMs, { cause: err })
+                : err;
+            });
+          return Object.assign(pool, { connect });
+        },
         ...(tls ? { requestTls: tls, proxyTls: tls } : {}),
       });
       this.viaProxy.set(proxy.href, agent);
@@ -127,7 +152,10 @@ export class RegistryDispatchers {
     return agent;
   }
 
-  async close(): Promise<void> {
-    await Promise.all([this.direct, ...this.viaProxy.values()].map((d) => d.close()));
+  /** `now`: without waiting for the requests under way (destroyed) */
+  async close(options: { readonly now?: boolean } = {}): Promise<void> {
+    await Promise.all(
+      [this.direct, ...this.viaProxy.values()].map((d) => (options.now ? d.destroy() : d.close())),
+    );
   }
 }

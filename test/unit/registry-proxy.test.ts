@@ -1,8 +1,11 @@
 // Which proxy a registry request goes through (src/registry/proxy.ts): HTTP(S)_PROXY and NO_PROXY as
 // Go's net/http reads them.
 import assert from 'node:assert/strict';
+import { type Server, type Socket, createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { CogError } from '../../src/errors.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { defaultRetryPolicy } from '../../src/registry/retry.js';
 import { describeProxy, proxyFor, proxySettings, tunnelRefusal } from '../../src/registry/proxy.js';
 
 const via = (url: string, env: NodeJS.ProcessEnv) => proxyFor(new URL(url), proxySettings(env))?.href;
@@ -104,5 +107,60 @@ describe('registry proxy settings', () => {
     assert.equal(tunnelRefusal(new Error('Proxy response (502) !== 200 when HTTP Tunneling')), 502);
     assert.equal(tunnelRefusal(new Error('connect ECONNREFUSED 127.0.0.1:1')), undefined);
     assert.equal(tunnelRefusal('Proxy response (407)'), undefined);
+  });
+});
+
+/** A proxy that takes connections and never answers (a CONNECT waits for ever). */
+async function silentProxy(): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets: Socket[] = [];
+  const server: Server = createServer((socket) => sockets.push(socket.on('error', () => undefined)));
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((closed) => server.close(closed));
+    },
+  };
+}
+
+describe('a proxy that takes the connection and never answers', () => {
+  test('its CONNECT has a time limit of our own, and the error names the proxy (undici waited 300 s)', async () => {
+    const proxy = await silentProxy();
+    const client = new RegistryClient({
+      env: { HTTPS_PROXY: proxy.url },
+      proxyAnswerMs: 300,
+      retry: { ...defaultRetryPolicy, attempts: 1 },
+    });
+    try {
+      await assert.rejects(client.checkAnswers('registry.example'), (err: Error) => {
+        assert.equal(
+          err.message,
+          `the proxy ${proxy.url} (HTTPS_PROXY) took the connection and did not answer the request for a tunnel to registry.example within 0.3 s`,
+        );
+        assert.match((err as CogError).hint ?? '', /NO_PROXY/);
+        return true;
+      });
+    } finally {
+      await client.close();
+      await proxy.close();
+    }
+  });
+
+  test('an abort ends the request at once, and close() does not wait for the CONNECT', async () => {
+    const proxy = await silentProxy();
+    const client = new RegistryClient({ env: { HTTPS_PROXY: proxy.url }, proxyAnswerMs: 60_000 });
+    const started = Date.now();
+    try {
+      await assert.rejects(
+        client.checkAnswers('registry.example', AbortSignal.timeout(200)),
+        /abort|timeout/i,
+      );
+      await client.close();
+      assert.ok(Date.now() - started < 5_000, `ended after ${Date.now() - started} ms`);
+    } finally {
+      await proxy.close();
+    }
   });
 });
