@@ -63,6 +63,20 @@ export function checkModelTag(tag: string, what: string): void {
     throw new CogError(`${what}: the tag "${tag}" starts with "${reservedTagPrefix}", which is reserved`, {
       hint: `cog stores the bundle's parts under ${reservedTagPrefix}image.<tag> and ${reservedTagPrefix}weight.<name>.<digest>; pick a tag without that prefix`,
     });
+  // the image goes to cog-image.<tag>, which must be a tag too
+  const longest = maxTagLength - bundleImageTag('').length;
+  if (tag.length > longest)
+    throw new CogError(`${what}: the tag is ${tag.length} characters; a model's tag has at most ${longest}`, {
+      hint: `the bundle's image is pushed as ${bundleImageTag('<tag>')}, and a tag has at most ${maxTagLength} characters`,
+    });
+}
+
+/** The longest tag a registry takes (the distribution spec's 128). */
+const maxTagLength = 128;
+
+/** The tag of the bundle's image, next to the model's `tag`. */
+function bundleImageTag(tag: string): string {
+  return `${reservedTagPrefix}image.${tag}`;
 }
 
 function envValue(env: NodeJS.ProcessEnv, name: (typeof modelEnvVars)[number]): string | undefined {
@@ -196,5 +210,5 @@ export function checkBundleDestination(resolved: ResolvedModelRef): void {
 
 /** Where the bundle's image goes: the model's repository, tag `cog-image.<tag>`. */
 export function bundleImageRef(model: Reference): Reference {
-  return { ...model, tag: `${reservedTagPrefix}image.${model.tag ?? ''}`, digest: undefined };
+  return { ...model, tag: bundleImageTag(model.tag ?? ''), digest: undefined };
 }

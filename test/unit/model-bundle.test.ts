@@ -185,6 +185,18 @@ describe('resolveModelRef', () => {
         message: /COG_MODEL_TAG ".bad": .*not a valid tag/,
       },
       {
+        // the image goes to cog-image.<tag>: 10 more characters, within the registry's 128
+        name: 'COG_MODEL_TAG too long for its bundle image',
+        model: 'r8.im/u/m',
+        env: { COG_MODEL_TAG: 'a'.repeat(119) },
+        message: /COG_MODEL_TAG "a{119}": the tag is 119 characters; a model's tag has at most 118/,
+      },
+      {
+        name: 'COG_MODEL with a tag too long for its bundle image',
+        env: { COG_MODEL: `r8.im/u/m:${'b'.repeat(120)}` },
+        message: /COG_MODEL .*at most 118/,
+      },
+      {
         name: 'COG_MODEL with a reserved tag',
         env: { COG_MODEL: 'r8.im/u/m:cog-image.v1' },
         message: /COG_MODEL .*reserved/,
