@@ -48,7 +48,21 @@ function proxyUrl(value: string, variable: string): URL | undefined {
     throw new CogError(`${variable} is not a proxy address cog can use`, {
       hint: `set ${variable} to http://host:port (or https://host:port), or unset it; cog-ts speaks to HTTP proxies only`,
     });
+  // the credentials are sent decoded: a stray % fails there, as an error about the registry's request
+  if (!decodes(url.username) || !decodes(url.password))
+    throw new CogError(`the user or password in ${variable} has a % that starts no escape`, {
+      hint: `write a % in them as %25 (and @ as %40, : as %3A) in ${variable}`,
+    });
   return url;
+}
+
+function decodes(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `host:port` → [host, port]; brackets of an IPv6 address removed. */

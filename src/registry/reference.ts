@@ -51,6 +51,8 @@ export function parseReference(input: string): Reference {
   const text = input.trim();
   if (text === '') throw invalid(input, 'it is empty');
   if (/\s/.test(text)) throw invalid(input, 'it has a space in it');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0];
+  if (scheme) throw invalid(input, `a reference names no scheme: drop "${scheme}"`);
 
   let rest = text;
   let digest: string | undefined;

@@ -125,6 +125,18 @@ async function silentProxy(): Promise<{ url: string; close: () => Promise<void> 
   };
 }
 
+test('a % in the proxy credentials that starts no escape is refused naming the variable', () => {
+  assert.throws(
+    () => proxySettings({ HTTPS_PROXY: 'http://u:PROXY%SECRET@127.0.0.1:5099' }),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message === 'the user or password in HTTPS_PROXY has a % that starts no escape' &&
+      !err.message.includes('SECRET') &&
+      /%25/.test(err.hint ?? ''),
+  );
+  assert.ok(proxySettings({ HTTPS_PROXY: 'http://u:p%25w@127.0.0.1:5099' }), 'an escaped % is fine');
+});
+
 describe('a proxy that takes the connection and never answers', () => {
   test('its CONNECT has a time limit of our own, and the error names the proxy (undici waited 300 s)', async () => {
     const proxy = await silentProxy();

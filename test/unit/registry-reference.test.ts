@@ -38,6 +38,7 @@ describe('parseReference', () => {
     ['r8.im/a/-b', /"-b" is not a valid repository path component/],
     ['x:has space', /it has a space in it/],
     ['Bad Image', /it has a space in it/],
+    ['http://127.0.0.1:5055/a/b:v1', /a reference names no scheme: drop "http:\/\/"/],
     ['x:.dot', /is not a valid tag/],
     [`x:${'t'.repeat(129)}`, /is not a valid tag/],
     ['x@sha256:abc', /is not a digest/],
