@@ -168,6 +168,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     );
   const store = new ImageStore(imageStoreDir(io.env));
   const toStore = specs.length === 0;
+  // a store whose index cannot be read fails now, not after the build wrote its blobs there
+  if (toStore) await store.index();
   /**
    * The names the image goes out under: --push's, and `--output type=image,name=A,B`'s (not the store's
    * name, which nothing writes then); for a tarball or the store, the build's own name.

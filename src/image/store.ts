@@ -107,8 +107,12 @@ export class ImageStore {
       return JSON.parse(await readFile(join(this.root, 'index.json'), 'utf8')) as OciIndex;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, manifests: [] };
-      throw new CogError(`the image store index ${join(this.root, 'index.json')} is unreadable`, {
-        hint: 'remove the file to start an empty store',
+      const why =
+        err instanceof SyntaxError
+          ? `is not JSON (${err.message})`
+          : `cannot be read (${(err as Error).message})`;
+      throw new CogError(`the image store index ${join(this.root, 'index.json')} ${why}`, {
+        hint: 'move the file away to start an empty store (the images it named are then built again)',
         cause: err,
       });
     }

@@ -576,3 +576,18 @@ test('a store path that is a file, or under one, is refused naming COG_IMAGE_STO
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('an index.json that is not JSON is named as such, with a hint that keeps the blobs', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cogts-store-index-'));
+  try {
+    await writeFile(join(dir, 'index.json'), '{bad');
+    await assert.rejects(new ImageStore(dir).index(), (err: unknown) => {
+      assert.ok(err instanceof CogError);
+      assert.match(err.message, new RegExp(`^the image store index ${dir}/index\\.json is not JSON \\(`));
+      assert.match(err.hint ?? '', /^move the file away/);
+      return true;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
