@@ -17,6 +17,7 @@ import {
   checkImagePlatform,
   childFor,
   DamagedBlobError,
+  RegistryError,
   defaultRetryPolicy,
 } from '../registry/index.js';
 import type { CommandIo } from './debug-solve.js';
@@ -175,6 +176,13 @@ export async function inspect(args: InspectArgs, io: CommandIo): Promise<void> {
         (signal) => inspectRemote(client, args.image, platform, signal, exact),
         () => `cancelling the inspection of ${args.image}`,
       );
+    } catch (err) {
+      // looked for locally first: the registry's failure is not the whole story
+      if (args.remote || !(err instanceof RegistryError)) throw err;
+      throw new CogError(`${args.image} is not in the local image store; its registry: ${err.message}`, {
+        ...(err.hint ? { hint: `${err.hint}; or build it here with \`cog build -t ${args.image}\`` } : {}),
+        cause: err,
+      });
     } finally {
       await client.close();
     }

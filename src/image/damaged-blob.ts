@@ -24,3 +24,18 @@ export class DamagedBlobError extends CogError {
     });
   }
 }
+
+/** A blob whose file has `size` bytes where its descriptor says `expected`; `where`: the store holding it. */
+export function wrongSizeError(
+  digest: string,
+  where: string,
+  size: number,
+  expected: number,
+  usedBy?: readonly string[],
+): DamagedBlobError {
+  return new DamagedBlobError(
+    digest,
+    `blob ${digest} in ${where} has ${size} bytes, not ${expected}: it is damaged${size < expected ? ' (cut short)' : ''}`,
+    usedBy ? { usedBy } : {},
+  );
+}

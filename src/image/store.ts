@@ -12,7 +12,7 @@ import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFi
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
-import { DamagedBlobError } from './damaged-blob.js';
+import { DamagedBlobError, wrongSizeError } from './damaged-blob.js';
 import { sha256Digest } from '../registry/manifests.js';
 import { userDir } from '../user-dirs.js';
 import {
@@ -329,10 +329,12 @@ export class ImageStore {
         () => undefined,
       );
       if (actual === undefined || size <= 0 || actual === size) continue;
-      throw new DamagedBlobError(
+      throw wrongSizeError(
         digest,
-        `blob ${digest} of ${image} in the local image store is ${actual} bytes, where the image says ${size}: it is damaged`,
-        { usedBy: await this.namesUsing(digest) },
+        `${image} in the local image store`,
+        actual,
+        size,
+        await this.namesUsing(digest),
       );
     }
   }

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
-import { DamagedBlobError } from '../image/damaged-blob.js';
+import { DamagedBlobError, wrongSizeError } from '../image/damaged-blob.js';
 import { type Descriptor, type OciIndex, refNameAnnotation } from '../image/store.js';
 import { type BlobSource, fileBlobSource } from './blobs.js';
 
@@ -70,11 +70,7 @@ export class OciLayout {
     } catch (err) {
       throw missing(this.root, descriptor.digest, err);
     }
-    if (size !== descriptor.size)
-      throw new DamagedBlobError(
-        descriptor.digest,
-        `blob ${descriptor.digest} in ${this.root} has ${size} bytes, not ${descriptor.size}: it is damaged${size < descriptor.size ? ' (cut short)' : ''}`,
-      );
+    if (size !== descriptor.size) throw wrongSizeError(descriptor.digest, this.root, size, descriptor.size);
     return fileBlobSource(path, descriptor.digest, size);
   }
 }

@@ -182,6 +182,16 @@ describe('cog push to the plain registry', () => {
     assert.match(human.stdout, /^ {2}name: string = "world" — Who to greet$/m);
     assert.match(human.stdout, /^Output: string$/m);
 
+    // in neither place: the error says the local store was looked in first
+    const absentRef = `${tb.registry}/${repo}:absent`;
+    const absent = await cogIn(hello, ['inspect', absentRef], { COG_IMAGE_STORE: empty });
+    assert.equal(absent.code, 1, explain(absent));
+    assert.ok(
+      absent.stderr.startsWith(`cog: error: ${absentRef} is not in the local image store; its registry: `),
+      explain(absent),
+    );
+    assert.match(absent.stderr, /404/);
+
     // a platform the image is not for is an error, not the image there is
     const arm = await cogIn(hello, ['inspect', '--platform', 'linux/arm64', ref], { COG_IMAGE_STORE: empty });
     assert.equal(arm.code, 1, explain(arm));
