@@ -35,13 +35,19 @@ export interface InspectArgs {
   readonly platform: string | undefined;
 }
 
-function parsePlatform(value: string | undefined): Platform {
+/** `--platform` of cog inspect: one os/architecture[/variant], in any case. */
+export function parsePlatform(value: string | undefined): Platform {
   if (value === undefined) return { os: 'linux', architecture: 'amd64' };
   if (value.trim() === '')
     throw new CogError('--platform needs a value: os/architecture[/variant]', {
       hint: 'e.g. --platform linux/arm64',
     });
-  const parts = value.split('/');
+  if (value.includes(','))
+    throw new CogError(`--platform ${value}: cog inspect shows one platform's image`, {
+      hint: 'give one, e.g. --platform linux/arm64 (without --platform, an index shows its linux/amd64 image)',
+    });
+  // written in any case, as containerd reads platforms
+  const parts = value.trim().toLowerCase().split('/');
   const [os, architecture, variant] = parts;
   if (!os || !architecture || parts.length > 3 || parts.some((part) => part === ''))
     throw new CogError(`--platform ${value} is not os/architecture[/variant]`, {

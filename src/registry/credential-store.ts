@@ -281,7 +281,10 @@ async function writeRawConfig(target: string, json: Record<string, unknown>): Pr
     await rm(temp, { force: true }).catch(() => undefined);
     const code = (err as NodeJS.ErrnoException).code;
     throw new CogError(`cannot write ${target} (${code ?? (err as Error).message})`, {
-      hint: 'check the permissions of the directory, or point DOCKER_CONFIG at another directory',
+      hint:
+        code === 'ENOSPC' || code === 'EDQUOT'
+          ? 'the disk is full: free some space and log in again (the file was left as it was)'
+          : 'check the permissions of the directory, or point DOCKER_CONFIG at another directory',
     });
   }
 }

@@ -19,7 +19,7 @@ import {
 import { type Descriptor, ImageStore, imageStoreDir, refNameAnnotation } from '../../src/image/store.js';
 import { listStore } from '../../src/image/store-listing.js';
 import { formatStoreListing } from '../../src/cli/images.js';
-import { inspectLocal } from '../../src/cli/inspect.js';
+import { inspectLocal, parsePlatform } from '../../src/cli/inspect.js';
 import { CogError } from '../../src/errors.js';
 import { DamagedBlobError } from '../../src/image/damaged-blob.js';
 import { collectStoreGarbage } from '../../src/cli/store-garbage.js';
@@ -590,4 +590,14 @@ test('an index.json that is not JSON is named as such, with a hint that keeps th
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("cog inspect's --platform: one platform, in any case; a list is refused as such", () => {
+  assert.deepEqual(parsePlatform('LINUX/AMD64'), { os: 'linux', architecture: 'amd64' });
+  assert.deepEqual(parsePlatform('linux/arm/v7'), { os: 'linux', architecture: 'arm', variant: 'v7' });
+  assert.throws(
+    () => parsePlatform('linux/amd64,linux/arm64'),
+    /^CogError: --platform linux\/amd64,linux\/arm64: cog inspect shows one platform's image$/,
+  );
+  assert.throws(() => parsePlatform('linux'), /is not os\/architecture\[\/variant\]/);
 });
