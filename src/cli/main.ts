@@ -112,18 +112,23 @@ function withExecOptions<T>(c: Argv<T>) {
       default: [] as string[],
       describe: 'PORT, HOST:PORT or [IPV6]:PORT (implicit: the container shares the daemon host network)',
     })
-    .option('env', {
-      alias: 'e',
-      type: 'string',
-      array: true,
-      nargs: 1,
-      default: [] as string[],
-      describe: 'NAME=VALUE for the command',
-    })
+    .option('env', envOption('command'))
     .option('file', configFileOption)
     .option('secret', secretOption)
     .option('gpus', containerGpusOption)
     .option('progress', runProgressOption);
+}
+
+/** `-e NAME=VALUE` (repeatable) of the commands that run the model, for `who` runs with it */
+function envOption(who: string) {
+  return {
+    alias: 'e',
+    type: 'string',
+    array: true,
+    nargs: 1,
+    default: [] as string[],
+    describe: `NAME=VALUE for the ${who}`,
+  } as const;
 }
 
 /** `--gpus` of serve and exec, which upstream's serve has: refused but for `none` (see model-container.ts) */
@@ -515,14 +520,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         type: 'string',
         describe: 'where to write the output: a file, or DIR/ for files in DIR',
       })
-      .option('env', {
-        alias: 'e',
-        type: 'string',
-        array: true,
-        nargs: 1,
-        default: [] as string[],
-        describe: 'NAME=VALUE for the model',
-      })
+      .option('env', envOption('model'))
       .option('setup-timeout', { type: 'number', default: 300, describe: 'seconds to wait for setup()' })
       .option('use-replicate-token', {
         type: 'boolean',
