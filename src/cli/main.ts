@@ -99,7 +99,6 @@ const solveProgressOption = {
   describe: 'auto | tty | plain | rawjson | quiet (default: $BUILDKIT_PROGRESS, else auto)',
 } as const;
 
-/** --progress of the commands that build, then run the model (run, predict, train, serve, exec). */
 /** `cog exec`'s options (the command and its arguments come after them, see splitExecArgv). */
 function withExecOptions<T>(c: Argv<T>) {
   return withBaseImageOptions(withTlsOptions(c))
@@ -137,6 +136,7 @@ const containerGpusOption = {
   describe: 'none only: BuildKit cannot attach GPUs to the containers of serve and exec (cog run --gpus can)',
 } as const;
 
+/** --progress of the commands that build, then run the model (run, predict, train, serve, exec). */
 const runProgressOption = {
   type: 'string',
   describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',

@@ -93,11 +93,25 @@ function isAbort(err: unknown): boolean {
   return name === 'AbortError' || code === 'ABORT_ERR' || code === 'UND_ERR_ABORTED';
 }
 
-/** Throws a RegistryError for a proxy that would not open a tunnel to the registry; returns otherwise. */
+/**
+ * Throws a RegistryError for a proxy that would not open a tunnel to the registry (refused it, or took
+ * the connection and never answered); returns otherwise.
+ */
 function throwProxyRefusal(err: unknown, proxy: URL, registry: string, method: string, url: string): void {
+  const variable = proxyVariable(new URL(url));
+  if (err instanceof ProxyNoAnswerError)
+    throw new RegistryError(
+      `the proxy ${describeProxy(proxy)} (${variable}) took the connection and did not answer the request for a tunnel to ${registry} within ${err.answerMs / 1000} s`,
+      {
+        status: undefined,
+        method,
+        url,
+        cause: err,
+        hint: `check the proxy, or list ${apiHost(registry)} in NO_PROXY to connect directly`,
+      },
+    );
   const status = tunnelRefusal(err);
   if (status === undefined) return;
-  const variable = proxyVariable(new URL(url));
   throw new RegistryError(
     `the proxy ${describeProxy(proxy)} (${variable}) would not open a connection to ${registry}: it answered HTTP ${status}`,
     {
@@ -212,6 +226,8 @@ export class RegistryClient {
   private readonly userAgent: string;
   private readonly hosts = new Map<string, HostState>();
   private readonly pingAnswerMs: number;
+  /** a request was given up when its signal aborted, before undici had a connection for it */
+  private abandoned = false;
 
   constructor(options: RegistryClientOptions = {}) {
     const env = options.env ?? process.env;
@@ -238,9 +254,6 @@ export class RegistryClient {
   async close(): Promise<void> {
     await this.dispatchers.close({ now: this.abandoned });
   }
-
-  /** a request was given up when its signal aborted, before undici had a connection for it */
-  private abandoned = false;
 
   /** Whether `registry` may be spoken to over plain HTTP: loopback and the insecure list. */
   private mayUseHttp(registry: string): boolean {
@@ -352,18 +365,6 @@ export class RegistryClient {
       if (signal?.aborted) throw signal.reason ?? err;
       const proxy = this.dispatchers.proxyOf(url);
       if (proxy) throwProxyRefusal(err, proxy, registry, method, url);
-      const silent = err instanceof ProxyNoAnswerError ? err : undefined;
-      if (proxy && silent)
-        throw new RegistryError(
-          `the proxy ${describeProxy(proxy)} (${proxyVariable(new URL(url))}) took the connection and did not answer the request for a tunnel to ${registry} within ${silent.answerMs / 1000} s`,
-          {
-            status: undefined,
-            method,
-            url,
-            cause: err,
-            hint: `check the proxy, or list ${apiHost(registry)} in NO_PROXY to connect directly`,
-          },
-        );
       if (isAbort(err)) throw err;
       const code = errorCode(err);
       if (code === 'UND_ERR_HEADERS_TIMEOUT')
