@@ -10,6 +10,7 @@
  *                                docker's config.json
  */
 import { CogError } from '../errors.js';
+import { isRegistryHost } from './reference.js';
 import { defaultChunkSize, defaultMultipartThreshold } from './chunks.js';
 
 function wholeNumber(
@@ -67,11 +68,25 @@ export function pushMultipartThreshold(env: NodeJS.ProcessEnv): number {
   );
 }
 
+/**
+ * COG_INSECURE_REGISTRIES: host[:port] entries, comma-separated (an `http://` or `https://` written in
+ * front is dropped, as a user of docker's insecure-registries may write it); anything else is refused
+ * naming the entry, where it was kept and matched no registry.
+ * @throws CogError
+ */
 export function insecureRegistries(env: NodeJS.ProcessEnv): string[] {
   return (env.COG_INSECURE_REGISTRIES ?? '')
     .split(',')
     .map((s) => s.trim().toLowerCase())
-    .filter(Boolean);
+    .filter(Boolean)
+    .map((entry) => {
+      const host = entry.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+      if (!isRegistryHost(host))
+        throw new CogError(`COG_INSECURE_REGISTRIES: "${entry}" is not a registry's host[:port]`, {
+          hint: 'list registries comma-separated as host[:port], e.g. COG_INSECURE_REGISTRIES=registry.lan:5000,10.0.0.5',
+        });
+      return host;
+    });
 }
 
 /** Whether `host` (`host[:port]`) is this machine: localhost, 127.x.x.x or [::1]. */

@@ -370,6 +370,19 @@ describe('settings', () => {
   test('plain HTTP for loopback and COG_INSECURE_REGISTRIES only', () => {
     const list = insecureRegistries({ COG_INSECURE_REGISTRIES: ' reg.lan:5000, Other.Lan ' });
     assert.deepEqual(list, ['reg.lan:5000', 'other.lan']);
+    // a scheme written in front is dropped; an entry that is no host[:port] is refused, naming it
+    assert.deepEqual(insecureRegistries({ COG_INSECURE_REGISTRIES: 'http://a.lan:5000/, ,b.lan' }), [
+      'a.lan:5000',
+      'b.lan',
+    ]);
+    for (const bad of ['bar:99999', 'a b', 'ftp://x'])
+      assert.throws(
+        () => insecureRegistries({ COG_INSECURE_REGISTRIES: `ok.lan,${bad}` }),
+        (e: CogError) =>
+          e.message === `COG_INSECURE_REGISTRIES: "${bad}" is not a registry's host[:port]` &&
+          /host\[:port\]/.test(e.hint ?? ''),
+        bad,
+      );
     for (const h of [
       'localhost:5000',
       '127.0.0.1:5055',
