@@ -12,7 +12,6 @@ import { secretsService } from '../buildkit/secrets.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
 import { checkBaseImageFlagsUnused, isCogBaseProbe } from '../build/cog-base.js';
-import { parseReference } from '../registry/reference.js';
 import { CogError } from '../errors.js';
 import {
   format422,
@@ -27,7 +26,13 @@ import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
 import { pointToShownOutput } from '../runtime/server-output.js';
 import type { SmokeReport } from '../runtime/smoke.js';
-import { checkSecretsUnused, defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
+import {
+  checkImageArgument,
+  checkSecretsUnused,
+  defaultBuildSettings,
+  prepareBuild,
+  projectSharedKey,
+} from './prepare-build.js';
 import { progressModeOf, showsWholeLog, withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
 import { checkEntryPoint, checkImageEntryPoint } from './entry-point.js';
@@ -87,13 +92,7 @@ async function inputsFor(args: PredictArgs, schema: OpenApiDoc | undefined, io: 
 }
 
 export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
-  if (args.image?.includes('=')) {
-    throw new CogError(`invalid image name "${args.image}"`, {
-      hint: 'did you forget -i? e.g. cog run -i name=value',
-    });
-  }
-  // a malformed name fails here, named as one, not inside the run
-  if (args.image !== undefined) parseReference(args.image);
+  checkImageArgument(args.image, 'did you forget -i? e.g. cog run -i name=value');
   if (!Number.isFinite(args.setupTimeout) || args.setupTimeout <= 0)
     throw new CogError('--setup-timeout needs a positive number of seconds', {
       hint: 'e.g. --setup-timeout 600 (the default is 300)',

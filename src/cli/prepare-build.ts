@@ -21,6 +21,7 @@ import { CogError } from '../errors.js';
 import type { PlanInput } from '../plan/types.js';
 import { type WeightsSplit, weightPaths, weightSizeThreshold } from '../plan/weights.js';
 import { SchemaError, generateOpenApiSchema } from '../schema/index.js';
+import { parseReference } from '../registry/reference.js';
 import { cogVersion } from '../version.js';
 import { type Platform, findDockerfile, parsePlatforms } from './build-flags.js';
 import type { CommandIo } from './debug-solve.js';
@@ -153,6 +154,17 @@ export function checkSecretsUnused(secrets: readonly string[] | undefined, comma
     throw new CogError(`--secret: \`${command} IMAGE\` runs an image that is built already`, {
       hint: 'drop --secret, or leave IMAGE out to build the project with it',
     });
+}
+
+/**
+ * IMAGE of `cog run`/`train`/`serve`, checked before anything runs: `NAME=VALUE` there is a missing
+ * flag (`misuseHint` says which), and a malformed reference is named as one.
+ * @throws CogError
+ */
+export function checkImageArgument(image: string | undefined, misuseHint: string): void {
+  if (image === undefined) return;
+  if (image.includes('=')) throw new CogError(`invalid image name "${image}"`, { hint: misuseHint });
+  parseReference(image);
 }
 
 /** What --separate-weights found, for stderr. */

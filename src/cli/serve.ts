@@ -8,10 +8,10 @@
  */
 import { isIP } from 'node:net';
 import type { TlsFlags } from '../buildkit/tls.js';
-import { parseReference } from '../registry/reference.js';
 import { CogError } from '../errors.js';
 import type { CommandIo } from './debug-solve.js';
 import { processEnv, withModelContainer } from './model-container.js';
+import { checkImageArgument } from './prepare-build.js';
 
 export interface ServeArgs {
   readonly image: string | undefined;
@@ -92,13 +92,7 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
   const port = checkPort(args.port);
   checkHost(args.host);
   checkUploadUrl(args.uploadUrl);
-  if (args.image?.includes('=')) {
-    throw new CogError(`invalid image name "${args.image}"`, {
-      hint: 'cog serve takes an image name, or none',
-    });
-  }
-  // a malformed name fails here, named as one, not inside the run
-  if (args.image !== undefined) parseReference(args.image);
+  checkImageArgument(args.image, 'cog serve takes an image name, or none');
   const note = remoteDaemonNote(io.env.BUILDKIT_HOST, port);
   const exit = await withModelContainer(
     io,

@@ -232,6 +232,17 @@ describe('mistakes found before building: no buildkitd is reached', () => {
       await cogNoDaemon(hello, ['build', '-t', 'Bad Name']),
       /^cog: error: -t: invalid image reference "Bad Name": it has a space in it/m,
     );
+    // NAME=VALUE where IMAGE goes: a missing flag, said so
+    failsEarly(
+      await cogNoDaemon(hello, ['run', 'name=x']),
+      /^cog: error: invalid image name "name=x"$/m,
+      /^hint: did you forget -i\?/m,
+    );
+    failsEarly(
+      await cogNoDaemon(hello, ['serve', 'a=b']),
+      /^cog: error: invalid image name "a=b"$/m,
+      /^hint: cog serve takes an image name, or none$/m,
+    );
     // IMAGE of run, train and serve: named as a reference before anything runs (was an internal error)
     for (const command of ['run', 'train', 'serve'])
       failsEarly(
