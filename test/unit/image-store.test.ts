@@ -554,42 +554,36 @@ test('cog inspect --local on an image whose manifest or config is cut short name
 });
 
 test('a store path that is a file, or under one, is refused naming COG_IMAGE_STORE (was an internal error)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'cogts-store-path-'));
-  try {
-    const file = join(dir, 'file');
-    await writeFile(file, 'x');
-    assert.equal(imageStoreDir({ COG_IMAGE_STORE: join(dir, 'new') }), join(dir, 'new'), 'made when missing');
-    assert.equal(imageStoreDir({ COG_IMAGE_STORE: dir }), dir);
-    for (const root of [file, join(file, 'below')])
-      assert.throws(
-        () => imageStoreDir({ COG_IMAGE_STORE: root }),
-        (err: unknown) =>
-          err instanceof CogError &&
-          err.message === `the local image store COG_IMAGE_STORE=${root} is not a directory` &&
-          /point COG_IMAGE_STORE at a directory/.test(err.hint ?? ''),
-      );
+  const dir = join(scratch, 'store-path');
+  await mkdir(dir);
+  const file = join(dir, 'file');
+  await writeFile(file, 'x');
+  assert.equal(imageStoreDir({ COG_IMAGE_STORE: join(dir, 'new') }), join(dir, 'new'), 'made when missing');
+  assert.equal(imageStoreDir({ COG_IMAGE_STORE: dir }), dir);
+  for (const root of [file, join(file, 'below')])
     assert.throws(
-      () => imageStoreDir({ XDG_DATA_HOME: file }),
-      new RegExp(`the local image store ${file}/cog-ts/images is not a directory`),
+      () => imageStoreDir({ COG_IMAGE_STORE: root }),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message === `the local image store COG_IMAGE_STORE=${root} is not a directory` &&
+        /point COG_IMAGE_STORE at a directory/.test(err.hint ?? ''),
     );
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  assert.throws(
+    () => imageStoreDir({ XDG_DATA_HOME: file }),
+    new RegExp(`the local image store ${file}/cog-ts/images is not a directory`),
+  );
 });
 
 test('an index.json that is not JSON is named as such, with a hint that keeps the blobs', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'cogts-store-index-'));
-  try {
-    await writeFile(join(dir, 'index.json'), '{bad');
-    await assert.rejects(new ImageStore(dir).index(), (err: unknown) => {
-      assert.ok(err instanceof CogError);
-      assert.match(err.message, new RegExp(`^the image store index ${dir}/index\\.json is not JSON \\(`));
-      assert.match(err.hint ?? '', /^move the file away/);
-      return true;
-    });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const dir = join(scratch, 'bad-index');
+  await mkdir(dir);
+  await writeFile(join(dir, 'index.json'), '{bad');
+  await assert.rejects(new ImageStore(dir).index(), (err: unknown) => {
+    assert.ok(err instanceof CogError);
+    assert.match(err.message, new RegExp(`^the image store index ${dir}/index\\.json is not JSON \\(`));
+    assert.match(err.hint ?? '', /^move the file away/);
+    return true;
+  });
 });
 
 test("cog inspect's --platform: one platform, in any case; a list is refused as such", () => {
