@@ -10,6 +10,9 @@
  *   ours      pushFromLayout in a child Node process (push-child.ts): time of the push inside
  *             it, peak RSS of that whole process (VmHWM)
  *   crane     `crane push LAYOUT_DIR REF --insecure` (an OCI layout); peak RSS from /proc VmHWM
+ *   go-chunked  scripts/bench-peers/chunked-push (Go, built with `go build` at the start): the same OCI
+ *             layout in the same chunks as ours (COG_PUSH_DEFAULT_CHUNK_SIZE, else 96 MiB), with nothing
+ *             else a client does (no hashing, retries or progress); big image only. Timed as crane.
  *   buildkit  the raw files as local sources (one per layer, merged), exported with the image exporter,
  *             compression=uncompressed; timed from its status stream: the first "pushing …" status
  *             started to the last one completed (the layer tars are made before, in "exporting layers")
@@ -23,8 +26,8 @@
  * (from its pid file): with the registry on the same 2 cores, they show which side bounds a push.
  *
  * Settings: BENCH_ITERATIONS (3), BENCH_PUSH_BIG_MIB (2048), BENCH_PUSH_SMALL_COUNT (500),
- * BENCH_PUSH_SMALL_MIB (1), BENCH_PUSH_TOOLS (ours,crane,buildkit,ours-one-patch), BENCH_PUSH_IMAGES
- * (big,small).
+ * BENCH_PUSH_SMALL_MIB (1), BENCH_PUSH_TOOLS (ours,crane,buildkit,ours-one-patch,go-chunked),
+ * BENCH_PUSH_IMAGES (big,small).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -46,6 +49,7 @@ import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
 import { statusTimeMs } from './status-time.js';
 import { median, pad } from './report.js';
 import { procStatFields } from '../registry/process-start.js';
+import { pushChunkSize, pushMultipartThreshold } from '../registry/settings.js';
 
 /**
  * `ours-one-patch`: ours with the chunk size set to the blob's size (COG_PUSH_DEFAULT_CHUNK_SIZE), so a
@@ -54,7 +58,10 @@ import { procStatFields } from '../registry/process-start.js';
  * upstream's 96 MiB chunks, which the test bed's filesystem-backed registry pays with an fsync of the
  * upload per chunk.
  */
-type Tool = 'ours' | 'crane' | 'buildkit' | 'ours-one-patch';
+type Tool = 'ours' | 'crane' | 'buildkit' | 'ours-one-patch' | 'go-chunked';
+
+/** Tools run for the big image only: they differ from their counterparts only in blobs past the multipart threshold. */
+const bigOnly: ReadonlySet<Tool> = new Set(['ours-one-patch', 'go-chunked']);
 type ImageKind = 'big' | 'small';
 
 interface Run {
@@ -77,7 +84,7 @@ const iterations = Number(process.env.BENCH_ITERATIONS ?? 3);
 const bigMiB = Number(process.env.BENCH_PUSH_BIG_MIB ?? 2048);
 const smallCount = Number(process.env.BENCH_PUSH_SMALL_COUNT ?? 500);
 const smallMiB = Number(process.env.BENCH_PUSH_SMALL_MIB ?? 1);
-const tools = (process.env.BENCH_PUSH_TOOLS ?? 'ours,crane,buildkit,ours-one-patch')
+const tools = (process.env.BENCH_PUSH_TOOLS ?? 'ours,crane,buildkit,ours-one-patch,go-chunked')
   .split(',')
   .map((s) => s.trim()) as Tool[];
 const imageKinds = (process.env.BENCH_PUSH_IMAGES ?? 'big,small')
@@ -91,6 +98,7 @@ const toolLabel: Record<Tool, string> = {
   crane: 'crane',
   buildkit: 'buildkit (push)',
   'ours-one-patch': 'ours, one PATCH',
+  'go-chunked': 'Go, same chunks',
 };
 
 const layerSizes = (kind: ImageKind): number[] =>
@@ -307,6 +315,14 @@ async function findCrane(tb: Testbed): Promise<string> {
   return crane;
 }
 
+/** Builds the Go chunked peer (scripts/bench-peers/chunked-push) into the test bed's tool dir. */
+async function buildChunkedPeer(tb: Testbed): Promise<string> {
+  const source = fileURLToPath(new URL('../../../scripts/bench-peers/chunked-push', import.meta.url));
+  const binary = join(testbedCache(), 'bin', 'cog-ts-bench-chunked-push');
+  await run('go', ['build', '-C', source, '-o', binary, '.'], tb.env);
+  return binary;
+}
+
 /**
  * Writes the page cache's dirty data to disk (`sync`): called after the bench writes a fresh layout and
  * after a run's files are deleted, so that the kernel's write-back of the bench's own gigabytes does not
@@ -339,6 +355,8 @@ interface Context {
   readonly tb: Testbed;
   readonly buildkit: BuildkitClient;
   readonly crane: string;
+  /** the Go chunked peer's binary ('' when not benched) */
+  readonly chunkedPeer: string;
   readonly work: string;
 }
 
@@ -386,19 +404,37 @@ async function runOurs(
   };
 }
 
-async function runCrane(ctx: Context, kind: ImageKind, iteration: number, repository: string): Promise<Run> {
+/** crane or the Go chunked peer: an OCI layout pushed by a process timed from start to exit. */
+async function runLayoutPusher(
+  ctx: Context,
+  tool: 'crane' | 'go-chunked',
+  kind: ImageKind,
+  iteration: number,
+  repository: string,
+): Promise<Run> {
   const layout = join(ctx.work, 'layout');
   await writeLayout(layout, layerSizes(kind), repository);
   await flushToDisk(ctx.tb.env);
+  const env = ctx.tb.env;
+  const [command, args] =
+    tool === 'crane'
+      ? [ctx.crane, ['push', layout, `${ctx.tb.registry}/${repository}:bench`, '--insecure']]
+      : [
+          ctx.chunkedPeer,
+          [
+            layout,
+            ctx.tb.registry,
+            repository,
+            'bench',
+            String(pushChunkSize(env)),
+            String(pushMultipartThreshold(env)),
+          ],
+        ];
   const start = performance.now();
-  const { peakKb, cpuSeconds } = await run(
-    ctx.crane,
-    ['push', layout, `${ctx.tb.registry}/${repository}:bench`, '--insecure'],
-    ctx.tb.env,
-  );
+  const { peakKb, cpuSeconds } = await run(command, args, env);
   const seconds = (performance.now() - start) / 1000;
   return {
-    tool: 'crane',
+    tool,
     image: kind,
     iteration,
     seconds,
@@ -503,7 +539,8 @@ function measure(
   iteration: number,
   repository: string,
 ): Promise<Run> {
-  if (tool === 'crane') return runCrane(ctx, kind, iteration, repository);
+  if (tool === 'crane' || tool === 'go-chunked')
+    return runLayoutPusher(ctx, tool, kind, iteration, repository);
   if (tool === 'buildkit') return runBuildkit(ctx, kind, iteration, repository);
   return runOurs(ctx, kind, iteration, repository, tool === 'ours-one-patch');
 }
@@ -526,14 +563,15 @@ async function main(): Promise<void> {
   const tb = await ensureTestbed();
   const crane = tools.includes('crane') ? await findCrane(tb) : '';
   if (crane) console.log(`crane: ${crane} (${(await run(crane, ['version'], tb.env)).out.trim()})`);
+  const chunkedPeer = tools.includes('go-chunked') ? await buildChunkedPeer(tb) : '';
   const buildkit = await BuildkitClient.connect(tb.buildkitHost);
-  const base = { tb, buildkit, crane };
+  const base = { tb, buildkit, crane, chunkedPeer };
   const runs: Run[] = [];
   try {
     for (const kind of imageKinds) {
       // one untimed push first: the first push of a run meets a cold registry and page cache, and the
       // rotation below always gives iteration 0's first slot to the same tool
-      const warmTool = tools.find((t) => t !== 'ours-one-patch');
+      const warmTool = tools.find((t) => !bigOnly.has(t));
       if (warmTool) {
         const warm = await inScratch(base, `cogts-bench/push-warmup-${kind}-${runId}`, (ctx, repository) =>
           measure(ctx, warmTool, kind, -1, repository),
@@ -546,7 +584,7 @@ async function main(): Promise<void> {
         // rotate the order so each tool goes first, second, third in turn
         const order = tools.map((_, k) => tools[(k + i) % tools.length]!);
         for (const tool of order) {
-          if (tool === 'ours-one-patch' && kind !== 'big') continue;
+          if (bigOnly.has(tool) && kind !== 'big') continue;
           await inScratch(base, `cogts-bench/push-${tool}-${kind}-${runId}-${i}`, async (ctx, repository) => {
             const registryBefore = await registryCpuSeconds(tb);
             const measured = await measure(ctx, tool, kind, i, repository);
@@ -604,20 +642,25 @@ async function main(): Promise<void> {
         medianOf(mine.map((r) => r.registryCpuSeconds)),
       ]);
     }
-    const onePatch = stats.get('ours-one-patch');
     const crane = stats.get('crane');
-    if (onePatch && crane)
-      rows.push([
-        imageLabel(kind),
-        'ours one PATCH/crane',
-        '',
-        `${(crane.seconds / onePatch.seconds).toFixed(2)}x`,
-        '',
-        '',
-        '',
-      ]);
+    for (const [tool, label] of [
+      ['ours-one-patch', 'ours one PATCH/crane'],
+      ['go-chunked', 'Go same chunks/crane'],
+    ] as const) {
+      const measured = stats.get(tool);
+      if (measured && crane)
+        rows.push([
+          imageLabel(kind),
+          label,
+          '',
+          `${(crane.seconds / measured.seconds).toFixed(2)}x`,
+          '',
+          '',
+          '',
+        ]);
+    }
     const ours = stats.get('ours');
-    for (const peer of ['crane', 'buildkit'] as const) {
+    for (const peer of ['crane', 'buildkit', 'go-chunked'] as const) {
       const theirs = stats.get(peer);
       if (!ours || !theirs) continue;
       const ratio = theirs.seconds / ours.seconds;

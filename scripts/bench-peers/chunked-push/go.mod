@@ -1,0 +1,3 @@
+module cog-ts/bench-peers/chunked-push
+
+go 1.22
