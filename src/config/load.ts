@@ -50,6 +50,13 @@ export function findConfigFile(
     throw new CogError('-f names no file (it is empty)', {
       hint: `pass -f the path of a config file, or leave -f out for ${DEFAULT_CONFIG_FILE}`,
     });
+  if (file.endsWith('/') && !isDirectory(resolve(cwd, file))) {
+    // `cog.yaml/` names no file (the system reads it as a directory): say so, not "not found"
+    const bare = file.replace(/\/+$/, '');
+    throw new CogError(`-f ${file} ends in "/", so it names a directory, and there is no directory ${bare}`, {
+      hint: `drop the trailing "/": -f ${bare}`,
+    });
+  }
   if (isAbsolute(file)) {
     if (existsSync(file) && statSync(file).isFile()) return { projectDir: dirname(file), configPath: file };
     if (isDirectory(file)) throw aDirectory(file, file);

@@ -1,6 +1,15 @@
 // Loading from disk: finding cog.yaml, warnings, compat overrides, `cog init` files.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -101,6 +110,23 @@ test('-f naming a directory says so, and which file to pass instead', () => {
   // a directory without a cog.yaml: the hint says what -f takes
   mkdirSync(join(dir, 'empty'));
   assert.throws(() => findConfigFile(dir, 'empty'), isDirectory('empty', /the path of a config file/));
+});
+
+test('-f with a trailing "/" after a file name says to drop the slash, rather than "not found"', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'cog.yaml'), '');
+  for (const file of ['cog.yaml/', `${join(dir, 'cog.yaml')}//`, 'missing.yaml/'])
+    assert.throws(
+      () => findConfigFile(dir, file),
+      (err) =>
+        err instanceof CogError &&
+        err.message ===
+          `-f ${file} ends in "/", so it names a directory, and there is no directory ${file.replace(/\/+$/, '')}` &&
+        err.hint === `drop the trailing "/": -f ${file.replace(/\/+$/, '')}`,
+    );
+  // a directory written with its slash is still the directory message
+  mkdirSync(join(dir, 'project'));
+  assert.throws(() => findConfigFile(dir, 'project/'), /^CogError: project\/ is a directory/);
 });
 
 test('an empty cog.yaml is valid', () => {
@@ -251,6 +277,22 @@ test('cog init writes the templates, skips existing files, and the result loads'
     initTemplates().map((f) => f.path),
     ['cog.yaml', 'run.py', 'requirements.txt', '.dockerignore'],
   );
+});
+
+test('cog init leaves a directory or a link to nothing under a template name alone and reports it as blocked', () => {
+  const dir = tmp();
+  mkdirSync(join(dir, 'cog.yaml'));
+  symlinkSync(join(dir, 'gone.py'), join(dir, 'run.py'));
+  writeFileSync(join(dir, 'requirements.txt'), '');
+  const result = writeInitFiles(dir);
+  assert.deepEqual(result.written, ['.dockerignore']);
+  assert.deepEqual(result.skipped, ['requirements.txt']);
+  assert.deepEqual(result.blocked, [
+    { path: 'cog.yaml', what: 'a directory' },
+    { path: 'run.py', what: 'a link to nothing' },
+  ]);
+  assert.ok(statSync(join(dir, 'cog.yaml')).isDirectory());
+  assert.equal(readlinkSync(join(dir, 'run.py')), join(dir, 'gone.py'));
 });
 
 test('config file in a parent, requirements path relative to the project dir', () => {
