@@ -1,7 +1,7 @@
 // `cog init`: the starter files for a new project, and a writer that never overwrites.
 // Like upstream Cog, the template uses the `run:` key and a BaseRunner subclass in run.py (the cog
 // SDK on PyPI has BaseRunner; BasePredictor remains as an alias).
-import { existsSync, writeFileSync } from 'node:fs';
+import { lstatSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface InitFile {
@@ -101,15 +101,24 @@ export interface InitResult {
   written: string[];
   /** files that already existed and were left alone */
   skipped: string[];
+  /** names held by something that is no file (a directory, a link to nothing): left alone, nothing written */
+  blocked: { path: string; what: string }[];
 }
 
 /** Write the templates into `dir`, skipping files that already exist. */
 export function writeInitFiles(dir: string, files: readonly InitFile[] = initTemplates()): InitResult {
-  const result: InitResult = { written: [], skipped: [] };
+  const result: InitResult = { written: [], skipped: [], blocked: [] };
   for (const file of files) {
     const target = join(dir, file.path);
-    if (existsSync(target)) {
-      result.skipped.push(file.path);
+    if (lstatSync(target, { throwIfNoEntry: false })) {
+      // what the name leads to, through links (a link to nothing: 'wx' would refuse it too)
+      const held = statSync(target, { throwIfNoEntry: false });
+      if (held?.isFile()) result.skipped.push(file.path);
+      else
+        result.blocked.push({
+          path: file.path,
+          what: !held ? 'a link to nothing' : held.isDirectory() ? 'a directory' : 'no regular file',
+        });
       continue;
     }
     // 'wx' fails rather than overwrite a file created since the check

@@ -323,6 +323,19 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test('cog init with a directory named cog.yaml writes the other files and fails naming it', async () => {
+    const dir = await tempDir('cogts-init-blocked-');
+    await mkdir(join(dir, 'cog.yaml'));
+    const result = await cogNoDaemon(dir, ['init']);
+    failsEarly(
+      result,
+      /^cog: error: cog\.yaml is a directory, so cog init wrote no cog\.yaml$/m,
+      /^hint: move cog\.yaml aside and run cog init again$/m,
+    );
+    assert.match(result.stdout, /^Wrote run\.py$/m);
+    assert.match(await readFile(join(dir, 'run.py'), 'utf8'), /class Runner/);
+  });
+
   test('cog train on a project without train names the field', async () => {
     failsEarly(
       await cogNoDaemon(hello, ['train']),
