@@ -28,6 +28,7 @@ import {
 import { redactSecrets } from '../../src/registry/redact.js';
 import { isApiToken, replicateBaseUrl, usesReplicateLogin } from '../../src/registry/replicate-auth.js';
 import { CogError } from '../../src/errors.js';
+import { exec } from '../support/exec.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 
 const tempDir = tempDirsRemovedAfterTests();
@@ -170,6 +171,37 @@ describe('storeCredentials / eraseCredentials in config.json', () => {
     const json = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
     assert.equal(json.detachKeys, 'ctrl-e');
     assert.deepEqual(json.auths, { 'r.example': { auth: encodeAuthField('ann', creds.secret) } });
+  });
+
+  test('a full disk: the error says so, and config.json is left as it was', async () => {
+    // a tmpfs of 64 KiB, filled up (the suite runs as root: the test bed needs it too)
+    const dir = await tempDir('cogts-login-full-');
+    const mounted = await exec('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
+    assert.equal(mounted.code, 0, `mount: ${mounted.stderr}`);
+    try {
+      const before = JSON.stringify({ auths: { 'other.example': { auth: 'YTpi' } } });
+      await writeFile(join(dir, 'config.json'), before);
+      await writeFile(join(dir, 'filler'), Buffer.alloc(1024 * 1024)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOSPC') throw err;
+      });
+      await assert.rejects(
+        storeCredentials('r.example', creds, { configDir: dir, env: {} }),
+        (err: Error) => {
+          assert.ok(err instanceof CogError);
+          assert.match(err.message, /^cannot write .*config\.json \(ENOSPC\)$/);
+          assert.equal(
+            err.hint,
+            'the disk is full: free some space and log in again (the file was left as it was)',
+          );
+          return true;
+        },
+      );
+      assert.equal(await readFile(join(dir, 'config.json'), 'utf8'), before);
+      assert.deepEqual((await readdir(dir)).sort(), ['config.json', 'filler']);
+    } finally {
+      const unmounted = await exec('umount', [dir]);
+      assert.equal(unmounted.code, 0, `umount: ${unmounted.stderr}`);
+    }
   });
 
   test('a symlinked config.json stays a link; its target is updated', async () => {
