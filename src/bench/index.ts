@@ -4,7 +4,8 @@
  *   filesync  our FileSync client against buildctl sending the same large context (filesync-bench.ts)
  *   build     `cog build` against upstream Cog's Dockerfile: cold, no-op, source-only (build-bench.ts)
  *   predict   `cog run IMAGE` on hello, split into resolve, exec start, setup, predict (predict-bench.ts)
- *   push      our registry client against `crane push` and BuildKit's image push (push-bench.ts)
+ *   push      our registry client against `crane push`, BuildKit's image push and a Go client sending
+ *             the same chunks (push-bench.ts)
  */
 const benches = {
   filesync: () => import('./filesync-bench.js'),
