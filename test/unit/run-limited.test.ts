@@ -47,3 +47,28 @@ test('no more than `limit` tasks run at once, and every one runs', async () => {
   assert.equal(most, 3);
   assert.equal(done, 9);
 });
+
+test('tasks that each listen on the shared signal more than once print no leak warning', async () => {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning.name);
+  process.on('warning', onWarning);
+  try {
+    const controller = new AbortController();
+    // five uploads at once, each with a request and a token request: two listeners each (undici's, the client's)
+    const task = async () => {
+      const listeners = Array.from({ length: 4 }, () => () => undefined);
+      for (const listener of listeners) controller.signal.addEventListener('abort', listener);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      for (const listener of listeners) controller.signal.removeEventListener('abort', listener);
+    };
+    await runLimited(
+      Array.from({ length: 10 }, () => task),
+      5,
+      controller,
+    );
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on a later tick
+  } finally {
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(warnings, []);
+});
