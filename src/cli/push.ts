@@ -144,6 +144,11 @@ async function checkDestination(
   });
 }
 
+/** Where another tag for the bundle is given: COG_MODEL_TAG is ignored when COG_MODEL names the reference. */
+function otherTagVia(model: ResolvedModelRef): string {
+  return model.from === 'COG_MODEL' ? 'a tag in COG_MODEL' : 'COG_MODEL_TAG';
+}
+
 /** What a bundle push refuses before building: IMAGE on the command line, managed weights, a bad destination. */
 export function checkBundlePush(
   image: string | undefined,
@@ -340,12 +345,21 @@ async function pushBundle(
       if (head.digest !== pushed.digest)
         throw new CogError(
           `${formatReference(imageRef)} is ${head.digest}, not the ${pushed.digest} just pushed (another push to the same tag?)`,
-          { hint: 'push again, with a tag of its own (COG_MODEL_TAG)' },
+          { hint: `push again, with a tag of its own (${otherTagVia(model)})` },
         );
       // a registry that answers HEAD without a length: the bytes just pushed have the same digest
       const image = head.size > 0 ? head : { ...head, size: pushed.size };
       const bundle = buildBundleIndex(image, platform);
-      await putManifest(client, modelRef, modelRef.tag!, bundle.bytes, bundle.mediaType, signal);
+      await putManifest(client, modelRef, modelRef.tag!, bundle.bytes, bundle.mediaType, signal).catch(
+        (err: unknown) => {
+          // the image is in the registry under its own tag by now: say what the failure left there
+          if (!(err instanceof CogError) || signal.aborted) throw err;
+          throw new CogError(
+            `${err.message}; the image landed as ${formatReference(imageRef)}@${pushed.digest}, but ${formatReference(modelRef)} was not written`,
+            { ...(err.hint ? { hint: err.hint } : {}), exitCode: err.exitCode, cause: err },
+          );
+        },
+      );
       return bundle;
     });
   });

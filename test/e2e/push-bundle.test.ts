@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { ImageStore, refNameAnnotation } from '../../src/image/store.js';
 import { type ExecResult, exec, execOk } from '../support/exec.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 
@@ -190,5 +191,34 @@ describe('cog push with model: in cog.yaml', () => {
     assert.equal(r.code, 1, explain(r));
     assert.match(r.stderr, /cog\.yaml: weights: managed weights are not supported by cog push yet/);
     assert.ok(!/Image built as/.test(r.stderr), 'nothing was built');
+  });
+
+  test('a registry that refuses the index: the error says what landed and what was not written', async () => {
+    const proxy = await startFaultProxy(tb.registry, { faults: { refuseIndexes: true } });
+    try {
+      const name = `cogts/bundle-noindex-${run}`;
+      const target = `${proxy.host}/${name}`;
+      const r = await cogIn(project, ['push'], { COG_MODEL: `${target}:v1` });
+      assert.equal(r.code, 1, explain(r));
+      assert.match(r.stderr, /OCI index not supported/);
+      const quoted = target.replace(/[.]/g, '\\.');
+      const landed = new RegExp(
+        `the image landed as ${quoted}:cog-image\\.v1@(sha256:[0-9a-f]{64}), but ${quoted}:v1 was not written`,
+      ).exec(r.stderr);
+      assert.ok(landed?.[1], explain(r));
+      // the registry holds what the message says: the image under cog-image.v1, nothing under v1
+      const image = await skopeo(['--raw', `docker://${tb.registry}/${name}:cog-image.v1`]);
+      assert.equal(sha256(image), landed[1]);
+      const missing = await exec(
+        'skopeo',
+        ['inspect', '--tls-verify=false', `docker://${tb.registry}/${name}:v1`],
+        {
+          env: tb.env,
+        },
+      );
+      assert.notEqual(missing.code, 0, missing.stdout);
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -48,6 +48,8 @@ export interface FaultRates {
   readonly chunkLimits?: { readonly min?: number; readonly max?: number };
   /** a request body limit in front of the registry: a PUT or PATCH with a longer body is answered 413 */
   readonly bodyLimit?: number;
+  /** answer a PUT of an OCI index with 400 MANIFEST_INVALID, as a registry without OCI indexes does */
+  readonly refuseIndexes?: boolean;
 }
 
 export interface BearerOptions {
@@ -253,6 +255,13 @@ export async function startFaultProxy(
       return refuse(416, 'SIZE_INVALID', 'chunk longer than OCI-Chunk-Max-Length');
     if (isPatch && faults.refuseChunks && req.headers['content-range'] !== undefined)
       return refuse(416, 'BLOB_UPLOAD_INVALID', 'chunked uploads are not supported');
+    if (
+      req.method === 'PUT' &&
+      faults.refuseIndexes &&
+      url.pathname.includes('/manifests/') &&
+      req.headers['content-type'] === 'application/vnd.oci.image.index.v1+json'
+    )
+      return refuse(400, 'MANIFEST_INVALID', 'OCI index not supported');
     const patchNumber = isPatch ? ++patches : 0;
     const cut =
       isPatch &&
