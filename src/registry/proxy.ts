@@ -26,8 +26,14 @@ interface NoProxyRule {
 }
 
 export interface ProxySettings {
-  readonly httpProxy: URL | undefined;
-  readonly httpsProxy: URL | undefined;
+  /**
+   * the proxy for http:// URLs, or the error its variable's value makes: thrown by proxyFor only for a
+   * request that would go through it (a registry on loopback or in NO_PROXY works whatever it says, as
+   * in Go, which also takes socks5:// there)
+   */
+  readonly httpProxy: URL | CogError | undefined;
+  /** the proxy for https:// URLs, or the error its variable's value makes (as httpProxy) */
+  readonly httpsProxy: URL | CogError | undefined;
   /** NO_PROXY is `*` */
   readonly noneProxied: boolean;
   readonly noProxy: readonly NoProxyRule[];
@@ -106,10 +112,20 @@ function parseNoProxy(value: string): { all: boolean; rules: NoProxyRule[] } {
   return { all: false, rules };
 }
 
+/** proxyUrl, with the error it throws for a value it cannot use returned instead */
+function proxyUrlOrError(env: NodeJS.ProcessEnv, variable: string): URL | CogError | undefined {
+  try {
+    return proxyUrl(envAny(env, variable), variable);
+  } catch (err) {
+    if (err instanceof CogError) return err;
+    throw err;
+  }
+}
+
 /** The proxy settings of `env`; undefined when no proxy is set (every request goes direct). */
 export function proxySettings(env: NodeJS.ProcessEnv): ProxySettings | undefined {
-  const httpProxy = proxyUrl(envAny(env, 'HTTP_PROXY'), 'HTTP_PROXY');
-  const httpsProxy = proxyUrl(envAny(env, 'HTTPS_PROXY'), 'HTTPS_PROXY');
+  const httpProxy = proxyUrlOrError(env, 'HTTP_PROXY');
+  const httpsProxy = proxyUrlOrError(env, 'HTTPS_PROXY');
   if (!httpProxy && !httpsProxy) return undefined;
   const { all, rules } = parseNoProxy(envAny(env, 'NO_PROXY'));
   return { httpProxy, httpsProxy, noneProxied: all, noProxy: rules };
@@ -129,7 +145,10 @@ function exempt(rule: NoProxyRule, host: string, port: string, family: number): 
   return host.endsWith(domain) || (rule.matchHost === true && host === domain.slice(1));
 }
 
-/** The proxy a request to `url` goes through, or undefined for a direct connection. */
+/**
+ * The proxy a request to `url` goes through, or undefined for a direct connection.
+ * @throws CogError naming the variable when that proxy's address is none cog can use
+ */
 export function proxyFor(url: URL, settings: ProxySettings | undefined): URL | undefined {
   if (!settings) return undefined;
   const proxy =
@@ -143,7 +162,9 @@ export function proxyFor(url: URL, settings: ProxySettings | undefined): URL | u
   if (isLoopback(host)) return undefined;
   const port = url.port || defaultPorts[url.protocol] || '';
   const family = isIP(host);
-  return settings.noProxy.some((rule) => exempt(rule, host, port, family)) ? undefined : proxy;
+  if (settings.noProxy.some((rule) => exempt(rule, host, port, family))) return undefined;
+  if (proxy instanceof CogError) throw proxy;
+  return proxy;
 }
 
 /** The proxy's address without its credentials, for messages. */

@@ -90,16 +90,22 @@ describe('registry proxy settings', () => {
     );
   });
 
-  test('a proxy variable that is no proxy address fails, naming the variable', () => {
-    for (const value of ['ftp://proxy:21', 'socks5://proxy:1080', 'http://', '::::'])
+  test('a proxy variable that is no proxy address fails a request through it, naming the variable', () => {
+    for (const value of ['ftp://proxy:21', 'socks5://proxy:1080', 'http://', '::::']) {
+      const env = { HTTPS_PROXY: value, NO_PROXY: 'exempt.example' };
       assert.throws(
-        () => proxySettings({ HTTPS_PROXY: value }),
+        () => via('https://r8.im/v2/', env),
         (err: unknown) =>
           err instanceof CogError &&
           /^HTTPS_PROXY is not a proxy address/.test(err.message) &&
           /unset it/.test(err.hint ?? ''),
         value,
       );
+      // requests it would not carry go direct, as in Go: a loopback registry, NO_PROXY, the other scheme
+      assert.equal(via('https://127.0.0.1:5000/v2/', env), undefined, value);
+      assert.equal(via('https://exempt.example/v2/', env), undefined, value);
+      assert.equal(via('http://r8.im/v2/', env), undefined, value);
+    }
   });
 
   test("undici's error for a refused tunnel gives the proxy's status; other errors none", () => {
@@ -127,7 +133,7 @@ async function silentProxy(): Promise<{ url: string; close: () => Promise<void> 
 
 test('a % in the proxy credentials that starts no escape is refused naming the variable', () => {
   assert.throws(
-    () => proxySettings({ HTTPS_PROXY: 'http://u:PROXY%SECRET@127.0.0.1:5099' }),
+    () => via('https://r8.im/v2/', { HTTPS_PROXY: 'http://u:PROXY%SECRET@127.0.0.1:5099' }),
     (err: unknown) =>
       err instanceof CogError &&
       err.message === 'the user or password in HTTPS_PROXY has a % that starts no escape' &&
