@@ -31,7 +31,7 @@ export interface InspectArgs {
   /** only the local image store / only the registry; neither: the store first, then the registry */
   readonly local: boolean;
   readonly remote: boolean;
-  /** os/arch[/variant] picked from an index (default linux/amd64) */
+  /** os/arch[/variant] picked from an index (default: linux/amd64, else the first image it has) */
   readonly platform: string | undefined;
 }
 

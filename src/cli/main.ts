@@ -660,7 +660,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('remote', { type: 'boolean', default: false, describe: 'only look in the registry' })
         .option('platform', {
           type: 'string',
-          describe: 'the image to pick from a multi-platform index (default linux/amd64)',
+          describe:
+            "the image to pick from a multi-platform index (default: linux/amd64, else the index's first image)",
         }),
     async (argv) =>
       (await import('./inspect.js')).inspect(
