@@ -144,11 +144,6 @@ async function checkDestination(
   });
 }
 
-/** Where another tag for the bundle is given: COG_MODEL_TAG is ignored when COG_MODEL names the reference. */
-function otherTagVia(model: ResolvedModelRef): string {
-  return model.from === 'COG_MODEL' ? 'a tag in COG_MODEL' : 'COG_MODEL_TAG';
-}
-
 /** What a bundle push refuses before building: IMAGE on the command line, managed weights, a bad destination. */
 export function checkBundlePush(
   image: string | undefined,
@@ -345,7 +340,10 @@ async function pushBundle(
       if (head.digest !== pushed.digest)
         throw new CogError(
           `${formatReference(imageRef)} is ${head.digest}, not the ${pushed.digest} just pushed (another push to the same tag?)`,
-          { hint: `push again, with a tag of its own (${otherTagVia(model)})` },
+          // COG_MODEL_TAG is ignored when COG_MODEL names the reference
+          {
+            hint: `push again, with a tag of its own (${model.from === 'COG_MODEL' ? 'a tag in COG_MODEL' : 'COG_MODEL_TAG'})`,
+          },
         );
       // a registry that answers HEAD without a length: the bytes just pushed have the same digest
       const image = head.size > 0 ? head : { ...head, size: pushed.size };

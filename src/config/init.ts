@@ -105,7 +105,7 @@ export interface InitResult {
   blocked: { path: string; what: string }[];
 }
 
-/** Write the templates into `dir`, skipping files that already exist. */
+/** Write the templates into `dir`, skipping files that already exist and names held by anything else. */
 export function writeInitFiles(dir: string, files: readonly InitFile[] = initTemplates()): InitResult {
   const result: InitResult = { written: [], skipped: [], blocked: [] };
   for (const file of files) {

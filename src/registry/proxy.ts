@@ -8,7 +8,8 @@
  * - never for `localhost` or a loopback address;
  * - NO_PROXY: comma-separated; `*` for every host; an IP address or CIDR range; a host name, which
  *   matches itself and its subdomains, or with a leading `.` (or `*.`) its subdomains only; a host
- *   name or IP address may carry a `:port`, matching only that port.
+ *   name or IP address may carry a `:port`, matching only that port;
+ * - an address cog cannot use (socks5://, no host) fails only a request that would go through it.
  *
  * Pure: the environment comes in as an argument.
  */
