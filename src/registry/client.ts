@@ -343,12 +343,14 @@ export class RegistryClient {
     signal: AbortSignal | undefined,
     answerWithinMs?: number,
   ): Promise<Dispatcher.ResponseData> {
+    // chosen before the body is opened: a proxy address cog cannot use fails here as itself
+    const dispatcher = this.dispatchers.for(url);
     const stream = typeof body === 'function' ? body() : body;
     try {
       return await untilAborted(
         signal,
         () => (this.abandoned = true),
-        dispatchRequest(this.dispatchers.for(url), url, {
+        dispatchRequest(dispatcher, url, {
           ...(answerWithinMs === undefined ? {} : { headersTimeout: answerWithinMs }),
           method: method as Dispatcher.HttpMethod,
           headers: { 'user-agent': this.userAgent, ...headers },
