@@ -67,12 +67,7 @@ export function checkHost(host: string): string {
 /** `--upload-url`: an http(s) URL the server PUTs file outputs to. */
 export function checkUploadUrl(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
-  let protocol: string | undefined;
-  try {
-    protocol = new URL(url).protocol;
-  } catch {
-    protocol = undefined;
-  }
+  const protocol = URL.canParse(url) ? new URL(url).protocol : undefined;
   if (protocol === 'http:' || protocol === 'https:') return url;
   throw new CogError(`--upload-url ${JSON.stringify(url)} is not an http or https URL`, {
     hint: 'e.g. --upload-url https://uploads.example/put/ (file outputs are PUT there)',
