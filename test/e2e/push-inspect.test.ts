@@ -182,6 +182,20 @@ describe('cog push to the plain registry', () => {
     assert.match(human.stdout, /^ {2}name: string = "world" — Who to greet$/m);
     assert.match(human.stdout, /^Output: string$/m);
 
+    // a proxy address cog cannot use is no matter for a registry on this machine, which is never proxied
+    // (as docker and skopeo take it); for one elsewhere the same setting is refused, naming the variable
+    const socks = {
+      COG_IMAGE_STORE: empty,
+      HTTP_PROXY: 'socks5://127.0.0.1:1',
+      HTTPS_PROXY: 'socks5://127.0.0.1:1',
+    };
+    const direct = await cogIn(hello, ['inspect', '--remote', ref], socks);
+    assert.equal(direct.code, 0, explain(direct));
+    assert.match(direct.stdout, new RegExp(`^Digest: +${digest}$`, 'm'));
+    const elsewhere = await cogIn(hello, ['inspect', '--remote', 'registry.example/a/b:c'], socks);
+    assert.equal(elsewhere.code, 1, explain(elsewhere));
+    assert.match(elsewhere.stderr, /^cog: error: HTTPS_PROXY is not a proxy address cog can use$/m);
+
     // in neither place: the error says the local store was looked in first
     const absentRef = `${tb.registry}/${repo}:absent`;
     const absent = await cogIn(hello, ['inspect', absentRef], { COG_IMAGE_STORE: empty });

@@ -323,6 +323,14 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test('-f cog.yaml/ (a file name with a trailing slash) says to drop the slash', async () => {
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '-f', 'cog.yaml/']),
+      /^cog: error: -f cog\.yaml\/ ends in "\/", so it names a directory, and there is no directory cog\.yaml$/m,
+      /^hint: drop the trailing "\/": -f cog\.yaml$/m,
+    );
+  });
+
   test('cog init with a directory named cog.yaml writes the other files and fails naming it', async () => {
     const dir = await tempDir('cogts-init-blocked-');
     await mkdir(join(dir, 'cog.yaml'));
