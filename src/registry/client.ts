@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ProxyNoAnswerError, RegistryDispatchers, dispatchRequest } from './http-agent.js';
-import { describeProxy, proxySettings, proxyVariable, tunnelRefusal } from './proxy.js';
+import { describeProxy, proxyRefusal, proxySettings, proxyVariable } from './proxy.js';
 import { CogError } from '../errors.js';
 import { extraCaCertificates, secureContextWith } from '../extra-ca.js';
 import { type Challenge, pickChallenge, pushScopes } from './challenge.js';
@@ -94,10 +94,17 @@ function isAbort(err: unknown): boolean {
 }
 
 /**
- * Throws a RegistryError for a proxy that would not open a tunnel to the registry (refused it, or took
- * the connection and never answered); returns otherwise.
+ * Throws a RegistryError for a proxy that would not pass a request on to the registry (refused it, or
+ * took the connection and never answered); returns otherwise.
  */
-function throwProxyRefusal(err: unknown, proxy: URL, registry: string, method: string, url: string): void {
+function throwProxyRefusal(
+  err: unknown,
+  proxy: URL,
+  registry: string,
+  method: string,
+  url: string,
+  answerWithinMs: number | undefined,
+): void {
   const variable = proxyVariable(new URL(url));
   if (err instanceof ProxyNoAnswerError)
     throw new RegistryError(
@@ -110,7 +117,19 @@ function throwProxyRefusal(err: unknown, proxy: URL, registry: string, method: s
         hint: `check the proxy, or list ${apiHost(registry)} in NO_PROXY to connect directly`,
       },
     );
-  const status = tunnelRefusal(err);
+  // a plain-HTTP request goes to the proxy itself (no tunnel): the proxy, or the registry behind it, is silent
+  if (errorCode(err) === 'UND_ERR_HEADERS_TIMEOUT' && answerWithinMs !== undefined)
+    throw new RegistryError(
+      `no answer to ${method} ${redactUrl(url)} through the proxy ${describeProxy(proxy)} (${variable}) within ${answerWithinMs / 1000} s`,
+      {
+        status: undefined,
+        method,
+        url,
+        cause: err,
+        hint: `the proxy or ${registry} behind it does not answer: check the proxy, or list ${apiHost(registry)} in NO_PROXY to connect directly`,
+      },
+    );
+  const status = proxyRefusal(err);
   if (status === undefined) return;
   throw new RegistryError(
     `the proxy ${describeProxy(proxy)} (${variable}) would not open a connection to ${registry}: it answered HTTP ${status}`,
@@ -366,7 +385,7 @@ export class RegistryClient {
       if (stream && typeof stream === 'object' && 'destroy' in stream) stream.destroy();
       if (signal?.aborted) throw signal.reason ?? err;
       const proxy = this.dispatchers.proxyOf(url);
-      if (proxy) throwProxyRefusal(err, proxy, registry, method, url);
+      if (proxy) throwProxyRefusal(err, proxy, registry, method, url, answerWithinMs);
       if (isAbort(err)) throw err;
       const code = errorCode(err);
       if (code === 'UND_ERR_HEADERS_TIMEOUT')

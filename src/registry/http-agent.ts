@@ -87,9 +87,11 @@ export class ProxyNoAnswerError extends Error {
 
 /**
  * The dispatchers registry requests go through: one Agent for direct connections and, for the URLs
- * HTTP(S)_PROXY sends through a proxy, a ProxyAgent per proxy (made on first use). A proxy carries both
- * https and http requests in a CONNECT tunnel; TLS to the registry inside it has the same trust as a
- * direct connection's.
+ * HTTP(S)_PROXY sends through a proxy, a ProxyAgent per proxy (made on first use). An https request
+ * goes through the proxy in a CONNECT tunnel, with the same trust for TLS to the registry inside it as
+ * a direct connection's; a plain-HTTP one, through an http:// proxy, is sent to the proxy with its
+ * absolute URL (`PATCH http://host:port/v2/…`), as Go's client (docker, crane, buildkitd) and curl do:
+ * proxies commonly refuse CONNECT to ports other than 443 (squid's default configuration does).
  */
 export class RegistryDispatchers {
   private readonly direct: Dispatcher;
@@ -130,6 +132,10 @@ export class RegistryDispatchers {
       agent = new ProxyAgent({
         ...this.pooling(),
         uri: proxy.href,
+        proxyTunnel: false,
+        // the connections to the proxy carrying plain-HTTP requests are pooled as direct ones: undici
+        // makes them with its defaults otherwise
+        factory: (origin, options) => new Pool(origin, { ...this.pooling(), ...options }),
         // the connection to the proxy opens tunnels with CONNECT: undici's index puts that method on
         // every dispatcher, the modules loaded here do not
         // (with a limit of our own on the proxy's answer, named as the proxy's)

@@ -178,9 +178,14 @@ export function proxyVariable(url: URL): 'HTTPS_PROXY' | 'HTTP_PROXY' {
   return url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
 }
 
-/** The status a proxy answered a CONNECT with, when `err` is undici's error for a refused tunnel. */
-export function tunnelRefusal(err: unknown): number | undefined {
+/**
+ * The status a proxy refused a request with, when `err` is undici's error for it: a CONNECT answered
+ * other than 200, or a plain-HTTP request (sent to the proxy in absolute form) answered 407.
+ */
+export function proxyRefusal(err: unknown): number | undefined {
   const message = err instanceof Error ? err.message : '';
-  const status = /^Proxy response \((\d{3})\) !== 200 when HTTP Tunneling/.exec(message)?.[1];
+  const status =
+    /^Proxy response \((\d{3})\) !== 200 when HTTP Tunneling/.exec(message)?.[1] ??
+    /^Proxy Authentication Required \((407)\)$/.exec(message)?.[1];
   return status === undefined ? undefined : Number(status);
 }

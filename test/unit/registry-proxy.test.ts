@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { CogError } from '../../src/errors.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { defaultRetryPolicy } from '../../src/registry/retry.js';
-import { describeProxy, proxyFor, proxySettings, tunnelRefusal } from '../../src/registry/proxy.js';
+import { describeProxy, proxyFor, proxyRefusal, proxySettings } from '../../src/registry/proxy.js';
 
 const via = (url: string, env: NodeJS.ProcessEnv) => proxyFor(new URL(url), proxySettings(env))?.href;
 
@@ -108,11 +108,12 @@ describe('registry proxy settings', () => {
     }
   });
 
-  test("undici's error for a refused tunnel gives the proxy's status; other errors none", () => {
-    assert.equal(tunnelRefusal(new Error('Proxy response (407) !== 200 when HTTP Tunneling')), 407);
-    assert.equal(tunnelRefusal(new Error('Proxy response (502) !== 200 when HTTP Tunneling')), 502);
-    assert.equal(tunnelRefusal(new Error('connect ECONNREFUSED 127.0.0.1:1')), undefined);
-    assert.equal(tunnelRefusal('Proxy response (407)'), undefined);
+  test("undici's error for a refused tunnel or a 407 to a plain-HTTP request gives the proxy's status; other errors none", () => {
+    assert.equal(proxyRefusal(new Error('Proxy response (407) !== 200 when HTTP Tunneling')), 407);
+    assert.equal(proxyRefusal(new Error('Proxy response (502) !== 200 when HTTP Tunneling')), 502);
+    assert.equal(proxyRefusal(new Error('Proxy Authentication Required (407)')), 407);
+    assert.equal(proxyRefusal(new Error('connect ECONNREFUSED 127.0.0.1:1')), undefined);
+    assert.equal(proxyRefusal('Proxy response (407)'), undefined);
   });
 });
 
@@ -158,6 +159,32 @@ describe('a proxy that takes the connection and never answers', () => {
           `the proxy ${proxy.url} (HTTPS_PROXY) took the connection and did not answer the request for a tunnel to registry.example within 0.3 s`,
         );
         assert.match((err as CogError).hint ?? '', /NO_PROXY/);
+        return true;
+      });
+    } finally {
+      await client.close();
+      await proxy.close();
+    }
+  });
+
+  test('a plain-HTTP request sent to it (no CONNECT) fails within the ping time limit, naming the proxy', async () => {
+    const proxy = await silentProxy();
+    const client = new RegistryClient({
+      env: { HTTP_PROXY: proxy.url },
+      insecureRegistries: ['registry.invalid'],
+      pingAnswerMs: 300,
+      retry: { ...defaultRetryPolicy, attempts: 1 },
+    });
+    try {
+      await assert.rejects(client.checkAnswers('registry.invalid'), (err: Error) => {
+        assert.equal(
+          err.message,
+          `no answer to GET http://registry.invalid/v2/ through the proxy ${proxy.url} (HTTP_PROXY) within 0.3 s`,
+        );
+        assert.match(
+          (err as CogError).hint ?? '',
+          /the proxy or registry\.invalid behind it does not answer.*NO_PROXY/,
+        );
         return true;
       });
     } finally {
