@@ -5,22 +5,28 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { CogError } from '../errors.js';
+import { readPlatformSpec } from './platform-spec.js';
 import type { BuildArgs } from './prepare-build.js';
 
 export type Platform = { os: 'linux'; architecture: 'amd64' | 'arm64' };
 
 /**
  * --platform: linux/amd64 (default), linux/arm64, or both comma-separated (a multi-platform image, as
- * buildx takes it); repeats count once, the order given is the index's.
+ * buildx takes it); repeats count once, the order given is the index's. Each is read as buildx reads
+ * it (platform-spec.ts): `arm64`, `linux/aarch64` and `linux/arm64/v8` are linux/arm64.
  */
 export function parsePlatforms(value: string | undefined): Platform[] {
   if (value === undefined) return [{ os: 'linux', architecture: 'amd64' }];
   const platforms: Platform[] = [];
   for (const part of value.split(',').map((p) => p.trim())) {
-    let platform: Platform;
-    if (part === 'linux/amd64') platform = { os: 'linux', architecture: 'amd64' };
-    else if (part === 'linux/arm64') platform = { os: 'linux', architecture: 'arm64' };
-    else
+    const read = readPlatformSpec(part);
+    const platform: Platform | undefined =
+      read?.os === 'linux' &&
+      !read.variant &&
+      (read.architecture === 'amd64' || read.architecture === 'arm64')
+        ? { os: 'linux', architecture: read.architecture }
+        : undefined;
+    if (!platform)
       throw new CogError(
         `--platform ${value}: ${part === '' ? 'an empty platform' : `${part} is not supported`}`,
         {

@@ -24,6 +24,7 @@ import type { CommandIo } from './debug-solve.js';
 import { withInterrupt } from './interrupt.js';
 import { retryLine } from './retry-line.js';
 import { hasTag } from '../registry/model-ref.js';
+import { readPlatformSpec } from './platform-spec.js';
 
 export interface InspectArgs {
   readonly image: string;
@@ -35,7 +36,7 @@ export interface InspectArgs {
   readonly platform: string | undefined;
 }
 
-/** `--platform` of cog inspect: one os/architecture[/variant], in any case. */
+/** `--platform` of cog inspect: one os/architecture[/variant] or an architecture, read as buildx reads it. */
 export function parsePlatform(value: string | undefined): Platform {
   if (value === undefined) return { os: 'linux', architecture: 'amd64' };
   if (value.trim() === '')
@@ -46,14 +47,12 @@ export function parsePlatform(value: string | undefined): Platform {
     throw new CogError(`--platform ${value}: cog inspect shows one platform's image`, {
       hint: 'give one, e.g. --platform linux/arm64 (without --platform, an index shows its linux/amd64 image)',
     });
-  // written in any case, as containerd reads platforms
-  const parts = value.trim().toLowerCase().split('/');
-  const [os, architecture, variant] = parts;
-  if (!os || !architecture || parts.length > 3 || parts.some((part) => part === ''))
+  const platform = readPlatformSpec(value);
+  if (!platform)
     throw new CogError(`--platform ${value} is not os/architecture[/variant]`, {
-      hint: 'e.g. --platform linux/arm64',
+      hint: 'e.g. --platform linux/arm64 (or arm64)',
     });
-  return { os, architecture, ...(variant ? { variant } : {}) };
+  return platform;
 }
 
 interface JsonManifest {

@@ -206,10 +206,16 @@ describe('cog push to the plain registry', () => {
     );
     assert.match(absent.stderr, /404/);
 
-    // a platform the image is not for is an error, not the image there is
-    const arm = await cogIn(hello, ['inspect', '--platform', 'linux/arm64', ref], { COG_IMAGE_STORE: empty });
+    // a platform the image is not for is an error, not the image there is (a bare architecture is
+    // Linux's, and x86_64 is amd64, as buildx reads them)
+    const arm = await cogIn(hello, ['inspect', '--platform', 'arm64', ref], { COG_IMAGE_STORE: empty });
     assert.equal(arm.code, 1, explain(arm));
     assert.match(arm.stderr, /is an image for linux\/amd64, not linux\/arm64/);
+    const x86 = await cogIn(hello, ['inspect', '--json', '--platform', 'linux/x86_64', ref], {
+      COG_IMAGE_STORE: empty,
+    });
+    assert.equal(x86.code, 0, explain(x86));
+    assert.equal((JSON.parse(x86.stdout) as { digest: string }).digest, digest);
     const odd = await cogIn(hello, ['inspect', '--platform', 'linux/amd64/v1/x', ref], {
       COG_IMAGE_STORE: empty,
     });

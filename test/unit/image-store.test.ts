@@ -594,4 +594,10 @@ test("cog inspect's --platform: one platform, in any case; a list is refused as 
     /^CogError: --platform linux\/amd64,linux\/arm64: cog inspect shows one platform's image$/,
   );
   assert.throws(() => parsePlatform('linux'), /is not os\/architecture\[\/variant\]/);
+  assert.throws(() => parsePlatform('linux//v7'), /is not os\/architecture\[\/variant\]/);
+  // as buildx reads it: a bare architecture is Linux's; aarch64 is arm64, whose v8 is no variant
+  assert.deepEqual(parsePlatform('arm64'), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatform('linux/aarch64/v8'), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatform('linux/x86_64'), { os: 'linux', architecture: 'amd64' });
+  assert.deepEqual(parsePlatform('Windows/AMD64'), { os: 'windows', architecture: 'amd64' });
 });

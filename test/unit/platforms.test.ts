@@ -25,6 +25,13 @@ test('--platform takes one platform or a comma-separated list, in order, repeats
     },
   );
   assert.throws(() => parsePlatforms('linux/amd64,'), /an empty platform/);
+  // read as buildx reads it: a bare architecture is Linux's, other names of one are its Go name
+  assert.deepEqual(parsePlatforms('arm64,AMD64'), [arm64, amd64]);
+  assert.deepEqual(parsePlatforms('linux/aarch64,linux/x86_64'), [arm64, amd64]);
+  assert.deepEqual(parsePlatforms('linux/arm64/v8'), [arm64]);
+  assert.throws(() => parsePlatforms('linux/arm/v7'), /linux\/arm\/v7 is not supported/);
+  assert.throws(() => parsePlatforms('windows/amd64'), /windows\/amd64 is not supported/);
+  assert.throws(() => parsePlatforms('linux'), /linux is not supported/);
   // where a command builds one platform, a list is refused naming the command
   assert.deepEqual(parsePlatform('linux/arm64'), arm64);
   assert.throws(
