@@ -3,9 +3,9 @@
  * upstream's command does, with BuildKit in place of Docker. Prints a report on stderr; exits 1 when it
  * found an error (warnings alone exit 0). --fix applies the fixes there are (see doctor/fixes.ts).
  */
-import { readFileSync } from 'node:fs';
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
-import { relative, resolve, sep } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import { platformsOfWorkers } from '../buildkit/client.js';
 import { connectBuildkit } from '../buildkit/daemon.js';
@@ -28,6 +28,37 @@ export interface DoctorArgs {
   readonly file: string;
   readonly fix: boolean;
   readonly tls?: TlsFlags;
+}
+
+/**
+ * The project's Python files, project-relative: hidden directories, `__pycache__`, `node_modules` and
+ * virtualenvs (a directory with `pyvenv.cfg`) left out; at most `limit` files.
+ */
+export function projectPythonFiles(root: string, limit = 5000): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    let entries;
+    try {
+      entries = readdirSync(join(root, dir), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (found.length >= limit) return;
+      const path = dir ? `${dir}/${entry.name}` : entry.name;
+      if (entry.isFile() && entry.name.endsWith('.py')) found.push(path);
+      else if (
+        entry.isDirectory() &&
+        !entry.name.startsWith('.') &&
+        entry.name !== '__pycache__' &&
+        entry.name !== 'node_modules' &&
+        !existsSync(join(root, path, 'pyvenv.cfg'))
+      )
+        walk(path);
+    }
+  };
+  walk('');
+  return found;
 }
 
 /** A program's output, both streams (old Pythons print their version on stderr). */
@@ -111,6 +142,7 @@ export function doctorContext(args: DoctorArgs, io: CommandIo, cwd: string): Doc
     config,
     env: io.env,
     readFile: projectLoader(projectDir),
+    pythonFiles: () => projectPythonFiles(projectDir),
     probeBuildkit: () => probeBuildkit(io, args.tls),
     async localPythonVersion() {
       for (const python of ['python3', 'python']) {
@@ -171,18 +203,22 @@ export async function applyEdits(root: string, edits: FileEdits): Promise<void> 
       });
     return full;
   };
-  for (const { path, content, modeFrom } of edits.write) {
-    const target = inside(path);
-    const mode = (await stat(modeFrom ? inside(modeFrom) : target).catch(() => undefined))?.mode ?? 0o644;
-    const temp = `${target}.cog-doctor-${process.pid}.tmp`;
-    try {
+  // every file is written beside its target first: one that cannot be leaves the project as it was
+  const staged: { temp: string; target: string }[] = [];
+  try {
+    for (const { path, content, modeFrom } of edits.write) {
+      // a linked file (a cog.yaml shared between projects) is written where the link points
+      const target = await realpath(inside(path)).catch(() => inside(path));
+      const mode = (await stat(modeFrom ? inside(modeFrom) : target).catch(() => undefined))?.mode ?? 0o644;
+      const temp = `${target}.cog-doctor-${process.pid}.tmp`;
+      staged.push({ temp, target });
       await writeFile(temp, content, { mode: mode & 0o7777 });
-      await rename(temp, target);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
     }
+  } catch (err) {
+    await Promise.all(staged.map(({ temp }) => rm(temp, { force: true })));
+    throw err;
   }
+  for (const { temp, target } of staged) await rename(temp, target);
   for (const path of edits.remove) await rm(inside(path), { force: true });
 }
 

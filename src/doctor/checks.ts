@@ -80,6 +80,8 @@ export interface DoctorContext {
     | undefined;
   /** a project file's text; undefined when it does not exist */
   readFile(relativePath: string): string | undefined;
+  /** the project's Python files, project-relative (hidden directories and virtualenvs left out) */
+  pythonFiles(): readonly string[];
   readonly env: NodeJS.ProcessEnv;
   probeBuildkit(): Promise<BuildkitProbe>;
   /** `python3 --version` (else `python`): e.g. "3.11.2"; undefined when none is on PATH */

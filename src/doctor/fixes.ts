@@ -25,8 +25,33 @@ export class FixRefused extends CogError {}
 
 const manual = (what: string) => new FixRefused(`Manual migration required: ${what}`);
 
-/** A source line without its comment. */
-const codeOf = (line: string | undefined) => (line ?? '').replace(/#.*$/, '');
+/**
+ * A source line as code: its comment removed and what its string literals hold blanked (quotes kept),
+ * so a `#`, a bracket or a name inside a string is neither a comment, nor a bracket, nor a use. Line by
+ * line: a triple-quoted string's later lines read as code, which can only make a fix refuse.
+ */
+export function codeOf(line: string | undefined): string {
+  const text = line ?? '';
+  let code = '';
+  let quote = '';
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quote) {
+      if (ch === '\\') {
+        code += '  ';
+        i++;
+      } else if (ch === quote) {
+        code += ch;
+        quote = '';
+      } else code += ' ';
+    } else if (ch === '#') break;
+    else {
+      if (ch === '"' || ch === "'") quote = ch;
+      code += ch;
+    }
+  }
+  return code;
+}
 
 /** A line's trailing comment with the space before it ('' when it has none). */
 const trailingComment = (line: string | undefined) => /\s+#.*$/.exec(line ?? '')?.[0] ?? '';
@@ -86,6 +111,23 @@ export function fixPredictToRun(ctx: DoctorContext): FileEdits {
   if (predicts.length !== 1 || methods.some((m) => m.name === 'run'))
     throw manual('automatic migration only supports a single Predictor class with a single predict method');
 
+  // what else names predict.py or its Predictor would break once it is gone: that is for the user
+  const config = text.split('\n');
+  const otherLine = config.findIndex(
+    (line, i) => i !== predict.line - 1 && /\bpredict\.py\b/.test(line.replace(/(?:^|\s)#.*$/, '')),
+  );
+  if (otherLine >= 0)
+    throw manual(`${ctx.configFile}:${otherLine + 1} also refers to predict.py, which the migration removes`);
+  for (const file of ctx.pythonFiles()) {
+    if (file === 'predict.py') continue;
+    const importing = (ctx.readFile(file) ?? '')
+      .split('\n')
+      .findIndex((line) =>
+        /^\s*(?:from\s+predict\s+import\b|import\s+(?:.*,\s*)?predict\b)/.test(codeOf(line)),
+      );
+    if (importing >= 0) throw manual(`${file}:${importing + 1} imports predict, which the migration removes`);
+  }
+
   const lines = source.split('\n');
   const classLine = cls.line - 1;
   if (!/\bclass\s+Predictor\b.*\bBasePredictor\b/.test(lines[classLine] ?? ''))
@@ -97,6 +139,13 @@ export function fixPredictToRun(ctx: DoctorContext): FileEdits {
     .replace(/\bBasePredictor\b/, 'BaseRunner');
   const method = predicts[0] as Stmt & { k: 'def' };
   lines[method.line - 1] = (lines[method.line - 1] ?? '').replace(/\bdef\s+predict\b/, 'def run');
+  // only those two lines are renamed: a use of Predictor or of its predict method left would fail
+  // (another object's predict, `self.model.predict(x)`, is not the method)
+  const leftUse = lines.findIndex((line) =>
+    /\bPredictor\b|\bself\.predict\b|\bsuper\(\)\.predict\b/.test(codeOf(line)),
+  );
+  if (leftUse >= 0)
+    throw manual(`predict.py:${leftUse + 1} uses Predictor or its predict method beyond their definitions`);
 
   // the import: BaseRunner instead, or beside it when BasePredictor is still used elsewhere
   const { s: importStmt } = imported[0] as { s: Stmt & { k: 'from' } };
@@ -111,7 +160,6 @@ export function fixPredictToRun(ctx: DoctorContext): FileEdits {
     break;
   }
 
-  const config = text.split('\n');
   // the line's own comment stays
   const comment = trailingComment(config[predict.line - 1]);
   config[predict.line - 1] = `run: "run.py:Runner"${comment}`;

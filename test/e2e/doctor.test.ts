@@ -140,6 +140,50 @@ test(
   },
 );
 
+test('--fix leaves predict.py alone when cog.yaml or another file still needs it, saying where', async () => {
+  const predict = [
+    'from cog import BasePredictor',
+    '',
+    '',
+    'class Predictor(BasePredictor):',
+    '    def predict(self, name: str = "x") -> str:',
+    '        return name',
+    '',
+    '',
+    'def train(n: int = 1) -> str:',
+    '    return "t"',
+    '',
+  ].join('\n');
+  const cases = [
+    {
+      files: {
+        'cog.yaml':
+          'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\ntrain: "predict.py:train"\n',
+      },
+      says: /cog\.yaml:4 also refers to predict\.py, which the migration removes/,
+    },
+    {
+      files: {
+        'cog.yaml': 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n',
+        'util.py': 'from predict import Predictor\n',
+      },
+      says: /util\.py:1 imports predict, which the migration removes/,
+    },
+  ];
+  for (const { files, says } of cases) {
+    const dir = await project('cogts-doctor-refuse-', { ...files, 'predict.py': predict });
+    const fix = await exec(cog, ['doctor', '--fix'], {
+      env: { ...tb.env, COG_SKIP_BUILDKIT_CHECK: '1' },
+      cwd: dir,
+    });
+    assert.equal(fix.code, 1, fix.stderr);
+    assert.match(fix.stderr, says);
+    assert.equal(await readFile(join(dir, 'predict.py'), 'utf8'), predict);
+    assert.equal(await readFile(join(dir, 'cog.yaml'), 'utf8'), files['cog.yaml']);
+    assert.ok(!(await readdir(dir)).includes('run.py'), 'no run.py written');
+  }
+});
+
 test('registry credentials: read from the docker config for the image in cog.yaml, never printed', async () => {
   const dir = await project('cogts-doctor-creds-', {
     'cog.yaml': 'build:\n  python_version: "3.11"\nrun: "run.py:Runner"\nimage: r8.im/someone/model\n',

@@ -36,6 +36,7 @@ function context(overrides: Partial<DoctorContext> & { files?: Record<string, st
       warnings: [],
     },
     readFile: (path) => files[path],
+    pythonFiles: () => Object.keys(files).filter((path) => path.endsWith('.py')),
     env: {},
     probeBuildkit: async () => ({
       ok: true,
@@ -379,6 +380,44 @@ test('--fix migrates the starter predict.py:Predictor to run.py:Runner, or refus
     { 'predict.py': `${starterPredict}\n    def run(self) -> str:\n        return ""\n` },
     /single predict method/,
   );
+  // what else uses predict.py, its Predictor or the method would break once renamed or removed
+  refuse(
+    `${predict}train: "predict.py:train"\n`,
+    { 'predict.py': starterPredict },
+    /cog\.yaml:2 also refers to predict\.py, which the migration removes/,
+  );
+  for (const importing of ['from predict import Predictor', 'import os, predict', '    import predict'])
+    refuse(
+      predict,
+      { 'predict.py': starterPredict, 'util/helpers.py': `x = 1\n${importing}\n` },
+      /util\/helpers\.py:2 imports predict, which the migration removes/,
+    );
+  refuse(
+    predict,
+    {
+      'predict.py': `${starterPredict}\n    def twice(self, name: str) -> str:\n        return self.predict(name)\n`,
+    },
+    /predict\.py:12 uses Predictor or its predict method beyond their definitions/,
+  );
+  refuse(
+    predict,
+    { 'predict.py': `${starterPredict}\n\nif __name__ == "__main__":\n    print(Predictor())\n` },
+    /predict\.py:13 uses Predictor/,
+  );
+  // these are not uses: another object's predict, a name in a comment or a string, another module
+  const fine = fixPredictToRun(
+    context({
+      configText: `${predict}# predict.py is the model\n`,
+      files: {
+        'predict.py': starterPredict.replace(
+          'return self.prefix + name',
+          'return self.model.predict(name)  # not Predictor.predict\n        "Predictor(), self.predict"',
+        ),
+        'predictor_utils.py': 'import predictor_tools\nfrom predictions import x\n',
+      },
+    }),
+  );
+  assert.match(fine.write[0]?.content ?? '', /^class Runner\(BaseRunner\):$/m);
 });
 
 test('--fix removes an import cog removed, the top-level lines that use it and the imports they alone used', () => {
@@ -415,6 +454,19 @@ test('--fix removes an import cog removed, the top-level lines that use it and t
       '        return Path("x")',
       '',
     ].join('\n'),
+  );
+  // a # or a name inside a string is neither a comment nor a use: the line using the name still goes
+  assert.equal(
+    withoutWarning(
+      [
+        'import warnings',
+        'from cog.types import ExperimentalFeatureWarning',
+        'warnings.filterwarnings("ignore", message="#(", category=ExperimentalFeatureWarning)',
+        'print("ExperimentalFeatureWarning # gone")',
+        '',
+      ].join('\n'),
+    ),
+    'print("ExperimentalFeatureWarning # gone")\n',
   );
   // an import still used elsewhere stays, one of several names goes alone, one unused before stays
   const shared = [
