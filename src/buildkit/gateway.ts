@@ -84,6 +84,7 @@ export interface Gateway {
    * (e.g. `containerimage.config`).
    */
   solveFrontend(frontend: string, options: Readonly<Record<string, string>>): Promise<FrontendResult>;
+  /** a file of `ref`: `range`, or all of it (read in pieces, whatever its size) */
   readFile(ref: string, path: string, range?: { offset: number; length: number }): Promise<Buffer>;
   /** true when `path` exists in `ref` */
   exists(ref: string, path: string): Promise<boolean>;
@@ -118,6 +119,9 @@ type Unary = (
   opts: grpc.CallOptions,
   cb: grpc.requestCallback<unknown>,
 ) => grpc.ClientUnaryCall;
+
+/** Bytes per ReadFile call when a whole file is read (buildkitd's messages stop at 16 MiB). */
+const readFilePiece = 4 * 1024 * 1024;
 
 class LlbBridge implements Gateway {
   private readonly stub: Record<string, Unary> & grpc.Client;
@@ -231,10 +235,22 @@ class LlbBridge implements Gateway {
   }
 
   async readFile(ref: string, path: string, range?: { offset: number; length: number }): Promise<Buffer> {
+    if (range) return this.readRange(ref, path, range.offset, range.length);
+    // whole, in pieces: buildkitd sends no gRPC message over 16 MiB (a model's output can be larger)
+    const pieces: Buffer[] = [];
+    for (let offset = 0; ;) {
+      const piece = await this.readRange(ref, path, offset, readFilePiece);
+      pieces.push(piece);
+      offset += piece.length;
+      if (piece.length < readFilePiece) return pieces.length === 1 ? piece : Buffer.concat(pieces);
+    }
+  }
+
+  private async readRange(ref: string, path: string, offset: number, length: number): Promise<Buffer> {
     const response = await this.call<moby_buildkit_v1_frontend_ReadFileResponse>('ReadFile', {
       Ref: ref,
       FilePath: path,
-      ...(range ? { Range: { Offset: range.offset, Length: range.length } } : {}),
+      Range: { Offset: offset, Length: length },
     });
     return Buffer.from(response.Data ?? []);
   }

@@ -60,6 +60,18 @@ test('a Path input is sent as a file and a Path output is written', { timeout: 6
     cwd: join(fixtures, 'path-io'),
   });
   assert.equal(await readFile(output, 'utf8'), 'QUIET WORDS\n');
+
+  // an output over 16 MiB as the server reports it (base64 in JSON): buildkitd sends no gRPC message
+  // that large, so the report is read back in pieces
+  const big = join(dir, 'big.txt');
+  const line = `${'abcdefghij'.repeat(9)}\n`;
+  await writeFile(big, line.repeat(Math.ceil(14_000_000 / line.length)));
+  const bigOut = join(dir, 'BIG.txt');
+  await execOk(cog, ['run', '-i', `text_file=@${big}`, '-o', bigOut], {
+    env: tb.env,
+    cwd: join(fixtures, 'path-io'),
+  });
+  assert.equal(await readFile(bigOut, 'utf8'), (await readFile(big, 'utf8')).toUpperCase());
 });
 
 test(
