@@ -274,7 +274,11 @@ function expandHome(p: string): string {
  */
 export async function checkOutputPath(value: string, cwd: string): Promise<string> {
   const given = value.replace(/^@/, '');
-  if (given === '' || given.endsWith('/')) return value;
+  if (given === '') return value;
+  if (given.endsWith('/')) {
+    await checkDirectoryToMake(value, resolve(cwd, expandHome(given)));
+    return value;
+  }
   const target = resolve(cwd, expandHome(given));
   const isDirectory = (await stat(target).catch(() => undefined))?.isDirectory() === true;
   // the outputs go in the directory itself, or next to the file named
@@ -293,6 +297,27 @@ export async function checkOutputPath(value: string, cwd: string): Promise<strin
       hint: 'choose another path with -o, in a directory you can write to',
     });
   return isDirectory ? `${value}/` : value;
+}
+
+/** -o DIR/: DIR, or the nearest of its parents that exists, must be a directory cog can write in. */
+async function checkDirectoryToMake(value: string, dir: string): Promise<void> {
+  let problem = await directoryProblem(dir);
+  let existing = dir;
+  while (problem?.kind === 'missing' && dirname(existing) !== existing) {
+    existing = dirname(existing);
+    problem = await directoryProblem(existing);
+  }
+  if (problem?.kind === 'file')
+    throw new CogError(`-o ${value}: ${problem.path} is a file, not a directory`, {
+      hint: 'choose another directory with -o DIR/, or a file name, e.g. -o output.png',
+    });
+  if (problem?.kind === 'unwritable')
+    throw new CogError(
+      existing === dir
+        ? `-o ${value}: cannot write files in ${dir} (${problem.code})`
+        : `-o ${value}: cannot make ${dir}: cannot write in ${existing} (${problem.code})`,
+      { hint: 'choose another path with -o, in a directory you can write to' },
+    );
 }
 
 async function writeAtomic(target: string, data: Buffer): Promise<void> {
@@ -344,7 +369,13 @@ export async function writeOutputs(plan: readonly OutputAction[], opts: WriteOpt
         break;
       case 'file': {
         const target = resolve(opts.cwd, expandHome(action.path));
-        if (opts.makeDirectory) await mkdir(dirname(target), { recursive: true });
+        if (opts.makeDirectory)
+          await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => {
+            throw new CogError(`Failed to make the output directory ${dirname(target)}: ${String(err)}`, {
+              hint: 'choose another directory with -o DIR/',
+              cause: err,
+            });
+          });
         await writeAtomic(target, action.data);
         opts.onNote?.(`Written output to: ${target}`);
         break;

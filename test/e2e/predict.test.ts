@@ -61,6 +61,19 @@ test('a Path input is sent as a file and a Path output is written', { timeout: 6
   });
   assert.equal(await readFile(output, 'utf8'), 'QUIET WORDS\n');
 
+  // -o DIR/ where a file is in the way: refused before anything runs
+  const refused = await exec(
+    cog,
+    ['run', '-i', `text_file=@${input}`, '-o', `${output}/`, '--progress', 'plain'],
+    { env: tb.env, cwd: join(fixtures, 'path-io') },
+  );
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(
+    refused.stderr,
+    new RegExp(`^cog: error: -o ${output}/: ${output} is a file, not a directory$`, 'm'),
+  );
+  assert.doesNotMatch(refused.stderr, /run the model/);
+
   // an output over 16 MiB as the server reports it (base64 in JSON): buildkitd sends no gRPC message
   // that large, so the report is read back in pieces
   const big = join(dir, 'big.txt');

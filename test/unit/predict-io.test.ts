@@ -698,10 +698,27 @@ describe('checkOutputPath', () => {
           value,
         );
       }
+      // -o DIR/ too: a file named as the directory, or in its way
+      for (const value of ['out.json/', 'out.json/sub/']) {
+        await assert.rejects(
+          checkOutputPath(value, dir),
+          (err: unknown) =>
+            err instanceof CogError &&
+            err.message === `-o ${value}: ${join(dir, 'out.json')} is a file, not a directory`,
+          value,
+        );
+      }
+      await assert.rejects(
+        checkOutputPath('/proc/new/', dir),
+        (err: unknown) =>
+          err instanceof CogError &&
+          /^-o \/proc\/new\/: cannot make \/proc\/new: cannot write in \/proc \(E[A-Z]+\)$/.test(err.message),
+      );
       // /proc takes no new files, even from root: said now, not after the model has run
       for (const [value, where] of [
         ['/proc/x.png', '/proc'],
         ['/proc', '/proc'],
+        ['/proc/', '/proc'],
       ] as const) {
         await assert.rejects(
           checkOutputPath(value, dir),
