@@ -584,7 +584,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         .option('host', {
           type: 'string',
           default: '127.0.0.1',
-          describe: 'the address to bind (on the buildkitd host, whose network the server shares)',
+          describe:
+            'the IPv4 address to bind (on the buildkitd host, whose network the server shares); localhost is 127.0.0.1',
         })
         .option('upload-url', { type: 'string', describe: 'PUT file outputs to this URL' })
         .option('file', configFileOption)

@@ -54,13 +54,16 @@ export function checkPort(port: number): number {
   return port;
 }
 
-/** `--host`: an IP address or a host name, as the server binds it. */
+/**
+ * `--host`: the IPv4 address the server binds (`localhost` is 127.0.0.1). The Cog server (coglet) reads
+ * `HOST:PORT` as a socket address: a host name or an IPv6 address made it exit with "invalid socket
+ * address syntax" after the container had started.
+ */
 export function checkHost(host: string): string {
-  const name =
-    /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-  if (isIP(host) !== 0 || name.test(host)) return host;
-  throw new CogError(`--host ${JSON.stringify(host)} is not an address to bind`, {
-    hint: 'give an IP address or a host name, e.g. --host 127.0.0.1 (this host only) or --host 0.0.0.0 (every interface); IPv6 without brackets, e.g. --host ::',
+  if (host === 'localhost') return '127.0.0.1';
+  if (isIP(host) === 4) return host;
+  throw new CogError(`--host ${JSON.stringify(host)} is not an IPv4 address to bind`, {
+    hint: 'the Cog server binds IPv4 addresses: e.g. --host 127.0.0.1 (this host only) or --host 0.0.0.0 (every interface)',
   });
 }
 
@@ -85,7 +88,7 @@ const stopTimeoutMs = 10_000;
 
 export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd()): Promise<void> {
   const port = checkPort(args.port);
-  checkHost(args.host);
+  const host = checkHost(args.host);
   checkUploadUrl(args.uploadUrl);
   checkImageArgument(args.image, 'cog serve takes an image name, or none');
   const note = remoteDaemonNote(io.env.BUILDKIT_HOST, port);
@@ -106,7 +109,7 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
     cwd,
     async ({ container, config, cwd: workdir, onInterrupt }) => {
       const server = container.exec({
-        args: [...(config.Entrypoint ?? []), ...serverArgs(args)],
+        args: [...(config.Entrypoint ?? []), ...serverArgs({ ...args, host })],
         env: processEnv(config.Env, {
           PORT: String(port),
           LOG_FORMAT: 'console',
@@ -127,13 +130,18 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
         }, stopTimeoutMs).unref();
       });
       await server.started;
-      io.stderr.write(`Serving at http://${args.host}:${port} (Ctrl-C stops it)\n`);
+      io.stderr.write(`Serving at http://${host}:${port} (Ctrl-C stops it)\n`);
       if (note) io.stderr.write(note);
       const exited = await server.exited;
       return { ...exited, stopping };
     },
   );
   if (exit.stopping) return;
+  // stopped from inside, e.g. POST /shutdown: a clean end, as Ctrl-C's
+  if (exit.code === 0 && !exit.error) {
+    io.stderr.write('cog: the model server stopped\n');
+    return;
+  }
   throw new CogError(
     `the model server exited with code ${exit.code}${exit.error ? ` (${exit.error})` : ''}`,
     {

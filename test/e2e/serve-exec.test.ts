@@ -136,6 +136,33 @@ test('cog serve IMAGE serves a pushed image', { timeout: 600_000 }, async () => 
   await checkServeAndStop(served, port);
 });
 
+test(
+  'cog serve --host localhost binds 127.0.0.1; POST /shutdown ends it cleanly (exit 0)',
+  { timeout: 600_000 },
+  async () => {
+    const port = await freePort();
+    const served = startServe(['--host', 'localhost', '-p', String(port)], hello);
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      await waitReady(base, served, 300_000);
+      assert.match(served.output(), new RegExp(`Serving at http://127\\.0\\.0\\.1:${port}`));
+      const response = await fetch(`${base}/shutdown`, { method: 'POST' });
+      assert.equal(response.status, 200);
+    } catch (err) {
+      served.child.kill('SIGKILL');
+      throw err;
+    }
+    const code = await Promise.race([
+      served.exited,
+      new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000)),
+    ]);
+    if (code === 'timeout') served.child.kill('SIGKILL');
+    assert.equal(code, 0, served.output());
+    assert.match(served.output(), /^cog: the model server stopped$/m);
+    assert.deepEqual(await serversOnPort(port), []);
+  },
+);
+
 test('cog serve fails clearly when the port is taken', { timeout: 600_000 }, async () => {
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
