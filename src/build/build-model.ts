@@ -17,7 +17,7 @@ import { image, normalizeImageRef } from '../llb/index.js';
 import { compileOnDockerfile } from '../plan/compile-dockerfile.js';
 import { distroPython } from '../plan/distro.js';
 import type { PlanInput } from '../plan/types.js';
-import { notReadyDetail, wholeOutputHint } from '../runtime/server-output.js';
+import { notReadyDetail, serverOutputTail, wholeOutputHint } from '../runtime/server-output.js';
 import { type SmokeOptions, type SmokeReport, smokeTest } from '../runtime/smoke.js';
 import { CogError } from '../errors.js';
 import { freezeLabels } from './freeze-labels.js';
@@ -350,7 +350,7 @@ export function checkSmoke(report: SmokeReport, predicted: boolean): void {
   }
   if (predicted && report.prediction?.status !== 'succeeded') {
     throw new CogError(
-      `smoke test: the prediction did not succeed (${report.prediction?.status ?? 'no answer'})`,
+      `smoke test: the prediction did not succeed (${report.prediction?.status ?? 'no answer'})${serverOutputTail(report)}`,
       {
         hint: JSON.stringify(report.prediction?.error ?? report.prediction ?? null),
       },

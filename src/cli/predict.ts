@@ -24,7 +24,7 @@ import { checkOutputPath, jsonModeResult, planOutputs, writeOutputs } from '../r
 import { localImages } from '../runtime/local-images.js';
 import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
-import { pointToShownOutput } from '../runtime/server-output.js';
+import { pointToShownOutput, serverOutputTail } from '../runtime/server-output.js';
 import type { SmokeReport } from '../runtime/smoke.js';
 import {
   checkImageArgument,
@@ -224,8 +224,9 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   }
 
   if (!report) throw new CogError('the model did not run');
+  const logShown = showsWholeLog(progressModeOf(io, progress));
   const failure = runFailure(report);
-  if (failure) throw pointToShownOutput(failure, showsWholeLog(progressModeOf(io, progress)));
+  if (failure) throw pointToShownOutput(failure, logShown);
   const answer = report.prediction as { status?: string; error?: unknown; output?: unknown };
   if (answer.status === 'http 422') throw new CogError(format422(answer.error), { hint: 'fix the inputs' });
   if (answer.status?.startsWith('http ')) {
@@ -245,10 +246,16 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       });
     return;
   }
-  const planned = planOutputs(answer as never, schemaForOutputs as never, {
-    mode: args.mode,
-    ...(outputPath ? { outputPath } : {}),
-  });
+  let planned: ReturnType<typeof planOutputs>;
+  try {
+    planned = planOutputs(answer as never, schemaForOutputs as never, {
+      mode: args.mode,
+      ...(outputPath ? { outputPath } : {}),
+      failureDetail: serverOutputTail(report),
+    });
+  } catch (err) {
+    throw pointToShownOutput(err, logShown);
+  }
   // "Written output to: …" and "No output generated" go to stderr, as upstream says them
   const printed = await writeOutputs(planned, {
     cwd,

@@ -11,6 +11,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
 import { directoryProblem } from '../writable-dir.js';
+import { wholeOutputHint } from './server-output.js';
 import {
   deref,
   extensionForMimeType,
@@ -50,6 +51,11 @@ export interface PlanOptions {
   readonly outputPath?: string;
   /** which endpoint's schema to read; defaults to predict */
   readonly mode?: RunMode;
+  /**
+   * what ends the error of a failed prediction: the model server's last lines of output, which the
+   * default progress view does not show (what the model printed as it failed)
+   */
+  readonly failureDetail?: string;
 }
 
 /** A decoded data URL. */
@@ -169,10 +175,8 @@ export function planOutputs(
   if (response.status !== 'succeeded') {
     const error = response.error ?? '';
     throw new CogError(
-      `Prediction failed with status "${response.status}"${error === '' ? '' : `: ${error}`}`,
-      {
-        hint: "the model's logs above show what went wrong",
-      },
+      `Prediction failed with status "${response.status}"${error === '' ? '' : `: ${error}`}${opts.failureDetail ?? ''}`,
+      { hint: wholeOutputHint },
     );
   }
   const output = response.output;

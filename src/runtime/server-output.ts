@@ -39,8 +39,8 @@ function readableTail(report: SmokeReport): string[] {
 }
 
 /**
- * The report's tail of the server's output (kept when it did not become READY), indented under a
- * heading, to end an error message; empty when there is none.
+ * The report's tail of the server's output (kept when it did not become READY or the prediction
+ * failed), indented under a heading, to end an error message; empty when there is none.
  */
 export function serverOutputTail(report: SmokeReport): string {
   const lines = readableTail(report);

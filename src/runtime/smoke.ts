@@ -64,7 +64,8 @@ base = "http://127.0.0.1:" + port
 import random
 args = [sys.executable, "-m", "cog.server.http"] + (["--x-mode", "train"] if mode == "train" else [])
 # the server's output goes on to the build's log as it comes, and its last lines are kept for the report:
-# when the server does not become ready, they say why in every progress mode (the quiet one included)
+# when the server does not become ready or the prediction fails, they say why in every progress mode
+# (the quiet one included)
 import collections, threading
 tail = collections.deque(maxlen=20)
 relays = []
@@ -88,6 +89,7 @@ def move_pid():
 server = start_server()
 restarts = 0
 report = {"health": None, "timings": {"probe_started": probe_started}}
+answered_tail = None
 def get(path):
     with urllib.request.urlopen(base + path, timeout=5) as r:
         return json.load(r)
@@ -149,6 +151,12 @@ try:
                     except Exception:
                         break
                     time.sleep(0.02)
+                # the output up to the answer (stopping the server adds lines of its own), from where
+                # coglet says the prediction started when it does
+                answered_tail = list(tail)
+                starts = [i for i, line in enumerate(answered_tail) if b"Starting prediction" in line]
+                if starts:
+                    answered_tail = answered_tail[starts[-1]:]
             except urllib.error.HTTPError as e:
                 report["prediction"] = {"status": "http %d" % e.code, "error": e.read().decode()}
 finally:
@@ -157,12 +165,15 @@ finally:
         server.wait(10)
     except Exception:
         server.kill()
-if not (report["health"] and report["health"].get("status") == "READY"):
+# kept too when the prediction failed: what the model printed says why
+failed = report.get("prediction") is not None and report["prediction"].get("status") != "succeeded"
+if failed or not (report["health"] and report["health"].get("status") == "READY"):
     # the rest of the output, unless a child of the server still holds the pipe open
     for thread in relays:
         thread.join(2)
     # a line as a terminal shows it: what follows its last carriage return, at most 1000 characters
-    lines = [line.decode("utf-8", "replace").rstrip("\r\n").split("\r")[-1][-1000:] for line in list(tail)]
+    kept = answered_tail if failed and answered_tail is not None else list(tail)
+    lines = [line.decode("utf-8", "replace").rstrip("\r\n").split("\r")[-1][-1000:] for line in kept]
     report["output_tail"] = lines
 with open("/out/smoke.json", "w") as f:
     json.dump(report, f)

@@ -88,6 +88,35 @@ test('a Path input is sent as a file and a Path output is written', { timeout: 6
 });
 
 test(
+  "a failed prediction's error holds what the model printed, in the default view too",
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-predict-fails-');
+    await writeFiles(project, {
+      'cog.yaml': 'build:\n  python_version: "3.11"\nrun: "run.py:Runner"\n',
+      'run.py': [
+        'from cog import BaseRunner',
+        '',
+        '',
+        'class Runner(BaseRunner):',
+        '    def run(self, n: int = 1) -> str:',
+        '        print(f"checking n={n}", flush=True)',
+        '        raise ValueError("n is not welcome")',
+        '',
+      ].join('\n'),
+    });
+    const out = await exec(cog, ['run', '-i', 'n=7'], { env: tb.env, cwd: project });
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(out.stderr, /^cog: error: Prediction failed with status "failed": .*n is not welcome/m);
+    assert.match(
+      out.stderr,
+      /^the model server's last \d+ lines of output:\n(?: {2}.*\n)*? {2}checking n=7$/m,
+    );
+    assert.match(out.stderr, /^hint: run again with --progress plain/m);
+  },
+);
+
+test(
   '--use-replicate-token sends $REPLICATE_API_TOKEN as the request context, never in the progress',
   { timeout: 600_000 },
   async () => {

@@ -559,8 +559,20 @@ describe('planOutputs', () => {
       (err: unknown) => {
         assert.ok(err instanceof CogError);
         assert.equal(err.message, 'Prediction failed with status "failed": CUDA out of memory');
+        assert.match(err.hint ?? '', /--progress plain/);
         return true;
       },
+    );
+    // what the model printed ends the error (the default view shows none of the server's output)
+    assert.throws(
+      () =>
+        planOutputs({ status: 'failed', output: null, error: 'boom' }, undefined, {
+          failureDetail: "\nthe model server's last line of output:\n  checking",
+        }),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message ===
+          `Prediction failed with status "failed": boom\nthe model server's last line of output:\n  checking`,
     );
     assert.deepEqual(planOutputs(ok(null), openapi({}, { type: 'string' })), [
       { kind: 'warn', text: 'No output generated' },

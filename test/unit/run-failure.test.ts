@@ -152,6 +152,22 @@ test('cog build --smoke-test: the same tail in its error', () => {
       /^ {2}RuntimeError: boom$/m.test(err.message) &&
       /--progress plain/.test(err.hint ?? ''),
   );
+  // a prediction that failed: what the server printed while it ran ends the message
+  assert.throws(
+    () =>
+      checkSmoke(
+        {
+          health: { status: 'READY' },
+          prediction: { status: 'failed', error: 'ValueError' },
+          output_tail: ['INFO Starting prediction', 'checking n=3'],
+        } as SmokeReport,
+        true,
+      ),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message ===
+        "smoke test: the prediction did not succeed (failed)\nthe model server's last 2 lines of output:\n  INFO Starting prediction\n  checking n=3",
+  );
 });
 
 test('with the whole log printed (--progress plain), the hint points to it instead of asking to run again', () => {
