@@ -1,6 +1,6 @@
 // Loading a project's config: find cog.yaml (walking up from cwd), read it and its requirements file,
 // validate, complete. This is the file-system layer over the pure modules next to it.
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CogError } from '../errors.js';
 import type { CompatData } from './compat.js';
@@ -60,7 +60,7 @@ export function findConfigFile(
   if (isAbsolute(file)) {
     if (existsSync(file) && statSync(file).isFile()) return { projectDir: dirname(file), configPath: file };
     if (isDirectory(file)) throw aDirectory(file, file);
-    throw notFound(file);
+    throw unusableEntry(file, file) ?? notFound(file);
   }
   let dir = resolve(cwd);
   for (let i = 0; i < MAX_PARENT_LEVELS; i++) {
@@ -68,6 +68,9 @@ export function findConfigFile(
     if (existsSync(candidate) && statSync(candidate).isFile())
       return { projectDir: dir, configPath: candidate };
     if (isDirectory(candidate)) throw aDirectory(file, candidate);
+    // something by that name that is no file stops the search: a parent's config is another project's
+    const unusable = unusableEntry(file, candidate);
+    if (unusable) throw unusable;
     const parent = dirname(dir);
     if (parent === dir) break;
     dir = parent;
@@ -84,6 +87,28 @@ function aDirectory(file: string, path: string): CogError {
     hint: existsSync(join(path, DEFAULT_CONFIG_FILE))
       ? `pass the config file in it: -f ${inside}, or run cog in that directory`
       : `pass -f the path of a config file (e.g. -f ${inside}), or run cog in the project's directory`,
+  });
+}
+
+/**
+ * The error for a config path that names something, but no file to read: a link to nothing (or a link
+ * loop), a FIFO, a socket, a device; undefined when nothing is there.
+ */
+function unusableEntry(file: string, path: string): CogError | undefined {
+  const entry = lstatSync(path, { throwIfNoEntry: false });
+  if (!entry) return undefined;
+  const where = path === file ? '' : ` (${path})`;
+  if (entry.isSymbolicLink()) {
+    const target = readlinkSync(path);
+    return new CogError(
+      `${file}${where} is a link to ${target}, which cannot be read (it does not exist, or the links loop)`,
+      {
+        hint: `point the link at the config file, or replace ${file} with the file itself`,
+      },
+    );
+  }
+  return new CogError(`${file}${where} is not a regular file`, {
+    hint: `replace ${file} with the config file itself, or pass -f the path of one`,
   });
 }
 

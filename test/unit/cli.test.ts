@@ -323,6 +323,18 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test("a cog.yaml linking to nothing is named, not passed over for a parent directory's", async () => {
+    const dir = await tempDir('cogts-f-link-');
+    await cp(hello, join(dir, 'hello'), { recursive: true });
+    await mkdir(join(dir, 'hello', 'child'));
+    await symlink('nowhere.yaml', join(dir, 'hello', 'child', 'cog.yaml'));
+    failsEarly(
+      await cogNoDaemon(join(dir, 'hello', 'child'), ['build']),
+      /^cog: error: cog\.yaml \(.*\/child\/cog\.yaml\) is a link to nowhere\.yaml, which cannot be read/m,
+      /^hint: point the link at the config file/m,
+    );
+  });
+
   test('-f cog.yaml/ (a file name with a trailing slash) says to drop the slash', async () => {
     failsEarly(
       await cogNoDaemon(hello, ['build', '-f', 'cog.yaml/']),

@@ -1,5 +1,6 @@
 // Loading from disk: finding cog.yaml, warnings, compat overrides, `cog init` files.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import {
   mkdirSync,
   mkdtempSync,
@@ -77,6 +78,35 @@ test('no config file anywhere up the tree: the upstream message and a `cog init`
       err instanceof CogError &&
       err.message === `no-such-cog.yaml not found in ${dir} (or in any parent directories)` &&
       /cog init/.test(err.hint ?? ''),
+  );
+});
+
+test('a cog.yaml that is a link to nothing, or no regular file, stops the search naming it (a parent config is another project)', () => {
+  const parent = tmp();
+  writeFileSync(join(parent, 'cog.yaml'), 'build:\n  python_version: "3.12"\n');
+  const child = join(parent, 'child');
+  mkdirSync(child);
+  symlinkSync('nowhere.yaml', join(child, 'cog.yaml'));
+  for (const [cwd, file] of [
+    [child, 'cog.yaml'],
+    ['/', join(child, 'cog.yaml')],
+  ] as const)
+    assert.throws(
+      () => findConfigFile(cwd, file),
+      (err) =>
+        err instanceof CogError &&
+        /cog\.yaml(?: \(.*\))? is a link to nowhere\.yaml, which cannot be read/.test(err.message) &&
+        /point the link at the config file/.test(err.hint ?? ''),
+      cwd,
+    );
+  const fifoDir = join(parent, 'fifo');
+  mkdirSync(fifoDir);
+  execFileSync('mkfifo', [join(fifoDir, 'cog.yaml')]);
+  assert.throws(
+    () => findConfigFile(fifoDir),
+    (err) =>
+      err instanceof CogError &&
+      err.message === `cog.yaml (${join(fifoDir, 'cog.yaml')}) is not a regular file`,
   );
 });
 
