@@ -1,8 +1,9 @@
 // `cog init`: the starter files for a new project, and a writer that never overwrites.
 // Like upstream Cog, the template uses the `run:` key and a BaseRunner subclass in run.py (the cog
 // SDK on PyPI has BaseRunner; BasePredictor remains as an alias).
-import { lstatSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CogError } from '../errors.js';
 
 export interface InitFile {
   /** path relative to the project directory */
@@ -121,8 +122,18 @@ export function writeInitFiles(dir: string, files: readonly InitFile[] = initTem
         });
       continue;
     }
-    // 'wx' fails rather than overwrite a file created since the check
-    writeFileSync(target, file.content, { flag: 'wx' });
+    try {
+      // 'wx' fails rather than overwrite a file created since the check
+      writeFileSync(target, file.content, { flag: 'wx' });
+    } catch (err) {
+      // all or nothing: the files this run wrote go again
+      for (const written of result.written) rmSync(join(dir, written), { force: true });
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new CogError(`cannot write ${file.path} in ${dir} (${code}); nothing was written`, {
+        hint: 'run cog init in a directory you can write to',
+        cause: err,
+      });
+    }
     result.written.push(file.path);
   }
   return result;

@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
   readlinkSync,
   rmSync,
   statSync,
@@ -323,6 +324,22 @@ test('cog init leaves a directory or a link to nothing under a template name alo
   ]);
   assert.ok(statSync(join(dir, 'cog.yaml')).isDirectory());
   assert.equal(readlinkSync(join(dir, 'run.py')), join(dir, 'gone.py'));
+});
+
+test('cog init that cannot write a file fails naming it, and leaves none of its files behind', () => {
+  const dir = tmp();
+  assert.throws(
+    () =>
+      writeInitFiles(dir, [
+        { path: 'cog.yaml', content: 'x' },
+        { path: 'missing/run.py', content: 'y' },
+      ]),
+    (err) =>
+      err instanceof CogError &&
+      err.message === `cannot write missing/run.py in ${dir} (ENOENT); nothing was written` &&
+      /a directory you can write to/.test(err.hint ?? ''),
+  );
+  assert.deepEqual(readdirSync(dir), []);
 });
 
 test('config file in a parent, requirements path relative to the project dir', () => {
