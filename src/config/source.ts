@@ -1,7 +1,7 @@
 // The YAML text of a config file: parsing with positions, and mapping a field path back to the
 // line and column it was written at.
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import type { Document, Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { Document, Node, Pair, YAMLMap } from 'yaml';
 import type { ConfigIssue, FieldPath, SourceLocation } from './issues.js';
 
 export interface YamlSource {
@@ -14,8 +14,9 @@ export interface YamlSource {
 /** Parse YAML text. Syntax errors come back as issues naming file:line:column. */
 export function parseYamlSource(text: string, file: string): { source: YamlSource; errors: ConfigIssue[] } {
   const lineCounter = new LineCounter();
-  // YAML 1.2 core schema, like go-yaml v4; duplicate keys are an error in both.
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // YAML 1.2 core schema, like go-yaml v4; duplicate keys are an error in both;
+  // merge keys (`<<: *base`) as go-yaml reads them
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   const source: YamlSource = { file, doc, lineCounter };
   const errors = doc.errors.map((err): ConfigIssue => {
     const pos = lineCounter.linePos(err.pos[0]);
@@ -38,14 +39,39 @@ export function nodeLocation(source: YamlSource, node: { range?: unknown }): Sou
 }
 
 /** The AST node at a path, or undefined. */
+/** An alias as the node its anchor names; any other node as it is. */
+function resolved(source: YamlSource, node: unknown): unknown {
+  return isAlias(node) ? node.resolve(source.doc) : node;
+}
+
+/**
+ * The entry for `key` in a mapping: its own, else one a merge key (`<<: *base`, or a list of them)
+ * brings in, as the document's value reads it.
+ */
+function pairFor(source: YamlSource, map: YAMLMap, key: string, depth = 0): Pair | undefined {
+  const own = map.items.find(
+    (p) => isScalar(p.key) && typeof p.key.value !== 'symbol' && String(p.key.value) === key,
+  );
+  if (own || depth > 20) return own;
+  for (const merge of map.items) {
+    if (!isScalar(merge.key) || typeof merge.key.value !== 'symbol') continue;
+    for (const from of isSeq(merge.value) ? merge.value.items : [merge.value]) {
+      const target = resolved(source, from);
+      const found = isMap(target) ? pairFor(source, target, key, depth + 1) : undefined;
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
 export function nodeAt(source: YamlSource, path: FieldPath): Node | undefined {
   let node: unknown = source.doc.contents;
   for (const key of path) {
+    node = resolved(source, node);
     // weights[i].source may be one mapping that the schema turned into a one-item list
     if (isMap(node) && typeof key === 'number' && key === 0) continue;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(key));
-      node = pair?.value ?? undefined;
+      node = pairFor(source, node, String(key))?.value ?? undefined;
     } else if (isSeq(node) && typeof key === 'number') {
       node = node.items[key];
     } else {
@@ -79,9 +105,12 @@ export function locate(source: YamlSource, path: FieldPath): SourceLocation | un
 export function keyLocation(source: YamlSource, path: FieldPath): SourceLocation | undefined {
   const last = path[path.length - 1];
   if (typeof last !== 'string') return undefined;
-  const parent = path.length === 1 ? source.doc.contents : nodeAt(source, path.slice(0, -1));
+  const parent = resolved(
+    source,
+    path.length === 1 ? source.doc.contents : nodeAt(source, path.slice(0, -1)),
+  );
   if (!isMap(parent)) return undefined;
-  const pair = parent.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === last);
+  const pair = pairFor(source, parent, last);
   return pair !== undefined && isScalar(pair.key) ? nodeLocation(source, pair.key) : undefined;
 }
 

@@ -1,6 +1,6 @@
 // Keys cog.yaml does not define. Upstream Cog drops them silently; we warn, naming the key and,
 // when one is close, the key that was probably meant.
-import { isMap, isScalar, isSeq } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import { fieldName } from './issues.js';
 import type { ConfigIssue, FieldPath } from './issues.js';
 import { BUILD_KEYS, KNOWN_KEYS } from './schema.js';
@@ -19,6 +19,12 @@ function walk(source: YamlSource, node: unknown, spec: KeySpec, path: FieldPath,
     const known = spec.keys;
     for (const pair of node.items) {
       if (!isScalar(pair.key)) continue;
+      if (typeof pair.key.value === 'symbol') {
+        // a merge key (`<<: *base`, or a list of them): the keys it brings in are this map's
+        for (const merged of isSeq(pair.value) ? pair.value.items : [pair.value])
+          walk(source, isAlias(merged) ? merged.resolve(source.doc) : merged, spec, path, out);
+        continue;
+      }
       const key = String(pair.key.value);
       const child = Object.hasOwn(known, key) ? known[key] : undefined;
       if (child === undefined) {

@@ -447,3 +447,22 @@ test('a symlinked artifact that points outside the project is rejected', () => {
       err instanceof ConfigError && /requirements\.txt:1: .*outside the project directory/.test(err.message),
   );
 });
+
+test('merge keys (<<: *anchor) are read as go-yaml reads them; errors and unknown keys point into the anchor', () => {
+  const anchor = 'x-base: &b\n  python_version: "3.11"\n  pyhton_packages: []\n';
+  const good = project({ 'cog.yaml': `${anchor}build:\n  <<: *b\n  gpu: false\nrun: run.py:Runner\n` });
+  const loaded = loadConfig({ cwd: good, env: {} });
+  assert.equal(loaded.completed.pythonVersion, '3.11');
+  assert.deepEqual(
+    loaded.warnings.map((w) => formatIssue(w)),
+    [
+      'cog.yaml:1:1: unknown field "x-base" is ignored',
+      'cog.yaml:3:3: unknown field "build.pyhton_packages" is ignored; did you mean "build.python_packages"?',
+    ],
+  );
+  const issues = issuesOf({
+    'cog.yaml': 'x-base: &b\n  python_version: "2.7"\nbuild:\n  <<: [*b]\nrun: run.py:Runner\n',
+  });
+  assert.equal(issues.length, 1);
+  assert.match(formatIssue(issues[0]!), /^cog\.yaml:2:19: invalid build\.python_version "2\.7"/);
+});
