@@ -19,8 +19,9 @@ const optStr = () => v.nullish(str());
 
 const SecretMountSchema = mapping({
   type: v.picklist(['secret'], 'must be "secret" (the only mount type cog.yaml supports)'),
-  id: str(),
-  target: str(),
+  // the name `cog build --secret id=NAME,src=FILE` gives the secret
+  id: v.pipe(str(), v.regex(/\S/, 'must name the secret, as `cog build --secret id=NAME,...` does')),
+  target: v.pipe(str(), v.startsWith('/', 'must be an absolute path in the build, e.g. /run/secrets/NAME')),
 });
 
 // lazy() picks the branch from the input, so a mapping with a bad field reports that field

@@ -98,6 +98,20 @@ const CASES: Case[] = [
     line: 6,
   },
   {
+    name: 'secret mount with an empty id',
+    yaml: 'build:\n  python_version: "3.12"\n  run:\n    - command: ls\n      mounts:\n        - type: secret\n          id: ""\n          target: /run/secrets/x\n',
+    field: 'build.run[0].mounts[0].id',
+    message: /must name the secret, as `cog build --secret id=NAME,\.\.\.` does/,
+    line: 7,
+  },
+  {
+    name: 'secret mount with a relative target',
+    yaml: 'build:\n  python_version: "3.12"\n  run:\n    - command: ls\n      mounts:\n        - type: secret\n          id: x\n          target: relative\n',
+    field: 'build.run[0].mounts[0].target',
+    message: /must be an absolute path in the build/,
+    line: 8,
+  },
+  {
     name: 'concurrency without max',
     yaml: 'concurrency:\n  default_target: 2\n',
     field: 'concurrency.max',
