@@ -65,7 +65,7 @@ export function parseRef(ref: string): { file: string; name: string } {
   const colon = ref.indexOf(':');
   const file = colon < 0 ? '' : ref.slice(0, colon);
   const name = colon < 0 ? '' : ref.slice(colon + 1);
-  if (file === '' || name === '') {
+  if (file === '' || name === '' || name.includes(':')) {
     throw new SchemaError(
       'invalid-ref',
       `invalid predict reference '${ref}' — expected format: file.py:ClassName or file.py:function_name`,
@@ -94,10 +94,20 @@ export async function generateOpenApiSchema(options: GenerateOptions): Promise<J
     try {
       source = await readFile(path, 'utf8');
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
       throw new SchemaError(
         'file-not-found',
-        `failed to read predictor source ${file}: ${(e as Error).message}`,
-        { file },
+        code === 'ENOENT'
+          ? `no such file in the project directory ${projectDir} (cog.yaml's reference "${ref}")`
+          : `failed to read predictor source ${file} (cog.yaml's reference "${ref}"): ${(e as Error).message}`,
+        {
+          file,
+          ...(code === 'ENOENT'
+            ? {
+                hint: "fix the reference in cog.yaml; the project directory is cog.yaml's own, or the working directory for a relative -f",
+              }
+            : {}),
+        },
       );
     }
     return schemaFromSource(source, normalize(file).split(sep).join('/'), name, mode, {

@@ -10,6 +10,7 @@ import {
 } from '../../src/schema/index.js';
 import { tokenize } from '../../src/schema/tokenizer.js';
 import { repoRoot } from '../support/testbed.js';
+import { CogError } from '../../src/errors.js';
 
 const dir = `${repoRoot}fixtures/schema/`;
 const version = '0.1.0-test';
@@ -384,13 +385,18 @@ describe('static OpenAPI schema: errors name file and line', () => {
   test('references and project files', async () => {
     assert.deepEqual(parseRef('predict.py:Predictor'), { file: 'predict.py', name: 'Predictor' });
     assert.throws(() => parseRef('predict.py'), /invalid predict reference 'predict\.py'/);
+    assert.throws(() => parseRef('predict.py:A:B'), /invalid predict reference 'predict\.py:A:B'/);
     await assert.rejects(
       generateOpenApiSchema({
         projectDir: `${dir}project`,
         predict: 'missing.py:Runner',
         cogVersion: version,
       }),
-      /failed to read predictor source missing\.py/,
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message ===
+          `missing.py: no such file in the project directory ${dir}project (cog.yaml's reference "missing.py:Runner")` &&
+        /relative -f/.test(err.hint ?? ''),
     );
     await assert.rejects(
       generateOpenApiSchema({
