@@ -206,6 +206,9 @@ export function isUriSchema(schema: JsonSchema | undefined): boolean {
   return schema !== undefined && schemaTypes(schema).includes('string') && schema.format === 'uri';
 }
 
+/** The command that runs `mode` (`cog predict` is the deprecated name of `cog run`). */
+const commandOf = (mode: RunMode) => (mode === 'train' ? 'train' : 'run');
+
 function unknownInputsError(unknown: readonly string[], component: JsonSchema, mode: RunMode): CogError {
   const valid = Object.keys(propertiesOf(component)).sort();
   const names =
@@ -214,7 +217,7 @@ function unknownInputsError(unknown: readonly string[], component: JsonSchema, m
       : `inputs ${unknown.map((n) => `"${n}"`).join(', ')}`;
   const tail = valid.length === 0 ? 'model does not accept inputs' : `valid inputs are: ${valid.join(', ')}`;
   return new CogError(`unknown ${names}; ${tail}`, {
-    hint: `check the spelling; \`cog ${mode}\` accepts only the inputs the model declares`,
+    hint: `check the spelling; \`cog ${commandOf(mode)}\` accepts only the inputs the model declares`,
   });
 }
 
@@ -798,7 +801,7 @@ export function formatValidationErrors(problems: readonly InputProblem[]): strin
 /** The CogError the CLI raises for invalid inputs, with upstream's usage hints. */
 export function inputValidationError(problems: readonly InputProblem[], mode: RunMode = 'predict'): CogError {
   return new CogError(formatValidationErrors(problems), {
-    hint: `provide an input with -i, e.g. \`cog ${mode} -i blur=3.5\`; prefix a local file with @ to send its contents, e.g. \`cog ${mode} -i image=@photo.jpg\``,
+    hint: `provide an input with -i, e.g. \`cog ${commandOf(mode)} -i blur=3.5\`; prefix a local file with @ to send its contents, e.g. \`cog ${commandOf(mode)} -i image=@photo.jpg\``,
   });
 }
 

@@ -231,6 +231,8 @@ describe('parseInputFlags', () => {
         err.message,
         /^unknown input "promt"; valid inputs are: code, either, enabled, extra, guidance/,
       );
+      // the command's current name (cog predict is the deprecated one)
+      assert.equal(err.hint, 'check the spelling; `cog run` accepts only the inputs the model declares');
       return true;
     });
     await assert.rejects(parseInputFlags(['b=1', 'a=2'], openapi({ properties: {} }, {}), noFiles), {
@@ -416,7 +418,7 @@ describe('validateInputs', () => {
     );
     const err = inputValidationError([{ field: 'seed', message: 'required input is missing' }]);
     assert.ok(err instanceof CogError);
-    assert.match(err.hint ?? '', /cog predict -i image=@photo.jpg/);
+    assert.match(err.hint ?? '', /cog run -i image=@photo.jpg/);
   });
 });
 
