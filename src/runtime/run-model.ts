@@ -9,7 +9,7 @@ import { findStoredImage } from '../image/find.js';
 import type { ImageStore } from '../image/store.js';
 import { type State, image, local, normalizeImageRef, ociLayout } from '../llb/index.js';
 import { notReadyDetail, wholeOutputHint } from './server-output.js';
-import { type SmokeReport, smokeTest } from './smoke.js';
+import { type SmokeReport, isProbeFailure, smokeTest } from './smoke.js';
 
 /** The name under which the session serves the directory holding request.json. */
 export const inputDirName = 'cog-input';
@@ -41,10 +41,24 @@ export async function runOnce(
     ...(options.replicateTokenSecret ? { replicateTokenSecret: options.replicateTokenSecret } : {}),
     name: options.mode === 'train' ? 'run the model: /trainings' : 'run the model: /predictions',
   });
-  const id = await gw.solve(
-    probe.marshal(options.platform ? { platform: options.platform } : {}).definition,
-    { evaluate: true },
-  );
+  let id: string;
+  try {
+    id = await gw.solve(probe.marshal(options.platform ? { platform: options.platform } : {}).definition, {
+      evaluate: true,
+    });
+  } catch (err) {
+    // the image's python did not start (or died) before any server answered: with -e, those values are
+    // what it started with (a PATH without python: "executable file not found")
+    if (!isProbeFailure(err)) throw err;
+    const names = Object.keys(options.env);
+    throw new CogError(`the model's runtime could not start in its image: ${(err as Error).message}`, {
+      hint:
+        names.length > 0
+          ? `-e sets ${names.join(', ')} for it: check those values; ${wholeOutputHint}`
+          : wholeOutputHint,
+      cause: err,
+    });
+  }
   const report = JSON.parse((await gw.readFile(id, '/smoke.json')).toString('utf8')) as SmokeReport;
   return { report, ref: id };
 }

@@ -182,6 +182,11 @@ with open("/out/smoke.json", "w") as f:
 /** Where the probe script is mounted: run from a file, so a failure's message names a short command. */
 const probeDir = '/cog-smoke';
 
+/** Whether `err` is the probe's own process failing (it could not start, or died), not the model's. */
+export function isProbeFailure(err: unknown): boolean {
+  return err instanceof Error && err.message.includes(`"python ${probeDir}/probe.py" did not complete`);
+}
+
 /** The state whose /smoke.json holds the report. Never cached: a smoke test must really run. */
 export function smokeTest(model: State, options: SmokeOptions): State {
   const probeFile = scratch().mkfile(

@@ -117,6 +117,20 @@ test(
 );
 
 test(
+  '-e that leaves the image without its python says -e set it, not only the probe command',
+  { timeout: 600_000 },
+  async () => {
+    const out = await exec(cog, ['run', '-i', 'name=x', '-e', 'PATH=/nonexistent'], {
+      env: tb.env,
+      cwd: join(fixtures, 'hello'),
+    });
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(out.stderr, /^cog: error: the model's runtime could not start in its image: /m);
+    assert.match(out.stderr, /^hint: -e sets PATH for it: check those values/m);
+  },
+);
+
+test(
   '--use-replicate-token sends $REPLICATE_API_TOKEN as the request context, never in the progress',
   { timeout: 600_000 },
   async () => {
