@@ -20,7 +20,7 @@ import {
   parseJsonInput,
   validateInputs,
 } from '../runtime/inputs.js';
-import { checkOutputPath, jsonModeResult, planOutputs, writeOutputs } from '../runtime/outputs.js';
+import { checkOutputPath, planJsonMode, planOutputs, writeOutputs } from '../runtime/outputs.js';
 import { localImages } from '../runtime/local-images.js';
 import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
@@ -237,9 +237,18 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
       },
     );
   }
+  const written = {
+    cwd,
+    onNote: (line: string) => io.stderr.write(`${line}\n`),
+    makeDirectory: outputPath?.replace(/^@/, '').endsWith('/') === true,
+  };
   if (args.json !== undefined) {
-    const result = jsonModeResult(answer as never);
-    io.stdout.write(`${result.text}\n`);
+    const result = planJsonMode(answer as never, schemaForOutputs as never, {
+      mode: args.mode,
+      ...(outputPath ? { outputPath } : {}),
+    });
+    const printed = await writeOutputs(result.actions, written);
+    if (printed) io.stdout.write(printed);
     if (result.exitCode !== 0)
       throw new CogError(`Prediction failed with status ${answer.status ?? 'unknown'}`, {
         exitCode: result.exitCode,
@@ -257,10 +266,6 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     throw pointToShownOutput(err, logShown);
   }
   // "Written output to: …" and "No output generated" go to stderr, as upstream says them
-  const printed = await writeOutputs(planned, {
-    cwd,
-    onNote: (line) => io.stderr.write(`${line}\n`),
-    makeDirectory: outputPath?.replace(/^@/, '').endsWith('/') === true,
-  });
+  const printed = await writeOutputs(planned, written);
   if (printed) io.stdout.write(printed.endsWith('\n') ? printed : `${printed}\n`);
 }

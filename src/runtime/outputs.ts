@@ -158,44 +158,19 @@ function isStringSchema(s: JsonSchema | undefined): boolean {
 }
 
 /**
- * Plans what to do with a prediction response:
- * - a failed/canceled status throws "Prediction failed with status …" with the error text;
- * - a URI output (string, format uri) given as a data URL is written to -o, default "output" + an
- *   extension from the MIME type; a list of URIs to output.0.ext, output.1.ext, …; http(s) URLs are
- *   printed;
- * - a string is printed raw (or written to -o); an iterator with x-cog-array-display concatenate
- *   is printed joined;
- * - anything else is printed as 2-space JSON (or written to -o).
+ * The files a Path output (a data URL) or a list of them makes: `dest` + the MIME type's extension
+ * (output.png), or for a list dest.0.png, dest.1.png, … (with `explicit`, an extension in `dest` is
+ * kept: -o foo.png). A URL that is no data URL (an upload's) is printed. Undefined for other outputs.
  */
-export function planOutputs(
-  response: PredictionResponse,
+function fileOutputActions(
+  output: unknown,
   schema: OpenApiDoc | undefined,
-  opts: PlanOptions = {},
-): OutputAction[] {
-  if (response.status !== 'succeeded') {
-    const error = response.error ?? '';
-    throw new CogError(
-      `Prediction failed with status "${response.status}"${error === '' ? '' : `: ${error}`}${opts.failureDetail ?? ''}`,
-      { hint: wholeOutputHint },
-    );
-  }
-  const output = response.output;
-  if (output === undefined || output === null) return [{ kind: 'warn', text: 'No output generated' }];
-
-  const given = (opts.outputPath ?? '').replace(/^@/, '');
-  const intoDirectory = given.endsWith('/');
-  // in a directory, files are named as without -o; text and JSON are written as files all the same
-  const explicit = given !== '' && !intoDirectory;
-  const dest = intoDirectory ? `${given}output` : explicit ? given : 'output';
-  const outSchema = outputSchemaOf(schema, opts.mode ?? 'predict');
+  outSchema: JsonSchema | undefined,
+  dest: string,
+  explicit: boolean,
+): OutputAction[] | undefined {
   const items = outSchema === undefined ? undefined : resolveSchema(schema, outSchema.items);
   const isArray = outSchema !== undefined && schemaTypes(outSchema).includes('array');
-
-  const textOrFile = (text: string, extension = '.txt'): OutputAction[] =>
-    explicit || intoDirectory
-      ? [{ kind: 'file', path: intoDirectory ? dest + extension : dest, data: Buffer.from(text, 'utf8') }]
-      : [{ kind: 'print', text }];
-
   // Path / File
   if (
     isUriSchema(outSchema) ||
@@ -228,6 +203,49 @@ export function planOutputs(
       return uriAction(item, `${dest}.${i}`, false);
     });
   }
+  return undefined;
+}
+
+/**
+ * Plans what to do with a prediction response:
+ * - a failed/canceled status throws "Prediction failed with status …" with the error text;
+ * - a URI output (string, format uri) given as a data URL is written to -o, default "output" + an
+ *   extension from the MIME type; a list of URIs to output.0.ext, output.1.ext, …; http(s) URLs are
+ *   printed;
+ * - a string is printed raw (or written to -o); an iterator with x-cog-array-display concatenate
+ *   is printed joined;
+ * - anything else is printed as 2-space JSON (or written to -o).
+ */
+export function planOutputs(
+  response: PredictionResponse,
+  schema: OpenApiDoc | undefined,
+  opts: PlanOptions = {},
+): OutputAction[] {
+  if (response.status !== 'succeeded') {
+    const error = response.error ?? '';
+    throw new CogError(
+      `Prediction failed with status "${response.status}"${error === '' ? '' : `: ${error}`}${opts.failureDetail ?? ''}`,
+      { hint: wholeOutputHint },
+    );
+  }
+  const output = response.output;
+  if (output === undefined || output === null) return [{ kind: 'warn', text: 'No output generated' }];
+
+  const given = (opts.outputPath ?? '').replace(/^@/, '');
+  const intoDirectory = given.endsWith('/');
+  // in a directory, files are named as without -o; text and JSON are written as files all the same
+  const explicit = given !== '' && !intoDirectory;
+  const dest = intoDirectory ? `${given}output` : explicit ? given : 'output';
+  const outSchema = outputSchemaOf(schema, opts.mode ?? 'predict');
+  const isArray = outSchema !== undefined && schemaTypes(outSchema).includes('array');
+
+  const textOrFile = (text: string, extension = '.txt'): OutputAction[] =>
+    explicit || intoDirectory
+      ? [{ kind: 'file', path: intoDirectory ? dest + extension : dest, data: Buffer.from(text, 'utf8') }]
+      : [{ kind: 'print', text }];
+
+  const files = fileOutputActions(output, schema, outSchema, dest, explicit);
+  if (files) return files;
 
   // Iterator[str] / ConcatenateIterator[str]
   if (
@@ -245,15 +263,44 @@ export function planOutputs(
   return textOrFile(pretty(output), '.json');
 }
 
-/** `--json` mode: the whole response, indented, and exit code 1 when it did not succeed. */
-export function jsonModeResult(response: PredictionResponse): { text: string; exitCode: 0 | 1 } {
-  const shown: Record<string, unknown> = {
-    status: response.status,
-    output: response.output ?? null,
-    error: response.error ?? null,
-  };
+/**
+ * `--json` mode, as upstream's: the whole response, indented, printed — or written to -o (a directory:
+ * its output.json), with a warning when that name does not end in .json; file outputs are written
+ * next to it (output.png, or NAME.png for -o NAME.json; a list as NAME.0.png, …) and the JSON holds
+ * their paths instead of data URLs. Exit code 1 when the prediction did not succeed.
+ */
+export function planJsonMode(
+  response: PredictionResponse,
+  schema: OpenApiDoc | undefined,
+  opts: Pick<PlanOptions, 'outputPath' | 'mode'> = {},
+): { actions: OutputAction[]; exitCode: 0 | 1 } {
+  const given = (opts.outputPath ?? '').replace(/^@/, '');
+  const jsonPath = given === '' ? 'output.json' : given.endsWith('/') ? `${given}output.json` : given;
+  const actions: OutputAction[] = [];
+  let output = response.output ?? null;
+  if (response.status === 'succeeded' && output !== null) {
+    const outSchema = outputSchemaOf(schema, opts.mode ?? 'predict');
+    const files = fileOutputActions(output, schema, outSchema, trimExt(jsonPath), false);
+    if (files) {
+      actions.push(...files.filter((a) => a.kind === 'file'));
+      // each file's path in place of its data URL (a URL that was printed stays as it is)
+      const shown = files.map((a) => (a.kind === 'file' ? a.path : a.kind === 'print' ? a.text : null));
+      output = Array.isArray(output) ? shown : (shown[0] ?? null);
+    }
+  }
+  const shown: Record<string, unknown> = { status: response.status, output, error: response.error ?? null };
   if (response.metrics !== undefined) shown.metrics = response.metrics;
-  return { text: pretty(shown), exitCode: response.status === 'succeeded' ? 0 : 1 };
+  const text = pretty(shown);
+  if (given === '') actions.push({ kind: 'print', text });
+  else {
+    if (extname(jsonPath) !== '.json')
+      actions.push({
+        kind: 'warn',
+        text: `--output value does not have a .json suffix: ${basename(jsonPath)}`,
+      });
+    actions.push({ kind: 'file', path: jsonPath, data: Buffer.from(`${text}\n`, 'utf8') });
+  }
+  return { actions, exitCode: response.status === 'succeeded' ? 0 : 1 };
 }
 
 export interface WriteOptions {

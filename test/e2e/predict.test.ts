@@ -61,6 +61,23 @@ test('a Path input is sent as a file and a Path output is written', { timeout: 6
   });
   assert.equal(await readFile(output, 'utf8'), 'QUIET WORDS\n');
 
+  // --json as upstream's: -o takes the response, the file output is written beside it and the JSON
+  // holds its path
+  const jsonOut = join(dir, 'answer.json');
+  const answered = await execOk(
+    cog,
+    ['run', '--json', JSON.stringify({ text_file: `@${input}` }), '-o', jsonOut],
+    {
+      env: tb.env,
+      cwd: join(fixtures, 'path-io'),
+    },
+  );
+  assert.equal(answered.stdout, '');
+  const response = JSON.parse(await readFile(jsonOut, 'utf8')) as { status: string; output: string };
+  assert.equal(response.status, 'succeeded');
+  assert.equal(response.output, join(dir, 'answer.txt'));
+  assert.equal(await readFile(join(dir, 'answer.txt'), 'utf8'), 'QUIET WORDS\n');
+
   // -o DIR/ where a file is in the way: refused before anything runs
   const refused = await exec(
     cog,

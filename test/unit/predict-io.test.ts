@@ -21,7 +21,7 @@ import {
 import {
   checkOutputPath,
   decodeDataUrl,
-  jsonModeResult,
+  planJsonMode,
   outputSchemaOf,
   planOutputs,
   writeOutputs,
@@ -602,25 +602,65 @@ describe('planOutputs', () => {
   });
 });
 
-describe('jsonModeResult', () => {
+describe('planJsonMode', () => {
+  const printed = (r: { actions: readonly { kind: string; text?: string }[] }) =>
+    JSON.parse(r.actions.find((a) => a.kind === 'print')?.text ?? 'null') as unknown;
+
   test('prints the whole response and exits 1 unless it succeeded', () => {
-    const good = jsonModeResult({
-      status: 'succeeded',
-      output: 'x',
-      error: null,
-      metrics: { predict_time: 1.5 },
-    });
+    const good = planJsonMode(
+      { status: 'succeeded', output: 'x', error: null, metrics: { predict_time: 1.5 } },
+      undefined,
+    );
     assert.equal(good.exitCode, 0);
-    assert.deepEqual(JSON.parse(good.text), {
+    assert.deepEqual(printed(good), {
       status: 'succeeded',
       output: 'x',
       error: null,
       metrics: { predict_time: 1.5 },
     });
-    assert.ok(good.text.startsWith('{\n  "status": "succeeded",'));
-    const bad = jsonModeResult({ status: 'failed', error: 'boom' });
+    assert.ok(
+      good.actions[0]?.kind === 'print' && good.actions[0].text.startsWith('{\n  "status": "succeeded",'),
+    );
+    const bad = planJsonMode({ status: 'failed', error: 'boom' }, undefined);
     assert.equal(bad.exitCode, 1);
-    assert.deepEqual(JSON.parse(bad.text), { status: 'failed', output: null, error: 'boom' });
+    assert.deepEqual(printed(bad), { status: 'failed', output: null, error: 'boom' });
+  });
+
+  test('as upstream: file outputs are written next to the JSON, which holds their paths; -o takes the JSON', () => {
+    const file = openapi({}, { type: 'string', format: 'uri' });
+    const plain = planJsonMode(ok(pngUrl), file);
+    assert.deepEqual(plain.actions[0], { kind: 'file', path: 'output.png', data: png });
+    assert.deepEqual(printed(plain), { status: 'succeeded', output: 'output.png', error: null });
+
+    const toFile = planJsonMode(
+      ok([pngUrl, pngUrl]),
+      openapi({}, { type: 'array', items: { type: 'string', format: 'uri' } }),
+      {
+        outputPath: 'out/result.json',
+      },
+    );
+    assert.deepEqual(
+      toFile.actions.map((a) => (a.kind === 'file' ? a.path : a.kind)),
+      ['out/result.0.png', 'out/result.1.png', 'out/result.json'],
+    );
+    const json = toFile.actions[2];
+    assert.ok(json?.kind === 'file');
+    assert.deepEqual(JSON.parse(json.data.toString('utf8')), {
+      status: 'succeeded',
+      output: ['out/result.0.png', 'out/result.1.png'],
+      error: null,
+    });
+    // a directory gets output.json; a name without .json is warned about
+    assert.deepEqual(
+      planJsonMode(ok('x'), undefined, { outputPath: 'dir/' }).actions.map((a) =>
+        a.kind === 'file' ? a.path : a.kind,
+      ),
+      ['dir/output.json'],
+    );
+    assert.deepEqual(planJsonMode(ok('x'), undefined, { outputPath: 'res.txt' }).actions[0], {
+      kind: 'warn',
+      text: '--output value does not have a .json suffix: res.txt',
+    });
   });
 });
 
