@@ -225,7 +225,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
 
   if (!report) throw new CogError('the model did not run');
   const logShown = showsWholeLog(progressModeOf(io, progress));
-  const failure = runFailure(report);
+  const failure = runFailure(report, args.setupTimeout);
   if (failure) throw pointToShownOutput(failure, logShown);
   const answer = report.prediction as { status?: string; error?: unknown; output?: unknown };
   if (answer.status === 'http 422') throw new CogError(format422(answer.error), { hint: 'fix the inputs' });

@@ -133,16 +133,20 @@ export async function resolveModelImage(
 }
 
 /** Why a run did not produce an answer, as a user-facing error; undefined when it did. */
-export function runFailure(report: SmokeReport): CogError | undefined {
+export function runFailure(report: SmokeReport, setupTimeout?: number): CogError | undefined {
   const status = report.health?.status;
   // the quiet progress view shows none of the server's output: its error carries the last of it
   if (status === 'SETUP_FAILED')
     return new CogError(`Model setup failed${notReadyDetail(report)}`, { hint: wholeOutputHint });
   if (status !== 'READY') {
-    return new CogError(
-      `the model did not become ready (${report.error ?? `status ${status ?? 'unknown'}`})${notReadyDetail(report)}`,
-      { hint: wholeOutputHint },
-    );
+    // the probe's own limit is --setup-timeout: name the flag, which is what to change
+    const why =
+      report.error === 'no READY within the timeout' && setupTimeout !== undefined
+        ? `not READY within --setup-timeout ${setupTimeout} s; raise it if setup takes longer`
+        : (report.error ?? `status ${status ?? 'unknown'}`);
+    return new CogError(`the model did not become ready (${why})${notReadyDetail(report)}`, {
+      hint: wholeOutputHint,
+    });
   }
   if (!report.prediction) return new CogError('the model server gave no answer to the request');
   return undefined;

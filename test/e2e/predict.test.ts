@@ -134,6 +134,36 @@ test(
 );
 
 test(
+  'a setup slower than --setup-timeout fails naming the flag and its value',
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-predict-slow-');
+    await writeFiles(project, {
+      'cog.yaml': 'build:\n  python_version: "3.11"\nrun: "run.py:Runner"\n',
+      'run.py': [
+        'import time',
+        'from cog import BaseRunner',
+        '',
+        '',
+        'class Runner(BaseRunner):',
+        '    def setup(self) -> None:',
+        '        time.sleep(60)',
+        '',
+        '    def run(self) -> str:',
+        '        return "late"',
+        '',
+      ].join('\n'),
+    });
+    const out = await exec(cog, ['run', '--setup-timeout', '2'], { env: tb.env, cwd: project });
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(
+      out.stderr,
+      /^cog: error: the model did not become ready \(not READY within --setup-timeout 2 s; raise it if setup takes longer\)/m,
+    );
+  },
+);
+
+test(
   '-e that leaves the image without its python says -e set it, not only the probe command',
   { timeout: 600_000 },
   async () => {

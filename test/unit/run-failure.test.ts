@@ -141,6 +141,11 @@ test('cog run: a server that exits before READY shows its last output, and how t
   );
   // ready and answered: no error at all
   assert.equal(runFailure({ health: { status: 'READY' }, prediction: { status: 'succeeded' } }), undefined);
+  // the probe's time limit is --setup-timeout: the error names the flag and its value
+  assert.equal(
+    runFailure({ health: { status: 'STARTING' }, error: 'no READY within the timeout' }, 2)?.message,
+    'the model did not become ready (not READY within --setup-timeout 2 s; raise it if setup takes longer)',
+  );
 });
 
 test('cog build --smoke-test: the same tail in its error', () => {
