@@ -20,7 +20,10 @@ export function parseYamlSource(text: string, file: string): { source: YamlSourc
   const source: YamlSource = { file, doc, lineCounter };
   const errors = doc.errors.map((err): ConfigIssue => {
     const pos = lineCounter.linePos(err.pos[0]);
-    const firstLine = err.message.split('\n')[0] ?? err.message;
+    const firstLine =
+      err.code === 'MULTIPLE_DOCS'
+        ? `${file} holds more than one YAML document (a second one starts here); keep one`
+        : (err.message.split('\n')[0] ?? err.message);
     return {
       field: file,
       message: `invalid YAML: ${firstLine.replace(/ at line \d+, column \d+:?$/, '')}`,
@@ -38,7 +41,6 @@ export function nodeLocation(source: YamlSource, node: { range?: unknown }): Sou
   return { file: source.file, line: pos.line, column: pos.col };
 }
 
-/** The AST node at a path, or undefined. */
 /** An alias as the node its anchor names; any other node as it is. */
 function resolved(source: YamlSource, node: unknown): unknown {
   return isAlias(node) ? node.resolve(source.doc) : node;
@@ -64,6 +66,7 @@ function pairFor(source: YamlSource, map: YAMLMap, key: string, depth = 0): Pair
   return undefined;
 }
 
+/** The AST node at a path (through aliases and merge keys), or undefined. */
 export function nodeAt(source: YamlSource, path: FieldPath): Node | undefined {
   let node: unknown = source.doc.contents;
   for (const key of path) {

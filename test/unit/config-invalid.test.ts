@@ -402,6 +402,14 @@ const CASES: Case[] = [
     message: /invalid YAML: Map keys must be unique/,
     line: 2,
   },
+  {
+    name: 'two YAML documents',
+    yaml: 'build:\n  python_version: "3.12"\n---\nbuild: {}\n',
+    field: 'cog.yaml',
+    message:
+      /^invalid YAML: cog\.yaml holds more than one YAML document \(a second one starts here\); keep one$/,
+    line: 3,
+  },
 ];
 
 for (const c of CASES) {
