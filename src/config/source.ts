@@ -42,7 +42,7 @@ export function nodeLocation(source: YamlSource, node: { range?: unknown }): Sou
 }
 
 /** An alias as the node its anchor names; any other node as it is. */
-function resolved(source: YamlSource, node: unknown): unknown {
+export function resolved(source: YamlSource, node: unknown): unknown {
   return isAlias(node) ? node.resolve(source.doc) : node;
 }
 

@@ -1,11 +1,11 @@
 // Keys cog.yaml does not define. Upstream Cog drops them silently; we warn, naming the key and,
 // when one is close, the key that was probably meant.
-import { isAlias, isMap, isScalar, isSeq } from 'yaml';
+import { isMap, isScalar, isSeq } from 'yaml';
 import { fieldName } from './issues.js';
 import type { ConfigIssue, FieldPath } from './issues.js';
 import { BUILD_KEYS, KNOWN_KEYS } from './schema.js';
 import type { KeySpec } from './schema.js';
-import { nodeLocation } from './source.js';
+import { nodeLocation, resolved } from './source.js';
 import type { YamlSource } from './source.js';
 
 export function findUnknownKeys(source: YamlSource): ConfigIssue[] {
@@ -22,7 +22,7 @@ function walk(source: YamlSource, node: unknown, spec: KeySpec, path: FieldPath,
       if (typeof pair.key.value === 'symbol') {
         // a merge key (`<<: *base`, or a list of them): the keys it brings in are this map's
         for (const merged of isSeq(pair.value) ? pair.value.items : [pair.value])
-          walk(source, isAlias(merged) ? merged.resolve(source.doc) : merged, spec, path, out);
+          walk(source, resolved(source, merged), spec, path, out);
         continue;
       }
       const key = String(pair.key.value);
