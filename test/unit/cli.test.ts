@@ -33,6 +33,16 @@ describe('bin/cog', () => {
     assert.ok(plannedCommands.length >= 11);
   });
 
+  test('cog help COMMAND is COMMAND --help, as cobra (upstream) takes it', async () => {
+    for (const words of [['build'], ['image', 'ls']]) {
+      const viaHelp = await exec(cog, ['help', ...words]);
+      const direct = await exec(cog, [...words, '--help']);
+      assert.equal(viaHelp.code, 0, viaHelp.stderr);
+      assert.match(viaHelp.stdout, new RegExp(`^cog ${words.join(' ')}\\b`));
+      assert.equal(viaHelp.stdout, direct.stdout);
+    }
+  });
+
   test("upstream's global flags: --registry names the registry, --no-color and --debug are accepted", async () => {
     const hello = join(repoRoot, 'fixtures', 'models', 'hello');
     const env = { ...process.env, COG_REGISTRY_HOST: 'unused.example' };
