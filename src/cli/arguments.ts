@@ -63,14 +63,21 @@ const valueNouns: readonly { names: readonly string[]; noun: string; commands?: 
   { names: ['filter'], noun: 'a record filter, e.g. type==exec.cachemount' },
   { names: ['keep-duration'], noun: 'a duration, e.g. 24h' },
   { names: ['keep-storage'], noun: 'a size, e.g. 10GB' },
+  { names: ['format'], noun: 'definition or json', commands: ['debug llb'] },
+  { names: ['format'], noun: 'text, json or llb', commands: ['debug'] },
 ];
 
-/** What option `name` of `command` (`debug solve`: debug) takes, or undefined when not listed. */
+/**
+ * What option `name` of `command` takes, or undefined when not listed; an entry's commands name a
+ * subcommand (`debug llb`) or a command with all its subcommands (`debug`), the first match winning.
+ */
 export function valueNoun(command: string | undefined, name: string): string | undefined {
   const top = command?.split(' ')[0];
   return valueNouns.find(
     (n) =>
-      n.names.includes(name) && (n.commands === undefined || (top !== undefined && n.commands.includes(top))),
+      n.names.includes(name) &&
+      (n.commands === undefined ||
+        (command !== undefined && (n.commands.includes(command) || n.commands.includes(top ?? '')))),
   )?.noun;
 }
 
@@ -176,6 +183,14 @@ export function usageError(message: string, argv: readonly string[], written = a
         ? `; ${JSON.stringify(next)} looks like a flag`
         : '';
     return new CogError(`${form} needs a value${what ? ` (${what})` : ''}${dashed}`, { hint });
+  }
+  // a value outside an option's choices: yargs's "Invalid values:\n  Argument: format, Given: "x", Choices: …"
+  const invalid = /Argument: ([^,]+), Given: (.+), Choices: (.+)$/m.exec(message);
+  if (invalid) {
+    const name = invalid[1] ?? '';
+    const form = optionForm(name, argv) ?? (name.length === 1 ? `-${name}` : `--${name}`);
+    const choices = (invalid[3] ?? '').replace(/"/g, '');
+    return new CogError(`${form} ${invalid[2] ?? ''} is not one of ${choices}`, { hint });
   }
   const unknown = /^Unknown arguments?: (.+)$/.exec(message);
   if (unknown) {

@@ -161,8 +161,10 @@ export async function pruneCache(flags: CachePruneArgs, io: CommandIo): Promise<
   // the flags are read before anything is asked or removed; buildx's --filter until=D is --keep-duration D
   const args = { ...flags, ...takeUntilFilter(flags.filter, flags.keepDuration) };
   checkCacheFilters(args.filter);
-  const keepDurationMs = args.keepDuration ? parseDuration('--keep-duration', args.keepDuration) : 0;
-  const keepBytes = args.keepStorage ? parseByteSize('--keep-storage', args.keepStorage) : 0;
+  // a value written empty (`--keep-storage "$UNSET"`) is refused, not read as 0: that would prune everything
+  const keepDurationMs =
+    args.keepDuration === undefined ? 0 : parseDuration('--keep-duration', args.keepDuration);
+  const keepBytes = args.keepStorage === undefined ? 0 : parseByteSize('--keep-storage', args.keepStorage);
   await withDaemon(io, args.tls, args.filter, async (client) => {
     const scope = pruneScope(args);
     if (!args.force) {

@@ -321,7 +321,11 @@ export async function main(argv: readonly string[]): Promise<number> {
               demandOption: true,
               describe: 'name of a graph of the LLB corpus',
             })
-            .option('format', { choices: ['definition', 'json'] as const, default: 'definition' as const })
+            .option('format', {
+              type: 'string',
+              choices: ['definition', 'json'] as const,
+              default: 'definition' as const,
+            })
             .option('http-url', {
               type: 'string',
               default: 'http://127.0.0.1:5055/v2/',
@@ -397,6 +401,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           c
             .option('file', configFileOption)
             .option('format', {
+              type: 'string',
               choices: ['text', 'json', 'llb'] as const,
               default: 'text' as const,
               describe: 'text: readable steps; json: input, plan and LLB ops; llb: the Definition bytes',

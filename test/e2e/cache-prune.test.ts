@@ -116,6 +116,14 @@ test(
     );
     assert.equal(badSize.code, 1);
     assert.match(badSize.stderr, /--keep-storage "lots" is not a size/);
+    // written empty (an unset shell variable) is refused too, not read as "keep nothing"
+    for (const flag of ['--keep-storage', '--keep-duration']) {
+      const empty = await exec(cog, ['cache', 'prune', '--force', flag, '', '--filter', ours], {
+        env: tb.env,
+      });
+      assert.equal(empty.code, 1, empty.stdout + empty.stderr);
+      assert.match(empty.stderr, new RegExp(`^cog: error: ${flag} "" is not a (size|duration)$`, 'm'));
+    }
     const badFilter = await exec(cog, ['cache', 'du', '--filter', 'description~~x'], { env: tb.env });
     assert.equal(badFilter.code, 1);
     assert.match(badFilter.stderr, /--filter/);

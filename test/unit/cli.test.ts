@@ -469,6 +469,8 @@ test('every option that takes one string value, given none or followed by an opt
     [['debug', 'llb', '--example', 'x', '--http-url'], '--http-url', 'a URL', 'cog debug'],
     [['debug', 'plan', '--use-cuda-base-image'], '--use-cuda-base-image', 'auto, true or false', 'cog debug'],
     [['build', '--registry'], '--registry', 'a registry host', 'cog build'],
+    [['debug', '--format'], '--format', 'text, json or llb', 'cog debug'],
+    [['debug', 'llb', '--format'], '--format', 'definition or json', 'cog debug'],
   ];
   for (const [args, form, what, help] of cases) {
     const out = await exec(cog, args, {
@@ -484,6 +486,19 @@ test('every option that takes one string value, given none or followed by an opt
     );
     assert.equal(out.code, 1, args.join(' '));
   }
+});
+
+test("a value outside an option's choices is refused naming the option, the value and the choices", async () => {
+  const hello = join(repoRoot, 'fixtures', 'models', 'hello');
+  const out = await exec(cog, ['debug', '--format', 'yaml'], {
+    cwd: hello,
+    env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
+  });
+  assert.equal(
+    out.stderr,
+    'cog: error: --format "yaml" is not one of text, json, llb\nhint: run `cog debug --help` for usage\n',
+  );
+  assert.equal(out.code, 1);
 });
 
 test('an empty value written as one still reaches the command, and - is a value (--json - reads stdin)', async () => {
