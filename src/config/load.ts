@@ -16,6 +16,7 @@ import type { YamlSource } from './source.js';
 import type { CogConfig, CompletedConfig } from './types.js';
 import { findUnknownKeys } from './unknown-keys.js';
 import { validateConfig } from './validate.js';
+import type { RequirementsFileState } from './validate.js';
 import { COGLET_WHEEL_ENV, SDK_WHEEL_ENV } from './wheels.js';
 import { resolveWheelFile } from './wheel-files.js';
 
@@ -160,7 +161,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 
   // requirements: from the file, or from the deprecated python_packages list
   const reqSetting = config.build?.python_requirements;
-  let requirementsFileExists: boolean | undefined;
+  let requirementsFile: RequirementsFileState | undefined;
   let requirements: { file: string | null; displayFile: string | null; lines: RequirementLine[] } = {
     file: null,
     displayFile: null,
@@ -168,17 +169,18 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   };
   if (reqSetting !== undefined && reqSetting !== '') {
     const reqPath = isAbsolute(reqSetting) ? reqSetting : join(projectDir, reqSetting);
-    requirementsFileExists = existsSync(reqPath) && statSync(reqPath).isFile();
+    const read = readRequirementsFile(reqPath);
+    requirementsFile = read.state;
     requirements = {
       file: reqSetting,
       displayFile: displayPath(cwd, reqPath),
-      lines: requirementsFileExists ? parseRequirementsText(readFileSync(reqPath, 'utf8')) : [],
+      lines: read.text === undefined ? [] : parseRequirementsText(read.text),
     };
   }
 
   const validation = validateConfig(config, {
     compat,
-    ...(requirementsFileExists === undefined ? {} : { requirementsFileExists }),
+    ...(requirementsFile === undefined ? {} : { requirementsFile }),
   });
   warnings.push(...locateAll(validation.warnings));
   if (validation.errors.length > 0) {
@@ -293,4 +295,17 @@ function checkArtifactFiles(
     }
   }
   return issues;
+}
+
+/** build.python_requirements's file: its text, or why there is none (validation names the reason). */
+function readRequirementsFile(path: string): { state: RequirementsFileState; text?: string } {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (stat === undefined) return { state: 'missing' };
+  if (stat.isDirectory()) return { state: 'directory' };
+  if (!stat.isFile()) return { state: 'special' }; // a FIFO would block the read
+  try {
+    return { state: 'file', text: readFileSync(path, 'utf8') };
+  } catch {
+    return { state: 'unreadable' };
+  }
 }

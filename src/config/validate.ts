@@ -15,9 +15,19 @@ export const MINIMUM_CUDA_MAJOR = 11;
 
 export interface ValidationFacts {
   compat: CompatData;
-  /** false when build.python_requirements names a file that does not exist; undefined if unchecked */
-  requirementsFileExists?: boolean;
+  /** what build.python_requirements names on disk; undefined if unchecked */
+  requirementsFile?: RequirementsFileState;
 }
+
+/** A requirements file as found: readable, or why it cannot be read */
+export type RequirementsFileState = 'file' | 'missing' | 'directory' | 'special' | 'unreadable';
+
+const requirementsFileProblems: Readonly<Record<Exclude<RequirementsFileState, 'file'>, string>> = {
+  missing: 'file does not exist (the path is relative to the directory of cog.yaml)',
+  directory: 'is a directory; name the requirements file in it (e.g. requirements.txt)',
+  special: 'is not a regular file (a FIFO, socket or device); name a requirements file',
+  unreadable: 'file cannot be read (check its permissions)',
+};
 
 export interface ValidationResult {
   errors: PathIssue[];
@@ -123,11 +133,11 @@ function checkBuild(config: CogConfig, facts: ValidationFacts, errors: PathIssue
       message: 'only one of python_packages or python_requirements can be set, not both',
     });
   }
-  if (hasReqs && facts.requirementsFileExists === false) {
+  if (hasReqs && facts.requirementsFile !== undefined && facts.requirementsFile !== 'file') {
     errors.push({
       path: ['build', 'python_requirements'],
       value: build.python_requirements ?? '',
-      message: 'file does not exist',
+      message: requirementsFileProblems[facts.requirementsFile],
     });
   }
 

@@ -1,5 +1,6 @@
 // Invalid cog.yaml files: each error names the field and, where it has one, file:line:column.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -227,7 +228,15 @@ const CASES: Case[] = [
     name: 'missing requirements file',
     yaml: 'build:\n  python_version: "3.12"\n  python_requirements: reqs.txt\n',
     field: 'build.python_requirements',
-    message: /file does not exist/,
+    message: /file does not exist \(the path is relative to the directory of cog\.yaml\)/,
+    line: 3,
+  },
+  {
+    name: 'requirements path that is a directory',
+    yaml: 'build:\n  python_version: "3.12"\n  python_requirements: deps\n',
+    files: { 'deps/requirements.txt': 'numpy\n' },
+    field: 'build.python_requirements',
+    message: /is a directory; name the requirements file in it/,
     line: 3,
   },
   {
@@ -487,4 +496,26 @@ test('merge keys (<<: *anchor) are read as go-yaml reads them; errors and unknow
   });
   assert.equal(issues.length, 1);
   assert.match(formatIssue(issues[0]!), /^cog\.yaml:2:19: invalid build\.python_version "2\.7"/);
+});
+
+test('a requirements file that is a FIFO or cannot be read is named with the reason (both said "file does not exist")', () => {
+  const yaml = 'build:\n  python_version: "3.12"\n  python_requirements: requirements.txt\n';
+  const fifo = project({ 'cog.yaml': yaml });
+  execFileSync('mkfifo', [join(fifo, 'requirements.txt')]);
+  assert.throws(
+    () => loadConfig({ cwd: fifo, env: {} }),
+    (err) =>
+      err instanceof ConfigError &&
+      /cog\.yaml:3:24: invalid build\.python_requirements "requirements\.txt": is not a regular file/.test(
+        err.message,
+      ),
+  );
+  // a regular file whose read fails, whoever runs the tests (root reads a chmod 000 file)
+  const unreadable = project({
+    'cog.yaml': 'build:\n  python_version: "3.12"\n  python_requirements: /proc/self/mem\n',
+  });
+  assert.throws(
+    () => loadConfig({ cwd: unreadable, env: {} }),
+    (err) => err instanceof ConfigError && /"\/proc\/self\/mem": file cannot be read/.test(err.message),
+  );
 });
