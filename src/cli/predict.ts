@@ -23,7 +23,13 @@ import {
 import { checkOutputPath, planJsonMode, planOutputs, writeOutputs } from '../runtime/outputs.js';
 import { localImages } from '../runtime/local-images.js';
 import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
-import { inputDirName, resolveModelImage, runFailure, runOnce } from '../runtime/run-model.js';
+import {
+  forgetRunRecords,
+  inputDirName,
+  resolveModelImage,
+  runFailure,
+  runOnce,
+} from '../runtime/run-model.js';
 import { pointToShownOutput, serverOutputTail } from '../runtime/server-output.js';
 import type { SmokeReport } from '../runtime/smoke.js';
 import {
@@ -173,49 +179,62 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
             ? gpuRequest(projectNeedsGpu, args.gpus, await devicesFor(projectNeedsGpu))
             : undefined;
         const entitlements = upfront?.needsEntitlement ? ['device'] : [];
-        return gatewayBuild(client, { session, ref, signal, onStatus, entitlements }, async (gw) => {
-          let model;
-          /** the image's labels, in IMAGE mode */
-          let resolvedLabels: Record<string, string> | undefined;
-          if (prepared) {
-            const sharedKey = projectSharedKey(prepared.loaded.projectDir);
-            model = (
-              await compileAgainstBase(gw, prepared.input, sharedKey, (message) =>
-                io.stderr.write(`cog: warning: ${message}\n`),
-              )
-            ).compiled.image;
-            schemaForOutputs = prepared.input.openapiSchema
-              ? JSON.parse(prepared.input.openapiSchema)
-              : undefined;
-          } else {
-            const resolved = await resolveModelImage(gw, args.image as string, {
-              ...(images ? { local: { ...images, sessionId: session.id } } : {}),
+        try {
+          return await gatewayBuild(client, { session, ref, signal, onStatus, entitlements }, async (gw) => {
+            let model;
+            /** the image's labels, in IMAGE mode */
+            let resolvedLabels: Record<string, string> | undefined;
+            if (prepared) {
+              const sharedKey = projectSharedKey(prepared.loaded.projectDir);
+              model = (
+                await compileAgainstBase(gw, prepared.input, sharedKey, (message) =>
+                  io.stderr.write(`cog: warning: ${message}\n`),
+                )
+              ).compiled.image;
+              schemaForOutputs = prepared.input.openapiSchema
+                ? JSON.parse(prepared.input.openapiSchema)
+                : undefined;
+            } else {
+              const resolved = await resolveModelImage(gw, args.image as string, {
+                ...(images ? { local: { ...images, sessionId: session.id } } : {}),
+              });
+              model = resolved.state;
+              resolvedLabels = resolved.config.config?.Labels;
+              schemaForOutputs = resolved.schema;
+              // a trainer the image was built without fails now, not after its container started
+              checkImageEntryPoint(args.mode, args.image as string, resolved.schema);
+              input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);
+            }
+            const imageGpu = imageNeedsGpu(resolvedLabels);
+            const gpus = upfront ?? gpuRequest(imageGpu, args.gpus, await devicesFor(imageGpu));
+            if (gpus.needsEntitlement && !entitlements.includes('device')) {
+              throw new CogError(
+                `${args.image} needs a GPU, and the worker's GPU device is not auto-allowed`,
+                {
+                  hint: 'pass --gpus all (the solve then asks for the device entitlement, which buildkitd must allow)',
+                },
+              );
+            }
+            await writeFile(join(inputDir, 'request.json'), JSON.stringify(input ?? {}));
+            const run = await runOnce(gw, model, {
+              mode: args.mode,
+              setupTimeout: args.setupTimeout,
+              env,
+              devices: gpus.devices,
+              ...(args.useReplicateToken ? { replicateTokenSecret } : {}),
             });
-            model = resolved.state;
-            resolvedLabels = resolved.config.config?.Labels;
-            schemaForOutputs = resolved.schema;
-            // a trainer the image was built without fails now, not after its container started
-            checkImageEntryPoint(args.mode, args.image as string, resolved.schema);
-            input = await inputsFor(args, resolved.schema as OpenApiDoc | undefined, io, cwd);
-          }
-          const imageGpu = imageNeedsGpu(resolvedLabels);
-          const gpus = upfront ?? gpuRequest(imageGpu, args.gpus, await devicesFor(imageGpu));
-          if (gpus.needsEntitlement && !entitlements.includes('device')) {
-            throw new CogError(`${args.image} needs a GPU, and the worker's GPU device is not auto-allowed`, {
-              hint: 'pass --gpus all (the solve then asks for the device entitlement, which buildkitd must allow)',
-            });
-          }
-          await writeFile(join(inputDir, 'request.json'), JSON.stringify(input ?? {}));
-          const run = await runOnce(gw, model, {
-            mode: args.mode,
-            setupTimeout: args.setupTimeout,
-            env,
-            devices: gpus.devices,
-            ...(args.useReplicateToken ? { replicateTokenSecret } : {}),
+            report = run.report;
+            return { ref: run.ref };
           });
-          report = run.report;
-          return { ref: run.ref };
-        });
+        } finally {
+          // the run's inputs and outputs leave buildkitd's cache with it (an interrupted run's go with the next)
+          if (!signal.aborted)
+            await forgetRunRecords(client, signal).catch((err: unknown) => {
+              io.stderr.write(
+                `cog: warning: the run's inputs and outputs stay in buildkitd's cache: ${(err as Error).message}\n`,
+              );
+            });
+        }
       },
     );
   } finally {

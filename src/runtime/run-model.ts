@@ -3,16 +3,34 @@
  * READY, POSTs one request read from a client directory (so inputs of any size stream over the
  * session), and leaves the server's answers in a small filesystem the caller reads back.
  */
+import type { BuildkitClient } from '../buildkit/client.js';
 import type { Gateway, ImageConfigResult, OciImageConfig } from '../buildkit/gateway.js';
 import { CogError } from '../errors.js';
 import { findStoredImage } from '../image/find.js';
 import type { ImageStore } from '../image/store.js';
 import { type State, image, local, normalizeImageRef, ociLayout } from '../llb/index.js';
 import { notReadyDetail, wholeOutputHint } from './server-output.js';
-import { type SmokeReport, isProbeFailure, smokeTest } from './smoke.js';
+import { type SmokeReport, isProbeFailure, probeRecordDescriptions, smokeTest } from './smoke.js';
 
 /** The name under which the session serves the directory holding request.json. */
 export const inputDirName = 'cog-input';
+
+/**
+ * Removes from buildkitd's cache what runs left there of their inputs (the synced request directory)
+ * and outputs (the probe's /out and root filesystem), once nothing uses them: as `docker run --rm`
+ * leaves nothing of a prediction behind. Records in use (a run still going) are kept by buildkitd.
+ */
+export async function forgetRunRecords(client: BuildkitClient, signal?: AbortSignal): Promise<number> {
+  const descriptions = [`local source for ${inputDirName}`, ...probeRecordDescriptions];
+  let removed = 0;
+  await client.prune(
+    // one filter per description: buildkitd removes what matches any of them
+    { filter: descriptions.map((d) => `description==${JSON.stringify(d)}`) },
+    () => removed++,
+    signal,
+  );
+  return removed;
+}
 
 export interface RunOnceOptions {
   readonly mode: 'predict' | 'train';

@@ -182,6 +182,15 @@ with open("/out/smoke.json", "w") as f:
 /** Where the probe script is mounted: run from a file, so a failure's message names a short command. */
 const probeDir = '/cog-smoke';
 
+/**
+ * The cache records a probe's exec leaves (BuildKit names a record after the mount and the command):
+ * its /out (the report, a run's output files) and its root filesystem's changes. Never reused, as the
+ * probe ignores the cache, so a run removes them once read (see forgetRunRecords).
+ */
+export const probeRecordDescriptions: readonly string[] = ['/out', '/'].map(
+  (mount) => `mount ${mount} from exec python ${probeDir}/probe.py`,
+);
+
 /** Whether `err` is the probe's own process failing (it could not start, or died), not the model's. */
 export function isProbeFailure(err: unknown): boolean {
   return err instanceof Error && err.message.includes(`"python ${probeDir}/probe.py" did not complete`);

@@ -102,6 +102,26 @@ test('a Path input is sent as a file and a Path output is written', { timeout: 6
     cwd: join(fixtures, 'path-io'),
   });
   assert.equal(await readFile(bigOut, 'utf8'), (await readFile(big, 'utf8')).toUpperCase());
+
+  // nothing of that run stays in buildkitd's cache: not its input (the synced request, ~14 MB), not its
+  // output (the report in the probe's /out, ~19 MB of base64), not its root filesystem's changes
+  for (const description of [
+    'local source for cog-input',
+    'mount /out from exec python /cog-smoke/probe.py',
+    'mount / from exec python /cog-smoke/probe.py',
+  ]) {
+    const du = await execOk(
+      cog,
+      ['cache', 'du', '--json', '--verbose', '--filter', `description==${JSON.stringify(description)}`],
+      { env: tb.env },
+    );
+    const left = (JSON.parse(du.stdout) as { entries: { size: number; inUse: boolean }[] }).entries;
+    assert.deepEqual(
+      left.filter((record) => record.size >= 10_000_000),
+      [],
+      `records "${description}" of 10 MB or more after the run`,
+    );
+  }
 });
 
 test(
