@@ -57,7 +57,7 @@ function isNotFound(err: unknown): boolean {
 /**
  * The entries of the context `root` in fsutil's order (depth-first, names sorted byte-wise within each
  * directory), filtered like fsutil filters them: a directory that is not sent itself is still sent,
- * before its first entry that is. Entries that vanish during the walk are left out.
+ * before its first entry that is. Entries that vanish during the walk, and sockets, are left out.
  */
 export async function* walkContext(root: string, filter?: ContextFilter): AsyncGenerator<ContextEntry> {
   /** directories walked but not sent (yet): sent when something below them is */
@@ -108,6 +108,9 @@ export async function* walkContext(root: string, filter?: ContextFilter): AsyncG
         if (isNotFound(err)) continue;
         throw err;
       }
+      // a socket has no content to send, and the daemon's receiver waits for data it cannot ask for:
+      // left out, as Docker's context archive leaves sockets out
+      if (st.isSocket()) continue;
       const isDir = st.isDirectory();
       const checked = filter?.check(path, isDir, state);
       if (checked?.decision === 'skip') continue;
@@ -290,7 +293,6 @@ async function diffCopy(
   request: TransferRequest,
   options: FileSyncOptions,
 ): Promise<void> {
-  const filter = await contextFilter(root, request);
   const files = new Map<number, ContextEntry>();
   const queue: number[] = [];
   let active = 0;
@@ -383,6 +385,8 @@ async function diffCopy(
   done.catch(() => {}); // observed below; a failure during the walk must not go unhandled
 
   try {
+    // inside the try: a pattern the filter refuses must reach the daemon too (it waited for ever)
+    const filter = await contextFilter(root, request);
     let id = 0;
     for await (const entry of walkContext(root, filter)) {
       if (failure) throw failure;

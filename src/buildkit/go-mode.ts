@@ -59,6 +59,10 @@ export function toGoMode(st: { mode: bigint }): number {
     case 0o010000:
       out |= goMode.namedPipe;
       break;
+    case 0o140000:
+      // as Go's os.FileMode: the daemon then asks for no data (it took a socket for a regular file)
+      out |= goMode.socket;
+      break;
   }
   return out >>> 0;
 }

@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CogError } from '../errors.js';
 
 /** Go's `filepath.Clean` for `/`-separated paths: `.`/`..` resolved, slashes collapsed, no trailing `/`. */
 export function cleanPath(path: string): string {
@@ -373,26 +374,75 @@ export class ContextFilter {
 }
 
 /**
+ * `pattern` with no ", " in it, matching the same names: buildkitd hands a transfer's patterns to the
+ * session as repeated header fields, which Node's HTTP/2 joins with ", " (see transferRequest), so a
+ * pattern holding ", " came back as two. Outside a class the space becomes the class `[ ]`; inside one
+ * it moves before the comma.
+ */
+export function withoutCommaSpace(pattern: string): string {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === ' ' && out.endsWith(',')) {
+      out = inClass ? `${out.slice(0, -1)} ,` : `${out}[ ]`;
+    } else if (c === '\\' && i + 1 < pattern.length) {
+      out += c + (pattern[++i] as string);
+    } else {
+      if (c === '[' && !inClass) inClass = true;
+      else if (c === ']' && inClass) inClass = false;
+      out += c;
+    }
+  }
+  return out;
+}
+
+/**
  * Reads a `.dockerignore` file's text into exclude patterns, as moby/patternmatcher's ignorefile does:
  * a UTF-8 BOM is dropped, lines starting with `#` are comments, lines are trimmed and blank ones
  * skipped, patterns are cleaned and a leading `/` removed; a `!` prefix is kept.
  */
 export function parseDockerignore(text: string): string[] {
-  const patterns: string[] = [];
+  return dockerignoreLines(text).map((l) => l.pattern);
+}
+
+/** The patterns of a `.dockerignore` text with the line each is on (see parseDockerignore). */
+function dockerignoreLines(text: string): { pattern: string; line: number }[] {
+  const patterns: { pattern: string; line: number }[] = [];
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  for (const line of lines) {
-    if (line.startsWith('#')) continue;
+  lines.forEach((line, index) => {
+    if (line.startsWith('#')) return;
     let pattern = line.trim();
-    if (pattern === '') continue;
+    if (pattern === '') return;
     const invert = pattern.startsWith('!');
     if (invert) pattern = pattern.slice(1).trim();
     if (pattern.length > 0) {
       pattern = cleanPath(pattern);
       if (pattern.length > 1 && pattern.startsWith('/')) pattern = pattern.slice(1);
     }
-    patterns.push(invert ? `!${pattern}` : pattern);
-  }
+    patterns.push({ pattern: invert ? `!${pattern}` : pattern, line: index + 1 });
+  });
   return patterns;
+}
+
+/**
+ * The patterns of the file `name`'s text, each checked as the build will use it: one that Docker's
+ * builder refuses (`foo[`, a lone `!`) is named with its line now, not when the context is sent.
+ * @throws CogError
+ */
+function checkedDockerignore(text: string, name: string): string[] {
+  const patterns = dockerignoreLines(text);
+  for (const { pattern, line } of patterns) {
+    try {
+      new Pattern(pattern);
+    } catch (err) {
+      if (!(err instanceof PatternError)) throw err;
+      throw new CogError(`${name}:${line}: ${err.message}`, {
+        hint: `fix or remove that line of ${name} (a [ starts a character class: write \\[ for a literal one)`,
+      });
+    }
+  }
+  return patterns.map((p) => p.pattern);
 }
 
 /** The exclude patterns of `dir/.dockerignore`, or none if there is no such file. */
@@ -401,9 +451,9 @@ export async function readDockerignore(dir: string, name = '.dockerignore'): Pro
   try {
     text = await readFile(join(dir, name), 'utf8');
   } catch (err) {
-    return noDockerignore(err);
+    return noDockerignore(err, name);
   }
-  return parseDockerignore(text);
+  return checkedDockerignore(text, name);
 }
 
 /** `readDockerignore` without waiting (for `cog build`'s up-to-date check, which must be quick). */
@@ -412,15 +462,22 @@ export function readDockerignoreSync(dir: string, name = '.dockerignore'): strin
   try {
     text = readFileSync(join(dir, name), 'utf8');
   } catch (err) {
-    return noDockerignore(err);
+    return noDockerignore(err, name);
   }
-  return parseDockerignore(text);
+  return checkedDockerignore(text, name);
 }
 
-/** No file means no patterns; any other read failure is the caller's. */
-function noDockerignore(err: unknown): string[] {
-  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-  throw err;
+/** No file (or a link to nowhere) means no patterns, as for Docker; a file that cannot be read is named. */
+function noDockerignore(err: unknown, name: string): string[] {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return [];
+  if (code === 'EISDIR')
+    throw new CogError(`${name} is a directory`, {
+      hint: `${name} holds the patterns of files the build leaves out: remove or rename that directory`,
+    });
+  throw new CogError(`${name} cannot be read: ${(err as Error).message}`, {
+    hint: `check the permissions of ${name}`,
+  });
 }
 
 function hasWildcards(name: string): boolean {

@@ -13,6 +13,7 @@ import { checkBaseImageFlags, chooseCogBase, cogBasePatchWarning } from '../buil
 import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
 import { excludedFileMessage, excludedReferencedFiles, referencedFiles } from '../build/predictor-files.js';
+import { escapingLink, escapingLinkMessage } from '../build/predictor-links.js';
 import { findProjectWeights } from '../build/project-listing.js';
 import { secretKeysFor } from '../build/secret-keys.js';
 import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
@@ -232,8 +233,15 @@ export async function prepareBuild(
   ]);
   // a Dockerfile copies what it wants where it wants: only the build cog.yaml describes is checked
   if (!dockerfile) {
-    for (const excluded of excludedReferencedFiles(referencedFiles(loaded.config), sourceExclude)) {
-      const { message, hint } = excludedFileMessage(excluded, basename(loaded.configPath));
+    const files = referencedFiles(loaded.config);
+    const problems = excludedReferencedFiles(files, sourceExclude).map((excluded) =>
+      excludedFileMessage(excluded, basename(loaded.configPath)),
+    );
+    for (const file of files) {
+      const escape = await escapingLink(loaded.projectDir, file.file);
+      if (escape) problems.push(escapingLinkMessage(file, escape, basename(loaded.configPath)));
+    }
+    for (const { message, hint } of problems) {
       if (args.schemaFailure === 'warn') warn(`${message} (${hint})`);
       else throw new CogError(message, { hint });
     }

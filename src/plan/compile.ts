@@ -5,6 +5,7 @@
  * the weights are one more such layer, between the dependencies and the source.
  */
 import type { OciImageConfig } from '../buildkit/gateway.js';
+import { withoutCommaSpace } from '../buildkit/patterns.js';
 import { FileActions, type Mount, type State, diff, image, local, merge, scratch } from '../llb/index.js';
 import type { BuildPlan, PlanStep } from './types.js';
 import { weightIncludes } from './weights.js';
@@ -103,7 +104,7 @@ function applyStep(
     }
     case 'context-files': {
       const source = local(step.context, {
-        include: step.paths,
+        include: step.paths.map(withoutCommaSpace),
         sharedKeyHint: `${sharedKeyHint}:${step.context}`,
         name: `load ${step.context} files`,
       });
@@ -157,8 +158,8 @@ function copyProjectToSrc(
   loadName: string,
 ): FileActions {
   const project = local('context', {
-    ...(filter.include ? { include: [...filter.include] } : {}),
-    exclude: [...filter.exclude],
+    ...(filter.include ? { include: filter.include.map(withoutCommaSpace) } : {}),
+    exclude: filter.exclude.map(withoutCommaSpace),
     sharedKeyHint,
     name: loadName,
   });

@@ -98,6 +98,15 @@ test(
   { timeout: 900_000 },
   async () => {
     const project = await helloProject('project-store');
+    // a pattern holding ", " leaves out the one file it names (BuildKit's transfer split it in two:
+    // x and y.txt were left out instead), and a socket is no entry (the transfer hung on it)
+    await writeFile(join(project, '.dockerignore'), 'x, y.txt\n');
+    for (const file of ['x, y.txt', 'x', 'y.txt']) await writeFile(join(project, file), file);
+    await execOk('python3', [
+      '-c',
+      'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])',
+      join(project, 'server.sock'),
+    ]);
     const name = `source-only:${tag}`;
     const args = ['-t', name];
     const store = new ImageStore(join(scratchDir, 'store'));
@@ -129,6 +138,9 @@ test(
     // entry for entry what BuildKit's copy made, but the edited file
     const ours = await layerEntries(top);
     const buildkits = await layerEntries(buildkitLayer);
+    for (const kept of ['src/x', 'src/y.txt']) assert.ok(buildkits.has(kept), `${kept} in BuildKit's layer`);
+    for (const left of ['src/x, y.txt', 'src/server.sock'])
+      assert.ok(!buildkits.has(left), `${left} not in BuildKit's layer`);
     assert.deepEqual([...ours.keys()].sort(), [...buildkits.keys()].sort());
     for (const [path, entry] of buildkits) {
       if (path === 'src/predict.py' || path === 'src/.cog/openapi_schema.json') continue;

@@ -15,8 +15,12 @@ import {
   contextFilter,
   parseDockerignore,
   readDockerignore,
+  readDockerignoreSync,
   resolveFollowPaths,
+  withoutCommaSpace,
 } from '../../src/buildkit/patterns.js';
+import { toGoMode, goMode } from '../../src/buildkit/go-mode.js';
+import { CogError } from '../../src/errors.js';
 
 const temps: string[] = [];
 after(async () => {
@@ -219,6 +223,58 @@ describe('parseDockerignore (moby/patternmatcher ignorefile)', () => {
     assert.deepEqual(await readDockerignore(dir), ['*.pyc', '!keep.pyc']);
     assert.deepEqual(await readDockerignore(join(dir, 'nonexistent')), []);
   });
+
+  test('readDockerignore: a pattern the builder refuses is named with its line; a directory is named', async () => {
+    const dir = await tree(['file other']);
+    await writeFile(join(dir, '.dockerignore'), '# fine\n*.pyc\nfoo[\n');
+    for (const read of [readDockerignore, readDockerignoreSync]) {
+      await assert.rejects(
+        async () => read(dir),
+        (err: unknown) =>
+          err instanceof CogError &&
+          err.message === '.dockerignore:3: invalid pattern "foo[": syntax error in pattern' &&
+          /fix or remove that line of \.dockerignore/.test(err.hint ?? ''),
+      );
+    }
+    await writeFile(join(dir, '.dockerignore'), 'a\n!\n');
+    await assert.rejects(readDockerignore(dir), /^CogError: \.dockerignore:2: invalid pattern "!"/);
+    await rm(join(dir, '.dockerignore'));
+    await mkdir(join(dir, '.dockerignore'));
+    await assert.rejects(
+      readDockerignore(dir),
+      (err: unknown) => err instanceof CogError && err.message === '.dockerignore is a directory',
+    );
+  });
+
+  test('withoutCommaSpace: no ", " is left, and every name matches as before', () => {
+    const names = [
+      'x, y.txt',
+      'x,  y.txt',
+      'x',
+      'y.txt',
+      'x,y.txt',
+      'a, b',
+      'a ,b',
+      ' ',
+      ',',
+      'ab',
+      'a\\, b',
+    ];
+    for (const pattern of ['x, y.txt', 'x,  y.txt', '[a, ]*', 'a\\, b', '!x, y*', '*, *', 'plain/*.py']) {
+      const safe = withoutCommaSpace(pattern);
+      assert.ok(!safe.includes(', '), `${pattern} -> ${safe}`);
+      const before = new PatternMatcher([pattern]);
+      const after = new PatternMatcher([safe]);
+      for (const name of names)
+        assert.equal(
+          after.matches(name),
+          before.matches(name),
+          `${pattern} -> ${safe} on ${JSON.stringify(name)}`,
+        );
+    }
+    assert.equal(withoutCommaSpace('x, y.txt'), 'x,[ ]y.txt');
+    assert.equal(withoutCommaSpace('[a, b]'), '[a ,b]');
+  });
 });
 
 describe('walkContext with filters (tonistiigi/fsutil)', () => {
@@ -400,6 +456,12 @@ describe('walkContext with filters (tonistiigi/fsutil)', () => {
     const linked = entries.find((e) => e.path === 'c');
     assert.equal(linked?.stat.size, 4); // like fsutil, a hardlink keeps its size
   });
+});
+
+test('a unix socket is sent as a socket (the daemon took it for a file and asked for its data)', () => {
+  const mode = toGoMode({ mode: 0o140755n });
+  assert.equal(mode & goMode.socket, goMode.socket);
+  assert.equal(mode & 0o777, 0o755);
 });
 
 describe('transferRequest: the DiffCopy metadata', () => {

@@ -2,7 +2,7 @@
 // is found before the build (the image would build, and its server would fail to start), and `cog
 // build`/`cog debug` refuse it naming .dockerignore, the file and the pattern.
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -123,4 +123,70 @@ test('cog build and cog debug refuse a project whose .dockerignore leaves out th
   await writeFile(join(project, '.dockerignore'), '*.py\n!predict.py\n');
   const kept = await exec(cog, ['debug'], { cwd: project, env });
   assert.equal(kept.code, 0, kept.stderr);
+});
+
+test('a predictor reached through a link out of the project is refused (the image got a dangling link)', async () => {
+  const outside = await tempDir('cogts-outside-predictor-');
+  const predictor =
+    'from cog import BasePredictor\n\n\nclass Predictor(BasePredictor):\n    def predict(self) -> str:\n        return "x"\n';
+  await writeFiles(outside, { 'predict.py': predictor });
+  const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent/buildkitd.sock' };
+  const cases: [string, Record<string, string>, string, RegExp][] = [
+    // [what, links (path -> target), predictor path, message]
+    ['absolute', { 'predict.py': join(outside, 'predict.py') }, 'predict.py', /an absolute path/],
+    [
+      'climbing',
+      { 'predict.py': `../${outside.split('/').pop()}/predict.py` },
+      'predict.py',
+      /outside the project/,
+    ],
+    ['directory', { src: outside }, 'src/predict.py', /^cog: error: src is a link to /m],
+  ];
+  for (const [what, links, file, message] of cases) {
+    const project = await tempDir('cogts-linked-predictor-');
+    await writeFiles(project, { 'cog.yaml': `build:\n  python_version: "3.11"\nrun: "${file}:Predictor"\n` });
+    for (const [path, target] of Object.entries(links)) await symlink(target, join(project, path));
+    for (const args of [['build'], ['debug']]) {
+      const out = await exec(cog, args, { cwd: project, env });
+      assert.equal(out.code, 1, `${what}: ${out.stderr}`);
+      assert.match(out.stderr, message, what);
+      assert.match(out.stderr, /would be a dangling link in the image's \/src/, what);
+      assert.match(out.stderr, /hint: copy the file into the project in place of the link/, what);
+    }
+  }
+  // a link that stays inside the project is what the image gets too: accepted
+  const inside = await tempDir('cogts-inside-link-');
+  await writeFiles(inside, {
+    'cog.yaml': 'build:\n  python_version: "3.11"\nrun: "predict.py:Predictor"\n',
+  });
+  await mkdir(join(inside, 'models'));
+  await writeFile(join(inside, 'models', 'real.py'), predictor);
+  await symlink('models/real.py', join(inside, 'predict.py'));
+  const kept = await exec(cog, ['debug'], { cwd: inside, env });
+  assert.equal(kept.code, 0, kept.stderr);
+});
+
+test('a .dockerignore the builder would refuse fails before the build, naming the line; one that is a directory is named', async () => {
+  const project = await tempDir('cogts-bad-dockerignore-');
+  await writeFiles(project, {
+    'cog.yaml': 'build:\n  python_version: "3.11"\nrun: "predict.py:Predictor"\n',
+    'predict.py':
+      'from cog import BasePredictor\n\n\nclass Predictor(BasePredictor):\n    def predict(self) -> str:\n        return "x"\n',
+    '.dockerignore': '*.pyc\nfoo[\n',
+  });
+  const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent/buildkitd.sock' };
+  for (const args of [['build'], ['debug']]) {
+    const out = await exec(cog, args, { cwd: project, env });
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(
+      out.stderr,
+      /^cog: error: \.dockerignore:2: invalid pattern "foo\[": syntax error in pattern$/m,
+    );
+  }
+  await rm(join(project, '.dockerignore'));
+  await mkdir(join(project, '.dockerignore'));
+  const dir = await exec(cog, ['debug'], { cwd: project, env });
+  assert.equal(dir.code, 1, dir.stderr);
+  assert.match(dir.stderr, /^cog: error: \.dockerignore is a directory$/m);
+  assert.doesNotMatch(dir.stderr, /internal error/);
 });
