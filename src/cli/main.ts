@@ -274,6 +274,8 @@ function skipHelpPrerender(cli: Argv): void {
 export async function main(argv: readonly string[]): Promise<number> {
   // `cog help build` (cobra's form, which upstream's users type) is `cog build --help`
   if (argv[0] === 'help' && argv.length > 1) argv = [...argv.slice(1), '--help'];
+  // no arguments at all: the root help on stdout, exit 0, as upstream's cobra CLI does
+  if (argv.length === 0) argv = ['--help'];
   // `cog exec`: everything from the command on is the command's, options included
   let execArgv: string[] = [];
   // as the user wrote them, for naming a surplus argument (`cog exec`'s command is not its arguments)

@@ -165,8 +165,16 @@ describe('bin/cog', () => {
     assert.match(result.stderr, /no image named nothing\/here in the local image store/);
   });
 
-  test('no command at all is an error, not a silent success', async () => {
+  test('no arguments at all print the root help to stdout and succeed, as upstream does', async () => {
     const result = await exec(cog, []);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^cog <command> \[options\]/);
+    assert.match(result.stdout, /cog build +Build an image/);
+    assert.equal(result.stderr, '');
+  });
+
+  test('options but no command are still an error naming what is missing', async () => {
+    const result = await exec(cog, ['--color']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /Name a command/);
   });
