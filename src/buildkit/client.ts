@@ -88,6 +88,11 @@ export function parseBuildkitHost(host: string, tls?: TlsOptions): BuildkitAddre
   });
 }
 
+/** What a user does when nothing answers at `display` (a BUILDKIT_HOST address). */
+function unreachableHint(display: string): string {
+  return `start buildkitd there (\`buildkitd --addr ${display}\`), or set BUILDKIT_HOST to the address of a running buildkitd (e.g. \`export BUILDKIT_HOST=unix:///run/buildkit/buildkitd.sock\`)`;
+}
+
 /** A random build/session id like BuildKit's identity.NewID (25 base-36 characters). */
 /** The platforms a daemon's workers run, as os/architecture[/variant] (ListWorkers', or the gateway Ping's). */
 export function platformsOfWorkers(workers: readonly moby_buildkit_v1_types_WorkerRecord[]): string[] {
@@ -150,7 +155,7 @@ export class BuildkitClient {
       throw new BuildkitError(
         `cannot reach buildkitd at ${address.display}: no socket at ${address.endpoint.path}`,
         {
-          hint: 'start buildkitd there, or point BUILDKIT_HOST at a running one (e.g. `eval "$(scripts/testbed env)"`)',
+          hint: unreachableHint(address.display),
         },
       );
     }
@@ -165,8 +170,7 @@ export class BuildkitClient {
       channelOptions,
     ) as unknown as ControlStub;
     const timeoutMs = options.timeoutMs ?? 5000;
-    const hint =
-      'start buildkitd there, or point BUILDKIT_HOST at a running one (e.g. `eval "$(scripts/testbed env)"`)';
+    const hint = unreachableHint(address.display);
     try {
       await untilReady(stub.getChannel(), Date.now() + timeoutMs);
     } catch (err) {

@@ -21,6 +21,10 @@ test('a missing socket fails at once, naming the address, the path and a fix', a
         /cannot reach buildkitd at unix:\/\/\/nonexistent\/buildkitd\.sock: no socket at/,
       );
       assert.match(err.hint ?? '', /BUILDKIT_HOST/);
+      // what a user does: start a daemon there, or name a running one (not this repository's test bed)
+      assert.match(err.hint ?? '', /`buildkitd --addr unix:\/\/\/nonexistent\/buildkitd\.sock`/);
+      assert.match(err.hint ?? '', /`export BUILDKIT_HOST=unix:\/\/\/run\/buildkit\/buildkitd\.sock`/);
+      assert.doesNotMatch(err.hint ?? '', /testbed/);
       return true;
     },
   );
@@ -39,6 +43,8 @@ test('a stale socket path with no daemon fails at once, saying nothing listens',
         err.message,
         /cannot reach buildkitd at unix:\/\/.*: connection refused \(nothing listens there\)/,
       );
+      assert.match(err.hint ?? '', new RegExp(`\`buildkitd --addr unix://${path}\``));
+      assert.doesNotMatch(err.hint ?? '', /testbed/);
       return true;
     });
     assert.ok(Date.now() - started < 2000, 'not the 5 s timeout');
