@@ -9,3 +9,15 @@ export function userDir(env: Readonly<Record<string, string | undefined>>, kind:
   const fallback = { cache: ['.cache'], data: ['.local', 'share'], state: ['.local', 'state'] }[kind];
   return set || join(env.HOME || homedir(), ...fallback);
 }
+
+/**
+ * The variable `userDir` took the directory from, as `XDG_DATA_HOME=/d` for messages; undefined when
+ * it fell back to $HOME.
+ */
+export function userDirSetting(
+  env: Readonly<Record<string, string | undefined>>,
+  kind: UserDirKind,
+): string | undefined {
+  const name = { cache: 'XDG_CACHE_HOME', data: 'XDG_DATA_HOME', state: 'XDG_STATE_HOME' }[kind];
+  return env[name] ? `${name}=${env[name]}` : undefined;
+}

@@ -7,14 +7,14 @@
  */
 import { isRecord } from '../is-record.js';
 import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { type Stats, existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
 import { DamagedBlobError, wrongSizeError } from './damaged-blob.js';
 import { sha256Digest } from '../registry/manifests.js';
-import { userDir } from '../user-dirs.js';
+import { userDir, userDirSetting } from '../user-dirs.js';
 import {
   type LeaseHolder,
   UnreadableManifestError,
@@ -40,30 +40,90 @@ export interface OciIndex {
   manifests: Descriptor[];
 }
 
+/** What is in the way of a directory at `root`: a file on its path, or a symbolic link to nothing. */
+type StorePathProblem =
+  | { readonly kind: 'file' }
+  | { readonly kind: 'dangling-link'; readonly path: string; readonly target: string };
+
+/** Looks from `root` up to the first path that is there: a directory (no problem) or what is in the way. */
+function storePathProblem(root: string): StorePathProblem | undefined {
+  for (let path = root; dirname(path) !== path; path = dirname(path)) {
+    let entry: Stats | undefined;
+    try {
+      entry = lstatSync(path, { throwIfNoEntry: false });
+    } catch (err) {
+      // under a file (ENOTDIR): that file is met further up; anything else is for mkdir to report
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
+      return undefined;
+    }
+    if (!entry) continue;
+    if (entry.isSymbolicLink()) {
+      // a link to nothing, to a path under a file (ENOTDIR) or to itself (ELOOP): no directory there
+      const followed = (() => {
+        try {
+          return statSync(path, { throwIfNoEntry: false });
+        } catch {
+          return undefined;
+        }
+      })();
+      if (!followed)
+        return { kind: 'dangling-link', path, target: resolve(dirname(path), readlinkSync(path)) };
+      entry = followed;
+    }
+    return entry.isDirectory() ? undefined : { kind: 'file' };
+  }
+  return undefined;
+}
+
 /**
  * Where the store lives: $COG_IMAGE_STORE, else $XDG_DATA_HOME/cog-ts/images, else ~/.local/share/….
- * A path that is there but no directory (or under a file) is refused, naming where it came from.
+ * A path that is there but no directory (or under a file, or through a link to nothing) is refused,
+ * naming the variable it came from.
  * @throws CogError
  */
 export function imageStoreDir(env: NodeJS.ProcessEnv): string {
   const root = env.COG_IMAGE_STORE || join(userDir(env, 'data'), 'cog-ts', 'images');
-  let directory: boolean;
+  let problem: StorePathProblem | undefined;
   try {
-    directory = statSync(root, { throwIfNoEntry: false })?.isDirectory() ?? true;
+    problem = storePathProblem(root);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
-    directory = false;
+    // a link that changed while it was read: left for mkdir to report
+    if (!(err as NodeJS.ErrnoException).code) throw err;
   }
-  if (!directory)
-    throw new CogError(
-      `the local image store ${env.COG_IMAGE_STORE ? `COG_IMAGE_STORE=${root}` : root} is not a directory`,
-      {
-        hint: env.COG_IMAGE_STORE
-          ? 'point COG_IMAGE_STORE at a directory (it is made when missing), or unset it'
-          : 'move the file away, or set COG_IMAGE_STORE to a directory for the store',
-      },
-    );
-  return root;
+  if (!problem) return root;
+  const setting = env.COG_IMAGE_STORE ? undefined : userDirSetting(env, 'data');
+  const store = env.COG_IMAGE_STORE ? `COG_IMAGE_STORE=${root}` : setting ? `${root} (in ${setting})` : root;
+  const instead = env.COG_IMAGE_STORE
+    ? 'point COG_IMAGE_STORE at a directory (it is made when missing), or unset it'
+    : setting
+      ? 'point XDG_DATA_HOME at a directory (the store is made in it when missing), or set COG_IMAGE_STORE to a directory for the store'
+      : undefined;
+  if (problem.kind === 'file')
+    throw new CogError(`the local image store ${store} is not a directory`, {
+      hint: instead ?? 'move the file away, or set COG_IMAGE_STORE to a directory for the store',
+    });
+  throw new CogError(
+    `the local image store ${store} cannot be made: ${problem.path} is a symbolic link to ${problem.target}, which does not exist`,
+    {
+      hint: `make the link's target a directory (\`mkdir -p ${problem.target}\`), or ${instead ?? 'remove the link, or set COG_IMAGE_STORE to a directory for the store'}`,
+    },
+  );
+}
+
+/**
+ * `mkdir -p dir` in the store at `root`, failing with what is in the way rather than a bare errno.
+ * @throws CogError
+ */
+async function makeStoreDir(root: string, dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new CogError(`cannot make ${dir} for the local image store ${root} (${code})`, {
+      hint: 'make that path a directory you can write (a file or a link to nothing may be in the way), or set COG_IMAGE_STORE to one',
+      cause: err,
+    });
+  }
 }
 
 function blobPath(root: string, digest: string): string {
@@ -97,7 +157,7 @@ export class ImageStore {
   constructor(readonly root: string) {}
 
   private async ensureLayout(): Promise<void> {
-    await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
+    await makeStoreDir(this.root, join(this.root, 'blobs', 'sha256'));
     if (!existsSync(join(this.root, 'oci-layout')))
       await writeFile(join(this.root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}\n');
   }
@@ -138,7 +198,7 @@ export class ImageStore {
   async stagingPath(): Promise<string> {
     await this.ensureLayout();
     const dir = join(this.root, 'ingest');
-    await mkdir(dir, { recursive: true });
+    await makeStoreDir(this.root, dir);
     return join(dir, `cog-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
   }
 
@@ -159,7 +219,7 @@ export class ImageStore {
 
   /** Runs `work` holding the store's exclusive lock file (index changes, leases, collection). */
   private async locked<T>(work: () => Promise<T>): Promise<T> {
-    await mkdir(this.root, { recursive: true });
+    await makeStoreDir(this.root, this.root);
     const lock = join(this.root, 'index.json.lock');
     for (let attempt = 0; ; attempt++) {
       try {
@@ -406,7 +466,7 @@ export class ImageStore {
     const file = join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
     const holder: LeaseHolder = { pid: process.pid, host: hostname() };
     await this.locked(async () => {
-      await mkdir(dir, { recursive: true });
+      await makeStoreDir(this.root, dir);
       await writeFile(file, `${JSON.stringify(holder)}\n`);
     });
     return { release: () => rm(file, { force: true }) };

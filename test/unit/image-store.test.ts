@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -570,8 +570,73 @@ test('a store path that is a file, or under one, is refused naming COG_IMAGE_STO
     );
   assert.throws(
     () => imageStoreDir({ XDG_DATA_HOME: file }),
-    new RegExp(`the local image store ${file}/cog-ts/images is not a directory`),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message ===
+        `the local image store ${file}/cog-ts/images (in XDG_DATA_HOME=${file}) is not a directory` &&
+      /^point XDG_DATA_HOME at a directory/.test(err.hint ?? ''),
   );
+});
+
+test('a store path through a symbolic link to nothing is refused naming the link and the variable (was an internal error)', async () => {
+  const dir = join(scratch, 'dangling-store');
+  await mkdir(dir);
+  const link = join(dir, 'link');
+  const target = join(dir, 'nothere', 'x');
+  await symlink(target, link);
+  const throughLink = `${link} is a symbolic link to ${target}, which does not exist`;
+  assert.throws(
+    () => imageStoreDir({ COG_IMAGE_STORE: join(link, 'images') }),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message === `the local image store COG_IMAGE_STORE=${link}/images cannot be made: ${throughLink}` &&
+      err.hint ===
+        `make the link's target a directory (\`mkdir -p ${target}\`), or point COG_IMAGE_STORE at a directory (it is made when missing), or unset it`,
+  );
+  assert.throws(
+    () => imageStoreDir({ XDG_DATA_HOME: link }),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message ===
+        `the local image store ${link}/cog-ts/images (in XDG_DATA_HOME=${link}) cannot be made: ${throughLink}` &&
+      /point XDG_DATA_HOME at a directory/.test(err.hint ?? ''),
+  );
+  assert.throws(
+    () => imageStoreDir({ HOME: link }),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message ===
+        `the local image store ${link}/.local/share/cog-ts/images cannot be made: ${throughLink}`,
+  );
+  // a link to a directory is a directory
+  await mkdir(target, { recursive: true });
+  assert.equal(imageStoreDir({ COG_IMAGE_STORE: join(link, 'images') }), join(link, 'images'));
+  await rm(target, { recursive: true });
+  // the store's own mkdirs name the store too, for a path that went bad after the check
+  await assert.rejects(new ImageStore(join(link, 'images')).lease(), (err: unknown) => {
+    assert.ok(err instanceof CogError, String(err));
+    assert.equal(
+      err.message,
+      `cannot make ${link}/images for the local image store ${link}/images (ENOTDIR)`,
+    );
+    assert.match(err.hint ?? '', /set COG_IMAGE_STORE/);
+    return true;
+  });
+  // `cog build` stops on it before building, as a user error
+  const project = join(dir, 'project');
+  await cp(join(repoRoot, 'fixtures', 'models', 'hello'), project, { recursive: true });
+  const build = await exec(cog, ['build', '-t', 'x:y'], {
+    cwd: project,
+    env: {
+      ...process.env,
+      HOME: dir,
+      COG_IMAGE_STORE: join(link, 'images'),
+      BUILDKIT_HOST: `unix://${dir}/none.sock`,
+    },
+  });
+  assert.equal(build.code, 1, build.stderr);
+  assert.match(build.stderr, /^cog: error: the local image store COG_IMAGE_STORE=.* cannot be made: /m);
+  assert.doesNotMatch(build.stderr, /internal error/);
 });
 
 test('an index.json that is not JSON is named as such, with a hint that keeps the blobs', async () => {

@@ -1,7 +1,7 @@
 // The XDG base directories: the variable when set, else its default under $HOME.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { userDir } from '../../src/user-dirs.js';
+import { userDir, userDirSetting } from '../../src/user-dirs.js';
 
 test('userDir takes $XDG_*_HOME when set and the spec default under $HOME otherwise', () => {
   const home = { HOME: '/home/u' };
@@ -15,4 +15,11 @@ test('userDir takes $XDG_*_HOME when set and the spec default under $HOME otherw
   );
   // an empty variable counts as unset, as the spec says
   assert.equal(userDir({ ...home, XDG_CACHE_HOME: '' }, 'cache'), '/home/u/.cache');
+});
+
+test('userDirSetting names the variable a user directory came from, for messages', () => {
+  assert.equal(userDirSetting({ HOME: '/home/u', XDG_STATE_HOME: '/s' }, 'state'), 'XDG_STATE_HOME=/s');
+  assert.equal(userDirSetting({ XDG_DATA_HOME: '/d' }, 'data'), 'XDG_DATA_HOME=/d');
+  assert.equal(userDirSetting({ HOME: '/home/u', XDG_DATA_HOME: '' }, 'data'), undefined);
+  assert.equal(userDirSetting({ HOME: '/home/u' }, 'cache'), undefined);
 });
