@@ -12,7 +12,7 @@ import { rootCertificates } from 'node:tls';
 import { BuildkitClient, type TlsOptions } from './client.js';
 import { BuildkitError } from './errors.js';
 import { extraCaCertificates } from '../extra-ca.js';
-import { userDir } from '../user-dirs.js';
+import { userDir, userDirSetting } from '../user-dirs.js';
 
 export interface BuildkitConnection {
   readonly client: BuildkitClient;
@@ -117,8 +117,20 @@ function isAlive(pid: number): boolean {
 }
 
 /** Claims the persistent daemon root (so builds share a cache), or undefined when another cog holds it. */
-async function claimRoot(root: string): Promise<string | undefined> {
-  await mkdir(root, { recursive: true });
+async function claimRoot(root: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  try {
+    await mkdir(root, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const setting = userDirSetting(env, 'state');
+    throw new BuildkitError(
+      `cannot make buildkitd's state directory ${root}${setting ? ` (in ${setting})` : ''}: ${code}`,
+      {
+        hint: `${setting ? 'point XDG_STATE_HOME at a directory you can write' : 'make that path a directory you can write (a file or a link to nothing may be in the way)'}, or set BUILDKIT_HOST to a running buildkitd`,
+        cause: err,
+      },
+    );
+  }
   const pidFile = join(root, 'cog-ts.pid');
   try {
     const holder = Number((await readFile(pidFile, 'utf8')).trim());
@@ -168,7 +180,7 @@ async function startPrivateDaemon(
     'cog-ts',
     uid === 0 ? 'buildkitd' : 'buildkitd-rootless',
   );
-  const pidFile = await claimRoot(persistentRoot);
+  const pidFile = await claimRoot(persistentRoot, env);
   const runDir = await mkdtemp(join(env.TMPDIR || tmpdir(), 'cog-buildkitd-'));
   const root = pidFile ? persistentRoot : join(runDir, 'root');
   const socket = join(runDir, 'buildkitd.sock');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
@@ -155,6 +156,42 @@ describe('bin/cog', () => {
     assert.match(result.stderr, /cannot reach buildkitd/);
     assert.doesNotMatch(result.stderr, /cog\.yaml not found|Failed to parse input/);
   });
+
+  test(
+    'an XDG_STATE_HOME that is a file stops a private buildkitd with an error naming it (was an internal error)',
+    { skip: existsSync('/run/buildkit/buildkitd.sock') && 'a daemon answers at the default socket' },
+    async () => {
+      const dir = await tempDir('cogts-state-file-');
+      const stateFile = join(dir, 'state');
+      await writeFile(stateFile, 'x');
+      // found on PATH, never started: the state directory is claimed first
+      const bin = join(dir, 'bin');
+      await mkdir(bin);
+      for (const program of ['buildkitd', 'rootlesskit'])
+        await writeFile(join(bin, program), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        HOME: dir,
+        XDG_STATE_HOME: stateFile,
+        PATH: `${bin}${delimiter}${process.env.PATH ?? ''}`,
+      };
+      delete env.BUILDKIT_HOST;
+      delete env.XDG_RUNTIME_DIR;
+      const result = await exec(cog, ['cache', 'du'], { env, cwd: dir });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^cog: error: cannot make buildkitd's state directory ${stateFile}/cog-ts/buildkitd(-rootless)? \\(in XDG_STATE_HOME=${stateFile}\\): ENOTDIR$`,
+          'm',
+        ),
+      );
+      assert.match(
+        result.stderr,
+        /^hint: point XDG_STATE_HOME at a directory you can write, or set BUILDKIT_HOST/m,
+      );
+    },
+  );
 
   test('an image after `--` is the image (not left aside)', async () => {
     const home = await tempDir('cogts-dashes-');
