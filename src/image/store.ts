@@ -139,6 +139,24 @@ export function withTaggedManifest(index: OciIndex, name: string, manifest: Desc
   return { ...index, manifests: [...kept, { ...manifest, annotations }] };
 }
 
+/** What keeps parsed JSON from being an index the store can read (descriptors in `manifests`), if anything. Pure. */
+export function ociIndexProblem(json: unknown): string | undefined {
+  if (!isRecord(json))
+    return `it is ${Array.isArray(json) ? 'a list' : json === null ? 'null' : `a ${typeof json}`}, not an object`;
+  if (!Array.isArray(json.manifests)) return 'it has no "manifests" list';
+  for (const [i, entry] of json.manifests.entries()) {
+    const descriptor =
+      isRecord(entry) &&
+      typeof entry.digest === 'string' &&
+      typeof entry.mediaType === 'string' &&
+      typeof entry.size === 'number' &&
+      (entry.annotations === undefined || isRecord(entry.annotations));
+    if (!descriptor)
+      return `manifests[${i}] is not a descriptor (an object with a mediaType, digest, size and, if any, annotations)`;
+  }
+  return undefined;
+}
+
 const ociManifestType = 'application/vnd.oci.image.manifest.v1+json';
 
 /**
@@ -163,19 +181,26 @@ export class ImageStore {
   }
 
   async index(): Promise<OciIndex> {
+    const file = join(this.root, 'index.json');
+    const damaged = (why: string, cause?: unknown) =>
+      new CogError(`the image store index ${file} ${why}`, {
+        hint: 'move the file away to start an empty store (the images it named are then built again)',
+        ...(cause === undefined ? {} : { cause }),
+      });
+    let json: unknown;
     try {
-      return JSON.parse(await readFile(join(this.root, 'index.json'), 'utf8')) as OciIndex;
+      json = JSON.parse(await readFile(file, 'utf8'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, manifests: [] };
       const why =
         err instanceof SyntaxError
           ? `is not JSON (${err.message})`
           : `cannot be read (${(err as Error).message})`;
-      throw new CogError(`the image store index ${join(this.root, 'index.json')} ${why}`, {
-        hint: 'move the file away to start an empty store (the images it named are then built again)',
-        cause: err,
-      });
+      throw damaged(why, err);
     }
+    const problem = ociIndexProblem(json);
+    if (problem) throw damaged(`is not an OCI image index (${problem})`);
+    return json as OciIndex;
   }
 
   /** The manifest descriptor stored under `name`, if any. */

@@ -16,7 +16,13 @@ import {
   leaseIsLive,
   reachableDigests,
 } from '../../src/image/store-gc.js';
-import { type Descriptor, ImageStore, imageStoreDir, refNameAnnotation } from '../../src/image/store.js';
+import {
+  type Descriptor,
+  ImageStore,
+  imageStoreDir,
+  ociIndexProblem,
+  refNameAnnotation,
+} from '../../src/image/store.js';
 import { listStore } from '../../src/image/store-listing.js';
 import { formatStoreListing } from '../../src/cli/images.js';
 import { inspectLocal, parsePlatform } from '../../src/cli/inspect.js';
@@ -649,6 +655,60 @@ test('an index.json that is not JSON is named as such, with a hint that keeps th
     assert.match(err.hint ?? '', /^move the file away/);
     return true;
   });
+});
+
+test('ociIndexProblem names what keeps JSON from being an index the store reads', () => {
+  const entry = { mediaType: manifestType, digest: sha256('m'), size: 2 };
+  assert.equal(ociIndexProblem({ schemaVersion: 2, manifests: [] }), undefined);
+  assert.equal(
+    ociIndexProblem({ schemaVersion: 2, manifests: [entry, { ...entry, annotations: {} }] }),
+    undefined,
+  );
+  assert.equal(ociIndexProblem([]), 'it is a list, not an object');
+  assert.equal(ociIndexProblem(null), 'it is null, not an object');
+  assert.equal(ociIndexProblem('x'), 'it is a string, not an object');
+  assert.equal(ociIndexProblem({ schemaVersion: 2 }), 'it has no "manifests" list');
+  assert.equal(ociIndexProblem({ manifests: {} }), 'it has no "manifests" list');
+  for (const bad of [
+    null,
+    'x',
+    { ...entry, digest: 1 },
+    { ...entry, size: '2' },
+    { ...entry, annotations: [] },
+  ])
+    assert.match(ociIndexProblem({ manifests: [entry, bad] }) ?? '', /^manifests\[1\] is not a descriptor/);
+});
+
+test('an index.json that is JSON but no index is named damaged like one that is not JSON (was a TypeError)', async () => {
+  const dir = join(scratch, 'wrong-shape-index');
+  await mkdir(dir);
+  const file = join(dir, 'index.json');
+  for (const [text, why] of [
+    ['[]', 'it is a list, not an object'],
+    ['{"schemaVersion":2,"manifests":[null]}', 'manifests[0] is not a descriptor'],
+  ] as const) {
+    await writeFile(file, text);
+    await assert.rejects(new ImageStore(dir).index(), (err: unknown) => {
+      assert.ok(err instanceof CogError, String(err));
+      assert.ok(
+        err.message.startsWith(`the image store index ${file} is not an OCI image index (${why}`),
+        err.message,
+      );
+      assert.match(err.hint ?? '', /^move the file away/);
+      return true;
+    });
+    // the commands that read it say so, as user errors
+    const env = { ...process.env, HOME: dir, COG_IMAGE_STORE: dir };
+    for (const args of [
+      ['image', 'ls'],
+      ['inspect', '--local', 'hello'],
+      ['image', 'rm', 'hello'],
+    ]) {
+      const result = await exec(cog, args, { env, cwd: dir });
+      assert.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /^cog: error: the image store index .* is not an OCI image index /m);
+    }
+  }
 });
 
 test("cog inspect's --platform: one platform, in any case; a list is refused as such", () => {
