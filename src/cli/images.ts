@@ -4,7 +4,7 @@
  * listing and removal; removing a name also removes the blobs no other name reaches.
  */
 import { CogError } from '../errors.js';
-import { findStoredImage } from '../image/find.js';
+import { matchStoredImage } from '../image/find.js';
 import { formatSize } from '../image/inspect.js';
 import { type StoreListing, listStore } from '../image/store-listing.js';
 import { type Descriptor, ImageStore, imageStoreDir, refNameAnnotation } from '../image/store.js';
@@ -20,7 +20,7 @@ export function formatStoreListing(listing: StoreListing): string {
     i.name,
     i.digest.slice(0, 19),
     formatSize(i.size),
-    i.created ? utcMinute(i.created) : '-',
+    i.damaged ? 'damaged' : i.created ? utcMinute(i.created) : '-',
   ]);
   const lines = alignColumns([['NAME', 'DIGEST', 'SIZE', 'CREATED'], ...rows]);
   const count = `${listing.images.length} image${listing.images.length === 1 ? '' : 's'}`;
@@ -28,6 +28,9 @@ export function formatStoreListing(listing: StoreListing): string {
     '',
     `${count}; the store's blobs take ${formatSize(listing.diskBytes)} (shared layers once): ${listing.root}`,
   );
+  for (const i of listing.images)
+    if (i.damaged)
+      lines.push(`${i.name} is damaged (${i.damaged}): remove it with \`cog image rm ${i.name}\``);
   return `${lines.join('\n')}\n`;
 }
 
@@ -44,8 +47,8 @@ export async function removeImages(args: { names: readonly string[] }, io: Comma
   const store = new ImageStore(imageStoreDir(io.env));
   const stored: string[] = [];
   for (const name of args.names) {
-    // exactly as stored first: a name whose blobs went missing can be removed too
-    const found = (await store.resolve(name)) ? { name } : await findStoredImage(store, name);
+    // exactly as stored first; a name whose blobs went missing can be removed too
+    const found = (await store.resolve(name)) ? { name } : await matchStoredImage(store, name);
     if (!found)
       throw new CogError(`no image named ${name} in the local image store (${store.root})`, {
         hint: '`cog image ls` lists the names; nothing was removed',

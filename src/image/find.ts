@@ -1,4 +1,5 @@
 /** Finding an image by name in the local image store, the way `docker run` finds local images. */
+import { CogError } from '../errors.js';
 import { normalizeImageRef } from '../llb/index.js';
 import { type Descriptor, type ImageStore, refNameAnnotation } from './store.js';
 
@@ -19,9 +20,9 @@ function normalized(ref: string): string | undefined {
 /**
  * The stored image `ref` names: stored under exactly `ref`, else under a name that normalises to the
  * same reference (`hello` and `docker.io/library/hello:latest` are one image). A reference pinned by
- * digest matches only the image with that manifest digest.
+ * digest matches only the image with that manifest digest. Its blobs may be missing (see findStoredImage).
  */
-export async function findStoredImage(store: ImageStore, ref: string): Promise<StoredImage | undefined> {
+export async function matchStoredImage(store: ImageStore, ref: string): Promise<StoredImage | undefined> {
   const [name, digest] = ref.split('@') as [string, string | undefined];
   const wanted = normalized(name);
   const candidates = (await store.index()).manifests.flatMap((manifest) => {
@@ -30,8 +31,23 @@ export async function findStoredImage(store: ImageStore, ref: string): Promise<S
   });
   const matches = (c: StoredImage) => !digest || c.manifest.digest === digest;
   const exact = candidates.find((c) => c.name === name && matches(c));
-  const found =
-    exact ?? candidates.find((c) => wanted !== undefined && normalized(c.name) === wanted && matches(c));
-  // a name whose blobs went missing is not usable: fall back to the registry
-  return found && store.hasBlob(found.manifest.digest) ? found : undefined;
+  return exact ?? candidates.find((c) => wanted !== undefined && normalized(c.name) === wanted && matches(c));
+}
+
+/**
+ * The stored image `ref` names (see matchStoredImage), to use.
+ * @throws CogError when the store names it but lacks its manifest: the name is damaged, not absent (the
+ *   registry is not asked for an image the user built here)
+ */
+export async function findStoredImage(store: ImageStore, ref: string): Promise<StoredImage | undefined> {
+  const found = await matchStoredImage(store, ref);
+  if (!found || store.hasBlob(found.manifest.digest)) return found;
+  const usedBy = (await store.index()).manifests.flatMap((m) => {
+    const name = m.annotations?.[refNameAnnotation];
+    return name !== undefined && m.digest === found.manifest.digest ? [name] : [];
+  });
+  throw new CogError(
+    `manifest ${found.manifest.digest} of ${ref} is missing from the local image store: it is damaged`,
+    { hint: `remove it (\`cog image rm ${[...new Set(usedBy)].join(' ')}\`), then build it again` },
+  );
 }

@@ -15,6 +15,8 @@ export interface StoredImageSummary {
   readonly size: number;
   /** the image config's `created`, when it has one */
   readonly created: string | undefined;
+  /** why the image cannot be used, when its manifest is missing or not JSON */
+  readonly damaged?: string;
 }
 
 export interface StoreListing {
@@ -59,7 +61,14 @@ export async function listStore(store: ImageStore): Promise<StoreListing> {
     const reached = await reachableDigests([entry], readJson);
     let size = 0;
     for (const digest of reached) size += sizes.get(digest) ?? 0;
-    images.push({ name, digest: entry.digest, size, created: await createdOf(entry.digest, readJson) });
+    const damaged = await manifestDamage(store, entry.digest, sizes);
+    images.push({
+      name,
+      digest: entry.digest,
+      size,
+      created: await createdOf(entry.digest, readJson),
+      ...(damaged ? { damaged } : {}),
+    });
   }
   images.sort((a, b) => a.name.localeCompare(b.name));
   let diskBytes = 0;
@@ -78,4 +87,19 @@ async function createdOf(
   const config = doc?.config?.digest ? await readJson(doc.config.digest) : undefined;
   const created = (config as { created?: unknown } | undefined)?.created;
   return typeof created === 'string' ? created : undefined;
+}
+
+/** Why the manifest `digest` a name points at is unusable: missing from the store, or not JSON. */
+async function manifestDamage(
+  store: ImageStore,
+  digest: string,
+  sizes: ReadonlyMap<string, number>,
+): Promise<string | undefined> {
+  if (!sizes.has(digest)) return `its manifest ${digest} is missing`;
+  try {
+    JSON.parse((await store.readBlob(digest)).toString('utf8'));
+    return undefined;
+  } catch {
+    return `its manifest ${digest} is not JSON`;
+  }
 }

@@ -24,6 +24,7 @@ import {
   refNameAnnotation,
 } from '../../src/image/store.js';
 import { listStore } from '../../src/image/store-listing.js';
+import { findStoredImage } from '../../src/image/find.js';
 import { formatStoreListing } from '../../src/cli/images.js';
 import { inspectLocal, parsePlatform } from '../../src/cli/inspect.js';
 import { CogError } from '../../src/errors.js';
@@ -367,6 +368,41 @@ describe('listStore and cog image ls', () => {
     assert.match(text, /2 images; the store's blobs take [0-9.]+ KiB/);
   });
 
+  test('a name whose manifest is missing or not JSON is listed as damaged, with how to remove it', async () => {
+    const store = await newStore('listing-damaged');
+    const whole = await putImage(store.root, 'whole', ['w'], '2026-11-20T10:11:12Z');
+    const gone = await putImage(store.root, 'gone', ['g']);
+    const cut = await putBlob(store.root, manifestType, '{"schemaVersion":2,"con');
+    await store.tag('whole:1', whole);
+    await store.tag('gone:1', gone);
+    await rm(join(store.root, 'blobs', 'sha256', gone.digest.slice(7)));
+    const index = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
+      manifests: Descriptor[];
+    };
+    index.manifests.push({ ...cut, annotations: { [refNameAnnotation]: 'cut:1' } });
+    await writeFile(join(store.root, 'index.json'), JSON.stringify(index));
+    const listing = await listStore(store);
+    assert.deepEqual(
+      listing.images.map((i) => [i.name, i.damaged]),
+      [
+        ['cut:1', `its manifest ${cut.digest} is not JSON`],
+        ['gone:1', `its manifest ${gone.digest} is missing`],
+        ['whole:1', undefined],
+      ],
+    );
+    const lines = formatStoreListing(listing).split('\n');
+    assert.match(lines[1]!, /^cut:1\s+sha256:\S+\s+\S+ B\s+damaged$/);
+    assert.match(lines[2]!, /^gone:1\s+sha256:\S+\s+0 B\s+damaged$/);
+    assert.match(lines[3]!, /^whole:1\s+.* 2026-11-20 10:11 UTC$/);
+    assert.ok(
+      lines.includes(
+        `gone:1 is damaged (its manifest ${gone.digest} is missing): remove it with \`cog image rm gone:1\``,
+      ),
+      lines.join('\n'),
+    );
+    assert.ok(lines.some((l) => l.startsWith('cut:1 is damaged (its manifest ')));
+  });
+
   test('an empty or absent store says so', async () => {
     const listing = await listStore(new ImageStore(join(scratch, 'nothing-here')));
     assert.deepEqual(listing.images, []);
@@ -655,6 +691,40 @@ test('an index.json that is not JSON is named as such, with a hint that keeps th
     assert.match(err.hint ?? '', /^move the file away/);
     return true;
   });
+});
+
+test('a name whose manifest blob is missing is damaged for inspect and run, not looked up in a registry; image rm removes it', async () => {
+  const store = await newStore('missing-manifest');
+  const image = await putImage(store.root, 'lost', ['l']);
+  await store.tag('lost:1', image);
+  await store.tag('lost-too:1', image);
+  await rm(join(store.root, 'blobs', 'sha256', image.digest.slice(7)));
+  for (const ref of ['lost:1', 'docker.io/library/lost:1'])
+    await assert.rejects(findStoredImage(store, ref), (err: unknown) => {
+      assert.ok(err instanceof CogError, String(err));
+      assert.equal(
+        err.message,
+        `manifest ${image.digest} of ${ref} is missing from the local image store: it is damaged`,
+      );
+      assert.equal(err.hint, 'remove it (`cog image rm lost:1 lost-too:1`), then build it again');
+      return true;
+    });
+  assert.equal(await findStoredImage(store, 'elsewhere:1'), undefined);
+  // the CLI: inspect says so (it asked docker.io before); rm takes the name, normalised too
+  const env = { ...process.env, HOME: store.root, COG_IMAGE_STORE: store.root };
+  const inspected = await exec(cog, ['inspect', 'lost:1'], { env, cwd: store.root });
+  assert.equal(inspected.code, 1);
+  assert.match(
+    inspected.stderr,
+    /^cog: error: manifest sha256:\S+ of lost:1 is missing from the local image store: it is damaged$/m,
+  );
+  assert.doesNotMatch(inspected.stderr, /docker\.io|registry/);
+  const removed = await exec(cog, ['image', 'rm', 'docker.io/library/lost:1', 'lost-too:1'], {
+    env,
+    cwd: store.root,
+  });
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.deepEqual((await store.index()).manifests, []);
 });
 
 test('ociIndexProblem names what keeps JSON from being an index the store reads', () => {
