@@ -1042,21 +1042,23 @@ function hasDecorator(fn: FuncDef, name: string): boolean {
   });
 }
 
-/** Extracts the predictor signature from a module's source. */
-export function analyzePredictor(
+/** The callable a reference names: a class's run()/predict()/train(), or a module-level function. */
+interface Target {
+  readonly fn: FuncDef;
+  /** the module the callable is defined in (a base class's may be another project file) */
+  readonly ctx: ModuleContext;
+  readonly isMethod: boolean;
+  /** 'Predictor.predict', or the function's name */
+  readonly label: string;
+}
+
+function findTarget(
   analyzer: Analyzer,
-  source: string,
+  ctx: ModuleContext,
   file: string,
   target: string,
   mode: Mode,
-): PredictorInfo {
-  const ctx = analyzer.module(file, source);
-  if (ctx === undefined) throw new SchemaError('file-not-found', `cannot read ${file}`, { file });
-
-  let fn: FuncDef;
-  let fnCtx = ctx;
-  let isMethod: boolean;
-  let methodLabel: string;
+): Target {
   const cls = ctx.classes.get(target);
   if (cls !== undefined) {
     const wanted = mode === 'train' ? ['train'] : ['run', 'predict'];
@@ -1080,25 +1082,128 @@ export function analyzePredictor(
         cls.line,
       );
     }
-    fn = chosen.fn;
-    fnCtx = chosen.ctx;
-    isMethod = true;
-    methodLabel = `${target}.${fn.name}`;
-  } else {
-    const f = ctx.functions.get(target);
-    if (f === undefined) {
-      const known = [...ctx.classes.keys(), ...ctx.functions.keys()];
-      throw ctx.error(
-        'predictor-not-found',
-        `predictor not found: no class or function named '${target}'`,
-        undefined,
-        known.length > 0 ? `${file} defines: ${known.join(', ')}` : undefined,
-      );
-    }
-    fn = f;
-    isMethod = false;
-    methodLabel = fn.name;
+    return { fn: chosen.fn, ctx: chosen.ctx, isMethod: true, label: `${target}.${chosen.fn.name}` };
   }
+  const f = ctx.functions.get(target);
+  if (f === undefined) {
+    const known = [...ctx.classes.keys(), ...ctx.functions.keys()];
+    throw ctx.error(
+      'predictor-not-found',
+      `predictor not found: no class or function named '${target}'`,
+      undefined,
+      known.length > 0 ? `${file} defines: ${known.join(', ')}` : undefined,
+    );
+  }
+  return { fn: f, ctx, isMethod: false, label: f.name };
+}
+
+/** What a build reads from the predictor besides its schema: async-ness and @cog.concurrent(max=N). */
+export interface PredictorMetadata {
+  readonly mode: Mode;
+  /** the file the callable is defined in, as error messages name it */
+  readonly file: string;
+  /** 'Predictor.predict', or a module-level function's name */
+  readonly method: string;
+  readonly line: number;
+  readonly isAsync: boolean;
+  /** the @cog.concurrent decorator's max (1 when given without one); undefined without the decorator */
+  readonly concurrencyMax: number | undefined;
+}
+
+/** `@cog.concurrent` (cog imported as a module) or `@concurrent` (imported from cog), as upstream accepts. */
+function isConcurrentDecorator(e: Expr, ctx: ModuleContext): boolean {
+  if (e.k === 'attr') {
+    if (e.attr !== 'concurrent' || e.value.k !== 'name') return false;
+    const entry = ctx.imports.get(e.value.id);
+    return entry?.module === 'cog' && entry.original === 'cog';
+  }
+  if (e.k === 'name') {
+    const entry = ctx.imports.get(e.id);
+    return entry?.module === 'cog' && entry.original === 'concurrent';
+  }
+  return false;
+}
+
+/** The max of the target's @cog.concurrent decorator; undefined without one. */
+function concurrentMax(fn: FuncDef, ctx: ModuleContext): number | undefined {
+  for (const d of fn.decorators) {
+    if (!isConcurrentDecorator(d.k === 'call' ? d.func : d, ctx)) continue;
+    if (d.k !== 'call' || (d.args.length === 0 && d.kwargs.length === 0)) return 1;
+    const hint = 'write the number itself, e.g. @cog.concurrent(max=4): cog reads it without running Python';
+    const [kw] = d.kwargs;
+    if (d.args.length > 0 || d.kwargs.length !== 1 || kw?.name !== 'max')
+      throw ctx.error(
+        'invalid-decorator',
+        '@concurrent only supports a literal integer max=... argument',
+        d.line,
+        hint,
+      );
+    const v = literal(kw.value, undefined);
+    if (v?.kind !== 'int')
+      throw ctx.error(
+        'invalid-decorator',
+        `@concurrent max must be an integer literal, not \`${exprText(kw.value)}\``,
+        d.line,
+        hint,
+      );
+    if (v.value < 1)
+      throw ctx.error('invalid-decorator', `@concurrent max must be at least 1, not ${v.value}`, d.line);
+    return v.value;
+  }
+  return undefined;
+}
+
+/** Reads the target's metadata; @cog.concurrent(max > 1) on a method that is not async is an error. */
+function targetMetadata(t: Target, mode: Mode): PredictorMetadata {
+  const concurrencyMax = concurrentMax(t.fn, t.ctx);
+  if (concurrencyMax !== undefined && concurrencyMax > 1 && !t.fn.async) {
+    throw t.ctx.error(
+      'invalid-decorator',
+      `${t.label}() is not async: @concurrent(max=${concurrencyMax}) requires an async ${mode === 'train' ? 'train()' : 'run() or predict()'} method`,
+      t.fn.line,
+      `declare it \`async def ${t.fn.name}(...)\`, or drop @concurrent to take one prediction at a time`,
+    );
+  }
+  return {
+    mode,
+    file: t.ctx.file,
+    method: t.label,
+    line: t.fn.line,
+    isAsync: t.fn.async,
+    concurrencyMax,
+  };
+}
+
+function mainModule(analyzer: Analyzer, source: string, file: string): ModuleContext {
+  const ctx = analyzer.module(file, source);
+  if (ctx === undefined) throw new SchemaError('file-not-found', `cannot read ${file}`, { file });
+  return ctx;
+}
+
+/** Finds the target and reads only its metadata (not its inputs and output). */
+export function analyzeMetadata(
+  analyzer: Analyzer,
+  source: string,
+  file: string,
+  target: string,
+  mode: Mode,
+): PredictorMetadata {
+  const ctx = mainModule(analyzer, source, file);
+  return targetMetadata(findTarget(analyzer, ctx, file, target, mode), mode);
+}
+
+/** Extracts the predictor signature from a module's source. */
+export function analyzePredictor(
+  analyzer: Analyzer,
+  source: string,
+  file: string,
+  target: string,
+  mode: Mode,
+): PredictorInfo {
+  const ctx = mainModule(analyzer, source, file);
+  const t = findTarget(analyzer, ctx, file, target, mode);
+  targetMetadata(t, mode);
+  const { fn, ctx: fnCtx, isMethod, label: methodLabel } = t;
 
   const params = [...fn.params];
   if (isMethod) {

@@ -16,7 +16,8 @@ export type SchemaErrorKind =
   | 'choices-not-resolvable'
   | 'default-not-resolvable'
   | 'unresolvable-type'
-  | 'file-not-found';
+  | 'file-not-found'
+  | 'invalid-decorator';
 
 const defaultHints: Record<SchemaErrorKind, string> = {
   parse: 'fix the Python syntax error; cog reads the predictor statically without running it',
@@ -37,6 +38,7 @@ const defaultHints: Record<SchemaErrorKind, string> = {
   'unresolvable-type':
     'define output types as BaseModel subclasses in the predictor file (or a project file it imports)',
   'file-not-found': 'check the file path in the cog.yaml reference; it is relative to the project directory',
+  'invalid-decorator': 'give @cog.concurrent a literal integer, e.g. @cog.concurrent(max=4)',
 };
 
 /** An error found while reading the predictor statically; the message names file:line when known. */

@@ -6,13 +6,21 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import { analyzePredictor, Analyzer, type FileLoader, type Mode, type PredictorInfo } from './analyze.js';
+import {
+  analyzeMetadata,
+  analyzePredictor,
+  Analyzer,
+  type FileLoader,
+  type Mode,
+  type PredictorInfo,
+  type PredictorMetadata,
+} from './analyze.js';
 import { SchemaError } from './errors.js';
 import { buildOpenApi, mergeSchemas } from './openapi.js';
 import { deepSortKeys, type JsonObject } from './types.js';
 
 export { SchemaError } from './errors.js';
-export type { FileLoader, Mode, PredictorInfo } from './analyze.js';
+export type { FileLoader, Mode, PredictorInfo, PredictorMetadata } from './analyze.js';
 export type { JsonObject, JsonValue } from './types.js';
 
 export interface SchemaFromSourceOptions {
@@ -48,6 +56,17 @@ export function predictorInfoFromSource(
 ): PredictorInfo {
   const analyzer = new Analyzer(loadFile);
   return analyzePredictor(analyzer, source, fileName, className, mode);
+}
+
+/** The target's async-ness and @cog.concurrent(max) (see PredictorMetadata), without its schema. */
+export function predictorMetadataFromSource(
+  source: string,
+  fileName: string,
+  className: string,
+  mode: Mode,
+  loadFile: FileLoader = () => undefined,
+): PredictorMetadata {
+  return analyzeMetadata(new Analyzer(loadFile), source, fileName, className, mode);
 }
 
 export interface GenerateOptions {
@@ -88,37 +107,53 @@ export async function generateOpenApiSchema(options: GenerateOptions): Promise<J
   }
   const loadFile = projectLoader(projectDir);
   const one = async (ref: string, mode: Mode): Promise<JsonObject> => {
-    const { file, name } = parseRef(ref);
-    const path = safeJoin(projectDir, file);
-    let source: string;
-    try {
-      source = await readFile(path, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new SchemaError(
-        'file-not-found',
-        code === 'ENOENT'
-          ? `no such file in the project directory ${projectDir} (cog.yaml's reference "${ref}")`
-          : `failed to read predictor source ${file} (cog.yaml's reference "${ref}"): ${(e as Error).message}`,
-        {
-          file,
-          ...(code === 'ENOENT'
-            ? {
-                hint: "fix the reference in cog.yaml; the project directory is cog.yaml's own, or the working directory for a relative -f",
-              }
-            : {}),
-        },
-      );
-    }
-    return schemaFromSource(source, normalize(file).split(sep).join('/'), name, mode, {
-      cogVersion,
-      loadFile,
-    });
+    const { file, name, source } = await readPredictor(projectDir, ref);
+    return schemaFromSource(source, file, name, mode, { cogVersion, loadFile });
   };
   if (train === undefined) return one(predict ?? '', 'predict');
   if (predict === undefined) return one(train, 'train');
   const merged = mergeSchemas(await one(predict, 'predict'), await one(train, 'train'));
   return deepSortKeys(merged) as JsonObject;
+}
+
+/** Reads the metadata of the predictor (or trainer) `ref` names in a project. */
+export async function readPredictorMetadata(
+  projectDir: string,
+  ref: string,
+  mode: Mode,
+): Promise<PredictorMetadata> {
+  const { file, name, source } = await readPredictor(projectDir, ref);
+  return predictorMetadataFromSource(source, file, name, mode, projectLoader(projectDir));
+}
+
+/** The source of the file a reference names, with the file (slash-separated) and the class/function name. */
+async function readPredictor(
+  projectDir: string,
+  ref: string,
+): Promise<{ file: string; name: string; source: string }> {
+  const { file, name } = parseRef(ref);
+  const path = safeJoin(projectDir, file);
+  let source: string;
+  try {
+    source = await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SchemaError(
+      'file-not-found',
+      code === 'ENOENT'
+        ? `no such file in the project directory ${projectDir} (cog.yaml's reference "${ref}")`
+        : `failed to read predictor source ${file} (cog.yaml's reference "${ref}"): ${(e as Error).message}`,
+      {
+        file,
+        ...(code === 'ENOENT'
+          ? {
+              hint: "fix the reference in cog.yaml; the project directory is cog.yaml's own, or the working directory for a relative -f",
+            }
+          : {}),
+      },
+    );
+  }
+  return { file: normalize(file).split(sep).join('/'), name, source };
 }
 
 function safeJoin(root: string, rel: string): string {

@@ -1,19 +1,24 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   generateOpenApiSchema,
   parseRef,
+  predictorMetadataFromSource,
+  readPredictorMetadata,
   SchemaError,
   schemaFromSource,
   type JsonObject,
 } from '../../src/schema/index.js';
 import { tokenize } from '../../src/schema/tokenizer.js';
+import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
 import { repoRoot } from '../support/testbed.js';
 import { CogError } from '../../src/errors.js';
 
 const dir = `${repoRoot}fixtures/schema/`;
 const version = '0.1.0-test';
+const tempDir = tempDirsRemovedAfterTests();
 /** COG_UPDATE_GOLDEN=1 rewrites the *.expected.json files from the current output (then run `npx prettier --write fixtures/schema`) */
 const update = process.env.COG_UPDATE_GOLDEN === '1';
 
@@ -406,6 +411,112 @@ describe('static OpenAPI schema: errors name file and line', () => {
       }),
       /must be inside the project directory/,
     );
+  });
+});
+
+describe('predictor metadata: async-ness and @cog.concurrent(max), as upstream reads them', () => {
+  const meta = (source: string, name = 'Predictor', mode: 'predict' | 'train' = 'predict') =>
+    predictorMetadataFromSource(source, 'predict.py', name, mode);
+  const cls = (imports: string, decorator: string, asyncDef = true, method = 'predict') =>
+    `${imports}\nclass Predictor:\n    ${decorator}\n    ${asyncDef ? 'async ' : ''}def ${method}(self, s: str) -> str:\n        return s\n`;
+  const metaRejects = (source: string, pattern: RegExp, name = 'Predictor'): SchemaError => {
+    let caught: unknown;
+    try {
+      meta(source, name);
+    } catch (e) {
+      caught = e;
+    }
+    assert.ok(caught instanceof SchemaError, `expected a SchemaError, got ${String(caught)}`);
+    assert.match(caught.message, pattern);
+    assert.ok(caught.hint !== undefined && caught.hint.length > 0);
+    return caught;
+  };
+
+  test('@cog.concurrent(max=N) and @concurrent(max=N) from cog, on an async run() or predict()', () => {
+    const m = meta(cls('import cog', '@cog.concurrent(max=4)'));
+    assert.deepEqual(m, {
+      mode: 'predict',
+      file: 'predict.py',
+      method: 'Predictor.predict',
+      line: 4,
+      isAsync: true,
+      concurrencyMax: 4,
+    });
+    assert.equal(
+      meta(cls('from cog import concurrent', '@concurrent(max=8)', true, 'run')).concurrencyMax,
+      8,
+    );
+    assert.equal(meta(cls('from cog import concurrent as conc', '@conc(max=2)')).concurrencyMax, 2);
+    assert.equal(meta(cls('import cog as c', '@c.concurrent(max=3)')).concurrencyMax, 3);
+    // without max (bare or empty call) it is 1, as upstream reads it
+    assert.equal(meta(cls('import cog', '@cog.concurrent')).concurrencyMax, 1);
+    assert.equal(meta(cls('import cog', '@cog.concurrent()', false)).concurrencyMax, 1);
+    // max=1 on a sync method is fine
+    assert.equal(meta(cls('import cog', '@cog.concurrent(max=1)', false)).concurrencyMax, 1);
+  });
+
+  test("no decorator, or a `concurrent` that is not cog's: no concurrency; async-ness is read either way", () => {
+    const plain = meta('class Predictor:\n    def predict(self) -> str: ...\n');
+    assert.equal(plain.concurrencyMax, undefined);
+    assert.equal(plain.isAsync, false);
+    assert.equal(
+      meta(cls('from other import concurrent', '@concurrent(max=4)', false)).concurrencyMax,
+      undefined,
+    );
+    assert.equal(meta(cls('import other as cog', '@cog.concurrent(max=4)', false)).concurrencyMax, undefined);
+    const fn = meta(
+      'import cog\n@cog.concurrent(max=5)\nasync def run(s: str) -> str:\n    return s\n',
+      'run',
+    );
+    assert.deepEqual([fn.method, fn.isAsync, fn.concurrencyMax], ['run', true, 5]);
+  });
+
+  test('the decorator is read on the method the mode uses, also when inherited from a base class', () => {
+    const source = `import cog
+class Base:
+    @cog.concurrent(max=6)
+    async def run(self) -> str: ...
+class Predictor(Base):
+    @cog.concurrent(max=2)
+    async def train(self) -> str: ...
+`;
+    assert.equal(meta(source).concurrencyMax, 6);
+    assert.equal(meta(source).method, 'Predictor.run');
+    assert.equal(meta(source, 'Predictor', 'train').concurrencyMax, 2);
+  });
+
+  test('max > 1 on a method that is not async is refused, naming the file, line and method', () => {
+    const e = metaRejects(
+      cls('import cog', '@cog.concurrent(max=4)', false),
+      /^predict\.py:4: Predictor\.predict\(\) is not async: @concurrent\(max=4\) requires an async run\(\) or predict\(\) method$/,
+    );
+    assert.match(e.hint ?? '', /async def predict/);
+    // schema generation refuses it too
+    rejects(cls('from cog import concurrent', '@concurrent(max=2)', false, 'run'), /is not async/);
+  });
+
+  test('positional, non-literal or out-of-range max is refused: cog reads it without running Python', () => {
+    metaRejects(
+      cls('import cog', '@cog.concurrent(4)'),
+      /^predict\.py:3: @concurrent only supports a literal integer max=/,
+    );
+    metaRejects(cls('import cog', '@cog.concurrent(limit=4)'), /only supports a literal integer max=/);
+    metaRejects(
+      cls('import cog\nN = 4', '@cog.concurrent(max=N)'),
+      /max must be an integer literal, not `N`/,
+    );
+    metaRejects(cls('import cog', '@cog.concurrent(max=2.5)'), /max must be an integer literal/);
+    metaRejects(cls('import cog', '@cog.concurrent(max=True)'), /max must be an integer literal/);
+    metaRejects(cls('import cog', '@cog.concurrent(max=0)'), /max must be at least 1, not 0/);
+    metaRejects(cls('import cog', '@cog.concurrent(max=-2)'), /max must be at least 1, not -2/);
+  });
+
+  test('readPredictorMetadata reads the file a cog.yaml reference names', async () => {
+    const project = join(await tempDir('cogts-metadata-'), 'project');
+    await mkdir(join(project, 'src'), { recursive: true });
+    await writeFile(join(project, 'src', 'predict.py'), cls('import cog', '@cog.concurrent(max=4)'));
+    const m = await readPredictorMetadata(project, 'src/predict.py:Predictor', 'predict');
+    assert.deepEqual([m.file, m.method, m.concurrencyMax], ['src/predict.py', 'Predictor.predict', 4]);
   });
 });
 
