@@ -10,6 +10,7 @@ import type { TlsFlags } from '../buildkit/tls.js';
 import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, checkSecretFiles, parseSecretFlag } from '../buildkit/secret-flags.js';
 import { checkBaseImageFlags, chooseCogBase, cogBasePatchWarning } from '../build/cog-base.js';
+import { withEffectiveConcurrency } from '../build/concurrency.js';
 import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
 import { excludedFileMessage, excludedReferencedFiles, referencedFiles } from '../build/predictor-files.js';
@@ -21,7 +22,12 @@ import { defaultImageName } from '../config/reference.js';
 import { CogError } from '../errors.js';
 import type { PlanInput } from '../plan/types.js';
 import { type WeightsSplit, weightPaths, weightSizeThreshold } from '../plan/weights.js';
-import { SchemaError, generateOpenApiSchema } from '../schema/index.js';
+import {
+  type PredictorMetadata,
+  SchemaError,
+  generateOpenApiSchema,
+  readPredictorMetadata,
+} from '../schema/index.js';
 import { parseReference } from '../registry/reference.js';
 import { cogVersion } from '../version.js';
 import { type Platform, findDockerfile, parsePlatforms } from './build-flags.js';
@@ -125,6 +131,35 @@ async function schemaFor(
 }
 
 /**
+ * The predictor's async-ness and @cog.concurrent(max), read statically as upstream's build does. Its
+ * errors are fatal when the schema is generated from the predictor, as the schema's are; with a given
+ * schema file, --skip-schema-validation or schemaFailure 'warn', they leave it unknown (undefined).
+ */
+async function metadataFor(
+  loaded: LoadedConfig,
+  args: {
+    openapiSchema: string | undefined;
+    skipSchema?: boolean | undefined;
+    schemaFailure?: 'fail' | 'warn';
+  },
+  env: NodeJS.ProcessEnv,
+): Promise<PredictorMetadata | undefined> {
+  const { predict } = loaded.completed;
+  if (!predict) return undefined;
+  const lenient =
+    schemaOverride(args.openapiSchema, env) !== undefined ||
+    args.skipSchema === true ||
+    args.schemaFailure === 'warn';
+  try {
+    return await readPredictorMetadata(loaded.projectDir, predict, 'predict');
+  } catch (err) {
+    // schemaFor reports the same failure when it reads the predictor too
+    if (lenient && err instanceof SchemaError) return undefined;
+    throw err;
+  }
+}
+
+/**
  * The key BuildKit shares a project's context transfers under (so they are incremental), and the hint
  * of its local sources in the graph: one per project directory.
  */
@@ -208,13 +243,17 @@ export async function prepareBuild(
   const dockerfile = args.dockerfile !== undefined ? await findDockerfile(args, cwd) : undefined;
   const platforms = parsePlatforms(args.platform);
   const [platform = { os: 'linux', architecture: 'amd64' }] = platforms;
-  const loaded = loadConfig({ cwd, file: args.file, env: io.env });
-  if (platforms.some((p) => p.architecture !== 'amd64') && loaded.completed.gpu) {
+  const read = loadConfig({ cwd, file: args.file, env: io.env });
+  if (platforms.some((p) => p.architecture !== 'amd64') && read.completed.gpu) {
     throw new CogError(`--platform ${args.platform}: GPU models build for linux/amd64 only`, {
       hint: 'drop --platform, or set build.gpu: false for a CPU image',
     });
   }
-  for (const warning of loaded.warnings) warn(formatIssue(warning));
+  for (const warning of read.warnings) warn(formatIssue(warning));
+  const loaded: LoadedConfig = {
+    ...read,
+    completed: withEffectiveConcurrency(read.completed, await metadataFor(read, args, io.env)),
+  };
   // a Dockerfile names its own base image
   const cogBase = dockerfile ? undefined : chooseCogBase(loaded.completed, baseFlags, io.env);
   const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);

@@ -419,6 +419,58 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test("@cog.concurrent(max=N) on an async predict() is baked: cog debug shows the ENV and run.cog.config's concurrency", async () => {
+    const dir = await tempDir('cogts-concurrent-');
+    await writeFile(join(dir, 'cog.yaml'), 'build:\n  python_version: "3.11"\nrun: predict.py:Predictor\n');
+    const predictor = (asyncDef: boolean) =>
+      [
+        'import asyncio',
+        'import cog',
+        'from cog import BasePredictor',
+        'class Predictor(BasePredictor):',
+        '    @cog.concurrent(max=4)',
+        `    ${asyncDef ? 'async ' : ''}def predict(self, s: float = 2.0) -> str:`,
+        '        return "done"',
+        '',
+      ].join('\n');
+    await writeFile(join(dir, 'predict.py'), predictor(true));
+    const text = await cogNoDaemon(dir, ['debug']);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(
+      text.stdout,
+      /^ {4}ENV {3}COG_PREDICT_TYPE_STUB=predict\.py:Predictor COG_MAX_CONCURRENCY=4$/m,
+    );
+    const json = await cogNoDaemon(dir, ['debug', '--format', 'json']);
+    assert.equal(json.code, 0, json.stderr);
+    const { input } = JSON.parse(json.stdout) as { input: { labels: Record<string, string> } };
+    assert.deepEqual(JSON.parse(input.labels['run.cog.config'] ?? '{}'), {
+      build: { python_version: '3.11' },
+      predict: 'predict.py:Predictor',
+      concurrency: { max: 4 },
+    });
+
+    // max > 1 on a predict() that is not async: refused before building, naming the file and method
+    await writeFile(join(dir, 'predict.py'), predictor(false));
+    failsEarly(
+      await cogNoDaemon(dir, ['build']),
+      /^cog: error: predict\.py:6: Predictor\.predict\(\) is not async: @concurrent\(max=4\) requires an async run\(\) or predict\(\) method$/m,
+      /^hint: declare it `async def predict\(\.\.\.\)`/m,
+    );
+  });
+
+  test("cog.yaml's concurrency.max > 1 with a predict() that is not async is refused (it was baked with a warning)", async () => {
+    const dir = await tempDir('cogts-concurrency-sync-');
+    await cp(hello, dir, { recursive: true });
+    const config = await readFile(join(dir, 'cog.yaml'), 'utf8');
+    await writeFile(join(dir, 'cog.yaml'), `${config}\nconcurrency:\n  max: 2\n`);
+    for (const args of [['debug'], ['build']])
+      failsEarly(
+        await cogNoDaemon(dir, args),
+        /^cog: error: cog\.yaml: concurrency\.max is 2, which requires an async run\(\) or predict\(\) method, but Predictor\.predict\(\) \(predict\.py:8\) is not async$/m,
+        /^hint: declare it `async def predict\(\.\.\.\)`, or remove concurrency from cog\.yaml/m,
+      );
+  });
+
   test('cog run and cog serve on a project without run name the field', async () => {
     const dir = await tempDir('cogts-no-run-');
     await cp(hello, dir, { recursive: true });
