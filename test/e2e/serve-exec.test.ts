@@ -163,6 +163,65 @@ test(
   },
 );
 
+test(
+  'cog serve runs predictions of an @cog.concurrent(max=4) async predictor at the same time (it took one at a time, answering 409)',
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-serve-concurrent-');
+    await writeFile(
+      join(project, 'cog.yaml'),
+      'build:\n  python_version: "3.11"\nrun: predict.py:Predictor\n',
+    );
+    await writeFile(
+      join(project, 'predict.py'),
+      [
+        'import asyncio',
+        'import cog',
+        'from cog import BasePredictor',
+        '',
+        '',
+        'class Predictor(BasePredictor):',
+        '    @cog.concurrent(max=4)',
+        '    async def predict(self, s: float = 2.0) -> str:',
+        '        await asyncio.sleep(s)',
+        '        return "done"',
+        '',
+      ].join('\n'),
+    );
+    const port = await freePort();
+    const served = startServe(['-p', String(port)], project);
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      await waitReady(base, served, 300_000);
+      const [pid] = await serversOnPort(port);
+      assert.ok(pid !== undefined);
+      const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+      assert.ok(environ.includes('COG_MAX_CONCURRENCY=4'), environ.join(' '));
+      const responses = await Promise.all(
+        [1, 2, 3].map(() =>
+          fetch(`${base}/predictions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ input: { s: 2 } }),
+          }),
+        ),
+      );
+      assert.deepEqual(
+        responses.map((r) => r.status),
+        [200, 200, 200],
+      );
+      for (const r of responses) assert.equal(((await r.json()) as { output?: unknown }).output, 'done');
+    } finally {
+      served.child.kill('SIGINT');
+      const code = await Promise.race([
+        served.exited,
+        new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000)),
+      ]);
+      if (code === 'timeout') served.child.kill('SIGKILL');
+    }
+  },
+);
+
 test('cog serve fails clearly when the port is taken', { timeout: 600_000 }, async () => {
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
