@@ -3,6 +3,7 @@
  * every input kept (for other builders), or the LLB Definition itself. Offline: the base image's own
  * config is not fetched, so the LLB's env holds only what cog adds.
  */
+import { maskUrlCredentials } from '../registry/redact.js';
 import { compilePlan } from '../plan/compile.js';
 import { planBuild } from '../plan/plan.js';
 import type { BuildPlan, PlanStep } from '../plan/types.js';
@@ -110,11 +111,16 @@ export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = proces
     return;
   }
   const llb = marshalled.ops.map((o) => ({ digest: o.digest, kind: o.kind, op: o.op, metadata: o.metadata }));
+  // credentials in the user's URLs (requirements' --extra-index-url, git+https) are masked, in the
+  // files the plan writes too: the view is for reading and sharing, `--format llb` is what is built
+  const shown = (v: unknown): unknown => {
+    if (typeof v === 'string') return maskUrlCredentials(v);
+    if (!(v instanceof Uint8Array)) return v;
+    const text = Buffer.from(v).toString('utf8');
+    const masked = maskUrlCredentials(text);
+    return Buffer.from(masked === text ? v : Buffer.from(masked)).toString('base64');
+  };
   io.stdout.write(
-    `${JSON.stringify(
-      { input, plan, imageConfig: compiled.config, llb },
-      (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v),
-      2,
-    )}\n`,
+    `${JSON.stringify({ input, plan, imageConfig: compiled.config, llb }, (_k, v: unknown) => shown(v), 2)}\n`,
   );
 }

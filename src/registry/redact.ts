@@ -87,3 +87,18 @@ export function redactError<T>(err: T, secrets: readonly string[]): T {
   }
   return err;
 }
+
+/**
+ * `text` with the credentials of every URL in it masked: `https://user:token@host` becomes
+ * `https://user:***@host`, and a lone token (`https://token@host`, as git and pip take one) `***`.
+ * For showing what carries a user's URLs (requirements lines with `--extra-index-url`, `git+https`).
+ */
+export function maskUrlCredentials(text: string): string {
+  return text.replace(
+    /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@"'\\]+)@/gi,
+    (_match, scheme: string, userinfo: string) => {
+      const colon = userinfo.indexOf(':');
+      return `${scheme}${colon === -1 ? '***' : `${userinfo.slice(0, colon)}:***`}@`;
+    },
+  );
+}

@@ -1,12 +1,15 @@
 // Golden plans and LLB for every fixture model: `cog debug --format json` must not change unnoticed.
 // Regenerate with COG_UPDATE_GOLDEN=1 after an intended change, and review the diff.
 import assert from 'node:assert/strict';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { debugPlan, formatPlan } from '../../src/cli/debug-plan.js';
 import { planBuild } from '../../src/plan/plan.js';
+import { maskUrlCredentials } from '../../src/registry/redact.js';
+import { exec } from '../support/exec.js';
 import { repoRoot } from '../support/testbed.js';
 
 const models = join(repoRoot, 'fixtures', 'models');
@@ -81,4 +84,49 @@ test('the text plan names the cog-base image a build tries first, and the plan s
   assert.match(never, /^base {2}python:3\.11-slim /, 'false: no cog-base line');
   const required = await run({ COG_REGISTRY_HOST: 'registry.example:5000' }, true);
   assert.match(required, /^cog-base {2}registry\.example:5000\/cog-base:python3\.11 is required/);
+});
+
+test('cog debug masks the credentials of URLs in requirements, in every format that shows text', async () => {
+  const project = await mkdtemp(join(tmpdir(), 'cogts-debug-creds-'));
+  try {
+    await writeFile(
+      join(project, 'cog.yaml'),
+      'build:\n  python_version: "3.11"\n  python_requirements: requirements.txt\nrun: predict.py:Predictor\n',
+    );
+    await writeFile(join(project, 'predict.py'), await readFile(join(models, 'hello', 'predict.py'), 'utf8'));
+    await writeFile(
+      join(project, 'requirements.txt'),
+      '--extra-index-url=https://u:sekret-pass@pypi.example/simple\nsix==1.16.0\ngit+https://ghp_sekrettoken@github.com/o/r.git\n',
+    );
+    const cog = join(repoRoot, 'bin', 'cog');
+    const runEnv = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' };
+    for (const format of ['text', 'json']) {
+      const out = await exec(cog, ['debug', '--format', format], { cwd: project, env: runEnv });
+      assert.equal(out.code, 0, out.stderr);
+      // the text of the written requirements file too, which the JSON shows in base64
+      const decoded = [...out.stdout.matchAll(/"([A-Za-z0-9+/]{16,}={0,2})"/g)]
+        .map((m) => Buffer.from(m[1] ?? '', 'base64').toString('utf8'))
+        .join('\n');
+      for (const shown of [out.stdout, decoded]) assert.doesNotMatch(shown, /sekret/, format);
+      if (format === 'json') {
+        assert.match(out.stdout, /https:\/\/u:\*\*\*@pypi\.example\/simple/);
+        assert.match(decoded, /git\+https:\/\/\*\*\*@github\.com\/o\/r\.git/);
+      }
+    }
+  } finally {
+    await rm(project, { recursive: true, force: true });
+  }
+});
+
+test('maskUrlCredentials keeps the user and masks the secret, or masks a lone token', () => {
+  assert.equal(
+    maskUrlCredentials(
+      '--index-url https://__token__:pypi-abc@x.example/simple and http://tok@h/p, ftp://h/x',
+    ),
+    '--index-url https://__token__:***@x.example/simple and http://***@h/p, ftp://h/x',
+  );
+  assert.equal(
+    maskUrlCredentials('user@example.com, git@github.com:o/r'),
+    'user@example.com, git@github.com:o/r',
+  );
 });
