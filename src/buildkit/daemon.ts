@@ -4,12 +4,14 @@
  * when not root) and stopped afterwards.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { access, constants, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { BuildkitClient, type TlsOptions } from './client.js';
+import { guardDaemon, processEnded, waitSync } from './daemon-guard.js';
+import { daemonLogExcerpt, lockedRoot } from './daemon-log.js';
 import { BuildkitError } from './errors.js';
 import { extraCaCertificates } from '../extra-ca.js';
 import { userDir, userDirSetting } from '../user-dirs.js';
@@ -30,6 +32,8 @@ export interface ConnectOptions {
   /** how long to wait for an explicit BUILDKIT_HOST (default 5 s) */
   readonly timeoutMs?: number;
   readonly uid?: number;
+  /** gives up starting a private daemon (which is then stopped and its files removed) */
+  readonly signal?: AbortSignal;
 }
 
 const installHint =
@@ -195,25 +199,39 @@ async function startPrivateDaemon(
   options.stderr.write(
     `cog: no BUILDKIT_HOST and no buildkitd at ${triedHosts.join(' or ')}; started a private ${uid === 0 ? '' : 'rootless '}buildkitd (${buildkitd}, state in ${root}) for this command\n`,
   );
-  const cleanup = async () => {
-    await stopChild(child);
-    if (pidFile) await rm(pidFile, { force: true });
-    await rm(runDir, { recursive: true, force: true });
-  };
+  let stopped: Promise<void> | undefined;
+  const cleanup = () =>
+    (stopped ??= (async () => {
+      await stopChild(child);
+      if (pidFile) await rm(pidFile, { force: true });
+      await rm(runDir, { recursive: true, force: true });
+    })());
+  // no daemon outlives the command: not after a signal no handler takes, nor after process.exit
+  const unguard = guardDaemon({
+    stop: cleanup,
+    stopNow: () => {
+      stopChildNow(child);
+      if (pidFile) rmSync(pidFile, { force: true });
+      rmSync(runDir, { recursive: true, force: true });
+    },
+    notice: (signal) => options.stderr.write(`cog: ${signal}: stopping the private buildkitd\n`),
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const spawnFailed = new Promise<Error>((resolve) => child.once('error', resolve));
   try {
-    const client = await waitForDaemon(`unix://${socket}`, exited, spawnFailed, logFile);
+    const client = await waitForDaemon(`unix://${socket}`, exited, spawnFailed, logFile, options.signal);
     return {
       client,
       privateDaemon: true,
       close: async () => {
         client.close();
         await cleanup();
+        unguard();
       },
     };
   } catch (err) {
     await cleanup();
+    unguard();
     throw err;
   }
 }
@@ -225,12 +243,17 @@ async function waitForDaemon(
   exited: Promise<number | null>,
   spawnFailed: Promise<Error>,
   logFile: string,
+  signal: AbortSignal | undefined,
 ): Promise<BuildkitClient> {
   const deadline = Date.now() + startTimeoutMs;
   let failure: string | undefined;
   void exited.then((code) => (failure = `it exited with code ${code}`));
   void spawnFailed.then((err) => (failure = `it could not be started: ${err.message}`));
   while (Date.now() < deadline && failure === undefined) {
+    if (signal?.aborted)
+      throw new BuildkitError(
+        'the private buildkitd was stopped while it started: the command was interrupted',
+      );
     if (existsSync(host.slice('unix://'.length))) {
       try {
         return await BuildkitClient.connect(host, { timeoutMs: 1000 });
@@ -240,16 +263,20 @@ async function waitForDaemon(
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  let tail = '';
+  let log = '';
   try {
-    tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-8).join('\n');
+    log = readFileSync(logFile, 'utf8');
   } catch {
     // no log
   }
+  const excerpt = daemonLogExcerpt(log);
+  const locked = lockedRoot(log);
   throw new BuildkitError(
-    `the private buildkitd did not come up: ${failure ?? `no answer within ${startTimeoutMs / 1000}s`}${tail ? `\n${tail}` : ''}`,
+    `the private buildkitd did not come up: ${failure ?? `no answer within ${startTimeoutMs / 1000}s`}${excerpt ? `\n${excerpt}` : ''}`,
     {
-      hint: `check that runc is installed and this user may run containers; or set BUILDKIT_HOST. ${installHint}`,
+      hint: locked
+        ? `another buildkitd uses ${locked} (one an interrupted cog left running?): stop it (\`ps -eo pid,cmd | grep 'buildkitd.*--root ${locked}'\`), or set BUILDKIT_HOST to a running daemon`
+        : `check that runc is installed and this user may run containers; or set BUILDKIT_HOST. ${installHint}`,
     },
   );
 }
@@ -261,4 +288,12 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await gone;
   clearTimeout(timer);
+}
+
+/** stopChild for an 'exit' listener: SIGTERM, a few seconds to stop, then SIGKILL. */
+function stopChildNow(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const pid = child.pid;
+  child.kill('SIGTERM');
+  if (!waitSync(() => processEnded(pid), 5_000)) child.kill('SIGKILL');
 }

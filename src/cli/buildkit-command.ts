@@ -80,51 +80,59 @@ export async function withBuildkit<T>(
   const handedOut = new Set<string>();
   const masked = maskingSecrets(() => [...handedOut]);
   try {
-    const connection = await connectBuildkit({ env: io.env, stderr: io.stderr, ...withTls(options.tls) });
-    // one keychain for the credentials the session hands out and the tokens it fetches
-    const keychain = options.keychain ?? sessionKeychain([], { env: io.env });
-    const tokens = sessionTokens(io.env, keychain);
-    try {
-      const session = Session.start(
-        connection.client,
-        [authService({ env: io.env, keychain, tokens: tokens.source, handedOut }), ...options.services],
-        options.sharedKey ?? '',
-      );
-      try {
-        const ref = newId();
-        io.stderr.write(`cog: build ${ref} on ${connection.client.address.display}\n`);
-        return await withInterrupt(
-          io.stderr,
-          (signal) =>
-            work({
+    // Ctrl-C is handled from the start: a private daemon that is starting is stopped too
+    return await withInterrupt(
+      io.stderr,
+      async (signal) => {
+        const connection = await connectBuildkit({
+          env: io.env,
+          stderr: io.stderr,
+          ...withTls(options.tls),
+          signal,
+        });
+        // one keychain for the credentials the session hands out and the tokens it fetches
+        const keychain = options.keychain ?? sessionKeychain([], { env: io.env });
+        const tokens = sessionTokens(io.env, keychain);
+        try {
+          signal.throwIfAborted();
+          const session = Session.start(
+            connection.client,
+            [authService({ env: io.env, keychain, tokens: tokens.source, handedOut }), ...options.services],
+            options.sharedKey ?? '',
+          );
+          try {
+            const ref = newId();
+            io.stderr.write(`cog: build ${ref} on ${connection.client.address.display}\n`);
+            return await work({
               client: connection.client,
               session,
               ref,
               signal,
               onStatus: (status) => progress.update(masked(visible(status))),
-            }),
-          options.onInterruptDoing,
-        ).catch((err: unknown) => {
-          throw redactError(
-            explainMissingSecret(
-              explainRegistryReachError(
-                explainRegistryAuthError(pointToShownOutput(err, showsWholeLog(mode)), {
-                  env: io.env,
-                }),
-              ),
-              options.secretFlag === true,
-            ),
-            [...handedOut],
-          );
-        });
-      } finally {
-        await progress.close();
-        session.close();
-      }
-    } finally {
-      await tokens.close();
-      await connection.close();
-    }
+            }).catch((err: unknown) => {
+              throw redactError(
+                explainMissingSecret(
+                  explainRegistryReachError(
+                    explainRegistryAuthError(pointToShownOutput(err, showsWholeLog(mode)), {
+                      env: io.env,
+                    }),
+                  ),
+                  options.secretFlag === true,
+                ),
+                [...handedOut],
+              );
+            });
+          } finally {
+            await progress.close();
+            session.close();
+          }
+        } finally {
+          await tokens.close();
+          await connection.close();
+        }
+      },
+      options.onInterruptDoing,
+    );
   } finally {
     await progress.close();
   }

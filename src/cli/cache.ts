@@ -113,7 +113,10 @@ function explainFilterError(err: unknown, filter: readonly string[]): unknown {
   });
 }
 
-/** Runs `work` with a client of the configured buildkitd (Ctrl-C ends the process: nothing to undo). */
+/**
+ * Runs `work` with a client of the configured buildkitd (Ctrl-C ends the process: nothing to undo but
+ * a private daemon, which daemon.ts stops on the way out).
+ */
 async function withDaemon<T>(
   io: CommandIo,
   tls: TlsFlags | undefined,

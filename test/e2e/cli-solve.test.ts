@@ -1,8 +1,9 @@
 // `cog debug solve` drives our client from the CLI: push an image, cancel with Ctrl-C, start a private daemon.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { codec } from '../../src/proto/schema.js';
@@ -151,6 +152,94 @@ test(
       // stopped afterwards: no buildkitd with that root is left
       assert.equal(await processRunning(`buildkitd.*--root ${root}`), false);
     } finally {
+      await rm(state, { recursive: true, force: true });
+    }
+  },
+);
+
+/** A private daemon's environment: its state and temporary files under `state`, no BUILDKIT_HOST. */
+function privateDaemonEnv(state: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...tb.env, XDG_STATE_HOME: state, TMPDIR: state };
+  delete env.BUILDKIT_HOST;
+  return env;
+}
+
+/** What a private daemon can leave behind in `state`: a buildkitd on its root, its run dir, the pid file. */
+async function leftBehind(state: string): Promise<string[]> {
+  const root = join(state, 'cog-ts', 'buildkitd');
+  const left: string[] = [];
+  if (await processRunning(`buildkitd.*--root ${root}`)) left.push(`a buildkitd on ${root}`);
+  left.push(...(await readdir(state)).filter((name) => name.startsWith('cog-buildkitd-')));
+  if (existsSync(join(root, 'cog-ts.pid'))) left.push('cog-ts.pid');
+  return left;
+}
+
+test(
+  'a signal while the private buildkitd starts stops it and removes its files, whichever way cog ends',
+  { timeout: 300_000 },
+  async () => {
+    const cases = [
+      // no handler of the command's own: the signal ends cog
+      { args: ['cache', 'du'], signals: ['SIGINT'], code: 130 },
+      // the build's Ctrl-C handler cancels it
+      { args: ['debug', 'solve', '--example', 'file-symlink'], signals: ['SIGTERM'], code: 143 },
+      // a second Ctrl-C exits at once (process.exit)
+      { args: ['debug', 'solve', '--example', 'file-symlink'], signals: ['SIGINT', 'SIGINT'], code: 130 },
+    ] as const;
+    for (const { args, signals, code } of cases) {
+      const state = await mkdtemp(join(tmpdir(), 'cogts-autostart-signal-'));
+      const env = privateDaemonEnv(state);
+      try {
+        const child = spawn(cog, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        // the status a shell reports: 128 + the signal's number when a signal ended it
+        const exited = new Promise<number | null>((resolve) =>
+          child.on('close', (c, s) => resolve(c ?? (s ? 128 + constants.signals[s] : null))),
+        );
+        await waitFor('the private daemon to start', async () => /started a private/.test(stderr), 60_000);
+        for (const signal of signals) {
+          child.kill(signal);
+          await sleep(50);
+        }
+        assert.equal(await exited, code, `cog ${args.join(' ')}, ${signals.join(' then ')}:\n${stderr}`);
+        assert.deepEqual(await leftBehind(state), [], `cog ${args.join(' ')}, ${signals.join(' then ')}`);
+        // and the next command starts its own daemon on the same state
+        const next = await exec(cog, ['cache', 'du'], { env });
+        assert.equal(next.code, 0, next.stderr);
+        assert.deepEqual(await leftBehind(state), []);
+      } finally {
+        await rm(state, { recursive: true, force: true });
+      }
+    }
+  },
+);
+
+test(
+  'a private buildkitd that cannot lock its state says so, without the stack trace after it',
+  { timeout: 120_000 },
+  async () => {
+    const state = await mkdtemp(join(tmpdir(), 'cogts-autostart-locked-'));
+    const root = join(state, 'cog-ts', 'buildkitd');
+    // another buildkitd holds the state directory (as one an interrupted cog left running did)
+    const holder = spawn('buildkitd', ['--addr', `unix://${join(state, 'holder.sock')}`, '--root', root], {
+      env: tb.env,
+      stdio: 'ignore',
+    });
+    try {
+      await waitFor('the other buildkitd', async () => existsSync(join(state, 'holder.sock')), 60_000);
+      const out = await exec(cog, ['cache', 'du'], { env: privateDaemonEnv(state) });
+      assert.equal(out.code, 1, out.stderr);
+      assert.match(
+        out.stderr,
+        /did not come up: it exited with code 1\nbuildkitd: could not lock .*buildkitd\.lock/,
+      );
+      assert.doesNotMatch(out.stderr, /main\.main|\.go:\d+/);
+      assert.match(out.stderr, new RegExp(`hint: another buildkitd uses ${root}`));
+    } finally {
+      const gone = new Promise((resolve) => holder.once('exit', resolve));
+      holder.kill('SIGTERM');
+      await gone;
       await rm(state, { recursive: true, force: true });
     }
   },
