@@ -50,6 +50,8 @@ export interface BuildkitContext {
   /** the build's id, printed on stderr so `buildctl debug histories` can find it */
   readonly ref: string;
   readonly signal: AbortSignal;
+  /** the signal that aborted `signal` (SIGINT or SIGTERM), once one did */
+  readonly interruptedBy: () => NodeJS.Signals | undefined;
   readonly onStatus: NonNullable<SolveOptions['onStatus']>;
 }
 
@@ -83,7 +85,7 @@ export async function withBuildkit<T>(
     // Ctrl-C is handled from the start: a private daemon that is starting is stopped too
     return await withInterrupt(
       io.stderr,
-      async (signal) => {
+      async (signal, interruptedBy) => {
         const connection = await connectBuildkit({
           env: io.env,
           stderr: io.stderr,
@@ -108,6 +110,7 @@ export async function withBuildkit<T>(
               session,
               ref,
               signal,
+              interruptedBy,
               onStatus: (status) => progress.update(masked(visible(status))),
             }).catch((err: unknown) => {
               throw redactError(

@@ -158,8 +158,9 @@ export async function execCommand(args: ExecArgs, io: CommandIo, cwd = process.c
         tty: terminal !== undefined,
         stdin: true,
       });
-      // without a terminal, Ctrl-C goes to the command (with one, it is a keystroke the TTY sends)
-      onInterrupt(() => process.signal('SIGINT'));
+      // the signal cog gets goes to the command, as docker run's signal proxy does (on a terminal,
+      // Ctrl-C is a keystroke the TTY sends); cog then exits with the command's status
+      onInterrupt((signal) => process.signal(signal), 'passing it on to the command');
       const detach = attach(process, io, terminal);
       try {
         await process.started;

@@ -30,7 +30,7 @@ function outcome(doing: string): string {
  */
 export async function withInterrupt<T>(
   stderr: NodeJS.WritableStream,
-  work: (signal: AbortSignal) => Promise<T>,
+  work: (signal: AbortSignal, interruptedBy: () => NodeJS.Signals | undefined) => Promise<T>,
   doing: () => string = () => 'cancelling the build',
 ): Promise<T> {
   const controller = new AbortController();
@@ -49,7 +49,7 @@ export async function withInterrupt<T>(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    return await work(controller.signal);
+    return await work(controller.signal, () => received);
   } catch (err) {
     if (received) throw new InterruptedError(received, did);
     throw err;

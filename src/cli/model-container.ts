@@ -59,10 +59,12 @@ export interface ModelContainer {
   /** the working directory processes start in */
   readonly cwd: string;
   /**
-   * Sets what the first Ctrl-C does from now on, instead of cancelling the build. A second Ctrl-C
-   * always exits at once (the daemon then drops the build and its container).
+   * Sets what the first Ctrl-C (or SIGTERM) does from now on, instead of cancelling the build: the
+   * handler gets the signal cog received; `doing` says what it does, for the message (default:
+   * stopping the model). A second one always exits at once (the daemon then drops the build and its
+   * container).
    */
-  onInterrupt(handler: () => void): void;
+  onInterrupt(handler: (signal: NodeJS.Signals) => void, doing?: string): void;
 }
 
 /** How long a graceful stop may take before the build is cancelled under the process. */
@@ -117,7 +119,8 @@ export async function withModelContainer<T>(
 
   let result: { value: T } | undefined;
   /** set once the container runs: what the first Ctrl-C does instead of cancelling the build */
-  let interruptHandler: (() => void) | undefined;
+  let interruptHandler: ((signal: NodeJS.Signals) => void) | undefined;
+  let interruptDoing = 'stopping the model';
   try {
     await withBuildkit(
       io,
@@ -136,9 +139,9 @@ export async function withModelContainer<T>(
         // the project's build takes --secret: a step's missing secret is explained with the flag
         secretFlag: prepared !== undefined,
         hideSteps: isCogBaseProbe,
-        onInterruptDoing: () => (interruptHandler ? 'stopping the model' : 'cancelling the build'),
+        onInterruptDoing: () => (interruptHandler ? interruptDoing : 'cancelling the build'),
       },
-      async ({ client, session, ref, signal, onStatus }) => {
+      async ({ client, session, ref, signal, interruptedBy, onStatus }) => {
         // the solve gets its own signal: once the container runs, Ctrl-C first stops the process
         const solveController = new AbortController();
         let graceTimer: NodeJS.Timeout | undefined;
@@ -148,7 +151,7 @@ export async function withModelContainer<T>(
             return;
           }
           graceTimer = setTimeout(() => solveController.abort(), stopGraceMs);
-          interruptHandler();
+          interruptHandler(interruptedBy() ?? 'SIGINT');
         };
         if (signal.aborted) onAbort();
         else signal.addEventListener('abort', onAbort, { once: true });
@@ -203,8 +206,9 @@ export async function withModelContainer<T>(
                   container,
                   config: config.config ?? {},
                   cwd: config.config?.WorkingDir || '/src',
-                  onInterrupt: (handler) => {
+                  onInterrupt: (handler, doing) => {
                     interruptHandler = handler;
+                    if (doing) interruptDoing = doing;
                   },
                 });
                 result = { value };

@@ -335,3 +335,37 @@ test('cog exec: Ctrl-C reaches the command', { timeout: 600_000 }, async () => {
   assert.ok(Date.now() - interrupted < 15_000, 'stopped promptly');
   assert.equal(code, 130, stderr);
 });
+
+test(
+  'cog exec: SIGTERM reaches the command as SIGTERM, and cog exits with its status',
+  { timeout: 600_000 },
+  async () => {
+    const script = [
+      'import signal, sys, time',
+      'signal.signal(signal.SIGTERM, lambda n, f: (print("got", signal.Signals(n).name, flush=True), sys.exit(143)))',
+      'print("up", flush=True)',
+      'time.sleep(60)',
+    ].join('\n');
+    const child = spawn(cog, ['exec', 'python', '-c', script], {
+      env: tb.env,
+      cwd: hello,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes('up')) resolve();
+      });
+      child.on('close', () => reject(new Error(`exited before running:\n${stderr}`)));
+    });
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143, stderr);
+    assert.match(stdout, /got SIGTERM/);
+    assert.match(stderr, /SIGTERM: passing it on to the command/);
+    assert.doesNotMatch(stderr, /stopping the model/);
+  },
+);

@@ -39,3 +39,20 @@ test('SIGTERM ends with 143, SIGINT with 130: 128 + the signal number, as a shel
   assert.equal(signalExitCode('SIGTERM'), 143);
   assert.equal(new InterruptedError('SIGTERM', 'cancelling the push').exitCode, 143);
 });
+
+test('the work learns which signal interrupted it', async () => {
+  const seen: (NodeJS.Signals | undefined)[] = [];
+  const err = await withInterrupt(new PassThrough(), (signal, interruptedBy) => {
+    seen.push(interruptedBy());
+    return new Promise<never>((_, reject) => {
+      signal.addEventListener('abort', () => {
+        seen.push(interruptedBy());
+        reject(new Error('aborted'));
+      });
+      setImmediate(() => process.emit('SIGTERM', 'SIGTERM'));
+    });
+  }).catch((e: unknown) => e);
+  assert.deepEqual(seen, [undefined, 'SIGTERM']);
+  assert.ok(err instanceof InterruptedError);
+  assert.equal(err.exitCode, 143);
+});
