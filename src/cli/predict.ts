@@ -165,6 +165,10 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         hideSteps: isCogBaseProbe,
         // the project's build takes --secret: a step's missing secret is explained with the flag
         secretFlag: prepared !== undefined,
+        // IMAGE is run, not built: Ctrl-C cancels the prediction (with the project, its build too)
+        ...(args.image !== undefined
+          ? { onInterruptDoing: () => `cancelling the ${args.mode === 'train' ? 'training' : 'prediction'}` }
+          : {}),
       },
       async ({ client, session, ref, signal, onStatus }) => {
         // the worker's devices are only asked for when a GPU is wanted (one round trip less otherwise)

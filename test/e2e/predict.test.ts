@@ -51,6 +51,36 @@ test('cog run IMAGE runs a pushed image', { timeout: 600_000 }, async () => {
   assert.equal(out.stdout, 'hello image\n');
 });
 
+test(
+  'Ctrl-C during cog run IMAGE says the prediction was cancelled: nothing is built',
+  { timeout: 600_000 },
+  async () => {
+    const ref = `cogts-test/run-ctrlc:${Date.now().toString(36)}`;
+    await execOk(cog, ['build', '-t', ref, '--progress', 'quiet'], {
+      env: tb.env,
+      cwd: join(fixtures, 'hello'),
+    });
+    const { spawn } = await import('node:child_process');
+    const child = spawn(cog, ['run', ref, '-i', 'name=x'], { env: tb.env, cwd: dir });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const deadline = Date.now() + 120_000;
+    while (!/cog: build \w+ on/.test(stderr)) {
+      assert.ok(
+        Date.now() < deadline && child.exitCode === null,
+        `cog run never reached the daemon:\n${stderr}`,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /SIGINT: cancelling the prediction/);
+    assert.match(stderr, /interrupted \(SIGINT\): the prediction was cancelled/);
+    assert.doesNotMatch(stderr, /the build was cancelled|cancelling the build/);
+  },
+);
+
 test('a Path input is sent as a file and a Path output is written', { timeout: 600_000 }, async () => {
   const input = join(dir, 'words.txt');
   await writeFile(input, 'quiet words\n');
