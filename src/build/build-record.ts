@@ -139,6 +139,18 @@ export function keyArguments(argv: readonly string[]): string[] {
   return kept;
 }
 
+/** The value of `--progress` in a command line (the last one given), as the CLI will read it. */
+export function progressFlag(argv: readonly string[]): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') break;
+    if (arg === '--progress') value = argv[++i];
+    else if (arg.startsWith('--progress=')) value = arg.slice('--progress='.length);
+  }
+  return value;
+}
+
 /** The record key of a command: the same key means the same build request. */
 export function recordKey(request: {
   readonly buildId: string;

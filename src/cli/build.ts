@@ -2,6 +2,7 @@
  * `cog build`: cog.yaml → plan → LLB → BuildKit, then the image goes to the local image store, a
  * registry (--push) or a tarball (--output). No Docker daemon anywhere.
  */
+import { resolveProgressMode } from '../progress/mode.js';
 import { writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type ExportSpec, exportsFor } from '../buildkit/filesend.js';
@@ -83,6 +84,9 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
 
 /** `cog build`, telling the caller what it made (`cog push` builds into the store with this). */
 export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<BuildOutcome> {
+  // a --progress that is no mode is refused before anything, also when the build is answered without
+  // buildkitd (which renders no progress)
+  resolveProgressMode(args.progress, io.env, false);
   const recording = startRecording(args, io, cwd);
   const warn = (message: string) => {
     const line = warningLine(message);

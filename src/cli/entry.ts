@@ -77,9 +77,24 @@ async function loadSourceEntry(env: NodeJS.ProcessEnv): Promise<SourceEntry> {
   return (await import(module)) as SourceEntry;
 }
 
+/** Whether the progress mode `cog build ARGV` asks for is one (checked as the CLI will check it). */
+async function progressIsValid(argv: readonly string[]): Promise<boolean> {
+  const [{ progressFlag }, { resolveProgressMode }] = await Promise.all([
+    import('../build/build-record.js'),
+    import('../progress/mode.js'),
+  ]);
+  try {
+    resolveProgressMode(progressFlag(argv), process.env, false);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs the CLI with the given arguments and resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv[0] === 'build') {
+  // a --progress (or BUILDKIT_PROGRESS) that is no mode is the full CLI's to refuse: not answered early
+  if (argv[0] === 'build' && (await progressIsValid(argv.slice(1)))) {
     const { hasSourceRecord, upToDateBuild } = await import('./up-to-date.js');
     if (await upToDateBuild(argv.slice(1), processIo(), process.cwd())) return 0;
     // only when the build has a source record (what the answer needs) is its bundle loaded

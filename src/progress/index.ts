@@ -14,7 +14,6 @@
  * writes each message as a JSON line (rawjson.ts), `quiet` writes nothing; `auto` is `tty` on a
  * terminal and `plain` otherwise.
  */
-import { CogError } from '../errors.js';
 import { ProgressModel } from './model.js';
 import type { ProgressOutput, ProgressRenderer } from './output.js';
 import { createPlainRenderer } from './plain.js';
@@ -33,42 +32,13 @@ export { PlainPrinter, formatErrorSummary } from './plain.js';
 export { formatRawJson, statusToJson } from './rawjson.js';
 export { renderTtyFrame, TtyScreen } from './tty.js';
 
-export const progressModes = ['auto', 'tty', 'plain', 'rawjson', 'quiet'] as const;
-export type ProgressMode = (typeof progressModes)[number];
-export type ResolvedProgressMode = Exclude<ProgressMode, 'auto'>;
+export { progressModes, resolveProgressMode, type ProgressMode, type ResolvedProgressMode } from './mode.js';
+import type { ProgressMode } from './mode.js';
 
 /** Log lines shown under a running step in tty mode unless BUILDKIT_TTY_LOG_LINES says otherwise. */
 export const defaultTtyLogLines = 6;
 /** Least time between two tty redraws. */
 export const defaultTtyRefreshMs = 120;
-
-/**
- * The mode to render in: the `--progress` flag if given, else BUILDKIT_PROGRESS if set and not
- * empty, else `auto`; `auto` becomes `tty` when the output is a terminal and `plain` otherwise.
- * An explicit `tty` is honoured even when the output is not a terminal.
- * @throws CogError for a value that is not a mode, naming where it came from
- */
-export function resolveProgressMode(
-  flag: string | undefined,
-  env: NodeJS.ProcessEnv,
-  isTTY: boolean,
-): ResolvedProgressMode {
-  const fromEnv = env.BUILDKIT_PROGRESS !== undefined && env.BUILDKIT_PROGRESS.trim() !== '';
-  const source = flag !== undefined ? '--progress' : fromEnv ? 'BUILDKIT_PROGRESS' : undefined;
-  const raw = flag ?? (fromEnv ? env.BUILDKIT_PROGRESS : undefined) ?? 'auto';
-  const mode = progressModes.find((candidate) => candidate === raw.trim().toLowerCase());
-  if (mode === undefined) {
-    const where =
-      source === '--progress'
-        ? `--progress ${JSON.stringify(raw)}`
-        : `BUILDKIT_PROGRESS=${JSON.stringify(raw)}`;
-    throw new CogError(`invalid progress mode ${where}`, {
-      hint: `use one of: ${progressModes.join(', ')}${source === 'BUILDKIT_PROGRESS' ? ' (or unset BUILDKIT_PROGRESS)' : ''}`,
-    });
-  }
-  if (mode !== 'auto') return mode;
-  return isTTY ? 'tty' : 'plain';
-}
 
 export interface ProgressRendererOptions {
   /** read for NO_COLOR, COG_NO_COLOR and BUILDKIT_TTY_LOG_LINES; default process.env */

@@ -8,10 +8,12 @@ import { before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageStore } from '../../src/image/store.js';
 import { buildRun, helloCopy } from '../support/build-runs.js';
-import { execOk } from '../support/exec.js';
+import { exec, execOk } from '../support/exec.js';
 import { writeDockerLogin } from '../support/docker-config.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
-import { ensureTestbed, type Testbed } from '../support/testbed.js';
+import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
+
+const cog = join(repoRoot, 'bin', 'cog');
 
 const tempDir = tempDirsRemovedAfterTests();
 const tag = Date.now().toString(36);
@@ -62,6 +64,27 @@ test(
     assert.match(shownOtherwise.stderr, upToDate);
     assert.equal(shownOtherwise.solved, false, shownOtherwise.stderr);
     assert.equal(shownOtherwise.digest, first.digest);
+    // …but a progress mode that is none is refused as it is without a record (it was answered: exit 0)
+    for (const [extraArgs, extraEnv] of [
+      [['--progress', 'bogus'], {}],
+      [[], { BUILDKIT_PROGRESS: 'bogus' }],
+    ] as const) {
+      const refused = await exec(cog, ['build', ...args, ...extraArgs, '--use-cog-base-image=false'], {
+        cwd: project,
+        env: {
+          ...tb.env,
+          COG_IMAGE_STORE: join(scratchDir, 'store'),
+          XDG_CACHE_HOME: join(scratchDir, 'cache'),
+          ...extraEnv,
+        },
+      });
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(
+        refused.stderr,
+        /^cog: error: invalid progress mode (--progress |BUILDKIT_PROGRESS=)"bogus"$/m,
+      );
+      assert.doesNotMatch(refused.stderr, upToDate);
+    }
 
     // the global --registry flag: recorded with the variable it sets, and answered the same way
     const withRegistry = [...args, '--registry', tb.registry];
