@@ -3,6 +3,7 @@
  * upstream's command does, with BuildKit in place of Docker. Prints a report on stderr; exits 1 when it
  * found an error (warnings alone exit 0). --fix applies the fixes there are (see doctor/fixes.ts).
  */
+import { wantsColor } from './color.js';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
@@ -228,9 +229,7 @@ export async function doctor(args: DoctorArgs, io: CommandIo, cwd = process.cwd(
     fix: args.fix,
     apply: (edits) => applyEdits(root, edits),
   });
-  const color =
-    io.stderr.isTTY === true && (io.env.NO_COLOR ?? '') === '' && (io.env.COG_NO_COLOR ?? '') === '';
-  io.stderr.write(formatReport(outcomes, color, args.fix));
+  io.stderr.write(formatReport(outcomes, wantsColor(io.env, io.stderr), args.fix));
   // the report has said everything: exit 1 without another message
   if (tally(outcomes).errors > 0) throw new ProcessExitError(1);
 }

@@ -6,6 +6,7 @@
  *
  * With a remote daemon (BUILDKIT_HOST=tcp://…) the port opens on the daemon's host, not this one.
  */
+import { wantsColor } from './color.js';
 import { isIP } from 'node:net';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { CogError } from '../errors.js';
@@ -114,6 +115,8 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
           PORT: String(port),
           LOG_FORMAT: 'console',
           ...(io.env.RUST_LOG ? { RUST_LOG: io.env.RUST_LOG } : {}),
+          // the server's log colours, as cog's own: none into a file or pipe, or with NO_COLOR/--no-color
+          ...(wantsColor(io.env, io.stdout, io.stderr) ? {} : { NO_COLOR: '1' }),
         }),
         cwd: workdir,
         ...(config.User ? { user: config.User } : {}),

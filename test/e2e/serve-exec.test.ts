@@ -126,6 +126,9 @@ test('cog serve builds the project and serves its HTTP API until Ctrl-C', { time
   process.stderr.write(`# cog serve (hello, dev mode): READY after ${Date.now() - started} ms\n`);
   assert.match(served.output(), new RegExp(`Serving at http://127\\.0\\.0\\.1:${port}`));
   await checkServeAndStop(served, port);
+  // into pipes, the server's log has no colour codes (coglet wrote them whatever its output was)
+  assert.match(served.output(), /coglet/, 'the server logged');
+  assert.doesNotMatch(served.output(), new RegExp(String.fromCharCode(27)), 'no escape codes');
 });
 
 test('cog serve IMAGE serves a pushed image', { timeout: 600_000 }, async () => {
