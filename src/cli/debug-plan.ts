@@ -70,8 +70,14 @@ export function formatPlan(plan: BuildPlan): string {
     `image  entrypoint ${JSON.stringify(plan.image.entrypoint)} cmd ${JSON.stringify(plan.image.cmd)}`,
   );
   lines.push(`       workdir ${plan.image.workdir}, exposes ${plan.image.exposedPorts.join(', ')}`);
-  for (const [name, value] of Object.entries(plan.image.labels))
-    lines.push(`label  ${name}=${shorten(value, 80)}`);
+  for (const [name, value] of Object.entries(plan.image.labels)) {
+    // the build puts the cog SDK's version there, read with pip freeze (see build/freeze-labels.ts)
+    const shown =
+      name === 'run.cog.version'
+        ? `(the installed cog SDK's version, read from the built image; else ${value})`
+        : shorten(value, 80);
+    lines.push(`label  ${name}=${shown}`);
+  }
   lines.push('label  run.cog.pip_freeze=(read from the built image)');
   return `${lines.join('\n')}\n`;
 }

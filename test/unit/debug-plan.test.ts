@@ -79,6 +79,11 @@ test('the text plan names the cog-base image a build tries first, and the plan s
   const text = await run({ COG_REGISTRY_HOST: 'registry.example:5000' });
   assert.match(text, /^cog-base {2}registry\.example:5000\/cog-base:python3\.11 is tried first/);
   assert.match(text, /\nbase {2}python:3\.11-slim /);
+  // the version label is the installed SDK's, as the build writes it (it showed cog-ts's own version)
+  assert.match(
+    text,
+    /^label {2}run\.cog\.version=\(the installed cog SDK's version, read from the built image; else \d+\.\d+\.\d+\)$/m,
+  );
   // --use-cog-base-image, as cog build takes it
   const never = await run({ COG_REGISTRY_HOST: 'registry.example:5000' }, false);
   assert.match(never, /^base {2}python:3\.11-slim /, 'false: no cog-base line');
