@@ -24,7 +24,11 @@ if (heldBack && !process.env.NODE_EXTRA_CA_CERTS) process.env.NODE_EXTRA_CA_CERT
 for (const stream of [process.stdout, process.stderr])
   stream.on('error', (err) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode || 141);
-    throw err;
+    // output that cannot be written (`> /dev/full`, a full disk): said once on stderr, exit 1, no stack
+    const name = stream === process.stdout ? 'standard output' : 'standard error';
+    if (stream !== process.stderr)
+      process.stderr.write(`cog: error: cannot write to ${name}: ${err.message}\n`);
+    process.exit(1);
   });
 const { main } = await import(entry);
 process.exitCode = await main(process.argv.slice(2));

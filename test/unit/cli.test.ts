@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, openSync } from 'node:fs';
 import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
@@ -104,6 +104,21 @@ describe('bin/cog', () => {
     const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
     assert.equal(code, 141, stderr);
     assert.doesNotMatch(stderr, /EPIPE|Error/, 'no stack trace');
+  });
+
+  test('output that cannot be written (a full disk) is said in one line, exit 1 (it was an uncaught stack)', async () => {
+    const full = spawn(cog, ['debug'], {
+      cwd: join(repoRoot, 'fixtures', 'models', 'hello'),
+      stdio: ['ignore', openSync('/dev/full', 'w'), 'pipe'],
+    });
+    let stderr = '';
+    full.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => full.on('close', (c) => done(c)));
+    assert.equal(code, 1, stderr);
+    assert.equal(
+      stderr,
+      'cog: error: cannot write to standard output: ENOSPC: no space left on device, write\n',
+    );
   });
 
   test('--debug detail lists the causes, innermost last', () => {
