@@ -262,14 +262,10 @@ function targetFacts(abs: string): string {
 
 /** `.git` is skipped when `.dockerignore` keeps it (and everything below it) out of the image. */
 function projectSkip(dir: string): (rel: string) => boolean {
+  // the patterns are checked as they are read (a malformed one throws, as the build itself does)
   const patterns = readDockerignoreSync(dir);
-  let skipGit = false;
-  try {
-    skipGit =
-      patterns.length > 0 && new ContextFilter({ exclude: patterns }).check('.git', true).decision === 'skip';
-  } catch {
-    // a malformed pattern fails the build itself; here it only means `.git` is fingerprinted
-  }
+  const skipGit =
+    patterns.length > 0 && new ContextFilter({ exclude: patterns }).check('.git', true).decision === 'skip';
   return (rel) => skipGit && rel === '.git';
 }
 

@@ -139,6 +139,8 @@ function compile(pattern: string): MatchType {
         else re += next;
         type = 'regexp';
       }
+    } else if (ch === ']' && !inClass) {
+      re += '\\]'; // a literal there, as in Go's regexp (JavaScript's refuses a lone one)
     } else if (ch === '[' || ch === ']') {
       re += ch;
       inClass = ch === '[';
@@ -377,7 +379,7 @@ export class ContextFilter {
  * `pattern` with no ", " in it, matching the same names: buildkitd hands a transfer's patterns to the
  * session as repeated header fields, which Node's HTTP/2 joins with ", " (see transferRequest), so a
  * pattern holding ", " came back as two. Outside a class the space becomes the class `[ ]`; inside one
- * it moves before the comma.
+ * it is escaped.
  */
 export function withoutCommaSpace(pattern: string): string {
   let out = '';
@@ -385,7 +387,8 @@ export function withoutCommaSpace(pattern: string): string {
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i] as string;
     if (c === ' ' && out.endsWith(',')) {
-      out = inClass ? `${out.slice(0, -1)} ,` : `${out}[ ]`;
+      // in a class an escaped space, which cannot start a range as a moved one could (`[+, -x]`)
+      out += inClass ? '\\ ' : '[ ]';
     } else if (c === '\\' && i + 1 < pattern.length) {
       out += c + (pattern[++i] as string);
     } else {

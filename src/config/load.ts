@@ -299,7 +299,13 @@ function checkArtifactFiles(
 
 /** build.python_requirements's file: its text, or why there is none (validation names the reason). */
 function readRequirementsFile(path: string): { state: RequirementsFileState; text?: string } {
-  const stat = statSync(path, { throwIfNoEntry: false });
+  let stat;
+  try {
+    stat = statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    // under a file (ENOTDIR) nothing is there; a directory on the way that cannot be entered, unreadable
+    return { state: (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'missing' : 'unreadable' };
+  }
   if (stat === undefined) return { state: 'missing' };
   if (stat.isDirectory()) return { state: 'directory' };
   if (!stat.isFile()) return { state: 'special' }; // a FIFO would block the read

@@ -95,7 +95,9 @@ export function redactError<T>(err: T, secrets: readonly string[]): T {
  */
 export function maskUrlCredentials(text: string): string {
   return text.replace(
-    /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@"'\\]+)@/gi,
+    // userinfo runs to the last @ before the host, as pip and urllib split it: a username may be an
+    // e-mail address, a password may hold an @
+    /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#"'\\]+)@/gi,
     (_match, scheme: string, userinfo: string) => {
       const colon = userinfo.indexOf(':');
       return `${scheme}${colon === -1 ? '***' : `${userinfo.slice(0, colon)}:***`}@`;

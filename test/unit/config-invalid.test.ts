@@ -510,6 +510,16 @@ test('a requirements file that is a FIFO or cannot be read is named with the rea
         err.message,
       ),
   );
+  // a path under a file: nothing is there (it was an internal ENOTDIR error)
+  const underFile = project({
+    'cog.yaml': 'build:\n  python_version: "3.12"\n  python_requirements: requirements.txt/more.txt\n',
+    'requirements.txt': 'numpy\n',
+  });
+  assert.throws(
+    () => loadConfig({ cwd: underFile, env: {} }),
+    (err) =>
+      err instanceof ConfigError && /"requirements\.txt\/more\.txt": file does not exist/.test(err.message),
+  );
   // a regular file whose read fails, whoever runs the tests (root reads a chmod 000 file)
   const unreadable = project({
     'cog.yaml': 'build:\n  python_version: "3.12"\n  python_requirements: /proc/self/mem\n',

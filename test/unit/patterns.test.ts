@@ -273,7 +273,26 @@ describe('parseDockerignore (moby/patternmatcher ignorefile)', () => {
         );
     }
     assert.equal(withoutCommaSpace('x, y.txt'), 'x,[ ]y.txt');
-    assert.equal(withoutCommaSpace('[a, b]'), '[a ,b]');
+    assert.equal(withoutCommaSpace('[a, b]'), '[a,\\ b]');
+    // in a class the space may start a range: it still does, escaped
+    const range = '[+, -x]y';
+    for (const name of ['"y', '#y', '+y', ',y', 'zy'])
+      assert.equal(
+        new PatternMatcher([withoutCommaSpace(range)]).matches(name),
+        new PatternMatcher([range]).matches(name),
+        name,
+      );
+  });
+
+  test('a ] outside a class is a literal, as in Go (it was refused as a regular expression error)', () => {
+    for (const [pattern, name] of [
+      ['notes]', 'notes]'],
+      ['a]b', 'a]b'],
+      ['[ab]]', 'a]'],
+    ] as const) {
+      assert.equal(new PatternMatcher([pattern]).matches(name), true, pattern);
+      assert.equal(new PatternMatcher([pattern]).matches('notes'), false, pattern);
+    }
   });
 });
 
@@ -458,7 +477,7 @@ describe('walkContext with filters (tonistiigi/fsutil)', () => {
   });
 });
 
-test('a unix socket is sent as a socket (the daemon took it for a file and asked for its data)', () => {
+test("toGoMode gives a unix socket Go's ModeSocket (walkContext leaves sockets out of a transfer)", () => {
   const mode = toGoMode({ mode: 0o140755n });
   assert.equal(mode & goMode.socket, goMode.socket);
   assert.equal(mode & 0o777, 0o755);
