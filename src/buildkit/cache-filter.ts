@@ -101,6 +101,11 @@ function quotedEnd(text: string, start: number): number | undefined {
 export function checkCacheFilters(filters: readonly string[]): void {
   const known: ReadonlySet<string> = new Set(cacheFilterFields);
   for (const filter of filters) {
+    // empty (`--filter "$UNSET"`): no clause would be sent, and a prune would remove everything
+    if (filter.trim() === '')
+      throw new CogError('--filter is empty: a filter is FIELD==VALUE (or !=, ~=)', {
+        hint: 'e.g. --filter type==exec.cachemount; leave --filter out to take every record (nothing was removed)',
+      });
     const unknown = (filterFields(filter) ?? []).filter((field) => !known.has(field));
     if (unknown.length === 0) continue;
     // buildx's `until` filter is a prune's keep duration

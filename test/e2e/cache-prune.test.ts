@@ -116,6 +116,14 @@ test(
     );
     assert.equal(badSize.code, 1);
     assert.match(badSize.stderr, /--keep-storage "lots" is not a size/);
+    // an empty --filter beside a real one: refused, not dropped (alone it would have pruned everything)
+    for (const command of [['du'], ['prune', '--force']]) {
+      const emptyFilter = await exec(cog, ['cache', ...command, '--filter', ours, '--filter', ' '], {
+        env: tb.env,
+      });
+      assert.equal(emptyFilter.code, 1, emptyFilter.stdout + emptyFilter.stderr);
+      assert.match(emptyFilter.stderr, /^cog: error: --filter is empty: a filter is FIELD==VALUE/m);
+    }
     // written empty (an unset shell variable) is refused too, not read as "keep nothing"
     for (const flag of ['--keep-storage', '--keep-duration']) {
       const empty = await exec(cog, ['cache', 'prune', '--force', flag, '', '--filter', ours], {
