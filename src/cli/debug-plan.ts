@@ -106,7 +106,7 @@ export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = proces
   const plan = planBuild(input);
   if (args.format === 'text') {
     const candidate = prepared.input.cogBase;
-    io.stdout.write(`${candidate ? cogBaseLine(candidate) : ''}${formatPlan(plan)}`);
+    io.stdout.write(maskUrlCredentials(`${candidate ? cogBaseLine(candidate) : ''}${formatPlan(plan)}`));
     return;
   }
   const compiled = compilePlan(plan, { baseConfig: {} });

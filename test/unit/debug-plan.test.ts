@@ -96,7 +96,7 @@ test('cog debug masks the credentials of URLs in requirements, in every format t
   try {
     await writeFile(
       join(project, 'cog.yaml'),
-      'build:\n  python_version: "3.11"\n  python_requirements: requirements.txt\nrun: predict.py:Predictor\n',
+      'build:\n  python_version: "3.11"\n  python_requirements: requirements.txt\n  run:\n    - pip download --index-url https://bob:sekret-run@pypi.example/simple x\nrun: predict.py:Predictor\n',
     );
     await writeFile(join(project, 'predict.py'), await readFile(join(models, 'hello', 'predict.py'), 'utf8'));
     await writeFile(
@@ -113,6 +113,7 @@ test('cog debug masks the credentials of URLs in requirements, in every format t
         .map((m) => Buffer.from(m[1] ?? '', 'base64').toString('utf8'))
         .join('\n');
       for (const shown of [out.stdout, decoded]) assert.doesNotMatch(shown, /sekret/, format);
+      assert.match(out.stdout, /https:\/\/bob:\*\*\*@pypi\.example\/simple/, format);
       if (format === 'json') {
         assert.match(out.stdout, /https:\/\/u:\*\*\*@pypi\.example\/simple/);
         assert.match(decoded, /git\+https:\/\/\*\*\*@github\.com\/o\/r\.git/);
