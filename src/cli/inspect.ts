@@ -83,7 +83,17 @@ export async function inspectLocal(
   if (!top) return undefined;
   // a blob that is not JSON is damaged (cut short, or overwritten): named so, with how to mend the store
   const readJson = async <T = JsonManifest>(digest: string): Promise<T> => {
-    const text = (await store.readBlob(digest)).toString('utf8');
+    let text: string;
+    try {
+      text = (await store.readBlob(digest)).toString('utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // gone (a config or child manifest): a build writes it again once the name is removed
+      throw new CogError(`blob ${digest} of ${name} is missing from the local image store: it is damaged`, {
+        hint: `remove it (\`cog image rm ${found.name}\`), then build it again`,
+        cause: err,
+      });
+    }
     try {
       return JSON.parse(text) as T;
     } catch {

@@ -727,6 +727,29 @@ test('a name whose manifest blob is missing is damaged for inspect and run, not 
   assert.deepEqual((await store.index()).manifests, []);
 });
 
+test('an image whose config blob is missing is damaged for inspect (it was an internal ENOENT error)', async () => {
+  const store = await newStore('missing-config');
+  const image = await putImage(store.root, 'noconfig', ['n']);
+  await store.tag('noconfig:1', image);
+  const manifest = JSON.parse((await store.readBlob(image.digest)).toString('utf8')) as {
+    config: { digest: string };
+  };
+  await rm(join(store.root, 'blobs', 'sha256', manifest.config.digest.slice(7)));
+  const env = { ...process.env, HOME: store.root, COG_IMAGE_STORE: store.root };
+  for (const args of [
+    ['inspect', 'noconfig:1'],
+    ['inspect', '--json', 'noconfig:1'],
+  ]) {
+    const out = await exec(cog, args, { env, cwd: store.root });
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(
+      out.stderr,
+      `cog: error: blob ${manifest.config.digest} of noconfig:1 is missing from the local image store: it is damaged\n` +
+        'hint: remove it (`cog image rm noconfig:1`), then build it again\n',
+    );
+  }
+});
+
 test('ociIndexProblem names what keeps JSON from being an index the store reads', () => {
   const entry = { mediaType: manifestType, digest: sha256('m'), size: 2 };
   assert.equal(ociIndexProblem({ schemaVersion: 2, manifests: [] }), undefined);
