@@ -11,8 +11,8 @@
  * - A path matches when it or one of its parent directories matches, so excluding a directory
  *   excludes its contents; an exception can re-include something below it.
  */
-import { readFileSync } from 'node:fs';
-import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CogError } from '../errors.js';
 
@@ -441,7 +441,9 @@ function checkedDockerignore(text: string, name: string): string[] {
     } catch (err) {
       if (!(err instanceof PatternError)) throw err;
       throw new CogError(`${name}:${line}: ${err.message}`, {
-        hint: `fix or remove that line of ${name} (a [ starts a character class: write \\[ for a literal one)`,
+        hint: pattern.startsWith('!')
+          ? `a ! is followed by the pattern it makes an exception for: complete or remove that line of ${name}`
+          : `fix or remove that line of ${name} (a [ starts a character class: write \\[ for a literal one)`,
       });
     }
   }
@@ -450,37 +452,32 @@ function checkedDockerignore(text: string, name: string): string[] {
 
 /** The exclude patterns of `dir/.dockerignore`, or none if there is no such file. */
 export async function readDockerignore(dir: string, name = '.dockerignore'): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, name), 'utf8');
-  } catch (err) {
-    return noDockerignore(err, name);
-  }
-  return checkedDockerignore(text, name);
+  return readDockerignoreSync(dir, name);
 }
 
-/** `readDockerignore` without waiting (for `cog build`'s up-to-date check, which must be quick). */
+/**
+ * `readDockerignore` without waiting (for `cog build`'s up-to-date check, which must be quick; the
+ * file is small). No file, or a link to nothing, is no patterns, as for Docker; anything else that is
+ * no readable regular file is named.
+ * @throws CogError
+ */
 export function readDockerignoreSync(dir: string, name = '.dockerignore'): string[] {
-  let text: string;
+  const path = join(dir, name);
   try {
-    text = readFileSync(join(dir, name), 'utf8');
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (stat === undefined) return [];
+    // a FIFO would block the read for ever
+    if (!stat.isFile())
+      throw new CogError(`${name} is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}`, {
+        hint: `${name} holds the patterns of files the build leaves out: make it a file, or remove it`,
+      });
+    return checkedDockerignore(readFileSync(path, 'utf8'), name);
   } catch (err) {
-    return noDockerignore(err, name);
-  }
-  return checkedDockerignore(text, name);
-}
-
-/** No file (or a link to nowhere) means no patterns, as for Docker; a file that cannot be read is named. */
-function noDockerignore(err: unknown, name: string): string[] {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return [];
-  if (code === 'EISDIR')
-    throw new CogError(`${name} is a directory`, {
-      hint: `${name} holds the patterns of files the build leaves out: remove or rename that directory`,
+    if (err instanceof CogError) throw err;
+    throw new CogError(`${name} cannot be read: ${(err as Error).message}`, {
+      hint: `check the permissions of ${name}`,
     });
-  throw new CogError(`${name} cannot be read: ${(err as Error).message}`, {
-    hint: `check the permissions of ${name}`,
-  });
+  }
 }
 
 function hasWildcards(name: string): boolean {

@@ -1,6 +1,7 @@
 // .dockerignore patterns (moby/patternmatcher semantics) and the context walk filter (fsutil semantics).
 // Expected values are the behaviour of those Go packages, case by case.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -237,7 +238,20 @@ describe('parseDockerignore (moby/patternmatcher ignorefile)', () => {
       );
     }
     await writeFile(join(dir, '.dockerignore'), 'a\n!\n');
-    await assert.rejects(readDockerignore(dir), /^CogError: \.dockerignore:2: invalid pattern "!"/);
+    await assert.rejects(
+      readDockerignore(dir),
+      (err: unknown) =>
+        err instanceof CogError &&
+        /^\.dockerignore:2: invalid pattern "!"/.test(err.message) &&
+        /a ! is followed by the pattern it makes an exception for/.test(err.hint ?? ''),
+    );
+    // a FIFO: named, not read (the read blocked for ever)
+    await rm(join(dir, '.dockerignore'));
+    execFileSync('mkfifo', [join(dir, '.dockerignore')]);
+    assert.throws(
+      () => readDockerignoreSync(dir),
+      (err: unknown) => err instanceof CogError && err.message === '.dockerignore is not a regular file',
+    );
     await rm(join(dir, '.dockerignore'));
     await mkdir(join(dir, '.dockerignore'));
     await assert.rejects(
