@@ -145,7 +145,8 @@ export function progressFlag(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') break;
-    if (arg === '--progress') value = argv[++i];
+    // given last with no value: '' (no mode), which the CLI refuses too
+    if (arg === '--progress') value = argv[++i] ?? '';
     else if (arg.startsWith('--progress=')) value = arg.slice('--progress='.length);
   }
   return value;

@@ -4,6 +4,7 @@
  * build takes it. Pure.
  */
 import type { CompletedConfig } from '../config/types.js';
+import { MINIMUM_PYTHON_FOR_CONCURRENCY, splitPythonVersion } from '../config/validate.js';
 import { CogError } from '../errors.js';
 import type { PredictorMetadata } from '../schema/index.js';
 
@@ -31,5 +32,16 @@ export function withEffectiveConcurrency(
     return completed;
   }
   if (metadata?.concurrencyMax === undefined) return completed;
-  return { ...completed, concurrency: { max: metadata.concurrencyMax } };
+  const max = metadata.concurrencyMax;
+  // as cog.yaml's concurrency: more than one at a time needs Python 3.11 (the runtime's asyncio)
+  const python = splitPythonVersion(completed.pythonVersion ?? '');
+  const min = MINIMUM_PYTHON_FOR_CONCURRENCY;
+  if (max > 1 && python !== undefined && python[0] === min.major && python[1] < min.minor)
+    throw new CogError(
+      `${metadata.file}:${metadata.line}: @concurrent(max=${max}) on ${metadata.method}() requires Python ${min.major}.${min.minor} or higher (build.python_version is ${completed.pythonVersion})`,
+      {
+        hint: `set python_version: "${min.major}.${min.minor}" or later in ${completed.configFile}, or drop the decorator to take one prediction at a time`,
+      },
+    );
+  return { ...completed, concurrency: { max } };
 }

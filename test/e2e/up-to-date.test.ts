@@ -85,6 +85,17 @@ test(
       );
       assert.doesNotMatch(refused.stderr, upToDate);
     }
+    // --progress last with no value: refused as anywhere else (it was answered as up to date)
+    const valueless = await exec(cog, ['build', ...args, '--use-cog-base-image=false', '--progress'], {
+      cwd: project,
+      env: {
+        ...tb.env,
+        COG_IMAGE_STORE: join(scratchDir, 'store'),
+        XDG_CACHE_HOME: join(scratchDir, 'cache'),
+      },
+    });
+    assert.equal(valueless.code, 1, valueless.stderr);
+    assert.match(valueless.stderr, /^cog: error: --progress needs a value/m);
 
     // the global --registry flag: recorded with the variable it sets, and answered the same way
     const withRegistry = [...args, '--registry', tb.registry];

@@ -85,3 +85,17 @@ test("cog.yaml's concurrency.max > 1 on a run()/predict() that is not async is r
   const two = completed({ concurrency: { max: 2 } });
   assert.equal(withEffectiveConcurrency(two, undefined), two);
 });
+
+test('@concurrent(max > 1) on Python 3.10 is refused as cog.yaml concurrency is (it was baked)', () => {
+  const old = completed({ build: { python_version: '3.10' } });
+  assert.throws(
+    () => withEffectiveConcurrency(old, metadata(true, 3)),
+    (err: unknown) =>
+      err instanceof CogError &&
+      err.message ===
+        'predict.py:6: @concurrent(max=3) on Predictor.predict() requires Python 3.11 or higher (build.python_version is 3.10)' &&
+      /python_version: "3\.11"/.test(err.hint ?? ''),
+  );
+  // one at a time is fine there
+  assert.equal(withEffectiveConcurrency(old, metadata(true, 1)).concurrency?.max, 1);
+});
