@@ -91,13 +91,16 @@ export interface PreparedBuild {
   readonly dockerfile?: { readonly path: string; readonly dir: string; readonly filename: string };
 }
 
+/** The flags that say where the schema comes from, and what a predictor that cannot be read does. */
+interface SchemaSource {
+  readonly openapiSchema: string | undefined;
+  readonly skipSchema?: boolean | undefined;
+  readonly schemaFailure?: 'fail' | 'warn';
+}
+
 async function schemaFor(
   loaded: LoadedConfig,
-  args: {
-    openapiSchema: string | undefined;
-    skipSchema?: boolean | undefined;
-    schemaFailure?: 'fail' | 'warn';
-  },
+  args: SchemaSource,
   env: NodeJS.ProcessEnv,
   warn: (message: string) => void,
 ) {
@@ -137,11 +140,7 @@ async function schemaFor(
  */
 async function metadataFor(
   loaded: LoadedConfig,
-  args: {
-    openapiSchema: string | undefined;
-    skipSchema?: boolean | undefined;
-    schemaFailure?: 'fail' | 'warn';
-  },
+  args: SchemaSource,
   env: NodeJS.ProcessEnv,
 ): Promise<PredictorMetadata | undefined> {
   const { predict } = loaded.completed;

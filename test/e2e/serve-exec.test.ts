@@ -315,8 +315,9 @@ test(
   },
 );
 
-test('cog exec: Ctrl-C reaches the command', { timeout: 600_000 }, async () => {
-  const child = spawn(cog, ['exec', 'python', '-c', 'import time; print("up", flush=True); time.sleep(60)'], {
+/** `cog exec python -c SCRIPT` in hello, once the script printed "up"; its output so far and its end. */
+async function execUntilUp(script: string) {
+  const child = spawn(cog, ['exec', 'python', '-c', script], {
     env: tb.env,
     cwd: hello,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -332,11 +333,16 @@ test('cog exec: Ctrl-C reaches the command', { timeout: 600_000 }, async () => {
     });
     child.on('close', () => reject(new Error(`exited before running:\n${stderr}`)));
   });
+  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+}
+
+test('cog exec: Ctrl-C reaches the command', { timeout: 600_000 }, async () => {
+  const run = await execUntilUp('import time; print("up", flush=True); time.sleep(60)');
   const interrupted = Date.now();
-  child.kill('SIGINT');
-  const code = await exited;
+  run.child.kill('SIGINT');
+  const code = await run.exited;
   assert.ok(Date.now() - interrupted < 15_000, 'stopped promptly');
-  assert.equal(code, 130, stderr);
+  assert.equal(code, 130, run.stderr());
 });
 
 test(
@@ -349,26 +355,11 @@ test(
       'print("up", flush=True)',
       'time.sleep(60)',
     ].join('\n');
-    const child = spawn(cog, ['exec', 'python', '-c', script], {
-      env: tb.env,
-      cwd: hello,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (stdout.includes('up')) resolve();
-      });
-      child.on('close', () => reject(new Error(`exited before running:\n${stderr}`)));
-    });
-    child.kill('SIGTERM');
-    assert.equal(await exited, 143, stderr);
-    assert.match(stdout, /got SIGTERM/);
-    assert.match(stderr, /SIGTERM: passing it on to the command/);
-    assert.doesNotMatch(stderr, /stopping the model/);
+    const run = await execUntilUp(script);
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exited, 143, run.stderr());
+    assert.match(run.stdout(), /got SIGTERM/);
+    assert.match(run.stderr(), /SIGTERM: passing it on to the command/);
+    assert.doesNotMatch(run.stderr(), /stopping the model/);
   },
 );

@@ -53,10 +53,11 @@ function inputOf(source: string, name = 'Predictor'): JsonObject {
   return input;
 }
 
-function rejects(source: string, pattern: RegExp, name = 'Predictor'): SchemaError {
+/** The SchemaError `read` throws, checked: its message matches `pattern` and it has a hint. */
+function schemaErrorOf(read: () => unknown, pattern: RegExp): SchemaError {
   let caught: unknown;
   try {
-    inline(source, name);
+    read();
   } catch (e) {
     caught = e;
   }
@@ -64,6 +65,10 @@ function rejects(source: string, pattern: RegExp, name = 'Predictor'): SchemaErr
   assert.match(caught.message, pattern);
   assert.ok(caught.hint !== undefined && caught.hint.length > 0);
   return caught;
+}
+
+function rejects(source: string, pattern: RegExp, name = 'Predictor'): SchemaError {
+  return schemaErrorOf(() => inline(source, name), pattern);
 }
 
 describe('static OpenAPI schema: golden files', () => {
@@ -419,18 +424,8 @@ describe('predictor metadata: async-ness and @cog.concurrent(max), as upstream r
     predictorMetadataFromSource(source, 'predict.py', name, mode);
   const cls = (imports: string, decorator: string, asyncDef = true, method = 'predict') =>
     `${imports}\nclass Predictor:\n    ${decorator}\n    ${asyncDef ? 'async ' : ''}def ${method}(self, s: str) -> str:\n        return s\n`;
-  const metaRejects = (source: string, pattern: RegExp, name = 'Predictor'): SchemaError => {
-    let caught: unknown;
-    try {
-      meta(source, name);
-    } catch (e) {
-      caught = e;
-    }
-    assert.ok(caught instanceof SchemaError, `expected a SchemaError, got ${String(caught)}`);
-    assert.match(caught.message, pattern);
-    assert.ok(caught.hint !== undefined && caught.hint.length > 0);
-    return caught;
-  };
+  const metaRejects = (source: string, pattern: RegExp, name = 'Predictor'): SchemaError =>
+    schemaErrorOf(() => meta(source, name), pattern);
 
   test('@cog.concurrent(max=N) and @concurrent(max=N) from cog, on an async run() or predict()', () => {
     const m = meta(cls('import cog', '@cog.concurrent(max=4)'));
