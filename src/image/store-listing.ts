@@ -15,7 +15,7 @@ export interface StoredImageSummary {
   readonly size: number;
   /** the image config's `created`, when it has one */
   readonly created: string | undefined;
-  /** why the image cannot be used, when its manifest is missing or not JSON */
+  /** why the image cannot be used, when its manifest or config is missing or not JSON */
   readonly damaged?: string;
 }
 
@@ -45,14 +45,18 @@ async function blobSizes(store: ImageStore): Promise<Map<string, number>> {
 /** The store's named images, sorted by name. */
 export async function listStore(store: ImageStore): Promise<StoreListing> {
   const sizes = await blobSizes(store);
-  // a blob that is missing or not JSON reaches nothing more: the listing still shows its name
-  const readJson = async (digest: string): Promise<ManifestJson | undefined> => {
-    if (!sizes.has(digest)) return undefined;
+  const read = async (digest: string): Promise<BlobRead> => {
+    if (!sizes.has(digest)) return { problem: 'is missing' };
     try {
-      return JSON.parse((await store.readBlob(digest)).toString('utf8')) as ManifestJson;
+      return { json: JSON.parse((await store.readBlob(digest)).toString('utf8')) as ManifestJson };
     } catch {
-      return undefined;
+      return { problem: 'is not JSON' };
     }
+  };
+  // a blob that is missing or not JSON reaches nothing more: the listing still shows its name
+  const readJson = async (digest: string) => {
+    const blob = await read(digest);
+    return 'json' in blob ? blob.json : undefined;
   };
   const images: StoredImageSummary[] = [];
   for (const entry of (await store.index()).manifests) {
@@ -61,7 +65,7 @@ export async function listStore(store: ImageStore): Promise<StoreListing> {
     const reached = await reachableDigests([entry], readJson);
     let size = 0;
     for (const digest of reached) size += sizes.get(digest) ?? 0;
-    const damaged = await manifestDamage(store, entry.digest, sizes);
+    const damaged = await imageDamage(entry.digest, read);
     images.push({
       name,
       digest: entry.digest,
@@ -89,17 +93,18 @@ async function createdOf(
   return typeof created === 'string' ? created : undefined;
 }
 
-/** Why the manifest `digest` a name points at is unusable: missing from the store, or not JSON. */
-async function manifestDamage(
-  store: ImageStore,
+/** A blob of the store read as JSON, or what is wrong with it. */
+type BlobRead = { readonly json: ManifestJson } | { readonly problem: 'is missing' | 'is not JSON' };
+
+/** Why the image whose manifest is `digest` is unusable: its manifest or config missing or not JSON. */
+async function imageDamage(
   digest: string,
-  sizes: ReadonlyMap<string, number>,
+  read: (digest: string) => Promise<BlobRead>,
 ): Promise<string | undefined> {
-  if (!sizes.has(digest)) return `its manifest ${digest} is missing`;
-  try {
-    JSON.parse((await store.readBlob(digest)).toString('utf8'));
-    return undefined;
-  } catch {
-    return `its manifest ${digest} is not JSON`;
-  }
+  const manifest = await read(digest);
+  if (!('json' in manifest)) return `its manifest ${digest} ${manifest.problem}`;
+  const config = manifest.json.config?.digest;
+  if (config === undefined) return undefined;
+  const configRead = await read(config);
+  return 'json' in configRead ? undefined : `its config ${config} ${configRead.problem}`;
 }

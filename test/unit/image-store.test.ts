@@ -373,9 +373,15 @@ describe('listStore and cog image ls', () => {
     const whole = await putImage(store.root, 'whole', ['w'], '2026-11-20T10:11:12Z');
     const gone = await putImage(store.root, 'gone', ['g']);
     const cut = await putBlob(store.root, manifestType, '{"schemaVersion":2,"con');
+    const noConfig = await putImage(store.root, 'noconfig', ['n']);
+    const noConfigJson = JSON.parse((await store.readBlob(noConfig.digest)).toString('utf8')) as {
+      config: Descriptor;
+    };
     await store.tag('whole:1', whole);
     await store.tag('gone:1', gone);
+    await store.tag('noconfig:1', noConfig);
     await rm(join(store.root, 'blobs', 'sha256', gone.digest.slice(7)));
+    await rm(join(store.root, 'blobs', 'sha256', noConfigJson.config.digest.slice(7)));
     const index = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
       manifests: Descriptor[];
     };
@@ -387,13 +393,16 @@ describe('listStore and cog image ls', () => {
       [
         ['cut:1', `its manifest ${cut.digest} is not JSON`],
         ['gone:1', `its manifest ${gone.digest} is missing`],
+        // its config gone too: cog inspect could not read it (it was listed as whole)
+        ['noconfig:1', `its config ${noConfigJson.config.digest} is missing`],
         ['whole:1', undefined],
       ],
     );
     const lines = formatStoreListing(listing).split('\n');
     assert.match(lines[1]!, /^cut:1\s+sha256:\S+\s+\S+ B\s+damaged$/);
     assert.match(lines[2]!, /^gone:1\s+sha256:\S+\s+0 B\s+damaged$/);
-    assert.match(lines[3]!, /^whole:1\s+.* 2026-11-20 10:11 UTC$/);
+    assert.match(lines[3]!, /^noconfig:1\s+sha256:\S+\s+\S+ B\s+damaged$/);
+    assert.match(lines[4]!, /^whole:1\s+.* 2026-11-20 10:11 UTC$/);
     assert.ok(
       lines.includes(
         `gone:1 is damaged (its manifest ${gone.digest} is missing): remove it with \`cog image rm gone:1\``,
