@@ -193,12 +193,6 @@ async function startPrivateDaemon(
   if (env.COG_BUILDKITD_CONFIG) args.push('--config', env.COG_BUILDKITD_CONFIG);
   if (uid !== 0) args.push('--oci-worker-no-process-sandbox');
 
-  const log = openSync(logFile, 'a');
-  const child = spawn(command, args, { stdio: ['ignore', log, log], env });
-  closeSync(log);
-  options.stderr.write(
-    `cog: no BUILDKIT_HOST and no buildkitd at ${triedHosts.join(' or ')}; started a private ${uid === 0 ? '' : 'rootless '}buildkitd (${buildkitd}, state in ${root}) for this command\n`,
-  );
   let stopped: Promise<void> | undefined;
   const cleanup = () =>
     (stopped ??= (async () => {
@@ -206,7 +200,9 @@ async function startPrivateDaemon(
       if (pidFile) await rm(pidFile, { force: true });
       await rm(runDir, { recursive: true, force: true });
     })());
-  // no daemon outlives the command: not after a signal no handler takes, nor after process.exit
+  // no daemon outlives the command: not after a signal no handler takes, nor after process.exit. Set
+  // before the spawn: a signal that comes while the process forks is handled once the spawn returned
+  // (no await comes between: \`child\` is set by then), not by the default action that left it running
   const unguard = guardDaemon({
     stop: cleanup,
     stopNow: () => {
@@ -216,6 +212,12 @@ async function startPrivateDaemon(
     },
     notice: (signal) => options.stderr.write(`cog: ${signal}: stopping the private buildkitd\n`),
   });
+  const log = openSync(logFile, 'a');
+  const child = spawn(command, args, { stdio: ['ignore', log, log], env });
+  closeSync(log);
+  options.stderr.write(
+    `cog: no BUILDKIT_HOST and no buildkitd at ${triedHosts.join(' or ')}; started a private ${uid === 0 ? '' : 'rootless '}buildkitd (${buildkitd}, state in ${root}) for this command\n`,
+  );
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const spawnFailed = new Promise<Error>((resolve) => child.once('error', resolve));
   try {
