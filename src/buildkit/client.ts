@@ -147,7 +147,7 @@ export class BuildkitClient {
   /** Connects and waits until the daemon answers, failing within `timeoutMs` with what was tried. */
   static async connect(
     host: string,
-    options: { timeoutMs?: number; tls?: TlsOptions } = {},
+    options: { timeoutMs?: number; tls?: TlsOptions; signal?: AbortSignal } = {},
   ): Promise<BuildkitClient> {
     const address = parseBuildkitHost(host, options.tls);
     if (address.endpoint.kind === 'unix' && !existsSync(address.endpoint.path)) {
@@ -172,9 +172,15 @@ export class BuildkitClient {
     const timeoutMs = options.timeoutMs ?? 5000;
     const hint = unreachableHint(address.display);
     try {
-      await untilReady(stub.getChannel(), Date.now() + timeoutMs);
+      await untilReady(stub.getChannel(), Date.now() + timeoutMs, options.signal);
     } catch (err) {
       stub.close();
+      // Ctrl-C while waiting for an answer: no more waiting (it waited out the time limit)
+      if (options.signal?.aborted)
+        throw new BuildkitError(`interrupted while connecting to buildkitd at ${address.display}`, {
+          cause: err,
+          exitCode: 130,
+        });
       // a failed attempt fails now, with its reason, rather than being retried until the deadline
       const reason =
         err instanceof ConnectAttemptFailed
@@ -281,8 +287,14 @@ export class BuildkitClient {
 class ConnectAttemptFailed extends Error {}
 
 /** Resolves once `channel` is READY; rejects when an attempt fails or at `deadline`. */
-function untilReady(channel: ReturnType<grpc.Client['getChannel']>, deadline: number): Promise<void> {
+function untilReady(
+  channel: ReturnType<grpc.Client['getChannel']>,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error('aborted'));
+    signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
     const check = () => {
       const state = channel.getConnectivityState(true);
       if (state === grpc.connectivityState.READY) resolve();

@@ -71,6 +71,7 @@ export async function connectBuildkit(options: ConnectOptions): Promise<Buildkit
     const client = await BuildkitClient.connect(explicit, {
       ...(tls ? { tls } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     return external(client);
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { delimiter, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { plannedCommands } from '../../src/cli/commands.js';
@@ -709,4 +710,34 @@ test('inspect --local NAME@DIGEST not in the store hints at NAME:TAG@DIGEST, not
   assert.equal(out.code, 1, out.stderr);
   assert.match(out.stderr, /^hint: the local store finds an image by NAME:TAG@DIGEST/m);
   assert.doesNotMatch(out.stderr, /cog build -t/);
+});
+
+test('Ctrl-C while waiting for a buildkitd that does not answer ends at once (it waited out the 5 s limit)', async () => {
+  // accepts the connection and says nothing: the gRPC channel waits for the HTTP/2 preface
+  const silent = createServer(() => {});
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as AddressInfo).port;
+  try {
+    const child = spawn(cog, ['build', '--progress', 'plain'], {
+      cwd: join(repoRoot, 'fixtures', 'models', 'hello'),
+      env: { ...process.env, BUILDKIT_HOST: `tcp://127.0.0.1:${port}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // once the project is read (the config's warning or the build's own lines), cog is connecting
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const interrupted = Date.now();
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.ok(
+      Date.now() - interrupted < 2500,
+      `ended ${Date.now() - interrupted} ms after Ctrl-C:\n${stderr}`,
+    );
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /^cog: error: interrupted \(SIGINT\)/m);
+  } finally {
+    silent.close();
+  }
 });
