@@ -18,7 +18,8 @@ export function isInteractive(input: PromptInput): boolean {
 }
 
 function interrupted(): CogError {
-  return new CogError('interrupted', { hint: 'nothing was stored', exitCode: 130 });
+  // no answer (Ctrl-C, or stdin ended): whatever was asked for is left undone
+  return new CogError('interrupted', { hint: 'nothing was changed', exitCode: 130 });
 }
 
 /** Reads one visible line. */

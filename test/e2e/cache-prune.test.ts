@@ -105,6 +105,13 @@ test(
     );
     assert.match(declined.stdout, /Nothing was removed\./);
     assert.equal((await usage(ours)).records, before.records, 'a declined prune removes nothing');
+    // no answer at all (the terminal's input ends): nothing removed, and the hint says so
+    const unanswered = await exec('script', ['-qec', `${cog} cache prune --filter ${ours}`, '/dev/null'], {
+      env: tb.env,
+      input: '',
+    });
+    assert.match(unanswered.stdout, /hint: nothing was changed/);
+    assert.equal((await usage(ours)).records, before.records, 'an unanswered prune removes nothing');
 
     // bad flags fail before the daemon is asked
     const badSize = await exec(
