@@ -6,6 +6,7 @@
 import { CogError } from '../errors.js';
 import { type ImageInspection, formatInspection, inspectImage, inspectionJson } from '../image/inspect.js';
 import { ImageStore, imageStoreDir } from '../image/store.js';
+import { missingBlobError } from '../image/damaged-blob.js';
 import { findStoredImage } from '../image/find.js';
 import {
   type Platform,
@@ -89,10 +90,7 @@ export async function inspectLocal(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       // gone (a config or child manifest): a build writes it again once the name is removed
-      throw new CogError(`blob ${digest} of ${name} is missing from the local image store: it is damaged`, {
-        hint: `remove it (\`cog image rm ${found.name}\`), then build it again`,
-        cause: err,
-      });
+      throw missingBlobError('blob', digest, name, [found.name], err);
     }
     try {
       return JSON.parse(text) as T;

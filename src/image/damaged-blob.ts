@@ -39,3 +39,20 @@ export function wrongSizeError(
     usedBy ? { usedBy } : {},
   );
 }
+
+/**
+ * A blob an image needs (`what`: its manifest, config, …) that is gone from the local image store:
+ * unlike a damaged copy, a build writes it again once the images that name it are removed (`usedBy`).
+ */
+export function missingBlobError(
+  what: string,
+  digest: string,
+  ref: string,
+  usedBy: readonly string[],
+  cause?: unknown,
+): CogError {
+  return new CogError(`${what} ${digest} of ${ref} is missing from the local image store: it is damaged`, {
+    hint: `remove it (\`cog image rm ${[...new Set(usedBy)].join(' ')}\`), then build it again`,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}

@@ -1,5 +1,5 @@
 /** Finding an image by name in the local image store, the way `docker run` finds local images. */
-import { CogError } from '../errors.js';
+import { missingBlobError } from './damaged-blob.js';
 import { normalizeImageRef } from '../llb/index.js';
 import { type Descriptor, type ImageStore, refNameAnnotation } from './store.js';
 
@@ -46,8 +46,5 @@ export async function findStoredImage(store: ImageStore, ref: string): Promise<S
     const name = m.annotations?.[refNameAnnotation];
     return name !== undefined && m.digest === found.manifest.digest ? [name] : [];
   });
-  throw new CogError(
-    `manifest ${found.manifest.digest} of ${ref} is missing from the local image store: it is damaged`,
-    { hint: `remove it (\`cog image rm ${[...new Set(usedBy)].join(' ')}\`), then build it again` },
-  );
+  throw missingBlobError('manifest', found.manifest.digest, ref, usedBy);
 }
