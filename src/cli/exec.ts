@@ -126,7 +126,7 @@ export async function execCommand(args: ExecArgs, io: CommandIo, cwd = process.c
   if (args.command.length === 0) {
     throw new CogError('name a command to run', { hint: 'e.g. cog exec python -c "import torch"' });
   }
-  const env = parseEnv(args.env);
+  const env = parseEnv(args.env, io.env);
   const published = args.publish.map(parsePublish);
   const terminal = terminalOf(io);
   const exit = await withModelContainer(

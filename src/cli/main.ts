@@ -126,7 +126,7 @@ function envOption(who: string) {
     array: true,
     nargs: 1,
     default: [] as string[],
-    describe: `NAME=VALUE for the ${who}`,
+    describe: `NAME=VALUE for the ${who}; NAME alone passes this shell's value`,
   } as const;
 }
 

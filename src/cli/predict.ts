@@ -71,12 +71,24 @@ const replicateTokenSecret = 'cog-replicate-api-token';
 
 type OpenApiDoc = Parameters<typeof parseInputFlags>[1];
 
-export function parseEnv(values: readonly string[]): Record<string, string> {
+/**
+ * `-e` values as docker run reads them: `NAME=VALUE` sets NAME; a bare `NAME` passes this shell's value of
+ * NAME, and nothing when the shell has none.
+ */
+export function parseEnv(values: readonly string[], hostEnv: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = {};
   for (const value of values) {
     const eq = value.indexOf('=');
-    if (eq <= 0) throw new CogError(`-e "${value}" is not NAME=VALUE`, { hint: 'e.g. -e HF_TOKEN=...' });
-    env[value.slice(0, eq)] = value.slice(eq + 1);
+    if (eq === 0 || value === '')
+      throw new CogError(`-e "${value}" has no variable name`, {
+        hint: 'e.g. -e HF_TOKEN=... or -e HF_TOKEN',
+      });
+    if (eq > 0) {
+      env[value.slice(0, eq)] = value.slice(eq + 1);
+      continue;
+    }
+    const here = hostEnv[value];
+    if (here !== undefined) env[value] = here;
   }
   return env;
 }
@@ -103,7 +115,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     throw new CogError('--setup-timeout needs a positive number of seconds', {
       hint: 'e.g. --setup-timeout 600 (the default is 300)',
     });
-  const env = parseEnv(args.env);
+  const env = parseEnv(args.env, io.env);
   // a mistyped -o fails now, not after the build and the run
   const outputPath = args.output ? await checkOutputPath(args.output, cwd) : undefined;
   if (args.useReplicateToken && !io.env.REPLICATE_API_TOKEN)

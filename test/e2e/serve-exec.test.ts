@@ -245,19 +245,24 @@ test('cog exec passes stdin, env and the exit code through', { timeout: 600_000 
     'data = sys.stdin.read()',
     'print(data.upper(), end="")',
     'print("FOO=" + os.environ.get("FOO", ""))',
+    // -e NAME alone passes the shell's value, as docker run does; a NAME the shell lacks stays unset
+    'print("FROM_SHELL=" + os.environ.get("FROM_SHELL", "unset"))',
+    'print("NOT_IN_SHELL=" + os.environ.get("NOT_IN_SHELL", "unset"))',
     'print("cwd=" + os.getcwd())',
     'print(open("/src/predict.py").readline().strip())',
     'sys.exit(3)',
   ].join('\n');
-  const out = await exec(cog, ['exec', '-e', 'FOO=bar', 'python', '-c', script], {
-    env: tb.env,
+  const args = ['-e', 'FOO=bar', '-e', 'FROM_SHELL', '-e', 'NOT_IN_SHELL'];
+  const out = await exec(cog, ['exec', ...args, 'python', '-c', script], {
+    env: { ...tb.env, FROM_SHELL: 'shell value', NOT_IN_SHELL: undefined },
     cwd: hello,
     input: 'quiet words\nsecond line\n',
   });
   assert.equal(out.code, 3, out.stderr);
   assert.equal(
     out.stdout,
-    'QUIET WORDS\nSECOND LINE\nFOO=bar\ncwd=/src\nfrom cog import BasePredictor, Input\n',
+    'QUIET WORDS\nSECOND LINE\nFOO=bar\nFROM_SHELL=shell value\nNOT_IN_SHELL=unset\n' +
+      'cwd=/src\nfrom cog import BasePredictor, Input\n',
   );
   assert.doesNotMatch(out.stderr, /error/i);
 });

@@ -314,6 +314,13 @@ describe('mistakes found before building: no buildkitd is reached', () => {
       /^cog: error: invalid image name "a=b"$/m,
       /^hint: cog serve takes an image name, or none$/m,
     );
+    // -e with no name: refused before anything is built (a bare NAME passes the shell's value, as docker's)
+    for (const command of ['run', 'exec'])
+      failsEarly(
+        await cogNoDaemon(hello, [command, '-e', '=x', ...(command === 'exec' ? ['true'] : [])]),
+        /^cog: error: -e "=x" has no variable name$/m,
+        /^hint: e\.g\. -e HF_TOKEN=\.\.\. or -e HF_TOKEN$/m,
+      );
     // IMAGE of run, train and serve: named as a reference before anything runs (was an internal error)
     for (const command of ['run', 'train', 'serve'])
       failsEarly(
