@@ -15,7 +15,7 @@ import { fileSyncService } from '../buildkit/filesync.js';
 import { type OciImageConfig, gatewayBuild } from '../buildkit/gateway.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
-import { checkBaseImageFlagsUnused, isCogBaseProbe } from '../build/cog-base.js';
+import { isCogBaseProbe } from '../build/cog-base.js';
 import { GatewayContainer } from '../runtime/container.js';
 import { localImages } from '../runtime/local-images.js';
 import { imageNeedsGpu } from '../runtime/gpu.js';
@@ -23,7 +23,12 @@ import { resolveModelImage } from '../runtime/run-model.js';
 import { configEnvEntries } from '../plan/compile.js';
 import { wheelContext } from '../plan/plan.js';
 import { CogError } from '../errors.js';
-import { checkSecretsUnused, defaultBuildSettings, prepareBuild, projectSharedKey } from './prepare-build.js';
+import {
+  checkBuildFlagsUnused,
+  defaultBuildSettings,
+  prepareBuild,
+  projectSharedKey,
+} from './prepare-build.js';
 import { secretsService } from '../buildkit/secrets.js';
 import { withBuildkit } from './buildkit-command.js';
 import type { CommandIo } from './debug-solve.js';
@@ -83,8 +88,7 @@ export async function withModelContainer<T>(
     });
   const baseFlags = { useCudaBaseImage: options.useCudaBaseImage, useCogBaseImage: options.useCogBaseImage };
   if (options.image !== undefined) {
-    checkBaseImageFlagsUnused(baseFlags, options.command);
-    checkSecretsUnused(options.secrets, options.command);
+    checkBuildFlagsUnused({ ...baseFlags, secrets: options.secrets, file: options.file }, options.command);
   }
   const prepared =
     options.image === undefined

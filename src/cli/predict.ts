@@ -11,7 +11,7 @@ import { gatewayBuild } from '../buildkit/gateway.js';
 import { secretsService } from '../buildkit/secrets.js';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { compileAgainstBase } from '../build/build-model.js';
-import { checkBaseImageFlagsUnused, isCogBaseProbe } from '../build/cog-base.js';
+import { isCogBaseProbe } from '../build/cog-base.js';
 import { CogError } from '../errors.js';
 import {
   format422,
@@ -34,7 +34,7 @@ import { pointToShownOutput, serverOutputTail } from '../runtime/server-output.j
 import type { SmokeReport } from '../runtime/smoke.js';
 import {
   checkImageArgument,
-  checkSecretsUnused,
+  checkBuildFlagsUnused,
   defaultBuildSettings,
   prepareBuild,
   projectSharedKey,
@@ -125,8 +125,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   const baseFlags = { useCudaBaseImage: args.useCudaBaseImage, useCogBaseImage: args.useCogBaseImage };
   if (args.image !== undefined) {
     const command = args.mode === 'train' ? 'cog train' : 'cog run';
-    checkBaseImageFlagsUnused(baseFlags, command);
-    checkSecretsUnused(args.secrets, command);
+    checkBuildFlagsUnused({ ...baseFlags, secrets: args.secrets, file: args.file }, command);
   }
   // without IMAGE: the project's config and schema are known before connecting, so inputs fail fast
   const prepared =

@@ -9,7 +9,13 @@ import { basename } from 'node:path';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, checkSecretFiles, parseSecretFlag } from '../buildkit/secret-flags.js';
-import { checkBaseImageFlags, chooseCogBase, cogBasePatchWarning } from '../build/cog-base.js';
+import {
+  type CogBaseFlags,
+  checkBaseImageFlags,
+  checkBaseImageFlagsUnused,
+  chooseCogBase,
+  cogBasePatchWarning,
+} from '../build/cog-base.js';
 import { withEffectiveConcurrency } from '../build/concurrency.js';
 import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
 import { planInputFor } from '../build/plan-input.js';
@@ -181,13 +187,22 @@ export const defaultBuildSettings = {
 } as const;
 
 /**
- * --secret is for the project's build: `cog run IMAGE --secret …` builds nothing, so the secret would
- * reach no step (refused, as the base image flags are).
+ * The flags that shape the project's build, given with IMAGE: `cog run IMAGE --secret …` builds nothing
+ * and reads no cog.yaml, so they would change nothing (refused, not ignored). `-f cog.yaml`, the
+ * default, passes.
  */
-export function checkSecretsUnused(secrets: readonly string[] | undefined, command: string): void {
-  if ((secrets ?? []).length > 0)
+export function checkBuildFlagsUnused(
+  flags: { readonly secrets: readonly string[] | undefined; readonly file: string } & Partial<CogBaseFlags>,
+  command: string,
+): void {
+  checkBaseImageFlagsUnused(flags, command);
+  if ((flags.secrets ?? []).length > 0)
     throw new CogError(`--secret: \`${command} IMAGE\` runs an image that is built already`, {
       hint: 'drop --secret, or leave IMAGE out to build the project with it',
+    });
+  if (flags.file !== 'cog.yaml')
+    throw new CogError(`-f ${flags.file}: \`${command} IMAGE\` runs an image and reads no config file`, {
+      hint: 'drop -f, or leave IMAGE out to build the project from that file',
     });
 }
 

@@ -640,7 +640,7 @@ test('an empty value written as one still reaches the command, and - is a value 
   assert.match(stdin.stderr, /^cog: error: Failed to parse JSON from standard input/);
 });
 
-test('every command that builds the project takes --secret; with IMAGE (nothing to build) it is refused', async () => {
+test('every command that builds the project takes --secret; with IMAGE (nothing to build) it and -f are refused', async () => {
   const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' };
   for (const command of ['build', 'push', 'run', 'predict', 'train', 'serve', 'exec']) {
     const help = await exec(cog, [command, '--help'], { env });
@@ -660,6 +660,16 @@ test('every command that builds the project takes --secret; with IMAGE (nothing 
         'm',
       ),
     );
+    // -f names a config file IMAGE never reads (it was ignored); the default -f cog.yaml passes on
+    const file = await exec(cog, [command, 'h2-some-image:latest', '-f', 'other.yaml'], { env });
+    assert.equal(file.code, 1, file.stderr);
+    assert.equal(
+      file.stderr.replace(/^cog: warning: "cog predict" is deprecated.*\n/, ''),
+      `cog: error: -f other.yaml: \`cog ${shown} IMAGE\` runs an image and reads no config file\n` +
+        'hint: drop -f, or leave IMAGE out to build the project from that file\n',
+    );
+    const plain = await exec(cog, [command, 'h2-some-image:latest', '-f', 'cog.yaml'], { env });
+    assert.doesNotMatch(plain.stderr, /-f cog\.yaml/);
   }
 });
 
