@@ -4,7 +4,7 @@
  * validate inputs. Mirrors upstream Cog's pkg/schema generator.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import {
   analyzeMetadata,
@@ -137,23 +137,34 @@ async function readPredictor(
   try {
     source = await readFile(path, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SchemaError(
-      'file-not-found',
-      code === 'ENOENT'
-        ? `no such file in the project directory ${projectDir} (cog.yaml's reference "${ref}")`
-        : `failed to read predictor source ${file} (cog.yaml's reference "${ref}"): ${(e as Error).message}`,
-      {
-        file,
-        ...(code === 'ENOENT'
-          ? {
-              hint: "fix the reference in cog.yaml; the project directory is cog.yaml's own, or the working directory for a relative -f",
-            }
-          : {}),
-      },
-    );
+    const { message, hint } = await unreadablePredictor(e, path, projectDir, file, ref);
+    throw new SchemaError('file-not-found', message, { file, ...(hint ? { hint } : {}) });
   }
   return { file: normalize(file).split(sep).join('/'), name, source };
+}
+
+/** Why the predictor's source could not be read: missing, a link to nothing (named), or unreadable. */
+async function unreadablePredictor(
+  err: unknown,
+  path: string,
+  projectDir: string,
+  file: string,
+  ref: string,
+): Promise<{ message: string; hint?: string }> {
+  const where = `cog.yaml's reference "${ref}"`;
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+    return { message: `failed to read predictor source ${file} (${where}): ${(err as Error).message}` };
+  // a link to nothing is in the project, yet reads as missing: say where it points
+  const target = await readlink(path).catch(() => undefined);
+  if (target !== undefined)
+    return {
+      message: `it is a link to ${target}, which does not exist (${where})`,
+      hint: `point ${file} at the predictor's source, or fix the reference in cog.yaml`,
+    };
+  return {
+    message: `no such file in the project directory ${projectDir} (${where})`,
+    hint: "fix the reference in cog.yaml; the project directory is cog.yaml's own, or the working directory for a relative -f",
+  };
 }
 
 function safeJoin(root: string, rel: string): string {

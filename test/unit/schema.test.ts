@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
@@ -407,6 +407,20 @@ describe('static OpenAPI schema: errors name file and line', () => {
         err.message ===
           `missing.py: no such file in the project directory ${dir}project (cog.yaml's reference "missing.py:Runner")` &&
         /relative -f/.test(err.hint ?? ''),
+    );
+    // a link to nothing: named with its target (it said "no such file" of a file that is there)
+    await symlink('gone.py', `${dir}project/dangling.py`);
+    await assert.rejects(
+      generateOpenApiSchema({
+        projectDir: `${dir}project`,
+        predict: 'dangling.py:Runner',
+        cogVersion: version,
+      }),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message ===
+          `dangling.py: it is a link to gone.py, which does not exist (cog.yaml's reference "dangling.py:Runner")` &&
+        err.hint === "point dangling.py at the predictor's source, or fix the reference in cog.yaml",
     );
     await assert.rejects(
       generateOpenApiSchema({
