@@ -3,6 +3,7 @@
  * compile, solve the image and a pip-freeze probe side by side, read the probe, and return the image
  * with its config and labels for the exporters. One Control.Solve; nothing is built twice.
  */
+import { dirname } from 'node:path/posix';
 import type { BuildkitClient } from '../buildkit/client.js';
 import {
   type Gateway,
@@ -21,6 +22,7 @@ import { notReadyDetail, serverOutputTail, wholeOutputHint } from '../runtime/se
 import { type SmokeOptions, type SmokeReport, smokeTest } from '../runtime/smoke.js';
 import { CogError } from '../errors.js';
 import { freezeLabels } from './freeze-labels.js';
+import { bundledSchemaPath, legacySchemaProbe, readLegacySchema } from './legacy-schema.js';
 import { type ResolvedBase, compileOnBase } from './resolved-base.js';
 import { belowSourceKey } from './source-image.js';
 import {
@@ -57,6 +59,11 @@ export interface BuildModelOptions {
    * built by BuildKit's Dockerfile frontend instead of the plan
    */
   readonly dockerfile?: { readonly filename: string };
+  /**
+   * read the OpenAPI schema from the built image (an SDK below 0.17, legacy-schema.ts): label the image
+   * with it and write it at /src/.cog, where static schemas go
+   */
+  readonly schemaFromImage?: boolean;
   /**
    * the platforms to build (default: the input's): more than one makes a multi-platform image, an
    * index of one image per platform
@@ -264,11 +271,23 @@ async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelO
     gw.solve(compiled.freeze.marshal(marshal).definition, { evaluate: true }),
   ]);
   const pipFreeze = (await gw.readFile(freezeId, '/pip-freeze.txt')).toString('utf8').trim();
+  let model = compiled.image;
+  let ref = imageId;
+  const schemaLabel: Record<string, string> = {};
+  if (options.schemaFromImage && !options.dockerfile) {
+    const probeId = await gw.solve(legacySchemaProbe(model).marshal(marshal).definition, { evaluate: true });
+    const schema = await readLegacySchema(gw, probeId);
+    schemaLabel['run.cog.openapi_schema'] = schema;
+    model = model
+      .mkdir(dirname(bundledSchemaPath), { parents: true })
+      .mkfile(bundledSchemaPath, schema, { mode: 0o644 }, { name: `write ${bundledSchemaPath}` });
+    ref = await gw.solve(model.marshal(marshal).definition, { evaluate: true });
+  }
   const config: OciImageConfig = {
     ...compiled.config,
     config: {
       ...compiled.config.config,
-      Labels: { ...(compiled.config.config?.Labels ?? {}), ...freezeLabels(pipFreeze) },
+      Labels: { ...(compiled.config.config?.Labels ?? {}), ...freezeLabels(pipFreeze), ...schemaLabel },
     },
   };
   let smoke: SmokeReport | undefined;
@@ -276,7 +295,7 @@ async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelO
     // a Dockerfile's image starts where its WORKDIR says, as under `docker run`
     const workdir = options.dockerfile ? compiled.config.config?.WorkingDir || '/' : undefined;
     const smokeOptions = workdir ? { ...options.smoke, cwd: workdir } : options.smoke;
-    const probeId = await gw.solve(smokeTest(compiled.image, smokeOptions).marshal(marshal).definition, {
+    const probeId = await gw.solve(smokeTest(model, smokeOptions).marshal(marshal).definition, {
       evaluate: true,
     });
     smoke = JSON.parse((await gw.readFile(probeId, '/smoke.json')).toString('utf8')) as SmokeReport;
@@ -286,7 +305,7 @@ async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelO
   const belowSource = planned?.compiled.belowSource && belowSourceKey(planned.compiled.belowSource, platform);
   return {
     platform: built,
-    ref: imageId,
+    ref,
     config,
     ...(smoke ? { smoke } : {}),
     ...(planned && belowSource ? { below: { key: belowSource, base: planned.base } } : {}),

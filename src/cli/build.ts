@@ -274,6 +274,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
           onStatus,
           ...(args.smokeTest ? { smoke: smokeOptions(input.openapiSchema) } : {}),
           ...(prepared.dockerfile ? { dockerfile: { filename: prepared.dockerfile.filename } } : {}),
+          schemaFromImage: prepared.schemaFromImage,
           platforms: prepared.platforms,
         }),
     );

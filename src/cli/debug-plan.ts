@@ -50,7 +50,7 @@ function describeStep(step: PlanStep): string {
   }
 }
 
-export function formatPlan(plan: BuildPlan): string {
+export function formatPlan(plan: BuildPlan, options: { readonly schemaFromImage?: boolean } = {}): string {
   const lines = [`base  ${plan.base} (${plan.platform.os}/${plan.platform.architecture})`];
   for (const [index, step] of plan.steps.entries())
     lines.push(`${String(index + 1).padStart(2)}. ${step.name}\n    ${describeStep(step)}`);
@@ -79,6 +79,10 @@ export function formatPlan(plan: BuildPlan): string {
     lines.push(`label  ${name}=${shown}`);
   }
   lines.push('label  run.cog.pip_freeze=(read from the built image)');
+  if (options.schemaFromImage)
+    lines.push(
+      'label  run.cog.openapi_schema=(read from the built image: `python -m cog.command.openapi_schema`, the cog SDK being below 0.17)',
+    );
   return `${lines.join('\n')}\n`;
 }
 
@@ -106,7 +110,8 @@ export async function debugPlan(args: DebugPlanArgs, io: CommandIo, cwd = proces
   const plan = planBuild(input);
   if (args.format === 'text') {
     const candidate = prepared.input.cogBase;
-    io.stdout.write(maskUrlCredentials(`${candidate ? cogBaseLine(candidate) : ''}${formatPlan(plan)}`));
+    const text = formatPlan(plan, { schemaFromImage: prepared.schemaFromImage });
+    io.stdout.write(maskUrlCredentials(`${candidate ? cogBaseLine(candidate) : ''}${text}`));
     return;
   }
   const compiled = compilePlan(plan, { baseConfig: {} });

@@ -18,12 +18,13 @@ import {
 } from '../build/cog-base.js';
 import { withEffectiveConcurrency } from '../build/concurrency.js';
 import { gitLabels, readCaCert, schemaOverride } from '../build/host-facts.js';
+import { openApiDocumentProblem } from '../build/openapi-document.js';
 import { planInputFor } from '../build/plan-input.js';
 import { excludedFileMessage, excludedReferencedFiles, referencedFiles } from '../build/predictor-files.js';
 import { escapingLink, escapingLinkMessage } from '../build/predictor-links.js';
 import { findProjectWeights } from '../build/project-listing.js';
 import { secretKeysFor } from '../build/secret-keys.js';
-import { type LoadedConfig, formatIssue, loadConfig } from '../config/index.js';
+import { type LoadedConfig, formatIssue, isLegacySdk, loadConfig } from '../config/index.js';
 import { defaultImageName } from '../config/reference.js';
 import { CogError } from '../errors.js';
 import type { PlanInput } from '../plan/types.js';
@@ -93,6 +94,8 @@ export interface PreparedBuild {
   readonly secrets: Readonly<Record<string, SecretSource>>;
   /** the project's git revision/version as the labels have them */
   readonly git: { readonly revision?: string; readonly version?: string };
+  /** a full build reads the schema from the built image (an SDK below 0.17); input.openapiSchema is unset */
+  readonly schemaFromImage: boolean;
   /** --dockerfile: the Dockerfile's directory (served as `dockerfile`) and name */
   readonly dockerfile?: { readonly path: string; readonly dir: string; readonly filename: string };
 }
@@ -114,16 +117,22 @@ async function schemaFor(
   // upstream's order: a given schema file wins over skipping
   if (!override && args.skipSchema) return undefined;
   if (override) {
+    const hint = 'give the path of an OpenAPI schema in JSON, or leave it out to generate the schema';
+    let doc: unknown;
     try {
-      return JSON.stringify(JSON.parse(await readFile(override.path, 'utf8')));
+      doc = JSON.parse(await readFile(override.path, 'utf8'));
     } catch (err) {
-      throw new CogError(`${override.named}: not a readable JSON file (${(err as Error).message})`, {
-        hint: 'give the path of an OpenAPI schema in JSON, or leave it out to generate the schema',
-      });
+      throw new CogError(`${override.named}: not a readable JSON file (${(err as Error).message})`, { hint });
     }
+    const problem = openApiDocumentProblem(doc);
+    if (problem) throw new CogError(`${override.named}: ${problem}`, { hint });
+    return JSON.stringify(doc);
   }
   const { predict, train } = loaded.completed;
   if (!predict && !train) return undefined;
+  // the SDK below 0.17 builds its schema from pydantic models at run time: a full build reads it from the
+  // image (legacy-schema.ts), as upstream does, where a static one would disagree with the model
+  if (isLegacySdk(loaded.completed.sdk)) return undefined;
   try {
     const schema = await generateOpenApiSchema({
       projectDir: loaded.projectDir,
@@ -137,6 +146,20 @@ async function schemaFor(
     warn(`no OpenAPI schema: ${err.message}; going on without one`);
     return undefined;
   }
+}
+
+/**
+ * Whether a full build takes the schema from the built image (`python -m cog.command.openapi_schema`):
+ * the SDK is pinned below 0.17, and neither a schema file nor skipping says otherwise.
+ */
+function schemaFromImage(loaded: LoadedConfig, args: SchemaSource, env: NodeJS.ProcessEnv): boolean {
+  const { predict, train, sdk } = loaded.completed;
+  return (
+    (predict !== undefined || train !== undefined) &&
+    isLegacySdk(sdk) &&
+    args.skipSchema !== true &&
+    schemaOverride(args.openapiSchema, env) === undefined
+  );
 }
 
 /**
@@ -154,7 +177,8 @@ async function metadataFor(
   const lenient =
     schemaOverride(args.openapiSchema, env) !== undefined ||
     args.skipSchema === true ||
-    args.schemaFailure === 'warn';
+    args.schemaFailure === 'warn' ||
+    isLegacySdk(loaded.completed.sdk);
   try {
     return await readPredictorMetadata(loaded.projectDir, predict, 'predict');
   } catch (err) {
@@ -324,5 +348,14 @@ export async function prepareBuild(
     loaded.completed.image ??
     loaded.completed.model ??
     defaultImageName(basename(loaded.projectDir));
-  return { loaded, input, platforms, imageName, secrets, git, ...(dockerfile ? { dockerfile } : {}) };
+  return {
+    loaded,
+    input,
+    platforms,
+    imageName,
+    secrets,
+    git,
+    schemaFromImage: schemaFromImage(loaded, args, io.env),
+    ...(dockerfile ? { dockerfile } : {}),
+  };
 }

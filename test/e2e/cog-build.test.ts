@@ -218,6 +218,50 @@ test(
 );
 
 test(
+  'an SDK below 0.17: the schema label is the one the SDK writes in the image, and cog run follows it',
+  { timeout: 600_000 },
+  async () => {
+    const project = await tempDir('cogts-legacy-sdk-');
+    await writeFile(
+      join(project, 'cog.yaml'),
+      "build:\n  python_version: '3.11'\n  sdk_version: '0.16.12'\nrun: 'predict.py:Predictor'\n",
+    );
+    await writeFile(
+      join(project, 'predict.py'),
+      [
+        'from cog import BasePredictor, Input',
+        '',
+        '',
+        'class Predictor(BasePredictor):',
+        '    def predict(self, name: str = Input(default="world"), seed: int = Input(default=None)) -> str:',
+        '        return f"hello {name} {seed}"',
+        '',
+      ].join('\n'),
+    );
+    const out = await exec(cog, ['build', '-t', 'legacy-sdk:dev', '--progress', 'plain'], {
+      env: env(),
+      cwd: project,
+    });
+    assert.equal(out.code, 0, out.stderr.slice(-3000));
+    assert.match(out.stderr, /read the OpenAPI schema from the model \(cog SDK below 0\.17\)/);
+    const inspected = JSON.parse(
+      (await execOk('skopeo', ['inspect', `oci:${join(scratchDir, 'store')}:legacy-sdk:dev`])).stdout,
+    ) as { Labels: Labels };
+    const schema = JSON.parse(inspected.Labels['run.cog.openapi_schema'] ?? '{}') as {
+      components: { schemas: { Input: { required?: string[]; properties: Record<string, unknown> } } };
+    };
+    // the static reading makes `seed` (default None) required; the 0.16 SDK's pydantic schema does not
+    const input = schema.components.schemas.Input;
+    assert.deepEqual(Object.keys(input.properties), ['name', 'seed']);
+    assert.ok(!(input.required ?? []).includes('seed'), JSON.stringify(input));
+    // cog run's check of the inputs reads that label: seed may be given, name left out
+    const run = await exec(cog, ['run', 'legacy-sdk:dev', '-i', 'seed=3'], { env: env(), cwd: project });
+    assert.equal(run.code, 0, run.stderr.slice(-2000));
+    assert.equal(run.stdout.trim(), 'hello world 3');
+  },
+);
+
+test(
   'a no-op rebuild runs nothing; a predict.py edit runs only the source copy',
   { timeout: 600_000 },
   async () => {
