@@ -409,13 +409,10 @@ describe('static OpenAPI schema: errors name file and line', () => {
         /relative -f/.test(err.hint ?? ''),
     );
     // a link to nothing: named with its target (it said "no such file" of a file that is there)
-    await symlink('gone.py', `${dir}project/dangling.py`);
+    const linked = await tempDir('cogts-dangling-');
+    await symlink('gone.py', join(linked, 'dangling.py'));
     await assert.rejects(
-      generateOpenApiSchema({
-        projectDir: `${dir}project`,
-        predict: 'dangling.py:Runner',
-        cogVersion: version,
-      }),
+      generateOpenApiSchema({ projectDir: linked, predict: 'dangling.py:Runner', cogVersion: version }),
       (err: unknown) =>
         err instanceof CogError &&
         err.message ===
