@@ -24,6 +24,7 @@ import { excludedFileMessage, excludedReferencedFiles, referencedFiles } from '.
 import { escapingLink, escapingLinkMessage } from '../build/predictor-links.js';
 import { findProjectWeights } from '../build/project-listing.js';
 import { secretKeysFor } from '../build/secret-keys.js';
+import { unpassedSecretWarnings } from '../build/unpassed-secrets.js';
 import { type LoadedConfig, formatIssue, isLegacySdk, loadConfig } from '../config/index.js';
 import { defaultImageName } from '../config/reference.js';
 import { CogError } from '../errors.js';
@@ -301,6 +302,12 @@ export async function prepareBuild(
   );
   await checkSecretFiles(secrets);
   const mountedSecrets = new Set(loaded.completed.runCommands.flatMap((r) => r.mounts.map((m) => m.id)));
+  // a Dockerfile's steps are its own; cog.yaml's run steps run without a secret nobody passed
+  if (!dockerfile) {
+    const passed = new Set(Object.keys(secrets));
+    const configName = basename(loaded.configPath);
+    for (const note of unpassedSecretWarnings(loaded.completed.runCommands, passed, configName)) warn(note);
+  }
   const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
     schemaFor(loaded, args, io.env, warn),
     readCaCert(io.env),

@@ -134,7 +134,8 @@ function applyStep(
           type: 'secret',
           id: s.id,
           dest: s.target,
-          required: true,
+          // optional, as upstream's `RUN --mount=type=secret,id=ID,target=T`: without --secret the step
+          // runs without the file (prepareBuild warns)
         })),
       ];
       // the secrets' content key is part of the step (so of its cache key), never of the image config

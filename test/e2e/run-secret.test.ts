@@ -1,10 +1,10 @@
 // The commands that build the project before running it (run, exec, and predict, train, serve with
 // them) take --secret as `cog build` does: a model whose build.run step mounts a secret builds and
-// runs, the secret's value appears in no output, and without --secret the error names the secret and
-// the flag, as `cog build`'s does.
+// runs, the secret's value appears in no output, and without --secret a warning names the secret and
+// the flag, as `cog build`'s does (the mount is optional: a step that does without the secret builds).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { cp, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { type ExecResult, exec } from '../support/exec.js';
@@ -15,6 +15,7 @@ const cog = join(repoRoot, 'bin', 'cog');
 const tempDir = tempDirsRemovedAfterTests();
 let tb: Testbed;
 let project: string;
+let tolerant: string;
 let secretFile: string;
 // random per run: the fixture's step writes the first 12 hex digits of its sha256 to /token-fingerprint
 const secret = randomBytes(24).toString('hex');
@@ -27,6 +28,17 @@ before(async () => {
   await cp(join(repoRoot, 'fixtures', 'models', 'build-run-secret'), project, { recursive: true });
   secretFile = join(dir, 'token.txt');
   await writeFile(secretFile, secret);
+  // the same model, with a step that does without the secret when none is passed
+  tolerant = join(dir, 'tolerant');
+  await cp(join(repoRoot, 'fixtures', 'models', 'build-run-secret'), tolerant, { recursive: true });
+  const config = await readFile(join(tolerant, 'cog.yaml'), 'utf8');
+  await writeFile(
+    join(tolerant, 'cog.yaml'),
+    config.replace(
+      /command: .*/,
+      'command: if test -s /run/secrets/token; then sha256sum /run/secrets/token | cut -c1-12; else echo no-secret; fi > /token-fingerprint',
+    ),
+  );
 });
 
 const explain = (r: ExecResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
@@ -66,19 +78,42 @@ test('cog exec --secret builds the model and runs the command in it', { timeout:
 });
 
 test(
-  'without --secret, cog run and cog exec name the secret and --secret, as cog build does',
+  'without --secret, cog build, cog run and cog exec warn of the secret and --secret; the step that needs it fails',
   { timeout: 600_000 },
   async () => {
-    const hintOf = (r: ExecResult) => r.stderr.split('\n').find((line) => line.startsWith('hint: '));
-    const build = await exec(cog, ['build', '-t', 'h2-run-secret:none'], { cwd: project, env: tb.env });
-    assert.notEqual(build.code, 0, explain(build));
-    const expected =
-      'hint: a build step mounts the secret "token": pass it with --secret id=token,src=FILE or --secret id=token,env=VAR';
-    assert.equal(hintOf(build), expected, explain(build));
-    for (const args of [['run'], ['exec', 'true']]) {
+    // the mount is optional (as upstream's): the fixture's `test -s /run/secrets/token` fails the step
+    const warning =
+      'cog: warning: cog.yaml build.run[0] mounts the secret "token", which was not passed with --secret: the step runs without /run/secrets/token (pass it with --secret id=token,src=FILE or --secret id=token,env=VAR)';
+    for (const args of [['build', '-t', 'h2-run-secret:none'], ['run'], ['exec', 'true']]) {
       const r = await exec(cog, args, { cwd: project, env: tb.env });
       assert.notEqual(r.code, 0, explain(r));
-      assert.equal(hintOf(r), expected, explain(r));
+      assert.ok(r.stderr.split('\n').includes(warning), explain(r));
+      assert.match(
+        r.stderr,
+        /^cog: error: process .*test -s \/run\/secrets\/token.* did not complete successfully/m,
+      );
     }
+  },
+);
+
+test(
+  'a run step that does without its secret builds without --secret, with a warning naming it; with --secret it reads it',
+  { timeout: 600_000 },
+  async () => {
+    const without = await exec(cog, ['run'], { cwd: tolerant, env: tb.env });
+    assert.equal(without.code, 0, explain(without));
+    assert.equal(without.stdout.trim(), 'no-secret');
+    assert.match(
+      without.stderr,
+      /^cog: warning: cog\.yaml build\.run\[0\] mounts the secret "token", which was not passed with --secret: the step runs without \/run\/secrets\/token/m,
+    );
+    const withSecret = await exec(cog, ['run', '--secret', `id=token,src=${secretFile}`], {
+      cwd: tolerant,
+      env: tb.env,
+    });
+    assert.equal(withSecret.code, 0, explain(withSecret));
+    assert.equal(withSecret.stdout.trim(), fingerprint);
+    assert.ok(!withSecret.stderr.includes('cog: warning: cog.yaml build.run[0]'), explain(withSecret));
+    assertSecretNotShown(withSecret);
   },
 );

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { secretContentKey, secretKeysFor } from '../../src/build/secret-keys.js';
+import { unpassedSecretWarnings } from '../../src/build/unpassed-secrets.js';
 import { checkSecretFiles } from '../../src/buildkit/secret-flags.js';
 import { CogError } from '../../src/errors.js';
 import { compilePlan, secretsKeyEnv } from '../../src/plan/compile.js';
@@ -119,4 +120,46 @@ test('cog build refuses a missing --secret file before it builds, though no step
   assert.equal(out.code, 1, out.stderr);
   assert.match(out.stderr, /^cog: error: --secret id=x,src=\/missing\/file: no such file$/m);
   assert.match(out.stderr, /^hint: give src= the path of a readable file/m);
+});
+
+test('a step mounts its secret optionally, as upstream: without --secret it runs without the file', () => {
+  const compiled = compilePlan(planBuild(input), { baseConfig: {} });
+  const step = compiled.image
+    .marshal()
+    .ops.find((o) => o.metadata.description?.['llb.customname']?.startsWith('build.run[0]'));
+  const secretMounts = (step?.op.exec?.mounts ?? []).filter((m) => m.mountType === 1);
+  assert.deepEqual(
+    secretMounts.map((m) => [m.dest, m.secretOpt?.ID, m.secretOpt?.optional]),
+    [['/run/secrets/token', 'token', true]],
+  );
+});
+
+test('a step mounting a secret no --secret passes is warned of, naming the step, the secret and the flag', () => {
+  const runs = [
+    { command: 'echo a', mounts: [] },
+    {
+      command: 'pip download private-pkg',
+      mounts: [
+        { type: 'secret' as const, id: 'token', target: '/run/secrets/token' },
+        { type: 'secret' as const, id: 'other', target: '/other' },
+      ],
+    },
+  ];
+  assert.deepEqual(unpassedSecretWarnings(runs, new Set(['other']), 'cog.yaml'), [
+    'cog.yaml build.run[1] mounts the secret "token", which was not passed with --secret: the step runs without /run/secrets/token (pass it with --secret id=token,src=FILE or --secret id=token,env=VAR)',
+  ]);
+  assert.deepEqual(unpassedSecretWarnings(runs, new Set(['token', 'other']), 'cog.yaml'), []);
+});
+
+test('cog build warns of a mounted secret nobody passed before it asks the daemon', async () => {
+  // BUILDKIT_HOST points nowhere: the warning comes from reading cog.yaml, before any connection
+  const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent/buildkitd.sock' };
+  const out = await exec(join(repoRoot, 'bin', 'cog'), ['build'], {
+    cwd: join(repoRoot, 'fixtures', 'models', 'build-run-secret'),
+    env,
+  });
+  assert.match(
+    out.stderr,
+    /^cog: warning: cog\.yaml build\.run\[0\] mounts the secret "token", which was not passed with --secret: the step runs without \/run\/secrets\/token \(pass it with --secret id=token,src=FILE or --secret id=token,env=VAR\)$/m,
+  );
 });
