@@ -58,17 +58,28 @@ export function formatIssue(issue: ConfigIssue): string {
   return where + what;
 }
 
-/** One or more errors in the configuration. `issues` holds each one, in document order where known. */
+/**
+ * One or more errors in the configuration. `issues` holds each one, in document order where known.
+ * `notes`: warnings that may explain them (an unknown key whose "did you mean" names a required one),
+ * shown after the errors, since the warnings are not printed when loading fails.
+ */
 export class ConfigError extends CogError {
   readonly issues: readonly ConfigIssue[];
+  readonly notes: readonly ConfigIssue[];
 
-  constructor(issues: readonly ConfigIssue[], options: { hint?: string; heading?: string } = {}) {
+  constructor(
+    issues: readonly ConfigIssue[],
+    options: { hint?: string; heading?: string; notes?: readonly ConfigIssue[] } = {},
+  ) {
     const lines = issues.map(formatIssue);
+    const notes = options.notes ?? [];
     const message =
-      lines.length === 1 && options.heading === undefined
+      lines.length === 1 && options.heading === undefined && notes.length === 0
         ? (lines[0] ?? '')
-        : `${options.heading ?? `${issues.length} problems in the configuration`}:\n${lines.map((l) => `  - ${l}`).join('\n')}`;
+        : `${options.heading ?? `${issues.length} problems in the configuration`}:\n${lines.map((l) => `  - ${l}`).join('\n')}` +
+          notes.map((n) => `\n  note: ${formatIssue(n)}`).join('');
     super(message, { hint: options.hint ?? 'fix the fields named above; see https://cog.run/yaml' });
     this.issues = issues;
+    this.notes = notes;
   }
 }

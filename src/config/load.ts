@@ -142,7 +142,9 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       heading: `failed to parse ${display}`,
       hint: 'fix the YAML syntax at the position shown',
     });
-  const warnings: ConfigIssue[] = findUnknownKeys(source);
+  // shown with any error below: a misspelt required key is reported missing, and this says why
+  const unknownKeys = findUnknownKeys(source);
+  const warnings: ConfigIssue[] = [...unknownKeys];
 
   const data = decode(source);
   const schema = checkSchema(data);
@@ -154,6 +156,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       sortIssues(locateAll(schema.issues.map((i) => ({ path: i.path, message: i.message })))),
       {
         heading: `${display} is not valid`,
+        notes: unknownKeys,
       },
     );
   }
@@ -184,7 +187,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   });
   warnings.push(...locateAll(validation.warnings));
   if (validation.errors.length > 0) {
-    throw new ConfigError(sortIssues(locateAll(validation.errors)), { heading: `${display} is not valid` });
+    throw new ConfigError(sortIssues(locateAll(validation.errors)), {
+      heading: `${display} is not valid`,
+      notes: unknownKeys,
+    });
   }
 
   const result = completeConfig({
@@ -202,7 +208,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     errors.push(...checkArtifactFiles(projectDir, result.completed, requirements.displayFile));
   }
   if (errors.length > 0 || result.completed === undefined) {
-    throw new ConfigError(sortIssues(locateAll(errors)), { heading: `${display} is not valid` });
+    throw new ConfigError(sortIssues(locateAll(errors)), {
+      heading: `${display} is not valid`,
+      notes: unknownKeys,
+    });
   }
   const completed = result.completed;
   completed.sdk = resolveWheelFile(completed.sdk, 'cog', SDK_WHEEL_ENV);

@@ -529,3 +529,28 @@ test('a requirements file that is a FIFO or cannot be read is named with the rea
     (err) => err instanceof ConfigError && /"\/proc\/self\/mem": file cannot be read/.test(err.message),
   );
 });
+
+test('a misspelt required key: the error shows the unknown key and its "did you mean" beside "is required"', () => {
+  const dir = project({ 'cog.yaml': 'build:\n  pythn_version: "3.12"\nrun: "run.py:Runner"\n' });
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {} }),
+    (err) =>
+      err instanceof ConfigError &&
+      err.message ===
+        'cog.yaml is not valid:\n' +
+          '  - cog.yaml:1:1: build.python_version: python_version is required. Add it to the build section of your cog.yaml, e.g. `python_version: "3.13"`\n' +
+          '  note: cog.yaml:2:3: unknown field "build.pythn_version" is ignored; did you mean "build.python_version"?' &&
+      err.issues.length === 1 &&
+      err.notes.length === 1,
+  );
+  // an error found by the schema (before validation) shows them too
+  const schema = project({ 'cog.yaml': 'build:\n  gpu: "yes"\n  pythn_version: "3.12"\n' });
+  assert.throws(
+    () => loadConfig({ cwd: schema, env: {} }),
+    (err) =>
+      err instanceof ConfigError &&
+      /\n {2}note: cog\.yaml:3:3: unknown field "build\.pythn_version" is ignored; did you mean "build\.python_version"\?$/.test(
+        err.message,
+      ),
+  );
+});
