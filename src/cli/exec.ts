@@ -66,14 +66,28 @@ export interface Published {
   readonly port: number;
 }
 
-/** -p PORT, HOST:PORT or [V6]:PORT (the container port is the host port, as upstream). */
+/**
+ * -p PORT, HOST:PORT or [V6]:PORT (the container port is the host port, as upstream). A number for
+ * HOST is docker's HOSTPORT:CONTAINERPORT: the same port twice is that port; two differ, and the
+ * container, which shares the host's network, cannot be reached on a port it does not listen on.
+ */
 export function parsePublish(value: string): Published {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:[\]]+):)?(\d+)$/.exec(value);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port < 1 || port > 65535) {
     throw new CogError(`-p "${value}" is not PORT, HOST:PORT or [IPV6]:PORT`, { hint: 'e.g. -p 8888' });
   }
-  return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
+  const host = match[2];
+  if (host !== undefined && /^\d+$/.test(host)) {
+    if (Number(host) === port) return { host: '127.0.0.1', port };
+    throw new CogError(
+      `-p "${value}": ports cannot be remapped (host port ${host} to container port ${port}): the container shares the host's network, so it is reached on the port it listens on`,
+      {
+        hint: `use the same port on both sides: -p ${port} (or -p ADDRESS:${port} with an address of this host)`,
+      },
+    );
+  }
+  return { host: match[1] ?? host ?? '127.0.0.1', port };
 }
 
 export function publishNote(published: readonly Published[], buildkitHost: string | undefined): string {

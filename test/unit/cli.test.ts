@@ -758,3 +758,22 @@ test('Ctrl-C while waiting for a buildkitd that does not answer ends at once (it
     silent.close();
   }
 });
+
+test('cog exec -p 8080:9999 is refused: the port cannot be remapped (it was read as host "8080", port 9999)', async () => {
+  const env = { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent/buildkitd.sock' };
+  const cwd = join(repoRoot, 'fixtures', 'models', 'hello');
+  const out = await exec(cog, ['exec', '-p', '8080:9999', 'true'], { cwd, env });
+  assert.equal(out.code, 1, out.stderr);
+  assert.equal(
+    out.stderr,
+    `cog: error: -p "8080:9999": ports cannot be remapped (host port 8080 to container port 9999): the container shares the host's network, so it is reached on the port it listens on\n` +
+      'hint: use the same port on both sides: -p 9999 (or -p ADDRESS:9999 with an address of this host)\n',
+  );
+  // an address for HOST is taken: the command goes on, to the daemon it cannot reach
+  for (const publish of ['127.0.0.1:9999', '[::1]:9999', '9999:9999']) {
+    const ok = await exec(cog, ['exec', '-p', publish, 'true'], { cwd, env });
+    assert.equal(ok.code, 1, ok.stderr);
+    assert.doesNotMatch(ok.stderr, /-p "/, publish);
+    assert.match(ok.stderr, /nonexistent\/buildkitd\.sock/, publish);
+  }
+});

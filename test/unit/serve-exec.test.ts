@@ -33,6 +33,9 @@ describe('cog exec arguments', () => {
     assert.deepEqual(parsePublish('8888'), { host: '127.0.0.1', port: 8888 });
     assert.deepEqual(parsePublish('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
     assert.deepEqual(parsePublish('[::1]:5000'), { host: '::1', port: 5000 });
+    assert.deepEqual(parsePublish('127.0.0.1:9999'), { host: '127.0.0.1', port: 9999 });
+    // docker's HOSTPORT:CONTAINERPORT with the same port twice is that port
+    assert.deepEqual(parsePublish('9999:9999'), { host: '127.0.0.1', port: 9999 });
     for (const bad of ['', 'x', '70000', '0', 'a:b', '1:2:3', '[::1]']) {
       assert.throws(() => parsePublish(bad), CogError, bad);
     }
