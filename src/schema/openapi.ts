@@ -4,6 +4,7 @@
  * the same components, paths and key order (Go's encoding/json: map keys sorted, ordered maps for
  * properties, components and paths).
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { InputField, PredictorInfo } from './analyze.js';
 import {
   inputTypeJson,
@@ -253,20 +254,53 @@ function fixNullableAnyOf(v: JsonValue): void {
   }
 }
 
-/** Merges a train schema into a predict schema: train paths and components are added when absent. */
+/**
+ * Merges a train schema into a predict schema: train paths and components are added when absent.
+ * A train component whose name the predict schema already uses for something else (a `choices`
+ * enum named after a parameter both sides have) is added as `TrainingInput.<name>` instead, and the
+ * train side's references follow it, so each side keeps its own enum. Upstream keeps the
+ * predictor's and the trainer's input then points at it; in train mode the runtime serves the
+ * trainer's schema alone, where the enum is the trainer's.
+ */
 export function mergeSchemas(predict: JsonObject, train: JsonObject): JsonObject {
+  const pComp = predict.components;
+  const tComp = train.components;
+  if (isObject(pComp) && isObject(tComp) && isObject(pComp.schemas) && isObject(tComp.schemas)) {
+    const ps = pComp.schemas;
+    const ts = tComp.schemas;
+    const renames = new Map<string, string>();
+    for (const [k, v] of Object.entries(ts)) {
+      if (!(k in ps) || isDeepStrictEqual(ps[k], v)) continue;
+      let name = `TrainingInput.${k}`;
+      for (let i = 2; name in ps || name in ts; i++) name = `TrainingInput.${k}.${i}`;
+      renames.set(k, name);
+    }
+    if (renames.size > 0) renameRefs(train, renames);
+    for (const [k, v] of Object.entries(ts)) {
+      const name = renames.get(k) ?? k;
+      if (!(name in ps)) ps[name] = v;
+    }
+  }
   const pPaths = predict.paths;
   const tPaths = train.paths;
   if (isObject(pPaths) && isObject(tPaths)) {
     for (const [k, v] of Object.entries(tPaths)) if (!(k in pPaths)) pPaths[k] = v;
   }
-  const pComp = predict.components;
-  const tComp = train.components;
-  if (isObject(pComp) && isObject(tComp) && isObject(pComp.schemas) && isObject(tComp.schemas)) {
-    const ps = pComp.schemas;
-    for (const [k, v] of Object.entries(tComp.schemas)) if (!(k in ps)) ps[k] = v;
-  }
   return predict;
+}
+
+/** Rewrites every `$ref` to a renamed component (old name → new name) in place. */
+function renameRefs(v: JsonValue, renames: ReadonlyMap<string, string>): void {
+  if (Array.isArray(v)) v.forEach((x) => renameRefs(x, renames));
+  else if (v !== null && typeof v === 'object') {
+    const ref = v.$ref;
+    const prefix = '#/components/schemas/';
+    if (typeof ref === 'string' && ref.startsWith(prefix)) {
+      const to = renames.get(ref.slice(prefix.length));
+      if (to !== undefined) v.$ref = prefix + to;
+    }
+    Object.values(v).forEach((x) => renameRefs(x, renames));
+  }
 }
 
 function isObject(v: JsonValue | undefined): v is JsonObject {

@@ -12,7 +12,8 @@ import {
   type JsonObject,
 } from '../../src/schema/index.js';
 import { tokenize } from '../../src/schema/tokenizer.js';
-import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { tempDirsRemovedAfterTests, writeFiles } from '../support/temp-dirs.js';
+import { validateInputs } from '../../src/runtime/inputs.js';
 import { repoRoot } from '../support/testbed.js';
 import { CogError } from '../../src/errors.js';
 
@@ -99,6 +100,42 @@ describe('static OpenAPI schema: golden files', () => {
       cogVersion: version,
     });
     await golden('project-merged', s);
+  });
+
+  test('predict + train merged: an input with choices under the same name on both sides keeps its own enum', async () => {
+    const project = await tempDir('cogts-enum-clash-');
+    await writeFiles(project, {
+      'predict.py':
+        'from cog import BasePredictor, Input\n\nclass Predictor(BasePredictor):\n' +
+        '    def predict(self, mode: str = Input(choices=["fast", "slow"], default="fast")) -> str:\n' +
+        '        return mode\n',
+      'train.py':
+        'from cog import Input\n\n' +
+        'def train(mode: str = Input(choices=["lora", "full"], default="lora")) -> str:\n' +
+        '    return mode\n',
+    });
+    const s = await generateOpenApiSchema({
+      projectDir: project,
+      predict: 'predict.py:Predictor',
+      train: 'train.py:train',
+      cogVersion: version,
+    });
+    const c = schemas(s);
+    const ref = (component: string): unknown =>
+      (c[component]?.properties as Record<string, JsonObject>).mode?.allOf;
+    assert.deepEqual(ref('Input'), [{ $ref: '#/components/schemas/mode' }]);
+    assert.deepEqual(c.mode?.enum, ['fast', 'slow']);
+    assert.deepEqual(ref('TrainingInput'), [{ $ref: '#/components/schemas/TrainingInput.mode' }]);
+    assert.deepEqual(c['TrainingInput.mode'], {
+      description: 'An enumeration.',
+      enum: ['lora', 'full'],
+      title: 'mode',
+      type: 'string',
+    });
+    // what `cog train -i mode=full` checks before the model starts; the default is valid too
+    assert.deepEqual(validateInputs({ mode: 'full' }, s, 'train', { fromText: true }), []);
+    assert.deepEqual(validateInputs({ mode: 'lora' }, s, 'train', { fromText: true }), []);
+    assert.notDeepEqual(validateInputs({ mode: 'full' }, s, 'predict', { fromText: true }), []);
   });
 
   test('project: BaseModel output imported from another project file under an alias', async () => {
