@@ -173,13 +173,22 @@ const knownExternal = new Set([
   '__future__',
 ]);
 
-/** `.types` / `types` / `models.output` → `types.py` / `models/output.py` (relative to the project root). */
-function moduleToPath(module: string): string | undefined {
+/**
+ * The project file (relative to the project root) a module imported by `fromFile` names:
+ * `types` / `models.output` → `types.py` / `models/output.py`; a relative `.types` / `..base` is
+ * found from `fromFile`'s own package as Python does (`.types` in pkg/mod.py → pkg/types.py,
+ * `..base` → base.py; as upstream, one above the project root stays at the root). Undefined for a
+ * well-known external package and for `from . import x`.
+ */
+function moduleToPath(module: string, fromFile: string): string | undefined {
   const clean = module.replace(/^\.+/, '');
   if (clean === '') return undefined;
-  const top = clean.split('.')[0] ?? '';
-  if (knownExternal.has(top)) return undefined;
-  return `${clean.split('.').join('/')}.py`;
+  const parts = clean.split('.');
+  const level = module.length - clean.length;
+  if (level === 0) return knownExternal.has(parts[0] ?? '') ? undefined : `${parts.join('/')}.py`;
+  // the importing file's package is its directory; each dot past the first goes one package up
+  const dirs = fromFile.split('/').slice(0, -1);
+  return `${[...dirs.slice(0, Math.max(0, dirs.length - (level - 1))), ...parts].join('/')}.py`;
 }
 
 export class Analyzer {
@@ -224,6 +233,16 @@ export class Analyzer {
   }
 
   private collectModels(ctx: ModuleContext): void {
+    // models imported from project files (from .types import Output [as Alias]) first: a class
+    // here may derive from one (class Out(Base) with Base imported)
+    for (const [local, entry] of ctx.imports) {
+      if (ctx.classes.has(local)) continue;
+      const path = moduleToPath(entry.module, ctx.file);
+      if (path === undefined) continue;
+      const other = this.module(path);
+      const model = other?.models.get(entry.original);
+      if (model !== undefined) ctx.models.set(local, model);
+    }
     for (const [name, cls] of ctx.classes) {
       const kind = this.modelKind(ctx, cls);
       if (kind === undefined) continue;
@@ -236,15 +255,6 @@ export class Analyzer {
       const own = classFields(cls, ctx);
       const fields = [...inherited.filter((f) => !own.some((o) => o.name === f.name)), ...own];
       ctx.models.set(name, { fields, typedDict: kind === 'typeddict' });
-    }
-    // models imported from project files (from .types import Output [as Alias])
-    for (const [local, entry] of ctx.imports) {
-      if (ctx.models.has(local)) continue;
-      const path = moduleToPath(entry.module);
-      if (path === undefined) continue;
-      const other = this.module(path);
-      const model = other?.models.get(entry.original);
-      if (model !== undefined) ctx.models.set(local, model);
     }
   }
 
@@ -290,7 +300,7 @@ export class Analyzer {
       className = entry?.original;
     }
     if (module === undefined || className === undefined) return undefined;
-    const path = moduleToPath(module);
+    const path = moduleToPath(module, ctx.file);
     const other = path === undefined ? undefined : this.module(path);
     const cls = other?.classes.get(className);
     return other !== undefined && cls !== undefined ? { ctx: other, cls } : undefined;

@@ -138,6 +138,28 @@ describe('static OpenAPI schema: golden files', () => {
     assert.notDeepEqual(validateInputs({ mode: 'full' }, s, 'predict', { fromText: true }), []);
   });
 
+  test('relative imports in package modules are found from the importing file, as Python does', async () => {
+    const project = await tempDir('cogts-relative-');
+    await mkdir(join(project, 'pkg', 'sub'), { recursive: true });
+    await writeFiles(project, {
+      'pkg/mod.py':
+        'from cog import BasePredictor\nfrom pkg.outtypes import Out\nfrom .sub.extra import Extra\n\n' +
+        'class Predictor(BasePredictor):\n    def predict(self) -> Out:\n        ...\n\n' +
+        'class Other(BasePredictor):\n    def predict(self) -> Extra:\n        ...\n',
+      'pkg/outtypes.py': 'from .base import Base\n\nclass Out(Base):\n    text: str\n',
+      'pkg/base.py': 'from pydantic import BaseModel\n\nclass Base(BaseModel):\n    score: float\n',
+      'pkg/sub/extra.py': 'from ..outtypes import Out\n\nclass Extra(Out):\n    more: int\n',
+      // decoys at the project root, where a relative import does not look
+      'base.py': 'from pydantic import BaseModel\n\nclass Base(BaseModel):\n    wrong: int\n',
+      'outtypes.py': 'from pydantic import BaseModel\n\nclass Out(BaseModel):\n    wrong: int\n',
+    });
+    const output = async (predict: string): Promise<unknown> =>
+      schemas(await generateOpenApiSchema({ projectDir: project, predict, cogVersion: version })).Output
+        ?.properties;
+    assert.deepEqual(Object.keys((await output('pkg/mod.py:Predictor')) as object), ['score', 'text']);
+    assert.deepEqual(Object.keys((await output('pkg/mod.py:Other')) as object), ['score', 'text', 'more']);
+  });
+
   test('project: BaseModel output imported from another project file under an alias', async () => {
     const s = await generateOpenApiSchema({
       projectDir: `${dir}project`,
