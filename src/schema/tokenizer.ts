@@ -70,7 +70,8 @@ const numberPattern =
 export function tokenize(source: string): Token[] {
   const tokens: Token[] = [];
   const indents = [0];
-  let pos = 0;
+  // a UTF-8 byte order mark opening the file is not source, as CPython reads it
+  let pos = source.startsWith('\uFEFF') ? 1 : 0;
   let line = 1;
   let depth = 0;
   let atLineStart = true;

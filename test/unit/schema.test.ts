@@ -586,6 +586,13 @@ class Predictor(Base):
 });
 
 describe('python tokenizer', () => {
+  test('a UTF-8 byte order mark opening the file is skipped, as CPython does; elsewhere it is refused', () => {
+    const src = 'class Predictor:\n    def run(self, x: int) -> str:\n        ...\n';
+    assert.deepEqual(inline(`\uFEFF${src}`), inline(src));
+    assert.equal(tokenize('\uFEFFx = 1\n')[0]?.text, 'x');
+    rejects(`${src}\uFEFF\n`, /^predict\.py:4: invalid Python syntax: invalid character/);
+  });
+
   test('string prefixes, quotes, escapes and implicit line joining', () => {
     const src = `x = (r"a\\d" b'b' f"{y}" '''t
 q''' "\\t\\u00e9\\x41\\101" u'u')\ny = 1`;
