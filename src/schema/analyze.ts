@@ -1219,7 +1219,12 @@ export function analyzePredictor(
   if (isMethod) {
     const first = params[0];
     if (first === undefined || first.kind !== 'normal' || first.name !== 'self') {
-      throw fnCtx.error('parse', `${methodLabel}() must have 'self' as first argument`, fn.line);
+      throw fnCtx.error(
+        'invalid-signature',
+        `${methodLabel}() must have 'self' as first argument`,
+        fn.line,
+        `define it as \`def ${fn.name}(self, ...)\`: cog calls it on an instance of the class`,
+      );
     }
     params.shift();
   }
@@ -1248,13 +1253,17 @@ export function analyzePredictor(
 function inputField(p: Param, order: number, ctx: ModuleContext, method: string): InputField {
   if (p.kind === 'varargs' || p.kind === 'kwargs') {
     throw ctx.error(
-      'parse',
+      'invalid-signature',
       `${method}() must not have ${p.kind === 'varargs' ? '*args' : '**kwargs'} (parameter '${p.name}')`,
       p.line,
     );
   }
   if (p.kind === 'kwonly') {
-    throw ctx.error('parse', `${method}() must not have keyword-only args (parameter '${p.name}')`, p.line);
+    throw ctx.error(
+      'invalid-signature',
+      `${method}() must not have keyword-only args (parameter '${p.name}')`,
+      p.line,
+    );
   }
   if (p.annotation === undefined) {
     throw ctx.error(

@@ -3,6 +3,7 @@ import { CogError } from '../errors.js';
 /** Classes of failure while generating a schema statically, mirroring upstream Cog's SchemaErrorKind. */
 export type SchemaErrorKind =
   | 'parse'
+  | 'invalid-signature'
   | 'predictor-not-found'
   | 'method-not-found'
   | 'missing-return-type'
@@ -21,6 +22,8 @@ export type SchemaErrorKind =
 
 const defaultHints: Record<SchemaErrorKind, string> = {
   parse: 'fix the Python syntax error; cog reads the predictor statically without running it',
+  'invalid-signature':
+    'cog takes inputs as ordinary parameters with a type annotation, e.g. `prompt: str = Input(...)`: no *args, **kwargs or keyword-only parameters (after `*`)',
   'predictor-not-found': 'check the `run`/`predict`/`train` reference in cog.yaml (form file.py:ClassName)',
   'method-not-found': 'define the method on the class (run() for predictions, train() for training)',
   'missing-return-type': 'annotate the return type, e.g. `def run(self, ...) -> str:`',

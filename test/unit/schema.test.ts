@@ -440,6 +440,35 @@ describe('static OpenAPI schema: errors name file and line', () => {
     rejects('class Predictor:\n    def run(self, *args: str) -> str: ...\n', /must not have \*args/);
   });
 
+  test('signatures cog does not take are named as such, not as syntax errors, with what cog accepts', () => {
+    const cases: [string, RegExp][] = [
+      [
+        'def run(self, *args: str) -> str: ...',
+        /^predict\.py:2: Predictor\.run\(\) must not have \*args \(parameter 'args'\)/,
+      ],
+      [
+        'def run(self, **kw: str) -> str: ...',
+        /^predict\.py:2: Predictor\.run\(\) must not have \*\*kwargs \(parameter 'kw'\)/,
+      ],
+      [
+        'def run(self, *, x: str) -> str: ...',
+        /^predict\.py:2: Predictor\.run\(\) must not have keyword-only args \(parameter 'x'\)/,
+      ],
+    ];
+    for (const [def, pattern] of cases) {
+      const e = rejects(`class Predictor:\n    ${def}\n`, pattern);
+      assert.equal(e.kind, 'invalid-signature');
+      assert.doesNotMatch(e.hint ?? '', /syntax/);
+      assert.match(e.hint ?? '', /no \*args, \*\*kwargs or keyword-only parameters/);
+    }
+    const e = rejects(
+      'class Predictor:\n    def run(x: str) -> str: ...\n',
+      /^predict\.py:2: Predictor\.run\(\) must have 'self' as first argument/,
+    );
+    assert.equal(e.kind, 'invalid-signature');
+    assert.equal(e.hint, 'define it as `def run(self, ...)`: cog calls it on an instance of the class');
+  });
+
   test('syntax errors carry the line', () => {
     rejects(
       'class Predictor:\n    def run(self) -> str:\n        x = "unterminated\n',
