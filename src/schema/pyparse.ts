@@ -429,6 +429,12 @@ class Parser {
         def = this.exprSpan(j + 1, end);
         j = end;
       }
+      // CPython refuses the definition at compile time
+      if (params.some((p) => p.name === nameTok.text))
+        throw new PythonSyntaxError(
+          `duplicate argument '${nameTok.text}' in function definition`,
+          nameTok.line,
+        );
       params.push({ name: nameTok.text, kind, annotation, default: def, line: nameTok.line });
     }
     return params;

@@ -480,6 +480,13 @@ describe('static OpenAPI schema: errors name file and line', () => {
     );
   });
 
+  test('a parameter name given twice is a syntax error, as in CPython', () => {
+    rejects(
+      'class Predictor:\n    def run(self, m: str,\n            m: int) -> str: ...\n',
+      /^predict\.py:3: invalid Python syntax: duplicate argument 'm' in function definition$/,
+    );
+  });
+
   test('references and project files', async () => {
     assert.deepEqual(parseRef('predict.py:Predictor'), { file: 'predict.py', name: 'Predictor' });
     assert.throws(() => parseRef('predict.py'), /invalid predict reference 'predict\.py'/);
