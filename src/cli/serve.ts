@@ -13,6 +13,7 @@ import { CogError } from '../errors.js';
 import type { CommandIo } from './debug-solve.js';
 import { processEnv, withModelContainer } from './model-container.js';
 import { checkImageArgument } from './prepare-build.js';
+import { healthCheckUrl, launchedServerArgs } from '../runtime/worker-sockets.js';
 
 export interface ServeArgs {
   readonly image: string | undefined;
@@ -110,7 +111,11 @@ export async function serve(args: ServeArgs, io: CommandIo, cwd = process.cwd())
     cwd,
     async ({ container, config, cwd: workdir, onInterrupt }) => {
       const server = container.exec({
-        args: [...(config.Entrypoint ?? []), ...serverArgs({ ...args, host })],
+        // through a launcher that keeps it clear of other Cog servers' worker sockets on this network
+        args: [
+          ...(config.Entrypoint ?? []),
+          ...launchedServerArgs(serverArgs({ ...args, host }), healthCheckUrl(host, port)),
+        ],
         env: processEnv(config.Env, {
           PORT: String(port),
           LOG_FORMAT: 'console',

@@ -225,8 +225,44 @@ test(
   },
 );
 
+test(
+  'two cog serves of one image at once both answer predictions (their servers named their worker sockets alike: SETUP_FAILED)',
+  { timeout: 600_000 },
+  async () => {
+    const image = `cogts-serve-twice-${Date.now().toString(36)}`;
+    await execOk(cog, ['build', '-t', image, '--progress', 'quiet'], { env: tb.env, cwd: hello });
+    const ports = [await freePort(), await freePort()];
+    // both at once: each server starts at the same pid in its container, on one network namespace
+    const served = ports.map((port) => startServe([image, '-p', String(port)], dir));
+    try {
+      await Promise.all(
+        served.map(async (one, i) => {
+          const base = `http://127.0.0.1:${ports[i]}`;
+          await waitReady(base, one, 300_000);
+          const response = await fetch(`${base}/predictions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ input: { name: `twice ${i}` } }),
+          });
+          assert.equal(response.status, 200, one.output());
+          assert.equal(((await response.json()) as { output?: unknown }).output, `hello twice ${i}`);
+        }),
+      );
+    } finally {
+      for (const one of served) one.child.kill('SIGINT');
+      const codes = await Promise.race([
+        Promise.all(served.map((one) => one.exited)),
+        new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000)),
+      ]);
+      if (codes === 'timeout') for (const one of served) one.child.kill('SIGKILL');
+      await exec(cog, ['image', 'rm', image], { env: tb.env, cwd: dir });
+    }
+  },
+);
+
 test('cog serve fails clearly when the port is taken', { timeout: 600_000 }, async () => {
-  const blocker = createServer();
+  // it hangs up on the launcher's health checks: a connection it kept would keep close() waiting
+  const blocker = createServer((socket) => socket.destroy());
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const address = blocker.address();
   const port = address && typeof address !== 'string' ? address.port : 0;
