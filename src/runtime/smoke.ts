@@ -4,6 +4,7 @@
  * say READY, optionally runs one prediction, and writes what it saw to /out/smoke.json.
  */
 import { type State, scratch } from '../llb/index.js';
+import { workerSocketPython } from './worker-sockets.js';
 
 export interface SmokeOptions {
   /** the port the server listens on inside the exec; 0 (default) picks a free one */
@@ -60,8 +61,8 @@ base = "http://127.0.0.1:" + port
 # coglet names its worker sockets (abstract unix sockets) after its pid: execs that share the host's
 # network namespace (buildkitd with host networking) each start at pid 1, so two at once can collide.
 # Then the server is started again at a random pid (a clash is rare: retrying is cheaper than always
-# moving the pid).
-import random
+# moving the pid). See worker-sockets.ts.
+${workerSocketPython}
 args = [sys.executable, "-m", "cog.server.http"] + (["--x-mode", "train"] if mode == "train" else [])
 # the server's output goes on to the build's log as it comes, and its last lines are kept for the report:
 # when the server does not become ready or the prediction fails, they say why in every progress mode
@@ -80,12 +81,6 @@ def start_server():
     thread.start()
     relays.append(thread)
     return server
-def move_pid():
-    for _ in range(random.randrange(1, 500)):
-        child = os.fork()
-        if child == 0:
-            os._exit(0)
-        os.waitpid(child, 0)
 server = start_server()
 restarts = 0
 report = {"health": None, "timings": {"probe_started": probe_started}}
@@ -101,8 +96,7 @@ try:
             break
         try:
             report["health"] = get("/health-check")
-            logs = (report["health"].get("setup") or {}).get("logs") or ""
-            if report["health"].get("status") == "SETUP_FAILED" and "Address already in use" in logs and restarts < 5:
+            if socket_clash(report["health"]) and restarts < MAX_SOCKET_RESTARTS:
                 restarts += 1
                 server.terminate()
                 server.wait(10)
