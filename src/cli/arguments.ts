@@ -23,6 +23,18 @@ const positionalCommands: Readonly<Record<string, string>> = {
   logout: 'SERVER',
 };
 
+/** The subcommands, each with a help of its own (`cog debug llb --help` lists options `cog debug --help` does not). */
+const subcommands: ReadonlySet<string> = new Set([
+  'debug llb',
+  'debug solve',
+  'debug plan',
+  'image ls',
+  'image rm',
+  'image prune',
+  'cache du',
+  'cache prune',
+]);
+
 /**
  * What the value of an option is, for the error when it is missing: the names yargs may report (an
  * alias too), and the commands it is for when the same name takes another value elsewhere (`-o`, `-p`).
@@ -47,7 +59,11 @@ const valueNouns: readonly { names: readonly string[]; noun: string; commands?: 
   { names: ['llb'], noun: 'a Definition file, or - for stdin' },
   { names: ['http-url', 'git-url', 'upload-url'], noun: 'a URL' },
   { names: ['local'], noun: 'NAME=DIR' },
-  { names: ['o', 'output'], noun: 'type=oci|docker,dest=FILE', commands: ['build'] },
+  {
+    names: ['o', 'output'],
+    noun: 'type=oci|docker|tar,dest=FILE or type=image,name=REF[,push=true]',
+    commands: ['build'],
+  },
   { names: ['o', 'output'], noun: 'an exporter, e.g. type=image,name=REF', commands: ['debug'] },
   { names: ['o', 'output'], noun: 'a file, or DIR/', commands: ['run', 'predict', 'train'] },
   { names: ['cache-from'], noun: 'type=registry,ref=REF or type=local,src=DIR' },
@@ -159,8 +175,8 @@ export function surplusAsWritten(named: readonly string[], written: readonly str
  */
 export function usageError(message: string, argv: readonly string[], written = argv): CogError {
   const command = commandOf(argv);
-  // a subcommand's own help only for the ones known here (a mistyped one is not a command)
-  const helpFor = command === undefined || command in positionalCommands ? command : command.split(' ')[0];
+  // a subcommand's own help only for the ones cog has (a mistyped one is not a command)
+  const helpFor = command === undefined || subcommands.has(command) ? command : command.split(' ')[0];
   const help = helpFor === undefined ? 'cog --help' : `cog ${helpFor} --help`;
   const hint = `run \`${help}\` for usage`;
   if (command !== undefined && /^Not enough non-option arguments/.test(message)) {

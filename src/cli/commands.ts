@@ -16,7 +16,11 @@ export const plannedCommands: readonly PlannedCommand[] = [
     issue: 4,
   },
   { name: 'build', describe: 'Build an image from cog.yaml with BuildKit (no Docker daemon)', issue: 4 },
-  { name: 'debug', describe: 'Print the build plan and the LLB graph for cog.yaml', issue: 4 },
+  {
+    name: 'debug',
+    describe: 'Print the build plan for cog.yaml as text (--format json or llb for the LLB graph)',
+    issue: 4,
+  },
   {
     name: 'run',
     aliases: ['predict'],

@@ -311,129 +311,133 @@ export async function main(argv: readonly string[]): Promise<number> {
   skipHelpPrerender(cli);
   stringOptionsTakeOneValue(cli);
   withGlobalFlags(cli, argv);
-  cli.command('debug', 'Print the build plan and the LLB graph for cog.yaml', (y) =>
-    y
-      .command(
-        'llb',
-        'Write an LLB Definition to stdout (readable by `buildctl debug dump-llb` and `buildctl build`)',
-        (c) =>
-          c
-            .option('example', {
-              type: 'string',
-              demandOption: true,
-              describe: 'name of a graph of the LLB corpus',
-            })
-            .option('format', {
-              type: 'string',
-              choices: ['definition', 'json'] as const,
-              default: 'definition' as const,
-            })
-            .option('http-url', {
-              type: 'string',
-              default: 'http://127.0.0.1:5055/v2/',
-              describe: 'URL for the http source',
-            })
-            .option('git-url', {
-              type: 'string',
-              default: 'git://127.0.0.1/repo.git',
-              describe: 'URL for the git source',
-            }),
-        (argv) =>
-          debugLlb(
-            {
-              example: argv.example,
-              format: argv.format,
-              httpUrl: argv['http-url'],
-              gitUrl: argv['git-url'],
-            },
-            process.stdout,
-          ),
-      )
-      .command(
-        'solve',
-        'Solve an LLB Definition with our BuildKit client, like `buildctl build` (no Docker)',
-        (c) =>
-          withTlsOptions(c)
-            .option('example', { type: 'string', describe: 'name of a graph of the LLB corpus' })
-            .option('llb', {
-              type: 'string',
-              describe: 'a Definition file written by `cog debug llb` (- = stdin)',
-            })
-            .option('output', {
-              alias: 'o',
-              type: 'string',
-              array: true,
-              nargs: 1,
-              default: [] as string[],
-              describe: 'type=image,name=REF,push=true | type=oci|docker|tar,dest=FILE | type=local,dest=DIR',
-            })
-            .option('local', {
-              type: 'string',
-              array: true,
-              nargs: 1,
-              default: [] as string[],
-              describe: 'NAME=DIR',
-            })
-            .option('secret', secretOption)
-            .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
-            .option('progress', solveProgressOption)
-            .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
-            .option('git-url', { type: 'string', default: 'git://127.0.0.1/repo.git' }),
-        (argv) =>
-          debugSolve(
-            {
-              example: argv.example,
-              llb: argv.llb,
-              outputs: argv.output,
-              locals: argv.local,
-              secrets: argv.secret,
-              metadataFile: argv['metadata-file'],
-              progress: argv.progress,
-              tls: tlsFlags(argv),
-              httpUrl: argv['http-url'],
-              gitUrl: argv['git-url'],
-            },
-            processIo(),
-          ),
-      )
-      .command(
-        ['plan', '$0'],
-        'Print what `cog build` would do for cog.yaml (the default)',
-        (c) =>
-          c
-            .option('file', configFileOption)
-            .option('format', {
-              type: 'string',
-              choices: ['text', 'json', 'llb'] as const,
-              default: 'text' as const,
-              describe: 'text: readable steps; json: input, plan and LLB ops; llb: the Definition bytes',
-            })
-            .option('use-cuda-base-image', {
-              type: 'string',
-              describe: 'as `cog build --use-cuda-base-image` (default: auto)',
-            })
-            .option('use-cog-base-image', {
-              type: 'boolean',
-              describe:
-                'as `cog build --use-cog-base-image`: default: when it exists, true: required, false: never',
-            })
-            .option('separate-weights', {
-              type: 'boolean',
-              default: false,
-              describe: 'plan the weight files in a layer of their own, as `cog build --separate-weights`',
-            }),
-        (argv) =>
-          debugPlan(
-            {
-              file: argv.file,
-              format: argv.format,
-              useCudaBaseImage: argv['use-cuda-base-image'],
-              useCogBaseImage: argv['use-cog-base-image'],
-              separateWeights: argv['separate-weights'],
-            },
-            processIo(),
-          ),
-      ),
+  cli.command(
+    'debug',
+    'Print the build plan for cog.yaml as text (--format json or llb for the LLB graph)',
+    (y) =>
+      y
+        .command(
+          'llb',
+          'Write an LLB Definition to stdout (readable by `buildctl debug dump-llb` and `buildctl build`)',
+          (c) =>
+            c
+              .option('example', {
+                type: 'string',
+                demandOption: true,
+                describe: 'name of a graph of the LLB corpus',
+              })
+              .option('format', {
+                type: 'string',
+                choices: ['definition', 'json'] as const,
+                default: 'definition' as const,
+              })
+              .option('http-url', {
+                type: 'string',
+                default: 'http://127.0.0.1:5055/v2/',
+                describe: 'URL for the http source',
+              })
+              .option('git-url', {
+                type: 'string',
+                default: 'git://127.0.0.1/repo.git',
+                describe: 'URL for the git source',
+              }),
+          (argv) =>
+            debugLlb(
+              {
+                example: argv.example,
+                format: argv.format,
+                httpUrl: argv['http-url'],
+                gitUrl: argv['git-url'],
+              },
+              process.stdout,
+            ),
+        )
+        .command(
+          'solve',
+          'Solve an LLB Definition with our BuildKit client, like `buildctl build` (no Docker)',
+          (c) =>
+            withTlsOptions(c)
+              .option('example', { type: 'string', describe: 'name of a graph of the LLB corpus' })
+              .option('llb', {
+                type: 'string',
+                describe: 'a Definition file written by `cog debug llb` (- = stdin)',
+              })
+              .option('output', {
+                alias: 'o',
+                type: 'string',
+                array: true,
+                nargs: 1,
+                default: [] as string[],
+                describe:
+                  'type=image,name=REF,push=true | type=oci|docker|tar,dest=FILE | type=local,dest=DIR',
+              })
+              .option('local', {
+                type: 'string',
+                array: true,
+                nargs: 1,
+                default: [] as string[],
+                describe: 'NAME=DIR',
+              })
+              .option('secret', secretOption)
+              .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
+              .option('progress', solveProgressOption)
+              .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
+              .option('git-url', { type: 'string', default: 'git://127.0.0.1/repo.git' }),
+          (argv) =>
+            debugSolve(
+              {
+                example: argv.example,
+                llb: argv.llb,
+                outputs: argv.output,
+                locals: argv.local,
+                secrets: argv.secret,
+                metadataFile: argv['metadata-file'],
+                progress: argv.progress,
+                tls: tlsFlags(argv),
+                httpUrl: argv['http-url'],
+                gitUrl: argv['git-url'],
+              },
+              processIo(),
+            ),
+        )
+        .command(
+          ['plan', '$0'],
+          'Print what `cog build` would do for cog.yaml (the default)',
+          (c) =>
+            c
+              .option('file', configFileOption)
+              .option('format', {
+                type: 'string',
+                choices: ['text', 'json', 'llb'] as const,
+                default: 'text' as const,
+                describe: 'text: readable steps; json: input, plan and LLB ops; llb: the Definition bytes',
+              })
+              .option('use-cuda-base-image', {
+                type: 'string',
+                describe: 'as `cog build --use-cuda-base-image` (default: auto)',
+              })
+              .option('use-cog-base-image', {
+                type: 'boolean',
+                describe:
+                  'as `cog build --use-cog-base-image`: default: when it exists, true: required, false: never',
+              })
+              .option('separate-weights', {
+                type: 'boolean',
+                default: false,
+                describe: 'plan the weight files in a layer of their own, as `cog build --separate-weights`',
+              }),
+          (argv) =>
+            debugPlan(
+              {
+                file: argv.file,
+                format: argv.format,
+                useCudaBaseImage: argv['use-cuda-base-image'],
+                useCogBaseImage: argv['use-cog-base-image'],
+                separateWeights: argv['separate-weights'],
+              },
+              processIo(),
+            ),
+        ),
   );
   cli.command(
     'build',
@@ -456,7 +460,8 @@ export async function main(argv: readonly string[]): Promise<number> {
           array: true,
           nargs: 1,
           default: [] as string[],
-          describe: 'type=oci|docker,dest=FILE (- = stdout) instead of the local image store',
+          describe:
+            'type=oci|docker|tar,dest=FILE (- = stdout) | type=image,name=REF[,push=true], instead of the local image store',
         })
         .option('smoke-test', {
           type: 'boolean',
@@ -513,7 +518,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     withBaseImageOptions(withTlsOptions(c), '; for the project, not IMAGE')
       .positional('image', {
         type: 'string',
-        describe: 'a model image in a registry (default: build the project)',
+        describe: 'an image in the local image store, else a registry reference (default: build the project)',
       })
       .option('input', {
         alias: 'i',
@@ -570,7 +575,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     runBuilder,
     (argv) => runModel(argv, 'predict'),
   );
-  cli.command('predict [image]', false, runBuilder, (argv) => {
+  const predictBuilder = <T>(c: Argv<T>) =>
+    // hidden from the command list (false), so its help names it here
+    runBuilder(c).usage(
+      '$0 predict [image]\n\nRun a prediction on the project (built first) or on IMAGE. Deprecated: the old name of `cog run`; use that',
+    );
+  cli.command('predict [image]', false, predictBuilder, (argv) => {
     process.stderr.write(warningLine('"cog predict" is deprecated, use "cog run"'));
     return runModel(argv, 'predict');
   });
@@ -587,7 +597,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       withBaseImageOptions(withTlsOptions(c), '; for the project, not IMAGE')
         .positional('image', {
           type: 'string',
-          describe: 'a model image in a registry (default: build the project and mount it at /src)',
+          describe:
+            'an image in the local image store, else a registry reference (default: build the project and mount it at /src)',
         })
         .option('port', { alias: 'p', type: 'number', default: 8393, describe: 'the port to serve on' })
         .option('host', {
@@ -697,7 +708,14 @@ export async function main(argv: readonly string[]): Promise<number> {
         'rm <names..>',
         'Remove images from the local image store, and the blobs no other image uses',
         (r) =>
-          r.positional('names', { type: 'string', array: true, demandOption: true, describe: 'image names' }),
+          // an array positional shows yargs's implicit `[default: []]`, which a required one never takes
+          r.positional('names', {
+            type: 'string',
+            array: true,
+            demandOption: true,
+            default: undefined,
+            describe: 'image names',
+          }),
         async (argv) => (await import('./images.js')).removeImages({ names: argv.names }, processIo()),
       )
       .command(

@@ -116,7 +116,7 @@ test('an option given no value, or a dash-word where its value should be, says s
   );
   assert.equal(
     usageError('Not enough arguments following: o', ['build', '-o', '-bad']).message,
-    '-o needs a value (type=oci|docker,dest=FILE); "-bad" looks like a flag',
+    '-o needs a value (type=oci|docker|tar,dest=FILE or type=image,name=REF[,push=true]); "-bad" looks like a flag',
   );
   // the same name, another command: what it wants there
   assert.equal(

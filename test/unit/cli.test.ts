@@ -23,6 +23,57 @@ describe('bin/cog', () => {
     assert.equal(result.stdout.trim(), `cog version ${pkg.version} (cog-ts)`);
   });
 
+  test("each command's help says what it takes: IMAGE from the store first, every -o of build, debug's text default, no default for required names", async () => {
+    const help = async (...args: string[]) => {
+      const result = await exec(cog, [...args, '--help']);
+      assert.equal(result.code, 0, result.stderr);
+      return result.stdout.replace(/\s+/g, ' ');
+    };
+    for (const command of ['run', 'train', 'serve']) {
+      const text = await help(command);
+      assert.match(text, /image an image in the local image store, else a registry reference/, command);
+      assert.doesNotMatch(text, /a model image in a registry/, command);
+    }
+    assert.match(
+      await help('build'),
+      /-o, --output type=oci\|docker\|tar,dest=FILE \(- = stdout\) \| type=image,name=REF\[,push=true\]/,
+    );
+    const debug = await help('debug');
+    assert.match(
+      debug,
+      /Print the build plan for cog\.yaml as text \(--format json or llb for the LLB graph\)/,
+    );
+    assert.doesNotMatch(debug, /plan and the LLB graph/);
+    assert.match(await help(), /cog debug Print the build plan for cog\.yaml as text/);
+    const rm = await help('image', 'rm');
+    assert.match(rm, /names image names \[array\] \[required\] Options/);
+    const predict = await help('predict');
+    assert.match(
+      predict,
+      /^cog predict \[image\] Run a prediction on the project .*Deprecated: the old name of `cog run`/,
+    );
+  });
+
+  test("a usage mistake in a subcommand hints at its own help (`cog debug llb --help`), not its parent's", async () => {
+    for (const [args, help] of [
+      [['debug', 'llb'], 'cog debug llb'],
+      [['debug', 'solve', '--example'], 'cog debug solve'],
+      [['debug', 'plan', '--format', 'x'], 'cog debug plan'],
+      [['cache', 'du', '--filter'], 'cog cache du'],
+      [['cache', 'prune', '--bogus'], 'cog cache prune'],
+      [['image', 'ls', '--bogus'], 'cog image ls'],
+      [['image', 'prune', 'x'], 'cog image prune'],
+      [['debug', '--format', 'x'], 'cog debug'],
+      [['image', 'bogus'], 'cog image'],
+    ] as const) {
+      const out = await exec(cog, [...args], {
+        env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
+      });
+      assert.equal(out.code, 1, args.join(' '));
+      assert.match(out.stderr, new RegExp(`\nhint: run \`${help} --help\` for usage\n$`), args.join(' '));
+    }
+  });
+
   test('--help lists every planned command', async () => {
     const result = await exec(cog, ['--help']);
     assert.equal(result.code, 0);
@@ -513,16 +564,20 @@ describe('mistakes found before building: no buildkitd is reached', () => {
 
 test('an option that takes a value, given none, is a usage error naming it (it was an internal error with a stack)', async () => {
   for (const [args, form, help] of [
-    [['build', '-o'], '-o needs a value (type=oci|docker,dest=FILE)', 'cog build'],
+    [
+      ['build', '-o'],
+      '-o needs a value (type=oci|docker|tar,dest=FILE or type=image,name=REF[,push=true])',
+      'cog build',
+    ],
     [['build', '--secret'], '--secret needs a value (id=NAME,src=FILE or id=NAME,env=VAR)', 'cog build'],
     [['run', '-i'], '-i needs a value (name=value)', 'cog run'],
     [
       ['cache', 'du', '--filter'],
       '--filter needs a value (a record filter, e.g. type==exec.cachemount)',
-      'cog cache',
+      'cog cache du',
     ],
     [['exec', '-p'], '-p needs a value (PORT, HOST:PORT or [IPV6]:PORT)', 'cog exec'],
-    [['debug', 'solve', '-o'], '-o needs a value (an exporter, e.g. type=image,name=REF)', 'cog debug'],
+    [['debug', 'solve', '-o'], '-o needs a value (an exporter, e.g. type=image,name=REF)', 'cog debug solve'],
   ] as const) {
     const out = await exec(cog, [...args], {
       env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
@@ -546,7 +601,7 @@ test('-f, --progress and --platform given no value are refused (they were read a
       'cog predict',
     ],
     [['build', '--platform'], '--platform needs a value (a platform, e.g. linux/amd64)', 'cog build'],
-    [['debug', 'plan', '-f'], '-f needs a value (a config file, e.g. cog.yaml)', 'cog debug'],
+    [['debug', 'plan', '-f'], '-f needs a value (a config file, e.g. cog.yaml)', 'cog debug plan'],
   ] as const) {
     const out = await exec(cog, [...args], {
       env: { ...process.env, BUILDKIT_HOST: 'unix:///nonexistent.sock' },
@@ -572,7 +627,7 @@ test('every option that takes one string value, given none or followed by an opt
     [['push', '--tlscacert'], '--tlscacert', 'a CA certificate file', 'cog push'],
     [['build', '--tlscert'], '--tlscert', 'a certificate file', 'cog build'],
     [['build', '--tlskey'], '--tlskey', 'a key file', 'cog build'],
-    [['cache', 'du', '--tlsservername'], '--tlsservername', 'a server name', 'cog cache'],
+    [['cache', 'du', '--tlsservername'], '--tlsservername', 'a server name', 'cog cache du'],
     [['doctor', '--tlsdir'], '--tlsdir', 'a directory', 'cog doctor'],
     [['login', '--username'], '--username', 'a username', 'cog login'],
     [['login', '-u', '--password-stdin'], '-u', 'a username', 'cog login'],
@@ -582,15 +637,20 @@ test('every option that takes one string value, given none or followed by an opt
     [['train', '--gpus'], '--gpus', 'all, a count, device=0,1 or none', 'cog train'],
     [['serve', '--host'], '--host', 'an address to bind', 'cog serve'],
     [['serve', '--upload-url', '--progress', 'quiet'], '--upload-url', 'a URL', 'cog serve'],
-    [['cache', 'prune', '--keep-duration'], '--keep-duration', 'a duration, e.g. 24h', 'cog cache'],
-    [['cache', 'prune', '--keep-storage', '-f'], '--keep-storage', 'a size, e.g. 10GB', 'cog cache'],
-    [['debug', 'solve', '--example'], '--example', 'a graph of the LLB corpus', 'cog debug'],
-    [['debug', 'solve', '--metadata-file'], '--metadata-file', 'a file to write', 'cog debug'],
-    [['debug', 'llb', '--example', 'x', '--http-url'], '--http-url', 'a URL', 'cog debug'],
-    [['debug', 'plan', '--use-cuda-base-image'], '--use-cuda-base-image', 'auto, true or false', 'cog debug'],
+    [['cache', 'prune', '--keep-duration'], '--keep-duration', 'a duration, e.g. 24h', 'cog cache prune'],
+    [['cache', 'prune', '--keep-storage', '-f'], '--keep-storage', 'a size, e.g. 10GB', 'cog cache prune'],
+    [['debug', 'solve', '--example'], '--example', 'a graph of the LLB corpus', 'cog debug solve'],
+    [['debug', 'solve', '--metadata-file'], '--metadata-file', 'a file to write', 'cog debug solve'],
+    [['debug', 'llb', '--example', 'x', '--http-url'], '--http-url', 'a URL', 'cog debug llb'],
+    [
+      ['debug', 'plan', '--use-cuda-base-image'],
+      '--use-cuda-base-image',
+      'auto, true or false',
+      'cog debug plan',
+    ],
     [['build', '--registry'], '--registry', 'a registry host', 'cog build'],
     [['debug', '--format'], '--format', 'text, json or llb', 'cog debug'],
-    [['debug', 'llb', '--format'], '--format', 'definition or json', 'cog debug'],
+    [['debug', 'llb', '--format'], '--format', 'definition or json', 'cog debug llb'],
   ];
   for (const [args, form, what, help] of cases) {
     const out = await exec(cog, args, {
