@@ -50,6 +50,17 @@ function describeStep(step: PlanStep): string {
   }
 }
 
+/**
+ * The source copy's line. cog always leaves out `.cog`, and the .dockerignore `cog init` writes lists it
+ * too: each pattern is shown once, at its last place (the last pattern that matches a path decides, so
+ * an earlier copy changes nothing), while the build keeps the list as it is.
+ */
+export function sourceLine(source: BuildPlan['source']): string {
+  const exclude = source.exclude.filter((pattern, i) => !source.exclude.includes(pattern, i + 1));
+  const files = source.files.length ? ` + ${source.files.map((f) => f.path).join(', ')}` : '';
+  return `source  project -> /src (excluding ${exclude.join(', ')})${files}   [parallel branch, merged last]`;
+}
+
 export function formatPlan(plan: BuildPlan, options: { readonly schemaFromImage?: boolean } = {}): string {
   const lines = [`base  ${plan.base} (${plan.platform.os}/${plan.platform.architecture})`];
   for (const [index, step] of plan.steps.entries())
@@ -60,11 +71,7 @@ export function formatPlan(plan: BuildPlan, options: { readonly schemaFromImage?
       `weights ${paths.join(' ')} -> /src   [a layer of its own on scratch, merged below the source]`,
     );
   }
-  lines.push(
-    `source  project -> /src (excluding ${plan.source.exclude.join(', ')})${
-      plan.source.files.length ? ` + ${plan.source.files.map((f) => f.path).join(', ')}` : ''
-    }   [parallel branch, merged last]`,
-  );
+  lines.push(sourceLine(plan.source));
   for (const step of plan.afterSource) lines.push(`after source: ${step.name}\n    ${describeStep(step)}`);
   lines.push(
     `image  entrypoint ${JSON.stringify(plan.image.entrypoint)} cmd ${JSON.stringify(plan.image.cmd)}`,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { debugPlan, formatPlan } from '../../src/cli/debug-plan.js';
+import { debugPlan, formatPlan, sourceLine } from '../../src/cli/debug-plan.js';
 import { planBuild } from '../../src/plan/plan.js';
 import { maskUrlCredentials } from '../../src/registry/redact.js';
 import { exec } from '../support/exec.js';
@@ -134,5 +134,19 @@ test('maskUrlCredentials keeps the user and masks the secret, or masks a lone to
   assert.equal(
     maskUrlCredentials('user@example.com, git@github.com:o/r'),
     'user@example.com, git@github.com:o/r',
+  );
+});
+
+test("the source line names each excluded pattern once (cog's .cog and cog init's .dockerignore both list it)", () => {
+  const line = sourceLine({ exclude: ['.cog', '.git', '.cog', '__pycache__', '.git'], files: [] });
+  assert.equal(
+    line,
+    'source  project -> /src (excluding .cog, __pycache__, .git)   [parallel branch, merged last]',
+  );
+  // the copy kept is the last: the last pattern matching a path decides, so `!.cog` stays overridden
+  assert.match(sourceLine({ exclude: ['.cog', '!.cog', '.cog'], files: [] }), /\(excluding !\.cog, \.cog\)/);
+  assert.match(
+    sourceLine({ exclude: ['.cog'], files: [{ path: '/src/.cog/openapi_schema.json', content: '{}' }] }),
+    /\(excluding \.cog\) \+ \/src\/\.cog\/openapi_schema\.json {3}\[/,
   );
 });
