@@ -311,7 +311,12 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
     if (sourceOnly && output)
       await recordSourceImage(args, sourceOnly, preparedNotes, prepared, built, output, store, io, keychain);
-    io.stderr.write(builtLine(shownName, digest, output));
+    const files = specs.flatMap((s) =>
+      s.type === 'oci' || s.type === 'docker' || s.type === 'tar'
+        ? [{ type: s.type, dest: typeof s.output === 'string' ? s.output : '-' }]
+        : [],
+    );
+    io.stderr.write(builtLine(shownName, digest, output, files));
     return { imageName, digest, storeDir: toStore ? store.root : undefined };
   } finally {
     await lease?.release();

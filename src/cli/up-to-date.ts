@@ -126,11 +126,36 @@ export function upToDateLine(record: Pick<BuildRecord, 'builtAt'>): string {
   return `cog: up to date: nothing this build reads has changed since ${record.builtAt}, so nothing was solved (base image tags are not looked up again; --pull does)\n`;
 }
 
-/** The closing line every `cog build` prints (no output: the image went to a file). */
-export function builtLine(imageName: string, digest: string, output: RecordedOutput | undefined): string {
+/** A tarball `cog build --output type=oci|docker|tar,dest=FILE` wrote (`-` = stdout). */
+export interface WrittenFile {
+  readonly type: 'oci' | 'docker' | 'tar';
+  readonly dest: string;
+}
+
+const fileName = (file: WrittenFile) => (file.dest === '-' ? 'stdout' : file.dest);
+
+/**
+ * The closing line every `cog build` prints: the image and where it went (the store, its registry, the
+ * image tarballs in `files`). A type=tar file holds the root filesystem, not an image: with nothing else
+ * written there is no digest and no image of that name anywhere, and the line says so.
+ */
+export function builtLine(
+  imageName: string,
+  digest: string,
+  output: RecordedOutput | undefined,
+  files: readonly WrittenFile[] = [],
+): string {
+  const images = files.filter((f) => f.type !== 'tar');
+  const roots = files.filter((f) => f.type === 'tar');
+  const rootsText = roots.map(fileName).join(', ');
+  if (!digest && !output && images.length === 0 && roots.length > 0)
+    return `Root filesystem written to ${rootsText} (type=tar: the built files, not an image; no image ${imageName} was stored)\n`;
   const where =
     output?.kind === 'store' ? ` (local image store ${output.root})` : output ? ' and pushed' : '';
-  return `Image built as ${imageName}${digest ? `@${digest}` : ''}${where}\n`;
+  const written = images.map((f) => `${fileName(f)} (type=${f.type})`).join(', ');
+  return `Image built as ${imageName}${digest ? `@${digest}` : ''}${where}${
+    written ? `, written to ${written}` : ''
+  }${rootsText ? `; its root filesystem to ${rootsText} (type=tar)` : ''}\n`;
 }
 
 /**

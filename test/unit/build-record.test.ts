@@ -29,7 +29,7 @@ import {
   writeRecord,
 } from '../../src/build/build-record.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
-import { buildEnvironment } from '../../src/cli/up-to-date.js';
+import { buildEnvironment, builtLine } from '../../src/cli/up-to-date.js';
 import { repoRoot } from '../support/testbed.js';
 
 const tempDir = tempDirsRemovedAfterTests();
@@ -256,4 +256,28 @@ test('the check builds with the environment the --registry flag makes, as the re
     'not after --',
   );
   assert.equal(env.COG_REGISTRY_HOST, 'r8.im', 'the given environment is not changed');
+});
+
+test("cog build's closing line says what was written where: a type=tar file is a root filesystem, not an image of that name", () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  assert.equal(
+    builtLine('cog-hello', '', undefined, [{ type: 'tar', dest: 'x.tar' }]),
+    'Root filesystem written to x.tar (type=tar: the built files, not an image; no image cog-hello was stored)\n',
+  );
+  assert.equal(
+    builtLine('cog-hello', digest, undefined, [
+      { type: 'oci', dest: 'x.tar' },
+      { type: 'docker', dest: '-' },
+    ]),
+    `Image built as cog-hello@${digest}, written to x.tar (type=oci), stdout (type=docker)\n`,
+  );
+  assert.equal(
+    builtLine('r/x', digest, { kind: 'push', ref: 'r/x' }, [{ type: 'tar', dest: 'fs.tar' }]),
+    `Image built as r/x@${digest} and pushed; its root filesystem to fs.tar (type=tar)\n`,
+  );
+  // unchanged without files
+  assert.equal(
+    builtLine('cog-hello', digest, { kind: 'store', root: '/s' }),
+    `Image built as cog-hello@${digest} (local image store /s)\n`,
+  );
 });
