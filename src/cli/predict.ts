@@ -20,7 +20,13 @@ import {
   parseJsonInput,
   validateInputs,
 } from '../runtime/inputs.js';
-import { checkOutputPath, planJsonMode, planOutputs, writeOutputs } from '../runtime/outputs.js';
+import {
+  checkOutputPath,
+  failureMessage,
+  planJsonMode,
+  planOutputs,
+  writeOutputs,
+} from '../runtime/outputs.js';
 import { localImages } from '../runtime/local-images.js';
 import { gpuRequest, imageNeedsGpu, offeredDevices } from '../runtime/gpu.js';
 import {
@@ -284,9 +290,12 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     const printed = await writeOutputs(result.actions, written);
     if (printed) io.stdout.write(printed);
     if (result.exitCode !== 0)
-      throw new CogError(`Prediction failed with status ${answer.status ?? 'unknown'}`, {
-        exitCode: result.exitCode,
-      });
+      throw new CogError(
+        failureMessage({ status: answer.status ?? 'unknown', error: String(answer.error ?? '') }),
+        {
+          exitCode: result.exitCode,
+        },
+      );
     return;
   }
   let planned: ReturnType<typeof planOutputs>;

@@ -207,6 +207,16 @@ function fileOutputActions(
 }
 
 /**
+ * What a prediction that did not succeed says: its status and the model server's error, without the
+ * "Prediction failed:" coglet starts that text with (twice: "Prediction failed: Prediction failed:
+ * ValueError: …"), which the status already says.
+ */
+export function failureMessage(response: Pick<PredictionResponse, 'status' | 'error'>): string {
+  const error = String(response.error ?? '').replace(/^(?:Prediction failed:\s*)+/i, '');
+  return `Prediction failed with status "${response.status}"${error === '' ? '' : `: ${error}`}`;
+}
+
+/**
  * Plans what to do with a prediction response:
  * - a failed/canceled status throws "Prediction failed with status …" with the error text;
  * - a URI output (string, format uri) given as a data URL is written to -o, default "output" + an
@@ -221,13 +231,8 @@ export function planOutputs(
   schema: OpenApiDoc | undefined,
   opts: PlanOptions = {},
 ): OutputAction[] {
-  if (response.status !== 'succeeded') {
-    const error = response.error ?? '';
-    throw new CogError(
-      `Prediction failed with status "${response.status}"${error === '' ? '' : `: ${error}`}${opts.failureDetail ?? ''}`,
-      { hint: wholeOutputHint },
-    );
-  }
+  if (response.status !== 'succeeded')
+    throw new CogError(`${failureMessage(response)}${opts.failureDetail ?? ''}`, { hint: wholeOutputHint });
   const output = response.output;
   if (output === undefined || output === null) return [{ kind: 'warn', text: 'No output generated' }];
 

@@ -175,11 +175,26 @@ test(
     const out = await exec(cog, ['run', '-i', 'n=7'], { env: tb.env, cwd: project });
     assert.equal(out.code, 1, out.stderr);
     assert.match(out.stderr, /^cog: error: Prediction failed with status "failed": .*n is not welcome/m);
+    // coglet's error text starts "Prediction failed: Prediction failed:"; the status says it once
+    assert.match(
+      out.stderr,
+      /^cog: error: Prediction failed with status "failed": ValueError: n is not welcome$/m,
+    );
     assert.match(
       out.stderr,
       /^the model server's last \d+ lines of output:\n(?: {2}.*\n)*? {2}checking n=7$/m,
     );
     assert.match(out.stderr, /^hint: run again with --progress plain/m);
+
+    // --json: the response is printed whole, and the error names the model's message too
+    const json = await exec(cog, ['run', '--json', '{"n": 7}'], { env: tb.env, cwd: project });
+    assert.equal(json.code, 1, json.stderr);
+    assert.match(json.stderr, /^cog: error: Prediction failed with status "failed": .*n is not welcome/m);
+    assert.match(
+      json.stderr,
+      /^cog: error: Prediction failed with status "failed": ValueError: n is not welcome$/m,
+    );
+    assert.match((JSON.parse(json.stdout) as { error: string }).error, /n is not welcome/);
   },
 );
 

@@ -576,6 +576,21 @@ describe('planOutputs', () => {
         err.message ===
           `Prediction failed with status "failed": boom\nthe model server's last line of output:\n  checking`,
     );
+    // coglet's own "Prediction failed:" (it writes it twice) is not said again
+    assert.throws(
+      () =>
+        planOutputs(
+          {
+            status: 'failed',
+            output: null,
+            error: 'Prediction failed: Prediction failed: ValueError: kaboom',
+          },
+          undefined,
+        ),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message === 'Prediction failed with status "failed": ValueError: kaboom',
+    );
     assert.deepEqual(planOutputs(ok(null), openapi({}, { type: 'string' })), [
       { kind: 'warn', text: 'No output generated' },
     ]);
