@@ -15,6 +15,7 @@ import {
 import type { Session } from '../buildkit/session.js';
 import type { SolveOptions } from '../buildkit/solve.js';
 import { image, normalizeImageRef } from '../llb/index.js';
+import { withLayerHistory } from '../plan/compile.js';
 import { compileOnDockerfile } from '../plan/compile-dockerfile.js';
 import { distroPython } from '../plan/distro.js';
 import type { PlanInput } from '../plan/types.js';
@@ -273,21 +274,25 @@ async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelO
   const pipFreeze = (await gw.readFile(freezeId, '/pip-freeze.txt')).toString('utf8').trim();
   let model = compiled.image;
   let ref = imageId;
+  let compiledConfig = compiled.config;
   const schemaLabel: Record<string, string> = {};
   if (options.schemaFromImage && !options.dockerfile) {
     const probeId = await gw.solve(legacySchemaProbe(model).marshal(marshal).definition, { evaluate: true });
     const schema = await readLegacySchema(gw, probeId);
     schemaLabel['run.cog.openapi_schema'] = schema;
+    const step = `write ${bundledSchemaPath}`;
     model = model
       .mkdir(dirname(bundledSchemaPath), { parents: true })
-      .mkfile(bundledSchemaPath, schema, { mode: 0o644 }, { name: `write ${bundledSchemaPath}` });
+      .mkfile(bundledSchemaPath, schema, { mode: 0o644 }, { name: step });
+    // two file ops, two layers: each gets its history entry
+    compiledConfig = withLayerHistory(compiledConfig, [step, step], input.sourceDateEpoch);
     ref = await gw.solve(model.marshal(marshal).definition, { evaluate: true });
   }
   const config: OciImageConfig = {
-    ...compiled.config,
+    ...compiledConfig,
     config: {
-      ...compiled.config.config,
-      Labels: { ...(compiled.config.config?.Labels ?? {}), ...freezeLabels(pipFreeze), ...schemaLabel },
+      ...compiledConfig.config,
+      Labels: { ...(compiledConfig.config?.Labels ?? {}), ...freezeLabels(pipFreeze), ...schemaLabel },
     },
   };
   let smoke: SmokeReport | undefined;

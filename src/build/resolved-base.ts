@@ -24,7 +24,12 @@ export interface ResolvedBase {
 /** Plans and compiles `input` (already on `base`'s image) against the resolved base. Pure. */
 export function compileOnBase(input: PlanInput, base: ResolvedBase, sharedKeyHint: string) {
   const plan = planBuild({ ...input, ...(base.cudaPython ? { cudaPython: base.cudaPython } : {}) });
-  const compiled = compilePlan(plan, { baseConfig: base.config, baseDigest: base.digest, sharedKeyHint });
+  const compiled = compilePlan(plan, {
+    baseConfig: base.config,
+    baseDigest: base.digest,
+    sharedKeyHint,
+    ...(input.sourceDateEpoch !== undefined ? { sourceDateEpoch: input.sourceDateEpoch } : {}),
+  });
   return { plan, compiled };
 }
 

@@ -20,7 +20,12 @@ export interface CompileOptions {
   readonly baseDigest?: string;
   /** a stable key per project, so repeated transfers of the context are incremental */
   readonly sharedKeyHint?: string;
+  /** --timestamp (SOURCE_DATE_EPOCH): the `created` of the history entries of the layers the plan adds */
+  readonly sourceDateEpoch?: number;
 }
+
+/** One entry of an image config's history. */
+export type HistoryEntry = NonNullable<OciImageConfig['history']>[number];
 
 export interface CompiledBuild {
   /** the model image's filesystem */
@@ -75,6 +80,63 @@ function parentDirs(paths: readonly string[]): string[] {
     for (let i = 1; i < parts.length; i++) dirs.add(`/${parts.slice(0, i).join('/')}`);
   }
   return [...dirs].sort();
+}
+
+/** How many layers a step adds to the image: an env step changes only the config, no files none. */
+function layersOf(step: PlanStep): number {
+  switch (step.kind) {
+    case 'env':
+      return 0;
+    case 'files':
+      return step.files.length > 0 ? 1 : 0;
+    case 'context-files':
+    case 'image-files':
+      return step.paths.length > 0 ? 1 : 0;
+    case 'run':
+      return 1;
+  }
+}
+
+/**
+ * The history entry of a layer the build adds, named after the step(s) that made it. Its `created` is
+ * the --timestamp when given; without one BuildKit's exporter fills in when the layer was made.
+ */
+export function layerHistory(createdBy: string, sourceDateEpoch: number | undefined): HistoryEntry {
+  return {
+    ...(sourceDateEpoch !== undefined
+      ? { created: new Date(sourceDateEpoch * 1000).toISOString().replace(/\.000Z$/, 'Z') }
+      : {}),
+    created_by: createdBy,
+  };
+}
+
+/** `config` with history entries for `layers` more layers on top (named by the steps that made them). */
+export function withLayerHistory(
+  config: OciImageConfig,
+  layers: readonly string[],
+  sourceDateEpoch: number | undefined,
+): OciImageConfig {
+  return {
+    ...config,
+    history: [...(config.history ?? []), ...layers.map((name) => layerHistory(name, sourceDateEpoch))],
+  };
+}
+
+/**
+ * The base image's history with exactly one non-empty entry per layer of its rootfs (as BuildKit's
+ * exporter counts them): entries a malformed base lacks are added, naming the base; extra ones are
+ * marked empty from the top, as the exporter would.
+ */
+export function baseHistory(config: OciImageConfig, ref: string): HistoryEntry[] {
+  const layers = config.rootfs?.diff_ids.length ?? 0;
+  let seen = 0;
+  const history = (config.history ?? []).map((entry) => {
+    if (entry.empty_layer === true) return entry;
+    seen++;
+    return seen > layers ? { ...entry, empty_layer: true } : entry;
+  });
+  for (let i = seen; i < layers; i++) history.push({ created_by: `a layer of ${ref}` });
+  return history;
 }
 
 function applyStep(
@@ -174,6 +236,21 @@ interface Branch {
   readonly name: string;
   readonly from: State;
   readonly result: State;
+  /** the names of the layers the build added up to `from` */
+  readonly fromLayers: readonly string[];
+}
+
+/**
+ * The layers (named by their steps) of `joinBranches`' result: each branch's layer moves down to
+ * where its step stands, above the layers before it and below those built beside it. BuildKit keeps
+ * those as they were: a diff whose upper state is built on its lower one is the layers between them
+ * (cache.Diff), and the diff of a state with itself is none.
+ */
+function joinedLayers(layers: readonly string[], branches: readonly Branch[]): string[] {
+  let joined = [...layers];
+  for (const { name, fromLayers } of [...branches].reverse())
+    joined = [...fromLayers, name, ...joined.slice(fromLayers.length)];
+  return joined;
 }
 
 /**
@@ -203,20 +280,30 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   // independent steps run in branches from the state before them; each branch's layer is put back
   // in its place below the later steps' layers (a merge of diffs), so the image keeps upstream's order
   const branches: Branch[] = [];
+  // the layers the plan adds, by the names of the steps that make them, in the image's order
+  let added: string[] = [];
+  const addLayers = (step: PlanStep) => {
+    added = [...added, ...Array<string>(layersOf(step)).fill(step.name)];
+  };
   let settled: State | undefined;
   for (const step of plan.steps) {
     if (step.kind === 'run' && step.independent) {
       const result = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
-      branches.push({ name: step.name, from: state, result });
+      branches.push({ name: step.name, from: state, result, fromLayers: added });
       continue;
     }
-    if (step.kind === 'run' && step.seesBranches) state = joinBranches(state, branches.splice(0));
+    if (step.kind === 'run' && step.seesBranches) {
+      added = joinedLayers(added, branches);
+      state = joinBranches(state, branches.splice(0));
+    }
     state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
+    addLayers(step);
     if (step.kind === 'run' && step.packagesSettled) settled = state;
   }
   // the freeze probe reads what pip installed once the last install is done: it runs beside the steps
   // after it (ldconfig) and beside a branch still open (tini's apt step), off the critical path
   const freezeFrom = settled ?? state;
+  added = joinedLayers(added, branches);
   state = joinBranches(state, branches.splice(0));
 
   // --separate-weights: the weights on scratch, merged under the source (like COPY --link): the layer
@@ -229,6 +316,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
       'load the weights',
     );
     layers.push(scratch().file(copy, { name: 'copy the weights to /src' }));
+    added = [...added, 'copy the weights to /src'];
   }
 
   let sourceActions = copyProjectToSrc(
@@ -242,8 +330,12 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
     sourceActions = sourceActions.mkfile(file.path, file.content, { mode: file.mode ?? 0o644 });
   const belowSource = layers.length === 1 ? state : merge(layers);
   state = merge([...layers, scratch().file(sourceActions, { name: 'copy the project to /src' })]);
+  added = [...added, 'copy the project to /src'];
   state = state.withCwd('/src');
-  for (const step of plan.afterSource) state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
+  for (const step of plan.afterSource) {
+    state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
+    addLayers(step);
+  }
 
   const freeze = freezeProbe(freezeFrom, plan.freezeCommand);
 
@@ -252,8 +344,15 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   const exposed: Record<string, object> = {};
   for (const port of plan.image.exposedPorts) exposed[port] = {};
   const base = options.baseConfig;
+  // the history is ours: one entry per layer, so BuildKit's exporter adds none of its own (it would
+  // describe each layer by its cache record, which says "imported …" when the layer came from a cache)
+  const history = [
+    ...baseHistory(base, plan.base),
+    ...added.map((name) => layerHistory(name, options.sourceDateEpoch)),
+  ];
   const config: OciImageConfig = {
     ...base,
+    history,
     architecture: plan.platform.architecture,
     os: plan.platform.os,
     config: {

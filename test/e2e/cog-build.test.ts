@@ -181,6 +181,38 @@ describe('every fixture builds, carries the labels and starts READY', { concurre
   }
 });
 
+interface HistoryConfig {
+  rootfs: { diff_ids: string[] };
+  history?: { created_by?: string; empty_layer?: boolean }[];
+}
+
+/**
+ * The image's history is cog's own: one non-empty entry per layer, none written by BuildKit's exporter
+ * (which names a layer by its cache record: "mount / from exec …", or "imported sha256:…" when the
+ * layer came from an imported cache, so a cache-hot build changed the image's digest).
+ */
+function assertOwnHistory(config: HistoryConfig): void {
+  const layers = (config.history ?? []).filter((h) => h.empty_layer !== true);
+  assert.equal(layers.length, config.rootfs.diff_ids.length, JSON.stringify(config.history, null, 1));
+  for (const entry of layers)
+    assert.doesNotMatch(entry.created_by ?? '', /mount \/ from exec|^imported |created by buildkit/);
+}
+
+test('the image history has one entry per layer, named by cog’s steps', { timeout: 600_000 }, async () => {
+  const ref = `${tb.registry}/cogts-test/history:${tag}`;
+  // --pull: always solve and export (an up-to-date build would push the image it recorded)
+  const out = await exec(cog, ['build', '-t', ref, '--push', '--pull', '--progress', 'quiet'], {
+    env: env(),
+    cwd: join(fixtures, 'hello'),
+  });
+  assert.equal(out.code, 0, out.stderr.slice(-3000));
+  const config = await pushedConfig<HistoryConfig>(ref);
+  assertOwnHistory(config);
+  const names = (config.history ?? []).map((h) => h.created_by);
+  assert.equal(names.at(-1), 'copy the project to /src');
+  assert.ok(names.includes('install tini'), names.join('\n'));
+});
+
 test('without --push the image lands in the local OCI image store', { timeout: 600_000 }, async () => {
   const out = await exec(cog, ['build', '-t', 'hello-store:dev', '--progress', 'quiet'], {
     env: env(),
