@@ -27,6 +27,7 @@ import { type PushTarget, checkPushRegistries } from './push-preflight.js';
 import { sessionKeychain } from '../registry/keychain.js';
 import { checkOutputFile, refuseBareOutput } from './output-files.js';
 import { retryLine } from './retry-line.js';
+import { buildMetadata } from './build-metadata.js';
 import { builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
 import { collectStoreGarbage } from './store-garbage.js';
@@ -288,7 +289,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     if (args.metadataFile) {
       await writeFile(
         args.metadataFile,
-        `${JSON.stringify({ ...built.exporterResponse, 'image.name': exportedNames.length > 0 ? exportedNames.join(',') : imageName, 'cog.build.ref': built.ref }, null, 2)}\n`,
+        `${JSON.stringify(buildMetadata(built.exporterResponse, { imageName: exportedNames.length > 0 ? exportedNames.join(',') : imageName, buildRef: built.ref }), null, 2)}\n`,
       );
     }
     for (const { smoke, platform } of built.images) {
