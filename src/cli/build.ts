@@ -216,7 +216,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   // find missing credentials only after the build
   // the credentials buildkitd will be given, for the check, the session and the source record read
   // back after the push: one keychain, so a credential helper runs once per registry
-  const keychain = sessionKeychain(pushRegistry ? [pushRegistry] : [], { env: io.env });
+  // COG_REGISTRY_USERNAME/PASSWORD go to every registry the build pushes to (-t with --push, -o image names)
+  const keychain = sessionKeychain([...new Set(pushTargets.map((t) => t.registry))], { env: io.env });
   await checkPushRegistries(pushTargets, {
     env: io.env,
     keychain,

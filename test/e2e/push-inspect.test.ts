@@ -547,6 +547,22 @@ describe('cog push to the htpasswd registry', () => {
     assert.equal(r.code, 0, explain(r));
     assert.ok(!r.stdout.includes(tb.authPassword) && !r.stderr.includes(tb.authPassword));
   });
+
+  test('… and for cog build -o type=image,push=true, whose name is the only push destination', async () => {
+    const target = `${tb.authRegistry}/${repo}:v4`;
+    const r = await cogIn(
+      hello,
+      ['build', '-o', `type=image,name=${target},push=true`, '--progress', 'quiet'],
+      {
+        COG_REGISTRY_USERNAME: tb.authUser,
+        COG_REGISTRY_PASSWORD: tb.authPassword,
+      },
+    );
+    assert.equal(r.code, 0, explain(r));
+    assert.ok(!r.stdout.includes(tb.authPassword) && !r.stderr.includes(tb.authPassword));
+    const digest = /^Image built as \S+@(sha256:[0-9a-f]{64})/m.exec(r.stderr)?.[1];
+    assert.equal(await rawDigest(target, `${tb.authUser}:${tb.authPassword}`), digest);
+  });
 });
 
 describe('a registry whose refusals echo the credentials it was sent', () => {
