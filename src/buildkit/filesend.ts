@@ -23,12 +23,13 @@ import {
   lutimes,
   mkdir,
   open,
+  readlink,
   rename,
   rm,
   symlink,
   unlink,
 } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -117,27 +118,57 @@ export interface LocalTarget {
 export type ExportTarget = TarTarget | LocalTarget;
 
 /**
+ * Where a file written to `path` really goes, as `open()` would: a symlink (also one to a file not there
+ * yet) is followed to its target. Throws ELOOP for a link cycle, as open() would.
+ */
+export async function linkTarget(path: string): Promise<string> {
+  let current = path;
+  for (let hops = 0; hops < 40; hops++) {
+    const info = await lstat(current).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (!info?.isSymbolicLink()) return current;
+    current = resolve(dirname(current), await readlink(current));
+  }
+  throw Object.assign(new Error(`too many levels of symbolic links: ${path}`), { code: 'ELOOP' });
+}
+
+/**
  * A Writable that writes to a temporary sibling of `path` and renames it to `path` when ended, so a
  * failed export never leaves a partial file under the final name. Destroying it removes the temporary.
+ * A symlink at `path` is written through (its target is replaced, atomically, the link kept), and a
+ * device, FIFO or socket is written straight into (`-o dest=/dev/null`), as `docker save -o` does: a
+ * rename would replace it with a regular file.
  */
 export class AtomicFileWriter extends Writable {
-  private readonly temp: string;
+  /** where the data goes first: a temporary file, or the destination itself when it is no regular file */
+  private temp: string | undefined;
+  private target: string | undefined;
   private handle: FileHandle | undefined;
   private done = false;
 
   constructor(readonly path: string) {
     super();
-    this.temp = tempPath(path);
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    open(this.temp, 'wx', 0o666).then(
+    this.openDestination().then(
       (handle) => {
         this.handle = handle;
         callback();
       },
       (err: Error) => callback(err),
     );
+  }
+
+  private async openDestination(): Promise<FileHandle> {
+    const target = await linkTarget(this.path);
+    const existing = await lstat(target).catch(() => undefined);
+    if (existing && !existing.isFile() && !existing.isDirectory()) return open(target, 'w');
+    this.target = target;
+    this.temp = tempPath(target);
+    return open(this.temp, 'wx', 0o666);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -149,7 +180,7 @@ export class AtomicFileWriter extends Writable {
     this.handle = undefined;
     handle
       .close()
-      .then(() => rename(this.temp, this.path))
+      .then(() => (this.temp && this.target ? rename(this.temp, this.target) : undefined))
       .then(() => {
         this.done = true;
         callback();
@@ -168,9 +199,9 @@ export class AtomicFileWriter extends Writable {
 }
 
 /** Closes and removes a temporary file, ignoring errors (it may not exist). */
-async function discard(handle: FileHandle | undefined, temp: string): Promise<void> {
+async function discard(handle: FileHandle | undefined, temp: string | undefined): Promise<void> {
   await handle?.close().catch(() => undefined);
-  await unlink(temp).catch(() => undefined);
+  if (temp !== undefined) await unlink(temp).catch(() => undefined);
 }
 
 async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {

@@ -1,7 +1,8 @@
 // FileSend pieces that need no daemon: mode conversion, path checks, atomic files, exporter indexes,
 // and the local receiver driven by a fake daemon over loopback gRPC (including hostile paths).
 import assert from 'node:assert/strict';
-import { lstat, readFile, readdir, readlink, symlink, mkdir } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { lstat, readFile, readdir, readlink, symlink, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -85,6 +86,54 @@ describe('AtomicFileWriter', () => {
     assert.match(String(await failed), /export failed/);
     await closed;
     assert.deepEqual(await readdir(dir), []);
+  });
+  const written = (w: AtomicFileWriter, data: string) =>
+    new Promise<void>((resolve, reject) =>
+      w.end(data, (err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+
+  test('a symlink is written through: its target gets the data, the link stays', async () => {
+    const dir = await tempDir('cogts-atomic-');
+    await mkdir(join(dir, 'real'));
+    await writeFile(join(dir, 'real', 'old.tar'), 'old');
+    await symlink('real/old.tar', join(dir, 'to-file.tar'));
+    await symlink('real/new.tar', join(dir, 'to-missing.tar'));
+    await written(new AtomicFileWriter(join(dir, 'to-file.tar')), 'image one');
+    await written(new AtomicFileWriter(join(dir, 'to-missing.tar')), 'image two');
+    assert.equal(await readlink(join(dir, 'to-file.tar')), 'real/old.tar');
+    assert.equal(await readlink(join(dir, 'to-missing.tar')), 'real/new.tar');
+    assert.equal(await readFile(join(dir, 'real', 'old.tar'), 'utf8'), 'image one');
+    assert.equal(await readFile(join(dir, 'real', 'new.tar'), 'utf8'), 'image two');
+    assert.deepEqual((await readdir(join(dir, 'real'))).sort(), ['new.tar', 'old.tar'], 'no temporary left');
+  });
+
+  test('a FIFO (or a device) is written straight into, not replaced by a file', async () => {
+    const dir = await tempDir('cogts-atomic-');
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    // the reader is another process: one left waiting (a FIFO replaced by a file) is killed, not waited for
+    const reader = spawn('cat', [fifo]);
+    const read = new Promise<string>((resolve) => {
+      const chunks: Buffer[] = [];
+      reader.stdout.on('data', (c: Buffer) => chunks.push(c));
+      reader.on('close', () => resolve(Buffer.concat(chunks).toString()));
+    });
+    try {
+      await written(new AtomicFileWriter(fifo), 'streamed');
+      assert.ok((await lstat(fifo)).isFIFO(), 'still a FIFO');
+      assert.equal(await read, 'streamed');
+    } finally {
+      reader.kill();
+    }
+    assert.deepEqual(await readdir(dir), ['pipe']);
+    // a character device of our own (only root may make one): /dev/null's numbers
+    if (process.getuid?.() === 0) {
+      const device = join(dir, 'null');
+      execFileSync('mknod', [device, 'c', '1', '3']);
+      await written(new AtomicFileWriter(device), 'discarded');
+      assert.ok((await lstat(device)).isCharacterDevice(), 'still a device');
+      assert.deepEqual((await readdir(dir)).sort(), ['null', 'pipe']);
+    }
   });
 });
 
