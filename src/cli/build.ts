@@ -25,7 +25,7 @@ import { finishRecording, fingerprintBuild, pushedOutput, startRecording } from 
 import { imageDestination, imageNameSource, pushDestination } from './push-destination.js';
 import { type PushTarget, checkPushRegistries } from './push-preflight.js';
 import { sessionKeychain } from '../registry/keychain.js';
-import { checkOutputFile, refuseBareOutput } from './output-files.js';
+import { checkOutputFile, refuseBareOutput, refuseSharedOutputFiles } from './output-files.js';
 import { retryLine } from './retry-line.js';
 import { buildMetadata } from './build-metadata.js';
 import { builtLine } from './up-to-date.js';
@@ -120,6 +120,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     pushTargets.push({ registry: pushRegistry, repository: destination.repository, from: nameFrom });
     specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
   } else imageDestination(imageName, nameFrom);
+  /** the files the build writes on the client, by flag: no two may be the same */
+  const outputFiles: { flag: string; path: string }[] = [];
   for (const value of args.outputs) {
     refuseBareOutput(value);
     const spec = parseOutputFlag(value);
@@ -147,6 +149,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
           },
           cwd,
         );
+      outputFiles.push({ flag, path: spec.dest as string });
       specs.push({
         type: spec.type,
         output: spec.dest === '-' ? (io.stdout as never) : (spec.dest as string),
@@ -164,6 +167,11 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       },
       cwd,
     );
+  // (the metadata file as an absolute path: `--metadata-file -` is a file named -, not stdout)
+  const metadataPath = args.metadataFile
+    ? [{ flag: '--metadata-file', path: resolve(cwd, args.metadataFile) }]
+    : [];
+  await refuseSharedOutputFiles([...outputFiles, ...metadataPath], cwd);
   if (prepared.platforms.length > 1 && specs.some((s) => s.type === 'docker'))
     throw new CogError(
       `--output type=docker holds one platform, not ${prepared.platforms.map(platformId).join(' and ')}`,

@@ -3,8 +3,9 @@
  * checked before the build: a path that names a directory, or whose directory does not exist or cannot
  * be written in, would otherwise fail only once the (possibly long) build is done.
  */
-import { stat } from 'node:fs/promises';
-import { dirname, extname, join, resolve, sep } from 'node:path';
+import { realpath, stat } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve, sep } from 'node:path';
+import { linkTarget } from '../buildkit/filesend.js';
 import { CogError } from '../errors.js';
 import { directoryProblem } from '../writable-dir.js';
 
@@ -52,6 +53,35 @@ export async function checkOutputFile(file: OutputFile, cwd: string): Promise<vo
     throw new CogError(`${file.flag}: cannot write files in ${dir} (${problem.code})`, {
       hint: `choose another path, in a directory you can write to, e.g. ${file.example(file.suggestedName)}`,
     });
+}
+
+/** The file `path` (relative to `cwd`; `-` is stdout, for an --output) lands in, links followed, to compare two. */
+async function landingPlace(path: string, cwd: string): Promise<string> {
+  if (path === '-') return '-';
+  const target = await linkTarget(resolve(cwd, path));
+  const dir = await realpath(dirname(target)).catch(() => dirname(target));
+  return join(dir, basename(target));
+}
+
+/**
+ * Rejects two flags that write the same file (or both stdout): the one written last would silently
+ * replace the other's. `files` are the flags as given, with their paths.
+ */
+export async function refuseSharedOutputFiles(
+  files: readonly { readonly flag: string; readonly path: string }[],
+  cwd: string,
+): Promise<void> {
+  const seen = new Map<string, string>();
+  for (const file of files) {
+    const place = await landingPlace(file.path, cwd);
+    const first = seen.get(place);
+    if (first !== undefined)
+      throw new CogError(
+        `${first} and ${file.flag} both write ${place === '-' ? 'to stdout' : place}: one would overwrite the other`,
+        { hint: 'give each output a file of its own' },
+      );
+    seen.set(place, file.flag);
+  }
 }
 
 /**

@@ -423,6 +423,40 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test('two --output files, or an --output and --metadata-file, at the same path are refused, naming both', async () => {
+    const dir = await tempDir('cogts-same-output-');
+    await mkdir(join(dir, 'real'));
+    await symlink('real', join(dir, 'link'));
+    const same = join(dir, 'same.tar');
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '-o', `type=oci,dest=${same}`, '-o', `type=docker,dest=${same}`]),
+      new RegExp(
+        `^cog: error: --output "type=oci,dest=${same}" and --output "type=docker,dest=${same}" both write ${same}: one would overwrite the other$`,
+        'm',
+      ),
+      /^hint: give each output a file of its own$/m,
+    );
+    // compared once resolved: a relative path, a path through a linked directory
+    failsEarly(
+      await cogNoDaemon(dir, [
+        'build',
+        '-f',
+        join(hello, 'cog.yaml'),
+        '-o',
+        'type=oci,dest=real/mm.tar',
+        '--metadata-file',
+        join(dir, 'link', 'mm.tar'),
+      ]),
+      new RegExp(
+        `--output "type=oci,dest=real/mm\\.tar" and --metadata-file both write ${dir}/real/mm\\.tar`,
+      ),
+    );
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '-o', 'type=oci,dest=-', '-o', 'type=tar,dest=-']),
+      /--output "type=oci,dest=-" and --output "type=tar,dest=-" both write to stdout/,
+    );
+  });
+
   test('cog build -o DIR/ is refused naming the flag; cog run -o in a missing directory fails before building', async () => {
     const dir = await tempDir('cogts-o-dir-');
     failsEarly(
