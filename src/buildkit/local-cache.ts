@@ -8,6 +8,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
+import { directoryProblem } from '../writable-dir.js';
 import { type ContentStoreSpec, localCacheStoreId } from './content-store.js';
 
 export interface CacheEntry {
@@ -42,13 +43,16 @@ export interface LocalCaches {
   finish(exporterResponse: Readonly<Record<string, string>>): Promise<void>;
 }
 
-async function readIndex(dir: string): Promise<OciIndexFile | undefined> {
+async function readIndex(
+  dir: string,
+  hint = 'remove the directory to start an empty cache',
+): Promise<OciIndexFile | undefined> {
   try {
     return JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as OciIndexFile;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new CogError(`the cache index ${join(dir, 'index.json')} is unreadable`, {
-      hint: 'remove the directory to start an empty cache',
+      hint,
       cause: err,
     });
   }
@@ -112,10 +116,19 @@ export async function localCaches(
       });
     }
     const dir = resolve(options.cwd, entry.Attrs.src);
+    const problem = await directoryProblem(dir);
+    if (problem?.kind === 'file')
+      throw new CogError(
+        `--cache-from type=local,src=${entry.Attrs.src}: ${problem.path} is a file, not a cache directory`,
+        { hint: 'name the directory a --cache-to type=local,dest=DIR wrote (an import only reads it)' },
+      );
     let digest = entry.Attrs.digest;
     if (!digest) {
       const tag = entry.Attrs.tag ?? 'latest';
-      const index = await readIndex(dir);
+      const index = await readIndex(
+        dir,
+        'point src= at a cache directory --cache-to type=local wrote; an import only reads it, nothing needs removing',
+      );
       const manifest = index && taggedManifest(index, tag);
       if (!manifest) {
         options.warn(
@@ -144,6 +157,14 @@ export async function localCaches(
       });
     }
     const dir = resolve(options.cwd, entry.Attrs.dest);
+    const problem = await directoryProblem(dir);
+    if (problem?.kind === 'file')
+      throw new CogError(
+        `--cache-to type=local,dest=${entry.Attrs.dest}: ${problem.path} is a file, not a directory`,
+        {
+          hint: 'name a directory for the cache (it is made if missing), e.g. --cache-to type=local,dest=.cache',
+        },
+      );
     await mkdir(dir, { recursive: true });
     stores[localCacheStoreId(dir)] = { root: dir, writable: true };
     exportDirs.set(dir, entry.Attrs.tag ?? 'latest');

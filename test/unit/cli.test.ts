@@ -457,6 +457,31 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test('a local --cache-to or --cache-from naming a file (or a path under one) is refused naming the flag', async () => {
+    const dir = await tempDir('cogts-cache-file-');
+    const file = join(dir, 'file');
+    await writeFile(file, 'not a cache');
+    for (const dest of [file, join(file, 'sub')])
+      failsEarly(
+        await cogNoDaemon(hello, ['build', '--cache-to', `type=local,dest=${dest}`]),
+        new RegExp(
+          `^cog: error: --cache-to type=local,dest=${dest}: ${file} is a file, not a directory$`,
+          'm',
+        ),
+        /^hint: name a directory for the cache/m,
+      );
+    const result = await cogNoDaemon(hello, ['build', '--cache-from', `type=local,src=${file}`]);
+    failsEarly(
+      result,
+      new RegExp(
+        `^cog: error: --cache-from type=local,src=${file}: ${file} is a file, not a cache directory$`,
+        'm',
+      ),
+      /^hint: name the directory a --cache-to type=local,dest=DIR wrote \(an import only reads it\)$/m,
+    );
+    assert.doesNotMatch(result.stderr, /remove the directory/);
+  });
+
   test('cog build -o DIR/ is refused naming the flag; cog run -o in a missing directory fails before building', async () => {
     const dir = await tempDir('cogts-o-dir-');
     failsEarly(
