@@ -60,6 +60,13 @@ export function parseOutputFlag(value: string): OutputSpec {
       hint: type === 'local' ? 'add dest=DIRECTORY' : 'add dest=FILE.tar (or dest=- for stdout)',
     });
   }
+  // BuildKit's tar=false writes the image into a content store, which cog does not serve for -o
+  if ((type === 'oci' || type === 'docker') && isFalse(rest.tar)) {
+    throw new CogError(
+      `--output "${value}": tar=${rest.tar} (an image layout directory) is not supported; type=${type} writes a tarball`,
+      { hint: `drop tar=${rest.tar} to write the image as a tarball: type=${type},dest=FILE.tar` },
+    );
+  }
   if (type === 'local' && dest === '-') {
     throw new CogError(`--output "${value}": a local output needs a directory, not stdout`, {
       hint: 'use type=tar,dest=- to stream a tarball to stdout',
@@ -70,6 +77,8 @@ export function parseOutputFlag(value: string): OutputSpec {
 
 /** A boolean exporter attribute as BuildKit reads one (push=true, push=1). */
 export const isTrue = (value: string | undefined) => value !== undefined && /^(1|t|true)$/i.test(value);
+/** A boolean exporter attribute BuildKit reads as false (tar=false, tar=0). */
+const isFalse = (value: string | undefined) => value !== undefined && /^(0|f|false)$/i.test(value);
 
 /**
  * Whether an `--output` value pushes a named image (`type=image,name=REF,push=true`): a destination of

@@ -40,6 +40,12 @@ test('--output errors name the flag and what is missing', () => {
     ['type=oci', /type=oci needs dest=/],
     ['type=local,dest=-', /needs a directory, not stdout/],
     ['type=local,junk', /"junk" is not key=value/],
+    // it crashed after the build (exit 70): the exporter's tar=false needs a content store cog does not serve
+    [
+      'type=oci,dest=dir,tar=false',
+      /tar=false \(an image layout directory\) is not supported; type=oci writes a tarball/,
+    ],
+    ['type=docker,dest=dir,tar=0', /tar=0 \(an image layout directory\) is not supported/],
   ];
   for (const [value, message] of cases) {
     assert.throws(
