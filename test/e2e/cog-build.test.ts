@@ -157,6 +157,8 @@ describe('every fixture builds, carries the labels and starts READY', { concurre
       assert.equal(labels['@entrypoint'], '["/sbin/tini","--"]');
       assert.equal(labels['@cmd'], '["python","-m","cog.server.http"]');
       model.check?.(labels);
+      // every plan shape (branches, cog-base, CUDA, local wheels) names each of its layers itself
+      assertOwnHistory(await pushedConfig<HistoryConfig>(ref));
       if (model.name === 'build-run-secret') {
         // the secret's value is in no layer and no label
         const dir = join(scratchDir, 'secret-image');
@@ -183,7 +185,7 @@ describe('every fixture builds, carries the labels and starts READY', { concurre
 
 interface HistoryConfig {
   rootfs: { diff_ids: string[] };
-  history?: { created_by?: string; empty_layer?: boolean }[];
+  history?: { created_by?: string; empty_layer?: boolean; comment?: string }[];
 }
 
 /**
@@ -196,6 +198,9 @@ function assertOwnHistory(config: HistoryConfig): void {
   assert.equal(layers.length, config.rootfs.diff_ids.length, JSON.stringify(config.history, null, 1));
   for (const entry of layers)
     assert.doesNotMatch(entry.created_by ?? '', /mount \/ from exec|^imported |created by buildkit/);
+  // the exporter marks the entries it adds for layers the history lacks: cog counted too few
+  const added = (config.history ?? []).filter((h) => h.comment === 'buildkit.exporter.image.v0');
+  assert.deepEqual(added, [], "BuildKit added history entries: the plan's layer count is off");
 }
 
 test('the image history has one entry per layer, named by cog’s steps', { timeout: 600_000 }, async () => {
@@ -282,6 +287,11 @@ test(
     const schema = JSON.parse(inspected.Labels['run.cog.openapi_schema'] ?? '{}') as {
       components: { schemas: { Input: { required?: string[]; properties: Record<string, unknown> } } };
     };
+    // the schema file's two layers (its directory, the file) have their history entries too
+    const stored = `oci:${join(scratchDir, 'store')}:legacy-sdk:dev`;
+    assertOwnHistory(
+      JSON.parse((await execOk('skopeo', ['inspect', '--config', stored])).stdout) as HistoryConfig,
+    );
     // the static reading makes `seed` (default None) required; the 0.16 SDK's pydantic schema does not
     const input = schema.components.schemas.Input;
     assert.deepEqual(Object.keys(input.properties), ['name', 'seed']);
