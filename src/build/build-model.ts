@@ -3,7 +3,6 @@
  * compile, solve the image and a pip-freeze probe side by side, read the probe, and return the image
  * with its config and labels for the exporters. One Control.Solve; nothing is built twice.
  */
-import { dirname } from 'node:path/posix';
 import type { BuildkitClient } from '../buildkit/client.js';
 import {
   type Gateway,
@@ -23,7 +22,12 @@ import { notReadyDetail, serverOutputTail, wholeOutputHint } from '../runtime/se
 import { type SmokeOptions, type SmokeReport, smokeTest } from '../runtime/smoke.js';
 import { CogError } from '../errors.js';
 import { freezeLabels } from './freeze-labels.js';
-import { bundledSchemaPath, legacySchemaProbe, readLegacySchema } from './legacy-schema.js';
+import {
+  bundledSchemaStep,
+  legacySchemaProbe,
+  readLegacySchema,
+  withBundledSchema,
+} from './legacy-schema.js';
 import { type ResolvedBase, compileOnBase } from './resolved-base.js';
 import { belowSourceKey } from './source-image.js';
 import {
@@ -280,12 +284,9 @@ async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelO
     const probeId = await gw.solve(legacySchemaProbe(model).marshal(marshal).definition, { evaluate: true });
     const schema = await readLegacySchema(gw, probeId);
     schemaLabel['run.cog.openapi_schema'] = schema;
-    const step = `write ${bundledSchemaPath}`;
-    model = model
-      .mkdir(dirname(bundledSchemaPath), { parents: true })
-      .mkfile(bundledSchemaPath, schema, { mode: 0o644 }, { name: step });
-    // two file ops, two layers: each gets its history entry
-    compiledConfig = withLayerHistory(compiledConfig, [step, step], input.sourceDateEpoch);
+    model = withBundledSchema(model, schema);
+    // one file op, one layer: its history entry
+    compiledConfig = withLayerHistory(compiledConfig, [bundledSchemaStep], input.sourceDateEpoch);
     ref = await gw.solve(model.marshal(marshal).definition, { evaluate: true });
   }
   const config: OciImageConfig = {

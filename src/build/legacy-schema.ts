@@ -5,11 +5,23 @@
  */
 import type { Gateway } from '../buildkit/gateway.js';
 import { CogError } from '../errors.js';
-import { type State, scratch } from '../llb/index.js';
+import { dirname } from 'node:path/posix';
+import { FileActions, type State, scratch } from '../llb/index.js';
 import { openApiDocumentProblem } from './openapi-document.js';
 
 /** Where the schema lands in the image, as the static schema does. */
-export const bundledSchemaPath = '/src/.cog/openapi_schema.json';
+const bundledSchemaPath = '/src/.cog/openapi_schema.json';
+
+/** The step (and history entry) of the layer that writes the schema into the image. */
+export const bundledSchemaStep = `write ${bundledSchemaPath}`;
+
+/** `model` with the schema written at /src/.cog: one file op, so one layer. */
+export function withBundledSchema(model: State, schema: string): State {
+  const actions = new FileActions()
+    .mkdir(dirname(bundledSchemaPath), { parents: true })
+    .mkfile(bundledSchemaPath, schema, { mode: 0o644 });
+  return model.file(actions, { name: bundledSchemaStep });
+}
 
 /** The SDK's schema command run in the built image; its output, errors and exit code kept in /out. */
 export function legacySchemaProbe(model: State): State {

@@ -287,7 +287,7 @@ test(
     const schema = JSON.parse(inspected.Labels['run.cog.openapi_schema'] ?? '{}') as {
       components: { schemas: { Input: { required?: string[]; properties: Record<string, unknown> } } };
     };
-    // the schema file's two layers (its directory, the file) have their history entries too
+    // the schema file's layer has its history entry too
     const stored = `oci:${join(scratchDir, 'store')}:legacy-sdk:dev`;
     assertOwnHistory(
       JSON.parse((await execOk('skopeo', ['inspect', '--config', stored])).stdout) as HistoryConfig,
