@@ -139,6 +139,12 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
         hint: 'use type=oci or type=docker with dest=FILE',
       });
     else {
+      // the exporter takes several names, comma-separated: checked now, not after the build
+      for (const name of (spec.attrs.name ?? '').split(',')) if (name) imageDestination(name, flag);
+      if (spec.dest === '-' && (io.stdout as { readonly isTTY?: boolean }).isTTY === true)
+        throw new CogError(`${flag}: dest=- writes a tarball to standard output, which is a terminal`, {
+          hint: `redirect it (… > image.tar, or | tar t), or write a file: --output type=${spec.type},dest=image.tar`,
+        });
       if (spec.dest !== '-')
         await checkOutputFile(
           {

@@ -457,6 +457,26 @@ describe('mistakes found before building: no buildkitd is reached', () => {
     );
   });
 
+  test('an oci/docker output name= is checked before the build, naming the flag (it failed after it)', async () => {
+    failsEarly(
+      await cogNoDaemon(hello, ['build', '-o', 'type=docker,dest=u.tar,name=Foo:Bar']),
+      /^cog: error: --output "type=docker,dest=u\.tar,name=Foo:Bar": invalid image reference "Foo:Bar": the repository name must be lower-case$/m,
+    );
+  });
+
+  test('-o dest=- is refused when standard output is a terminal, as buildx does', async () => {
+    // `script` gives the command a terminal; BUILDKIT_HOST points at nothing, so only the check can answer
+    const home = await tempDir('cogts-tty-');
+    const command = `cd ${hello} && BUILDKIT_HOST=unix://${home}/none.sock HOME=${home} COG_IMAGE_STORE=${home}/store ${cog} build -o type=oci,dest=-; echo "exit=$?"`;
+    const out = await exec('script', ['-qec', command, '/dev/null']);
+    assert.match(
+      out.stdout,
+      /cog: error: --output "type=oci,dest=-": dest=- writes a tarball to standard output, which is a terminal/,
+    );
+    assert.match(out.stdout, /exit=1/);
+    assert.doesNotMatch(out.stdout, /buildkitd/);
+  });
+
   test('a local --cache-to or --cache-from naming a file (or a path under one) is refused naming the flag', async () => {
     const dir = await tempDir('cogts-cache-file-');
     const file = join(dir, 'file');
