@@ -308,7 +308,11 @@ async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelO
     checkSmoke(smoke, options.smoke.input !== undefined);
   }
   const built = input.platform ?? { os: 'linux', architecture: 'amd64' };
-  const belowSource = planned?.compiled.belowSource && belowSourceKey(planned.compiled.belowSource, platform);
+  // the image's top layer is the source's only when no schema layer went on top of it
+  const belowSource =
+    !options.schemaFromImage &&
+    planned?.compiled.belowSource &&
+    belowSourceKey(planned.compiled.belowSource, platform);
   return {
     platform: built,
     ref,

@@ -5,7 +5,7 @@
  * (cli/source-entry.ts) loads no BuildKit client.
  */
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, normalize } from 'node:path';
 import type { TlsFlags } from '../buildkit/tls.js';
 import { readDockerignore } from '../buildkit/patterns.js';
 import { type SecretSource, checkSecretFiles, parseSecretFlag } from '../buildkit/secret-flags.js';
@@ -113,6 +113,7 @@ async function schemaFor(
   args: SchemaSource,
   env: NodeJS.ProcessEnv,
   warn: (message: string) => void,
+  fromImage: boolean,
 ) {
   const override = schemaOverride(args.openapiSchema, env);
   // upstream's order: a given schema file wins over skipping
@@ -133,7 +134,7 @@ async function schemaFor(
   if (!predict && !train) return undefined;
   // the SDK below 0.17 builds its schema from pydantic models at run time: a full build reads it from the
   // image (legacy-schema.ts), as upstream does, where a static one would disagree with the model
-  if (isLegacySdk(loaded.completed.sdk)) return undefined;
+  if (fromImage) return undefined;
   try {
     const schema = await generateOpenApiSchema({
       projectDir: loaded.projectDir,
@@ -151,11 +152,18 @@ async function schemaFor(
 
 /**
  * Whether a full build takes the schema from the built image (`python -m cog.command.openapi_schema`):
- * the SDK is pinned below 0.17, and neither a schema file nor skipping says otherwise.
+ * the SDK is pinned below 0.17, and neither a schema file nor skipping says otherwise. A --dockerfile
+ * build keeps the static schema (its image's layout is the Dockerfile's).
  */
-function schemaFromImage(loaded: LoadedConfig, args: SchemaSource, env: NodeJS.ProcessEnv): boolean {
+function schemaFromImage(
+  loaded: LoadedConfig,
+  args: SchemaSource,
+  env: NodeJS.ProcessEnv,
+  dockerfile: boolean,
+): boolean {
   const { predict, train, sdk } = loaded.completed;
   return (
+    !dockerfile &&
     (predict !== undefined || train !== undefined) &&
     isLegacySdk(sdk) &&
     args.skipSchema !== true &&
@@ -225,7 +233,7 @@ export function checkBuildFlagsUnused(
     throw new CogError(`--secret: \`${command} IMAGE\` runs an image that is built already`, {
       hint: 'drop --secret, or leave IMAGE out to build the project with it',
     });
-  if (flags.file !== 'cog.yaml')
+  if (normalize(flags.file) !== 'cog.yaml')
     throw new CogError(`-f ${flags.file}: \`${command} IMAGE\` runs an image and reads no config file`, {
       hint: 'drop -f, or leave IMAGE out to build the project from that file',
     });
@@ -294,6 +302,7 @@ export async function prepareBuild(
     completed: withEffectiveConcurrency(read.completed, await metadataFor(read, args, io.env)),
   };
   // a Dockerfile names its own base image
+  const fromImage = schemaFromImage(loaded, args, io.env, dockerfile !== undefined);
   const cogBase = dockerfile ? undefined : chooseCogBase(loaded.completed, baseFlags, io.env);
   const patchNote = cogBase && cogBasePatchWarning(loaded.completed.pythonVersion);
   if (patchNote) warn(patchNote);
@@ -309,7 +318,7 @@ export async function prepareBuild(
     for (const note of unpassedSecretWarnings(loaded.completed.runCommands, passed, configName)) warn(note);
   }
   const [openapiSchema, caCert, sourceExclude, git, secretKeys] = await Promise.all([
-    schemaFor(loaded, args, io.env, warn),
+    schemaFor(loaded, args, io.env, warn, fromImage),
     readCaCert(io.env),
     readDockerignore(loaded.projectDir),
     gitLabels(loaded.projectDir, io.env),
@@ -362,7 +371,7 @@ export async function prepareBuild(
     imageName,
     secrets,
     git,
-    schemaFromImage: schemaFromImage(loaded, args, io.env),
+    schemaFromImage: fromImage,
     ...(dockerfile ? { dockerfile } : {}),
   };
 }

@@ -31,13 +31,15 @@ import type { CommandIo } from './debug-solve.js';
  * Whether a build may be answered source-only, and its source record written: a recorded build (see
  * build-recording.ts) of one platform from the plan (no --dockerfile), no smoke test (it runs the
  * image on buildkitd), no --timestamp (a reproducible image must not depend on which builder made its
- * source layer), going to the store or pushed.
+ * source layer), no schema read from the image (an SDK below 0.17: it depends on the source, and its
+ * layer sits above the source's), going to the store or pushed.
  */
 export function sourceOnlyAllowed(args: BuildArgs, prepared: PreparedBuild): boolean {
   return (
     args.timestamp === undefined &&
     !args.smokeTest &&
     !prepared.dockerfile &&
+    !prepared.schemaFromImage &&
     prepared.platforms.length === 1 &&
     args.outputs.length === 0
   );

@@ -807,8 +807,10 @@ test('every command that builds the project takes --secret; with IMAGE (nothing 
       `cog: error: -f other.yaml: \`cog ${shown} IMAGE\` runs an image and reads no config file\n` +
         'hint: drop -f, or leave IMAGE out to build the project from that file\n',
     );
-    const plain = await exec(cog, [command, 'h2-some-image:latest', '-f', 'cog.yaml'], { env });
-    assert.doesNotMatch(plain.stderr, /-f cog\.yaml/);
+    for (const same of ['cog.yaml', './cog.yaml']) {
+      const plain = await exec(cog, [command, 'h2-some-image:latest', '-f', same], { env });
+      assert.doesNotMatch(plain.stderr, /reads no config file/);
+    }
   }
 });
 
