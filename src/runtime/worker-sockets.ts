@@ -52,7 +52,8 @@ for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
     signal.signal(s, pass_on)
 def health():
     try:
-        with urllib.request.urlopen(health_url, timeout=5) as r:
+        # straight to the server: an HTTP(S)_PROXY in the image's env must not take 127.0.0.1's requests
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(health_url, timeout=5) as r:
             return json.load(r)
     except urllib.error.HTTPError as e:
         try:
@@ -95,8 +96,13 @@ while server.poll() is None:
     time.sleep(0.1)
 code = server.returncode
 if code < 0:
-    signal.signal(-code, signal.SIG_DFL)
+    # end as the server did (SIGKILL cannot be handled: it is sent as it is), else as a shell says it
+    try:
+        signal.signal(-code, signal.SIG_DFL)
+    except (OSError, ValueError):
+        pass
     os.kill(os.getpid(), -code)
+    sys.exit(128 - code)
 sys.exit(code)
 `;
 

@@ -25,6 +25,8 @@ answers = json.loads(os.environ["FAKE_HEALTH"])
 answer = answers[min(start, len(answers)) - 1]
 if answer == "exit 3":
     sys.exit(3)
+if answer == "SIGKILL":
+    os.kill(os.getpid(), signal.SIGKILL)
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         body = json.dumps(answer).encode()
@@ -144,6 +146,16 @@ describe('the cog serve launcher (worker socket clashes)', () => {
   test('the launcher exits with the server’s code', async () => {
     const run = await launch(['exit 3']);
     assert.equal(await run.exited, 3, run.stderr());
+  });
+
+  test('a server killed by SIGKILL (as by the OOM killer): the launcher ends by the same signal', async () => {
+    const run = await launch(['SIGKILL']);
+    const ended = new Promise<NodeJS.Signals | null>((resolve) =>
+      run.child.on('close', (_code, signal) => resolve(signal)),
+    );
+    assert.equal(await run.exited, null, run.stderr());
+    assert.equal(await ended, 'SIGKILL');
+    assert.doesNotMatch(run.stderr(), /Traceback/);
   });
 
   test('clashes forever: the server is started again a few times, then its failure stays', async () => {
