@@ -2,9 +2,7 @@
  * The shape every OpenAPI schema a build puts in `run.cog.openapi_schema` must have, checked as upstream's
  * build validates it (kin-openapi) before labelling: a given file, or the one the legacy SDK writes. Pure.
  */
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+import { isRecord } from '../is-record.js';
 
 /** How a JSON value that is not an object is named: "an array", "null", "a number", ... */
 function jsonKind(value: unknown): string {
@@ -15,12 +13,12 @@ function jsonKind(value: unknown): string {
 
 /** What keeps `doc` from being an OpenAPI 3 document a model's consumers can read; undefined when none. */
 export function openApiDocumentProblem(doc: unknown): string | undefined {
-  if (!isObject(doc)) return `it is ${jsonKind(doc)}, not an OpenAPI document (a JSON object)`;
+  if (!isRecord(doc)) return `it is ${jsonKind(doc)}, not an OpenAPI document (a JSON object)`;
   if (typeof doc.openapi !== 'string' || !/^3\.\d+/.test(doc.openapi))
     return `its "openapi" field is ${doc.openapi === undefined ? 'missing' : JSON.stringify(doc.openapi)} (an OpenAPI 3 document says e.g. "3.0.2")`;
-  if (!isObject(doc.info) || typeof doc.info.title !== 'string' || typeof doc.info.version !== 'string')
+  if (!isRecord(doc.info) || typeof doc.info.title !== 'string' || typeof doc.info.version !== 'string')
     return 'its "info" needs a "title" and a "version" (strings)';
-  if (!isObject(doc.paths)) return 'it has no "paths" object';
-  if (doc.components !== undefined && !isObject(doc.components)) return 'its "components" is not an object';
+  if (!isRecord(doc.paths)) return 'it has no "paths" object';
+  if (doc.components !== undefined && !isRecord(doc.components)) return 'its "components" is not an object';
   return undefined;
 }

@@ -5,6 +5,8 @@
  * The build's id is `buildx.build.ref`, as buildx names it, and `cog.build.ref`, as cog-ts did.
  */
 
+import { isRecord } from '../is-record.js';
+
 const base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** `value` decoded when it is base64 of a non-empty JSON object or list of objects, else as it is. */
@@ -12,9 +14,8 @@ export function decodedResponseValue(value: string): unknown {
   if (value === '' || !base64.test(value)) return value;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(value, 'base64').toString('utf8'));
-    const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
-    if (isObject(parsed) && Object.keys(parsed as object).length > 0) return parsed;
-    if (Array.isArray(parsed) && parsed.length > 0 && parsed.every(isObject)) return parsed;
+    if (isRecord(parsed) && Object.keys(parsed).length > 0) return parsed;
+    if (Array.isArray(parsed) && parsed.length > 0 && parsed.every(isRecord)) return parsed;
   } catch {
     // not JSON: the value is kept as BuildKit sent it
   }

@@ -39,7 +39,8 @@ export async function checkOutputFile(file: OutputFile, cwd: string): Promise<vo
       hint: `name a file, e.g. ${file.example(join(file.path, file.suggestedName))}`,
     });
   }
-  const dir = dirname(target);
+  // the file is written next to where a link at `target` points (filesend.ts), so that directory counts
+  const dir = dirname(await linkTarget(target).catch(() => target));
   const problem = await directoryProblem(dir);
   if (problem?.kind === 'missing')
     throw new CogError(`${file.flag}: the directory ${dir} does not exist`, {
