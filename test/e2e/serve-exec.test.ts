@@ -10,6 +10,7 @@ import { before, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
+import { freePort } from '../support/servers.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
 const hello = join(repoRoot, 'fixtures', 'models', 'hello');
@@ -22,15 +23,6 @@ before(async () => {
   tb = await ensureTestbed();
   dir = await tempDir('cogts-serve-');
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** pids of Cog servers listening on `port` (found by the PORT in their environment). */
 async function serversOnPort(port: number): Promise<number[]> {

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { healthCheckUrl, launchedServerArgs } from '../../src/runtime/worker-sockets.js';
@@ -41,6 +40,7 @@ for s in (signal.SIGTERM, signal.SIGINT):
 server = HTTPServer(("127.0.0.1", port), Handler)
 server.serve_forever()
 `;
+import { freePort } from '../support/servers.js';
 
 const clash = {
   status: 'SETUP_FAILED',
@@ -51,15 +51,6 @@ const realFailure = {
   status: 'SETUP_FAILED',
   setup: { logs: 'ValueError: Address already in use, says setup()' },
 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 async function launch(answers: readonly unknown[]) {
   const dir = await tempDir('cogts-launcher-');
