@@ -82,21 +82,6 @@ function parentDirs(paths: readonly string[]): string[] {
   return [...dirs].sort();
 }
 
-/** How many layers a step adds to the image: an env step changes only the config, no files none. */
-function layersOf(step: PlanStep): number {
-  switch (step.kind) {
-    case 'env':
-      return 0;
-    case 'files':
-      return step.files.length > 0 ? 1 : 0;
-    case 'context-files':
-    case 'image-files':
-      return step.paths.length > 0 ? 1 : 0;
-    case 'run':
-      return 1;
-  }
-}
-
 /**
  * The history entry of a layer the build adds, named after the step(s) that made it. Its `created` is
  * the --timestamp when given; without one BuildKit's exporter fills in when the layer was made.
@@ -282,8 +267,11 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   const branches: Branch[] = [];
   // the layers the plan adds, by the names of the steps that make them, in the image's order
   let added: string[] = [];
-  const addLayers = (step: PlanStep) => {
-    added = [...added, ...Array<string>(layersOf(step)).fill(step.name)];
+  // a step adds a layer when it gives a new filesystem (an env step, or one with no files, gives the same)
+  const apply = (before: State, step: PlanStep): State => {
+    const after = applyStep(before, step, env, sharedKeyHint, plan.stepEnv ?? {});
+    if (after.output !== before.output) added = [...added, step.name];
+    return after;
   };
   let settled: State | undefined;
   for (const step of plan.steps) {
@@ -296,8 +284,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
       added = joinedLayers(added, branches);
       state = joinBranches(state, branches.splice(0));
     }
-    state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
-    addLayers(step);
+    state = apply(state, step);
     if (step.kind === 'run' && step.packagesSettled) settled = state;
   }
   // the freeze probe reads what pip installed once the last install is done: it runs beside the steps
@@ -332,10 +319,7 @@ export function compilePlan(plan: BuildPlan, options: CompileOptions): CompiledB
   state = merge([...layers, scratch().file(sourceActions, { name: 'copy the project to /src' })]);
   added = [...added, 'copy the project to /src'];
   state = state.withCwd('/src');
-  for (const step of plan.afterSource) {
-    state = applyStep(state, step, env, sharedKeyHint, plan.stepEnv ?? {});
-    addLayers(step);
-  }
+  for (const step of plan.afterSource) state = apply(state, step);
 
   const freeze = freezeProbe(freezeFrom, plan.freezeCommand);
 
