@@ -22,6 +22,7 @@ import {
 } from '../runtime/inputs.js';
 import {
   checkOutputPath,
+  errorText,
   failureMessage,
   planJsonMode,
   planOutputs,
@@ -273,7 +274,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     throw new CogError(
       `/${args.mode === 'train' ? 'trainings' : 'predictions'} call returned status ${answer.status.slice(5)}`,
       {
-        hint: String(answer.error ?? ''),
+        hint: errorText(answer.error),
       },
     );
   }
@@ -290,12 +291,9 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
     const printed = await writeOutputs(result.actions, written);
     if (printed) io.stdout.write(printed);
     if (result.exitCode !== 0)
-      throw new CogError(
-        failureMessage({ status: answer.status ?? 'unknown', error: String(answer.error ?? '') }),
-        {
-          exitCode: result.exitCode,
-        },
-      );
+      throw new CogError(failureMessage({ status: answer.status ?? 'unknown', error: answer.error }), {
+        exitCode: result.exitCode,
+      });
     return;
   }
   let planned: ReturnType<typeof planOutputs>;

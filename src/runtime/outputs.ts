@@ -28,7 +28,7 @@ import {
 export interface PredictionResponse {
   readonly status: string;
   readonly output?: unknown;
-  readonly error?: string | null;
+  readonly error?: unknown;
   readonly logs?: string | null;
   readonly metrics?: unknown;
 }
@@ -211,8 +211,14 @@ function fileOutputActions(
  * "Prediction failed:" coglet starts that text with (twice: "Prediction failed: Prediction failed:
  * ValueError: …"), which the status already says.
  */
+/** A response's `error` as text: a string as it is, anything else (a server's own shape) as JSON. */
+export function errorText(error: unknown): string {
+  if (error === undefined || error === null) return '';
+  return typeof error === 'string' ? error : JSON.stringify(error);
+}
+
 export function failureMessage(response: Pick<PredictionResponse, 'status' | 'error'>): string {
-  const error = String(response.error ?? '').replace(/^(?:Prediction failed:\s*)+/i, '');
+  const error = errorText(response.error).replace(/^(?:Prediction failed:\s*)+/i, '');
   return `Prediction failed with status "${response.status}"${error === '' ? '' : `: ${error}`}`;
 }
 

@@ -591,6 +591,13 @@ describe('planOutputs', () => {
         err instanceof CogError &&
         err.message === 'Prediction failed with status "failed": ValueError: kaboom',
     );
+    // an error that is not text (a server's own shape) is shown as JSON, not "[object Object]"
+    assert.throws(
+      () => planOutputs({ status: 'failed', output: null, error: { detail: 'out of memory' } }, undefined),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message === 'Prediction failed with status "failed": {"detail":"out of memory"}',
+    );
     assert.deepEqual(planOutputs(ok(null), openapi({}, { type: 'string' })), [
       { kind: 'warn', text: 'No output generated' },
     ]);
