@@ -98,8 +98,7 @@ try:
             report["health"] = get("/health-check")
             if socket_clash(report["health"]) and restarts < MAX_SOCKET_RESTARTS:
                 restarts += 1
-                server.terminate()
-                server.wait(10)
+                stop_server(server)
                 move_pid()
                 server = start_server()
                 continue
@@ -154,11 +153,7 @@ try:
             except urllib.error.HTTPError as e:
                 report["prediction"] = {"status": "http %d" % e.code, "error": e.read().decode()}
 finally:
-    server.terminate()
-    try:
-        server.wait(10)
-    except Exception:
-        server.kill()
+    stop_server(server)
 # kept too when the prediction failed: what the model printed says why
 failed = report.get("prediction") is not None and report["prediction"].get("status") != "succeeded"
 if failed or not (report["health"] and report["health"].get("status") == "READY"):

@@ -11,7 +11,7 @@
  * stop it and start it again at another one. Any other setup failure is left as it is.
  */
 
-/** Python: `move_pid()`, `socket_clash(health)` and `MAX_SOCKET_RESTARTS`, for a script to include. */
+/** Python: `move_pid()`, `stop_server(server)`, `socket_clash(health)` and `MAX_SOCKET_RESTARTS`, for a script to include. */
 export const workerSocketPython = String.raw`
 MAX_SOCKET_RESTARTS = 5
 def move_pid():
@@ -22,6 +22,15 @@ def move_pid():
         thread = threading.Thread(target=lambda: None)
         thread.start()
         thread.join()
+def stop_server(server):
+    # SIGTERM, and SIGKILL when the server has not ended 10 s later
+    import subprocess
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 def socket_clash(health):
     # /health-check's answer says setup failed as another server's worker sockets had its sockets' names
     if not isinstance(health, dict) or health.get("status") != "SETUP_FAILED":
@@ -81,12 +90,7 @@ while server.poll() is None:
         restarts += 1
         sys.stderr.write("cog: another Cog server on this network had the worker sockets' names; starting the server again at another pid\n")
         sys.stderr.flush()
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
         if not stopping:
             start()
         continue

@@ -37,6 +37,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 for s in (signal.SIGTERM, signal.SIGINT):
     signal.signal(s, lambda n, f: os._exit(0))
+if os.environ.get("FAKE_STUBBORN_FIRST") and start == 1:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 server = HTTPServer(("127.0.0.1", port), Handler)
 server.serve_forever()
 `;
@@ -52,7 +54,7 @@ const realFailure = {
   setup: { logs: 'ValueError: Address already in use, says setup()' },
 };
 
-async function launch(answers: readonly unknown[]) {
+async function launch(answers: readonly unknown[], env: NodeJS.ProcessEnv = {}) {
   const dir = await tempDir('cogts-launcher-');
   const state = join(dir, 'starts');
   await writeFile(state, '');
@@ -62,7 +64,7 @@ async function launch(answers: readonly unknown[]) {
   // the launcher runs as `python -c …`: this host's python3 here
   const [, ...rest] = launchedServerArgs(['python3', join(dir, 'server.py'), state, String(port)], url);
   const child = spawn('python3', rest, {
-    env: { ...process.env, FAKE_HEALTH: JSON.stringify(answers) },
+    env: { ...process.env, ...env, FAKE_HEALTH: JSON.stringify(answers) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -90,8 +92,8 @@ async function launch(answers: readonly unknown[]) {
   return { child, exited, starts, health, kill, stderr: () => stderr };
 }
 
-async function until<T>(what: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 20_000;
+async function until<T>(what: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await what();
     if (ok(value) || Date.now() > deadline) return value;
@@ -113,6 +115,24 @@ describe('the cog serve launcher (worker socket clashes)', () => {
       assert.match(run.stderr(), /had the worker sockets' names; starting the server again at another pid/);
       run.child.kill('SIGTERM');
       // SIGTERM reached the server, which exited 0: so does the launcher
+      assert.equal(await run.exited, 0, run.stderr());
+    } finally {
+      await run.kill();
+    }
+  });
+
+  test('a clashed server that ignores SIGTERM is killed 10 s later, and started again', async () => {
+    const run = await launch([clash, ready], { FAKE_STUBBORN_FIRST: '1' });
+    try {
+      const started = Date.now();
+      assert.deepEqual(
+        await until(run.health, (h) => (h as { status?: string } | undefined)?.status === 'READY', 40_000),
+        ready,
+      );
+      assert.ok(Date.now() - started >= 9_000, 'the first server was given 10 s to end');
+      const [first] = await run.starts();
+      assert.throws(() => process.kill(first as number, 0), /ESRCH/, 'the first server is gone');
+      run.child.kill('SIGTERM');
       assert.equal(await run.exited, 0, run.stderr());
     } finally {
       await run.kill();
