@@ -66,7 +66,8 @@ export interface BuildModelOptions {
   readonly dockerfile?: { readonly filename: string };
   /**
    * read the OpenAPI schema from the built image (an SDK below 0.17, legacy-schema.ts): label the image
-   * with it and write it at /src/.cog, where static schemas go
+   * with it and write it at /src/.cog, where static schemas go; never set with `dockerfile`
+   * (prepare-build.ts decides)
    */
   readonly schemaFromImage?: boolean;
   /**
@@ -280,7 +281,7 @@ async function buildPlatform(gw: Gateway, input: PlanInput, options: BuildModelO
   let ref = imageId;
   let compiledConfig = compiled.config;
   const schemaLabel: Record<string, string> = {};
-  if (options.schemaFromImage && !options.dockerfile) {
+  if (options.schemaFromImage) {
     const probeId = await gw.solve(legacySchemaProbe(model).marshal(marshal).definition, { evaluate: true });
     const schema = await readLegacySchema(gw, probeId);
     schemaLabel['run.cog.openapi_schema'] = schema;
