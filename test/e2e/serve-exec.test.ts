@@ -10,7 +10,7 @@ import { before, test } from 'node:test';
 import { exec, execOk } from '../support/exec.js';
 import { ensureTestbed, repoRoot, type Testbed } from '../support/testbed.js';
 import { tempDirsRemovedAfterTests } from '../support/temp-dirs.js';
-import { freePort } from '../support/servers.js';
+import { freePort, freePorts } from '../support/servers.js';
 
 const cog = join(repoRoot, 'bin', 'cog');
 const hello = join(repoRoot, 'fixtures', 'models', 'hello');
@@ -194,15 +194,22 @@ test(
       assert.ok(pid !== undefined);
       const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
       assert.ok(environ.includes('COG_MAX_CONCURRENCY=4'), environ.join(' '));
+      // 250 ms apart, each running 2 s: all three at once in the server, never arriving together —
+      // coglet's slot pool only tries its lock (permit/pool.rs, try_lock), so two requests in the same
+      // microsecond can get 409 "At capacity" with slots free (1 run in ~15 here). A server taking one
+      // at a time still answers the second 409.
+      const started = Date.now();
       const responses = await Promise.all(
-        [1, 2, 3].map(() =>
-          fetch(`${base}/predictions`, {
+        [0, 1, 2].map(async (i) => {
+          await new Promise((resolve) => setTimeout(resolve, i * 250));
+          return fetch(`${base}/predictions`, {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify({ input: { s: 2 } }),
-          }),
-        ),
+          });
+        }),
       );
+      const took = Date.now() - started;
       const answers = await Promise.all(
         responses.map(async (r) => ({ status: r.status, body: await r.text() })),
       );
@@ -214,6 +221,8 @@ test(
       );
       for (const a of answers)
         assert.equal((JSON.parse(a.body) as { output?: unknown }).output, 'done', seen);
+      // one after another would take 6 s and more
+      assert.ok(took < 5000, `the three predictions took ${took} ms: not at the same time\n${seen}`);
     } finally {
       served.child.kill('SIGINT');
       const code = await Promise.race([
@@ -231,7 +240,7 @@ test(
   async () => {
     const image = `cogts-serve-twice-${Date.now().toString(36)}`;
     await execOk(cog, ['build', '-t', image, '--progress', 'quiet'], { env: tb.env, cwd: hello });
-    const ports = [await freePort(), await freePort()];
+    const ports = await freePorts(2);
     // both at once: each server starts at the same pid in its container, on one network namespace
     const served = ports.map((port) => startServe([image, '-p', String(port)], dir));
     try {

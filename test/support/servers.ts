@@ -22,11 +22,20 @@ export async function serveText(body: string): Promise<{ url: string; close(): P
 
 /** A TCP port on loopback that nothing listens on (bound, then released). */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  const [port] = await freePorts(1);
+  return port as number;
+}
+
+/**
+ * `count` different TCP ports on loopback that nothing listens on: all are bound before any is
+ * released (two freePort() calls one after another can be given the same port).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  for (const server of servers) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  for (const server of servers) await new Promise((resolve) => server.close(resolve));
+  return ports;
 }
 
 /** A `git daemon` on 127.0.0.1 serving a one-commit repository `repo.git` with branch `main`. */
