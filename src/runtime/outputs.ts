@@ -382,7 +382,29 @@ async function checkDirectoryToMake(value: string, dir: string): Promise<void> {
     );
 }
 
-async function writeAtomic(target: string, data: Buffer): Promise<void> {
+/** A file written under a temporary name next to its target, to be renamed into place. */
+interface StagedFile {
+  readonly target: string;
+  readonly tmp: string;
+}
+
+function writeFailure(target: string, err: unknown): CogError {
+  const code = isRecord(err) && typeof err.code === 'string' ? err.code : '';
+  const why =
+    code === 'ENOENT'
+      ? 'its directory does not exist'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'its directory is not writable'
+        : err instanceof Error
+          ? err.message
+          : String(err);
+  return new CogError(`Failed to write output ${target}: ${why}`, {
+    hint: 'choose another output path with -o',
+    cause: err,
+  });
+}
+
+async function stageFile(target: string, data: Buffer): Promise<StagedFile> {
   const existing = await stat(target).catch(() => undefined);
   if (existing?.isDirectory() === true) {
     throw new CogError(`Output path ${target} is a directory`, {
@@ -395,32 +417,43 @@ async function writeAtomic(target: string, data: Buffer): Promise<void> {
   );
   try {
     await writeFile(tmp, data);
-    await rename(tmp, target);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
-    const code = isRecord(err) && typeof err.code === 'string' ? err.code : '';
-    const why =
-      code === 'ENOENT'
-        ? 'its directory does not exist'
-        : code === 'EACCES' || code === 'EPERM'
-          ? 'its directory is not writable'
-          : err instanceof Error
-            ? err.message
-            : String(err);
-    throw new CogError(`Failed to write output ${target}: ${why}`, {
-      hint: 'choose another output path with -o',
-      cause: err,
-    });
+    throw writeFailure(target, err);
   }
+  return { target, tmp };
 }
 
+const discard = (staged: readonly StagedFile[]) =>
+  Promise.all(staged.map((file) => unlink(file.tmp).catch(() => undefined)));
+
 /**
- * Carries out a plan: files are written atomically (a temp file in the same directory, then
- * rename), relative paths resolved against cwd. Returns the text to print on stdout: the print
- * actions, each followed by a newline ("" when there is nothing to print).
+ * Carries out a plan: every file is first written under a temporary name in its directory, then all
+ * are renamed into place, so a file that cannot be written leaves none of the plan's files (a list
+ * output is written whole or not at all); relative paths are resolved against cwd. Returns the text to
+ * print on stdout: the print actions, each followed by a newline ("" when there is nothing to print).
  */
 export async function writeOutputs(plan: readonly OutputAction[], opts: WriteOptions): Promise<string> {
+  const staged: StagedFile[] = [];
+  try {
+    for (const action of plan) {
+      if (action.kind !== 'file') continue;
+      const target = resolve(opts.cwd, expandHome(action.path));
+      if (opts.makeDirectory)
+        await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => {
+          throw new CogError(`Failed to make the output directory ${dirname(target)}: ${String(err)}`, {
+            hint: 'choose another directory with -o DIR/',
+            cause: err,
+          });
+        });
+      staged.push(await stageFile(target, action.data));
+    }
+  } catch (err) {
+    await discard(staged);
+    throw err;
+  }
   let text = '';
+  let next = 0;
   for (const action of plan) {
     switch (action.kind) {
       case 'print':
@@ -430,16 +463,14 @@ export async function writeOutputs(plan: readonly OutputAction[], opts: WriteOpt
         opts.onNote?.(action.text);
         break;
       case 'file': {
-        const target = resolve(opts.cwd, expandHome(action.path));
-        if (opts.makeDirectory)
-          await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => {
-            throw new CogError(`Failed to make the output directory ${dirname(target)}: ${String(err)}`, {
-              hint: 'choose another directory with -o DIR/',
-              cause: err,
-            });
-          });
-        await writeAtomic(target, action.data);
-        opts.onNote?.(`Written output to: ${target}`);
+        const file = staged[next++] as StagedFile;
+        try {
+          await rename(file.tmp, file.target);
+        } catch (err) {
+          await discard(staged.slice(next - 1));
+          throw writeFailure(file.target, err);
+        }
+        opts.onNote?.(`Written output to: ${file.target}`);
         break;
       }
     }

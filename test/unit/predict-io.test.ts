@@ -735,6 +735,30 @@ describe('writeOutputs', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  test('a list whose second file cannot be written leaves none of its files (nor an older one changed)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cog-predict-out-'));
+    try {
+      await writeFile(join(dir, 'output.0.png'), 'older');
+      await mkdir(join(dir, 'output.1.png'));
+      const notes: string[] = [];
+      await assert.rejects(
+        writeOutputs(
+          [
+            { kind: 'file', path: 'output.0.png', data: png },
+            { kind: 'file', path: 'output.1.png', data: png },
+          ],
+          { cwd: dir, onNote: (line) => notes.push(line) },
+        ),
+        (err: unknown) => err instanceof CogError && /output\.1\.png is a directory/.test(err.message),
+      );
+      assert.deepEqual((await readdir(dir)).sort(), ['output.0.png', 'output.1.png'], 'no temporary left');
+      assert.equal(await readFile(join(dir, 'output.0.png'), 'utf8'), 'older');
+      assert.deepEqual(notes, []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('checkOutputPath', () => {
