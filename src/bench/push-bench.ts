@@ -48,7 +48,7 @@ import { pseudoRandomStream } from '../../test/support/registry-fixtures.js';
 import { type Testbed, ensureTestbed } from '../../test/support/testbed.js';
 import { statusTimeMs } from './status-time.js';
 import { median, pad } from './report.js';
-import { procStatFields } from '../registry/process-start.js';
+import { procStatFields } from '../process-start.js';
 import { pushChunkSize, pushMultipartThreshold } from '../registry/settings.js';
 
 /**

@@ -7,11 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  type FileHandle,
   chmod,
   lstat,
   mkdir,
-  open,
   readFile,
   readlink,
   realpath,
@@ -20,7 +18,6 @@ import {
   stat,
   writeFile,
 } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   type RegistryCredentials,
@@ -34,7 +31,7 @@ import {
 } from '../buildkit/docker-config.js';
 import { execCredentialHelper } from '../buildkit/credential-helper.js';
 import { CogError } from '../errors.js';
-import { processStartTicks } from './process-start.js';
+import { releaseLockFile, takeLockFile } from '../lock-file.js';
 import { credentialSecrets, redactSecrets } from './redact.js';
 import { isRecord } from '../is-record.js';
 
@@ -135,107 +132,6 @@ async function writeTarget(file: string): Promise<string> {
 
 /** How long a login waits for another cog process's change to config.json. */
 const lockWaitMs = 10_000;
-/** A lock from another host older than this was left by a process that died holding it. */
-const staleLockMs = 30_000;
-
-/**
- * What a lock file says: the process holding it, on which host, and (where /proc tells) when that
- * process started, which tells it apart from a later process given the same pid.
- */
-async function lockOwner(): Promise<string> {
-  const ticks = await processStartTicks('self');
-  return `${process.pid}@${hostname()}${ticks === undefined ? '' : `:${ticks}`}`;
-}
-
-/**
- * Whether the lock file (as stat'ed) was left by a process that no longer runs: its pid on this host
- * is gone, or now belongs to another process (its start differs from the one the lock records: the
- * pid was reused). A lock without a start (written where /proc does not tell) is held while its pid runs.
- */
-async function isStaleLock(lock: string, mtimeMs: number): Promise<boolean> {
-  const owner = await readFile(lock, 'utf8').catch(() => '');
-  const match = /^(\d+)@(.*?)(?::(\d+))?$/.exec(owner.trim());
-  if (match && match[2] === hostname()) {
-    const pid = Number(match[1]);
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ESRCH') return true;
-      if (code !== 'EPERM') return false; // cannot tell: wait
-    }
-    // alive (EPERM: another user's): the writer, unless it started at another time than the writer
-    const recorded = match[3];
-    if (recorded === undefined) return false;
-    const current = await processStartTicks(pid);
-    return current !== undefined && current !== recorded;
-  }
-  return Date.now() - mtimeMs > staleLockMs;
-}
-
-/** A guard left by a process that died while clearing a stale lock (a matter of milliseconds) is this old. */
-const staleGuardMs = 5_000;
-
-/**
- * Removes the lock when it is still stale, judged again under a guard file (`<lock>.clearing`, taken
- * with O_EXCL): two waiters that both found the dead holder's lock would otherwise both remove "it",
- * the second one removing the lock the first had taken since (a new file can even get the freed inode,
- * so comparing inodes does not tell). Under the guard, a lock taken anew names a live holder, or is
- * still empty, and is left alone. A waiter that finds the guard taken leaves the clearing to its holder.
- */
-async function clearStaleLock(lock: string): Promise<void> {
-  const guard = `${lock}.clearing`;
-  try {
-    await (await open(guard, 'wx', 0o600)).close();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return; // the lock's own wait times out then
-    const left = await stat(guard).catch(() => undefined);
-    if (left && Date.now() - left.mtimeMs > staleGuardMs)
-      await rm(guard, { force: true }).catch(() => undefined);
-    else await new Promise((r) => setTimeout(r, 10)); // its holder is clearing it now
-    return;
-  }
-  try {
-    const now = await stat(lock).catch(() => undefined);
-    if (now && (await isStaleLock(lock, now.mtimeMs)))
-      await rm(lock, { force: true }).catch((rmErr: unknown) => {
-        throw new CogError(
-          `cannot remove the stale lock ${lock} (${(rmErr as NodeJS.ErrnoException).code ?? 'error'})`,
-          { hint: `remove ${lock} by hand` },
-        );
-      });
-  } finally {
-    await rm(guard, { force: true }).catch(() => undefined);
-  }
-}
-
-/** Takes the lock file, waiting for another holder (and clearing a dead one's); resolves whether held. */
-async function takeLock(lock: string, file: string): Promise<boolean> {
-  const deadline = Date.now() + lockWaitMs;
-  for (;;) {
-    let handle: FileHandle;
-    try {
-      handle = await open(lock, 'wx', 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false; // no lock possible here: the write says why
-      const seen = await stat(lock).catch(() => undefined);
-      if (seen && (await isStaleLock(lock, seen.mtimeMs))) {
-        await clearStaleLock(lock);
-        continue;
-      }
-      if (Date.now() > deadline)
-        throw new CogError(`${file} is locked by another cog login or logout (${lock})`, {
-          hint: `wait for it to finish; if none is running, remove ${lock}`,
-        });
-      await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
-      continue;
-    }
-    // held from here, whether or not the owner's name is written
-    await handle.writeFile(await lockOwner()).catch(() => undefined);
-    await handle.close().catch(() => undefined);
-    return true;
-  }
-}
 
 /**
  * Runs `change` on config.json under a lock file next to it, so that logins and logouts running at the
@@ -255,12 +151,19 @@ async function changeConfig(
   // nothing to remove from a config that is not there: no directory is made for it
   if (!dirExists && change(emptyRawConfig(file)) === undefined) return;
   await mkdir(dirname(target), { recursive: true, mode: 0o700 }).catch(() => undefined);
-  const held = await takeLock(lock, file);
+  // no lock possible there (a read-only directory): the write says why
+  const { held } = await takeLockFile(lock, {
+    waitMs: lockWaitMs,
+    busy: () =>
+      new CogError(`${file} is locked by another cog login or logout (${lock})`, {
+        hint: `wait for it to finish; if none is running, remove ${lock}`,
+      }),
+  });
   try {
     const next = change(await readRawConfig(file));
     if (next) await writeRawConfig(target, next);
   } finally {
-    if (held) await rm(lock, { force: true }).catch(() => undefined);
+    if (held) await releaseLockFile(lock);
   }
 }
 

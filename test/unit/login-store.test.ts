@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { resolveRegistryHost } from '../../src/cli/login.js';
 import { loadDockerConfig } from '../../src/buildkit/docker-config.js';
-import { processStartTicks, startTicksFromProc } from '../../src/registry/process-start.js';
+import { processStartTicks, startTicksFromProc } from '../../src/process-start.js';
 import {
   encodeAuthField,
   eraseCredentials,
