@@ -8,10 +8,11 @@
 import { isRecord } from '../is-record.js';
 import { randomBytes } from 'node:crypto';
 import { type Stats, existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
-import { lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
+import { releaseLockFile, takeLockFile } from '../lock-file.js';
 import { DamagedBlobError, wrongSizeError } from './damaged-blob.js';
 import { sha256Digest } from '../registry/manifests.js';
 import { userDir, userDirSetting } from '../user-dirs.js';
@@ -158,6 +159,8 @@ export function ociIndexProblem(json: unknown): string | undefined {
 }
 
 const ociManifestType = 'application/vnd.oci.image.manifest.v1+json';
+/** How long a store change waits for another cog's (a garbage collection walks the store under the lock). */
+const storeLockWaitMs = 30_000;
 
 /**
  * A manifest's or index's media type read from its JSON: its own `mediaType`, else an index when it
@@ -242,28 +245,32 @@ export class ImageStore {
     return digest;
   }
 
-  /** Runs `work` holding the store's exclusive lock file (index changes, leases, collection). */
+  /**
+   * Runs `work` holding the store's exclusive lock file (index changes, leases, collection). A live
+   * holder is waited for; the lock of a cog that died holding it (kill -9, the OOM killer) is cleared.
+   */
   private async locked<T>(work: () => Promise<T>): Promise<T> {
     await makeStoreDir(this.root, this.root);
     const lock = join(this.root, 'index.json.lock');
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await (await open(lock, 'wx')).close();
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 100) {
-          throw new CogError(`cannot lock the image store (${lock})`, {
-            hint: 'if no other cog is running, remove the lock file',
-            cause: err,
-          });
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+    const taken = await takeLockFile(lock, {
+      waitMs: storeLockWaitMs,
+      busy: () =>
+        new CogError(
+          `cannot lock the image store (${lock}): another cog has held it for ${storeLockWaitMs / 1000} s`,
+          {
+            hint: 'wait for the other cog to finish; if none is running, remove the lock file',
+          },
+        ),
+    });
+    if (!taken.held)
+      throw new CogError(`cannot lock the image store (${lock})`, {
+        hint: 'check that the image store directory is writable (COG_IMAGE_STORE chooses another)',
+        cause: taken.cause,
+      });
     try {
       return await work();
     } finally {
-      await rm(lock, { force: true });
+      await releaseLockFile(lock);
     }
   }
 

@@ -318,6 +318,36 @@ describe('ImageStore garbage collection', () => {
   });
 });
 
+describe('the image store lock', () => {
+  test('the lock of a cog that died holding it (kill -9) is cleared; a live holder is waited for', async () => {
+    const store = await newStore('locked');
+    const img = await putImage(store.root, 'img', ['kept']);
+    const lock = join(store.root, 'index.json.lock');
+    // a process that is gone: its pid on this host answers ESRCH
+    const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await new Promise((resolve) => dead.once('exit', resolve));
+    await writeFile(lock, `${dead.pid}@${hostname()}`);
+    const started = Date.now();
+    await store.tag('img', img);
+    assert.ok(Date.now() - started < 2_000, `waited ${Date.now() - started} ms for a dead cog's lock`);
+    assert.equal(existsSync(lock), false, 'no lock left');
+    assert.deepEqual(
+      (await store.index()).manifests.map((m) => m.annotations?.[refNameAnnotation]),
+      ['img'],
+    );
+
+    // a live holder (this process, as another cog would be): waited for until it lets go
+    await writeFile(lock, `${process.pid}@${hostname()}`);
+    let tagged = false;
+    const tagging = store.tag('again', img).then(() => (tagged = true));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(tagged, false, 'the store waits for the live holder');
+    await rm(lock);
+    await tagging;
+    assert.equal(existsSync(lock), false);
+  });
+});
+
 describe('listStore and cog image ls', () => {
   test('sizes count shared layers in each image and once on disk; created comes from the config', async () => {
     const store = await newStore('listing');
