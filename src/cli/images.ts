@@ -72,9 +72,10 @@ export async function pruneImages(io: CommandIo): Promise<void> {
 async function collect(store: ImageStore, io: CommandIo, released?: readonly Descriptor[]): Promise<void> {
   const collected = await store.collectGarbage(released ? { released } : {});
   for (const damaged of collected.damaged ?? []) io.stderr.write(warningLine(damagedImageWarning(damaged)));
-  if (collected.skipped)
+  if (collected.skipped) {
+    const who = collected.heldBy?.length ? ` (${collected.heldBy.join(', ')})` : '';
     io.stderr.write(
-      'cog: another cog is using the image store; unused blobs stay until `cog image prune` finds it free\n',
+      `cog: another cog is using the image store${who}; unused blobs stay until \`cog image prune\` finds it free\n`,
     );
-  else io.stderr.write(`Freed ${formatSize(collected.bytes)} (${collected.blobs} blobs)\n`);
+  } else io.stderr.write(`Freed ${formatSize(collected.bytes)} (${collected.blobs} blobs)\n`);
 }

@@ -95,22 +95,32 @@ export function digestsNamedIn(text: string): string[] {
 export interface LeaseHolder {
   pid: number;
   host: string;
+  /** when the process started (clock ticks after boot, from /proc): tells a reused pid apart */
+  start?: string;
 }
 
 /** How long a lease from another host counts as live (its process cannot be asked). */
 export const foreignLeaseMs = 24 * 60 * 60 * 1000;
 
 /**
- * Whether a lease still protects the store: a process on this host that is alive, or a lease from
- * another host (a store on a shared disk) younger than a day. `isAlive` asks the OS about a pid.
+ * Whether a lease still protects the store: a process on this host that is alive and started when the
+ * lease says (a pid given to a later process does not hold it), or a lease from another host (a store
+ * on a shared disk) younger than a day. `isAlive` asks the OS about a pid; `startOf` when it started
+ * (undefined where /proc does not tell).
  */
 export function leaseIsLive(
   holder: LeaseHolder,
   ageMs: number,
-  here: { host: string; isAlive: (pid: number) => boolean },
+  here: {
+    host: string;
+    isAlive: (pid: number) => boolean;
+    startOf?: (pid: number) => string | undefined;
+  },
 ): boolean {
   if (holder.host !== here.host) return ageMs < foreignLeaseMs;
-  return here.isAlive(holder.pid);
+  if (!here.isAlive(holder.pid)) return false;
+  const started = holder.start === undefined ? undefined : here.startOf?.(holder.pid);
+  return started === undefined || started === holder.start;
 }
 
 /** Whether a pid names a running process (EPERM: it runs, as another user). */

@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CogError } from '../errors.js';
 import { releaseLockFile, takeLockFile } from '../lock-file.js';
+import { processStartTicks } from '../process-start.js';
 import { DamagedBlobError, wrongSizeError } from './damaged-blob.js';
 import { sha256Digest } from '../registry/manifests.js';
 import { userDir, userDirSetting } from '../user-dirs.js';
@@ -276,9 +277,15 @@ export class ImageStore {
 
   /** Replaces index.json with `next`, atomically; call it holding the lock. */
   private async writeIndex(next: OciIndex): Promise<void> {
+    const index = join(this.root, 'index.json');
     const temp = join(this.root, `index.json.${process.pid}.tmp`);
-    await writeFile(temp, `${JSON.stringify(next, null, 2)}\n`);
-    await rename(temp, join(this.root, 'index.json'));
+    try {
+      await writeFile(temp, `${JSON.stringify(next, null, 2)}\n`);
+      await rename(temp, index);
+    } catch (err) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw storeWriteError(index, err);
+    }
   }
 
   /**
@@ -496,10 +503,14 @@ export class ImageStore {
     if (options.ifExists && !existsSync(join(this.root, 'index.json'))) return { release: async () => {} };
     const dir = join(this.root, 'leases');
     const file = join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
-    const holder: LeaseHolder = { pid: process.pid, host: hostname() };
+    const start = await processStartTicks('self');
+    const holder: LeaseHolder = { pid: process.pid, host: hostname(), ...(start ? { start } : {}) };
     await this.locked(async () => {
       await makeStoreDir(this.root, dir);
-      await writeFile(file, `${JSON.stringify(holder)}\n`);
+      await writeFile(file, `${JSON.stringify(holder)}\n`).catch(async (err: unknown) => {
+        await rm(file, { force: true }).catch(() => undefined);
+        throw storeWriteError(file, err);
+      });
     });
     return { release: () => rm(file, { force: true }) };
   }
@@ -515,37 +526,43 @@ export class ImageStore {
   }
 
   /**
-   * Whether a process other than this one holds a live lease. Leases of processes that are gone are
-   * removed on the way; a lease that cannot be read counts as live.
+   * The other processes holding a live lease, as `pid N` (or the lease file that cannot be read).
+   * Leases of processes that are gone (or whose pid another process has now) are removed on the way,
+   * and so are leases that are not JSON: leases are written under the lock this runs under, so one is
+   * never half-written now — it was left by a write that failed (a full disk) or a crash.
    */
-  private async othersHoldLeases(): Promise<boolean> {
+  private async otherLeaseHolders(): Promise<string[]> {
     const dir = join(this.root, 'leases');
     let names: string[];
     try {
       names = await readdir(dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const here = { host: hostname(), isAlive: processIsAlive };
-    let others = false;
+    const host = hostname();
+    const holders: string[] = [];
     for (const name of names) {
       const file = join(dir, name);
-      let holder: LeaseHolder;
+      let text: string;
       let ageMs: number;
       try {
-        holder = JSON.parse(await readFile(file, 'utf8')) as LeaseHolder;
+        text = await readFile(file, 'utf8');
         ageMs = Date.now() - (await lstat(file)).mtimeMs;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        others = true;
+        holders.push(`the lease ${file}, which cannot be read`);
         continue;
       }
-      if (holder.pid === process.pid && holder.host === here.host) continue;
-      if (leaseIsLive(holder, ageMs, here)) others = true;
+      const holder = parseLease(text);
+      if (holder && holder.pid === process.pid && holder.host === host) continue;
+      const start =
+        holder?.start !== undefined && holder.host === host ? await processStartTicks(holder.pid) : undefined;
+      if (holder && leaseIsLive(holder, ageMs, { host, isAlive: processIsAlive, startOf: () => start }))
+        holders.push(holder.host === host ? `pid ${holder.pid}` : `pid ${holder.pid} on ${holder.host}`);
       else await rm(file, { force: true });
     }
-    return others;
+    return holders;
   }
 
   /**
@@ -567,7 +584,8 @@ export class ImageStore {
     // no store yet: nothing to collect, and no directory made for nothing
     if (!existsSync(join(this.root, 'blobs', 'sha256'))) return none;
     return this.locked(async () => {
-      if (await this.othersHoldLeases()) return { ...none, skipped: true };
+      const heldBy = await this.otherLeaseHolders();
+      if (heldBy.length > 0) return { ...none, skipped: true, heldBy };
       const roots = (await this.index()).manifests;
       const damaged = new Map<string, string>();
       const keep = await this.reachableFrom(roots, (err) => damaged.set(err.digest, err.reason));
@@ -624,6 +642,37 @@ export interface GarbageCollected {
   blobs: number;
   bytes: number;
   skipped: boolean;
+  /** who holds the leases that stopped it (`pid N`), when skipped */
+  heldBy?: readonly string[];
   /** damaged images the collection went around (only with `released`; see collectGarbage) */
   damaged?: readonly DamagedImage[];
+}
+
+/** A lease file's holder; undefined when the file is not a lease (empty, not JSON). */
+function parseLease(text: string): LeaseHolder | undefined {
+  try {
+    const json: unknown = JSON.parse(text);
+    if (isRecord(json) && typeof json.pid === 'number' && typeof json.host === 'string')
+      return {
+        pid: json.pid,
+        host: json.host,
+        ...(typeof json.start === 'string' ? { start: json.start } : {}),
+      };
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
+
+/** A write into the store that failed (a full disk, a read-only store), naming the file. */
+function storeWriteError(file: string, err: unknown): CogError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOSPC' ? 'no space left on the device' : (code ?? String(err));
+  return new CogError(`cannot write ${file} in the local image store: ${why}`, {
+    hint:
+      code === 'ENOSPC'
+        ? 'free some disk space (`cog image ls` shows what the store holds), or choose another store with COG_IMAGE_STORE'
+        : 'check that the image store directory is writable, or choose another store with COG_IMAGE_STORE',
+    cause: err,
+  });
 }

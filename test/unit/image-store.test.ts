@@ -32,6 +32,7 @@ import { DamagedBlobError } from '../../src/image/damaged-blob.js';
 import { collectStoreGarbage } from '../../src/cli/store-garbage.js';
 import { exec } from '../support/exec.js';
 import { repoRoot } from '../support/testbed.js';
+import { processStartTicks } from '../../src/process-start.js';
 
 const manifestType = 'application/vnd.oci.image.manifest.v1+json';
 const indexType = 'application/vnd.oci.image.index.v1+json';
@@ -279,7 +280,7 @@ describe('ImageStore garbage collection', () => {
     await writeFile(leaseFile, JSON.stringify({ pid: child.pid, host: hostname() }));
     try {
       const skipped = await store.collectGarbage();
-      assert.deepEqual(skipped, { blobs: 0, bytes: 0, skipped: true });
+      assert.deepEqual(skipped, { blobs: 0, bytes: 0, skipped: true, heldBy: [`pid ${child.pid}`] });
       assert.ok((await blobsIn(store.root)).has(orphan.digest));
     } finally {
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -308,6 +309,53 @@ describe('ImageStore garbage collection', () => {
     assert.equal(collected.blobs, 1);
     await own.release();
     assert.deepEqual(await readdir(join(store.root, 'leases')), []);
+  });
+
+  test('a lease that is not JSON (a write that failed) or whose pid another process has now does not stop it', async () => {
+    const store = await newStore('stale-leases');
+    const img = await putImage(store.root, 'img', ['kept']);
+    await store.tag('img', img);
+    await putBlob(store.root, layerType, 'orphan');
+    const leases = join(store.root, 'leases');
+    await mkdir(leases, { recursive: true });
+    // an empty lease, as a full disk leaves one
+    await writeFile(join(leases, '99999-empty.json'), '');
+    // a live process that started at another time than the lease's writer: its pid was reused
+    assert.ok((await processStartTicks('self')) !== undefined, '/proc tells when a process started');
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      await writeFile(
+        join(leases, 'reused.json'),
+        JSON.stringify({ pid: child.pid, host: hostname(), start: '1' }),
+      );
+      const collected = await store.collectGarbage();
+      assert.equal(collected.skipped, false, JSON.stringify(collected));
+      assert.equal(collected.blobs, 1);
+      assert.deepEqual(await readdir(leases), [], 'the stale leases are removed');
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill();
+      await exited;
+    }
+  });
+
+  test('an index that cannot be written is a CogError naming it (not an internal error), the old one kept', async () => {
+    const store = await newStore('unwritable-index');
+    const img = await putImage(store.root, 'img', ['kept']);
+    await store.tag('img', img);
+    // the index's temporary file cannot be made (a directory has its name), as on a full disk
+    await mkdir(join(store.root, `index.json.${process.pid}.tmp`));
+    await assert.rejects(
+      store.tag('other', img),
+      (err: unknown) =>
+        err instanceof CogError &&
+        err.message.startsWith(`cannot write ${join(store.root, 'index.json')} in the local image store: `) &&
+        /COG_IMAGE_STORE/.test(err.hint ?? ''),
+    );
+    assert.deepEqual(
+      (await store.index()).manifests.map((m) => m.annotations?.[refNameAnnotation]),
+      ['img'],
+    );
   });
 
   test("a reader's lease makes no store where there is none", async () => {
