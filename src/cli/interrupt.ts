@@ -12,7 +12,10 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 
 export class InterruptedError extends CogError {
   /** @param doing what the interrupt did, as withInterrupt's `doing` says it: "cancelling the build" */
-  constructor(signal: NodeJS.Signals, doing = 'cancelling the build') {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    doing = 'cancelling the build',
+  ) {
     super(`interrupted (${signal}): ${outcome(doing)}`, { exitCode: signalExitCode(signal) });
   }
 }

@@ -248,7 +248,7 @@ async function pushStored<T>(
   } catch (err) {
     await progress.close();
     if (err instanceof InterruptedError)
-      throw new CogError('interrupted: the push was cancelled', {
+      throw new CogError(`interrupted (${err.signal}): the push was cancelled`, {
         hint: 'run cog push again; blobs that reached the registry are not uploaded again',
         exitCode: err.exitCode,
       });
