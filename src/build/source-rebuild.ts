@@ -145,7 +145,7 @@ async function rebuild(request: SourceRebuildRequest): Promise<SourceRebuild> {
   try {
     const made =
       target.kind === 'store'
-        ? await intoStore(target.store, spec, previous, settings, imageName)
+        ? await intoStore(target.store, spec, previous, settings, imageName, request.signal)
         : await toRegistry(target, spec, previous, settings, request.signal);
     if (made.kind === 'declined') return made;
     const next: SourceRecord = {
@@ -179,6 +179,7 @@ async function intoStore(
   previous: Previous,
   settings: Settings,
   imageName: string,
+  signal: AbortSignal | undefined,
 ): Promise<Made> {
   const below = previous.manifest.layers.slice(0, -1);
   // a copy cut short is no copy: the build on buildkitd then names it
@@ -188,7 +189,7 @@ async function intoStore(
   const staged = await store.stagingPath();
   let image: NextImage;
   try {
-    const layer = await writeSourceLayer(spec, staged);
+    const layer = await writeSourceLayer(spec, staged, signal);
     image = nextSourceImage(previous, layer, settings, layer.sourceDate);
     await store.commitBlob(staged, layer.digest);
   } finally {

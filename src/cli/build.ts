@@ -31,6 +31,7 @@ import { buildMetadata } from './build-metadata.js';
 import { builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
 import { collectStoreGarbage } from './store-garbage.js';
+import { withInterrupt } from './interrupt.js';
 import type { RecordedOutput } from '../build/build-record.js';
 
 function cacheEntry(flag: string, value: string) {
@@ -201,15 +202,18 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const sharedKeyHint = projectSharedKey(loaded.projectDir);
   const sourceOnly = recording && sourceOnlyAllowed(args, prepared) ? recording : undefined;
   if (sourceOnly) {
-    const answered = await buildSourceOnly({
-      recording: sourceOnly,
-      recordInputs,
-      prepared,
-      sharedKeyHint,
-      store,
-      toStore,
-      io,
-    });
+    const answered = await withInterrupt(io.stderr, (signal) =>
+      buildSourceOnly({
+        recording: sourceOnly,
+        recordInputs,
+        prepared,
+        sharedKeyHint,
+        store,
+        toStore,
+        io,
+        signal,
+      }),
+    );
     if (answered) return answered;
   }
   // into the store blob by blob: the daemon writes only the blobs the store lacks

@@ -100,7 +100,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     // only when the build has a source record (what the answer needs) is its bundle loaded
     if (hasSourceRecord(argv.slice(1), process.cwd(), process.env)) {
       const { sourceOnlyBuild } = await loadSourceEntry(process.env);
-      if (await sourceOnlyBuild(argv.slice(1), processIo(), process.cwd())) return 0;
+      try {
+        if (await sourceOnlyBuild(argv.slice(1), processIo(), process.cwd())) return 0;
+      } catch (err) {
+        // Ctrl-C (InterruptedError, from the bundle's own copy of the class): said as the CLI says errors
+        const { message, exitCode } = err as { message?: string; exitCode?: number };
+        process.stderr.write(`cog: error: ${message ?? String(err)}\n`);
+        return exitCode ?? 1;
+      }
     }
   }
   const cli = await loadCli(process.env, argv[0]);

@@ -14,6 +14,7 @@ import { prepareBuild, projectSharedKey, warningLine } from './prepare-build.js'
 import type { PushTarget } from '../build/source-rebuild.js';
 import { buildSourceOnly, closeUnused, openPush, sourceOnlyAllowed } from './source-only.js';
 import { buildEnvironment, buildRecordKey } from './up-to-date.js';
+import { InterruptedError, withInterrupt } from './interrupt.js';
 
 /** A stderr that keeps what is written until `flush`. */
 function heldStderr(target: CommandIo['stderr']) {
@@ -29,7 +30,10 @@ function heldStderr(target: CommandIo['stderr']) {
   return { stream, flush: () => chunks.forEach((chunk) => target.write(chunk)) };
 }
 
-/** Answers `cog build ARGV` source-only and resolves to true; false means the full CLI must build. */
+/**
+ * Answers `cog build ARGV` source-only and resolves to true; false means the full CLI must build.
+ * Rejects with InterruptedError on Ctrl-C (the command ends: 130).
+ */
 export async function sourceOnlyBuild(argv: readonly string[], io: CommandIo, cwd: string): Promise<boolean> {
   let push: Promise<PushTarget> | undefined;
   try {
@@ -56,21 +60,26 @@ export async function sourceOnlyBuild(argv: readonly string[], io: CommandIo, cw
     const prepared = await prepareBuild(args, heldIo, cwd, warn);
     if (!sourceOnlyAllowed(args, prepared)) return false;
     const store = new ImageStore(imageStoreDir(env));
-    const answered = await buildSourceOnly({
-      recording,
-      recordInputs: fingerprintBuild(recording, prepared, args),
-      prepared,
-      sharedKeyHint: projectSharedKey(prepared.loaded.projectDir),
-      store,
-      toStore: !args.push,
-      record,
-      ...(push ? { push } : {}),
-      io: heldIo,
-    });
+    // Ctrl-C is said at once (on the real stderr), and ends the command: no build follows
+    const answered = await withInterrupt(io.stderr, (signal) =>
+      buildSourceOnly({
+        recording,
+        recordInputs: fingerprintBuild(recording, prepared, args),
+        prepared,
+        sharedKeyHint: projectSharedKey(prepared.loaded.projectDir),
+        store,
+        toStore: !args.push,
+        record,
+        ...(push ? { push } : {}),
+        io: heldIo,
+        signal,
+      }),
+    );
     if (!answered) return false;
     held.flush();
     return true;
-  } catch {
+  } catch (err) {
+    if (err instanceof InterruptedError) throw err;
     return false;
   } finally {
     // a target the rebuild never took (it closes its own)

@@ -57,6 +57,8 @@ export interface SourceOnlyRequest {
   readonly sharedKeyHint: string;
   readonly target: { readonly kind: 'store'; readonly store: ImageStore } | PushOpening;
   readonly io: CommandIo;
+  /** Ctrl-C: stops writing the layer (and pushing), and the answer fails (no build on buildkitd) */
+  readonly signal?: AbortSignal;
 }
 
 /** A push target being opened (see openPush); one is opened when the request has none. */
@@ -97,6 +99,7 @@ export async function buildSourceOnly(request: {
   /** the push target, opening since before the build was prepared */
   readonly push?: Promise<PushTarget>;
   readonly io: CommandIo;
+  readonly signal?: AbortSignal;
 }): Promise<BuildOutcome | undefined> {
   const { recording, prepared, store, toStore, io } = request;
   const { imageName } = prepared;
@@ -112,6 +115,7 @@ export async function buildSourceOnly(request: {
         ? { kind: 'store', store }
         : { kind: 'push', ...(request.push ? { opening: request.push } : {}) },
       io,
+      ...(request.signal ? { signal: request.signal } : {}),
     });
   } finally {
     await lease?.release();
@@ -159,8 +163,11 @@ export async function answerSourceOnly(
       imageName: prepared.imageName,
       sharedKeyHint: request.sharedKeyHint,
       target,
+      ...(request.signal ? { signal: request.signal } : {}),
     });
   } catch (err) {
+    // interrupted: no build on buildkitd follows
+    if (request.signal?.aborted) throw err;
     // buildkitd can still make the image: a failure here costs the time, not the build
     const reason = err instanceof Error ? err.message : String(err);
     io.stderr.write(`cog: warning: the source-only rebuild failed (${reason}); building on buildkitd\n`);

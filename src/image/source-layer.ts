@@ -179,8 +179,13 @@ class Tap extends Transform {
 }
 
 /** Writes the source layer to `dest` (a new file) and returns its digests and size. */
-export async function writeSourceLayer(spec: SourceLayerSpec, dest: string): Promise<WrittenLayer> {
+export async function writeSourceLayer(
+  spec: SourceLayerSpec,
+  dest: string,
+  signal?: AbortSignal,
+): Promise<WrittenLayer> {
   const { entries, sourceDate } = await projectEntries(spec);
+  signal?.throwIfAborted();
   const tar = new Tap();
   const gzipped = new Tap();
   await pipeline(
@@ -189,6 +194,7 @@ export async function writeSourceLayer(spec: SourceLayerSpec, dest: string): Pro
     createGzip(),
     gzipped,
     createWriteStream(dest, { flags: 'wx' }),
+    ...(signal ? [{ signal }] : []),
   );
   return { digest: gzipped.digest(), diffId: tar.digest(), size: gzipped.bytes, sourceDate };
 }

@@ -4,8 +4,11 @@
 // reads it back and verifies every blob). The same project makes the same image again; an edit below
 // the source (cog.yaml), a layer lost from the store or --pull go back to buildkitd.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -194,6 +197,50 @@ test(
     const pulled = await build(project, [...args, '--pull']);
     assert.equal(pulled.sourceOnly, false);
     assert.ok(pulled.buildkit);
+  },
+);
+
+test(
+  'Ctrl-C while the source layer is written stops it, says so (130) and leaves the store as it was; the next build answers',
+  { timeout: 900_000 },
+  async () => {
+    const project = await helloProject('project-interrupt');
+    const name = `source-only-interrupt:${tag}`;
+    const args = ['-t', name];
+    const store = new ImageStore(join(scratchDir, 'store'));
+    assert.ok((await build(project, args)).buildkit, 'the first build is solved');
+    const before = await imageIn(store, name);
+    // a project file big enough that its layer takes seconds to write (random bytes: gzip gains nothing)
+    const big = createWriteStream(join(project, 'weights.bin'));
+    for (let i = 0; i < 200; i++) if (!big.write(randomBytes(1 << 20))) await once(big, 'drain');
+    await new Promise((resolve) => big.end(resolve));
+
+    const ingest = join(scratchDir, 'store', 'ingest');
+    const child = spawn(cog, ['build', ...args, '--progress', 'plain', '--use-cog-base-image=false'], {
+      cwd: project,
+      env: envFor(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // the layer is being written once its staging file is there
+    const staging = async () => (await readdir(ingest).catch(() => [])).filter((f) => f.endsWith('.tmp'));
+    for (let waited = 0; (await staging()).length === 0; waited += 20) {
+      assert.ok(waited < 120_000 && child.exitCode === null, `no layer was written:\n${stderr}`);
+      await sleep(20);
+    }
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /^cog: SIGINT: cancelling the build/m);
+    assert.match(stderr, /^cog: error: interrupted \(SIGINT\): the build was cancelled$/m);
+    assert.doesNotMatch(stderr, /^cog: build /m, 'no build on buildkitd followed');
+    assert.deepEqual(await staging(), [], 'the half-written layer is removed');
+    assert.equal((await imageIn(store, name)).digest, before.digest, 'the name still has its image');
+
+    const again = await build(project, args);
+    assert.ok(again.sourceOnly, again.stderr);
+    assert.notEqual(again.digest, before.digest);
   },
 );
 
