@@ -31,7 +31,6 @@ import { buildMetadata } from './build-metadata.js';
 import { builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
 import { collectStoreGarbage } from './store-garbage.js';
-import { withInterrupt } from './interrupt.js';
 import type { RecordedOutput } from '../build/build-record.js';
 
 function cacheEntry(flag: string, value: string) {
@@ -202,18 +201,16 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
   const sharedKeyHint = projectSharedKey(loaded.projectDir);
   const sourceOnly = recording && sourceOnlyAllowed(args, prepared) ? recording : undefined;
   if (sourceOnly) {
-    const answered = await withInterrupt(io.stderr, (signal) =>
-      buildSourceOnly({
-        recording: sourceOnly,
-        recordInputs,
-        prepared,
-        sharedKeyHint,
-        store,
-        toStore,
-        io,
-        signal,
-      }),
-    );
+    const answered = await buildSourceOnly({
+      recording: sourceOnly,
+      recordInputs,
+      prepared,
+      sharedKeyHint,
+      store,
+      toStore,
+      io,
+      interruptsTo: io.stderr,
+    });
     if (answered) return answered;
   }
   // into the store blob by blob: the daemon writes only the blobs the store lacks

@@ -14,7 +14,7 @@ import { prepareBuild, projectSharedKey, warningLine } from './prepare-build.js'
 import type { PushTarget } from '../build/source-rebuild.js';
 import { buildSourceOnly, closeUnused, openPush, sourceOnlyAllowed } from './source-only.js';
 import { buildEnvironment, buildRecordKey } from './up-to-date.js';
-import { InterruptedError, withInterrupt } from './interrupt.js';
+import { InterruptedError } from './interrupt.js';
 
 /** A stderr that keeps what is written until `flush`. */
 function heldStderr(target: CommandIo['stderr']) {
@@ -60,21 +60,19 @@ export async function sourceOnlyBuild(argv: readonly string[], io: CommandIo, cw
     const prepared = await prepareBuild(args, heldIo, cwd, warn);
     if (!sourceOnlyAllowed(args, prepared)) return false;
     const store = new ImageStore(imageStoreDir(env));
-    // Ctrl-C is said at once (on the real stderr), and ends the command: no build follows
-    const answered = await withInterrupt(io.stderr, (signal) =>
-      buildSourceOnly({
-        recording,
-        recordInputs: fingerprintBuild(recording, prepared, args),
-        prepared,
-        sharedKeyHint: projectSharedKey(prepared.loaded.projectDir),
-        store,
-        toStore: !args.push,
-        record,
-        ...(push ? { push } : {}),
-        io: heldIo,
-        signal,
-      }),
-    );
+    const answered = await buildSourceOnly({
+      recording,
+      recordInputs: fingerprintBuild(recording, prepared, args),
+      prepared,
+      sharedKeyHint: projectSharedKey(prepared.loaded.projectDir),
+      store,
+      toStore: !args.push,
+      record,
+      ...(push ? { push } : {}),
+      io: heldIo,
+      // Ctrl-C is said at once, not held back
+      interruptsTo: io.stderr,
+    });
     if (!answered) return false;
     held.flush();
     return true;

@@ -25,6 +25,7 @@ import type { BuildOutcome } from './build.js';
 import { type Recording, finishRecording, pushedOutput } from './build-recording.js';
 import { collectStoreGarbage } from './store-garbage.js';
 import { builtLine } from './up-to-date.js';
+import { withInterrupt } from './interrupt.js';
 import type { CommandIo } from './debug-solve.js';
 
 /**
@@ -85,7 +86,8 @@ async function registryClient(env: NodeJS.ProcessEnv, keychain?: Keychain): Prom
 /**
  * `cog build` answered source-only when it can be (see answerSourceOnly): the image stored (holding a
  * lease on the store, so no collection removes its blobs meanwhile) or pushed, the records written, the
- * closing line printed. Undefined: build on buildkitd.
+ * closing line printed. Undefined: build on buildkitd. Ctrl-C stops it (said on `interruptsTo`) and
+ * rejects with InterruptedError: the command ends, no build follows.
  */
 export async function buildSourceOnly(request: {
   readonly recording: Recording;
@@ -99,24 +101,27 @@ export async function buildSourceOnly(request: {
   /** the push target, opening since before the build was prepared */
   readonly push?: Promise<PushTarget>;
   readonly io: CommandIo;
-  readonly signal?: AbortSignal;
+  /** where the Ctrl-C line goes at once (`io.stderr` may be held back) */
+  readonly interruptsTo: NodeJS.WritableStream;
 }): Promise<BuildOutcome | undefined> {
   const { recording, prepared, store, toStore, io } = request;
   const { imageName } = prepared;
   const lease = toStore ? await store.lease() : undefined;
   let answered;
   try {
-    answered = await answerSourceOnly({
-      recording,
-      ...(request.record ? { record: request.record } : {}),
-      prepared,
-      sharedKeyHint: request.sharedKeyHint,
-      target: toStore
-        ? { kind: 'store', store }
-        : { kind: 'push', ...(request.push ? { opening: request.push } : {}) },
-      io,
-      ...(request.signal ? { signal: request.signal } : {}),
-    });
+    answered = await withInterrupt(request.interruptsTo, (signal) =>
+      answerSourceOnly({
+        recording,
+        ...(request.record ? { record: request.record } : {}),
+        prepared,
+        sharedKeyHint: request.sharedKeyHint,
+        target: toStore
+          ? { kind: 'store', store }
+          : { kind: 'push', ...(request.push ? { opening: request.push } : {}) },
+        io,
+        signal,
+      }),
+    );
   } finally {
     await lease?.release();
   }
