@@ -23,13 +23,12 @@ import {
   lutimes,
   mkdir,
   open,
-  readlink,
   rename,
   rm,
   symlink,
   unlink,
 } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -37,6 +36,7 @@ import type { fsutil_types_Packet, fsutil_types_Stat, moby_buildkit_v1_Exporter 
 import { codec } from '../proto/schema.js';
 import type { SessionService } from './session.js';
 import { type EntryType, fromGoMode } from './go-mode.js';
+import { writeTarget } from '../write-target.js';
 
 const PACKET_STAT = 0;
 const PACKET_REQ = 1;
@@ -118,23 +118,6 @@ export interface LocalTarget {
 export type ExportTarget = TarTarget | LocalTarget;
 
 /**
- * Where a file written to `path` really goes, as `open()` would: a symlink (also one to a file not there
- * yet) is followed to its target. Throws ELOOP for a link cycle, as open() would.
- */
-export async function linkTarget(path: string): Promise<string> {
-  let current = path;
-  for (let hops = 0; hops < 40; hops++) {
-    const info = await lstat(current).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    });
-    if (!info?.isSymbolicLink()) return current;
-    current = resolve(dirname(current), await readlink(current));
-  }
-  throw Object.assign(new Error(`too many levels of symbolic links: ${path}`), { code: 'ELOOP' });
-}
-
-/**
  * A Writable that writes to a temporary sibling of `path` and renames it to `path` when ended, so a
  * failed export never leaves a partial file under the final name. Destroying it removes the temporary.
  * A symlink at `path` is written through (its target is replaced, atomically, the link kept), and a
@@ -163,7 +146,7 @@ export class AtomicFileWriter extends Writable {
   }
 
   private async openDestination(): Promise<FileHandle> {
-    const target = await linkTarget(this.path);
+    const target = await writeTarget(this.path);
     const existing = await lstat(target).catch(() => undefined);
     if (existing && !existing.isFile() && !existing.isDirectory()) return open(target, 'w');
     this.target = target;

@@ -3,9 +3,9 @@
  * checked before the build: a path that names a directory, or whose directory does not exist or cannot
  * be written in, would otherwise fail only once the (possibly long) build is done.
  */
-import { realpath, stat } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve, sep } from 'node:path';
-import { linkTarget } from '../buildkit/filesend.js';
+import { stat } from 'node:fs/promises';
+import { dirname, extname, join, resolve, sep } from 'node:path';
+import { writeTarget } from '../write-target.js';
 import { CogError } from '../errors.js';
 import { directoryProblem } from '../writable-dir.js';
 
@@ -40,7 +40,7 @@ export async function checkOutputFile(file: OutputFile, cwd: string): Promise<vo
     });
   }
   // the file is written next to where a link at `target` points (filesend.ts), so that directory counts
-  const dir = dirname(await linkTarget(target).catch(() => target));
+  const dir = dirname(await writeTarget(target).catch(() => target));
   const problem = await directoryProblem(dir);
   if (problem?.kind === 'missing')
     throw new CogError(`${file.flag}: the directory ${dir} does not exist`, {
@@ -59,9 +59,7 @@ export async function checkOutputFile(file: OutputFile, cwd: string): Promise<vo
 /** The file `path` (relative to `cwd`; `-` is stdout, for an --output) lands in, links followed, to compare two. */
 async function landingPlace(path: string, cwd: string): Promise<string> {
   if (path === '-') return '-';
-  const target = await linkTarget(resolve(cwd, path));
-  const dir = await realpath(dirname(target)).catch(() => dirname(target));
-  return join(dir, basename(target));
+  return writeTarget(resolve(cwd, path));
 }
 
 /**

@@ -6,19 +6,8 @@
  * other field kept. No secret is ever part of a message: helper output is redacted before it is shown.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  chmod,
-  lstat,
-  mkdir,
-  readFile,
-  readlink,
-  realpath,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import {
   type RegistryCredentials,
   configKeyFor,
@@ -32,6 +21,7 @@ import {
 import { execCredentialHelper } from '../buildkit/credential-helper.js';
 import { CogError } from '../errors.js';
 import { releaseLockFile, takeLockFile } from '../lock-file.js';
+import { writeTarget } from '../write-target.js';
 import { credentialSecrets, redactSecrets } from './redact.js';
 import { isRecord } from '../is-record.js';
 
@@ -99,37 +89,6 @@ function parseDockerConfigJson(text: string, file: string): Record<string, unkno
   return json as Record<string, unknown>;
 }
 
-/**
- * Where writing `file` lands: through its symlinks, as the kernel follows them (also a link whose target
- * does not exist yet: that target is created). A missing file is written where it is named.
- */
-async function writeTarget(file: string): Promise<string> {
-  try {
-    return await realpath(file); // there, through any links
-  } catch {
-    // missing, or a link to nothing: follow the links from each directory's real path
-  }
-  let target = file;
-  for (let hops = 0; hops < 40; hops++) {
-    let dir: string;
-    try {
-      dir = await realpath(dirname(target));
-    } catch {
-      return target; // its directory is missing too: made fresh
-    }
-    const here = join(dir, basename(target));
-    const isLink = await lstat(here).then(
-      (st) => st.isSymbolicLink(),
-      () => false,
-    );
-    if (!isLink) return here;
-    target = resolve(dir, await readlink(here));
-  }
-  throw new CogError(`cannot write ${file}: too many levels of symbolic links`, {
-    hint: 'fix the link, or point DOCKER_CONFIG at another directory',
-  });
-}
-
 /** How long a login waits for another cog process's change to config.json. */
 const lockWaitMs = 10_000;
 
@@ -142,7 +101,12 @@ async function changeConfig(
   file: string,
   change: (raw: RawConfig) => Record<string, unknown> | undefined,
 ): Promise<void> {
-  const target = await writeTarget(file);
+  const target = await writeTarget(file).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
+    throw new CogError(`cannot write ${file}: too many levels of symbolic links`, {
+      hint: 'fix the link, or point DOCKER_CONFIG at another directory',
+    });
+  });
   const lock = `${target}.lock`;
   const dirExists = await stat(dirname(target)).then(
     () => true,

@@ -107,6 +107,23 @@ describe('AtomicFileWriter', () => {
     assert.deepEqual((await readdir(join(dir, 'real'))).sort(), ['new.tar', 'old.tar'], 'no temporary left');
   });
 
+  test('a relative link in a linked directory is followed from its real directory, as the kernel does', async () => {
+    const root = await tempDir('cogts-atomic-');
+    await mkdir(join(root, 'real', 'out'), { recursive: true });
+    await mkdir(join(root, 'real', 'shared'));
+    await symlink(join(root, 'real', 'out'), join(root, 'linked-out'));
+    // `..` from the link's real directory is real/, not root/
+    await symlink('../shared/image.tar', join(root, 'real', 'out', 'image.tar'));
+    await written(new AtomicFileWriter(join(root, 'linked-out', 'image.tar')), 'image');
+    assert.equal(await readFile(join(root, 'real', 'shared', 'image.tar'), 'utf8'), 'image');
+    assert.equal(
+      await readlink(join(root, 'real', 'out', 'image.tar')),
+      '../shared/image.tar',
+      'the link stays',
+    );
+    assert.deepEqual((await readdir(root)).sort(), ['linked-out', 'real'], 'nothing written beside the link');
+  });
+
   test('a FIFO (or a device) is written straight into, not replaced by a file', async () => {
     const dir = await tempDir('cogts-atomic-');
     const fifo = join(dir, 'pipe');
