@@ -28,7 +28,7 @@ import { sessionKeychain } from '../registry/keychain.js';
 import { checkOutputFile, refuseBareOutput, refuseSharedOutputFiles } from './output-files.js';
 import { retryLine } from './retry-line.js';
 import { buildMetadata } from './build-metadata.js';
-import { builtLine } from './up-to-date.js';
+import { type WrittenFile, builtLine } from './up-to-date.js';
 import { buildSourceOnly, recordSourceImage, sourceOnlyAllowed } from './source-only.js';
 import { collectStoreGarbage } from './store-garbage.js';
 import type { RecordedOutput } from '../build/build-record.js';
@@ -120,8 +120,8 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
     pushTargets.push({ registry: pushRegistry, repository: destination.repository, from: nameFrom });
     specs.push({ type: 'image', attrs: { name: imageName, push: 'true' } });
   } else imageDestination(imageName, nameFrom);
-  /** the files the build writes on the client, by flag: no two may be the same */
-  const outputFiles: { flag: string; path: string }[] = [];
+  /** the files the build writes on the client, by flag (`-` = stdout): no two may be the same */
+  const outputFiles: { flag: string; path: string; type: WrittenFile['type'] }[] = [];
   for (const value of args.outputs) {
     refuseBareOutput(value);
     const spec = parseOutputFlag(value);
@@ -155,7 +155,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
           },
           cwd,
         );
-      outputFiles.push({ flag, path: spec.dest as string });
+      outputFiles.push({ flag, path: spec.dest as string, type: spec.type });
       specs.push({
         type: spec.type,
         output: spec.dest === '-' ? (io.stdout as never) : (spec.dest as string),
@@ -328,11 +328,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       finishRecording(recording, recordInputs, prepared, { imageName, digest, output });
     if (sourceOnly && output)
       await recordSourceImage(args, sourceOnly, preparedNotes, prepared, built, output, store, io, keychain);
-    const files = specs.flatMap((s) =>
-      s.type === 'oci' || s.type === 'docker' || s.type === 'tar'
-        ? [{ type: s.type, dest: typeof s.output === 'string' ? s.output : '-' }]
-        : [],
-    );
+    const files = outputFiles.map((f) => ({ type: f.type, dest: f.path }));
     io.stderr.write(builtLine(shownName, digest, output, files));
     return { imageName, digest, storeDir: toStore ? store.root : undefined };
   } finally {
