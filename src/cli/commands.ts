@@ -28,7 +28,11 @@ export const plannedCommands: readonly PlannedCommand[] = [
     issue: 5,
   },
   { name: 'serve', describe: "Serve a model's HTTP API on a local port", issue: 5 },
-  { name: 'exec', describe: "Run a command in the model's environment", issue: 5 },
+  {
+    name: 'exec',
+    describe: "Run a command in the model's environment (a copy of the project at /src)",
+    issue: 5,
+  },
   { name: 'train', describe: 'Run a training on the project (built first) or on IMAGE', issue: 5 },
   { name: 'push', describe: 'Build and push a model image to an OCI registry', issue: 6 },
   { name: 'login', describe: 'Log in to r8.im or another OCI registry', issue: 6 },
@@ -38,3 +42,10 @@ export const plannedCommands: readonly PlannedCommand[] = [
   { name: 'inspect', describe: "Show a model image's labels, schema and size without pulling it", issue: 6 },
   { name: 'doctor', describe: 'Check the project and this machine for common problems', issue: 4 },
 ];
+
+/** The one-line description of a command, as `--help` lists it. */
+export function describeCommand(name: string): string {
+  const command = plannedCommands.find((c) => c.name === name);
+  if (!command) throw new Error(`no command ${name}`);
+  return command.describe;
+}

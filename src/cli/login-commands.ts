@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import { normalizeRegistryHost } from '../buildkit/docker-config.js';
 import { CogError } from '../errors.js';
 import { processIo } from './process-io.js';
+import { describeCommand } from './commands.js';
 
 function singleRegistry(value: unknown): string | undefined {
   if (value === undefined || typeof value === 'string') return value;
@@ -42,7 +43,7 @@ export function registerLoginCommands<T>(cli: Argv<T>): void {
   // --registry is the global (hidden) option, which upstream's login takes as the registry
   cli.command(
     'login [server]',
-    'Log in to r8.im or another OCI registry',
+    describeCommand('login'),
     (c) =>
       registryOptions(c)
         .option('username', { alias: 'u', type: 'string', describe: 'username (other registries)' })
@@ -75,7 +76,7 @@ export function registerLoginCommands<T>(cli: Argv<T>): void {
   );
   cli.command(
     'logout [server]',
-    'Remove stored registry credentials',
+    describeCommand('logout'),
     (c) => registryOptions(c),
     async (argv) => (await import('./login.js')).logout({ registry: registryArgument(argv) }, processIo()),
   );

@@ -1,7 +1,7 @@
 import yargs, { type Argv, type Options } from 'yargs';
 import { CogError, NotImplementedError } from '../errors.js';
 import { cogVersion } from '../version.js';
-import { plannedCommands } from './commands.js';
+import { describeCommand, plannedCommands } from './commands.js';
 import { debugLlb } from './debug-llb.js';
 import { debugSolve } from './debug-solve.js';
 import { debugPlan } from './debug-plan.js';
@@ -311,137 +311,133 @@ export async function main(argv: readonly string[]): Promise<number> {
   skipHelpPrerender(cli);
   stringOptionsTakeOneValue(cli);
   withGlobalFlags(cli, argv);
-  cli.command(
-    'debug',
-    'Print the build plan for cog.yaml as text (--format json or llb for the LLB graph)',
-    (y) =>
-      y
-        .command(
-          'llb',
-          'Write an LLB Definition to stdout (readable by `buildctl debug dump-llb` and `buildctl build`)',
-          (c) =>
-            c
-              .option('example', {
-                type: 'string',
-                demandOption: true,
-                describe: 'name of a graph of the LLB corpus',
-              })
-              .option('format', {
-                type: 'string',
-                choices: ['definition', 'json'] as const,
-                default: 'definition' as const,
-              })
-              .option('http-url', {
-                type: 'string',
-                default: 'http://127.0.0.1:5055/v2/',
-                describe: 'URL for the http source',
-              })
-              .option('git-url', {
-                type: 'string',
-                default: 'git://127.0.0.1/repo.git',
-                describe: 'URL for the git source',
-              }),
-          (argv) =>
-            debugLlb(
-              {
-                example: argv.example,
-                format: argv.format,
-                httpUrl: argv['http-url'],
-                gitUrl: argv['git-url'],
-              },
-              process.stdout,
-            ),
-        )
-        .command(
-          'solve',
-          'Solve an LLB Definition with our BuildKit client, like `buildctl build` (no Docker)',
-          (c) =>
-            withTlsOptions(c)
-              .option('example', { type: 'string', describe: 'name of a graph of the LLB corpus' })
-              .option('llb', {
-                type: 'string',
-                describe: 'a Definition file written by `cog debug llb` (- = stdin)',
-              })
-              .option('output', {
-                alias: 'o',
-                type: 'string',
-                array: true,
-                nargs: 1,
-                default: [] as string[],
-                describe:
-                  'type=image,name=REF,push=true | type=oci|docker|tar,dest=FILE | type=local,dest=DIR',
-              })
-              .option('local', {
-                type: 'string',
-                array: true,
-                nargs: 1,
-                default: [] as string[],
-                describe: 'NAME=DIR',
-              })
-              .option('secret', secretOption)
-              .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
-              .option('progress', solveProgressOption)
-              .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
-              .option('git-url', { type: 'string', default: 'git://127.0.0.1/repo.git' }),
-          (argv) =>
-            debugSolve(
-              {
-                example: argv.example,
-                llb: argv.llb,
-                outputs: argv.output,
-                locals: argv.local,
-                secrets: argv.secret,
-                metadataFile: argv['metadata-file'],
-                progress: argv.progress,
-                tls: tlsFlags(argv),
-                httpUrl: argv['http-url'],
-                gitUrl: argv['git-url'],
-              },
-              processIo(),
-            ),
-        )
-        .command(
-          ['plan', '$0'],
-          'Print what `cog build` would do for cog.yaml (the default)',
-          (c) =>
-            c
-              .option('file', configFileOption)
-              .option('format', {
-                type: 'string',
-                choices: ['text', 'json', 'llb'] as const,
-                default: 'text' as const,
-                describe: 'text: readable steps; json: input, plan and LLB ops; llb: the Definition bytes',
-              })
-              .option('use-cuda-base-image', {
-                type: 'string',
-                describe: 'as `cog build --use-cuda-base-image` (default: auto)',
-              })
-              .option('use-cog-base-image', {
-                type: 'boolean',
-                describe:
-                  'as `cog build --use-cog-base-image`: default: when it exists, true: required, false: never',
-              })
-              .option('separate-weights', {
-                type: 'boolean',
-                default: false,
-                describe: 'plan the weight files in a layer of their own, as `cog build --separate-weights`',
-              }),
-          (argv) =>
-            debugPlan(
-              {
-                file: argv.file,
-                format: argv.format,
-                useCudaBaseImage: argv['use-cuda-base-image'],
-                useCogBaseImage: argv['use-cog-base-image'],
-                separateWeights: argv['separate-weights'],
-              },
-              processIo(),
-            ),
-        ),
+  cli.command('debug', describeCommand('debug'), (y) =>
+    y
+      .command(
+        'llb',
+        'Write an LLB Definition to stdout (readable by `buildctl debug dump-llb` and `buildctl build`)',
+        (c) =>
+          c
+            .option('example', {
+              type: 'string',
+              demandOption: true,
+              describe: 'name of a graph of the LLB corpus',
+            })
+            .option('format', {
+              type: 'string',
+              choices: ['definition', 'json'] as const,
+              default: 'definition' as const,
+            })
+            .option('http-url', {
+              type: 'string',
+              default: 'http://127.0.0.1:5055/v2/',
+              describe: 'URL for the http source',
+            })
+            .option('git-url', {
+              type: 'string',
+              default: 'git://127.0.0.1/repo.git',
+              describe: 'URL for the git source',
+            }),
+        (argv) =>
+          debugLlb(
+            {
+              example: argv.example,
+              format: argv.format,
+              httpUrl: argv['http-url'],
+              gitUrl: argv['git-url'],
+            },
+            process.stdout,
+          ),
+      )
+      .command(
+        'solve',
+        'Solve an LLB Definition with our BuildKit client, like `buildctl build` (no Docker)',
+        (c) =>
+          withTlsOptions(c)
+            .option('example', { type: 'string', describe: 'name of a graph of the LLB corpus' })
+            .option('llb', {
+              type: 'string',
+              describe: 'a Definition file written by `cog debug llb` (- = stdin)',
+            })
+            .option('output', {
+              alias: 'o',
+              type: 'string',
+              array: true,
+              nargs: 1,
+              default: [] as string[],
+              describe: 'type=image,name=REF,push=true | type=oci|docker|tar,dest=FILE | type=local,dest=DIR',
+            })
+            .option('local', {
+              type: 'string',
+              array: true,
+              nargs: 1,
+              default: [] as string[],
+              describe: 'NAME=DIR',
+            })
+            .option('secret', secretOption)
+            .option('metadata-file', { type: 'string', describe: 'write the exporter response as JSON' })
+            .option('progress', solveProgressOption)
+            .option('http-url', { type: 'string', default: 'http://127.0.0.1:5055/v2/' })
+            .option('git-url', { type: 'string', default: 'git://127.0.0.1/repo.git' }),
+        (argv) =>
+          debugSolve(
+            {
+              example: argv.example,
+              llb: argv.llb,
+              outputs: argv.output,
+              locals: argv.local,
+              secrets: argv.secret,
+              metadataFile: argv['metadata-file'],
+              progress: argv.progress,
+              tls: tlsFlags(argv),
+              httpUrl: argv['http-url'],
+              gitUrl: argv['git-url'],
+            },
+            processIo(),
+          ),
+      )
+      .command(
+        ['plan', '$0'],
+        'Print what `cog build` would do for cog.yaml (the default)',
+        (c) =>
+          c
+            .option('file', configFileOption)
+            .option('format', {
+              type: 'string',
+              choices: ['text', 'json', 'llb'] as const,
+              default: 'text' as const,
+              describe: 'text: readable steps; json: input, plan and LLB ops; llb: the Definition bytes',
+            })
+            .option('use-cuda-base-image', {
+              type: 'string',
+              describe: 'as `cog build --use-cuda-base-image` (default: auto)',
+            })
+            .option('use-cog-base-image', {
+              type: 'boolean',
+              describe:
+                'as `cog build --use-cog-base-image`: default: when it exists, true: required, false: never',
+            })
+            .option('separate-weights', {
+              type: 'boolean',
+              default: false,
+              describe: 'plan the weight files in a layer of their own, as `cog build --separate-weights`',
+            }),
+        (argv) =>
+          debugPlan(
+            {
+              file: argv.file,
+              format: argv.format,
+              useCudaBaseImage: argv['use-cuda-base-image'],
+              useCogBaseImage: argv['use-cog-base-image'],
+              separateWeights: argv['separate-weights'],
+            },
+            processIo(),
+          ),
+      ),
   );
   cli.command(
     'build',
-    'Build an image from cog.yaml with BuildKit (no Docker daemon)',
+    describeCommand('build'),
     (c) =>
       withImageBuildOptions(c)
         .option('tag', {
@@ -509,7 +505,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   );
   cli.command(
     'init',
-    'Write a starter cog.yaml, run.py, requirements.txt and .dockerignore',
+    describeCommand('init'),
     (c) => c,
     () => init(process.cwd(), process.stdout),
   );
@@ -569,30 +565,20 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
       processIo(),
     );
-  cli.command(
-    'run [image]',
-    'Run a prediction on the project (built first) or on IMAGE',
-    runBuilder,
-    (argv) => runModel(argv, 'predict'),
-  );
+  cli.command('run [image]', describeCommand('run'), runBuilder, (argv) => runModel(argv, 'predict'));
   const predictBuilder = <T>(c: Argv<T>) =>
     // hidden from the command list (false), so its help names it here
     runBuilder(c).usage(
-      '$0 predict [image]\n\nRun a prediction on the project (built first) or on IMAGE. Deprecated: the old name of `cog run`; use that',
+      `$0 predict [image]\n\n${describeCommand('run')}. Deprecated: the old name of \`cog run\`; use that`,
     );
   cli.command('predict [image]', false, predictBuilder, (argv) => {
     process.stderr.write(warningLine('"cog predict" is deprecated, use "cog run"'));
     return runModel(argv, 'predict');
   });
-  cli.command(
-    'train [image]',
-    'Run a training on the project (built first) or on IMAGE',
-    runBuilder,
-    (argv) => runModel(argv, 'train'),
-  );
+  cli.command('train [image]', describeCommand('train'), runBuilder, (argv) => runModel(argv, 'train'));
   cli.command(
     'serve [image]',
-    "Serve a model's HTTP API on a local port",
+    describeCommand('serve'),
     (c) =>
       withBaseImageOptions(withTlsOptions(c), '; for the project, not IMAGE')
         .positional('image', {
@@ -630,30 +616,26 @@ export async function main(argv: readonly string[]): Promise<number> {
         processIo(),
       ),
   );
-  cli.command(
-    'exec',
-    "Run a command in the model's environment (a copy of the project at /src)",
-    withExecOptions,
-    (argv) =>
-      execCommand(
-        {
-          command: execArgv,
-          publish: argv.publish,
-          env: argv.env,
-          file: argv.file,
-          secrets: argv.secret,
-          progress: argv.progress,
-          tls: tlsFlags(argv),
-          useCudaBaseImage: argv['use-cuda-base-image'],
-          useCogBaseImage: argv['use-cog-base-image'],
-          gpus: argv.gpus,
-        },
-        processIo(),
-      ),
+  cli.command('exec', describeCommand('exec'), withExecOptions, (argv) =>
+    execCommand(
+      {
+        command: execArgv,
+        publish: argv.publish,
+        env: argv.env,
+        file: argv.file,
+        secrets: argv.secret,
+        progress: argv.progress,
+        tls: tlsFlags(argv),
+        useCudaBaseImage: argv['use-cuda-base-image'],
+        useCogBaseImage: argv['use-cog-base-image'],
+        gpus: argv.gpus,
+      },
+      processIo(),
+    ),
   );
   cli.command(
     'push [image]',
-    'Build and push a model image to an OCI registry',
+    describeCommand('push'),
     (c) =>
       withImageBuildOptions(c).positional('image', {
         type: 'string',
@@ -668,7 +650,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   );
   cli.command(
     'inspect <image>',
-    "Show a model image's labels, schema and size without pulling it",
+    describeCommand('inspect'),
     (c) =>
       c
         .positional('image', {
@@ -696,7 +678,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         processIo(),
       ),
   );
-  cli.command('image', 'List and remove images in the local image store', (c) =>
+  cli.command('image', describeCommand('image'), (c) =>
     c
       .command(
         'ls',
@@ -734,7 +716,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     describe:
       "BuildKit's record filter, e.g. type==exec.cachemount (repeatable: a record must match every one)",
   } as const;
-  cli.command('cache', "Show and free buildkitd's build cache", (c) =>
+  cli.command('cache', describeCommand('cache'), (c) =>
     c
       .command(
         'du',
@@ -803,7 +785,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   );
   cli.command(
     'doctor',
-    'Check the project and this machine for common problems',
+    describeCommand('doctor'),
     (d) =>
       withTlsOptions(d).option('file', configFileOption).option('fix', {
         type: 'boolean',
