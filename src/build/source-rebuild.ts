@@ -87,7 +87,11 @@ export interface SourceRebuildRequest {
   readonly sharedKeyHint: string;
   readonly target: SourceRebuildTarget;
   readonly signal?: AbortSignal;
+  /** how far the new layer is: its project bytes written, then (pushed) its bytes uploaded */
+  readonly onProgress?: SourceRebuildProgress;
 }
+
+export type SourceRebuildProgress = (step: 'write' | 'upload', done: number, total: number) => void;
 
 export type SourceRebuild =
   | {
@@ -145,8 +149,8 @@ async function rebuild(request: SourceRebuildRequest): Promise<SourceRebuild> {
   try {
     const made =
       target.kind === 'store'
-        ? await intoStore(target.store, spec, previous, settings, imageName, request.signal)
-        : await toRegistry(target, spec, previous, settings, request.signal);
+        ? await intoStore(target.store, spec, previous, settings, imageName, request)
+        : await toRegistry(target, spec, previous, settings, request);
     if (made.kind === 'declined') return made;
     const next: SourceRecord = {
       ...record,
@@ -167,6 +171,11 @@ async function rebuild(request: SourceRebuildRequest): Promise<SourceRebuild> {
 }
 
 type LayerSpec = Parameters<typeof writeSourceLayer>[0];
+/** what a rebuild under way answers to: Ctrl-C, and who shows its progress */
+type Live = Pick<SourceRebuildRequest, 'signal' | 'onProgress'>;
+
+const writeProgress = (onProgress: SourceRebuildProgress | undefined) =>
+  onProgress && ((done: number, total: number) => onProgress('write', done, total));
 type Previous = Parameters<typeof nextSourceImage>[0];
 type Settings = Parameters<typeof nextSourceImage>[2];
 type Made =
@@ -179,7 +188,7 @@ async function intoStore(
   previous: Previous,
   settings: Settings,
   imageName: string,
-  signal: AbortSignal | undefined,
+  { signal, onProgress }: Live,
 ): Promise<Made> {
   const below = previous.manifest.layers.slice(0, -1);
   // a copy cut short is no copy: the build on buildkitd then names it
@@ -189,7 +198,7 @@ async function intoStore(
   const staged = await store.stagingPath();
   let image: NextImage;
   try {
-    const layer = await writeSourceLayer(spec, staged, signal);
+    const layer = await writeSourceLayer(spec, staged, { signal, onBytes: writeProgress(onProgress) });
     image = nextSourceImage(previous, layer, settings, layer.sourceDate);
     await store.commitBlob(staged, layer.digest);
   } finally {
@@ -222,14 +231,14 @@ async function toRegistry(
   spec: LayerSpec,
   previous: Previous,
   settings: Settings,
-  signal: AbortSignal | undefined,
+  { signal, onProgress }: Live,
 ): Promise<Made> {
   const { client } = target;
   const ref = parseReference(target.imageName);
   const dir = await mkdtemp(join(tmpdir(), 'cog-source-layer-'));
   try {
     const path = join(dir, 'layer.tar.gz');
-    const layer = await writeSourceLayer(spec, path);
+    const layer = await writeSourceLayer(spec, path, { signal, onBytes: writeProgress(onProgress) });
     const image = nextSourceImage(previous, layer, settings, layer.sourceDate);
     const [forLayer, forConfig] = await target.sessions;
     handedOver.add(target);
@@ -245,6 +254,7 @@ async function toRegistry(
             uploadBlob(client, ref, fileBlobSource(path, layer.digest, layer.size), {
               signal: uploads.signal,
               session: forLayer,
+              ...(onProgress ? { onProgress: (done, total) => onProgress('upload', done, total) } : {}),
             }).then(() => undefined),
           () =>
             uploadBlob(client, ref, bufferBlobSource(image.config, image.configDescriptor.digest), {

@@ -209,7 +209,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       store,
       toStore,
       io,
-      interruptsTo: io.stderr,
+      live: { stream: io.stderr, mode: resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true) },
     });
     if (answered) return answered;
   }

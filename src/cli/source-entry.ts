@@ -15,6 +15,7 @@ import type { PushTarget } from '../build/source-rebuild.js';
 import { buildSourceOnly, closeUnused, openPush, sourceOnlyAllowed } from './source-only.js';
 import { buildEnvironment, buildRecordKey } from './up-to-date.js';
 import { InterruptedError } from './interrupt.js';
+import { resolveProgressMode } from '../progress/mode.js';
 
 /** A stderr that keeps what is written until `flush`. */
 function heldStderr(target: CommandIo['stderr']) {
@@ -70,8 +71,8 @@ export async function sourceOnlyBuild(argv: readonly string[], io: CommandIo, cw
       record,
       ...(push ? { push } : {}),
       io: heldIo,
-      // Ctrl-C is said at once, not held back
-      interruptsTo: io.stderr,
+      // Ctrl-C and the layer's progress are said at once, not held back
+      live: { stream: io.stderr, mode: resolveProgressMode(args.progress, env, io.stderr.isTTY === true) },
     });
     if (!answered) return false;
     held.flush();

@@ -6,7 +6,13 @@
  */
 import type { BuiltModel } from '../build/build-model.js';
 import type { InputFingerprint, RecordedOutput } from '../build/build-record.js';
-import { type PushTarget, closePushTarget, openPushTarget, rebuildSource } from '../build/source-rebuild.js';
+import {
+  type PushTarget,
+  type SourceRebuildProgress,
+  closePushTarget,
+  openPushTarget,
+  rebuildSource,
+} from '../build/source-rebuild.js';
 import {
   type SourceRecord,
   readSourceRecord,
@@ -26,6 +32,7 @@ import { type Recording, finishRecording, pushedOutput } from './build-recording
 import { collectStoreGarbage } from './store-garbage.js';
 import { builtLine } from './up-to-date.js';
 import { withInterrupt } from './interrupt.js';
+import { type StepLines, type StepLinesTarget, createStepLines } from '../progress/step-lines.js';
 import type { CommandIo } from './debug-solve.js';
 
 /**
@@ -60,6 +67,8 @@ export interface SourceOnlyRequest {
   readonly io: CommandIo;
   /** Ctrl-C: stops writing the layer (and pushing), and the answer fails (no build on buildkitd) */
   readonly signal?: AbortSignal;
+  /** where the layer's progress goes when writing or pushing it takes a while (none: not shown) */
+  readonly progress?: StepLinesTarget;
 }
 
 /** A push target being opened (see openPush); one is opened when the request has none. */
@@ -86,7 +95,7 @@ async function registryClient(env: NodeJS.ProcessEnv, keychain?: Keychain): Prom
 /**
  * `cog build` answered source-only when it can be (see answerSourceOnly): the image stored (holding a
  * lease on the store, so no collection removes its blobs meanwhile) or pushed, the records written, the
- * closing line printed. Undefined: build on buildkitd. Ctrl-C stops it (said on `interruptsTo`) and
+ * closing line printed. Undefined: build on buildkitd. Ctrl-C stops it (said on `live`) and
  * rejects with InterruptedError: the command ends, no build follows.
  */
 export async function buildSourceOnly(request: {
@@ -101,15 +110,18 @@ export async function buildSourceOnly(request: {
   /** the push target, opening since before the build was prepared */
   readonly push?: Promise<PushTarget>;
   readonly io: CommandIo;
-  /** where the Ctrl-C line goes at once (`io.stderr` may be held back) */
-  readonly interruptsTo: NodeJS.WritableStream;
+  /**
+   * stderr as it is, for what must show at once (`io.stderr` may be held back): the Ctrl-C line, and the
+   * layer's progress when writing or pushing it takes a while, in the build's progress mode
+   */
+  readonly live: StepLinesTarget;
 }): Promise<BuildOutcome | undefined> {
   const { recording, prepared, store, toStore, io } = request;
   const { imageName } = prepared;
   const lease = toStore ? await store.lease() : undefined;
   let answered;
   try {
-    answered = await withInterrupt(request.interruptsTo, (signal) =>
+    answered = await withInterrupt(request.live.stream, (signal) =>
       answerSourceOnly({
         recording,
         ...(request.record ? { record: request.record } : {}),
@@ -120,6 +132,7 @@ export async function buildSourceOnly(request: {
           : { kind: 'push', ...(request.push ? { opening: request.push } : {}) },
         io,
         signal,
+        progress: request.live,
       }),
     );
   } finally {
@@ -156,6 +169,7 @@ export async function answerSourceOnly(
     return undefined;
   }
   let result;
+  const steps = request.progress && layerProgress(request.progress);
   try {
     const target =
       request.target.kind === 'store'
@@ -169,7 +183,9 @@ export async function answerSourceOnly(
       sharedKeyHint: request.sharedKeyHint,
       target,
       ...(request.signal ? { signal: request.signal } : {}),
+      ...(steps ? { onProgress: steps.onProgress } : {}),
     });
+    steps?.end();
   } catch (err) {
     // interrupted: no build on buildkitd follows
     if (request.signal?.aborted) throw err;
@@ -186,6 +202,26 @@ export async function answerSourceOnly(
   writeSourceRecord(dir, result.record);
   io.stderr.write(sourceOnlyLine);
   return { digest: result.digest, ...(result.replaced ? { replaced: result.replaced } : {}) };
+}
+
+/**
+ * The layer's progress as step lines (progress/step-lines.ts): "writing the source layer", then, when it
+ * is pushed, "pushing the source layer"; a step's closing line comes when the next starts or (end) the
+ * rebuild is done, none when it fails.
+ */
+function layerProgress(target: StepLinesTarget): { onProgress: SourceRebuildProgress; end(): void } {
+  const what = { write: 'writing the source layer', upload: 'pushing the source layer' } as const;
+  let current: { step: keyof typeof what; lines: StepLines } | undefined;
+  return {
+    onProgress(step, done, total) {
+      if (current?.step !== step) {
+        current?.lines.end();
+        current = { step, lines: createStepLines(target, what[step], total) };
+      }
+      current.lines.update(done);
+    },
+    end: () => current?.lines.end(),
+  };
 }
 
 /**

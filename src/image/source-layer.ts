@@ -90,6 +90,7 @@ async function* sourceTar(
   spec: SourceLayerSpec,
   entries: readonly ContextEntry[],
   date: Date,
+  onFileBytes: (n: number) => void,
 ): AsyncGenerator<Buffer> {
   const files = spec.files.map((file) => ({ ...file, path: inArchive(file.path) }));
   yield tarHeader({ path: 'src/', type: 'directory', mode: 0o755, mtime: date, size: 0 });
@@ -154,7 +155,10 @@ async function* sourceTar(
       // a file that grew since its lstat: the header promised `size` bytes
       const part = chunk.subarray(0, Math.max(0, size - sent));
       sent += part.length;
-      if (part.length > 0) yield part;
+      if (part.length > 0) {
+        onFileBytes(part.length);
+        yield part;
+      }
     }
     if (sent < size) throw new Error(`${entry.file} shrank while it was read into the source layer`);
     yield tarPadding(size);
@@ -178,18 +182,39 @@ class Tap extends Transform {
   }
 }
 
+export interface SourceLayerWriting {
+  /** stops the write (the pipeline fails with the signal's reason) */
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * the project's file bytes read into the layer so far, of `total` (its regular files' sizes, known
+   * once the project was walked, before the first byte)
+   */
+  readonly onBytes?: ((done: number, total: number) => void) | undefined;
+}
+
 /** Writes the source layer to `dest` (a new file) and returns its digests and size. */
 export async function writeSourceLayer(
   spec: SourceLayerSpec,
   dest: string,
-  signal?: AbortSignal,
+  writing: SourceLayerWriting = {},
 ): Promise<WrittenLayer> {
+  const { signal, onBytes } = writing;
   const { entries, sourceDate } = await projectEntries(spec);
   signal?.throwIfAborted();
+  const total = entries.reduce(
+    (sum, entry) => sum + (entry.file && !entry.stat.linkname ? Number(entry.stat.size ?? 0) : 0),
+    0,
+  );
+  let done = 0;
   const tar = new Tap();
   const gzipped = new Tap();
   await pipeline(
-    Readable.from(sourceTar(spec, entries, sourceDate)),
+    Readable.from(
+      sourceTar(spec, entries, sourceDate, (n) => {
+        done += n;
+        onBytes?.(done, total);
+      }),
+    ),
     tar,
     createGzip(),
     gzipped,

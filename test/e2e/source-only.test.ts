@@ -241,6 +241,9 @@ test(
     const again = await build(project, args);
     assert.ok(again.sourceOnly, again.stderr);
     assert.notEqual(again.digest, before.digest);
+    // the 200 MiB take seconds to write: they are not silent (progress/step-lines.ts; a first line after 2 s)
+    assert.match(again.stderr, /^cog: writing the source layer: \d+\.\d MiB \/ 200\.\d MiB$/m);
+    assert.match(again.stderr, /^cog: writing the source layer: done, 200\.\d MiB in \d+\.\ds$/m);
   },
 );
 

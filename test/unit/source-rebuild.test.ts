@@ -306,9 +306,18 @@ describe('writeSourceLayer', () => {
     assert.equal(byPath.get('src/predict.py')?.linkpath, 'src/hard.py');
     assert.equal(byPath.get(`src/pkg/deep/${long}`)?.content, 'long = True\n');
 
-    // the same project makes the same layer
-    const again = await writeSourceLayer(spec, `${dest}.again`);
+    // the same project makes the same layer; its progress counts the project's file bytes, each once
+    const progress: [number, number][] = [];
+    const again = await writeSourceLayer(spec, `${dest}.again`, {
+      onBytes: (done, total) => progress.push([done, total]),
+    });
     assert.deepEqual(again, written);
+    const projectBytes = entries
+      .filter((e) => e.type === 'File' && e.path !== 'src/.cog/openapi_schema.json')
+      .reduce((sum, e) => sum + (e.content?.length ?? 0), 0);
+    assert.ok(projectBytes > 0);
+    assert.deepEqual(progress.at(-1), [projectBytes, projectBytes]);
+    for (const [i, [done]] of progress.entries()) assert.ok(i === 0 || done > progress[i - 1]![0]);
   });
 });
 
