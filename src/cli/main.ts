@@ -142,6 +142,35 @@ const runProgressOption = {
   describe: 'build progress: auto | tty | plain | rawjson | quiet (default quiet)',
 } as const;
 
+/** The parsed flags that say how the project is built, declared on every command that builds it. */
+interface ProjectBuildFlags extends TlsFlags {
+  readonly file: string;
+  readonly secret: string[];
+  readonly progress: string | undefined;
+  readonly 'use-cuda-base-image': string | undefined;
+  readonly 'use-cog-base-image': boolean | undefined;
+}
+
+/**
+ * How the project is built, from the flags build, push, run, predict, train, serve and exec all take:
+ * -f, --secret, --progress, the TLS and the base image flags (debug plan and solve take only some).
+ */
+function projectBuildArgs(argv: ProjectBuildFlags) {
+  return {
+    file: argv.file,
+    secrets: argv.secret,
+    progress: argv.progress,
+    tls: tlsFlags(argv),
+    useCudaBaseImage: argv['use-cuda-base-image'],
+    useCogBaseImage: argv['use-cog-base-image'],
+  };
+}
+
+/** The build and container settings of the commands that run the model (run, predict, train, serve, exec). */
+function modelRunArgs(argv: ProjectBuildFlags & { readonly gpus: string | undefined }) {
+  return { ...projectBuildArgs(argv), gpus: argv.gpus };
+}
+
 /** The options `cog build` and `cog push` share: how the image is built. */
 function withImageBuildOptions<T>(y: Argv<T>) {
   return withTlsOptions(y)
@@ -200,38 +229,28 @@ function withImageBuildOptions<T>(y: Argv<T>) {
 /** The shared build settings from parsed `withImageBuildOptions` flags. */
 function imageBuildArgs(
   argv: {
-    file: string;
-    secret: string[];
     cache: boolean;
-    progress: string | undefined;
     'openapi-schema': string | undefined;
     'skip-schema-validation': boolean;
-    'use-cuda-base-image': string | undefined;
-    'use-cog-base-image': boolean | undefined;
     precompile: boolean;
     strip: boolean;
     'separate-weights': boolean;
     timestamp: string | undefined;
     dockerfile: string | undefined;
     platform: string | undefined;
-  } & TlsFlags,
+  } & ProjectBuildFlags,
 ) {
   return {
-    file: argv.file,
-    secrets: argv.secret,
+    ...projectBuildArgs(argv),
     noCache: !argv.cache,
-    progress: argv.progress,
     openapiSchema: argv['openapi-schema'],
     skipSchema: argv['skip-schema-validation'],
-    useCudaBaseImage: argv['use-cuda-base-image'],
-    useCogBaseImage: argv['use-cog-base-image'],
     precompile: argv.precompile,
     strip: argv.strip,
     separateWeights: argv['separate-weights'],
     timestamp: sourceDateEpoch(argv.timestamp, process.env),
     dockerfile: argv.dockerfile,
     platform: argv.platform,
-    tls: tlsFlags(argv),
   };
 }
 
@@ -554,14 +573,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         output: argv.output,
         env: argv.env,
         setupTimeout: argv['setup-timeout'],
-        file: argv.file,
-        secrets: argv.secret,
-        progress: argv.progress,
-        tls: tlsFlags(argv),
-        gpus: argv.gpus,
+        ...modelRunArgs(argv),
         useReplicateToken: argv['use-replicate-token'],
-        useCudaBaseImage: argv['use-cuda-base-image'],
-        useCogBaseImage: argv['use-cog-base-image'],
       },
       processIo(),
     );
@@ -605,13 +618,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           port: argv.port,
           host: argv.host,
           uploadUrl: argv['upload-url'],
-          file: argv.file,
-          secrets: argv.secret,
-          progress: argv.progress,
-          tls: tlsFlags(argv),
-          useCudaBaseImage: argv['use-cuda-base-image'],
-          useCogBaseImage: argv['use-cog-base-image'],
-          gpus: argv.gpus,
+          ...modelRunArgs(argv),
         },
         processIo(),
       ),
@@ -622,13 +629,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         command: execArgv,
         publish: argv.publish,
         env: argv.env,
-        file: argv.file,
-        secrets: argv.secret,
-        progress: argv.progress,
-        tls: tlsFlags(argv),
-        useCudaBaseImage: argv['use-cuda-base-image'],
-        useCogBaseImage: argv['use-cog-base-image'],
-        gpus: argv.gpus,
+        ...modelRunArgs(argv),
       },
       processIo(),
     ),
