@@ -36,7 +36,9 @@ import {
   resolveModelImage,
   runFailure,
   runOnce,
+  runStepName,
 } from '../runtime/run-model.js';
+import { watchingForReady } from '../runtime/ready-signal.js';
 import { pointToShownOutput, serverOutputTail } from '../runtime/server-output.js';
 import type { SmokeReport } from '../runtime/smoke.js';
 import {
@@ -163,6 +165,8 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
   let schemaForOutputs: unknown;
   /** the run's progress view: quiet unless asked (the prediction's output is what the user reads) */
   const progress = { progress: args.progress, defaultProgress: 'quiet' };
+  // the model's setup() has finished (its server said READY): Ctrl-C from then on cancels the prediction
+  let ready = false;
   // --secret for the build's steps, and the token, which reaches the run as a secret mount: never in
   // the LLB, its cache keys or a layer
   const sessionSecrets = {
@@ -183,12 +187,20 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         hideSteps: isCogBaseProbe,
         // the project's build takes --secret: a step's missing secret is explained with the flag
         secretFlag: prepared !== undefined,
-        // IMAGE is run, not built: Ctrl-C cancels the prediction (with the project, its build too)
+        // IMAGE is run, not built: Ctrl-C cancels the model's setup, then the prediction (with the
+        // project, its build too)
         ...(args.image !== undefined
-          ? { onInterruptDoing: () => `cancelling the ${args.mode === 'train' ? 'training' : 'prediction'}` }
+          ? {
+              onInterruptDoing: () =>
+                ready
+                  ? `cancelling the ${args.mode === 'train' ? 'training' : 'prediction'}`
+                  : "cancelling the model's setup",
+            }
           : {}),
       },
-      async ({ client, session, ref, signal, onStatus }) => {
+      async ({ client, session, ref, signal, onStatus: show }) => {
+        const watchReady = watchingForReady(runStepName(args.mode), () => (ready = true));
+        const onStatus: typeof show = (status) => show(watchReady(status));
         // the worker's devices are only asked for when a GPU is wanted (one round trip less otherwise)
         const devicesFor = async (needsGpu: boolean) =>
           needsGpu || args.gpus !== undefined
@@ -244,6 +256,7 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
               env,
               devices: gpus.devices,
               ...(args.useReplicateToken ? { replicateTokenSecret } : {}),
+              announceReady: true,
             });
             report = run.report;
             return { ref: run.ref };

@@ -43,6 +43,13 @@ export interface RunOnceOptions {
   readonly devices?: readonly string[];
   /** a session secret holding the Replicate API token for the request's context */
   readonly replicateTokenSecret?: string;
+  /** the run's step says when the model is READY, for watchingForReady (see ready-signal.ts) */
+  readonly announceReady?: boolean;
+}
+
+/** The name of the step that runs the model, in progress output. */
+export function runStepName(mode: 'predict' | 'train'): string {
+  return mode === 'train' ? 'run the model: /trainings' : 'run the model: /predictions';
 }
 
 export async function runOnce(
@@ -57,7 +64,8 @@ export async function runOnce(
     inputFrom: local(inputDirName, { name: 'load the inputs' }),
     ...(options.devices?.length ? { devices: options.devices } : {}),
     ...(options.replicateTokenSecret ? { replicateTokenSecret: options.replicateTokenSecret } : {}),
-    name: options.mode === 'train' ? 'run the model: /trainings' : 'run the model: /predictions',
+    ...(options.announceReady ? { announceReady: true } : {}),
+    name: runStepName(options.mode),
   });
   let id: string;
   try {

@@ -4,6 +4,7 @@
  * say READY, optionally runs one prediction, and writes what it saw to /out/smoke.json.
  */
 import { type State, scratch } from '../llb/index.js';
+import { readyLine } from './ready-signal.js';
 import { workerSocketPython } from './worker-sockets.js';
 
 export interface SmokeOptions {
@@ -30,6 +31,8 @@ export interface SmokeOptions {
   readonly replicateTokenSecret?: string;
   /** where the server starts, as `docker run` would (default /src, where cog builds put the model) */
   readonly cwd?: string;
+  /** write readyLine on the probe's stdout once the server is READY (see ready-signal.ts) */
+  readonly announceReady?: boolean;
 }
 
 /** Where the probe finds the Replicate API token secret. */
@@ -104,6 +107,9 @@ try:
                 continue
             if report["health"].get("status") in ("READY", "SETUP_FAILED", "DEFUNCT"):
                 report["timings"]["ready"] = time.time()
+                if report["health"].get("status") == "READY" and "COG_SMOKE_ANNOUNCE_READY" in os.environ:
+                    sys.stdout.write(${JSON.stringify(readyLine)})
+                    sys.stdout.flush()
                 break
         except Exception:
             pass
@@ -204,6 +210,7 @@ export function smokeTest(model: State, options: SmokeOptions): State {
         ...(options.input ? { COG_SMOKE_INPUT: JSON.stringify(options.input) } : {}),
         ...(options.inputFrom ? { COG_SMOKE_INPUT_FILE: '/cog-input/request.json' } : {}),
         ...(options.replicateTokenSecret ? { COG_SMOKE_TOKEN_FILE: tokenPath } : {}),
+        ...(options.announceReady ? { COG_SMOKE_ANNOUNCE_READY: '1' } : {}),
       },
       cwd: options.cwd ?? '/src',
       mounts: [

@@ -52,32 +52,66 @@ test('cog run IMAGE runs a pushed image', { timeout: 600_000 }, async () => {
 });
 
 test(
-  'Ctrl-C during cog run IMAGE says the prediction was cancelled: nothing is built',
+  "Ctrl-C during cog run IMAGE says what it cancelled: the model's setup before READY, then the prediction; nothing is built",
   { timeout: 600_000 },
   async () => {
-    const ref = `cogts-test/run-ctrlc:${Date.now().toString(36)}`;
-    await execOk(cog, ['build', '-t', ref, '--progress', 'quiet'], {
-      env: tb.env,
-      cwd: join(fixtures, 'hello'),
+    const tag = `cogts-run-ctrlc-${Date.now().toString(36)}`;
+    const project = await tempDir('cogts-predict-image-ctrlc-');
+    await writeFiles(project, {
+      'cog.yaml': "build:\n  python_version: '3.11'\npredict: 'predict.py:Predictor'\n",
+      'predict.py': [
+        'import os, subprocess',
+        'from cog import BasePredictor',
+        '',
+        'class Predictor(BasePredictor):',
+        '    def setup(self) -> None:',
+        '        if "SLOW_SETUP" in os.environ:',
+        '            subprocess.run(["sh", "-c", f"sleep 600 # {os.environ[\'SLOW_SETUP\']}-setup"])',
+        '',
+        '    def predict(self, tag: str) -> str:',
+        '        subprocess.run(["sh", "-c", f"sleep 600 # {tag}-running"])',
+        '        return tag',
+        '',
+      ].join('\n'),
     });
+    const ref = `cogts-test/run-ctrlc:${Date.now().toString(36)}`;
+    await execOk(cog, ['build', '-t', ref, '--progress', 'quiet'], { env: tb.env, cwd: project });
     const { spawn } = await import('node:child_process');
-    const child = spawn(cog, ['run', ref, '-i', 'name=x'], { env: tb.env, cwd: dir });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    const deadline = Date.now() + 120_000;
-    while (!/cog: build \w+ on/.test(stderr)) {
-      assert.ok(
-        Date.now() < deadline && child.exitCode === null,
-        `cog run never reached the daemon:\n${stderr}`,
-      );
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    child.kill('SIGINT');
-    assert.equal(await exited, 130, stderr);
-    assert.match(stderr, /SIGINT: cancelling the prediction/);
-    assert.match(stderr, /interrupted \(SIGINT\): the prediction was cancelled/);
-    assert.doesNotMatch(stderr, /the build was cancelled|cancelling the build/);
+    // Ctrl-C once a process whose command line holds `running` shows on the host (the model's, in its exec)
+    const interruptWhen = async (args: string[], running: string) => {
+      const child = spawn(cog, ['run', ref, ...args], { env: tb.env, cwd: dir });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const deadline = Date.now() + 300_000;
+      while ((await pidsWith(running)).length === 0) {
+        assert.ok(Date.now() < deadline, `${running} never started:\n${stderr}`);
+        assert.equal(child.exitCode, null, `cog run exited early:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      child.kill('SIGINT');
+      const code = await exited;
+      const gone = Date.now() + 10_000;
+      while ((await pidsWith(running)).length > 0) {
+        assert.ok(Date.now() < gone, `the model's processes still run: ${await pidsWith(running)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      return { code, stderr };
+    };
+
+    const setup = await interruptWhen(['-i', 'tag=x', '-e', `SLOW_SETUP=${tag}`], `${tag}-setup`);
+    assert.equal(setup.code, 130, setup.stderr);
+    assert.match(setup.stderr, /SIGINT: cancelling the model's setup/);
+    assert.match(setup.stderr, /interrupted \(SIGINT\): the model's setup was cancelled/);
+    assert.doesNotMatch(setup.stderr, /prediction|the build was cancelled|cancelling the build/);
+
+    // plain progress shows the run's whole log: the line the probe says READY with is not in it
+    const prediction = await interruptWhen(['-i', `tag=${tag}`, '--progress', 'plain'], `${tag}-running`);
+    assert.equal(prediction.code, 130, prediction.stderr);
+    assert.match(prediction.stderr, /SIGINT: cancelling the prediction/);
+    assert.match(prediction.stderr, /interrupted \(SIGINT\): the prediction was cancelled/);
+    assert.doesNotMatch(prediction.stderr, /model's setup|the build was cancelled|cancelling the build/);
+    assert.doesNotMatch(prediction.stderr, /cog: the model is READY/, 'the ready line is not shown');
   },
 );
 
