@@ -5,6 +5,7 @@
  */
 import { type State, scratch } from '../llb/index.js';
 import { readyLine } from './ready-signal.js';
+import { serverOpenerPython } from './server-opener.js';
 import { workerSocketPython } from './worker-sockets.js';
 
 export interface SmokeOptions {
@@ -50,7 +51,7 @@ export interface SmokeReport {
 }
 
 const probe = String.raw`
-import json, os, subprocess, sys, time, urllib.request
+import json, os, subprocess, sys, time, urllib.error, urllib.request
 probe_started = time.time()
 import socket
 port = os.environ["COG_SMOKE_PORT"]
@@ -66,6 +67,8 @@ base = "http://127.0.0.1:" + port
 # Then the server is started again at a random pid (a clash is rare: retrying is cheaper than always
 # moving the pid). See worker-sockets.ts.
 ${workerSocketPython}
+# requests to the server go straight there, whatever HTTP(S)_PROXY the image's env sets (server-opener.ts)
+${serverOpenerPython}
 args = [sys.executable, "-m", "cog.server.http"] + (["--x-mode", "train"] if mode == "train" else [])
 # the server's output goes on to the build's log as it comes, and its last lines are kept for the report:
 # when the server does not become ready or the prediction fails, they say why in every progress mode
@@ -89,7 +92,7 @@ restarts = 0
 report = {"health": None, "timings": {"probe_started": probe_started}}
 answered_tail = None
 def get(path):
-    with urllib.request.urlopen(base + path, timeout=5) as r:
+    with to_server.open(base + path, timeout=5) as r:
         return json.load(r)
 deadline = time.time() + float(os.environ.get("COG_SMOKE_TIMEOUT", "300"))
 try:
@@ -137,7 +140,7 @@ try:
             path = "/trainings" if mode == "train" else "/predictions"
             req = urllib.request.Request(base + path, data=body, headers={"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=300) as r:
+                with to_server.open(req, timeout=300) as r:
                     report["prediction"] = json.load(r)
                 report["timings"]["answered"] = time.time()
                 # coglet frees the prediction's slot just after it answers; stopped before that, it logs

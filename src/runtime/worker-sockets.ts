@@ -11,6 +11,8 @@
  * stop it and start it again at another one. Any other setup failure is left as it is.
  */
 
+import { serverOpenerPython } from './server-opener.js';
+
 /** Python: `move_pid()`, `stop_server(server)`, `socket_clash(health)` and `MAX_SOCKET_RESTARTS`, for a script to include. */
 export const workerSocketPython = String.raw`
 MAX_SOCKET_RESTARTS = 5
@@ -46,8 +48,9 @@ def socket_clash(health):
  * as the server did.
  */
 const launcher = String.raw`
-import json, os, signal, subprocess, sys, time, urllib.error, urllib.request
+import json, os, signal, subprocess, sys, time, urllib.error
 ${workerSocketPython}
+${serverOpenerPython}
 health_url = sys.argv[1]
 server_args = sys.argv[2:]
 server = None
@@ -61,8 +64,7 @@ for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
     signal.signal(s, pass_on)
 def health():
     try:
-        # straight to the server: an HTTP(S)_PROXY in the image's env must not take 127.0.0.1's requests
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(health_url, timeout=5) as r:
+        with to_server.open(health_url, timeout=5) as r:
             return json.load(r)
     except urllib.error.HTTPError as e:
         try:

@@ -41,6 +41,41 @@ test(
   },
 );
 
+test(
+  "an HTTP_PROXY in cog.yaml's environment is the model's: the smoke test and cog run reach the server straight",
+  { timeout: 600_000 },
+  async () => {
+    // a dead proxy (port 9, discard): a request to the model's server through it never arrives
+    const proxy = 'http://127.0.0.1:9';
+    const project = await tempDir('cogts-predict-proxy-');
+    await writeFiles(project, {
+      'cog.yaml': [
+        'build:',
+        '  python_version: "3.11"',
+        'environment:',
+        `  - HTTP_PROXY=${proxy}`,
+        `  - http_proxy=${proxy}`,
+        'run: "run.py:Runner"',
+        '',
+      ].join('\n'),
+      'run.py': [
+        'import os',
+        'from cog import BaseRunner',
+        '',
+        '',
+        'class Runner(BaseRunner):',
+        '    def run(self, name: str = "x") -> str:',
+        '        return name + " via " + os.environ.get("HTTP_PROXY", "<none>") + " " + os.environ.get("http_proxy", "<none>")',
+        '',
+      ].join('\n'),
+    });
+    await execOk(cog, ['build', '--smoke-test', '--progress', 'quiet'], { env: tb.env, cwd: project });
+    const out = await execOk(cog, ['run', '-i', 'name=direct'], { env: tb.env, cwd: project });
+    // the model's own environment is as cog.yaml set it
+    assert.equal(out.stdout, `direct via ${proxy} ${proxy}\n`);
+  },
+);
+
 test('cog run IMAGE runs a pushed image', { timeout: 600_000 }, async () => {
   const ref = `${tb.registry}/cogts-test/predict-hello:${Date.now().toString(36)}`;
   await execOk(cog, ['build', '-t', ref, '--push', '--progress', 'quiet'], {

@@ -139,6 +139,23 @@ describe('the cog serve launcher (worker socket clashes)', () => {
     }
   });
 
+  test('an HTTP(S)_PROXY in the env (a dead one here) does not take the health check: a clash is still seen', async () => {
+    const dead = 'http://127.0.0.1:9';
+    const proxied = { HTTP_PROXY: dead, http_proxy: dead, HTTPS_PROXY: dead, https_proxy: dead };
+    const run = await launch([clash, ready], { ...proxied, NO_PROXY: '', no_proxy: '' });
+    try {
+      assert.deepEqual(
+        await until(run.health, (h) => (h as { status?: string } | undefined)?.status === 'READY'),
+        ready,
+      );
+      assert.equal((await run.starts()).length, 2, run.stderr());
+      run.child.kill('SIGTERM');
+      assert.equal(await run.exited, 0, run.stderr());
+    } finally {
+      await run.kill();
+    }
+  });
+
   test('any other setup failure stays as it is (one start), for the user to see', async () => {
     const run = await launch([realFailure, ready]);
     try {
