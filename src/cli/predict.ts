@@ -187,16 +187,14 @@ export async function predict(args: PredictArgs, io: CommandIo, cwd = process.cw
         hideSteps: isCogBaseProbe,
         // the project's build takes --secret: a step's missing secret is explained with the flag
         secretFlag: prepared !== undefined,
-        // IMAGE is run, not built: Ctrl-C cancels the model's setup, then the prediction (with the
-        // project, its build too)
-        ...(args.image !== undefined
-          ? {
-              onInterruptDoing: () =>
-                ready
-                  ? `cancelling the ${args.mode === 'train' ? 'training' : 'prediction'}`
-                  : "cancelling the model's setup",
-            }
-          : {}),
+        // what Ctrl-C cancels: the project's build (which runs the model too) or, IMAGE being run, not
+        // built, the model's setup; either way, once the model is READY, the prediction
+        onInterruptDoing: () =>
+          ready
+            ? `cancelling the ${args.mode === 'train' ? 'training' : 'prediction'}`
+            : args.image !== undefined
+              ? "cancelling the model's setup"
+              : 'cancelling the build',
       },
       async ({ client, session, ref, signal, onStatus: show }) => {
         const watchReady = watchingForReady(runStepName(args.mode), () => (ready = true));

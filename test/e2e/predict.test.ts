@@ -576,7 +576,9 @@ test('Ctrl-C during a prediction stops it and leaves nothing running', { timeout
     const code = await exited;
     assert.ok(Date.now() - interrupted < 20_000, `stopped within 20 s (took ${Date.now() - interrupted} ms)`);
     assert.equal(code, 130, stderr);
-    assert.match(stderr, /SIGINT: cancelling the build/);
+    // the project was built and the model is READY: what is cancelled is the prediction
+    assert.match(stderr, /SIGINT: cancelling the prediction/);
+    assert.match(stderr, /interrupted \(SIGINT\): the prediction was cancelled/);
     // the exec and everything in it are gone from the daemon host
     const gone = Date.now() + 10_000;
     while ((await pidsWith(running)).length > 0) {
