@@ -90,11 +90,27 @@ export function chooseCogBase(
     throw new CogError(
       `--use-cog-base-image=true: no cog-base image is published for ${wanted} (${completed.configFile}: Python ${completed.pythonVersion ?? 'unset'}${completed.cuda ? `, CUDA ${completed.cuda}` : ''}${completed.requirements.torch ? `, torch ${completed.requirements.torch}` : ''})`,
       {
-        hint: 'cog-base images exist for Python ≥ 3.10 with torch ≥ 1.13.1; use --use-cog-base-image=false to build on python:X-slim or nvidia/cuda',
+        hint: `${publishedNearby(completed)}; use --use-cog-base-image=false to build on python:X-slim or nvidia/cuda`,
       },
     );
   }
   return { image: cogBaseImageName(tag, env), required };
+}
+
+/** What cog-base publishes near a config none fits: the images with its torch, when it pins one. */
+function publishedNearby(completed: CompletedConfig): string {
+  const torch = completed.requirements.torch;
+  const tags = completed.baseImages.cogBaseWithTorch;
+  if (!torch) return 'cog-base images exist for Python ≥ 3.10, alone, with a CUDA, or with a torch ≥ 1.13.1';
+  if (tags.length === 0) return `no cog-base image has torch ${torch} (they have torch ≥ 1.13.1)`;
+  // the config's Python first: the likeliest fix is the CUDA
+  const python = completed.pythonVersion?.split('.').slice(0, 2).join('.');
+  const samePython = (tag: string) => (python !== undefined && tag.includes(`python${python}-`) ? 0 : 1);
+  const shown = [...tags]
+    .sort((a, b) => samePython(a) - samePython(b))
+    .slice(0, 8)
+    .join(', ');
+  return `the cog-base images with torch ${torch}: ${shown}${tags.length > 8 ? ` and ${tags.length - 8} more` : ''}`;
 }
 
 /**

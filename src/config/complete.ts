@@ -119,14 +119,19 @@ export function completeConfig(input: CompletionInput): CompletionResult {
     }
   }
   let cogBase: string | null = null;
+  const publishedTags = cogBaseTags(compat);
+  const torchForBase =
+    torch !== undefined && torch !== '' ? (normaliseTorchVersion(compat, torch) ?? null) : null;
   if (pythonVersion !== null && majorMinor(pythonVersion) !== undefined) {
-    const torchForBase =
-      torch !== undefined && torch !== '' ? (normaliseTorchVersion(compat, torch) ?? null) : null;
     if (torch === undefined || torch === '' || torchForBase !== null) {
       const tag = cogBaseTag({ cuda, python: pythonVersion, torch: torchForBase });
-      if (cogBaseTags(compat).has(tag)) cogBase = tag;
+      if (publishedTags.has(tag)) cogBase = tag;
     }
   }
+  const torchPart = torchForBase === null ? undefined : `-${cogBaseTag({ torch: torchForBase })}`;
+  const cogBaseWithTorch = torchPart
+    ? [...publishedTags].filter((tag) => tag.endsWith(torchPart)).sort()
+    : [];
 
   // 5. requirements.txt for the image
   const rewritten = rewriteRequirements(kept, { gpu, cuda, compat });
@@ -161,6 +166,7 @@ export function completeConfig(input: CompletionInput): CompletionResult {
       cuda: cudaImage,
       python: pythonVersion === null ? null : `python:${pythonVersion}-slim`,
       cogBaseTag: cogBase,
+      cogBaseWithTorch,
     },
     requirements: {
       file: input.requirements.file,

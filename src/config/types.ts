@@ -93,6 +93,11 @@ export interface CompletedConfig {
     python: string | null;
     /** cog-base tag (e.g. "cuda11.8-python3.10-torch2.0.1") when the combination is one cog-base publishes */
     cogBaseTag: string | null;
+    /**
+     * the cog-base tags published with the build's torch (as cogBaseTag would name it), sorted: what a
+     * build that needs a cog-base image could use instead when none fits; empty without a torch pin
+     */
+    cogBaseWithTorch: readonly string[];
   };
   requirements: {
     /** path of the requirements file relative to the project dir, or null (python_packages or none) */

@@ -65,6 +65,43 @@ test('--use-cog-base-image=true requires it; =false never uses it', () => {
   );
 });
 
+test('--use-cog-base-image=true without a fitting image: the hint names the images with the pinned torch', () => {
+  const hintFor = (completed: ReturnType<typeof completedFor>) => {
+    try {
+      chooseCogBase(completed, { ...auto, useCogBaseImage: true }, {});
+    } catch (err) {
+      assert.ok(err instanceof CogError);
+      return err.hint ?? '';
+    }
+    assert.fail('no error');
+  };
+  // torch 1.13.1 has cog-base images, for Python 3.10 only: Python 3.11 with it has none
+  const py311 = completedFor(
+    'build:\n  python_version: "3.11"\n  gpu: true\n  python_packages: ["torch==1.13.1"]\npredict: predict.py:Predictor\n',
+  );
+  assert.equal(py311.baseImages.cogBaseTag, null);
+  assert.ok(py311.baseImages.cogBaseWithTorch.length > 0);
+  for (const tag of py311.baseImages.cogBaseWithTorch) assert.match(tag, /python3\.10-torch1\.13\.1$/);
+  const hint = hintFor(py311);
+  assert.match(hint, /^the cog-base images with torch 1\.13\.1: \S*python3\.10-torch1\.13\.1/);
+  assert.match(hint, /python3\.10-torch1\.13\.1; use --use-cog-base-image=false/);
+  assert.doesNotMatch(hint, /python3\.11/);
+  // the config's Python first
+  const py312 = completedFor(
+    'build:\n  python_version: "3.12"\n  gpu: true\n  cuda: "11.7"\n  python_packages: ["torch==2.7.0"]\npredict: predict.py:Predictor\n',
+  );
+  assert.ok(py312.baseImages.cogBaseWithTorch.length > 8);
+  const listed = hintFor(py312);
+  assert.match(
+    listed,
+    /^the cog-base images with torch 2\.7\.0: ((cuda[\d.]+-)?python3\.12-torch2\.7\.0, ){4}/,
+  );
+  assert.match(listed, / and \d+ more; use --use-cog-base-image=false/);
+  // a torch no image has
+  assert.deepEqual(oldTorch.baseImages.cogBaseWithTorch, []);
+  assert.match(hintFor(oldTorch), /^no cog-base image has torch 1\.13\.0 \(they have torch ≥ 1\.13\.1\)/);
+});
+
 test('--use-cog-base-image and --use-cuda-base-image together are refused, whatever their values', () => {
   for (const flags of [
     { useCogBaseImage: false, useCudaBaseImage: 'auto' },
