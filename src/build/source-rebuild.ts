@@ -91,7 +91,13 @@ export interface SourceRebuildRequest {
   readonly onProgress?: SourceRebuildProgress;
 }
 
-export type SourceRebuildProgress = (step: 'write' | 'upload', done: number, total: number) => void;
+/** A rebuild's steps: bytes through (`done` of `total`), and each step's end once it has succeeded. */
+export interface SourceRebuildProgress {
+  bytes(step: SourceRebuildStep, done: number, total: number): void;
+  finished(step: SourceRebuildStep): void;
+}
+
+export type SourceRebuildStep = 'write' | 'upload';
 
 export type SourceRebuild =
   | {
@@ -172,10 +178,20 @@ async function rebuild(request: SourceRebuildRequest): Promise<SourceRebuild> {
 
 type LayerSpec = Parameters<typeof writeSourceLayer>[0];
 /** what a rebuild under way answers to: Ctrl-C, and who shows its progress */
-type Live = Pick<SourceRebuildRequest, 'signal' | 'onProgress'>;
+type RebuildHooks = Pick<SourceRebuildRequest, 'signal' | 'onProgress'>;
 
-const writeProgress = (onProgress: SourceRebuildProgress | undefined) =>
-  onProgress && ((done: number, total: number) => onProgress('write', done, total));
+/** The source layer written to `dest`, its progress (and its end) told to `onProgress`. */
+async function writeLayer(spec: LayerSpec, dest: string, { signal, onProgress }: RebuildHooks) {
+  const layer = await writeSourceLayer(spec, dest, {
+    signal,
+    ...(onProgress
+      ? { onBytes: (done: number, total: number) => onProgress.bytes('write', done, total) }
+      : {}),
+  });
+  onProgress?.finished('write');
+  return layer;
+}
+
 type Previous = Parameters<typeof nextSourceImage>[0];
 type Settings = Parameters<typeof nextSourceImage>[2];
 type Made =
@@ -188,7 +204,7 @@ async function intoStore(
   previous: Previous,
   settings: Settings,
   imageName: string,
-  { signal, onProgress }: Live,
+  hooks: RebuildHooks,
 ): Promise<Made> {
   const below = previous.manifest.layers.slice(0, -1);
   // a copy cut short is no copy: the build on buildkitd then names it
@@ -198,7 +214,7 @@ async function intoStore(
   const staged = await store.stagingPath();
   let image: NextImage;
   try {
-    const layer = await writeSourceLayer(spec, staged, { signal, onBytes: writeProgress(onProgress) });
+    const layer = await writeLayer(spec, staged, hooks);
     image = nextSourceImage(previous, layer, settings, layer.sourceDate);
     await store.commitBlob(staged, layer.digest);
   } finally {
@@ -231,14 +247,15 @@ async function toRegistry(
   spec: LayerSpec,
   previous: Previous,
   settings: Settings,
-  { signal, onProgress }: Live,
+  hooks: RebuildHooks,
 ): Promise<Made> {
+  const { signal, onProgress } = hooks;
   const { client } = target;
   const ref = parseReference(target.imageName);
   const dir = await mkdtemp(join(tmpdir(), 'cog-source-layer-'));
   try {
     const path = join(dir, 'layer.tar.gz');
-    const layer = await writeSourceLayer(spec, path, { signal, onBytes: writeProgress(onProgress) });
+    const layer = await writeLayer(spec, path, hooks);
     const image = nextSourceImage(previous, layer, settings, layer.sourceDate);
     const [forLayer, forConfig] = await target.sessions;
     handedOver.add(target);
@@ -254,7 +271,7 @@ async function toRegistry(
             uploadBlob(client, ref, fileBlobSource(path, layer.digest, layer.size), {
               signal: uploads.signal,
               session: forLayer,
-              ...(onProgress ? { onProgress: (done, total) => onProgress('upload', done, total) } : {}),
+              ...(onProgress ? { onProgress: (done, total) => onProgress.bytes('upload', done, total) } : {}),
             }).then(() => undefined),
           () =>
             uploadBlob(client, ref, bufferBlobSource(image.config, image.configDescriptor.digest), {
@@ -265,6 +282,7 @@ async function toRegistry(
         2,
         uploads,
       );
+      onProgress?.finished('upload');
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }

@@ -86,8 +86,8 @@ export async function build(args: BuildArgs, io: CommandIo, cwd = process.cwd())
 /** `cog build`, telling the caller what it made (`cog push` builds into the store with this). */
 export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.cwd()): Promise<BuildOutcome> {
   // a --progress that is no mode is refused before anything, also when the build is answered without
-  // buildkitd (which renders no progress)
-  resolveProgressMode(args.progress, io.env, false);
+  // buildkitd (which renders no progress: the mode then says whether its own progress lines show)
+  const progressMode = resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true);
   const recording = startRecording(args, io, cwd);
   const warn = (message: string) => {
     const line = warningLine(message);
@@ -209,7 +209,7 @@ export async function buildImage(args: BuildArgs, io: CommandIo, cwd = process.c
       store,
       toStore,
       io,
-      live: { stream: io.stderr, mode: resolveProgressMode(args.progress, io.env, io.stderr.isTTY === true) },
+      live: { stream: io.stderr, mode: progressMode },
     });
     if (answered) return answered;
   }

@@ -9,6 +9,7 @@ import type { InputFingerprint, RecordedOutput } from '../build/build-record.js'
 import {
   type PushTarget,
   type SourceRebuildProgress,
+  type SourceRebuildStep,
   closePushTarget,
   openPushTarget,
   rebuildSource,
@@ -169,7 +170,6 @@ export async function answerSourceOnly(
     return undefined;
   }
   let result;
-  const steps = request.progress && layerProgress(request.progress);
   try {
     const target =
       request.target.kind === 'store'
@@ -183,9 +183,8 @@ export async function answerSourceOnly(
       sharedKeyHint: request.sharedKeyHint,
       target,
       ...(request.signal ? { signal: request.signal } : {}),
-      ...(steps ? { onProgress: steps.onProgress } : {}),
+      ...(request.progress ? { onProgress: layerProgress(request.progress) } : {}),
     });
-    steps?.end();
   } catch (err) {
     // interrupted: no build on buildkitd follows
     if (request.signal?.aborted) throw err;
@@ -206,21 +205,19 @@ export async function answerSourceOnly(
 
 /**
  * The layer's progress as step lines (progress/step-lines.ts): "writing the source layer", then, when it
- * is pushed, "pushing the source layer"; a step's closing line comes when the next starts or (end) the
- * rebuild is done, none when it fails.
+ * is pushed, "pushing the source layer"; a step's closing line comes when it has succeeded, none when it
+ * failed.
  */
-function layerProgress(target: StepLinesTarget): { onProgress: SourceRebuildProgress; end(): void } {
+function layerProgress(target: StepLinesTarget): SourceRebuildProgress {
   const what = { write: 'writing the source layer', upload: 'pushing the source layer' } as const;
-  let current: { step: keyof typeof what; lines: StepLines } | undefined;
+  const lines = new Map<SourceRebuildStep, StepLines>();
   return {
-    onProgress(step, done, total) {
-      if (current?.step !== step) {
-        current?.lines.end();
-        current = { step, lines: createStepLines(target, what[step], total) };
-      }
-      current.lines.update(done);
+    bytes(step, done, total) {
+      let shown = lines.get(step);
+      if (!shown) lines.set(step, (shown = createStepLines(target, what[step], total)));
+      shown.update(done);
     },
-    end: () => current?.lines.end(),
+    finished: (step) => lines.get(step)?.end(),
   };
 }
 

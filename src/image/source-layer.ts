@@ -90,7 +90,7 @@ async function* sourceTar(
   spec: SourceLayerSpec,
   entries: readonly ContextEntry[],
   date: Date,
-  onFileBytes: (n: number) => void,
+  onBytes?: (done: number, total: number) => void,
 ): AsyncGenerator<Buffer> {
   const files = spec.files.map((file) => ({ ...file, path: inArchive(file.path) }));
   yield tarHeader({ path: 'src/', type: 'directory', mode: 0o755, mtime: date, size: 0 });
@@ -98,6 +98,11 @@ async function* sourceTar(
   for (const dir of dirs)
     yield tarHeader({ path: `${dir}/`, type: 'directory', mode: 0o755, mtime: date, size: 0 });
   const generated = new Set(files.map((f) => f.path));
+  // the bytes the loop below streams: regular files' (a hard link's once), not those the plan replaces
+  const streamed = (entry: ContextEntry) =>
+    entry.file !== undefined && !entry.stat.linkname && !generated.has(`src/${entry.path}`);
+  const total = entries.reduce((sum, e) => sum + (streamed(e) ? Number(e.stat.size ?? 0) : 0), 0);
+  let done = 0;
   for (const file of files) {
     const content = Buffer.from(file.content, 'utf8');
     yield tarHeader({
@@ -156,7 +161,8 @@ async function* sourceTar(
       const part = chunk.subarray(0, Math.max(0, size - sent));
       sent += part.length;
       if (part.length > 0) {
-        onFileBytes(part.length);
+        done += part.length;
+        onBytes?.(done, total);
         yield part;
       }
     }
@@ -186,8 +192,8 @@ export interface SourceLayerWriting {
   /** stops the write (the pipeline fails with the signal's reason) */
   readonly signal?: AbortSignal | undefined;
   /**
-   * the project's file bytes read into the layer so far, of `total` (its regular files' sizes, known
-   * once the project was walked, before the first byte)
+   * the project's file bytes read into the layer so far, of `total` (the sizes of the files it streams,
+   * known once the project was walked, before the first byte)
    */
   readonly onBytes?: ((done: number, total: number) => void) | undefined;
 }
@@ -201,20 +207,10 @@ export async function writeSourceLayer(
   const { signal, onBytes } = writing;
   const { entries, sourceDate } = await projectEntries(spec);
   signal?.throwIfAborted();
-  const total = entries.reduce(
-    (sum, entry) => sum + (entry.file && !entry.stat.linkname ? Number(entry.stat.size ?? 0) : 0),
-    0,
-  );
-  let done = 0;
   const tar = new Tap();
   const gzipped = new Tap();
   await pipeline(
-    Readable.from(
-      sourceTar(spec, entries, sourceDate, (n) => {
-        done += n;
-        onBytes?.(done, total);
-      }),
-    ),
+    Readable.from(sourceTar(spec, entries, sourceDate, onBytes)),
     tar,
     createGzip(),
     gzipped,

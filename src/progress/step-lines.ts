@@ -4,10 +4,12 @@
  * stalled, a small one must not get noise: nothing while the step is quick; once it has run
  * `firstAfterMs`, a line with the bytes done, then one at most every `everyMs` while bytes flow; when a
  * line was printed, a closing one with the time taken. One line each, no redraw, so a CI log reads the
- * same as a terminal. Quiet and rawjson: none (rawjson is BuildKit's status stream).
+ * same as a terminal. Quiet and rawjson: none (rawjson is BuildKit's status stream). `cog push`'s
+ * blob-by-blob view is push-progress.ts; this is for one step that has nothing else on screen.
  */
 import { formatSize } from '../image/inspect.js';
 import type { ResolvedProgressMode } from './mode.js';
+import { formatSeconds } from './time.js';
 
 export interface StepLines {
   /** `done` of the step's bytes are through (never more than the total it was given is shown) */
@@ -53,8 +55,7 @@ export function createStepLines(
       if (ended) return;
       ended = true;
       if (silent || lastLine === undefined) return;
-      const seconds = ((now() - started) / 1000).toFixed(1);
-      target.stream.write(`cog: ${what}: done, ${formatSize(total)} in ${seconds}s\n`);
+      target.stream.write(`cog: ${what}: done, ${formatSize(total)} in ${formatSeconds(now() - started)}\n`);
     },
   };
 }

@@ -318,6 +318,16 @@ describe('writeSourceLayer', () => {
     assert.ok(projectBytes > 0);
     assert.deepEqual(progress.at(-1), [projectBytes, projectBytes]);
     for (const [i, [done]] of progress.entries()) assert.ok(i === 0 || done > progress[i - 1]![0]);
+    // a project file the plan writes over is not streamed, nor counted
+    const replacing: [number, number][] = [];
+    const runSh = byPath.get('src/run.sh')?.content.length ?? 0;
+    assert.ok(runSh > 0);
+    await writeSourceLayer(
+      { ...spec, files: [...spec.files, { path: '/src/run.sh', content: 'generated' }] },
+      `${dest}.replacing`,
+      { onBytes: (done, total) => replacing.push([done, total]) },
+    );
+    assert.deepEqual(replacing.at(-1), [projectBytes - runSh, projectBytes - runSh]);
   });
 });
 
