@@ -34,12 +34,13 @@ export function watchingForReady(
     if (steps.size === 0 || !logs.some(isStepStdout)) return status;
     for (const log of logs.filter(isStepStdout)) {
       if (ready) break;
-      // the last of it is enough to find the line across pieces
-      written = (written + Buffer.from(log.msg ?? []).toString('utf8')).slice(-readyLine.length);
-      if (written.includes(readyLine)) {
+      const seen = written + Buffer.from(log.msg ?? []).toString('utf8');
+      if (seen.includes(readyLine)) {
         ready = true;
         onReady();
       }
+      // the last of it is enough to find the line across pieces
+      written = seen.slice(-readyLine.length);
     }
     return { ...status, logs: logs.filter((log) => !isStepStdout(log)) };
   };

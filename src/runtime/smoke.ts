@@ -110,9 +110,6 @@ try:
                 continue
             if report["health"].get("status") in ("READY", "SETUP_FAILED", "DEFUNCT"):
                 report["timings"]["ready"] = time.time()
-                if report["health"].get("status") == "READY" and "COG_SMOKE_ANNOUNCE_READY" in os.environ:
-                    sys.stdout.write(${JSON.stringify(readyLine)})
-                    sys.stdout.flush()
                 break
         except Exception:
             pass
@@ -120,6 +117,9 @@ try:
     else:
         report["error"] = "no READY within the timeout"
     if report["health"] and report["health"].get("status") == "READY":
+        if "COG_SMOKE_ANNOUNCE_READY" in os.environ:
+            sys.stdout.write(${JSON.stringify(readyLine)})
+            sys.stdout.flush()
         try:
             report["openapi"] = get("/openapi.json")
         except Exception:

@@ -124,6 +124,9 @@ test(
         assert.equal(child.exitCode, null, `cog run exited early:\n${stderr}`);
         await new Promise((r) => setTimeout(r, 250));
       }
+      // the probe's READY line, written before the prediction starts, reaches the CLI through
+      // buildkitd's status stream, which the process table does not wait for
+      await new Promise((r) => setTimeout(r, 1_000));
       child.kill('SIGINT');
       const code = await exited;
       const gone = Date.now() + 10_000;
@@ -571,6 +574,8 @@ test('Ctrl-C during a prediction stops it and leaves nothing running', { timeout
       assert.equal(child.exitCode, null, `cog predict exited early:\n${stderr}`);
       await new Promise((r) => setTimeout(r, 500));
     }
+    // the probe's READY line reaches the CLI through buildkitd's status stream, not the process table
+    await new Promise((r) => setTimeout(r, 1_000));
     const interrupted = Date.now();
     child.kill('SIGINT');
     const code = await exited;

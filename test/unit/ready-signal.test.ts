@@ -44,6 +44,14 @@ test('the ready line is found when it comes in pieces', () => {
   assert.equal(ready, true);
 });
 
+test('the ready line is found with more after it in the same piece', () => {
+  let ready = false;
+  const watch = watchingForReady(step, () => (ready = true));
+  watch({ vertexes: [{ digest: 'sha256:run', name: step }] });
+  watch({ logs: [log('sha256:run', 1, `${readyLine}and more`)] });
+  assert.equal(ready, true);
+});
+
 test("another step's output, even the same line, is not the model's and is shown", () => {
   let ready = false;
   const watch = watchingForReady(step, () => (ready = true));
