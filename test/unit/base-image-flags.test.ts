@@ -43,6 +43,12 @@ test('the commands that build the project take the flags and build as cog build 
       /--use-cog-base-image=true: no cog-base image is published for python3\.11-torch1\.13\.0/,
       name,
     );
+    // the hint says what is published instead (here: nothing with that torch)
+    assert.match(
+      required.stderr,
+      /^hint: no cog-base image has torch 1\.13\.0 \(they have torch ≥ 1\.13\.1\)/m,
+      name,
+    );
     const both = await exec(
       cog,
       [name, '--use-cog-base-image=false', '--use-cuda-base-image', 'false', ...rest],
